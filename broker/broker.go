@@ -1,0 +1,266 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/readymesh/readymesh/broker/store"
+	"github.com/readymesh/readymesh/peer/bridge"
+	"github.com/readymesh/readymesh/peer/identity"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// File names inside the data directory.
+const (
+	KeyFile        = "broker.key"
+	StoreFile      = "broker.db"
+	InfoFile       = "broker.json"
+	CredentialFile = "admin.credential"
+)
+
+// Broker is a running broker. Create it with New, run it with Run.
+type Broker struct {
+	cfg Config
+	log *slog.Logger
+
+	// Immutable after New.
+	key     *identity.Key
+	store   *store.Store
+	host    host.Host
+	httpLn  net.Listener // nil when HTTP is off
+	reg     *prometheus.Registry
+	metrics *metrics
+	live    *presence
+
+	closeOnce sync.Once
+}
+
+// New opens the broker's store and key and starts listening. Nothing is
+// served until Run.
+func New(cfg Config) (*Broker, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("broker: Config.DataDir is empty")
+	}
+	cfg.setDefaults()
+	if cfg.Name == "" {
+		cfg.Name, _ = os.Hostname()
+	}
+	b := &Broker{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry()}
+	if b.log == nil {
+		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("broker: data dir: %w", err)
+	}
+	key, created, err := identity.LoadOrCreate(filepath.Join(cfg.DataDir, KeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if created {
+		b.log.Info("created broker key", "peer_id", key.ID)
+	}
+	b.key = key
+	b.store, err = store.Open(store.Config{Path: filepath.Join(cfg.DataDir, StoreFile),
+		HistoryLimit: cfg.HistoryLimit, Logger: b.log})
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	b.metrics = newMetrics(b.reg)
+	b.live = newPresence()
+	b.host, err = bridge.NewHost(bridge.HostConfig{Key: key, Listen: cfg.Listen,
+		MaxConns: cfg.MaxBridges, Metrics: b.reg})
+	if err != nil {
+		b.store.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if cfg.HTTP != "off" {
+		b.httpLn, err = net.Listen("tcp", cfg.HTTP)
+		if err != nil {
+			b.host.Close()
+			b.store.Close()
+			return nil, fmt.Errorf("broker: http listen: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// ID returns the broker's peer ID.
+func (b *Broker) ID() string { return b.key.ID.String() }
+
+// Store returns the broker's store.
+func (b *Broker) Store() *store.Store { return b.store }
+
+// Info returns how peers find this broker.
+func (b *Broker) Info() wire.BrokerInfo {
+	info := wire.BrokerInfo{PeerID: b.ID(), Name: b.cfg.Name, Region: b.cfg.Region}
+	for _, a := range b.host.Addrs() {
+		info.Addrs = append(info.Addrs, a.String()+"/p2p/"+b.ID())
+	}
+	if b.httpLn != nil {
+		info.HTTP = b.httpLn.Addr().String()
+	}
+	return info
+}
+
+// Run serves until ctx is done, then shuts down and returns nil, or returns
+// the first error that stops the broker. The ready callback, if not nil, is
+// called once broker.json and the admin credential are written.
+func (b *Broker) Run(ctx context.Context, ready func(info wire.BrokerInfo, credentialPath string)) error {
+	defer b.Close()
+	b.handle()
+	cred, err := b.ensureAdmin()
+	if err != nil {
+		return err
+	}
+	if err := writeJSONFile(filepath.Join(b.cfg.DataDir, InfoFile), b.Info(), 0o644); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	if b.httpLn != nil {
+		srv := &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(b.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("broker: http: %w", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer scancel()
+			srv.Shutdown(sctx)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b.flushLastSeen(ctx)
+	}()
+	if ready != nil {
+		ready(b.Info(), cred)
+	}
+	b.log.Info("broker ready", "peer_id", b.ID(), "name", b.cfg.Name, "region", b.cfg.Region)
+	select {
+	case <-ctx.Done():
+		err = nil
+	case err = <-errc:
+	}
+	cancel()
+	// Order: stop accepting bridges first so no presence stream opens while
+	// the last-seen times are written, then wait for our goroutines, then
+	// (in Close) close the store.
+	b.host.Close()
+	wg.Wait()
+	b.live.flushAll(b.store, b.cfg.Now())
+	return err
+}
+
+// Close releases the host and the store. It is safe to call more than once
+// and after Run.
+func (b *Broker) Close() error {
+	var err error
+	b.closeOnce.Do(func() {
+		b.host.Close()
+		if b.httpLn != nil {
+			b.httpLn.Close()
+		}
+		err = b.store.Close()
+	})
+	return err
+}
+
+// flushLastSeen writes online machines' last-seen times every
+// LastSeenFlush, so a broker crash loses at most one interval of them.
+func (b *Broker) flushLastSeen(ctx context.Context) {
+	t := time.NewTicker(b.cfg.LastSeenFlush)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.live.flushAll(b.store, b.cfg.Now())
+		}
+	}
+}
+
+// ensureAdmin creates the admin credential on first start, or rewrites the
+// existing one with the broker's current addresses. Deleting the file and
+// restarting the broker replaces the credential.
+func (b *Broker) ensureAdmin() (string, error) {
+	path := filepath.Join(b.cfg.DataDir, CredentialFile)
+	raw, err := os.ReadFile(path)
+	var tok wire.Token
+	switch {
+	case err == nil:
+		tok, err = wire.ParseToken(wire.KindLogin, string(raw))
+		if err != nil || wire.HashSecret(tok.Secret) != b.store.AdminHash() {
+			return "", fmt.Errorf("broker: %s does not match this broker's admin credential; delete it to create a new one", path)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		tok = wire.Token{Kind: wire.KindLogin, Secret: wire.NewSecret()}
+		if err := b.store.SetAdminHash(wire.HashSecret(tok.Secret), b.cfg.Now()); err != nil {
+			return "", fmt.Errorf("broker: admin credential: %w", err)
+		}
+		b.log.Info("created admin credential", "path", path)
+	default:
+		return "", fmt.Errorf("broker: %w", err)
+	}
+	tok.Broker = b.Info()
+	if err := writeFileAtomic(path, []byte(tok.String()+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("broker: %w", err)
+	}
+	return path, nil
+}
+
+func writeJSONFile(path string, v any, mode os.FileMode) error {
+	raw, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(raw, '\n'), mode)
+}
+
+// writeFileAtomic writes via a temporary file and rename, so readers never
+// see a half-written file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,118 @@
+package broker
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/readymesh/readymesh/broker/readiness"
+)
+
+// Config configures a Broker. The zero value of each field means its
+// documented default; DefaultConfig and TestConfig are presets.
+type Config struct {
+	// DataDir holds the key, the store, broker.json and admin.credential.
+	// It must not be empty; it is created with mode 0700.
+	DataDir string
+	// Name is the broker's name as shown on machine cards. Empty means the
+	// host name.
+	Name string
+	// Region is the broker's region label. Empty means "default".
+	Region string
+	// Listen lists bridge listen addresses, multiaddrs or host:port (see
+	// bridge.ListenAddrs). Nil means 0.0.0.0:7400: QUIC on UDP 7400, TCP
+	// on 7400 and WebSocket on 7401.
+	Listen []string
+	// HTTP is the health and metrics listen address. Empty means
+	// 127.0.0.1:7480; "off" disables it.
+	HTTP string
+
+	// Heartbeat is the interval agents are told to send heartbeats at.
+	// Shorter intervals notice a silent loss sooner and cost one small
+	// message per agent per interval. Zero means 5 s.
+	Heartbeat time.Duration
+	// MissedHeartbeats is how many intervals without a heartbeat mark a
+	// machine offline. Zero means 3.
+	MissedHeartbeats int
+	// LastSeenFlush is how often the last-seen times of online machines are
+	// written to the store. Zero means 1 minute.
+	LastSeenFlush time.Duration
+
+	// MaxSnapshot bounds an encoded check-in in bytes. Larger ones are
+	// refused unread. Zero means 1 MiB.
+	MaxSnapshot int
+	// HistoryLimit is how many check-in summaries are kept per machine.
+	// Zero means 100.
+	HistoryLimit int
+	// MaxBridges is how many peer connections the broker admits. Zero
+	// means 20000.
+	MaxBridges int
+	// Readiness holds the readiness rules' thresholds.
+	Readiness readiness.Policy
+
+	// TokenTTL is the default lifetime of enrolment tokens. Zero means 24 h.
+	TokenTTL time.Duration
+	// LoginTTL is the lifetime of one-time technician login tokens. Zero
+	// means 72 h.
+	LoginTTL time.Duration
+
+	// Logger receives the broker's logs. Nil means discard.
+	Logger *slog.Logger
+	// Now returns the current time. Nil means time.Now; tests may pin it.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the production defaults for a broker keeping its
+// data in dir.
+func DefaultConfig(dir string) Config {
+	c := Config{DataDir: dir}
+	c.setDefaults()
+	return c
+}
+
+// TestConfig returns a configuration for tests: loopback only, port 0,
+// heartbeats every 100 ms.
+func TestConfig(dir string) Config {
+	c := Config{DataDir: dir, Listen: []string{"127.0.0.1:0"}, HTTP: "127.0.0.1:0",
+		Heartbeat: 100 * time.Millisecond, LastSeenFlush: time.Second, MaxBridges: 10000}
+	c.setDefaults()
+	return c
+}
+
+func (c *Config) setDefaults() {
+	if c.Region == "" {
+		c.Region = "default"
+	}
+	if len(c.Listen) == 0 {
+		c.Listen = []string{"0.0.0.0:7400"}
+	}
+	if c.HTTP == "" {
+		c.HTTP = "127.0.0.1:7480"
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 5 * time.Second
+	}
+	if c.MissedHeartbeats <= 0 {
+		c.MissedHeartbeats = 3
+	}
+	if c.LastSeenFlush <= 0 {
+		c.LastSeenFlush = time.Minute
+	}
+	if c.MaxSnapshot <= 0 {
+		c.MaxSnapshot = 1 << 20
+	}
+	if c.HistoryLimit <= 0 {
+		c.HistoryLimit = 100
+	}
+	if c.MaxBridges <= 0 {
+		c.MaxBridges = 20000
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = 24 * time.Hour
+	}
+	if c.LoginTTL <= 0 {
+		c.LoginTTL = 72 * time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}

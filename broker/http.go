@@ -1,0 +1,25 @@
+package broker
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// httpHandler serves health and metrics. The console API and web UI come
+// with the web console; until then technicians use meshctl over the bridge.
+func (b *Broker) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"status": "ok", "peer_id": b.ID(),
+			"machines": len(b.store.Machines()), "online": b.live.count()})
+	})
+	mux.HandleFunc("GET /api/v1/broker", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(b.Info())
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(b.reg, promhttp.HandlerOpts{}))
+	return mux
+}

@@ -1,0 +1,30 @@
+package broker
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the broker's own Prometheus metrics; libp2p adds its own to
+// the same registry.
+type metrics struct {
+	online   prometheus.Gauge
+	checkins *prometheus.CounterVec
+	enrolls  *prometheus.CounterVec
+	refused  *prometheus.CounterVec
+	requests *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		online: prometheus.NewGauge(prometheus.GaugeOpts{Name: "readymesh_machines_online",
+			Help: "Machines with an open presence stream to this broker."}),
+		checkins: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "readymesh_checkins_total",
+			Help: "Check-ins by result: ok (committed) or the error code."}, []string{"result"}),
+		enrolls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "readymesh_enrolments_total",
+			Help: "Enrolments by result."}, []string{"result"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "readymesh_refused_total",
+			Help: "Refused requests by protocol and error code."}, []string{"request", "code"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "readymesh_tech_requests_total",
+			Help: "Technician requests by operation."}, []string{"op"}),
+	}
+	reg.MustRegister(m.online, m.checkins, m.enrolls, m.refused, m.requests)
+	return m
+}

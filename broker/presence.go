@@ -1,0 +1,181 @@
+package broker
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/readymesh/readymesh/broker/store"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// presence is the reachability overlay: which machines have a presence
+// stream open to this broker right now, and their live signals. It lives
+// only in memory; reachability is never stored as a verdict.
+type presence struct {
+	mu   sync.Mutex
+	gen  uint64           // mu guards all following fields
+	live map[string]*live // machine ID → its current presence stream
+}
+
+// live is one machine's open presence stream.
+type live struct {
+	gen         uint64
+	stream      network.Stream
+	since       time.Time
+	lastBeat    time.Time
+	load1       float64
+	userPresent bool
+}
+
+func newPresence() *presence { return &presence{live: map[string]*live{}} }
+
+// open registers a new presence stream for id, replacing (and resetting)
+// an older one: an agent that reconnects after a silent loss must not wait
+// for its old stream to time out.
+func (p *presence) open(id string, s network.Stream, now time.Time) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gen++
+	if old := p.live[id]; old != nil {
+		old.stream.Reset()
+	}
+	p.live[id] = &live{gen: p.gen, stream: s, since: now, lastBeat: now}
+	return p.gen
+}
+
+// beat records a heartbeat on stream gen of id.
+func (p *presence) beat(id string, gen uint64, hb *wire.Heartbeat, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l := p.live[id]; l != nil && l.gen == gen {
+		l.lastBeat, l.load1, l.userPresent = now, hb.Load1, hb.UserPresent
+	}
+}
+
+// close removes stream gen of id and reports whether it was still the
+// current one, and when it last beat.
+func (p *presence) close(id string, gen uint64) (current bool, lastBeat time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.live[id]
+	if l == nil || l.gen != gen {
+		return false, time.Time{}
+	}
+	delete(p.live, id)
+	return true, l.lastBeat
+}
+
+// reach returns the reachability part of a machine card. stored is the
+// machine's stored last-seen time.
+func (p *presence) reach(id string, stored *time.Time, broker string) wire.Reachability {
+	p.mu.Lock()
+	l := p.live[id]
+	var r wire.Reachability
+	if l != nil {
+		since, seen, load, user := l.since, l.lastBeat, l.load1, l.userPresent
+		r = wire.Reachability{Online: true, Since: &since, LastSeen: &seen, Broker: broker,
+			Load1: &load, UserPresent: &user}
+	}
+	p.mu.Unlock()
+	if l == nil {
+		r.LastSeen = stored
+	}
+	return r
+}
+
+func (p *presence) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.live)
+}
+
+// flushAll stores now as the last-seen time of every online machine.
+func (p *presence) flushAll(st *store.Store, now time.Time) {
+	p.mu.Lock()
+	seen := make(map[string]time.Time, len(p.live))
+	for id, l := range p.live {
+		seen[id] = l.lastBeat
+	}
+	p.mu.Unlock()
+	st.SetLastSeen(seen)
+}
+
+// handlePresence serves one presence stream: hello, then heartbeats until
+// the stream ends or falls silent for MissedHeartbeats intervals.
+func (b *Broker) handlePresence(s network.Stream) {
+	defer s.Close()
+	remote := s.Conn().RemotePeer().String()
+	r := wire.NewReader(s)
+	s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var hello wire.Hello
+	if err := r.Read(wire.MaxControl, &hello); err != nil {
+		b.refuse(s, "presence", remote, wire.CodeBadRequest, err.Error(), &wire.HelloReply{})
+		return
+	}
+	if hello.MachineID != remote {
+		b.refuse(s, "presence", remote, wire.CodeForbidden,
+			"hello names machine "+hello.MachineID+", but the bridge is authenticated as "+remote, &wire.HelloReply{})
+		return
+	}
+	m, ok := b.store.Machine(remote)
+	if !ok {
+		b.refuse(s, "presence", remote, wire.CodeUnauthorized, "machine is not enrolled on this broker", &wire.HelloReply{})
+		return
+	}
+	now := b.cfg.Now()
+	gen := b.live.open(remote, s, now)
+	b.metrics.online.Set(float64(b.live.count()))
+	b.log.Info("machine online", "machine", m.Name, "client", m.Client, "id", remote)
+	reason := b.heartbeats(s, r, remote, gen)
+	if current, last := b.live.close(remote, gen); current {
+		b.metrics.online.Set(float64(b.live.count()))
+		b.store.SetLastSeen(map[string]time.Time{remote: last})
+		b.log.Info("machine offline", "machine", m.Name, "client", m.Client, "id", remote, "reason", reason)
+		if reason == "heartbeats missed" {
+			// The agent may be frozen or cut off; close its bridge so it
+			// reconnects cleanly when it comes back.
+			s.Conn().Close()
+		}
+	}
+}
+
+// heartbeats runs the heartbeat loop and returns why it ended.
+func (b *Broker) heartbeats(s network.Stream, r *wire.Reader, remote string, gen uint64) string {
+	reply := wire.HelloReply{HeartbeatMS: b.cfg.Heartbeat.Milliseconds(), Brokers: []wire.BrokerInfo{b.Info()}}
+	s.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if err := wire.Write(s, &reply); err != nil {
+		return "hello reply failed"
+	}
+	silence := time.Duration(b.cfg.MissedHeartbeats) * b.cfg.Heartbeat
+	for {
+		s.SetReadDeadline(time.Now().Add(silence))
+		var hb wire.Heartbeat
+		err := r.Read(wire.MaxControl, &hb)
+		switch {
+		case errors.Is(err, io.EOF):
+			return "closed by agent"
+		case errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrTooLarge):
+			b.log.Warn("bad heartbeat", "id", remote, "err", err)
+			s.Reset()
+			return "bad heartbeat"
+		case isTimeout(err):
+			return "heartbeats missed"
+		case err != nil:
+			return "bridge lost"
+		}
+		b.live.beat(remote, gen, &hb, b.cfg.Now())
+		s.SetWriteDeadline(time.Now().Add(silence))
+		if err := wire.Write(s, &wire.HeartbeatAck{Seq: hb.Seq}); err != nil {
+			return "bridge lost"
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
+}

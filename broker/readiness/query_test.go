@@ -1,0 +1,166 @@
+package readiness
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/readymesh/readymesh/broker/store"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// smallFleet: two clients, one machine per state, some online.
+func smallFleet() ([]store.Machine, map[string]bool) {
+	mk := func(id, client, name string, edit func(*store.Machine)) store.Machine {
+		m := readyMachine()
+		m.ID, m.Client, m.Name = id, client, name
+		edit(&m)
+		return m
+	}
+	ms := []store.Machine{
+		mk("a-stale", "acme", "s", func(m *store.Machine) { m.LastCheckIn.At = now.Add(-day) }),
+		mk("a-ready-off", "acme", "r", func(*store.Machine) {}),
+		mk("b-ready", "beta", "r", func(*store.Machine) {}),
+		mk("a-new", "acme", "n", func(m *store.Machine) { m.LastCheckIn, m.OS, m.AgentVersion = nil, nil, "" }),
+		mk("a-behind", "acme", "b", func(m *store.Machine) {
+			m.AgentVersion = "1.3.0"
+			m.PendingUpdates = []wire.PendingUpdate{{ID: "openssl"}}
+		}),
+		mk("a-consent", "acme", "c", func(m *store.Machine) { m.Approval.Required = true }),
+		mk("a-ready-on", "acme", "r", func(*store.Machine) {}),
+		mk("b-dev", "beta", "d", func(m *store.Machine) { m.AgentVersion = "dev" }),
+	}
+	online := map[string]bool{"a-ready-on": true, "a-consent": true, "b-ready": true}
+	return ms, online
+}
+
+func TestQuery(t *testing.T) {
+	ms, online := smallFleet()
+	reach := func(id string) wire.Reachability { return wire.Reachability{Online: online[id]} }
+	all := func(string) bool { return true }
+	acmeOnly := func(c string) bool { return c == "acme" }
+	yes, no := true, false
+	tests := []struct {
+		name    string
+		reach   func(string) wire.Reachability
+		visible func(string) bool
+		args    wire.MachinesArgs
+		want    []string
+	}{
+		{"everything", reach, all, wire.MachinesArgs{},
+			[]string{"a-ready-on", "b-ready", "a-ready-off", "b-dev", "a-behind", "a-consent", "a-stale", "a-new"}},
+		{"scope", reach, acmeOnly, wire.MachinesArgs{},
+			[]string{"a-ready-on", "a-ready-off", "a-behind", "a-consent", "a-stale", "a-new"}},
+		{"client outside scope", reach, acmeOnly, wire.MachinesArgs{Client: "beta"}, []string{}},
+		{"client", reach, all, wire.MachinesArgs{Client: "beta"}, []string{"b-ready", "b-dev"}},
+		{"state", reach, all, wire.MachinesArgs{Readiness: wire.StateReady}, []string{"a-ready-on", "b-ready", "a-ready-off", "b-dev"}},
+		{"unknown state", reach, all, wire.MachinesArgs{Readiness: "bogus"}, []string{}},
+		{"online", reach, all, wire.MachinesArgs{Online: &yes}, []string{"a-ready-on", "b-ready", "a-consent"}},
+		{"offline in scope", reach, acmeOnly, wire.MachinesArgs{Online: &no, Readiness: wire.StateReady}, []string{"a-ready-off"}},
+		{"pending update", reach, all, wire.MachinesArgs{PendingUpdate: "OPENSSL"}, []string{"a-behind"}},
+		{"nil reach is offline", nil, all, wire.MachinesArgs{Online: &yes}, []string{}},
+		{"nil visible shows nothing", reach, nil, wire.MachinesArgs{}, []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cards := Query(ms, tt.reach, tt.visible, tt.args, now, Policy{})
+			if cards == nil {
+				t.Fatal("Query returned nil, want an empty list")
+			}
+			if got := ids(cards); !slices.Equal(got, tt.want) {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestQueryNewestFromWholeFleet: a machine outside the technician's scope
+// still sets the newest version, so readiness does not depend on who asks.
+func TestQueryNewestFromWholeFleet(t *testing.T) {
+	ms, _ := smallFleet()
+	ms[2].AgentVersion = "1.5.0" // b-ready, client beta
+	cards := Query(ms, nil, func(c string) bool { return c == "acme" }, wire.MachinesArgs{Readiness: wire.StateReady}, now, Policy{})
+	if len(cards) != 0 {
+		t.Errorf("acme machines on 1.4.0 should be behind 1.5.0, got ready: %q", ids(cards))
+	}
+	cards = Query(ms, nil, func(c string) bool { return c == "acme" }, wire.MachinesArgs{Client: "acme"}, now, Policy{})
+	if nw := cards[0].Readiness.NewestAgentVersion; nw != "1.5.0" {
+		t.Errorf("newest = %q, want 1.5.0", nw)
+	}
+}
+
+// TestQueryEqualsPipeline checks Query against the exported pieces put
+// together the obvious way, on a generated fleet and several filters.
+func TestQueryEqualsPipeline(t *testing.T) {
+	f := genFleet(5000, 9)
+	var some []string
+	for c := range f.clients {
+		if len(some) < len(f.clients)/3 {
+			some = append(some, c)
+		}
+	}
+	partial := func(c string) bool { return slices.Contains(some, c) }
+	yes := true
+	argsList := []wire.MachinesArgs{
+		{},
+		{Client: some[0]},
+		{Readiness: wire.StateDegraded},
+		{Readiness: wire.StateStale, Online: &yes},
+		{PendingUpdate: "openssl"},
+	}
+	p := Policy{Grace: 5 * time.Minute}
+	for _, visible := range []func(string) bool{f.visible, partial} {
+		for _, a := range argsList {
+			got := Query(f.machines, f.reachOf, visible, a, now, p)
+			want := pipeline(f, visible, a, p)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("args %+v: Query differs from Card+Match+Sort (%d vs %d cards)", a, len(got), len(want))
+			}
+		}
+	}
+}
+
+func pipeline(f *fleet, visible func(string) bool, a wire.MachinesArgs, p Policy) []wire.Card {
+	newest := Newest(f.machines)
+	cards := []wire.Card{}
+	for i := range f.machines {
+		m := &f.machines[i]
+		if !visible(m.Client) {
+			continue
+		}
+		c := Card(m, f.reachOf(m.ID), newest, now, p)
+		if Match(&c, &a) {
+			cards = append(cards, c)
+		}
+	}
+	Sort(cards)
+	return cards
+}
+
+// TestFleetMix keeps the generated fleet honest: every state occurs, about
+// a fifth of machines have pending updates and about half are online.
+func TestFleetMix(t *testing.T) {
+	f := genFleet(20_000, 1)
+	cards := Query(f.machines, f.reachOf, f.visible, wire.MachinesArgs{}, now, Policy{})
+	count := map[string]int{}
+	pendingN, onlineN := 0, 0
+	for i := range cards {
+		count[cards[i].Readiness.State]++
+		if len(cards[i].Readiness.PendingUpdates) > 0 {
+			pendingN++
+		}
+		if cards[i].Reachability.Online {
+			onlineN++
+		}
+	}
+	for _, s := range states {
+		if count[s] == 0 {
+			t.Errorf("no %s machines in the generated fleet", s)
+		}
+	}
+	t.Logf("states %v, pending %d, online %d of %d", count, pendingN, onlineN, len(cards))
+	if pendingN < 3600 || pendingN > 4400 || onlineN < 9500 || onlineN > 10500 {
+		t.Errorf("fleet mix drifted: %d with pending updates, %d online of 20000", pendingN, onlineN)
+	}
+}

@@ -1,0 +1,15 @@
+package store
+
+import "errors"
+
+// Errors callers branch on. Each is wrapped with the operation's detail.
+var (
+	ErrNotFound       = errors.New("not found")
+	ErrExists         = errors.New("already exists")
+	ErrTokenUnknown   = errors.New("unknown token")
+	ErrTokenExpired   = errors.New("token expired")
+	ErrTokenUsedUp    = errors.New("token used up")
+	ErrNameTaken      = errors.New("name already taken in this client")
+	ErrUnknownMachine = errors.New("machine is not enrolled")
+	ErrSequence       = errors.New("check-in sequence out of order")
+)

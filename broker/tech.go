@@ -1,0 +1,207 @@
+package broker
+
+import (
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/readymesh/readymesh/broker/readiness"
+	"github.com/readymesh/readymesh/broker/store"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// handleTech serves one technician request.
+func (b *Broker) handleTech(s network.Stream) {
+	defer s.Close()
+	remote := s.Conn().RemotePeer().String()
+	s.SetDeadline(time.Now().Add(time.Minute))
+	var req wire.Request
+	if err := wire.NewReader(s).Read(wire.MaxControl, &req); err != nil {
+		b.refuse(s, "tech", remote, readCode(err), err.Error(), &wire.Reply{})
+		return
+	}
+	t, err := b.store.TechnicianByKey(remote)
+	if err != nil {
+		b.refuse(s, "tech", remote, wire.CodeUnauthorized,
+			"this key is not a technician of this broker; log in with meshctl login", &wire.Reply{})
+		return
+	}
+	b.metrics.requests.WithLabelValues(req.Op).Inc()
+	result, werr := b.techOp(&t, &req)
+	if werr != nil {
+		b.refuse(s, "tech:"+req.Op, remote, werr.Code, werr.Message, &wire.Reply{})
+		return
+	}
+	raw, err := json.Marshal(result)
+	if err != nil {
+		b.refuse(s, "tech:"+req.Op, remote, wire.CodeInternal, err.Error(), &wire.Reply{})
+		return
+	}
+	wire.Write(s, &wire.Reply{Result: raw})
+}
+
+// techOp runs one operation for technician t.
+func (b *Broker) techOp(t *wire.Technician, req *wire.Request) (any, *wire.Error) {
+	admin := map[string]bool{wire.OpClientsCreate: true, wire.OpTokensCreate: true,
+		wire.OpTechniciansAdd: true, wire.OpTechniciansList: true}
+	if admin[req.Op] && !t.Admin {
+		return nil, wire.Errorf(wire.CodeForbidden, "%s needs an admin technician; %s is not one", req.Op, t.Name)
+	}
+	switch req.Op {
+	case wire.OpWhoAmI:
+		return t, nil
+	case wire.OpClientsCreate:
+		var a wire.ClientArgs
+		if err := decodeArgs(req, &a); err != nil {
+			return nil, err
+		}
+		c, err := b.store.CreateClient(a.Name, b.cfg.Now())
+		return c, storeErr(err)
+	case wire.OpClientsList:
+		cs, err := b.store.Clients()
+		cs = slices.DeleteFunc(cs, func(c wire.Client) bool { return !visible(t, c.Name) })
+		return cs, storeErr(err)
+	case wire.OpTokensCreate:
+		var a wire.TokenArgs
+		if err := decodeArgs(req, &a); err != nil {
+			return nil, err
+		}
+		return b.createToken(t, &a)
+	case wire.OpTechniciansAdd:
+		var a wire.TechnicianArgs
+		if err := decodeArgs(req, &a); err != nil {
+			return nil, err
+		}
+		return b.addTechnician(&a)
+	case wire.OpTechniciansList:
+		ts, err := b.store.Technicians()
+		return ts, storeErr(err)
+	case wire.OpMachines:
+		var a wire.MachinesArgs
+		if err := decodeArgs(req, &a); err != nil {
+			return nil, err
+		}
+		if err := readiness.ValidateArgs(&a); err != nil {
+			return nil, wire.Errorf(wire.CodeBadRequest, "%v", err)
+		}
+		return b.machines(t, a), nil
+	case wire.OpShow:
+		var a wire.ShowArgs
+		if err := decodeArgs(req, &a); err != nil {
+			return nil, err
+		}
+		return b.show(t, a.Machine)
+	}
+	return nil, wire.Errorf(wire.CodeBadRequest, "unknown operation %q", req.Op)
+}
+
+func decodeArgs(req *wire.Request, v any) *wire.Error {
+	if len(req.Args) == 0 {
+		req.Args = []byte("{}")
+	}
+	if err := wire.Decode(req.Args, v); err != nil {
+		return wire.Errorf(wire.CodeBadRequest, "%s: %v", req.Op, err)
+	}
+	return nil
+}
+
+func storeErr(err error) *wire.Error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrExists):
+		return wire.Errorf(wire.CodeConflict, "%v", err)
+	case errors.Is(err, store.ErrNotFound):
+		return wire.Errorf(wire.CodeNotFound, "%v", err)
+	}
+	return wire.Errorf(wire.CodeInternal, "%v", err)
+}
+
+// visible reports whether technician t may see client's machines.
+func visible(t *wire.Technician, client string) bool {
+	return t.Admin || slices.Contains(t.Clients, "*") || slices.Contains(t.Clients, client)
+}
+
+func (b *Broker) createToken(t *wire.Technician, a *wire.TokenArgs) (any, *wire.Error) {
+	uses, ttl := a.Uses, time.Duration(a.TTLSec)*time.Second
+	if uses == 0 {
+		uses = 1
+	}
+	if ttl == 0 {
+		ttl = b.cfg.TokenTTL
+	}
+	now := b.cfg.Now().UTC()
+	tok := wire.Token{Kind: wire.KindEnroll, Secret: wire.NewSecret(), Broker: b.Info()}
+	rec := store.Token{Client: a.Client, UsesLeft: uses, Uses: uses, ExpiresAt: now.Add(ttl),
+		CreatedBy: t.Name, CreatedAt: now}
+	if err := b.store.CreateToken(wire.HashSecret(tok.Secret), rec); err != nil {
+		return nil, storeErr(err)
+	}
+	b.log.Info("enrolment token created", "client", a.Client, "uses", uses, "expires", rec.ExpiresAt, "by", t.Name)
+	return wire.TokenResult{Token: tok.String(), Client: a.Client, Uses: uses, ExpiresAt: rec.ExpiresAt}, nil
+}
+
+func (b *Broker) addTechnician(a *wire.TechnicianArgs) (any, *wire.Error) {
+	now := b.cfg.Now().UTC()
+	t := wire.Technician{Name: a.Name, Clients: a.Clients, Modes: a.Modes, CreatedAt: now}
+	tok := wire.Token{Kind: wire.KindLogin, Secret: wire.NewSecret(), Broker: b.Info()}
+	exp := now.Add(b.cfg.LoginTTL)
+	if err := b.store.CreateTechnician(t, wire.HashSecret(tok.Secret), exp); err != nil {
+		return nil, storeErr(err)
+	}
+	b.log.Info("technician added", "technician", a.Name, "clients", a.Clients, "modes", a.Modes)
+	return wire.TechnicianResult{Technician: t, LoginToken: tok.String(), ExpiresAt: exp}, nil
+}
+
+// machines lists the cards t may see, in queue order.
+func (b *Broker) machines(t *wire.Technician, a wire.MachinesArgs) []wire.Card {
+	ms := b.store.Machines()
+	reach := func(id string) wire.Reachability {
+		m, _ := b.store.Machine(id)
+		return b.live.reach(id, m.LastSeen, b.cfg.Name)
+	}
+	vis := func(c string) bool { return visible(t, c) }
+	return readiness.Query(ms, reach, vis, a, b.cfg.Now(), b.cfg.Readiness)
+}
+
+// show returns one machine's card with its full stored state. name may be
+// a machine ID, a name, or client/name when a name is used in two clients.
+func (b *Broker) show(t *wire.Technician, name string) (any, *wire.Error) {
+	var found []store.Machine
+	for _, m := range b.store.Machines() {
+		if !visible(t, m.Client) {
+			continue
+		}
+		if m.ID == name || m.Name == name || m.Client+"/"+m.Name == name {
+			found = append(found, m)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, wire.Errorf(wire.CodeNotFound, "no machine %q among the machines you can see", name)
+	case 1:
+	default:
+		var names []string
+		for _, m := range found {
+			names = append(names, m.Client+"/"+m.Name)
+		}
+		return nil, wire.Errorf(wire.CodeConflict, "%q is ambiguous: %s", name, strings.Join(names, ", "))
+	}
+	m := found[0]
+	card := readiness.Card(&m, b.live.reach(m.ID, m.LastSeen, b.cfg.Name),
+		readiness.Newest(b.store.Machines()), b.cfg.Now(), b.cfg.Readiness)
+	snap, err := b.store.Snapshot(m.ID)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "%v", err)
+	}
+	hist, err := b.store.History(m.ID)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "%v", err)
+	}
+	card.Snapshot, card.History = snap, hist
+	return card, nil
+}

@@ -1,0 +1,135 @@
+// Package meshctl is the technician's command line: log in to a broker,
+// administer clients, tokens and technicians, and read the fleet's machine
+// cards. The meshctl binary is a thin main around Run.
+//
+// Every list and show command takes --json; errors go to stderr with a
+// non-zero exit status. Human output keeps the console's three layers
+// apart: a machine's readiness state and its reachability dot stand side by
+// side, never merged into one.
+package meshctl
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/readymesh/readymesh/peer/tech"
+)
+
+// ErrUsage marks a command line that could not be understood.
+var ErrUsage = errors.New("usage")
+
+const usage = `usage: meshctl COMMAND [flags]
+
+  login --credential FILE_OR_TOKEN [--broker ADDR]   log in (ADDR: broker.json path or multiaddr)
+  whoami                                              show the logged-in technician
+  machines [--client C] [--readiness STATE] [--online|--offline] [--pending-update ID] [--json]
+  show MACHINE [--json]                               one machine card with its full stored state
+  clients create NAME | clients ls [--json]
+  tokens create --client NAME [--uses N] [--ttl D] [--json]
+  technicians add NAME --clients A,B --modes read-only,interactive,elevated [--json]
+  technicians ls [--json]
+
+State lives in $READYMESH_HOME, else the user config directory.`
+
+// env is what a command runs with.
+type env struct {
+	ctx    context.Context
+	out    io.Writer
+	home   string
+	client *tech.Client // opened lazily by connect
+}
+
+// Run runs meshctl with args (without the program name).
+func Run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	home, err := tech.Home()
+	if err != nil {
+		return err
+	}
+	e := &env{ctx: ctx, out: stdout, home: home}
+	defer e.close()
+	cmd, rest := args[0], args[1:]
+	if len(rest) > 0 && (cmd == "clients" || cmd == "tokens" || cmd == "technicians") {
+		cmd, rest = cmd+" "+rest[0], rest[1:]
+	}
+	f, ok := commands[cmd]
+	if !ok {
+		return fmt.Errorf("%w: unknown command %q\n%s", ErrUsage, cmd, usage)
+	}
+	return f(e, rest)
+}
+
+var commands = map[string]func(*env, []string) error{
+	"login":           (*env).login,
+	"whoami":          (*env).whoami,
+	"machines":        (*env).machines,
+	"show":            (*env).show,
+	"clients create":  (*env).clientsCreate,
+	"clients ls":      (*env).clientsList,
+	"tokens create":   (*env).tokensCreate,
+	"technicians add": (*env).techniciansAdd,
+	"technicians ls":  (*env).techniciansList,
+}
+
+func (e *env) connect() (*tech.Client, error) {
+	if e.client != nil {
+		return e.client, nil
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 20*time.Second)
+	defer cancel()
+	c, err := tech.Open(ctx, e.home)
+	if err != nil {
+		return nil, err
+	}
+	e.client = c
+	return c, nil
+}
+
+func (e *env) close() {
+	if e.client != nil {
+		e.client.Close()
+	}
+}
+
+func (e *env) do(op string, args, result any) error {
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
+	defer cancel()
+	return c.Do(ctx, op, args, result)
+}
+
+// parse parses flags that may come before or after positional arguments,
+// and checks the number of positionals.
+func parse(fs *flag.FlagSet, args []string, positional ...string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrUsage, fs.Name(), err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos, args = append(pos, args[0]), args[1:]
+	}
+	if len(pos) != len(positional) {
+		want := "no arguments"
+		if len(positional) > 0 {
+			want = strings.Join(positional, " ")
+		}
+		return nil, fmt.Errorf("%w: %s takes %s", ErrUsage, fs.Name(), want)
+	}
+	return pos, nil
+}

@@ -1,0 +1,78 @@
+package wire
+
+import "time"
+
+// Readiness states, best first. README documents the rules.
+const (
+	StateReady           = "ready"
+	StateDegraded        = "degraded"
+	StateConsentRequired = "consent-required"
+	StateStale           = "stale"
+	StateIncomplete      = "incomplete"
+)
+
+// Card is a machine card: the three layers of what the console knows about
+// one machine. Readiness and Reachability are always present; Session is
+// null until a live session is relevant.
+type Card struct {
+	ID           string       `json:"id"`
+	Name         string       `json:"name"`
+	Client       string       `json:"client"`
+	Readiness    Readiness    `json:"readiness"`
+	Reachability Reachability `json:"reachability"`
+	Session      *Session     `json:"session"`
+
+	// Only in `show`: the full stored state.
+	Snapshot *Snapshot     `json:"snapshot,omitempty"`
+	History  []HistoryItem `json:"history,omitempty"`
+}
+
+// Readiness is the stored-state layer.
+type Readiness struct {
+	State              string          `json:"state"`
+	Reasons            []string        `json:"reasons"`
+	EnrolledAt         time.Time       `json:"enrolled_at"`
+	LastCheckIn        *time.Time      `json:"last_check_in"`
+	CheckInReason      string          `json:"check_in_reason"`
+	CheckInSeq         uint64          `json:"check_in_seq"`
+	SnapshotAgeSec     *float64        `json:"snapshot_age_s"`
+	AgentVersion       string          `json:"agent_version"`
+	NewestAgentVersion string          `json:"newest_agent_version"`
+	AgentBehind        bool            `json:"agent_behind"`
+	OS                 *OS             `json:"os"`
+	PendingUpdates     []PendingUpdate `json:"pending_updates"`
+	Approval           Approval        `json:"approval"`
+}
+
+// Reachability is the live overlay. It is never stored as a verdict; only
+// LastSeen is persisted.
+type Reachability struct {
+	Online      bool       `json:"online"`
+	Since       *time.Time `json:"since"`
+	LastSeen    *time.Time `json:"last_seen"`
+	Broker      string     `json:"broker"`
+	Load1       *float64   `json:"load1"`
+	UserPresent *bool      `json:"user_present"`
+}
+
+// Session is the session-status layer. Not built yet: always null until
+// live sessions exist.
+type Session struct {
+	State string `json:"state"`
+	Path  string `json:"path,omitempty"`
+}
+
+// HistoryItem summarises one stored check-in. The broker keeps the full
+// snapshot only for the latest check-in and these summaries for a bounded
+// number of earlier ones, so history costs a few hundred bytes a check-in.
+type HistoryItem struct {
+	Seq            uint64    `json:"seq"`
+	At             time.Time `json:"at"`
+	Reason         string    `json:"reason"`
+	BootID         string    `json:"boot_id,omitempty"`
+	AgentVersion   string    `json:"agent_version"`
+	OSVersion      string    `json:"os_version,omitempty"`
+	Packages       int       `json:"packages"`
+	PendingUpdates int       `json:"pending_updates"`
+	Digest         string    `json:"digest"` // sha256 of the stored snapshot
+}

@@ -1,0 +1,113 @@
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrTooLarge is returned when a message's length prefix exceeds the limit the
+// reader set. The message body is not read.
+var ErrTooLarge = errors.New("wire: message too large")
+
+// ErrMalformed is returned (wrapped) when a message cannot be decoded.
+var ErrMalformed = errors.New("wire: malformed message")
+
+// Write encodes v as JSON and writes it with its length prefix.
+func Write(w io.Writer, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("wire: encode %T: %w", v, err)
+	}
+	var hdr [binary.MaxVarintLen64]byte
+	n := binary.PutUvarint(hdr[:], uint64(len(body)))
+	buf := make([]byte, 0, n+len(body))
+	buf = append(buf, hdr[:n]...)
+	buf = append(buf, body...)
+	if _, err := w.Write(buf); err != nil {
+		return fmt.Errorf("wire: write %T: %w", v, err)
+	}
+	return nil
+}
+
+// Reader reads length-prefixed messages from a stream.
+type Reader struct {
+	br *bufio.Reader
+}
+
+// NewReader returns a Reader over r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, 4096)}
+}
+
+// ReadRaw reads one message body of at most max bytes. It returns io.EOF
+// when the stream ends cleanly between messages, an error wrapping
+// ErrMalformed or ErrTooLarge for bad framing, and I/O errors (timeouts,
+// resets) wrapped but otherwise as they came.
+func (r *Reader) ReadRaw(max int) ([]byte, error) {
+	n, err := r.readLen()
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(max) {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, max)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r.br, body); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: stream ended after %d-byte length prefix, before the body", ErrMalformed, n)
+		}
+		return nil, fmt.Errorf("wire: read body: %w", err)
+	}
+	return body, nil
+}
+
+// readLen reads the unsigned varint length prefix.
+func (r *Reader) readLen() (uint64, error) {
+	var x uint64
+	for i := 0; i < binary.MaxVarintLen64; i++ {
+		c, err := r.br.ReadByte()
+		switch {
+		case err == io.EOF && i == 0:
+			return 0, io.EOF
+		case err == io.EOF:
+			return 0, fmt.Errorf("%w: stream ended inside the length prefix", ErrMalformed)
+		case err != nil:
+			return 0, fmt.Errorf("wire: read length: %w", err)
+		}
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				break
+			}
+			return x | uint64(c)<<(7*i), nil
+		}
+		x |= uint64(c&0x7f) << (7 * i)
+	}
+	return 0, fmt.Errorf("%w: length prefix overflows 64 bits", ErrMalformed)
+}
+
+// Read reads one message of at most max bytes and decodes it into v. If v has
+// a Validate method, it is called and its error returned.
+func (r *Reader) Read(max int, v any) error {
+	body, err := r.ReadRaw(max)
+	if err != nil {
+		return err
+	}
+	return Decode(body, v)
+}
+
+// Decode decodes a message body into v and validates it.
+func Decode(body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%w: %T: %v", ErrMalformed, v, err)
+	}
+	if val, ok := v.(interface{ Validate() error }); ok {
+		if err := val.Validate(); err != nil {
+			return fmt.Errorf("%w: %T: %v", ErrMalformed, v, err)
+		}
+	}
+	return nil
+}

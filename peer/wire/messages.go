@@ -1,0 +1,233 @@
+package wire
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Error is the error part of every reply. Code is stable for programs to
+// branch on; Message is for people.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Message + " (" + e.Code + ")" }
+
+// Error codes.
+const (
+	CodeBadRequest   = "bad_request"   // malformed or invalid input
+	CodeTooLarge     = "too_large"     // over a size limit
+	CodeUnauthorized = "unauthorized"  // unknown key or credential
+	CodeForbidden    = "forbidden"     // known, but not allowed
+	CodeNotFound     = "not_found"     // no such record
+	CodeConflict     = "conflict"      // name taken, sequence out of order
+	CodeTokenInvalid = "token_invalid" // unknown, expired or used-up token
+	CodeInternal     = "internal"      // the broker failed; retry later
+)
+
+// Errorf builds an *Error.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// BrokerInfo is how a peer finds and pins a broker.
+type BrokerInfo struct {
+	PeerID string   `json:"peer_id"`
+	Addrs  []string `json:"bridge_addrs"` // multiaddrs, each ending in /p2p/PEER_ID
+	HTTP   string   `json:"http_addr,omitempty"`
+	Name   string   `json:"name,omitempty"`
+	Region string   `json:"region,omitempty"`
+}
+
+// Enroll asks the broker to enrol the calling agent.
+type Enroll struct {
+	Secret       string `json:"secret"`    // the token's secret part
+	BrokerID     string `json:"broker_id"` // the broker the token names
+	Name         string `json:"name"`
+	Hostname     string `json:"hostname,omitempty"`
+	AgentVersion string `json:"agent_version,omitempty"`
+}
+
+// Validate implements the Decode contract.
+func (m *Enroll) Validate() error {
+	if m.Secret == "" {
+		return errors.New("enroll: secret is empty")
+	}
+	return ValidName("enroll: name", m.Name)
+}
+
+// EnrollReply answers Enroll.
+type EnrollReply struct {
+	Error     *Error     `json:"error,omitempty"`
+	MachineID string     `json:"machine_id,omitempty"`
+	Name      string     `json:"name,omitempty"`
+	Client    string     `json:"client,omitempty"`
+	Broker    BrokerInfo `json:"broker"`
+}
+
+// Check-in reasons.
+const (
+	ReasonEnroll   = "enroll"   // first check-in after enrolment
+	ReasonReboot   = "reboot"   // the boot ID changed since the last check-in
+	ReasonRestart  = "restart"  // the agent restarted on the same boot
+	ReasonInterval = "interval" // the periodic check-in
+	ReasonNetwork  = "network"  // an address or default route changed
+	ReasonDemand   = "demand"   // `sessiond checkin` or a broker request
+)
+
+var reasons = map[string]bool{ReasonEnroll: true, ReasonReboot: true, ReasonRestart: true,
+	ReasonInterval: true, ReasonNetwork: true, ReasonDemand: true}
+
+// CheckIn carries one snapshot. MachineID must be the sender's peer ID; the
+// broker refuses anything else.
+type CheckIn struct {
+	MachineID string   `json:"machine_id"`
+	Seq       uint64   `json:"seq"`
+	Reason    string   `json:"reason"`
+	Snapshot  Snapshot `json:"snapshot"`
+}
+
+// Validate implements the Decode contract.
+func (m *CheckIn) Validate() error {
+	if m.MachineID == "" {
+		return errors.New("checkin: machine_id is empty")
+	}
+	if m.Seq == 0 {
+		return errors.New("checkin: seq must be positive")
+	}
+	if !reasons[m.Reason] {
+		return fmt.Errorf("checkin: unknown reason %q", m.Reason)
+	}
+	return m.Snapshot.Validate()
+}
+
+// CheckInAck is sent only after the check-in is committed to the store.
+type CheckInAck struct {
+	Error     *Error    `json:"error,omitempty"`
+	Seq       uint64    `json:"seq"`
+	Duplicate bool      `json:"duplicate,omitempty"` // already stored earlier
+	StoredAt  time.Time `json:"stored_at"`
+}
+
+// Hello opens a presence stream.
+type Hello struct {
+	MachineID    string `json:"machine_id"`
+	AgentVersion string `json:"agent_version"`
+}
+
+// Validate implements the Decode contract.
+func (m *Hello) Validate() error {
+	if m.MachineID == "" {
+		return errors.New("hello: machine_id is empty")
+	}
+	return nil
+}
+
+// HelloReply accepts or refuses a presence stream and tells the agent the
+// heartbeat interval the broker expects and the brokers it may fail over to.
+type HelloReply struct {
+	Error       *Error       `json:"error,omitempty"`
+	HeartbeatMS int64        `json:"heartbeat_ms"`
+	Brokers     []BrokerInfo `json:"brokers,omitempty"`
+}
+
+// Heartbeat carries the live signals. They update the reachability overlay,
+// never the stored snapshot.
+type Heartbeat struct {
+	Seq uint64 `json:"seq"`
+	// Load1 is the one-minute load average divided by the CPU count, so 1.0
+	// means every core busy.
+	Load1 float64 `json:"load1"`
+	// UserPresent says whether a person is logged in at the machine.
+	UserPresent bool     `json:"user_present"`
+	Users       []string `json:"users,omitempty"`
+	// CheckInSeq is the agent's newest acknowledged check-in sequence.
+	CheckInSeq uint64 `json:"check_in_seq,omitempty"`
+}
+
+// Validate implements the Decode contract.
+func (m *Heartbeat) Validate() error {
+	if m.Load1 < 0 || m.Load1 > 1e6 {
+		return fmt.Errorf("heartbeat: load1 %v out of range", m.Load1)
+	}
+	if len(m.Users) > 1000 {
+		return errors.New("heartbeat: too many users")
+	}
+	return nil
+}
+
+// HeartbeatAck answers a heartbeat so the agent can detect a silent broker.
+// CheckIn asks the agent to check in now.
+type HeartbeatAck struct {
+	Seq     uint64 `json:"seq"`
+	CheckIn bool   `json:"check_in,omitempty"`
+}
+
+// Login binds the caller's key to a technician.
+type Login struct {
+	Token string `json:"token"`
+}
+
+// Validate implements the Decode contract.
+func (m *Login) Validate() error {
+	if m.Token == "" {
+		return errors.New("login: token is empty")
+	}
+	return nil
+}
+
+// Technician is a technician record as shown to technicians.
+type Technician struct {
+	Name      string    `json:"name"`
+	Admin     bool      `json:"admin"`
+	Clients   []string  `json:"clients"` // "*" means every client
+	Modes     []string  `json:"modes"`
+	Keys      []string  `json:"keys,omitempty"` // peer IDs bound to it
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// LoginReply answers Login.
+type LoginReply struct {
+	Error      *Error     `json:"error,omitempty"`
+	Technician Technician `json:"technician"`
+	Broker     BrokerInfo `json:"broker"`
+}
+
+// Request is one technician operation. Args depends on Op.
+type Request struct {
+	Op   string          `json:"op"`
+	Args json.RawMessage `json:"args,omitempty"`
+}
+
+// Validate implements the Decode contract.
+func (m *Request) Validate() error {
+	if m.Op == "" {
+		return errors.New("request: op is empty")
+	}
+	return nil
+}
+
+// Reply answers a Request.
+type Reply struct {
+	Error  *Error          `json:"error,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// ValidName checks a machine, client or technician name: 1–64 characters of
+// letters, digits, '.', '-' and '_', starting with a letter or digit.
+func ValidName(what, s string) error {
+	if s == "" || len(s) > 64 {
+		return fmt.Errorf("%s must be 1-64 characters, got %d", what, len(s))
+	}
+	for i, c := range s {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			i > 0 && (c == '.' || c == '-' || c == '_')
+		if !ok {
+			return fmt.Errorf("%s %q: only letters, digits, '.', '-' and '_' are allowed, starting with a letter or digit", what, s)
+		}
+	}
+	return nil
+}

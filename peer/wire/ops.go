@@ -1,0 +1,130 @@
+package wire
+
+import (
+	"errors"
+	"time"
+)
+
+// Technician operations (Request.Op) and their arguments and results.
+const (
+	OpWhoAmI          = "whoami"           // no args → Technician
+	OpClientsCreate   = "clients.create"   // ClientArgs → Client (admin)
+	OpClientsList     = "clients.list"     // no args → []Client
+	OpTokensCreate    = "tokens.create"    // TokenArgs → TokenResult (admin)
+	OpTechniciansAdd  = "technicians.add"  // TechnicianArgs → TechnicianResult (admin)
+	OpTechniciansList = "technicians.list" // no args → []Technician (admin)
+	OpMachines        = "machines"         // MachinesArgs → []Card
+	OpShow            = "show"             // ShowArgs → Card with snapshot and history
+)
+
+// Client is a customer of the MSP: a group of machines.
+type Client struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	Machines  int       `json:"machines"`
+}
+
+// ClientArgs names a client.
+type ClientArgs struct {
+	Name string `json:"name"`
+}
+
+// Validate implements the Decode contract.
+func (a *ClientArgs) Validate() error { return ValidName("client name", a.Name) }
+
+// TokenArgs asks for an enrolment token.
+type TokenArgs struct {
+	Client string `json:"client"`
+	Uses   int    `json:"uses"`  // zero means 1
+	TTLSec int64  `json:"ttl_s"` // zero means 24 hours
+}
+
+// Validate implements the Decode contract.
+func (a *TokenArgs) Validate() error {
+	if err := ValidName("client", a.Client); err != nil {
+		return err
+	}
+	if a.Uses < 0 || a.Uses > 100_000 {
+		return errors.New("uses must be between 1 and 100000")
+	}
+	if a.TTLSec < 0 || a.TTLSec > 366*24*3600 {
+		return errors.New("ttl must be between 1s and 366 days")
+	}
+	return nil
+}
+
+// TokenResult is a new enrolment token.
+type TokenResult struct {
+	Token     string    `json:"token"`
+	Client    string    `json:"client"`
+	Uses      int       `json:"uses"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Session modes a technician may be allowed.
+const (
+	ModeReadOnly    = "read-only"
+	ModeInteractive = "interactive"
+	ModeElevated    = "elevated"
+)
+
+// TechnicianArgs describes a new technician.
+type TechnicianArgs struct {
+	Name    string   `json:"name"`
+	Clients []string `json:"clients"`
+	Modes   []string `json:"modes"`
+}
+
+// Validate implements the Decode contract.
+func (a *TechnicianArgs) Validate() error {
+	if err := ValidName("technician name", a.Name); err != nil {
+		return err
+	}
+	if len(a.Clients) == 0 {
+		return errors.New("a technician needs at least one client")
+	}
+	for _, c := range a.Clients {
+		if err := ValidName("client", c); err != nil {
+			return err
+		}
+	}
+	if len(a.Modes) == 0 {
+		return errors.New("a technician needs at least one mode")
+	}
+	for _, m := range a.Modes {
+		switch m {
+		case ModeReadOnly, ModeInteractive, ModeElevated:
+		default:
+			return errors.New("unknown mode " + m + " (read-only, interactive, elevated)")
+		}
+	}
+	return nil
+}
+
+// TechnicianResult is a new technician and its one-time login token.
+type TechnicianResult struct {
+	Technician Technician `json:"technician"`
+	LoginToken string     `json:"login_token"`
+	ExpiresAt  time.Time  `json:"expires_at"`
+}
+
+// MachinesArgs filters the machine list. Zero values match everything.
+type MachinesArgs struct {
+	Client        string `json:"client,omitempty"`
+	Readiness     string `json:"readiness,omitempty"`
+	Online        *bool  `json:"online,omitempty"`
+	PendingUpdate string `json:"pending_update,omitempty"`
+}
+
+// ShowArgs names one machine by name or ID.
+type ShowArgs struct {
+	Machine string `json:"machine"`
+}
+
+// Validate implements the Decode contract.
+func (a *ShowArgs) Validate() error {
+	if a.Machine == "" {
+		return errors.New("machine is empty")
+	}
+	return nil
+}

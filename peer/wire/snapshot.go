@@ -1,0 +1,155 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Snapshot is what an agent knows about its machine at one check-in: the
+// readiness layer's raw material. The broker stores the latest one per
+// machine and a bounded history of summaries.
+type Snapshot struct {
+	CollectedAt    time.Time        `json:"collected_at"`
+	Hostname       string           `json:"hostname"`
+	BootID         string           `json:"boot_id,omitempty"`
+	OS             OS               `json:"os"`
+	AgentVersion   string           `json:"agent_version"`
+	Packages       []Package        `json:"packages,omitempty"`
+	PendingUpdates []PendingUpdate  `json:"pending_updates,omitempty"`
+	Runtime        RuntimeConfig    `json:"runtime"`
+	Approval       Approval         `json:"approval"`
+	Commands       []CommandRecord  `json:"commands,omitempty"`
+	Sessions       []SessionRecord  `json:"sessions,omitempty"`
+	Addresses      []string         `json:"addresses,omitempty"`
+	CollectorErrs  []CollectorError `json:"collector_errors,omitempty"`
+}
+
+// OS describes the operating system.
+type OS struct {
+	// Family is "linux", "windows" or "darwin".
+	Family  string `json:"family"`
+	ID      string `json:"id,omitempty"`      // os-release ID: debian, ubuntu, windows…
+	Name    string `json:"name"`              // PRETTY_NAME or product name
+	Version string `json:"version,omitempty"` // VERSION_ID or build number
+	Kernel  string `json:"kernel,omitempty"`
+	Arch    string `json:"arch,omitempty"`
+}
+
+// Package is one installed software package.
+type Package struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// PendingUpdate is one update the machine's package manager would install.
+type PendingUpdate struct {
+	// ID names the update: a package name on Linux, a KB number on Windows.
+	ID        string     `json:"id"`
+	Version   string     `json:"version,omitempty"` // the version it would install
+	Source    string     `json:"source,omitempty"`  // apt, rpm, windows-update…
+	Security  bool       `json:"security,omitempty"`
+	FirstSeen *time.Time `json:"first_seen,omitempty"` // set by the broker
+}
+
+// Consent policies, as reported by the agent.
+const (
+	ConsentNever   = "never"   // no approval needed
+	ConsentWindow  = "window"  // one approval covers a time window
+	ConsentSession = "session" // every session needs its own approval
+)
+
+// RuntimeConfig is the agent's configuration as it runs.
+type RuntimeConfig struct {
+	CheckInIntervalSec int    `json:"check_in_interval_s"`
+	HeartbeatSec       int    `json:"heartbeat_s,omitempty"`
+	ConsentPolicy      string `json:"consent_policy"`
+}
+
+// Approval is the machine's consent posture.
+type Approval struct {
+	Required       bool       `json:"required"`
+	LastApprovedAt *time.Time `json:"last_approved_at,omitempty"`
+	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
+	ApprovedBy     string     `json:"approved_by,omitempty"`
+}
+
+// CommandRecord is one command run in a live session (empty until live
+// sessions exist).
+type CommandRecord struct {
+	At       time.Time `json:"at"`
+	Command  string    `json:"command"`
+	ExitCode int       `json:"exit_code"`
+	Session  string    `json:"session,omitempty"`
+}
+
+// SessionRecord is one past live session.
+type SessionRecord struct {
+	ID         string    `json:"id"`
+	Technician string    `json:"technician"`
+	Mode       string    `json:"mode"`
+	Path       string    `json:"path,omitempty"`
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end"`
+}
+
+// CollectorError records a collector that failed; the rest of the snapshot
+// is still stored.
+type CollectorError struct {
+	Collector string `json:"collector"`
+	Error     string `json:"error"`
+}
+
+// Limits on list sizes inside a snapshot. They bound memory long before the
+// byte limit does on pathological input.
+const (
+	maxPackages = 100_000
+	maxPending  = 10_000
+	maxHistory  = 1_000
+	maxText     = 4096
+)
+
+var families = map[string]bool{"linux": true, "windows": true, "darwin": true}
+
+// Validate checks a snapshot's fields. It is called by Decode.
+func (s *Snapshot) Validate() error {
+	if s.Hostname == "" {
+		return errors.New("snapshot: hostname is empty")
+	}
+	if !families[s.OS.Family] {
+		return fmt.Errorf("snapshot: os.family %q is not linux, windows or darwin", s.OS.Family)
+	}
+	if s.AgentVersion == "" {
+		return errors.New("snapshot: agent_version is empty")
+	}
+	if s.CollectedAt.IsZero() {
+		return errors.New("snapshot: collected_at is missing")
+	}
+	switch {
+	case len(s.Packages) > maxPackages:
+		return fmt.Errorf("snapshot: %d packages, limit %d", len(s.Packages), maxPackages)
+	case len(s.PendingUpdates) > maxPending:
+		return fmt.Errorf("snapshot: %d pending updates, limit %d", len(s.PendingUpdates), maxPending)
+	case len(s.Commands) > maxHistory || len(s.Sessions) > maxHistory:
+		return errors.New("snapshot: command or session history too long")
+	}
+	for i, u := range s.PendingUpdates {
+		if u.ID == "" || len(u.ID) > maxText {
+			return fmt.Errorf("snapshot: pending_updates[%d]: bad id", i)
+		}
+	}
+	for i, p := range s.Packages {
+		if p.Name == "" || len(p.Name) > maxText {
+			return fmt.Errorf("snapshot: packages[%d]: bad name", i)
+		}
+	}
+	if s.Runtime.CheckInIntervalSec < 0 || s.Runtime.HeartbeatSec < 0 {
+		return errors.New("snapshot: negative interval in runtime")
+	}
+	switch s.Runtime.ConsentPolicy {
+	case "", ConsentNever, ConsentWindow, ConsentSession:
+	default:
+		return fmt.Errorf("snapshot: unknown consent_policy %q", s.Runtime.ConsentPolicy)
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+package sessiond
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/readymesh/readymesh/peer/bridge"
+	"github.com/readymesh/readymesh/peer/identity"
+	"github.com/readymesh/readymesh/peer/wire"
+	"github.com/readymesh/readymesh/sessiond/collect"
+	"github.com/readymesh/readymesh/sessiond/spool"
+)
+
+// Agent is a running agent.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+
+	// Immutable after New.
+	key        *identity.Key
+	spool      *spool.Spool
+	enrolment  spool.Enrolment
+	broker     peer.AddrInfo
+	host       host.Host
+	collectors []collect.Collector
+
+	demand chan chan checkInResult // control socket → check-in loop
+
+	mu        sync.Mutex
+	up        bool          // mu guards all following fields; bridge up now
+	upChanged chan struct{} // closed and replaced whenever up changes
+	lastErr   string
+}
+
+// Info is what agent.json holds.
+type Info struct {
+	PeerID string `json:"peer_id"`
+	Name   string `json:"name"`
+	Client string `json:"client"`
+}
+
+// New opens the agent's state. The agent must be enrolled.
+func New(cfg Config) (*Agent, error) {
+	if cfg.StateDir == "" {
+		return nil, errors.New("sessiond: Config.StateDir is empty")
+	}
+	cfg.setDefaults()
+	a := &Agent{cfg: cfg, log: cfg.Logger, demand: make(chan chan checkInResult), upChanged: make(chan struct{})}
+	if a.log == nil {
+		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	var err error
+	if a.key, err = identity.Load(filepath.Join(cfg.StateDir, KeyFile)); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("sessiond: %s is not enrolled; run sessiond enroll first", cfg.StateDir)
+		}
+		return nil, fmt.Errorf("sessiond: %w", err)
+	}
+	if a.spool, err = spool.Open(filepath.Join(cfg.StateDir, SpoolFile)); err != nil {
+		return nil, fmt.Errorf("sessiond: %w", err)
+	}
+	if err := a.init(); err != nil {
+		a.spool.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *Agent) init() error {
+	var err error
+	if a.enrolment, err = a.spool.Enrolment(); err != nil {
+		return fmt.Errorf("sessiond: %w", err)
+	}
+	if a.enrolment.MachineID != a.key.ID.String() {
+		return fmt.Errorf("sessiond: the key in %s is %s, but the enrolment is for %s", a.cfg.StateDir, a.key.ID, a.enrolment.MachineID)
+	}
+	if a.broker, err = bridge.AddrInfo(a.enrolment.Broker); err != nil {
+		return fmt.Errorf("sessiond: %w", err)
+	}
+	if a.collectors, err = a.newCollectors(); err != nil {
+		return fmt.Errorf("sessiond: %w", err)
+	}
+	if a.host, err = bridge.NewHost(bridge.HostConfig{Key: a.key}); err != nil {
+		return fmt.Errorf("sessiond: %w", err)
+	}
+	return nil
+}
+
+func (a *Agent) newCollectors() ([]collect.Collector, error) {
+	ccfg := collect.Config{AgentVersion: Version, AptTimeout: a.cfg.AptTimeout, Logger: a.log,
+		Runtime: wire.RuntimeConfig{CheckInIntervalSec: int(a.cfg.CheckInInterval / time.Second),
+			ConsentPolicy: a.cfg.ConsentPolicy},
+		Approval: wire.Approval{Required: a.cfg.ConsentPolicy != wire.ConsentNever}}
+	if a.cfg.Inventory == "" {
+		return collect.Linux(ccfg), nil
+	}
+	fx, err := collect.Fixture(a.cfg.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	return []collect.Collector{collect.Agent(ccfg), fx}, nil
+}
+
+// Run runs the agent until ctx is done. On return the presence stream has
+// been closed cleanly, so the broker shows the machine offline at once.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.close()
+	info := Info{PeerID: a.key.ID.String(), Name: a.enrolment.Name, Client: a.enrolment.Client}
+	if err := writeJSON(filepath.Join(a.cfg.StateDir, InfoFile), info); err != nil {
+		return fmt.Errorf("sessiond: %w", err)
+	}
+	ln, err := listenControl(filepath.Join(a.cfg.StateDir, SocketFile))
+	if err != nil {
+		return fmt.Errorf("sessiond: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, f := range []func(context.Context){a.runBridge, a.runCheckIns, func(ctx context.Context) { a.serveControl(ctx, ln) }} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(ctx)
+		}()
+	}
+	a.log.Info("agent running", "machine", a.enrolment.Name, "client", a.enrolment.Client,
+		"id", a.key.ID, "broker", a.broker.ID)
+	<-ctx.Done()
+	// Order: the control socket and both loops stop on ctx; the bridge
+	// loop closes the presence stream cleanly before it returns. Only then
+	// is the host closed (in close).
+	ln.Close()
+	wg.Wait()
+	return nil
+}
+
+func (a *Agent) close() {
+	a.host.Close()
+	a.spool.Close()
+}
+
+// setUp records whether the bridge is up and wakes waiters.
+func (a *Agent) setUp(up bool, why string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.up == up {
+		return
+	}
+	a.up, a.lastErr = up, why
+	close(a.upChanged)
+	a.upChanged = make(chan struct{})
+}
+
+// waitUp blocks until the bridge is up or ctx is done.
+func (a *Agent) waitUp(ctx context.Context) error {
+	for {
+		a.mu.Lock()
+		up, ch := a.up, a.upChanged
+		a.mu.Unlock()
+		if up {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+func writeJSON(path string, v any) error {
+	raw, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(raw, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,189 @@
+package sessiond
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/readymesh/readymesh/peer/bridge"
+	"github.com/readymesh/readymesh/peer/wire"
+	"github.com/readymesh/readymesh/sessiond/collect"
+	"github.com/readymesh/readymesh/sessiond/netwatch"
+	"github.com/readymesh/readymesh/sessiond/spool"
+)
+
+// checkInResult answers a demand for a check-in.
+type checkInResult struct {
+	Seq    uint64
+	Reason string
+	Err    error
+}
+
+// runCheckIns owns the check-in schedule: one at start, one per interval,
+// one per network change, and one per demand. Triggers that arrive while a
+// check-in is pending fold into it.
+func (a *Agent) runCheckIns(ctx context.Context) {
+	tick := time.NewTicker(a.cfg.CheckInInterval)
+	defer tick.Stop()
+	netc := a.watchNetwork(ctx)
+	reason := "start" // resolved to enroll, reboot or restart with the snapshot
+	var waiters []chan checkInResult
+	retry := bridge.Backoff{Min: time.Second, Max: time.Minute}
+	var retryC <-chan time.Time
+	for {
+		if reason != "" && retryC == nil {
+			seq, used, err := a.checkInWhenUp(ctx, reason)
+			if ctx.Err() != nil {
+				return
+			}
+			for _, w := range waiters {
+				w <- checkInResult{Seq: seq, Reason: used, Err: err}
+			}
+			waiters = nil
+			if err != nil {
+				wait := retry.Next()
+				a.log.Warn("check-in failed; will retry", "reason", used, "err", err, "in", wait.Round(time.Millisecond))
+				retryC = time.After(wait)
+			} else {
+				retry.Reset()
+				reason = ""
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-retryC:
+			retryC = nil
+		case <-tick.C:
+			reason = pick(reason, wire.ReasonInterval)
+		case <-netc:
+			reason = pick(reason, wire.ReasonNetwork)
+		case w := <-a.demand:
+			waiters = append(waiters, w)
+			reason, retryC = wire.ReasonDemand, nil
+		}
+	}
+}
+
+// pick keeps a pending start reason (reboot/restart must be reported) and
+// otherwise takes the newest trigger.
+func pick(pending, next string) string {
+	if pending == "start" {
+		return pending
+	}
+	return next
+}
+
+// watchNetwork returns a channel of network changes, or nil (never ready)
+// when the platform cannot watch or the agent plays a fixture machine.
+func (a *Agent) watchNetwork(ctx context.Context) <-chan netwatch.Change {
+	if a.cfg.Inventory != "" {
+		return nil
+	}
+	c, err := netwatch.Watch(ctx, netwatch.Config{Logger: a.log})
+	if err != nil {
+		a.log.Warn("not watching network changes", "err", err)
+		return nil
+	}
+	return c
+}
+
+// requestCheckIn asks the check-in loop for a check-in and waits for it.
+func (a *Agent) requestCheckIn(ctx context.Context) checkInResult {
+	w := make(chan checkInResult, 1)
+	select {
+	case a.demand <- w:
+	case <-ctx.Done():
+		return checkInResult{Err: ctx.Err()}
+	}
+	select {
+	case r := <-w:
+		return r
+	case <-ctx.Done():
+		return checkInResult{Err: ctx.Err()}
+	}
+}
+
+// checkInWhenUp waits (bounded) for the bridge, collects a snapshot and
+// sends it.
+func (a *Agent) checkInWhenUp(ctx context.Context, reason string) (uint64, string, error) {
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := a.waitUp(wctx)
+	cancel()
+	if err != nil {
+		return 0, reason, fmt.Errorf("bridge not up: %w", err)
+	}
+	snap := collect.Collect(ctx, a.collectors, a.cfg.Now().UTC())
+	if reason == "start" {
+		reason = a.startReason(snap.BootID)
+	}
+	seq, err := a.send(ctx, reason, snap)
+	return seq, reason, err
+}
+
+// startReason tells a reboot from a restart by the boot ID.
+func (a *Agent) startReason(bootID string) string {
+	last, ok, _ := a.spool.Last()
+	switch {
+	case !ok:
+		return wire.ReasonEnroll
+	case bootID != "" && last.BootID != bootID:
+		return wire.ReasonReboot
+	}
+	return wire.ReasonRestart
+}
+
+// send commits the next sequence number, sends the check-in, and records
+// the acknowledgement. If the broker already holds a higher sequence (the
+// state directory was restored from a backup), it moves past it once.
+func (a *Agent) send(ctx context.Context, reason string, snap *wire.Snapshot) (uint64, error) {
+	for attempt := 0; attempt < 2; attempt++ {
+		seq, err := a.spool.NextSeq()
+		if err != nil {
+			return 0, err
+		}
+		ci := wire.CheckIn{MachineID: a.key.ID.String(), Seq: seq, Reason: reason, Snapshot: *snap}
+		ack, err := a.sendOnce(ctx, &ci)
+		if err != nil {
+			return 0, err
+		}
+		if ack.Error == nil {
+			last := spool.LastCheckIn{Seq: seq, BootID: snap.BootID, At: ack.StoredAt, Reason: reason}
+			if err := a.spool.SetLast(last); err != nil {
+				return seq, err
+			}
+			a.log.Info("checked in", "seq", seq, "reason", reason, "duplicate", ack.Duplicate)
+			return seq, nil
+		}
+		if ack.Error.Code != wire.CodeConflict || ack.Seq == 0 {
+			return 0, fmt.Errorf("broker refused check-in %d: %w", seq, ack.Error)
+		}
+		a.log.Warn("broker holds a newer check-in sequence; moving past it", "ours", seq, "stored", ack.Seq)
+		if err := a.spool.SkipTo(ack.Seq); err != nil {
+			return 0, err
+		}
+	}
+	return 0, errors.New("check-in sequence conflict persists")
+}
+
+// sendOnce sends one check-in, retrying the same sequence and content on
+// transport errors: the broker acknowledges a retry of a stored check-in
+// as a duplicate, so a lost acknowledgement costs nothing.
+func (a *Agent) sendOnce(ctx context.Context, ci *wire.CheckIn) (*wire.CheckInAck, error) {
+	var err error
+	for try := 0; try < 3; try++ {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		var ack wire.CheckInAck
+		err = bridge.Call(cctx, a.host, a.broker.ID, wire.ProtoCheckIn, ci, &ack, wire.MaxControl)
+		cancel()
+		if err == nil {
+			return &ack, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("send check-in %d: %w", ci.Seq, err)
+}

@@ -1,0 +1,158 @@
+// Command sessiond is the readymesh agent.
+//
+//	sessiond enroll --token T --name NAME --state DIR [--broker ADDR]
+//	sessiond run --state DIR [--inventory FILE] [--interval 1h]
+//	sessiond checkin --state DIR
+//	sessiond status --state DIR [--json]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/readymesh/readymesh/sessiond"
+)
+
+const usage = `usage:
+  sessiond enroll --token T --name NAME --state DIR [--broker ADDR]
+  sessiond run --state DIR [--inventory FILE] [--interval 1h] [--consent never|window|session]
+  sessiond checkin --state DIR
+  sessiond status --state DIR [--json]
+  sessiond version`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd, args := os.Args[1], os.Args[2:]
+	var err error
+	switch cmd {
+	case "enroll":
+		err = enroll(ctx, args)
+	case "run":
+		err = run(ctx, args)
+	case "checkin":
+		err = checkin(ctx, args)
+	case "status":
+		err = status(ctx, args)
+	case "version":
+		fmt.Println(sessiond.Version)
+	case "help", "-h", "--help":
+		fmt.Println(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "sessiond: unknown command %q\n%s\n", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sessiond:", err)
+		os.Exit(1)
+	}
+}
+
+func flags(name string) *flag.FlagSet {
+	return flag.NewFlagSet("sessiond "+name, flag.ExitOnError)
+}
+
+func enroll(ctx context.Context, args []string) error {
+	fs := flags("enroll")
+	var cfg sessiond.EnrollConfig
+	fs.StringVar(&cfg.Token, "token", "", "enrolment `token` from meshctl tokens create")
+	fs.StringVar(&cfg.Name, "name", "", "machine `name` within its client")
+	fs.StringVar(&cfg.StateDir, "state", "", "state `dir`ectory")
+	fs.StringVar(&cfg.Broker, "broker", "", "dial the broker here instead (broker.json path or multiaddr); must be the broker the token names")
+	fs.Parse(args)
+	if cfg.Token == "" || cfg.Name == "" || cfg.StateDir == "" {
+		return fmt.Errorf("enroll needs --token, --name and --state")
+	}
+	e, err := sessiond.Enroll(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("enrolled %s in client %s as machine %s (broker %s)\n", e.Name, e.Client, e.MachineID, e.Broker.PeerID)
+	return nil
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flags("run")
+	var cfg sessiond.Config
+	var level string
+	fs.StringVar(&cfg.StateDir, "state", "", "state `dir`ectory")
+	fs.StringVar(&cfg.Inventory, "inventory", "", "JSON `file` that replaces the machine collectors (demo and test machines)")
+	fs.DurationVar(&cfg.CheckInInterval, "interval", time.Hour, "check-in `interval`")
+	fs.StringVar(&cfg.ConsentPolicy, "consent", "never", "consent `policy` reported in readiness: never, window or session")
+	fs.DurationVar(&cfg.ReconnectMax, "reconnect-max", 30*time.Second, "cap on the reconnect backoff")
+	fs.StringVar(&level, "log-level", "info", "log `level`")
+	fs.Parse(args)
+	if cfg.StateDir == "" {
+		return fmt.Errorf("run needs --state")
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	a, err := sessiond.New(cfg)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+func checkin(ctx context.Context, args []string) error {
+	fs := flags("checkin")
+	dir := fs.String("state", "", "state `dir`ectory of the running agent")
+	fs.Parse(args)
+	if *dir == "" {
+		return fmt.Errorf("checkin needs --state")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	seq, reason, _, err := sessiond.Control(ctx, *dir, "checkin")
+	if err != nil {
+		return fmt.Errorf("check-in: %w", err)
+	}
+	fmt.Printf("checked in: seq %d, reason %s\n", seq, reason)
+	return nil
+}
+
+func status(ctx context.Context, args []string) error {
+	fs := flags("status")
+	dir := fs.String("state", "", "state `dir`ectory of the running agent")
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Parse(args)
+	if *dir == "" {
+		return fmt.Errorf("status needs --state")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, _, st, err := sessiond.Control(ctx, *dir, "status")
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	bridge := "down"
+	if st.BridgeUp {
+		bridge = "up"
+	}
+	fmt.Printf("machine   %s (%s) in client %s\nbroker    %s, bridge %s\n", st.Name, st.MachineID, st.Client, st.Broker, bridge)
+	if st.LastCheckIn != nil {
+		fmt.Printf("check-in  seq %d, %s, %s\n", st.LastCheckIn.Seq, st.LastCheckIn.Reason, st.LastCheckIn.At.Format(time.RFC3339))
+	} else {
+		fmt.Println("check-in  none yet")
+	}
+	return nil
+}

@@ -1,0 +1,59 @@
+package sessiond
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// Version is the agent version reported in snapshots. Builds may override
+// it with -ldflags "-X github.com/readymesh/readymesh/sessiond.Version=…".
+var Version = "0.1.0"
+
+// File names inside the state directory.
+const (
+	KeyFile    = "agent.key"
+	SpoolFile  = "agent.db"
+	InfoFile   = "agent.json"
+	SocketFile = "sessiond.sock"
+)
+
+// Config configures an agent.
+type Config struct {
+	// StateDir holds the key, the spool, agent.json and the control socket.
+	// It must not be empty; it is created with mode 0700.
+	StateDir string
+	// Inventory, if set, is a JSON fixture (wire.Snapshot shape) that
+	// replaces the machine collectors, so a demo or test can play a Windows
+	// or macOS machine. Empty means collect from this machine.
+	Inventory string
+	// CheckInInterval is the time between periodic check-ins. Shorter keeps
+	// readiness fresher at the cost of a snapshot upload each time. Zero
+	// means 1 hour.
+	CheckInInterval time.Duration
+	// ConsentPolicy is reported in readiness: never, window or session.
+	// Empty means never (consent prompts come with live sessions).
+	ConsentPolicy string
+	// ReconnectMin and ReconnectMax bound the reconnect backoff. Zero means
+	// 500 ms and 30 s.
+	ReconnectMin, ReconnectMax time.Duration
+	// AptTimeout bounds the pending-updates collector. Zero means 60 s.
+	AptTimeout time.Duration
+	// Logger receives the agent's logs. Nil means discard.
+	Logger *slog.Logger
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.CheckInInterval <= 0 {
+		c.CheckInInterval = time.Hour
+	}
+	if c.ConsentPolicy == "" {
+		c.ConsentPolicy = wire.ConsentNever
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}

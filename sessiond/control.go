@@ -1,0 +1,128 @@
+package sessiond
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/readymesh/readymesh/sessiond/spool"
+)
+
+// The control socket lets local commands (`sessiond checkin`, `sessiond
+// status`) talk to the running agent. It lives in the state directory,
+// which is mode 0700, and is itself mode 0600: only the agent's owner can
+// open it.
+
+type controlRequest struct {
+	Op string `json:"op"` // "checkin" or "status"
+}
+
+// Status is the agent's own view, as `sessiond status` prints it.
+type Status struct {
+	MachineID   string             `json:"machine_id"`
+	Name        string             `json:"name"`
+	Client      string             `json:"client"`
+	Broker      string             `json:"broker"`
+	BridgeUp    bool               `json:"bridge_up"`
+	LastError   string             `json:"last_error,omitempty"`
+	LastCheckIn *spool.LastCheckIn `json:"last_check_in"`
+}
+
+type controlReply struct {
+	Error  string  `json:"error,omitempty"`
+	Seq    uint64  `json:"seq,omitempty"`
+	Reason string  `json:"reason,omitempty"`
+	Status *Status `json:"status,omitempty"`
+}
+
+func listenControl(path string) (net.Listener, error) {
+	// A socket file left by a crashed agent would make Listen fail. The
+	// spool's lock proves no other agent runs on this state directory.
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return ln, nil
+}
+
+func (a *Agent) serveControl(ctx context.Context, ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return // closed by Run
+		}
+		go a.serveControlConn(ctx, c)
+	}
+}
+
+func (a *Agent) serveControlConn(ctx context.Context, c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Minute))
+	var req controlRequest
+	if err := json.NewDecoder(io.LimitReader(c, 4096)).Decode(&req); err != nil {
+		json.NewEncoder(c).Encode(controlReply{Error: "bad request: " + err.Error()})
+		return
+	}
+	var reply controlReply
+	switch req.Op {
+	case "checkin":
+		r := a.requestCheckIn(ctx)
+		reply = controlReply{Seq: r.Seq, Reason: r.Reason}
+		if r.Err != nil {
+			reply.Error = r.Err.Error()
+		}
+	case "status":
+		reply.Status = a.status()
+	default:
+		reply.Error = fmt.Sprintf("unknown op %q", req.Op)
+	}
+	json.NewEncoder(c).Encode(reply)
+}
+
+func (a *Agent) status() *Status {
+	a.mu.Lock()
+	st := &Status{MachineID: a.key.ID.String(), Name: a.enrolment.Name, Client: a.enrolment.Client,
+		Broker: a.broker.ID.String(), BridgeUp: a.up, LastError: a.lastErr}
+	a.mu.Unlock()
+	if last, ok, _ := a.spool.Last(); ok {
+		st.LastCheckIn = &last
+	}
+	return st
+}
+
+// Control sends one request to the agent running on stateDir and returns
+// its reply. It is what `sessiond checkin` and `sessiond status` use.
+func Control(ctx context.Context, stateDir, op string) (seq uint64, reason string, st *Status, err error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", filepath.Join(stateDir, SocketFile))
+	if err != nil {
+		return 0, "", nil, fmt.Errorf("no agent running on %s: %w", stateDir, err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	if err := json.NewEncoder(c).Encode(controlRequest{Op: op}); err != nil {
+		return 0, "", nil, err
+	}
+	var reply controlReply
+	if err := json.NewDecoder(bufio.NewReader(io.LimitReader(c, 1<<20))).Decode(&reply); err != nil {
+		return 0, "", nil, fmt.Errorf("agent reply: %w", err)
+	}
+	if reply.Error != "" {
+		return reply.Seq, reply.Reason, reply.Status, errors.New(reply.Error)
+	}
+	return reply.Seq, reply.Reason, reply.Status, nil
+}

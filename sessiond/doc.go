@@ -1,0 +1,17 @@
+// Package sessiond is the agent daemon that runs on every managed endpoint.
+//
+// The agent keeps one bridge to its broker and does two things over it. It
+// checks in: at start (reason reboot when the boot ID changed since the last
+// acknowledged check-in, else restart), every CheckInInterval, when an
+// address or the default route changes, and on demand. Each check-in is a
+// readiness snapshot from the collectors (package collect) with a sequence
+// number that is committed to the local spool before it is sent, so it
+// survives restarts. And it keeps a presence stream open with heartbeats
+// carrying live signals (load, whether a person is logged in), which is how
+// the broker knows the machine is reachable right now.
+//
+// When the bridge drops, the agent reconnects with jittered exponential
+// backoff, so a broker restart does not bring every agent back in the same
+// second. A local control socket in the state directory lets the person at
+// the machine (or a script) ask for a check-in or read the agent's status.
+package sessiond

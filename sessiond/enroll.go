@@ -1,0 +1,109 @@
+package sessiond
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/readymesh/readymesh/peer/bridge"
+	"github.com/readymesh/readymesh/peer/identity"
+	"github.com/readymesh/readymesh/peer/wire"
+	"github.com/readymesh/readymesh/sessiond/spool"
+)
+
+// EnrollConfig is what `sessiond enroll` needs.
+type EnrollConfig struct {
+	StateDir string
+	Token    string // the enrolment token's text
+	Name     string // the machine's name within its client
+	// Broker, if set, overrides where the broker is dialled (a broker.json
+	// path or multiaddrs). Its peer ID must be the one the token names.
+	Broker  string
+	Timeout time.Duration // zero means 20 s
+}
+
+// Enroll enrols this agent: it creates the agent's key, dials the broker the
+// token pins and turns the token into a machine record. On any refusal
+// nothing is stored, on the broker or here, apart from the key.
+func Enroll(ctx context.Context, cfg EnrollConfig) (spool.Enrolment, error) {
+	if cfg.StateDir == "" {
+		return spool.Enrolment{}, errors.New("enroll: --state is required")
+	}
+	if err := wire.ValidName("machine name", cfg.Name); err != nil {
+		return spool.Enrolment{}, fmt.Errorf("enroll: %w", err)
+	}
+	tok, err := wire.ParseToken(wire.KindEnroll, cfg.Token)
+	if err != nil {
+		return spool.Enrolment{}, fmt.Errorf("enroll: %w", err)
+	}
+	info := tok.Broker
+	if cfg.Broker != "" {
+		over, err := bridge.ResolveBroker(cfg.Broker)
+		if err != nil {
+			return spool.Enrolment{}, fmt.Errorf("enroll: %w", err)
+		}
+		if over.PeerID != tok.Broker.PeerID {
+			return spool.Enrolment{}, fmt.Errorf("enroll: the token was issued by broker %s, but %s is broker %s", tok.Broker.PeerID, cfg.Broker, over.PeerID)
+		}
+		info = over
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return spool.Enrolment{}, fmt.Errorf("enroll: %w", err)
+	}
+	sp, err := spool.Open(filepath.Join(cfg.StateDir, SpoolFile))
+	if err != nil {
+		return spool.Enrolment{}, fmt.Errorf("enroll: %w", err)
+	}
+	defer sp.Close()
+	if e, err := sp.Enrolment(); err == nil {
+		return spool.Enrolment{}, fmt.Errorf("enroll: %s is already enrolled as %s in client %s; use another --state directory to enrol again", cfg.StateDir, e.Name, e.Client)
+	}
+	key, _, err := identity.LoadOrCreate(filepath.Join(cfg.StateDir, KeyFile))
+	if err != nil {
+		return spool.Enrolment{}, fmt.Errorf("enroll: %w", err)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 20 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	reply, err := enrollCall(ctx, key, info, tok, cfg.Name)
+	if err != nil {
+		return spool.Enrolment{}, err
+	}
+	e := spool.Enrolment{MachineID: reply.MachineID, Name: reply.Name, Client: reply.Client,
+		Broker: reply.Broker, EnrolledAt: time.Now().UTC()}
+	if err := sp.SetEnrolment(e); err != nil {
+		return spool.Enrolment{}, fmt.Errorf("enroll: enrolled on the broker but could not save it here: %w", err)
+	}
+	return e, nil
+}
+
+func enrollCall(ctx context.Context, key *identity.Key, info wire.BrokerInfo, tok wire.Token, name string) (*wire.EnrollReply, error) {
+	h, err := bridge.NewHost(bridge.HostConfig{Key: key})
+	if err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	defer h.Close()
+	ai, err := bridge.AddrInfo(info)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	if err := h.Connect(ctx, ai); err != nil {
+		return nil, fmt.Errorf("enroll: cannot reach broker %s at %s: %w", ai.ID, strings.Join(info.Addrs, ", "), err)
+	}
+	hostname, _ := os.Hostname()
+	req := wire.Enroll{Secret: tok.Secret, BrokerID: tok.Broker.PeerID, Name: name, Hostname: hostname, AgentVersion: Version}
+	var reply wire.EnrollReply
+	if err := bridge.Call(ctx, h, ai.ID, wire.ProtoEnroll, &req, &reply, wire.MaxControl); err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	if reply.Error != nil {
+		return nil, fmt.Errorf("enroll: refused by the broker: %s", reply.Error.Message)
+	}
+	return &reply, nil
+}

@@ -1,0 +1,143 @@
+package sessiond
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/readymesh/readymesh/peer/bridge"
+	"github.com/readymesh/readymesh/peer/wire"
+	"github.com/readymesh/readymesh/sessiond/collect"
+)
+
+// errBrokerSilent ends a bridge whose broker stopped answering heartbeats.
+var errBrokerSilent = errors.New("broker stopped answering heartbeats")
+
+// runBridge keeps the bridge and its presence stream up until ctx is done,
+// reconnecting with jittered exponential backoff.
+func (a *Agent) runBridge(ctx context.Context) {
+	bo := bridge.Backoff{Min: a.cfg.ReconnectMin, Max: a.cfg.ReconnectMax}
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := a.presence(ctx)
+		a.setUp(false, fmt.Sprint(err))
+		if ctx.Err() != nil {
+			return
+		}
+		// A bridge that stayed up a while was a success: start the backoff
+		// over so a broker restart is retried quickly.
+		if time.Since(start) > 30*time.Second {
+			bo.Reset()
+		}
+		wait := bo.Next()
+		a.log.Warn("bridge down; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
+		a.host.Network().ClosePeer(a.broker.ID)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// presence dials the broker, opens the presence stream and sends heartbeats
+// until the stream fails or ctx is done. On ctx done it closes the stream
+// cleanly and returns nil.
+func (a *Agent) presence(ctx context.Context) error {
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := a.host.Connect(dctx, a.broker); err != nil {
+		return fmt.Errorf("dial broker: %w", err)
+	}
+	s, err := a.host.NewStream(dctx, a.broker.ID, wire.ProtoPresence)
+	if err != nil {
+		return fmt.Errorf("open presence: %w", err)
+	}
+	defer s.Reset() // after a clean Close this is a no-op
+	s.SetDeadline(time.Now().Add(15 * time.Second))
+	if err := wire.Write(s, &wire.Hello{MachineID: a.key.ID.String(), AgentVersion: Version}); err != nil {
+		return err
+	}
+	r := wire.NewReader(s)
+	var hello wire.HelloReply
+	if err := r.Read(wire.MaxControl, &hello); err != nil {
+		return fmt.Errorf("presence hello: %w", err)
+	}
+	if hello.Error != nil {
+		return fmt.Errorf("broker refused presence: %s", hello.Error.Message)
+	}
+	s.SetDeadline(time.Time{})
+	every := time.Duration(hello.HeartbeatMS) * time.Millisecond
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	a.setUp(true, "")
+	a.log.Info("bridge up", "broker", a.broker.ID, "heartbeat", every, "transport", s.Conn().RemoteMultiaddr())
+	return a.heartbeats(ctx, s, r, every)
+}
+
+// heartbeats sends one heartbeat per interval and reads the acks on a
+// second goroutine it owns.
+func (a *Agent) heartbeats(ctx context.Context, s network.Stream, r *wire.Reader, every time.Duration) error {
+	var lastAck atomic.Int64
+	lastAck.Store(time.Now().UnixNano())
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			var ack wire.HeartbeatAck
+			if err := r.Read(wire.MaxControl, &ack); err != nil {
+				readErr <- err
+				return
+			}
+			lastAck.Store(time.Now().UnixNano())
+			if ack.CheckIn {
+				go a.requestCheckIn(ctx)
+			}
+		}
+	}()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var seq uint64
+	for {
+		if err := a.beat(s, &seq, every); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			// Clean close: the broker reads EOF and shows us offline now.
+			s.CloseWrite()
+			s.Close()
+			<-readErr
+			return nil
+		case err := <-readErr:
+			return fmt.Errorf("presence: %w", err)
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, lastAck.Load())) > 3*every {
+			return errBrokerSilent
+		}
+	}
+}
+
+func (a *Agent) beat(s network.Stream, seq *uint64, every time.Duration) error {
+	*seq++
+	hb := wire.Heartbeat{Seq: *seq}
+	if l, err := collect.Load1(); err == nil {
+		hb.Load1 = l
+	}
+	if users, err := collect.Users(); err == nil {
+		hb.Users, hb.UserPresent = users, len(users) > 0
+	}
+	if last, ok, _ := a.spool.Last(); ok {
+		hb.CheckInSeq = last.Seq
+	}
+	s.SetWriteDeadline(time.Now().Add(every))
+	if err := wire.Write(s, &hb); err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,166 @@
+// Package spool is the agent's local durable state, one bbolt file in the
+// agent's state directory: its enrolment, the check-in sequence counter and
+// what it last told the broker.
+//
+// The sequence number must survive restarts and never be reused for
+// different content: the broker uses it to tell a retried check-in (same
+// number, same content: acknowledged again, stored once) from a new one. So
+// the counter is advanced and committed before a check-in is sent.
+package spool
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+var (
+	bkt         = []byte("agent")
+	keyEnrolled = []byte("enrolment")
+	keySeq      = []byte("seq")
+	keyLast     = []byte("last_check_in")
+)
+
+// ErrNotEnrolled is returned by Enrolment before the agent is enrolled.
+var ErrNotEnrolled = errors.New("this agent is not enrolled; run sessiond enroll first")
+
+// Enrolment is what the agent learned when it enrolled.
+type Enrolment struct {
+	MachineID  string            `json:"machine_id"`
+	Name       string            `json:"name"`
+	Client     string            `json:"client"`
+	Broker     wire.BrokerInfo   `json:"broker"`
+	Brokers    []wire.BrokerInfo `json:"brokers,omitempty"` // learned later, for failover
+	EnrolledAt time.Time         `json:"enrolled_at"`
+}
+
+// LastCheckIn is the newest acknowledged check-in.
+type LastCheckIn struct {
+	Seq    uint64    `json:"seq"`
+	BootID string    `json:"boot_id"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
+}
+
+// Spool is the agent's local store.
+type Spool struct {
+	db *bolt.DB
+}
+
+// Open opens or creates the spool file at path.
+func Open(path string) (*Spool, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("spool: %s is locked: is another sessiond running with this state directory?", path)
+		}
+		return nil, fmt.Errorf("spool: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bkt)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("spool: init: %w", err)
+	}
+	return &Spool{db: db}, nil
+}
+
+// Close closes the file.
+func (s *Spool) Close() error { return s.db.Close() }
+
+// SetEnrolment stores the enrolment.
+func (s *Spool) SetEnrolment(e Enrolment) error {
+	return s.put(keyEnrolled, e)
+}
+
+// Enrolment returns the stored enrolment or ErrNotEnrolled.
+func (s *Spool) Enrolment() (Enrolment, error) {
+	var e Enrolment
+	ok, err := s.get(keyEnrolled, &e)
+	if err == nil && !ok {
+		err = ErrNotEnrolled
+	}
+	return e, err
+}
+
+// NextSeq advances the check-in sequence and commits it before returning.
+func (s *Spool) NextSeq() (uint64, error) {
+	var seq uint64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bkt)
+		if v := b.Get(keySeq); len(v) == 8 {
+			seq = binary.BigEndian.Uint64(v)
+		}
+		seq++
+		var k [8]byte
+		binary.BigEndian.PutUint64(k[:], seq)
+		return b.Put(keySeq, k[:])
+	})
+	if err != nil {
+		return 0, fmt.Errorf("spool: next seq: %w", err)
+	}
+	return seq, nil
+}
+
+// SkipTo moves the sequence counter to at least seq, after the broker said
+// it already stores seq (for example after the state directory was restored
+// from a backup).
+func (s *Spool) SkipTo(seq uint64) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bkt)
+		if v := b.Get(keySeq); len(v) == 8 && binary.BigEndian.Uint64(v) >= seq {
+			return nil
+		}
+		var k [8]byte
+		binary.BigEndian.PutUint64(k[:], seq)
+		return b.Put(keySeq, k[:])
+	})
+}
+
+// SetLast records the newest acknowledged check-in.
+func (s *Spool) SetLast(l LastCheckIn) error { return s.put(keyLast, l) }
+
+// Last returns the newest acknowledged check-in; ok is false if none.
+func (s *Spool) Last() (l LastCheckIn, ok bool, err error) {
+	ok, err = s.get(keyLast, &l)
+	return l, ok, err
+}
+
+func (s *Spool) put(key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("spool: encode %s: %w", key, err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bkt).Put(key, raw) }); err != nil {
+		return fmt.Errorf("spool: put %s: %w", key, err)
+	}
+	return nil
+}
+
+func (s *Spool) get(key []byte, v any) (bool, error) {
+	var raw []byte
+	s.db.View(func(tx *bolt.Tx) error {
+		raw = append(raw, tx.Bucket(bkt).Get(key)...)
+		return nil
+	})
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, fmt.Errorf("spool: decode %s: %w", key, err)
+	}
+	return true, nil
+}
