@@ -1,6 +1,9 @@
 package broker
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
 
 // metrics are the broker's own Prometheus metrics; libp2p adds its own to
 // the same registry.
@@ -25,6 +28,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "readymesh_tech_requests_total",
 			Help: "Technician requests by operation."}, []string{"op"}),
 	}
-	reg.MustRegister(m.online, m.checkins, m.enrolls, m.refused, m.requests)
+	reg.MustRegister(m.online, m.checkins, m.enrolls, m.refused, m.requests,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -48,7 +48,7 @@ const (
 
 // facts is what assess learns about one machine: every rule that applies,
 // with the numbers its reason needs. It holds no pointers and costs no
-// allocation, so Query can assess a whole fleet before formatting anything.
+// allocation, so a machine that Query filters out costs no garbage.
 type facts struct {
 	rank      uint8
 	never     bool // no committed check-in
@@ -64,11 +64,21 @@ type facts struct {
 	interval  time.Duration // expected check-in interval, if stale
 }
 
-// evaluator holds what is shared by every machine in one evaluation.
+// evaluator holds what is shared by every machine in one evaluation. It is
+// used by one goroutine.
 type evaluator struct {
 	newest string
 	now    time.Time
 	p      Policy // resolved
+
+	// Scratch and slabs. When block is not zero, snapshot ages and reason
+	// lists are carved from blocks of that many, so that a large listing
+	// does not pay one allocation per card for each; zero allocates each
+	// exactly.
+	w     reasonWriter
+	block int
+	ages  []float64
+	lists []string
 }
 
 func newEvaluator(newest string, now time.Time, p Policy) *evaluator {
@@ -78,7 +88,8 @@ func newEvaluator(newest string, now time.Time, p Policy) *evaluator {
 // Evaluate computes the readiness layer of m's card. newestAgent is the
 // newest agent version in the fleet (see Newest); empty means no agent is
 // judged behind. Every field of the result is set; Reasons and
-// PendingUpdates are never nil.
+// PendingUpdates are never nil. SnapshotAgeSec is nil before the first
+// check-in, and negative if the agent's clock runs ahead of the broker's.
 //
 // The result shares pointers and slices with m (OS, PendingUpdates,
 // Approval, LastCheckIn); neither may be modified afterwards.
@@ -86,7 +97,7 @@ func Evaluate(m *store.Machine, newestAgent string, now time.Time, p Policy) wir
 	e := newEvaluator(newestAgent, now, p)
 	f := e.assess(m)
 	var r wire.Readiness
-	e.fill(&r, m, &f, nil)
+	e.fill(&r, m, &f)
 	return r
 }
 
@@ -169,10 +180,8 @@ func (f *facts) winner() uint8 {
 	return rankReady
 }
 
-// fill sets every field of the zero Readiness r from m and its facts. age,
-// if not nil, is where the snapshot age is stored; Query passes slots from
-// one batch so cards cost no allocation for it.
-func (e *evaluator) fill(r *wire.Readiness, m *store.Machine, f *facts, age *float64) {
+// fill sets every field of the zero Readiness r from m and its facts.
+func (e *evaluator) fill(r *wire.Readiness, m *store.Machine, f *facts) {
 	r.State = states[f.rank]
 	r.Reasons = e.reasons(m, f)
 	r.EnrolledAt = m.EnrolledAt
@@ -193,10 +202,28 @@ func (e *evaluator) fill(r *wire.Readiness, m *store.Machine, f *facts, age *flo
 	r.CheckInReason = c.Reason
 	r.CheckInSeq = c.Seq
 	if !c.CollectedAt.IsZero() {
-		if age == nil {
-			age = new(float64)
-		}
-		*age = e.now.Sub(c.CollectedAt).Seconds()
-		r.SnapshotAgeSec = age
+		r.SnapshotAgeSec = e.age()
+		*r.SnapshotAgeSec = e.now.Sub(c.CollectedAt).Seconds()
 	}
+}
+
+// age returns a new slot for a snapshot age.
+func (e *evaluator) age() *float64 {
+	if len(e.ages) == 0 {
+		e.ages = make([]float64, max(e.block, 1))
+	}
+	p := &e.ages[0]
+	e.ages = e.ages[1:]
+	return p
+}
+
+// list returns a new slice of n strings. Its capacity is n, so appending
+// to it never touches a neighbour's.
+func (e *evaluator) list(n int) []string {
+	if len(e.lists) < n {
+		e.lists = make([]string, max(e.block, n))
+	}
+	l := e.lists[:n:n]
+	e.lists = e.lists[n:]
+	return l
 }

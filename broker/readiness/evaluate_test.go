@@ -3,6 +3,7 @@ package readiness
 import (
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ func readyMachine() store.Machine {
 func pending(n int, d time.Duration) []wire.PendingUpdate {
 	ups := make([]wire.PendingUpdate, n)
 	for i := range ups {
-		ups[i] = wire.PendingUpdate{ID: "u" + itoa(i+1), FirstSeen: ago(d)}
+		ups[i] = wire.PendingUpdate{ID: "u" + strconv.Itoa(i+1), FirstSeen: ago(d)}
 	}
 	return ups
 }
@@ -308,8 +309,8 @@ func TestSpan(t *testing.T) {
 		{30*day + 5*time.Hour + 7*time.Minute, "30d5h"},
 	}
 	for _, tt := range tests {
-		if got := span(tt.d); got != tt.want {
-			t.Errorf("span(%v) = %q, want %q", tt.d, got, tt.want)
+		if got := string(appendSpan(nil, tt.d)); got != tt.want {
+			t.Errorf("appendSpan(%v) = %q, want %q", tt.d, got, tt.want)
 		}
 	}
 }

@@ -64,7 +64,7 @@ func genID(r *rand.Rand) string {
 func genMachine(r *rand.Rand, m *store.Machine, client string) {
 	m.ID = genID(r)
 	m.Client = client
-	m.Name = fmt.Sprintf("%s-%05d", []string{"desk", "laptop", "srv", "pos"}[r.IntN(4)], r.IntN(100_000))
+	m.Name = genName(r)
 	m.Hostname = m.Name + ".corp.example"
 	m.EnrolledAt = now.Add(-time.Duration(r.Int64N(int64(365 * day))))
 	if r.IntN(100) < 2 { // enrolled, never checked in
@@ -80,6 +80,20 @@ func genMachine(r *rand.Rand, m *store.Machine, client string) {
 	if r.IntN(100) < 20 {
 		m.PendingUpdates = genPending(r, m.OS)
 	}
+}
+
+// genName returns a machine name as MSPs meet them: Windows' default
+// DESKTOP-XXXXXXX, or a naming scheme with a short prefix and a number.
+func genName(r *rand.Rand) string {
+	const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	if r.IntN(3) == 0 {
+		b := []byte("DESKTOP-")
+		for range 7 {
+			b = append(b, alnum[r.IntN(len(alnum))])
+		}
+		return string(b)
+	}
+	return fmt.Sprintf("%s-%04d", pick(r, []string{"pc", "lt", "srv", "pos", "ws"}), r.IntN(10_000))
 }
 
 func pick(r *rand.Rand, xs []string) string { return xs[r.IntN(len(xs))] }

@@ -17,43 +17,50 @@ func Sort(cards []wire.Card) {
 	keys := make([]sortKey, len(cards))
 	for i := range cards {
 		c := &cards[i]
-		keys[i] = kb.key(c.Client, c.Name, c.ID, i, rankOf(c.Readiness.State), c.Reachability.Online)
+		keys[i] = kb.key(c.Client, c.Name, i, rankOf(c.Readiness.State), c.Reachability.Online)
 	}
-	kb.sort(keys)
+	kb.sort(keys, cards)
 	permute(cards, keys)
 }
 
 // sortKey is what the queue order looks at, packed so that most comparisons
-// are settled by two integers without touching string bytes: a fleet's
-// strings are scattered over the heap, and chasing them is what makes a
-// large sort slow. idx says where the item the key stands for is.
+// are settled by integers without touching string bytes: a fleet's strings
+// are scattered over the heap, and chasing them is what makes a large sort
+// slow. Only names equal in their first 16 bytes are compared through idx,
+// the index of the card the key stands for.
 type sortKey struct {
 	// major is the rank in bits 40-47, 1 in bit 39 if offline, and the
-	// client's position among the clients in sorted order in bits 0-31.
-	major    uint64
-	name8    uint64 // the first 8 bytes of name, big-endian, zero-padded
-	name, id string
-	idx      int32
+	// client's position among the clients in name order in bits 0-31.
+	major  uint64
+	n0, n1 uint64 // bytes 0-7 and 8-15 of the name (see prefix8)
+	idx    int32
 }
 
-func compareKeys(a, b *sortKey) int {
+// compareKeys compares two keys, breaking ties by the full name and ID of
+// their cards.
+func compareKeys(a, b *sortKey, cards []wire.Card) int {
 	if c := cmp.Compare(a.major, b.major); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(a.name8, b.name8); c != 0 {
+	if c := cmp.Compare(a.n0, b.n0); c != 0 {
 		return c
 	}
-	if c := strings.Compare(a.name, b.name); c != 0 {
+	if c := cmp.Compare(a.n1, b.n1); c != 0 {
 		return c
 	}
-	return strings.Compare(a.id, b.id)
+	x, y := &cards[a.idx], &cards[b.idx]
+	if c := strings.Compare(x.Name, y.Name); c != 0 {
+		return c
+	}
+	return strings.Compare(x.ID, y.ID)
 }
 
-// prefix8 packs the first 8 bytes of s into an integer that orders like s
-// itself, except that strings equal in their first 8 bytes tie.
-func prefix8(s string) uint64 {
+// prefix8 packs 8 bytes of s from offset off into an integer that orders
+// like those bytes, a string that ends sooner being padded with zeros.
+// Where two strings' prefixes differ, the strings differ the same way.
+func prefix8(s string, off int) uint64 {
 	var p uint64
-	for i := range 8 {
+	for i := off; i < off+8; i++ {
 		p <<= 8
 		if i < len(s) {
 			p |= uint64(s[i])
@@ -79,12 +86,12 @@ const (
 	clientBits = 1<<32 - 1
 )
 
-func (kb *keyBuilder) key(client, name, id string, idx int, rank uint8, online bool) sortKey {
+func (kb *keyBuilder) key(client, name string, idx int, rank uint8, online bool) sortKey {
 	major := uint64(rank)<<rankShift | uint64(kb.client(client))
 	if !online {
 		major |= offlineBit
 	}
-	return sortKey{major: major, name8: prefix8(name), name: name, id: id, idx: int32(idx)}
+	return sortKey{major: major, n0: prefix8(name, 0), n1: prefix8(name, 8), idx: int32(idx)}
 }
 
 func (kb *keyBuilder) client(c string) uint32 {
@@ -104,8 +111,9 @@ func (kb *keyBuilder) client(c string) uint32 {
 	return n
 }
 
-// sort renumbers the clients in keys by name and sorts keys.
-func (kb *keyBuilder) sort(keys []sortKey) {
+// sort renumbers the clients in keys by name and sorts keys; cards are the
+// cards they index.
+func (kb *keyBuilder) sort(keys []sortKey, cards []wire.Card) {
 	byName := make([]uint32, len(kb.clients))
 	for i := range byName {
 		byName[i] = uint32(i)
@@ -119,7 +127,7 @@ func (kb *keyBuilder) sort(keys []sortKey) {
 		k := &keys[i]
 		k.major = k.major&^clientBits | uint64(rank[k.major&clientBits])
 	}
-	slices.SortFunc(keys, func(a, b sortKey) int { return compareKeys(&a, &b) })
+	slices.SortFunc(keys, func(a, b sortKey) int { return compareKeys(&a, &b, cards) })
 }
 
 // permute moves cards in place so that position i holds the card that was

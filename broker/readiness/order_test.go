@@ -1,8 +1,10 @@
 package readiness
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/readymesh/readymesh/peer/wire"
@@ -18,10 +20,14 @@ func card(id, client, name, state string, online bool) wire.Card {
 
 // queue is a technician's queue in the order Sort must produce.
 var queue = []wire.Card{
+	card("r9", "acme", "DESKTOP-ABCDEFGH", wire.StateReady, true),
+	card("r4", "acme", "DESKTOP-ABCDEFGH1", wire.StateReady, true), // differs after byte 16
+	card("r6", "acme", "DESKTOP-ABCDEFGH2", wire.StateReady, true),
+	card("r7", "acme", "DESKTOP-ABCDEFGZ", wire.StateReady, true), // differs in bytes 8-15
 	card("r1", "acme", "desk-01", wire.StateReady, true),
 	card("r2", "acme", "desk-02", wire.StateReady, true),
 	card("r3", "acme", "desk-02-long-name", wire.StateReady, true),
-	card("r4", "beta", "aaa", wire.StateReady, true),
+	card("r8", "beta", "aaa", wire.StateReady, true),
 	card("r5", "acme", "aaa", wire.StateReady, false),
 	card("d1", "zeta", "zzz", wire.StateDegraded, true),
 	card("d2", "acme", "aaa", wire.StateDegraded, false),
@@ -57,7 +63,7 @@ func TestSort(t *testing.T) {
 	Sort(nil) // must not panic
 	one := []wire.Card{queue[3]}
 	Sort(one)
-	if one[0].ID != "r4" {
+	if one[0].ID != queue[3].ID {
 		t.Error("sorting one card changed it")
 	}
 }
@@ -109,13 +115,21 @@ func plainCompare(a, b *wire.Card) int {
 	return 0
 }
 
+// TestPrefix8 checks that the packed name prefixes never order two names
+// unlike the names themselves.
 func TestPrefix8(t *testing.T) {
-	words := []string{"", "a", "a\x00", "ab", "abcdefgh", "abcdefgh0", "abcdefgi", "b", "\xff"}
+	words := []string{"", "a", "a\x00", "ab", "abcdefgh", "abcdefgh0", "abcdefgi", "b", "\xff",
+		"DESKTOP-", "DESKTOP-A", "DESKTOP-ABCDEFG", "DESKTOP-ABCDEFGH", "DESKTOP-ABCDEFGH1", "DESKTOP-B"}
 	for _, x := range words {
 		for _, y := range words {
-			px, py := prefix8(x), prefix8(y)
-			if px < py && x >= y || px > py && x <= y {
-				t.Errorf("prefix8 orders %q and %q unlike the strings", x, y)
+			kx := [2]uint64{prefix8(x, 0), prefix8(x, 8)}
+			ky := [2]uint64{prefix8(y, 0), prefix8(y, 8)}
+			c := cmp.Compare(kx[0], ky[0])
+			if c == 0 {
+				c = cmp.Compare(kx[1], ky[1])
+			}
+			if c != 0 && c != strings.Compare(x, y) {
+				t.Errorf("prefixes order %q and %q unlike the strings", x, y)
 			}
 		}
 	}

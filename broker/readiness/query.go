@@ -24,8 +24,10 @@ func Query(ms []store.Machine, reach func(id string) wire.Reachability, visible 
 	if visible == nil {
 		return []wire.Card{}
 	}
+	e := newEvaluator(Newest(ms), now, p)
+	e.block = slabBlock
 	q := query{
-		evaluator: newEvaluator(Newest(ms), now, p),
+		evaluator: e,
 		ms:        ms,
 		reach:     reach,
 		args:      &a,
@@ -35,7 +37,7 @@ func Query(ms []store.Machine, reach func(id string) wire.Reachability, visible 
 	if len(q.out) == 0 {
 		return []wire.Card{} // JSON [] rather than null
 	}
-	q.kb.sort(q.keys)
+	q.kb.sort(q.keys, q.out)
 	permute(q.out, q.keys)
 	return q.out
 }
@@ -50,8 +52,10 @@ type query struct {
 	kb   keyBuilder
 	out  []wire.Card // in the order of ms until permuted
 	keys []sortKey   // idx is an index in out
-	ages []float64   // free slots for snapshot ages
 }
+
+// slabBlock is how many snapshot ages or reasons Query allocates at once.
+const slabBlock = 1024
 
 // inScope returns the indices of the machines in ms that the technician may
 // see and that belong to client, if set.
@@ -85,22 +89,21 @@ func (q *query) build(in []int32) {
 		if !matches(a, m.Client, states[f.rank], r.Online, m.PendingUpdates) {
 			continue
 		}
-		q.keys = append(q.keys, q.kb.key(m.Client, m.Name, m.ID, len(q.out), f.rank, r.Online))
-		q.out = append(q.out, wire.Card{})
-		c := &q.out[len(q.out)-1]
+		q.keys = append(q.keys, q.kb.key(m.Client, m.Name, len(q.out), f.rank, r.Online))
+		c := q.next()
 		c.ID, c.Name, c.Client = m.ID, m.Name, m.Client
-		q.fill(&c.Readiness, m, &f, q.age())
+		q.fill(&c.Readiness, m, &f)
 		c.Reachability = r
 	}
 }
 
-// age returns a slot for one snapshot age. Slots come in blocks so that
-// cards do not cost an allocation each.
-func (q *query) age() *float64 {
-	if len(q.ages) == 0 {
-		q.ages = make([]float64, 512)
+// next returns a new zero card at the end of out. Spare capacity is zero
+// already, so it is only written when out must grow.
+func (q *query) next() *wire.Card {
+	if len(q.out) == cap(q.out) {
+		q.out = append(q.out, wire.Card{})
+	} else {
+		q.out = q.out[:len(q.out)+1]
 	}
-	p := &q.ages[0]
-	q.ages = q.ages[1:]
-	return p
+	return &q.out[len(q.out)-1]
 }

@@ -164,3 +164,44 @@ func TestFleetMix(t *testing.T) {
 		t.Errorf("fleet mix drifted: %d with pending updates, %d online of 20000", pendingN, onlineN)
 	}
 }
+
+// TestQueryAllocs guards the per-card cost: a listing allocates a few large
+// arrays plus, at most, one string per card that has reasons.
+func TestQueryAllocs(t *testing.T) {
+	f := genFleet(5000, 2)
+	allocs := testing.AllocsPerRun(5, func() {
+		Query(f.machines, f.reachOf, f.visible, wire.MachinesArgs{}, now, Policy{})
+	})
+	if perCard := allocs / 5000; perCard > 0.6 {
+		t.Errorf("%.0f allocations for 5000 cards (%.2f a card), want at most 0.6 a card", allocs, perCard)
+	}
+}
+
+// TestQueryCardsIndependent: reasons and snapshot ages are carved from
+// shared blocks, but no card may reach into another's.
+func TestQueryCardsIndependent(t *testing.T) {
+	ms, _ := smallFleet()
+	ms[0].Approval.Required = true // a-stale: two reasons
+	cards := Query(ms, nil, func(string) bool { return true }, wire.MachinesArgs{}, now, Policy{})
+	before := make([][]string, len(cards))
+	for i := range cards {
+		before[i] = slices.Clone(cards[i].Readiness.Reasons)
+	}
+	for i := range cards {
+		cards[i].Readiness.Reasons = append(cards[i].Readiness.Reasons, "extra")
+		if a := cards[i].Readiness.SnapshotAgeSec; a != nil {
+			*a = -1
+		}
+	}
+	for i := range cards {
+		if got := cards[i].Readiness.Reasons; !slices.Equal(got[:len(got)-1], before[i]) {
+			t.Errorf("card %s: reasons %q, were %q", cards[i].ID, got, before[i])
+		}
+	}
+	fresh := Query(ms, nil, func(string) bool { return true }, wire.MachinesArgs{}, now, Policy{})
+	for i := range fresh {
+		if a := fresh[i].Readiness.SnapshotAgeSec; a != nil && *a < 0 {
+			t.Errorf("card %s: snapshot age shared with an earlier listing", fresh[i].ID)
+		}
+	}
+}

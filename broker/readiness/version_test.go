@@ -27,6 +27,8 @@ func TestCompareVersions(t *testing.T) {
 		{"1.2.0-alpha", "1.2.0-beta", -1},
 		{"1.2.0-alpha", "1.2.0-alpha.1", -1},
 		{"1.2.0-1", "1.2.0-alpha", -1},
+		{"1.2.0-rc.2", "1.2.0-rc.10", -1},
+		{"1.2.0-rc.02", "1.2.0-rc.2", 0},
 		{"1.2.0+build7", "1.2.0", 0},
 		{"1.2.0-rc1+build7", "1.2.0-rc1", 0},
 		// unparsable: byte-wise
