@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,7 @@ type live struct {
 	stream      network.Stream
 	since       time.Time
 	lastBeat    time.Time
+	transport   string
 	load1       float64
 	userPresent bool
 }
@@ -43,7 +45,8 @@ func (p *presence) open(id string, s network.Stream, now time.Time) uint64 {
 	if old := p.live[id]; old != nil {
 		old.stream.Reset()
 	}
-	p.live[id] = &live{gen: p.gen, stream: s, since: now, lastBeat: now}
+	p.live[id] = &live{gen: p.gen, stream: s, since: now, lastBeat: now,
+		transport: transportName(s.Conn().RemoteMultiaddr().String())}
 	return p.gen
 }
 
@@ -78,7 +81,7 @@ func (p *presence) reach(id string, stored *time.Time, broker string) wire.Reach
 	if l != nil {
 		since, seen, load, user := l.since, l.lastBeat, l.load1, l.userPresent
 		r = wire.Reachability{Online: true, Since: &since, LastSeen: &seen, Broker: broker,
-			Load1: &load, UserPresent: &user}
+			Transport: l.transport, Load1: &load, UserPresent: &user}
 	}
 	p.mu.Unlock()
 	if l == nil {
@@ -173,6 +176,19 @@ func (b *Broker) heartbeats(s network.Stream, r *wire.Reader, remote string, gen
 			return "bridge lost"
 		}
 	}
+}
+
+// transportName names a bridge's transport from its remote multiaddr.
+func transportName(addr string) string {
+	switch {
+	case strings.Contains(addr, "/quic-v1"):
+		return "quic"
+	case strings.Contains(addr, "/ws"):
+		return "websocket"
+	case strings.Contains(addr, "/tcp/"):
+		return "tcp"
+	}
+	return addr
 }
 
 func isTimeout(err error) bool {

@@ -152,7 +152,7 @@ func printCard(w io.Writer, c *wire.Card, now time.Time) {
 	fmt.Fprintf(w, "\nREACHABILITY  %s\n", reach(c.Reachability, now))
 	if c.Reachability.Online {
 		rr := c.Reachability
-		fmt.Fprintf(w, "  since          %s via broker %s\n", ago(rr.Since, now), rr.Broker)
+		fmt.Fprintf(w, "  since          %s via broker %s over %s\n", ago(rr.Since, now), rr.Broker, orDash(rr.Transport))
 		if rr.Load1 != nil {
 			fmt.Fprintf(w, "  load           %.2f per core\n", *rr.Load1)
 		}

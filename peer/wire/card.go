@@ -47,12 +47,15 @@ type Readiness struct {
 // Reachability is the live overlay. It is never stored as a verdict; only
 // LastSeen is persisted.
 type Reachability struct {
-	Online      bool       `json:"online"`
-	Since       *time.Time `json:"since"`
-	LastSeen    *time.Time `json:"last_seen"`
-	Broker      string     `json:"broker"`
-	Load1       *float64   `json:"load1"`
-	UserPresent *bool      `json:"user_present"`
+	Online   bool       `json:"online"`
+	Since    *time.Time `json:"since"`
+	LastSeen *time.Time `json:"last_seen"`
+	Broker   string     `json:"broker"`
+	// Transport is the bridge's transport: quic, tcp or websocket. A
+	// machine on tcp or websocket sits on a network that blocks UDP.
+	Transport   string   `json:"transport,omitempty"`
+	Load1       *float64 `json:"load1"`
+	UserPresent *bool    `json:"user_present"`
 }
 
 // Session is the session-status layer. Not built yet: always null until

@@ -2,6 +2,8 @@ package collect
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,7 +110,7 @@ func TestFixtureErrors(t *testing.T) {
 
 func TestFixtureMissingFile(t *testing.T) {
 	_, err := Fixture(filepath.Join(t.TempDir(), "nope.json"))
-	if err == nil || !os.IsNotExist(err) && !strings.Contains(err.Error(), "no such file") {
+	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("err = %v", err)
 	}
 }

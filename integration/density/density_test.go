@@ -1,0 +1,106 @@
+package density
+
+import (
+	"fmt"
+	"os"
+	"testing"
+)
+
+// bench5kEnv opts in to the 5000-agent sizes.
+const bench5kEnv = "READYMESH_BENCH_5K"
+
+// sizes returns the agent and connection counts to measure.
+func sizes(b *testing.B) []int {
+	if os.Getenv(bench5kEnv) == "1" {
+		return []int{1000, 5000}
+	}
+	b.Logf("5000-agent sizes skipped; set %s=1 to run them", bench5kEnv)
+	return []int{1000}
+}
+
+// BenchmarkBridgeDensityBaselineTLS measures what a minimal Go TLS 1.3
+// server process holds per idle connection (B/conn). It is declared before
+// BenchmarkBridgeDensity so that, in one run, the broker's figures can be
+// reported as ratios to it.
+func BenchmarkBridgeDensityBaselineTLS(b *testing.B) {
+	for _, n := range sizes(b) {
+		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
+			r := once(b, func() (result, error) { return measureTLS(b, n) })
+			addBaseline(r)
+			report(b, r, "conn")
+		})
+	}
+}
+
+// BenchmarkBridgeDensity measures what the broker process holds per
+// connected, idle, enrolled agent (B/agent): one QUIC bridge and its
+// presence stream each.
+func BenchmarkBridgeDensity(b *testing.B) {
+	for _, n := range sizes(b) {
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			fx := enrolled(b, n)
+			r := once(b, func() (result, error) { return measureBridge(b, fx, n) })
+			report(b, r, "agent")
+			for _, m := range []struct {
+				unit string
+				f    func(memStat) float64
+			}{{"heap-x-tls", heapOf}, {"rss-x-tls", rssOf}} {
+				if base, ok := baselinePer(n, m.f); ok && base > 0 {
+					b.ReportMetric(r.per(m.f)/base, m.unit)
+				}
+			}
+		})
+	}
+}
+
+// once runs measure on the first b.Loop iteration only: one measurement is
+// one expensive setup, longer than any benchtime, so b.Loop stops after
+// it, and -count repeats it.
+func once(b *testing.B, measure func() (result, error)) result {
+	var r result
+	done := false
+	for b.Loop() {
+		if done {
+			continue
+		}
+		var err error
+		if r, err = measure(); err != nil {
+			b.Fatal(err)
+		}
+		done = true
+	}
+	b.Log(r)
+	return r
+}
+
+// report reports r's per-peer figures; per is "agent" or "conn".
+func report(b *testing.B, r result, per string) {
+	b.ReportMetric(r.per(heapOf), "heap-B/"+per)
+	b.ReportMetric(r.per(rssOf), "rss-B/"+per)
+	b.ReportMetric(r.per(stackOf), "stack-B/"+per)
+	b.ReportMetric(r.per(goroutinesOf), "goroutines/"+per)
+}
+
+// TestDensityHarness runs both measurements small, so `make test` keeps
+// the harness working: the broker must count every agent online and both
+// servers must grow by a positive amount per peer.
+func TestDensityHarness(t *testing.T) {
+	const n = 50
+	fx := enrolled(t, n)
+	r, err := measureBridge(t, fx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("broker:", r)
+	if r.per(heapOf) <= 0 || r.per(rssOf) <= 0 {
+		t.Errorf("broker memory per agent is not positive: %v", r)
+	}
+	tr, err := measureTLS(t, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("tls:", tr)
+	if tr.per(heapOf) <= 0 {
+		t.Errorf("TLS server heap per connection is not positive: %v", tr)
+	}
+}

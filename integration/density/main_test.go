@@ -1,0 +1,70 @@
+package density
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// roleEnv selects what this test binary does when it is re-executed as a
+// child process. Unset means the normal test run.
+const roleEnv = "READYMESH_DENSITY_ROLE"
+
+// roleTLSServer runs the baseline TLS server (tlsserver_test.go).
+const roleTLSServer = "tls-server"
+
+// workDir is the temporary directory of this test process: the broker
+// binary and the enrolled broker templates live there. TestMain removes it.
+var workDir string
+
+func TestMain(m *testing.M) {
+	if os.Getenv(roleEnv) == roleTLSServer {
+		os.Exit(runTLSServer())
+	}
+	dir, err := os.MkdirTemp("", "readymesh-density-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "density:", err)
+		os.Exit(1)
+	}
+	workDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// brokerBin builds the real broker binary once per test process, on first
+// use, so `go test -list` and runs that filter everything out stay fast.
+var brokerBin = sync.OnceValues(func() (string, error) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("no go command to build the broker with: %w", err)
+	}
+	out := filepath.Join(workDir, "broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, "github.com/readymesh/readymesh/broker/cmd/broker")
+	// Build inside the module even when the test binary runs elsewhere.
+	if _, file, _, ok := runtime.Caller(0); ok {
+		cmd.Dir = filepath.Dir(file)
+	}
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build broker: %v\n%s", err, msg)
+	}
+	return out, nil
+})
+
+// needBroker returns the broker binary's path or fails tb.
+func needBroker(tb testing.TB) string {
+	tb.Helper()
+	bin, err := brokerBin()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return bin
+}
