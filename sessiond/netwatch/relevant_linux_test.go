@@ -16,6 +16,9 @@ func TestRelevant(t *testing.T) {
 	msg := func(typ netlink.HeaderType) netlink.Message {
 		return netlink.Message{Header: netlink.Header{Type: typ}, Data: make([]byte, 8)}
 	}
+	addr := func(family, scope byte) netlink.Message {
+		return netlink.Message{Header: netlink.Header{Type: unix.RTM_NEWADDR}, Data: []byte{family, 64, 0, scope, 2, 0, 0, 0}}
+	}
 	tests := []struct {
 		name string
 		m    netlink.Message
@@ -28,6 +31,9 @@ func TestRelevant(t *testing.T) {
 		{"subnet route", route(unix.RTM_NEWROUTE, 24), false},
 		{"host route", route(unix.RTM_DELROUTE, 128), false},
 		{"short route message", netlink.Message{Header: netlink.Header{Type: unix.RTM_NEWROUTE}, Data: []byte{2, 0}}, false},
+		{"global IPv6 address", addr(unix.AF_INET6, unix.RT_SCOPE_UNIVERSE), true},
+		{"IPv6 link-local address (DAD, SLAAC)", addr(unix.AF_INET6, unix.RT_SCOPE_LINK), false},
+		{"IPv4 link-local address (DHCP failed)", addr(unix.AF_INET, unix.RT_SCOPE_LINK), true},
 		{"link change", msg(unix.RTM_NEWLINK), false},
 		{"neighbour", msg(unix.RTM_NEWNEIGH), false},
 	}

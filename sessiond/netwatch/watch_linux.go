@@ -115,7 +115,11 @@ const rtmsgLen = 12
 func relevant(m netlink.Message) bool {
 	switch m.Header.Type {
 	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
-		return true
+		// IPv6 link-local addresses come and go with every link and
+		// announce duplicate-address detection a moment after each one
+		// appears; they say nothing about how the machine reaches its
+		// broker. ifaddrmsg: family, prefix length, flags, scope, index.
+		return !(len(m.Data) >= 4 && m.Data[0] == unix.AF_INET6 && m.Data[3] == unix.RT_SCOPE_LINK)
 	case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
 		return len(m.Data) >= rtmsgLen && m.Data[1] == 0
 	}
