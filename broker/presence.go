@@ -154,6 +154,7 @@ func (b *Broker) heartbeats(s network.Stream, r *wire.Reader, remote string, gen
 		return "hello reply failed"
 	}
 	silence := time.Duration(b.cfg.MissedHeartbeats) * b.cfg.Heartbeat
+	asked := false // a check-in was requested on this stream
 	for {
 		s.SetReadDeadline(time.Now().Add(silence))
 		var hb wire.Heartbeat
@@ -171,11 +172,29 @@ func (b *Broker) heartbeats(s network.Stream, r *wire.Reader, remote string, gen
 			return "bridge lost"
 		}
 		b.live.beat(remote, gen, &hb, b.cfg.Now())
+		ack := wire.HeartbeatAck{Seq: hb.Seq}
+		if !asked && b.behind(remote, hb.CheckInSeq) {
+			// The agent has an acknowledged check-in this broker does not
+			// hold (its disk was restored from a backup, or replaced):
+			// ask for a fresh one now rather than at the next interval.
+			ack.CheckIn, asked = true, true
+			b.log.Info("asking for a check-in", "id", remote, "agent_seq", hb.CheckInSeq)
+		}
 		s.SetWriteDeadline(time.Now().Add(silence))
-		if err := wire.Write(s, &wire.HeartbeatAck{Seq: hb.Seq}); err != nil {
+		if err := wire.Write(s, &ack); err != nil {
 			return "bridge lost"
 		}
 	}
+}
+
+// behind reports whether the store lacks a check-in the agent says was
+// acknowledged.
+func (b *Broker) behind(id string, agentSeq uint64) bool {
+	if agentSeq == 0 {
+		return false
+	}
+	m, ok := b.store.Machine(id)
+	return ok && (m.LastCheckIn == nil || m.LastCheckIn.Seq < agentSeq)
 }
 
 // transportName names a bridge's transport from its remote multiaddr.

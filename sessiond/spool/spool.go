@@ -18,6 +18,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/readymesh/readymesh/peer/wire"
 )
@@ -62,7 +63,7 @@ func Open(path string) (*Spool, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("spool: %s is locked: is another sessiond running with this state directory?", path)
 		}
 		return nil, fmt.Errorf("spool: open %s: %w", path, err)
