@@ -263,9 +263,8 @@ func (c *testClient) raw(proto protocol.ID, data []byte, closeWrite bool, reply 
 		c.t.Fatalf("write %s: %v", proto, err)
 	}
 	if closeWrite {
-		if err := s.CloseWrite(); err != nil {
-			c.t.Fatalf("close write %s: %v", proto, err)
-		}
+		// May fail when the broker has already answered; see call.
+		s.CloseWrite()
 	}
 	if err := wire.NewReader(s).Read(wire.MaxReply, reply); err != nil {
 		c.t.Fatalf("read %s reply: %v", proto, err)

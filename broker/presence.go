@@ -59,6 +59,16 @@ func (p *presence) beat(id string, gen uint64, hb *wire.Heartbeat, now time.Time
 	}
 }
 
+// lastBeat returns when stream gen of id last beat, if it is current.
+func (p *presence) lastBeat(id string, gen uint64) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l := p.live[id]; l != nil && l.gen == gen {
+		return l.lastBeat, true
+	}
+	return time.Time{}, false
+}
+
 // close removes stream gen of id and reports whether it was still the
 // current one, and when it last beat.
 func (p *presence) close(id string, gen uint64) (current bool, lastBeat time.Time) {
@@ -116,7 +126,7 @@ func (b *Broker) handlePresence(s network.Stream) {
 	s.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var hello wire.Hello
 	if err := r.Read(wire.MaxControl, &hello); err != nil {
-		b.refuse(s, "presence", remote, wire.CodeBadRequest, err.Error(), &wire.HelloReply{})
+		b.refuse(s, "presence", remote, readCode(err), err.Error(), &wire.HelloReply{})
 		return
 	}
 	if hello.MachineID != remote {
@@ -134,9 +144,13 @@ func (b *Broker) handlePresence(s network.Stream) {
 	b.metrics.online.Set(float64(b.live.count()))
 	b.log.Info("machine online", "machine", m.Name, "client", m.Client, "id", remote)
 	reason := b.heartbeats(s, r, remote, gen)
-	if current, last := b.live.close(remote, gen); current {
-		b.metrics.online.Set(float64(b.live.count()))
+	// Store last_seen before the machine leaves the live table, so no card
+	// ever shows it offline without one.
+	if last, current := b.live.lastBeat(remote, gen); current {
 		b.store.SetLastSeen(map[string]time.Time{remote: last})
+	}
+	if current, _ := b.live.close(remote, gen); current {
+		b.metrics.online.Set(float64(b.live.count()))
 		b.log.Info("machine offline", "machine", m.Name, "client", m.Client, "id", remote, "reason", reason)
 		if reason == "heartbeats missed" {
 			// The agent may be frozen or cut off; close its bridge so it

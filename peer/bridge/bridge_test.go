@@ -41,7 +41,8 @@ func TestListenAddrs(t *testing.T) {
 			want: []string{"/ip4/127.0.0.1/tcp/1", "/ip4/127.0.0.1/udp/2/quic-v1", "/ip4/127.0.0.1/tcp/2", "/ip4/127.0.0.1/tcp/3/ws"}},
 		{name: "no port", specs: []string{"127.0.0.1"}, err: "missing port"},
 		{name: "host name", specs: []string{"localhost:7400"}, err: "must be an IP address"},
-		{name: "empty host", specs: []string{":7400"}, err: "must be an IP address"},
+		{name: "empty host means every IPv4 address", specs: []string{":7400"},
+			want: []string{"/ip4/0.0.0.0/udp/7400/quic-v1", "/ip4/0.0.0.0/tcp/7400", "/ip4/0.0.0.0/tcp/7401/ws"}},
 		{name: "port 65535 leaves no websocket port", specs: []string{"127.0.0.1:65535"}, err: "bad port"},
 		{name: "negative port", specs: []string{"127.0.0.1:-1"}, err: "bad port"},
 		{name: "named port", specs: []string{"127.0.0.1:http"}, err: "bad port"},
@@ -216,7 +217,7 @@ func TestResolveBrokerMultiaddrs(t *testing.T) {
 		{name: "one without /p2p", in: quic + ",/ip4/127.0.0.1/tcp/7400", err: "no /p2p/PEER_ID"},
 		{name: "two peers", in: quic + ",/ip4/127.0.0.1/tcp/7400/p2p/" + other, err: "two peers"},
 		{name: "bad multiaddr", in: "/ip4/127.0.0.1/tcp/notaport/p2p/" + id, err: "notaport"},
-		{name: "empty part", in: quic + ",", err: "broker address"},
+		{name: "empty part", in: quic + ",", err: "empty multiaddr"},
 		// A peer ID alone cannot be dialled: there is nothing to pin it to.
 		{name: "peer ID without transport", in: "/p2p/" + id, err: "address"},
 	}

@@ -155,6 +155,9 @@ func ListenAddrs(specs []string) ([]ma.Multiaddr, error) {
 		if err != nil || port < 0 || port > 65534 {
 			return nil, fmt.Errorf("bridge: listen address %q: bad port", s)
 		}
+		if hostPart == "" {
+			hostPart = "0.0.0.0" // ":7400" means every IPv4 address
+		}
 		ip := net.ParseIP(hostPart)
 		if ip == nil {
 			return nil, fmt.Errorf("bridge: listen address %q: host must be an IP address", s)

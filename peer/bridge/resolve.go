@@ -33,9 +33,10 @@ func ResolveBroker(s string) (wire.BrokerInfo, error) {
 	}
 	var info wire.BrokerInfo
 	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
 		a, err := ma.NewMultiaddr(part)
 		if err != nil {
-			return wire.BrokerInfo{}, fmt.Errorf("broker address %q: %w", part, err)
+			return wire.BrokerInfo{}, fmt.Errorf("broker %q is neither a broker.json file that exists nor a multiaddr: %w", part, err)
 		}
 		_, id := peer.SplitAddr(a)
 		if id == "" {
@@ -46,6 +47,9 @@ func ResolveBroker(s string) (wire.BrokerInfo, error) {
 		}
 		info.PeerID = id.String()
 		info.Addrs = append(info.Addrs, part)
+	}
+	if _, err := AddrInfo(info); err != nil {
+		return wire.BrokerInfo{}, err
 	}
 	return info, nil
 }

@@ -75,25 +75,24 @@ func LoadOrCreate(path string) (k *Key, created bool, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, false, fmt.Errorf("identity: %w", err)
 	}
-	// O_EXCL: two processes racing to create the key must not both win.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Write a complete, synced key under a temporary name, then link it
+	// into place: the key file never exists half-written, even after a
+	// crash, and when two processes race only the first link wins; the
+	// loser loads the winner's key.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
 	if err != nil {
+		return nil, false, fmt.Errorf("identity: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := writeSynced(tmp, raw); err != nil {
+		return nil, false, fmt.Errorf("identity: write %s: %w", tmp.Name(), err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			k, err := Load(path)
 			return k, false, err
 		}
 		return nil, false, fmt.Errorf("identity: %w", err)
-	}
-	if _, err := f.Write(raw); err != nil {
-		f.Close()
-		return nil, false, fmt.Errorf("identity: write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, false, fmt.Errorf("identity: sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, false, fmt.Errorf("identity: close %s: %w", path, err)
 	}
 	k, err = fromPriv(priv)
 	return k, true, err
@@ -105,4 +104,18 @@ func fromPriv(priv crypto.PrivKey) (*Key, error) {
 		return nil, fmt.Errorf("identity: peer ID: %w", err)
 	}
 	return &Key{Priv: priv, ID: id}, nil
+}
+
+// writeSynced writes raw to f (created 0600 by os.CreateTemp), syncs and
+// closes it.
+func writeSynced(f *os.File, raw []byte) error {
+	if _, err := f.Write(raw); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

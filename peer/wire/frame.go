@@ -16,17 +16,26 @@ var ErrTooLarge = errors.New("wire: message too large")
 // ErrMalformed is returned (wrapped) when a message cannot be decoded.
 var ErrMalformed = errors.New("wire: malformed message")
 
-// Write encodes v as JSON and writes it with its length prefix.
-func Write(w io.Writer, v any) error {
+// Encode returns v as one framed message: its JSON encoding preceded by
+// the length prefix.
+func Encode(v any) ([]byte, error) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("wire: encode %T: %w", v, err)
+		return nil, fmt.Errorf("wire: encode %T: %w", v, err)
 	}
 	var hdr [binary.MaxVarintLen64]byte
 	n := binary.PutUvarint(hdr[:], uint64(len(body)))
 	buf := make([]byte, 0, n+len(body))
 	buf = append(buf, hdr[:n]...)
-	buf = append(buf, body...)
+	return append(buf, body...), nil
+}
+
+// Write encodes v as JSON and writes it with its length prefix.
+func Write(w io.Writer, v any) error {
+	buf, err := Encode(v)
+	if err != nil {
+		return err
+	}
 	if _, err := w.Write(buf); err != nil {
 		return fmt.Errorf("wire: write %T: %w", v, err)
 	}
