@@ -134,8 +134,7 @@ func startProc(t *testing.T, name string, env []string, bin string, args ...stri
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	// If the test binary dies, its children die with it.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(p.cmd)
 	p.cmd.WaitDelay = 2 * time.Second
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -158,8 +157,6 @@ func startProc(t *testing.T, name string, env []string, bin string, args ...stri
 	})
 	return p
 }
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 func (p *proc) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
@@ -246,7 +243,7 @@ func runCmdContext(ctx context.Context, env []string, bin string, args ...string
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(cmd)
 	cmd.WaitDelay = 2 * time.Second
 	err := cmd.Run()
 	if ctx.Err() != nil {

@@ -57,7 +57,12 @@ func (a *Agent) presence(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open presence: %w", err)
 	}
-	defer s.Reset() // after a clean Close this is a no-op
+	clean := false
+	defer func() {
+		if !clean {
+			s.Reset()
+		}
+	}()
 	s.SetDeadline(time.Now().Add(15 * time.Second))
 	if err := wire.Write(s, &wire.Hello{MachineID: a.key.ID.String(), AgentVersion: Version}); err != nil {
 		return err
@@ -77,7 +82,9 @@ func (a *Agent) presence(ctx context.Context) error {
 	}
 	a.setUp(true, "")
 	a.log.Info("bridge up", "broker", a.broker.ID, "heartbeat", every, "transport", s.Conn().RemoteMultiaddr())
-	return a.heartbeats(ctx, s, r, every)
+	err = a.heartbeats(ctx, s, r, every)
+	clean = err == nil
+	return err
 }
 
 // heartbeats sends one heartbeat per interval and reads the acks on a
@@ -108,10 +115,16 @@ func (a *Agent) heartbeats(ctx context.Context, s network.Stream, r *wire.Reader
 		}
 		select {
 		case <-ctx.Done():
-			// Clean close: the broker reads EOF and shows us offline now.
+			// Clean close: half-close so the broker reads EOF and shows us
+			// offline now, then wait (bounded) for its side to close too.
+			// Closing both sides at once could reset the stream before the
+			// FIN is delivered, and the broker would log a lost bridge.
 			s.CloseWrite()
+			select {
+			case <-readErr:
+			case <-time.After(min(every, time.Second)):
+			}
 			s.Close()
-			<-readErr
 			return nil
 		case err := <-readErr:
 			return fmt.Errorf("presence: %w", err)
