@@ -36,13 +36,20 @@ type broker struct {
 	proc      *proc
 	info      wire.BrokerInfo
 	starts    int
+	extra     []string // more broker flags, for every start
 }
 
 // startBroker starts a broker named name with its data under base.
 // heartbeat zero means the broker's default.
 func startBroker(t *testing.T, base, name string, heartbeat time.Duration) *broker {
 	t.Helper()
-	b := &broker{t: t, name: name, dir: filepath.Join(base, name), heartbeat: heartbeat}
+	return startBrokerArgs(t, base, name, heartbeat)
+}
+
+// startBrokerArgs is startBroker with more broker flags.
+func startBrokerArgs(t *testing.T, base, name string, heartbeat time.Duration, extra ...string) *broker {
+	t.Helper()
+	b := &broker{t: t, name: name, dir: filepath.Join(base, name), heartbeat: heartbeat, extra: extra}
 	b.launch("127.0.0.1:0")
 	return b
 }
@@ -55,6 +62,7 @@ func (b *broker) launch(listen string) {
 	if b.heartbeat > 0 {
 		args = append(args, "--heartbeat", b.heartbeat.String())
 	}
+	args = append(args, b.extra...)
 	b.proc = startProc(t, fmt.Sprintf("broker %s (start %d)", b.name, b.starts), nil, bins.broker, args...)
 	line := b.proc.waitOutput(t, "broker ready", readyTimeout)
 	raw, err := os.ReadFile(b.infoPath())
@@ -271,14 +279,15 @@ func (c *tech) token(client string, uses int, ttl time.Duration) wire.TokenResul
 // agent is an enrolled sessiond with its state directory; proc is set while
 // `sessiond run` was started.
 type agent struct {
-	t       *testing.T
-	name    string
-	client  string
-	id      string
-	dir     string
-	fixture string // absolute path, or "" for the real collectors
-	proc    *proc
-	runs    int
+	interval time.Duration // check-in interval; zero means 1h
+	t        *testing.T
+	name     string
+	client   string
+	id       string
+	dir      string
+	fixture  string // absolute path, or "" for the real collectors
+	proc     *proc
+	runs     int
 }
 
 var enrolledRE = regexp.MustCompile(`^enrolled (\S+) in client (\S+) as machine (\S+) \(broker (\S+)\)`)
@@ -324,7 +333,11 @@ func tryEnroll(t *testing.T, token, name, dir string, extra ...string) result {
 
 // runArgs are the arguments of `sessiond run` for a.
 func (a *agent) runArgs() []string {
-	args := []string{"run", "--state", a.dir, "--interval", "1h", "--reconnect-max", "1s"}
+	interval := "1h"
+	if a.interval > 0 {
+		interval = a.interval.String()
+	}
+	args := []string{"run", "--state", a.dir, "--interval", interval, "--reconnect-max", "1s"}
 	if a.fixture != "" {
 		args = append(args, "--inventory", a.fixture)
 	}
