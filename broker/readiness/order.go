@@ -19,7 +19,7 @@ func Sort(cards []wire.Card) {
 		c := &cards[i]
 		keys[i] = kb.key(c.Client, c.Name, i, rankOf(c.Readiness.State), c.Reachability.Online)
 	}
-	kb.sort(keys, cards)
+	sortKeys(keys, clientRanks(&kb)[0], 0, cards)
 	permute(cards, keys)
 }
 
@@ -69,10 +69,10 @@ func prefix8(s string, off int) uint64 {
 	return p
 }
 
-// keyBuilder makes sortKeys. It numbers clients as it meets them; sort then
-// renumbers them in name order. A fleet has far fewer clients than machines,
-// and its records usually come grouped by client, so the last client is
-// remembered to skip most map look-ups.
+// keyBuilder makes sortKeys. It numbers clients as it meets them;
+// clientRanks and sortKeys then renumber them in name order. A fleet has
+// far fewer clients than machines, and its records often come grouped by
+// client, so the last client is remembered to skip most map look-ups.
 type keyBuilder struct {
 	ord     map[string]uint32 // client → number, in order of first meeting
 	clients []string          // number → client
@@ -111,23 +111,61 @@ func (kb *keyBuilder) client(c string) uint32 {
 	return n
 }
 
-// sort renumbers the clients in keys by name and sorts keys; cards are the
-// cards they index.
-func (kb *keyBuilder) sort(keys []sortKey, cards []wire.Card) {
-	byName := make([]uint32, len(kb.clients))
-	for i := range byName {
-		byName[i] = uint32(i)
+// clientRanks puts every client that the builders met in name order, and
+// returns for each builder the table from its own client numbers to
+// positions in that order.
+func clientRanks(kbs ...*keyBuilder) [][]uint32 {
+	var all []string
+	for _, kb := range kbs {
+		all = append(all, kb.clients...)
 	}
-	slices.SortFunc(byName, func(a, b uint32) int { return strings.Compare(kb.clients[a], kb.clients[b]) })
-	rank := make([]uint32, len(byName))
-	for pos, n := range byName {
-		rank[n] = uint32(pos)
+	slices.Sort(all)
+	all = slices.Compact(all)
+	ranks := make([][]uint32, len(kbs))
+	for i, kb := range kbs {
+		ranks[i] = make([]uint32, len(kb.clients))
+		for n, c := range kb.clients {
+			pos, _ := slices.BinarySearch(all, c)
+			ranks[i][n] = uint32(pos)
+		}
 	}
+	return ranks
+}
+
+// sortKeys turns the client numbers in keys into ranks, adds offset to
+// each idx and sorts keys; cards are the cards that idx then indexes.
+func sortKeys(keys []sortKey, rank []uint32, offset int, cards []wire.Card) {
 	for i := range keys {
 		k := &keys[i]
 		k.major = k.major&^clientBits | uint64(rank[k.major&clientBits])
+		k.idx += int32(offset)
 	}
 	slices.SortFunc(keys, func(a, b sortKey) int { return compareKeys(&a, &b, cards) })
+}
+
+// mergeKeys merges sorted runs of keys into one sorted slice. There are
+// only a few runs, one per worker, so it scans their heads.
+func mergeKeys(runs [][]sortKey, cards []wire.Card) []sortKey {
+	if len(runs) == 1 {
+		return runs[0]
+	}
+	n := 0
+	for _, r := range runs {
+		n += len(r)
+	}
+	runs = slices.Clone(runs)
+	out := make([]sortKey, 0, n)
+	for len(out) < n {
+		best := -1
+		for i, r := range runs {
+			if len(r) > 0 && (best < 0 || compareKeys(&r[0], &runs[best][0], cards) < 0) {
+				best = i
+			}
+		}
+		out = append(out, runs[best][0])
+		runs[best] = runs[best][1:]
+	}
+	return out
 }
 
 // permute moves cards in place so that position i holds the card that was

@@ -1,6 +1,8 @@
 package readiness
 
 import (
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/readymesh/readymesh/broker/store"
@@ -13,9 +15,10 @@ import (
 // The newest agent version is taken from the whole of ms, not only the
 // visible part, so every technician sees the same readiness for a machine.
 // reach returns a machine's live reachability by ID; nil means every machine
-// is offline. visible says whether the technician may see a client's
-// machines; nil shows nothing, so scope is never implicit. a should have
-// passed ValidateArgs; an unknown state matches nothing.
+// is offline. It is called from several goroutines at once, so it must be
+// safe for concurrent use. visible says whether the technician may see a
+// client's machines; nil shows nothing, so scope is never implicit. a should
+// have passed ValidateArgs; an unknown state matches nothing.
 //
 // The cards share pointers and slices with ms, which must not be modified
 // while they are in use.
@@ -24,41 +27,63 @@ func Query(ms []store.Machine, reach func(id string) wire.Reachability, visible 
 	if visible == nil {
 		return []wire.Card{}
 	}
-	e := newEvaluator(Newest(ms), now, p)
-	e.block = slabBlock
-	q := query{
-		evaluator: e,
-		ms:        ms,
-		reach:     reach,
-		args:      &a,
-	}
 	in := inScope(ms, visible, a.Client)
-	q.build(in)
-	if len(q.out) == 0 {
+	parts := split(in, Newest(ms), now, p)
+	sized := a.Readiness == "" && a.Online == nil && a.PendingUpdate == ""
+	var all []wire.Card
+	if sized { // every machine in scope gets a card: size once, one array for all
+		all = make([]wire.Card, len(in))
+		off := 0
+		for _, pt := range parts {
+			pt.out = all[off : off : off+len(pt.in)]
+			pt.keys = make([]sortKey, 0, len(pt.in))
+			off += len(pt.in)
+		}
+	}
+	each(parts, func(_ int, pt *part) { pt.build(ms, reach, &a) })
+	if !sized || total(parts) != len(all) {
+		all = concat(parts)
+	}
+	if len(all) == 0 {
 		return []wire.Card{} // JSON [] rather than null
 	}
-	q.kb.sort(q.keys, q.out)
-	permute(q.out, q.keys)
-	return q.out
+	return order(parts, all)
 }
 
-// query is the state of one Query call.
-type query struct {
-	*evaluator
-	ms    []store.Machine
-	reach func(string) wire.Reachability
-	args  *wire.MachinesArgs
-
-	kb   keyBuilder
-	out  []wire.Card // in the order of ms until permuted
-	keys []sortKey   // idx is an index in out
+// A part is one worker's share of a Query: a run of the machines in scope,
+// and the cards and sort keys it makes for them. Everything in it is owned
+// by that worker until each returns.
+type part struct {
+	*evaluator // with its own scratch and slabs
+	kb         keyBuilder
+	in         []int32     // indices in ms
+	out        []wire.Card // in the order of in
+	keys       []sortKey   // idx is an index in out until sortKeys
 }
 
-// slabBlock is how many snapshot ages or reasons Query allocates at once.
-const slabBlock = 1024
+// Query spreads its work over one goroutine per processor, but never gives
+// one fewer than minPerWorker machines: below that, starting it costs more
+// than it saves.
+const (
+	minPerWorker = 4096
+	maxWorkers   = 8
+	slabBlock    = 1024 // snapshot ages or reasons allocated at once
+)
+
+// testOnlyWorkers, if positive, sets the number of workers regardless of
+// processors and size, so tests can exercise merging on any machine.
+var testOnlyWorkers int
+
+func workers(n int) int {
+	if testOnlyWorkers > 0 {
+		return max(1, min(testOnlyWorkers, n))
+	}
+	return max(1, min(runtime.GOMAXPROCS(0), maxWorkers, n/minPerWorker))
+}
 
 // inScope returns the indices of the machines in ms that the technician may
-// see and that belong to client, if set.
+// see and that belong to client, if set. visible is only called here, from
+// the caller's goroutine.
 func inScope(ms []store.Machine, visible func(string) bool, client string) []int32 {
 	var in []int32
 	for i := range ms {
@@ -70,40 +95,100 @@ func inScope(ms []store.Machine, visible func(string) bool, client string) []int
 	return in
 }
 
-// build evaluates the machines at in, in storage order, and makes cards and
-// sort keys for those that pass the filters. Every card costs one slot in
-// out; when no filter beyond scope is set, out is sized exactly up front.
-func (q *query) build(in []int32) {
-	a := q.args
-	if a.Readiness == "" && a.Online == nil && a.PendingUpdate == "" {
-		q.out = make([]wire.Card, 0, len(in))
-		q.keys = make([]sortKey, 0, len(in))
+// split cuts in into parts of nearly equal size, each with its own
+// evaluator.
+func split(in []int32, newest string, now time.Time, p Policy) []*part {
+	n := workers(len(in))
+	parts := make([]*part, n)
+	for i := range parts {
+		e := newEvaluator(newest, now, p)
+		e.block = slabBlock
+		parts[i] = &part{evaluator: e, in: in[i*len(in)/n : (i+1)*len(in)/n]}
 	}
-	for _, i := range in {
-		m := &q.ms[i]
-		f := q.assess(m)
+	return parts
+}
+
+// each runs f on every part, each on a goroutine of its own but the first,
+// which runs on the caller's. It returns when all are done.
+func each(parts []*part, f func(i int, pt *part)) {
+	var wg sync.WaitGroup
+	for i := 1; i < len(parts); i++ {
+		wg.Go(func() { f(i, parts[i]) })
+	}
+	f(0, parts[0])
+	wg.Wait()
+}
+
+// build evaluates the part's machines in storage order and makes cards and
+// sort keys for those that pass the filters. Each card is written in place
+// at the end of out, which grows only if it was not sized up front.
+func (pt *part) build(ms []store.Machine, reach func(string) wire.Reachability, a *wire.MachinesArgs) {
+	for _, i := range pt.in {
+		m := &ms[i]
+		f := pt.assess(m)
 		var r wire.Reachability
-		if q.reach != nil {
-			r = q.reach(m.ID)
+		if reach != nil {
+			r = reach(m.ID)
 		}
 		if !matches(a, m.Client, states[f.rank], r.Online, m.PendingUpdates) {
 			continue
 		}
-		q.keys = append(q.keys, q.kb.key(m.Client, m.Name, len(q.out), f.rank, r.Online))
-		c := q.next()
+		pt.keys = append(pt.keys, pt.kb.key(m.Client, m.Name, len(pt.out), f.rank, r.Online))
+		c := pt.next()
 		c.ID, c.Name, c.Client = m.ID, m.Name, m.Client
-		q.fill(&c.Readiness, m, &f)
+		pt.fill(&c.Readiness, m, &f)
 		c.Reachability = r
 	}
 }
 
 // next returns a new zero card at the end of out. Spare capacity is zero
 // already, so it is only written when out must grow.
-func (q *query) next() *wire.Card {
-	if len(q.out) == cap(q.out) {
-		q.out = append(q.out, wire.Card{})
+func (pt *part) next() *wire.Card {
+	if len(pt.out) == cap(pt.out) {
+		pt.out = append(pt.out, wire.Card{})
 	} else {
-		q.out = q.out[:len(q.out)+1]
+		pt.out = pt.out[:len(pt.out)+1]
 	}
-	return &q.out[len(q.out)-1]
+	return &pt.out[len(pt.out)-1]
+}
+
+func total(parts []*part) int {
+	n := 0
+	for _, pt := range parts {
+		n += len(pt.out)
+	}
+	return n
+}
+
+// concat joins the parts' cards when they were not built in one array.
+func concat(parts []*part) []wire.Card {
+	if len(parts) == 1 {
+		return parts[0].out
+	}
+	all := make([]wire.Card, 0, total(parts))
+	for _, pt := range parts {
+		all = append(all, pt.out...)
+	}
+	return all
+}
+
+// order sorts all, the parts' cards joined in part order: each worker sorts
+// its own keys, the sorted runs are merged, and the cards are moved once.
+func order(parts []*part, all []wire.Card) []wire.Card {
+	kbs := make([]*keyBuilder, len(parts))
+	for i, pt := range parts {
+		kbs[i] = &pt.kb
+	}
+	ranks := clientRanks(kbs...)
+	offsets := make([]int, len(parts))
+	for i := 1; i < len(parts); i++ {
+		offsets[i] = offsets[i-1] + len(parts[i-1].out)
+	}
+	runs := make([][]sortKey, len(parts))
+	each(parts, func(i int, pt *part) {
+		sortKeys(pt.keys, ranks[i], offsets[i], all)
+		runs[i] = pt.keys
+	})
+	permute(all, mergeKeys(runs, all))
+	return all
 }

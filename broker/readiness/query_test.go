@@ -62,16 +62,17 @@ func TestQuery(t *testing.T) {
 		{"nil reach is offline", nil, all, wire.MachinesArgs{Online: &yes}, []string{}},
 		{"nil visible shows nothing", reach, nil, wire.MachinesArgs{}, []string{}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, workers := range []int{1, 3, 20} { // 20: more workers than machines
+		withWorkers(t, workers)
+		for _, tt := range tests {
 			cards := Query(ms, tt.reach, tt.visible, tt.args, now, Policy{})
 			if cards == nil {
-				t.Fatal("Query returned nil, want an empty list")
+				t.Fatalf("%s: Query returned nil, want an empty list", tt.name)
 			}
 			if got := ids(cards); !slices.Equal(got, tt.want) {
-				t.Errorf("got  %q\nwant %q", got, tt.want)
+				t.Errorf("%s, %d workers:\ngot  %q\nwant %q", tt.name, workers, got, tt.want)
 			}
-		})
+		}
 	}
 }
 
@@ -110,15 +111,27 @@ func TestQueryEqualsPipeline(t *testing.T) {
 		{PendingUpdate: "openssl"},
 	}
 	p := Policy{Grace: 5 * time.Minute}
-	for _, visible := range []func(string) bool{f.visible, partial} {
-		for _, a := range argsList {
-			got := Query(f.machines, f.reachOf, visible, a, now, p)
-			want := pipeline(f, visible, a, p)
-			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("args %+v: Query differs from Card+Match+Sort (%d vs %d cards)", a, len(got), len(want))
+	for _, workers := range []int{0, 1, 2, 3, 7} {
+		withWorkers(t, workers)
+		for _, visible := range []func(string) bool{f.visible, partial} {
+			for _, a := range argsList {
+				got := Query(f.machines, f.reachOf, visible, a, now, p)
+				want := pipeline(f, visible, a, p)
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("%d workers, args %+v: Query differs from Card+Match+Sort (%d vs %d cards)",
+						workers, a, len(got), len(want))
+				}
 			}
 		}
 	}
+}
+
+// withWorkers makes Query use n workers (0: its own choice) until the test
+// ends.
+func withWorkers(t *testing.T, n int) {
+	old := testOnlyWorkers
+	testOnlyWorkers = n
+	t.Cleanup(func() { testOnlyWorkers = old })
 }
 
 func pipeline(f *fleet, visible func(string) bool, a wire.MachinesArgs, p Policy) []wire.Card {

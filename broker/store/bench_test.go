@@ -15,9 +15,9 @@ import (
 )
 
 // BenchmarkCheckIn measures durable ingest: each op is one committed and
-// fsynced check-in of a ~4 KB snapshot, issued by N agents at once. Each
-// agent is a goroutine that owns one enrolled machine, so its sequence
-// numbers only grow.
+// fsynced check-in of a ~3.3 KB snapshot (40 packages, 4 pending updates),
+// issued by N agents at once. Each agent is a goroutine that owns one
+// enrolled machine, so its sequence numbers only grow.
 func BenchmarkCheckIn(b *testing.B) {
 	for _, agents := range []int{1, 64, 512} {
 		b.Run(fmt.Sprintf("agents=%d", agents), func(b *testing.B) {

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -25,14 +27,19 @@ type CheckInResult struct {
 	StoredAt  time.Time
 }
 
-// CheckIn stores a snapshot as the machine's latest and appends its summary
-// to the history. It returns after the transaction is committed and fsynced.
-// Concurrent calls share transactions (bbolt Batch).
+// CheckIn stores a snapshot as the machine's latest and adds its summary
+// to the history. It returns after the transaction is committed and
+// fsynced. Concurrent calls share transactions (see writer.go).
 //
-// The machine must be enrolled. A sequence number at or below the stored one
-// is a duplicate if the content is identical, else ErrSequence (the reply
-// carries the stored sequence so the agent can move past it).
+// The machine must be enrolled and the check-in valid. The same sequence
+// number as the stored one with identical content is a duplicate (stored
+// once, acknowledged again); any other sequence at or below the stored one
+// is ErrSequence, and the result carries the stored sequence so the agent
+// can move past it.
 func (s *Store) CheckIn(ci *wire.CheckIn, now time.Time) (CheckInResult, error) {
+	if err := ci.Validate(); err != nil {
+		return CheckInResult{}, fmt.Errorf("store: %w", err)
+	}
 	raw, err := json.Marshal(&ci.Snapshot)
 	if err != nil {
 		return CheckInResult{}, fmt.Errorf("store: encode snapshot: %w", err)
@@ -42,53 +49,39 @@ func (s *Store) CheckIn(ci *wire.CheckIn, now time.Time) (CheckInResult, error) 
 	now = now.UTC()
 
 	var res CheckInResult
-	var saved *Machine
-	err = s.db.Batch(func(tx *bolt.Tx) error {
-		res, saved = CheckInResult{}, nil
-		m := new(Machine)
-		found, err := getJSON(tx.Bucket(bktMachines), []byte(ci.MachineID), m)
-		switch {
-		case err != nil:
-			return err
-		case !found:
-			return fmt.Errorf("%s: %w", ci.MachineID, ErrUnknownMachine)
+	err = s.write(func(b *batch) error {
+		res = CheckInResult{}
+		m, ok := b.machine(ci.MachineID)
+		if !ok {
+			return refuse(fmt.Errorf("%s: %w", ci.MachineID, ErrUnknownMachine))
 		}
 		if last := m.LastCheckIn; last != nil && ci.Seq <= last.Seq {
 			res.StoredSeq, res.StoredAt = last.Seq, last.At
-			if ci.Seq == last.Seq && s.lastDigest(tx, m.ID) == digest {
+			if ci.Seq == last.Seq && lastDigest(b.tx, m.ID) == digest {
 				res.Duplicate = true
 				return nil
 			}
-			return fmt.Errorf("%w: got %d, stored %d", ErrSequence, ci.Seq, last.Seq)
+			return refuse(fmt.Errorf("%w: got %d, stored %d", ErrSequence, ci.Seq, last.Seq))
 		}
 		applySnapshot(m, ci, now)
-		if err := tx.Bucket(bktSnapshots).Put([]byte(m.ID), raw); err != nil {
+		if err := b.tx.Bucket(bktSnapshots).Put([]byte(m.ID), raw); err != nil {
 			return err
 		}
-		if err := s.appendHistory(tx, m, ci, now, digest); err != nil {
+		if err := s.appendHistory(b.tx, m, historyItem(ci, now, digest)); err != nil {
 			return err
 		}
-		m.Rev++
-		if err := putJSON(tx.Bucket(bktMachines), []byte(m.ID), m); err != nil {
-			return err
-		}
-		res.StoredSeq, res.StoredAt, saved = ci.Seq, now, m
-		return nil
+		res.StoredSeq, res.StoredAt = ci.Seq, now
+		return b.put(m)
 	})
-	if err != nil {
-		if !errors.Is(err, ErrSequence) {
-			s.log.Warn("check-in refused", "machine", ci.MachineID, "seq", ci.Seq, "err", err)
-		}
-		return res, err
+	if err != nil && !errors.Is(err, ErrSequence) {
+		s.log.Warn("check-in refused", "machine", ci.MachineID, "seq", ci.Seq, "err", err)
 	}
-	if saved != nil {
-		s.remember(saved)
-	}
-	return res, nil
+	return res, err
 }
 
 // applySnapshot copies the card-relevant parts of a snapshot into the
 // machine record, carrying over when each pending update was first seen.
+// It copies what it keeps, so the record shares no memory with ci.
 func applySnapshot(m *Machine, ci *wire.CheckIn, now time.Time) {
 	snap := &ci.Snapshot
 	firstSeen := make(map[string]time.Time, len(m.PendingUpdates))
@@ -112,15 +105,29 @@ func applySnapshot(m *Machine, ci *wire.CheckIn, now time.Time) {
 	m.AgentVersion = snap.AgentVersion
 	m.PendingUpdates = pending
 	m.Runtime = snap.Runtime
-	m.Approval = snap.Approval
-	m.CollectorErrs = snap.CollectorErrs
+	m.Approval = cloneApproval(snap.Approval)
+	m.CollectorErrs = slices.Clone(snap.CollectorErrs)
 	m.LastCheckIn = &CheckInMeta{Seq: ci.Seq, At: now, Reason: ci.Reason,
 		BootID: snap.BootID, CollectedAt: snap.CollectedAt.UTC()}
-	seen := now
-	m.LastSeen = &seen
+	if m.LastSeen == nil || now.After(*m.LastSeen) {
+		seen := now
+		m.LastSeen = &seen
+	}
 }
 
-func (s *Store) lastDigest(tx *bolt.Tx, id string) string {
+func cloneApproval(a wire.Approval) wire.Approval {
+	clone := func(t *time.Time) *time.Time {
+		if t == nil {
+			return nil
+		}
+		c := *t
+		return &c
+	}
+	a.LastApprovedAt, a.ExpiresAt = clone(a.LastApprovedAt), clone(a.ExpiresAt)
+	return a
+}
+
+func lastDigest(tx *bolt.Tx, id string) string {
 	raw := tx.Bucket(bktSnapshots).Get([]byte(id))
 	if raw == nil {
 		return ""
@@ -129,32 +136,74 @@ func (s *Store) lastDigest(tx *bolt.Tx, id string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func seqKey(seq uint64) []byte {
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], seq)
-	return k[:]
+func historyItem(ci *wire.CheckIn, now time.Time, digest string) wire.HistoryItem {
+	return wire.HistoryItem{Seq: ci.Seq, At: now, Reason: ci.Reason, BootID: ci.Snapshot.BootID,
+		AgentVersion: ci.Snapshot.AgentVersion, OSVersion: ci.Snapshot.OS.Version,
+		Packages: len(ci.Snapshot.Packages), PendingUpdates: len(ci.Snapshot.PendingUpdates), Digest: digest}
 }
 
-// appendHistory adds the check-in's summary and drops the oldest beyond the
-// history limit.
-func (s *Store) appendHistory(tx *bolt.Tx, m *Machine, ci *wire.CheckIn, now time.Time, digest string) error {
-	b, err := tx.Bucket(bktHistory).CreateBucketIfNotExists([]byte(m.ID))
+// historyKey is machine ID, a zero byte, and the slot as 2 bytes.
+func historyKey(id string, slot int) []byte {
+	k := make([]byte, 0, len(id)+3)
+	k = append(k, id...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint16(k, uint16(slot))
+}
+
+// appendHistory writes the summary into the machine's ring of history
+// slots, overwriting the oldest once the ring is full. A ring in one flat
+// bucket costs one page write per check-in, where a per-machine bucket
+// with deletes cost three.
+func (s *Store) appendHistory(tx *bolt.Tx, m *Machine, item wire.HistoryItem) error {
+	b := tx.Bucket(bktHistory)
+	if m.HistorySlots > s.histN {
+		if err := s.shrinkHistory(b, m); err != nil {
+			return err
+		}
+	}
+	slot := m.HistoryNext % s.histN
+	if err := putJSON(b, historyKey(m.ID, slot), item); err != nil {
+		return err
+	}
+	m.HistoryNext = (slot + 1) % s.histN
+	m.HistorySlots = max(m.HistorySlots, slot+1)
+	return nil
+}
+
+// shrinkHistory rewrites a ring left larger by a higher history limit:
+// the newest HistoryLimit items move to slots 0…limit-1, oldest first.
+func (s *Store) shrinkHistory(b *bolt.Bucket, m *Machine) error {
+	items, err := readHistory(b, m.ID)
 	if err != nil {
 		return err
 	}
-	item := wire.HistoryItem{Seq: ci.Seq, At: now, Reason: ci.Reason, BootID: ci.Snapshot.BootID,
-		AgentVersion: ci.Snapshot.AgentVersion, OSVersion: ci.Snapshot.OS.Version,
-		Packages: len(ci.Snapshot.Packages), PendingUpdates: len(ci.Snapshot.PendingUpdates), Digest: digest}
-	if err := putJSON(b, seqKey(ci.Seq), item); err != nil {
-		return err
-	}
-	m.HistoryN++
-	c := b.Cursor()
-	for k, _ := c.First(); k != nil && m.HistoryN > s.histN; k, _ = c.Next() {
-		if err := c.Delete(); err != nil {
+	for slot := 0; slot < m.HistorySlots; slot++ {
+		if err := b.Delete(historyKey(m.ID, slot)); err != nil {
 			return err
 		}
-		m.HistoryN--
 	}
+	keep := items[:min(len(items), s.histN)] // newest first
+	for i := range keep {
+		if err := putJSON(b, historyKey(m.ID, i), keep[len(keep)-1-i]); err != nil {
+			return err
+		}
+	}
+	m.HistorySlots, m.HistoryNext = len(keep), len(keep)%s.histN
 	return nil
+}
+
+// readHistory returns a machine's history items, newest first.
+func readHistory(b *bolt.Bucket, id string) ([]wire.HistoryItem, error) {
+	prefix := append([]byte(id), 0)
+	var out []wire.HistoryItem
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && len(k) == len(prefix)+2 && string(k[:len(prefix)]) == string(prefix); k, v = c.Next() {
+		var it wire.HistoryItem
+		if err := json.Unmarshal(v, &it); err != nil {
+			return nil, fmt.Errorf("history %x: %w", k, err)
+		}
+		out = append(out, it)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq > out[j].Seq })
+	return out, nil
 }

@@ -49,7 +49,7 @@ func TestCheckInRoundTrip(t *testing.T) {
 		EnrolledAt: t0, LastSeen: &at,
 		LastCheckIn: &CheckInMeta{Seq: 1, At: at, Reason: wire.ReasonEnroll, BootID: snap.BootID, CollectedAt: snap.CollectedAt},
 		OS:          &snap.OS, AgentVersion: "0.4.2", PendingUpdates: pending, Runtime: snap.Runtime,
-		Approval: snap.Approval, CollectorErrs: snap.CollectorErrs, HistoryN: 1}
+		Approval: snap.Approval, CollectorErrs: snap.CollectorErrs, HistorySlots: 1, HistoryNext: 1}
 	wantHist := []wire.HistoryItem{{Seq: 1, At: at, Reason: wire.ReasonEnroll, BootID: snap.BootID,
 		AgentVersion: "0.4.2", OSVersion: "12", Packages: 40, PendingUpdates: 4, Digest: digest}}
 
@@ -149,8 +149,8 @@ func TestCheckInHistoryLimit(t *testing.T) {
 		if got := historySeqs(t, s, "m1"); !slices.Equal(got, want) {
 			t.Errorf("%s: History seqs = %v, want %v", when, got, want)
 		}
-		if m, _ := s.Machine("m1"); m.HistoryN != len(want) {
-			t.Errorf("%s: HistoryN = %d, want %d", when, m.HistoryN, len(want))
+		if m, _ := s.Machine("m1"); m.HistorySlots != len(want) {
+			t.Errorf("%s: HistorySlots = %d, want %d", when, m.HistorySlots, len(want))
 		}
 		s = reopen(t, s, cfg)
 	}
@@ -169,8 +169,8 @@ func TestCheckInHistoryLimitLowered(t *testing.T) {
 	if got, want := historySeqs(t, s, "m1"), []uint64{9, 8, 7, 6, 5}; !slices.Equal(got, want) {
 		t.Errorf("History seqs = %v, want the 5 newest %v", got, want)
 	}
-	if m, _ := s.Machine("m1"); m.HistoryN != 5 {
-		t.Errorf("HistoryN = %d, want 5", m.HistoryN)
+	if m, _ := s.Machine("m1"); m.HistorySlots != 5 {
+		t.Errorf("HistorySlots = %d, want 5", m.HistorySlots)
 	}
 }
 
@@ -300,7 +300,7 @@ func TestCheckInConcurrent(t *testing.T) {
 			}
 			last := seqs[len(seqs)-1]
 			m, ok := s.Machine(id)
-			if !ok || m.LastCheckIn == nil || m.LastCheckIn.Seq != last || m.HistoryN != len(seqs) {
+			if !ok || m.LastCheckIn == nil || m.LastCheckIn.Seq != last || m.HistorySlots != len(seqs) {
 				t.Errorf("%s: Machine(%s) = %s, want last seq %d and %d history items", when, id, jsonOf(m), last, len(seqs))
 			}
 			got := historySeqs(t, s, id)

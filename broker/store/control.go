@@ -103,49 +103,65 @@ type EnrollRequest struct {
 // token again, so an agent that lost the reply can retry.
 func (s *Store) Enroll(r EnrollRequest) (Machine, error) {
 	var m Machine
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		var t Token
-		ok, err := getJSON(tx.Bucket(bktTokens), []byte(r.TokenHash), &t)
-		switch {
-		case err != nil:
+	err := s.write(func(b *batch) error {
+		t, err := enrollable(b, r)
+		if err != nil {
 			return err
-		case !ok:
-			return ErrTokenUnknown
 		}
-		machines := tx.Bucket(bktMachines)
-		if found, err := getJSON(machines, []byte(r.MachineID), &m); err != nil {
-			return err
-		} else if found {
-			if m.Name == r.Name && m.Client == t.Client {
-				return nil
-			}
-			return fmt.Errorf("machine %s is enrolled as %s/%s: %w", r.MachineID, m.Client, m.Name, ErrExists)
-		}
-		switch {
-		case !r.Now.Before(t.ExpiresAt):
-			return fmt.Errorf("%w at %s", ErrTokenExpired, t.ExpiresAt.Format(time.RFC3339))
-		case t.UsesLeft <= 0:
-			return fmt.Errorf("%w (%d of %d)", ErrTokenUsedUp, t.Uses, t.Uses)
-		}
-		nameKey := []byte(t.Client + "\x00" + r.Name)
-		if id := tx.Bucket(bktNames).Get(nameKey); id != nil {
-			return fmt.Errorf("%q in client %q: %w", r.Name, t.Client, ErrNameTaken)
+		if t == nil { // the idempotent retry
+			old, _ := b.machine(r.MachineID)
+			m = *old
+			return nil
 		}
 		t.UsesLeft--
-		if err := putJSON(tx.Bucket(bktTokens), []byte(r.TokenHash), t); err != nil {
+		if err := putJSON(b.tx.Bucket(bktTokens), []byte(r.TokenHash), t); err != nil {
 			return err
 		}
-		m = Machine{ID: r.MachineID, Rev: 1, Name: r.Name, Client: t.Client,
-			Hostname: r.Hostname, EnrolledAt: r.Now.UTC()}
-		if err := tx.Bucket(bktNames).Put(nameKey, []byte(r.MachineID)); err != nil {
+		if err := b.tx.Bucket(bktNames).Put(nameKey(t.Client, r.Name), []byte(r.MachineID)); err != nil {
 			return err
 		}
-		return putJSON(machines, []byte(m.ID), m)
+		nm := &Machine{ID: r.MachineID, Name: r.Name, Client: t.Client, Hostname: r.Hostname, EnrolledAt: r.Now.UTC()}
+		if err := b.put(nm); err != nil {
+			return err
+		}
+		m = *nm
+		return nil
 	})
 	if err != nil {
 		s.log.Warn("enrolment refused", "machine", r.MachineID, "name", r.Name, "err", err)
 		return Machine{}, err
 	}
-	s.remember(&m)
 	return m, nil
+}
+
+func nameKey(client, name string) []byte { return []byte(client + "\x00" + name) }
+
+// enrollable checks an enrolment without writing. It returns the token to
+// consume, nil for an idempotent retry of an earlier enrolment, or a
+// refusal.
+func enrollable(b *batch, r EnrollRequest) (*Token, error) {
+	t := new(Token)
+	ok, err := getJSON(b.tx.Bucket(bktTokens), []byte(r.TokenHash), t)
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return nil, refuse(ErrTokenUnknown)
+	}
+	if m, found := b.machine(r.MachineID); found {
+		if m.Name == r.Name && m.Client == t.Client {
+			return nil, nil
+		}
+		return nil, refuse(fmt.Errorf("machine %s is enrolled as %s/%s: %w", r.MachineID, m.Client, m.Name, ErrExists))
+	}
+	switch {
+	case !r.Now.Before(t.ExpiresAt):
+		return nil, refuse(fmt.Errorf("%w at %s", ErrTokenExpired, t.ExpiresAt.Format(time.RFC3339)))
+	case t.UsesLeft <= 0:
+		return nil, refuse(fmt.Errorf("%w (%d of %d)", ErrTokenUsedUp, t.Uses, t.Uses))
+	}
+	if id := b.tx.Bucket(bktNames).Get(nameKey(t.Client, r.Name)); id != nil {
+		return nil, refuse(fmt.Errorf("%q in client %q: %w", r.Name, t.Client, ErrNameTaken))
+	}
+	return t, nil
 }

@@ -110,7 +110,7 @@ func enrolled(tb testing.TB, historyLimit int, ids ...string) (*Store, Config) {
 }
 
 // testSnapshot is a realistic snapshot of a Debian server: about 40
-// packages, a few pending updates and a little session history, some 4 KB
+// packages, a few pending updates and a little session history, about 3.3 KB
 // of JSON. variant changes the content without changing its shape.
 func testSnapshot(host string, variant int) wire.Snapshot {
 	approved := t0.Add(-2 * time.Hour)

@@ -55,19 +55,9 @@ func (s *Store) Snapshot(id string) (*wire.Snapshot, error) {
 func (s *Store) History(id string) ([]wire.HistoryItem, error) {
 	var out []wire.HistoryItem
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bktHistory).Bucket([]byte(id))
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		for k, v := c.Last(); k != nil; k, v = c.Prev() {
-			var it wire.HistoryItem
-			if err := json.Unmarshal(v, &it); err != nil {
-				return err
-			}
-			out = append(out, it)
-		}
-		return nil
+		var err error
+		out, err = readHistory(tx.Bucket(bktHistory), id)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: history %s: %w", id, err)
@@ -82,34 +72,22 @@ func (s *Store) SetLastSeen(seen map[string]time.Time) error {
 	if len(seen) == 0 {
 		return nil
 	}
-	var saved []*Machine
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		saved = saved[:0]
-		b := tx.Bucket(bktMachines)
+	err := s.write(func(b *batch) error {
 		for id, t := range seen {
-			m := new(Machine)
-			found, err := getJSON(b, []byte(id), m)
-			if err != nil {
-				return err
-			}
-			if !found || m.LastSeen != nil && !t.After(*m.LastSeen) {
+			m, ok := b.machine(id)
+			if !ok || m.LastSeen != nil && !t.After(*m.LastSeen) {
 				continue
 			}
 			t := t.UTC()
 			m.LastSeen = &t
-			m.Rev++
-			if err := putJSON(b, []byte(id), m); err != nil {
+			if err := b.put(m); err != nil {
 				return err
 			}
-			saved = append(saved, m)
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("store: last seen: %w", err)
-	}
-	for _, m := range saved {
-		s.remember(m)
 	}
 	return nil
 }

@@ -12,8 +12,7 @@ import (
 // a fleet listing never decodes snapshots.
 type Machine struct {
 	ID string `json:"id"` // the agent's peer ID
-	// Rev counts writes of this record; the in-memory index keeps the
-	// highest revision when commits race.
+	// Rev counts committed writes of this record.
 	Rev        uint64    `json:"rev"`
 	Name       string    `json:"name"`
 	Client     string    `json:"client"`
@@ -34,8 +33,11 @@ type Machine struct {
 	Approval       wire.Approval         `json:"approval"`
 	CollectorErrs  []wire.CollectorError `json:"collector_errors,omitempty"`
 
-	// HistoryN is how many history summaries are stored for the machine.
-	HistoryN int `json:"history_n"`
+	// History is a ring of summaries in the history bucket: HistorySlots
+	// slots are in use and HistoryNext is the slot the next check-in
+	// overwrites (the oldest once the ring is full).
+	HistorySlots int `json:"history_slots"`
+	HistoryNext  int `json:"history_next"`
 }
 
 // CheckInMeta describes one committed check-in.

@@ -43,10 +43,6 @@ type Config struct {
 	// HistoryLimit is how many check-in summaries are kept per machine.
 	// Zero means 100.
 	HistoryLimit int
-	// BatchDelay is how long bbolt waits to group concurrent check-ins into
-	// one transaction. Longer delays mean fewer fsyncs under load and more
-	// latency for a lone agent. Zero means 2 ms.
-	BatchDelay time.Duration
 	// Logger receives refusals and failures. Nil means discard.
 	Logger *slog.Logger
 }
@@ -58,8 +54,13 @@ type Store struct {
 	histN  int
 	closed sync.Once
 
+	// The writer goroutine (see writer.go) owns all machine-record writes.
+	ops     chan *op      // unbuffered: a send succeeds only when the writer takes it
+	quit    chan struct{} // closed by Close
+	stopped chan struct{} // closed when the writer has exited
+
 	mu       sync.RWMutex
-	machines map[string]*Machine // mu guards; the in-memory index, updated after commit
+	machines map[string]*Machine // mu guards; the committed machine records, written only by the writer
 }
 
 // Open opens or creates the store at cfg.Path and loads the machine index.
@@ -74,13 +75,8 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Path, err)
 	}
-	db.MaxBatchDelay = cfg.BatchDelay
-	if db.MaxBatchDelay == 0 {
-		db.MaxBatchDelay = 2 * time.Millisecond
-	}
-	// Batches are cut by time under load, not by a small size cap.
-	db.MaxBatchSize = 4096
-	s := &Store{db: db, log: cfg.Logger, histN: cfg.HistoryLimit, machines: map[string]*Machine{}}
+	s := &Store{db: db, log: cfg.Logger, histN: cfg.HistoryLimit, machines: map[string]*Machine{},
+		ops: make(chan *op), quit: make(chan struct{}), stopped: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -91,6 +87,7 @@ func Open(cfg Config) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	go s.run()
 	return s, nil
 }
 
@@ -125,21 +122,19 @@ func (s *Store) init() error {
 	})
 }
 
-// Close closes the file. It is safe to call more than once.
+// Close stops the writer and closes the file. Writes already handed to the
+// writer finish first; later ones get ErrClosed. It is safe to call more
+// than once.
 func (s *Store) Close() error {
 	var err error
-	s.closed.Do(func() { err = s.db.Close() })
+	s.closed.Do(func() {
+		// Order: stop taking writes, let the writer finish its batch, and
+		// only then close the file under it.
+		close(s.quit)
+		<-s.stopped
+		err = s.db.Close()
+	})
 	return err
-}
-
-// remember updates the in-memory index after a commit, keeping the highest
-// revision when two commits finish out of order.
-func (s *Store) remember(m *Machine) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if old := s.machines[m.ID]; old == nil || old.Rev < m.Rev {
-		s.machines[m.ID] = m
-	}
 }
 
 func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {

@@ -53,6 +53,9 @@ func (s *Store) CreateTechnician(t wire.Technician, loginHash string, expires ti
 				return fmt.Errorf("client %q: %w", c, ErrNotFound)
 			}
 		}
+		if tx.Bucket(bktLogins).Get([]byte(loginHash)) != nil {
+			return fmt.Errorf("login token: %w", ErrExists)
+		}
 		t.Keys = nil
 		rec := Technician{Technician: t, LoginHash: loginHash, LoginExpiresAt: expires.UTC()}
 		if err := tx.Bucket(bktLogins).Put([]byte(loginHash), []byte(t.Name)); err != nil {
