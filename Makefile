@@ -62,6 +62,8 @@ lint: $(TOOLS)/staticcheck
 bench: $(TOOLS)/benchstat build
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m ./... | tee bench.txt
 	$(TOOLS)/benchstat bench.txt
+	@# go test exits 0 when a benchmark fails on a -count run after the first.
+	@! grep -E '^(--- )?FAIL' bench.txt
 
 # fuzz runs every fuzz target for FUZZTIME.
 fuzz:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,23 +24,46 @@ import (
 
 // Bounds on the simulated fleet's traffic.
 const (
-	dialWorkers  = 24               // agents connecting at once
+	dialWorkers  = 64               // agents connecting at once
 	dialAttempts = 3                // tries per agent before the run fails
 	dialTimeout  = 30 * time.Second // per try: dial, identify, hello
 	agentVersion = "density-bench"
 )
 
-// newAgentHost returns the libp2p host one simulated agent dials from: the
-// agent's own key over the bridge's QUIC transport, as peer/bridge builds
-// it, less what only costs this process memory and goroutines (the
-// resource and connection managers, metrics, TCP and WebSocket). Port
-// reuse is off, so each dial opens its own UDP socket and the broker sees
-// every agent at its own address, as it would in the field.
-func newAgentHost(key crypto.PrivKey) (host.Host, error) {
-	return libp2p.New(
+// agentHost is the libp2p host one simulated agent dials from: the agent's
+// own key over the bridge's QUIC transport, as peer/bridge builds it, less
+// what only costs this process memory and goroutines (the resource and
+// connection managers, metrics, TCP and WebSocket). Port reuse is off and
+// each UDP socket is bound to src, so every agent reaches the broker from
+// its own address and port, as it would in the field.
+//
+// It keeps the sockets it opens and closes them in Close: with port reuse
+// off, go-libp2p v0.51.0's quicreuse closes the quic.Transport of a dial
+// but not the socket it handed it (singleOwnerTransport.DecreaseCount), so
+// every dial would leak a file descriptor.
+type agentHost struct {
+	host.Host
+
+	mu    sync.Mutex
+	socks []net.PacketConn // mu guards socks
+}
+
+func newAgentHost(key crypto.PrivKey, src net.IP) (*agentHost, error) {
+	ah := &agentHost{}
+	listen := func(network string, _ *net.UDPAddr) (net.PacketConn, error) {
+		c, err := net.ListenUDP(network, &net.UDPAddr{IP: src})
+		if err != nil {
+			return nil, err
+		}
+		ah.mu.Lock()
+		defer ah.mu.Unlock()
+		ah.socks = append(ah.socks, c)
+		return c, nil
+	}
+	h, err := libp2p.New(
 		libp2p.Identity(key),
 		libp2p.Transport(libp2pquic.NewTransport),
-		libp2p.QUICReuse(quicreuse.NewConnManager, quicreuse.DisableReuseport()),
+		libp2p.QUICReuse(quicreuse.NewConnManager, quicreuse.DisableReuseport(), quicreuse.OverrideListenUDP(listen)),
 		libp2p.NoListenAddrs,
 		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
@@ -47,12 +71,38 @@ func newAgentHost(key crypto.PrivKey) (host.Host, error) {
 		libp2p.ConnectionManager(&connmgr.NullConnMgr{}),
 		libp2p.UserAgent("readymesh"),
 	)
+	if err != nil {
+		return nil, err
+	}
+	ah.Host = h
+	return ah, nil
+}
+
+// Close closes the host, then the sockets it opened.
+func (ah *agentHost) Close() error {
+	err := ah.Host.Close()
+	ah.mu.Lock()
+	defer ah.mu.Unlock()
+	for _, c := range ah.socks {
+		c.Close()
+	}
+	ah.socks = nil
+	return err
+}
+
+// sourceIP returns the loopback address peer i connects from: 127.1.0.1,
+// 127.1.0.2, … — one address per peer, as agents on separate sites have,
+// which also keeps the broker's per-address admission rate
+// (bridge.PerIPConnRate) from pacing the benchmark. Linux routes all of
+// 127.0.0.0/8 to the loopback interface.
+func sourceIP(i int) net.IP {
+	return net.IPv4(127, 1, byte(i/250), byte(1+i%250))
 }
 
 // enrollAgent enrols key as machine name with the enrolment token's secret,
 // over its own bridge, as `sessiond enroll` does.
-func enrollAgent(ctx context.Context, key crypto.PrivKey, broker peer.AddrInfo, tok wire.Token, name string) error {
-	h, err := newAgentHost(key)
+func enrollAgent(ctx context.Context, key crypto.PrivKey, src net.IP, broker peer.AddrInfo, tok wire.Token, name string) error {
+	h, err := newAgentHost(key, src)
 	if err != nil {
 		return err
 	}
@@ -75,9 +125,10 @@ func enrollAgent(ctx context.Context, key crypto.PrivKey, broker peer.AddrInfo, 
 type agent struct {
 	key crypto.PrivKey
 	id  peer.ID
+	src net.IP // the address it connects from
 
 	// Set by up; the fleet's goroutines use them after.
-	h     host.Host
+	h     *agentHost
 	s     network.Stream
 	every time.Duration // heartbeat interval the broker asked for
 	seq   uint64        // owned by the fleet's heartbeat goroutine
@@ -87,7 +138,7 @@ type agent struct {
 // up dials the broker, opens the presence stream and sends the hello and
 // the first heartbeat, as sessiond's presence loop does.
 func (a *agent) up(ctx context.Context, broker peer.AddrInfo) (*wire.Reader, error) {
-	h, err := newAgentHost(a.key)
+	h, err := newAgentHost(a.key, a.src)
 	if err != nil {
 		return nil, err
 	}
@@ -154,14 +205,15 @@ type fleet struct {
 func connectFleet(ctx context.Context, keys []crypto.PrivKey, broker peer.AddrInfo) (*fleet, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	f := &fleet{cancel: cancel}
-	for _, k := range keys {
+	for i, k := range keys {
 		id, err := peer.IDFromPrivateKey(k)
 		if err != nil {
 			cancel()
 			return nil, err
 		}
-		f.agents = append(f.agents, &agent{key: k, id: id})
+		f.agents = append(f.agents, &agent{key: k, id: id, src: sourceIP(i)})
 	}
+	var up atomic.Int64
 	err := forEach(ctx, len(f.agents), dialWorkers, func(i int) error {
 		a := f.agents[i]
 		var err error
@@ -171,6 +223,7 @@ func connectFleet(ctx context.Context, keys []crypto.PrivKey, broker peer.AddrIn
 			r, err = a.up(actx, broker)
 			acancel()
 			if err == nil {
+				up.Add(1)
 				f.wg.Add(1)
 				go f.readAcks(a, r)
 				return nil
@@ -178,6 +231,10 @@ func connectFleet(ctx context.Context, keys []crypto.PrivKey, broker peer.AddrIn
 			// A fresh host on the next try: libp2p backs off from a
 			// peer whose dial just failed.
 			a.down()
+			if refusedByLimit(err) {
+				return fmt.Errorf("agent %d (%s): the broker's resource manager refused its presence stream with %d agents up: %w; a broker must admit one presence stream per bridge it admits (peer/bridge limits)",
+					i, a.id, up.Load(), err)
+			}
 		}
 		return fmt.Errorf("agent %d (%s): %w", i, a.id, err)
 	})
@@ -284,6 +341,13 @@ func forEach(ctx context.Context, n, workers int, fn func(i int) error) error {
 	}
 	wg.Wait()
 	return firstErr
+}
+
+// refusedByLimit reports whether err is the remote resetting a stream
+// because a libp2p resource-manager limit was reached.
+func refusedByLimit(err error) bool {
+	var se *network.StreamError
+	return errors.As(err, &se) && se.Remote && se.ErrorCode == network.StreamResourceLimitExceeded
 }
 
 var errNoQUIC = errors.New("broker advertises no quic-v1 address")

@@ -110,6 +110,10 @@ func enrolled(tb testing.TB, n int) *fixture {
 
 func enrollFixture(tb testing.TB, n int) (*fixture, error) {
 	dir := filepath.Join(workDir, fmt.Sprintf("template-%d", n))
+	// A failed earlier attempt may have left a half-enrolled store.
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
 	b, err := startBroker(tb, dir)
 	if err != nil {
 		return nil, err
@@ -130,9 +134,16 @@ func enrollFixture(tb testing.TB, n int) (*fixture, error) {
 		f.keys = append(f.keys, k)
 	}
 	err = forEach(ctx, n, dialWorkers, func(i int) error {
-		actx, acancel := context.WithTimeout(ctx, dialTimeout)
-		defer acancel()
-		return enrollAgent(actx, f.keys[i], b.quic, tok, fmt.Sprintf("agent-%05d", i))
+		var err error
+		for try := 0; try < dialAttempts && ctx.Err() == nil; try++ {
+			actx, acancel := context.WithTimeout(ctx, dialTimeout)
+			err = enrollAgent(actx, f.keys[i], sourceIP(i), b.quic, tok, fmt.Sprintf("agent-%05d", i))
+			acancel()
+			if err == nil {
+				return nil
+			}
+		}
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -19,6 +19,10 @@ const roleEnv = "READYMESH_DENSITY_ROLE"
 // roleTLSServer runs the baseline TLS server (tlsserver_test.go).
 const roleTLSServer = "tls-server"
 
+// brokerEnv, if set, names a broker binary to measure instead of building
+// this tree's: a release, or a build with a change under test.
+const brokerEnv = "READYMESH_DENSITY_BROKER"
+
 // workDir is the temporary directory of this test process: the broker
 // binary and the enrolled broker templates live there. TestMain removes it.
 var workDir string
@@ -41,6 +45,9 @@ func TestMain(m *testing.M) {
 // brokerBin builds the real broker binary once per test process, on first
 // use, so `go test -list` and runs that filter everything out stay fast.
 var brokerBin = sync.OnceValues(func() (string, error) {
+	if bin := os.Getenv(brokerEnv); bin != "" {
+		return bin, nil
+	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return "", fmt.Errorf("no go command to build the broker with: %w", err)

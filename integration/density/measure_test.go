@@ -3,7 +3,6 @@ package density
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -31,22 +30,21 @@ func (r result) per(f func(memStat) float64) float64 {
 	return (f(r.after.memStat) - f(r.before.memStat)) / float64(r.n)
 }
 
-func heapOf(m memStat) float64  { return m.Heap }
-func rssOf(m memStat) float64   { return m.RSS }
-func stackOf(m memStat) float64 { return m.Stack }
-func goroutinesOf(m memStat) float64 {
-	return m.Goroutines
-}
+func heapOf(m memStat) float64       { return m.Heap }
+func allocOf(m memStat) float64      { return m.Alloc }
+func rssOf(m memStat) float64        { return m.RSS }
+func stackOf(m memStat) float64      { return m.Stack }
+func goroutinesOf(m memStat) float64 { return m.Goroutines }
 
 func (r result) String() string {
 	note := ""
 	if !r.before.SawGC || !r.after.SawGC {
-		note = " (no GC cycle seen within the settle bound: heap may include garbage)"
+		note = " (fewer than two GC cycles within the settle bound: heap may include garbage)"
 	}
-	return fmt.Sprintf("n=%d heap %.1f→%.1f MB rss %.1f→%.1f MB goroutines %.0f→%.0f; %.0f heap B, %.0f RSS B, %.0f stack B, %.1f goroutines each; up in %s; settle scrapes %d/%d%s",
+	return fmt.Sprintf("n=%d heap %.1f→%.1f MB rss %.1f→%.1f MB goroutines %.0f→%.0f; each: %.0f heap B (%.0f in objects), %.0f RSS B, %.0f stack B, %.1f goroutines; up in %s; settle scrapes %d/%d%s",
 		r.n, r.before.Heap/1e6, r.after.Heap/1e6, r.before.RSS/1e6, r.after.RSS/1e6,
 		r.before.Goroutines, r.after.Goroutines,
-		r.per(heapOf), r.per(rssOf), r.per(stackOf), r.per(goroutinesOf),
+		r.per(heapOf), r.per(allocOf), r.per(rssOf), r.per(stackOf), r.per(goroutinesOf),
 		r.connect.Round(time.Millisecond), r.before.Scrapes, r.after.Scrapes, note)
 }
 
@@ -57,11 +55,9 @@ func measureBridge(tb testing.TB, fx *fixture, n int) (result, error) {
 	if n > len(fx.keys) {
 		return result{}, fmt.Errorf("fixture has %d agents, want %d", len(fx.keys), n)
 	}
-	dir, err := os.MkdirTemp(workDir, "run-")
-	if err != nil {
-		return result{}, err
-	}
-	defer os.RemoveAll(dir)
+	// tb.TempDir outlives the processes' cleanups, which print their
+	// logs on failure.
+	dir := tb.TempDir()
 	if err := fx.copyTemplate(filepath.Join(dir, "broker")); err != nil {
 		return result{}, err
 	}
@@ -107,12 +103,7 @@ func measureBridge(tb testing.TB, fx *fixture, n int) (result, error) {
 // measureTLS does the same for n idle TLS connections to the baseline
 // server.
 func measureTLS(tb testing.TB, n int) (result, error) {
-	dir, err := os.MkdirTemp(workDir, "tls-")
-	if err != nil {
-		return result{}, err
-	}
-	defer os.RemoveAll(dir)
-	s, err := startTLSServer(tb, dir)
+	s, err := startTLSServer(tb, tb.TempDir())
 	if err != nil {
 		return result{}, err
 	}

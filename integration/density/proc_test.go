@@ -88,9 +88,6 @@ func startProc(tb testing.TB, name, dir, readyPrefix string, limit time.Duration
 	}
 }
 
-// pid returns the process ID.
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
 // stop asks the process to exit (SIGTERM, and EOF on its stdin), and kills
 // it if it has not exited within 10 s.
 func (p *proc) stop() {

@@ -17,6 +17,7 @@ import (
 // server both register.
 type memStat struct {
 	Heap       float64 // go_memstats_heap_inuse_bytes
+	Alloc      float64 // go_memstats_heap_alloc_bytes: the objects in Heap
 	RSS        float64 // process_resident_memory_bytes
 	Stack      float64 // go_memstats_stack_inuse_bytes
 	Goroutines float64 // go_goroutines
@@ -25,6 +26,7 @@ type memStat struct {
 
 var memMetrics = map[string]func(*memStat) *float64{
 	"go_memstats_heap_inuse_bytes":  func(m *memStat) *float64 { return &m.Heap },
+	"go_memstats_heap_alloc_bytes":  func(m *memStat) *float64 { return &m.Alloc },
 	"process_resident_memory_bytes": func(m *memStat) *float64 { return &m.RSS },
 	"go_memstats_stack_inuse_bytes": func(m *memStat) *float64 { return &m.Stack },
 	"go_goroutines":                 func(m *memStat) *float64 { return &m.Goroutines },
@@ -33,8 +35,8 @@ var memMetrics = map[string]func(*memStat) *float64{
 
 // settling bounds how hard settle works to see a GC cycle complete.
 const (
-	settleScrapes = 4000             // at most this many scrapes
-	settleLimit   = 45 * time.Second // and for at most this long
+	settleScrapes = 20000            // at most this many scrapes
+	settleLimit   = 60 * time.Second // and for at most this long
 	sweepPause    = 500 * time.Millisecond
 	settleSamples = 5
 )
@@ -136,13 +138,13 @@ func (p *probe) waitOnline(ctx context.Context, want int, limit time.Duration) e
 // settled is a memory reading taken once the process's runtime settled.
 type settled struct {
 	memStat
-	Scrapes int  // scrapes it took to see a GC cycle complete
+	Scrapes int  // scrapes it took to see two GC cycles complete
 	SawGC   bool // false: the bound ran out first, so Heap may hold garbage
 }
 
 // settle reads a process's memory the way an operator's dashboard would,
-// but only after its garbage collector has finished a cycle since the call
-// began: until then go_memstats_heap_inuse_bytes counts whatever garbage
+// but only after its garbage collector has run a whole cycle that began
+// after the call did: until then go_memstats_heap_inuse_bytes counts whatever garbage
 // the connection storm left, anywhere between nothing and the whole live
 // heap (GOGC=100). Nothing is triggered in the process beyond GET
 // /metrics; the scrapes' own small allocations are what eventually start
@@ -161,7 +163,9 @@ func (p *probe) settle(ctx context.Context) (settled, error) {
 			return settled{}, err
 		}
 		out.Scrapes++
-		if m.GCs > first.GCs {
+		// Two completions: the first may end a cycle that was already
+		// running, and marking, when the call began.
+		if m.GCs >= first.GCs+2 {
 			out.SawGC = true
 			break
 		}
@@ -171,7 +175,7 @@ func (p *probe) settle(ctx context.Context) (settled, error) {
 		return settled{}, ctx.Err()
 	case <-time.After(sweepPause):
 	}
-	out.memStat = memStat{Heap: math.Inf(1), RSS: math.Inf(1), Stack: math.Inf(1)}
+	out.memStat = memStat{Heap: math.Inf(1), Alloc: math.Inf(1), RSS: math.Inf(1), Stack: math.Inf(1)}
 	for i := range settleSamples {
 		if i > 0 {
 			time.Sleep(100 * time.Millisecond)
@@ -180,7 +184,8 @@ func (p *probe) settle(ctx context.Context) (settled, error) {
 		if err != nil {
 			return settled{}, err
 		}
-		out.Heap, out.RSS, out.Stack = min(out.Heap, m.Heap), min(out.RSS, m.RSS), min(out.Stack, m.Stack)
+		out.Heap, out.Alloc = min(out.Heap, m.Heap), min(out.Alloc, m.Alloc)
+		out.RSS, out.Stack = min(out.RSS, m.RSS), min(out.Stack, m.Stack)
 		out.Goroutines, out.GCs = m.Goroutines, m.GCs
 	}
 	return out, nil

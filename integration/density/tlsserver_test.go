@@ -173,10 +173,12 @@ func startTLSServer(tb testing.TB, dir string) (*tlsServer, error) {
 // time, and leaves them idle. On error it closes the ones it opened.
 func (s *tlsServer) dialIdle(ctx context.Context, n int) ([]*tls.Conn, error) {
 	conns := make([]*tls.Conn, n)
-	d := &tls.Dialer{Config: &tls.Config{RootCAs: s.pool, ServerName: tlsServerName, MinVersion: tls.VersionTLS13}}
+	conf := &tls.Config{RootCAs: s.pool, ServerName: tlsServerName, MinVersion: tls.VersionTLS13}
 	err := forEach(ctx, n, dialWorkers, func(i int) error {
 		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 		defer cancel()
+		// From the address the i-th agent uses, for a like-for-like run.
+		d := &tls.Dialer{NetDialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: sourceIP(i)}}, Config: conf}
 		c, err := d.DialContext(dctx, "tcp", s.addr)
 		if err != nil {
 			return fmt.Errorf("tls conn %d: %w", i, err)

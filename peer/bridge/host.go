@@ -104,7 +104,12 @@ func limits(max int) (network.ResourceManager, *connmgr.BasicConnMgr, error) {
 	streams := rcmgr.LimitVal(8 * max)
 	all := rcmgr.ResourceLimits{Conns: n, ConnsInbound: n, ConnsOutbound: n,
 		Streams: streams, StreamsInbound: streams, StreamsOutbound: streams, FD: n}
-	partial := rcmgr.PartialLimitConfig{System: all, Transient: all}
+	// Every bridge keeps one presence stream open, so the per-protocol
+	// default (512 inbound streams plus 256 per GiB of an eighth of RAM:
+	// 1,265 on a 24 GiB machine) would cap a broker's agents too.
+	perProto := rcmgr.ResourceLimits{Streams: streams, StreamsInbound: streams, StreamsOutbound: streams}
+	partial := rcmgr.PartialLimitConfig{System: all, Transient: all, ProtocolDefault: perProto,
+		ServiceDefault: perProto}
 	perIP := []rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: max}}
 	perIP6 := []rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: max}}
 	burst := rate.Limit{RPS: PerIPConnRate, Burst: int(PerIPConnRate)}

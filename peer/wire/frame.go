@@ -47,9 +47,17 @@ type Reader struct {
 	br *bufio.Reader
 }
 
-// NewReader returns a Reader over r.
+// NewReader returns a Reader over r with a 4 KiB buffer.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 4096)}
+	return NewReaderSize(r, 4096)
+}
+
+// NewReaderSize returns a Reader over r with a buffer of n bytes (at least
+// 16). Messages larger than the buffer are still read whole; a small buffer
+// suits a long-lived stream of small messages, such as heartbeats, where a
+// broker holds one reader per agent.
+func NewReaderSize(r io.Reader, n int) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, n)}
 }
 
 // ReadRaw reads one message body of at most max bytes. It returns io.EOF
