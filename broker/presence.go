@@ -17,7 +17,7 @@ import (
 // stream open to this broker right now, and their live signals. It lives
 // only in memory; reachability is never stored as a verdict.
 type presence struct {
-	mu   sync.Mutex
+	mu   sync.RWMutex
 	gen  uint64           // mu guards all following fields
 	live map[string]*live // machine ID → its current presence stream
 }
@@ -85,7 +85,7 @@ func (p *presence) close(id string, gen uint64) (current bool, lastBeat time.Tim
 // reach returns the reachability part of a machine card. stored is the
 // machine's stored last-seen time.
 func (p *presence) reach(id string, stored *time.Time, broker string) wire.Reachability {
-	p.mu.Lock()
+	p.mu.RLock()
 	l := p.live[id]
 	var r wire.Reachability
 	if l != nil {
@@ -93,7 +93,7 @@ func (p *presence) reach(id string, stored *time.Time, broker string) wire.Reach
 		r = wire.Reachability{Online: true, Since: &since, LastSeen: &seen, Broker: broker,
 			Transport: l.transport, Load1: &load, UserPresent: &user}
 	}
-	p.mu.Unlock()
+	p.mu.RUnlock()
 	if l == nil {
 		r.LastSeen = stored
 	}

@@ -160,9 +160,8 @@ func (b *Broker) addTechnician(a *wire.TechnicianArgs) (any, *wire.Error) {
 // machines lists the cards t may see, in queue order.
 func (b *Broker) machines(t *wire.Technician, a wire.MachinesArgs) []wire.Card {
 	ms := b.store.Machines()
-	reach := func(id string) wire.Reachability {
-		m, _ := b.store.Machine(id)
-		return b.live.reach(id, m.LastSeen, b.cfg.Name)
+	reach := func(m *store.Machine) wire.Reachability {
+		return b.live.reach(m.ID, m.LastSeen, b.cfg.Name)
 	}
 	vis := func(c string) bool { return visible(t, c) }
 	return readiness.Query(ms, reach, vis, a, b.cfg.Now(), b.cfg.Readiness)
@@ -193,7 +192,7 @@ func (b *Broker) show(t *wire.Technician, name string) (any, *wire.Error) {
 	}
 	m := found[0]
 	card := readiness.Card(&m, b.live.reach(m.ID, m.LastSeen, b.cfg.Name),
-		readiness.Newest(b.store.Machines()), b.cfg.Now(), b.cfg.Readiness)
+		b.cfg.Readiness.Newest(b.store.Machines()), b.cfg.Now(), b.cfg.Readiness)
 	snap, err := b.store.Snapshot(m.ID)
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeInternal, "%v", err)

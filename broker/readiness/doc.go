@@ -39,7 +39,8 @@
 //
 // # Queue order
 //
-// Sort and Query order cards by readiness first: ready, degraded,
+// Query builds a technician's whole listing: scope, cards, filters and this
+// order. Sort and Query order cards by readiness first: ready, degraded,
 // consent-required, stale, incomplete, so the machines a technician can work
 // on now come first. Within a state, online machines come before offline ones;
 // then cards are ordered by client, name and ID, compared byte-wise. ID is

@@ -27,8 +27,8 @@ type fleet struct {
 	clients  map[string]bool
 }
 
-func (f *fleet) reachOf(id string) wire.Reachability { return f.reach[id] }
-func (f *fleet) visible(client string) bool          { return f.clients[client] }
+func (f *fleet) reachOf(m *store.Machine) wire.Reachability { return f.reach[m.ID] }
+func (f *fleet) visible(client string) bool                 { return f.clients[client] }
 
 // genFleet generates n machines that look like an MSP's fleet: about 50
 // machines a client, mostly Windows, mostly current and ready, with some

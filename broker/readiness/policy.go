@@ -1,6 +1,10 @@
 package readiness
 
-import "time"
+import (
+	"time"
+
+	"github.com/readymesh/readymesh/broker/store"
+)
 
 // Defaults used for zero fields of a Policy.
 const (
@@ -33,6 +37,22 @@ type Policy struct {
 	// when a broker first saw it; an older one makes the machine degraded.
 	// Zero means 30 days.
 	MaxPendingAge time.Duration
+
+	// AgentVersion is the agent release the MSP rolls out. When set, an
+	// agent older than it is behind, and what agents report cannot move
+	// the mark: one agent reporting a made-up 999.0 would otherwise mark
+	// the whole fleet degraded. Empty means the newest version any agent
+	// in the fleet reports.
+	AgentVersion string
+}
+
+// Newest returns the version agents are judged against: p.AgentVersion
+// when set, else the newest version in ms.
+func (p Policy) Newest(ms []store.Machine) string {
+	if p.AgentVersion != "" {
+		return p.AgentVersion
+	}
+	return Newest(ms)
 }
 
 // DefaultPolicy returns the production policy with every field spelled out.

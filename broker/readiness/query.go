@@ -12,36 +12,31 @@ import (
 // Query answers a machines request: the cards of the machines in ms whose
 // client is visible and that match a, in queue order (see Sort).
 //
-// The newest agent version is taken from the whole of ms, not only the
-// visible part, so every technician sees the same readiness for a machine.
-// reach returns a machine's live reachability by ID; nil means every machine
+// The newest agent version is p.AgentVersion or else taken from the whole
+// of ms, not only the visible part, so every technician sees the same readiness for a machine.
+// reach returns a machine's live reachability; nil means every machine
 // is offline. It is called from several goroutines at once, so it must be
 // safe for concurrent use. visible says whether the technician may see a
 // client's machines; nil shows nothing, so scope is never implicit. a should
 // have passed ValidateArgs; an unknown state matches nothing.
 //
-// The cards share pointers and slices with ms, which must not be modified
-// while they are in use.
-func Query(ms []store.Machine, reach func(id string) wire.Reachability, visible func(client string) bool,
+// Large listings are evaluated and sorted on up to one goroutine per
+// processor; all of them have finished when Query returns. The cards share
+// pointers and slices with ms, which must not be modified while they are in
+// use.
+func Query(ms []store.Machine, reach func(m *store.Machine) wire.Reachability, visible func(client string) bool,
 	a wire.MachinesArgs, now time.Time, p Policy) []wire.Card {
 	if visible == nil {
 		return []wire.Card{}
 	}
 	in := inScope(ms, visible, a.Client)
-	parts := split(in, Newest(ms), now, p)
-	sized := a.Readiness == "" && a.Online == nil && a.PendingUpdate == ""
+	parts := split(in, p.Newest(ms), now, p)
 	var all []wire.Card
-	if sized { // every machine in scope gets a card: size once, one array for all
-		all = make([]wire.Card, len(in))
-		off := 0
-		for _, pt := range parts {
-			pt.out = all[off : off : off+len(pt.in)]
-			pt.keys = make([]sortKey, 0, len(pt.in))
-			off += len(pt.in)
-		}
+	if a.Readiness == "" && a.Online == nil && a.PendingUpdate == "" {
+		all = presize(parts, len(in)) // every machine in scope gets a card
 	}
 	each(parts, func(_ int, pt *part) { pt.build(ms, reach, &a) })
-	if !sized || total(parts) != len(all) {
+	if total(parts) != len(all) {
 		all = concat(parts)
 	}
 	if len(all) == 0 {
@@ -108,6 +103,20 @@ func split(in []int32, newest string, now time.Time, p Policy) []*part {
 	return parts
 }
 
+// presize gives the parts, which hold n machines between them, their
+// share of one array of n cards, and room for their keys. It returns the
+// array.
+func presize(parts []*part, n int) []wire.Card {
+	all := make([]wire.Card, n)
+	off := 0
+	for _, pt := range parts {
+		pt.out = all[off : off : off+len(pt.in)]
+		pt.keys = make([]sortKey, 0, len(pt.in))
+		off += len(pt.in)
+	}
+	return all
+}
+
 // each runs f on every part, each on a goroutine of its own but the first,
 // which runs on the caller's. It returns when all are done.
 func each(parts []*part, f func(i int, pt *part)) {
@@ -122,13 +131,13 @@ func each(parts []*part, f func(i int, pt *part)) {
 // build evaluates the part's machines in storage order and makes cards and
 // sort keys for those that pass the filters. Each card is written in place
 // at the end of out, which grows only if it was not sized up front.
-func (pt *part) build(ms []store.Machine, reach func(string) wire.Reachability, a *wire.MachinesArgs) {
+func (pt *part) build(ms []store.Machine, reach func(*store.Machine) wire.Reachability, a *wire.MachinesArgs) {
 	for _, i := range pt.in {
 		m := &ms[i]
 		f := pt.assess(m)
 		var r wire.Reachability
 		if reach != nil {
-			r = reach(m.ID)
+			r = reach(m)
 		}
 		if !matches(a, m.Client, states[f.rank], r.Online, m.PendingUpdates) {
 			continue

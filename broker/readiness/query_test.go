@@ -37,13 +37,13 @@ func smallFleet() ([]store.Machine, map[string]bool) {
 
 func TestQuery(t *testing.T) {
 	ms, online := smallFleet()
-	reach := func(id string) wire.Reachability { return wire.Reachability{Online: online[id]} }
+	reach := func(m *store.Machine) wire.Reachability { return wire.Reachability{Online: online[m.ID]} }
 	all := func(string) bool { return true }
 	acmeOnly := func(c string) bool { return c == "acme" }
 	yes, no := true, false
 	tests := []struct {
 		name    string
-		reach   func(string) wire.Reachability
+		reach   func(*store.Machine) wire.Reachability
 		visible func(string) bool
 		args    wire.MachinesArgs
 		want    []string
@@ -142,7 +142,7 @@ func pipeline(f *fleet, visible func(string) bool, a wire.MachinesArgs, p Policy
 		if !visible(m.Client) {
 			continue
 		}
-		c := Card(m, f.reachOf(m.ID), newest, now, p)
+		c := Card(m, f.reach[m.ID], newest, now, p)
 		if Match(&c, &a) {
 			cards = append(cards, c)
 		}

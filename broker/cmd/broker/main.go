@@ -34,6 +34,7 @@ func main() {
 	flag.DurationVar(&cfg.Readiness.Grace, "stale-grace", 0, "a machine is stale after 2 check-in intervals plus this `grace` (default 10m)")
 	flag.IntVar(&cfg.Readiness.MaxPendingUpdates, "max-pending-updates", 0, "more pending updates than this `count` make a machine degraded (default 10)")
 	flag.DurationVar(&cfg.Readiness.MaxPendingAge, "max-pending-age", 0, "an update pending longer than this `age` makes a machine degraded (default 720h)")
+	flag.StringVar(&cfg.Readiness.AgentVersion, "agent-version", "", "the agent `version` being rolled out: older agents are behind (default: the newest any agent reports)")
 	flag.StringVar(&level, "log-level", "info", "log `level`: debug, info, warn, error")
 	flag.Parse()
 	cfg.Listen = strings.Split(listen, ",")
