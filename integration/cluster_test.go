@@ -94,13 +94,6 @@ func (b *broker) stop() {
 	}
 }
 
-// kill9 kills the broker with SIGKILL and waits until it is reaped.
-func (b *broker) kill9() {
-	b.t.Helper()
-	b.proc.signal(b.t, syscall.SIGKILL)
-	b.proc.wait(b.t, exitTimeout)
-}
-
 // restart starts the broker again on the same data directory and the same
 // bridge ports, so enrolled agents find it where they left it.
 func (b *broker) restart() {
