@@ -44,7 +44,8 @@ race: deps build
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 demo: build
-	$(GO) run ./integration/demo -bin $(BIN) -dir $(CURDIR)/.demo -fixtures $(CURDIR)/integration/demo/fixtures
+	$(GO) build -o $(BIN)/demo ./integration/demo
+	@$(BIN)/demo -bin $(BIN) -dir $(CURDIR)/.demo -fixtures $(CURDIR)/integration/demo/fixtures
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
