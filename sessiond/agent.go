@@ -31,7 +31,7 @@ type Agent struct {
 	key        *identity.Key
 	spool      *spool.Spool
 	enrolment  spool.Enrolment
-	broker     peer.AddrInfo
+	brokers    *brokerSet
 	host       host.Host
 	collectors []collect.Collector
 
@@ -41,6 +41,7 @@ type Agent struct {
 	up        bool          // mu guards all following fields; bridge up now
 	upChanged chan struct{} // closed and replaced whenever up changes
 	lastErr   string
+	connected peer.ID // the broker holding the bridge while up
 }
 
 // Info is what agent.json holds.
@@ -85,9 +86,10 @@ func (a *Agent) init() error {
 	if a.enrolment.MachineID != a.key.ID.String() {
 		return fmt.Errorf("sessiond: the key in %s is %s, but the enrolment is for %s", a.cfg.StateDir, a.key.ID, a.enrolment.MachineID)
 	}
-	if a.broker, err = bridge.AddrInfo(a.enrolment.Broker); err != nil {
+	if _, err = bridge.AddrInfo(a.enrolment.Broker); err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}
+	a.brokers = newBrokerSet(a.enrolment.Broker, a.enrolment.Brokers)
 	if a.collectors, err = a.newCollectors(); err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}
@@ -135,7 +137,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}()
 	}
 	a.log.Info("agent running", "machine", a.enrolment.Name, "client", a.enrolment.Client,
-		"id", a.key.ID, "broker", a.broker.ID)
+		"id", a.key.ID, "broker", a.enrolment.Broker.PeerID, "brokers_known", len(a.brokers.all()))
 	<-ctx.Done()
 	// Order: the control socket and both loops stop on ctx; the bridge
 	// loop closes the presence stream cleanly before it returns. Only then
@@ -150,30 +152,32 @@ func (a *Agent) close() {
 	a.spool.Close()
 }
 
-// setUp records whether the bridge is up and wakes waiters.
-func (a *Agent) setUp(up bool, why string) {
+// setUp records whether the bridge is up (to broker, when up) and wakes
+// waiters.
+func (a *Agent) setUp(up bool, broker peer.ID, why string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.up == up {
+	if a.up == up && a.connected == broker {
 		return
 	}
-	a.up, a.lastErr = up, why
+	a.up, a.connected, a.lastErr = up, broker, why
 	close(a.upChanged)
 	a.upChanged = make(chan struct{})
 }
 
-// waitUp blocks until the bridge is up or ctx is done.
-func (a *Agent) waitUp(ctx context.Context) error {
+// waitUp blocks until the bridge is up or ctx is done, and returns the
+// broker holding it.
+func (a *Agent) waitUp(ctx context.Context) (peer.ID, error) {
 	for {
 		a.mu.Lock()
-		up, ch := a.up, a.upChanged
+		up, ch, broker := a.up, a.upChanged, a.connected
 		a.mu.Unlock()
 		if up {
-			return nil
+			return broker, nil
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return "", ctx.Err()
 		case <-ch:
 		}
 	}

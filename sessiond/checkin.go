@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond/collect"
@@ -109,7 +111,7 @@ func (a *Agent) requestCheckIn(ctx context.Context) checkInResult {
 // sends it.
 func (a *Agent) checkInWhenUp(ctx context.Context, reason string) (uint64, string, error) {
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := a.waitUp(wctx)
+	broker, err := a.waitUp(wctx)
 	cancel()
 	if err != nil {
 		return 0, reason, fmt.Errorf("bridge not up: %w", err)
@@ -118,7 +120,7 @@ func (a *Agent) checkInWhenUp(ctx context.Context, reason string) (uint64, strin
 	if reason == "start" {
 		reason = a.startReason(snap.BootID)
 	}
-	seq, err := a.send(ctx, reason, snap)
+	seq, err := a.send(ctx, broker, reason, snap)
 	return seq, reason, err
 }
 
@@ -137,14 +139,14 @@ func (a *Agent) startReason(bootID string) string {
 // send commits the next sequence number, sends the check-in, and records
 // the acknowledgement. If the broker already holds a higher sequence (the
 // state directory was restored from a backup), it moves past it once.
-func (a *Agent) send(ctx context.Context, reason string, snap *wire.Snapshot) (uint64, error) {
+func (a *Agent) send(ctx context.Context, broker peer.ID, reason string, snap *wire.Snapshot) (uint64, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		seq, err := a.spool.NextSeq()
 		if err != nil {
 			return 0, err
 		}
 		ci := wire.CheckIn{MachineID: a.key.ID.String(), Seq: seq, Reason: reason, Snapshot: *snap}
-		ack, err := a.sendOnce(ctx, &ci)
+		ack, err := a.sendOnce(ctx, broker, &ci)
 		if err != nil {
 			return 0, err
 		}
@@ -170,12 +172,12 @@ func (a *Agent) send(ctx context.Context, reason string, snap *wire.Snapshot) (u
 // sendOnce sends one check-in, retrying the same sequence and content on
 // transport errors: the broker acknowledges a retry of a stored check-in
 // as a duplicate, so a lost acknowledgement costs nothing.
-func (a *Agent) sendOnce(ctx context.Context, ci *wire.CheckIn) (*wire.CheckInAck, error) {
+func (a *Agent) sendOnce(ctx context.Context, broker peer.ID, ci *wire.CheckIn) (*wire.CheckInAck, error) {
 	var err error
 	for try := 0; try < 3; try++ {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		var ack wire.CheckInAck
-		err = bridge.Call(cctx, a.host, a.broker.ID, wire.ProtoCheckIn, ci, &ack, wire.MaxControl)
+		err = bridge.Call(cctx, a.host, broker, wire.ProtoCheckIn, ci, &ack, wire.MaxControl)
 		cancel()
 		if err == nil {
 			return &ack, nil

@@ -94,7 +94,7 @@ func (a *Agent) serveControlConn(ctx context.Context, c net.Conn) {
 func (a *Agent) status() *Status {
 	a.mu.Lock()
 	st := &Status{MachineID: a.key.ID.String(), Name: a.enrolment.Name, Client: a.enrolment.Client,
-		Broker: a.broker.ID.String(), BridgeUp: a.up, LastError: a.lastErr}
+		Broker: a.connected.String(), BridgeUp: a.up, LastError: a.lastErr}
 	a.mu.Unlock()
 	if last, ok, _ := a.spool.Last(); ok {
 		st.LastCheckIn = &last

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/wire"
@@ -17,14 +18,19 @@ import (
 // errBrokerSilent ends a bridge whose broker stopped answering heartbeats.
 var errBrokerSilent = errors.New("broker stopped answering heartbeats")
 
-// runBridge keeps the bridge and its presence stream up until ctx is done,
-// reconnecting with jittered exponential backoff.
+// runBridge keeps the bridge and its presence stream up until ctx is done.
+// When a broker cannot be reached it moves straight on to the next one it
+// knows (home region first); only when every broker has failed does it
+// back off, with jittered exponential delays, so a dead broker costs its
+// agents one dial timeout and a broker restart does not bring every agent
+// back in the same second.
 func (a *Agent) runBridge(ctx context.Context) {
 	bo := bridge.Backoff{Min: a.cfg.ReconnectMin, Max: a.cfg.ReconnectMax}
 	for ctx.Err() == nil {
 		start := time.Now()
-		err := a.presence(ctx)
-		a.setUp(false, fmt.Sprint(err))
+		target := a.brokers.current()
+		err := a.presence(ctx, target)
+		a.setUp(false, "", fmt.Sprint(err))
 		if ctx.Err() != nil {
 			return
 		}
@@ -32,10 +38,17 @@ func (a *Agent) runBridge(ctx context.Context) {
 		// over so a broker restart is retried quickly.
 		if time.Since(start) > 30*time.Second {
 			bo.Reset()
+			a.brokers.succeeded()
 		}
-		wait := bo.Next()
-		a.log.Warn("bridge down; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
-		a.host.Network().ClosePeer(a.broker.ID)
+		wait := 100 * time.Millisecond
+		if a.brokers.failed() {
+			wait = bo.Next()
+		}
+		a.log.Warn("bridge down; reconnecting", "broker", target.PeerID, "err", err,
+			"next", a.brokers.current().PeerID, "in", wait.Round(time.Millisecond))
+		if id, err := peer.Decode(target.PeerID); err == nil {
+			a.host.Network().ClosePeer(id)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -44,16 +57,20 @@ func (a *Agent) runBridge(ctx context.Context) {
 	}
 }
 
-// presence dials the broker, opens the presence stream and sends heartbeats
+// presence dials broker, opens the presence stream and sends heartbeats
 // until the stream fails or ctx is done. On ctx done it closes the stream
 // cleanly and returns nil.
-func (a *Agent) presence(ctx context.Context) error {
-	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+func (a *Agent) presence(ctx context.Context, broker wire.BrokerInfo) error {
+	ai, err := bridge.AddrInfo(broker)
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := a.host.Connect(dctx, a.broker); err != nil {
+	if err := a.host.Connect(dctx, ai); err != nil {
 		return fmt.Errorf("dial broker: %w", err)
 	}
-	s, err := a.host.NewStream(dctx, a.broker.ID, wire.ProtoPresence)
+	s, err := a.host.NewStream(dctx, ai.ID, wire.ProtoPresence)
 	if err != nil {
 		return fmt.Errorf("open presence: %w", err)
 	}
@@ -80,11 +97,26 @@ func (a *Agent) presence(ctx context.Context) error {
 	if every <= 0 {
 		every = 5 * time.Second
 	}
-	a.setUp(true, "")
-	a.log.Info("bridge up", "broker", a.broker.ID, "heartbeat", every, "transport", s.Conn().RemoteMultiaddr())
+	a.brokers.succeeded()
+	a.learnBrokers(hello.Brokers)
+	a.setUp(true, ai.ID, "")
+	a.log.Info("bridge up", "broker", ai.ID, "heartbeat", every, "transport", s.Conn().RemoteMultiaddr())
 	err = a.heartbeats(ctx, s, r, every)
 	clean = err == nil
 	return err
+}
+
+// learnBrokers merges the brokers a broker listed and keeps them in the
+// spool, so a restarted agent can fail over even if its own broker is the
+// one that is down.
+func (a *Agent) learnBrokers(infos []wire.BrokerInfo) {
+	if !a.brokers.learn(infos) {
+		return
+	}
+	a.enrolment.Brokers = a.brokers.all()
+	if err := a.spool.SetEnrolment(a.enrolment); err != nil {
+		a.log.Warn("could not keep the broker list", "err", err)
+	}
 }
 
 // heartbeats sends one heartbeat per interval and reads the acks on a
