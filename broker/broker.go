@@ -44,6 +44,7 @@ type Broker struct {
 	reg     *prometheus.Registry
 	metrics *metrics
 	live    *presence
+	techs   *techConns
 
 	closeOnce sync.Once
 }
@@ -80,6 +81,7 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b.metrics = newMetrics(b.reg)
 	b.live = newPresence()
+	b.techs = &techConns{b: b, n: map[string]int{}}
 	b.host, err = bridge.NewHost(bridge.HostConfig{Key: key, Listen: cfg.Listen,
 		MaxConns: cfg.MaxBridges, Metrics: b.reg})
 	if err != nil {
@@ -121,6 +123,7 @@ func (b *Broker) Info() wire.BrokerInfo {
 func (b *Broker) Run(ctx context.Context, ready func(info wire.BrokerInfo, credentialPath string)) error {
 	defer b.Close()
 	b.handle()
+	b.host.Network().Notify(b.techs)
 	cred, err := b.ensureAdmin()
 	if err != nil {
 		return err

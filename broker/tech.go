@@ -89,6 +89,8 @@ func (b *Broker) techOp(t *wire.Technician, req *wire.Request) (any, *wire.Error
 			return nil, wire.Errorf(wire.CodeBadRequest, "%v", err)
 		}
 		return b.machines(t, a), nil
+	case wire.OpBrokers:
+		return b.members(), nil
 	case wire.OpShow:
 		var a wire.ShowArgs
 		if err := decodeArgs(req, &a); err != nil {

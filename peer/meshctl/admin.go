@@ -176,3 +176,28 @@ func splitList(s string) []string {
 	}
 	return out
 }
+
+func (e *env) brokers(args []string) error {
+	fs := flag.NewFlagSet("brokers", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	var ms []wire.BrokerMember
+	if err := e.do(wire.OpBrokers, nil, &ms); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.out, nonNil(ms))
+	}
+	tw := tabwriter.NewWriter(e.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BROKER\tREGION\tSTATE\tAGENTS\tTECHNICIANS\tPEER ID")
+	for _, m := range ms {
+		name := m.Name
+		if m.Self {
+			name += " (this one)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", name, m.Region, m.State, m.Agents, m.Technicians, m.PeerID)
+	}
+	return tw.Flush()
+}

@@ -33,6 +33,7 @@ const usage = `usage: meshctl COMMAND [flags]
   tokens create --client NAME [--uses N] [--ttl D] [--json]
   technicians add NAME --clients A,B --modes read-only,interactive,elevated [--json]
   technicians ls [--json]
+  brokers [--json]                                    the cluster's brokers and their state
 
 State lives in $READYMESH_HOME, else the user config directory.`
 
@@ -77,6 +78,7 @@ var commands = map[string]func(*env, []string) error{
 	"tokens create":   (*env).tokensCreate,
 	"technicians add": (*env).techniciansAdd,
 	"technicians ls":  (*env).techniciansList,
+	"brokers":         (*env).brokers,
 }
 
 func (e *env) connect() (*tech.Client, error) {

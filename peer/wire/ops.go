@@ -15,7 +15,23 @@ const (
 	OpTechniciansList = "technicians.list" // no args → []Technician (admin)
 	OpMachines        = "machines"         // MachinesArgs → []Card
 	OpShow            = "show"             // ShowArgs → Card with snapshot and history
+	OpBrokers         = "brokers"          // no args → []BrokerMember
 )
+
+// BrokerMember is one broker of the cluster as a technician sees it.
+type BrokerMember struct {
+	Name   string `json:"name"`
+	Region string `json:"region"`
+	// State is the gossip view: alive, suspect, dead or left.
+	State       string   `json:"state"`
+	PeerID      string   `json:"peer_id,omitempty"`
+	HTTP        string   `json:"http_addr,omitempty"`
+	GossipAddr  string   `json:"gossip_addr,omitempty"`
+	Bridge      []string `json:"bridge_addrs,omitempty"`
+	Agents      int      `json:"agents"`         // agents bridged to it now
+	Technicians int      `json:"technicians"`    // technicians bridged to it now
+	Self        bool     `json:"self,omitempty"` // the broker that answered
+}
 
 // Client is a customer of the MSP: a group of machines.
 type Client struct {
