@@ -187,6 +187,7 @@ func (e *env) brokers(args []string) error {
 	if err := e.do(wire.OpBrokers, nil, &ms); err != nil {
 		return err
 	}
+	e.client.RememberBrokers(ms) // keep the list for failover
 	if *asJSON {
 		return printJSON(e.out, nonNil(ms))
 	}

@@ -52,12 +52,17 @@ func Home() (string, error) {
 type Config struct {
 	Broker     wire.BrokerInfo `json:"broker"`
 	Technician wire.Technician `json:"technician"`
+	// Brokers are the other brokers of the cluster, learned at login and
+	// refreshed by `meshctl brokers`. Open tries them, home region first,
+	// when Broker cannot be reached.
+	Brokers []wire.BrokerInfo `json:"brokers,omitempty"`
 }
 
 // Client is a logged-in technician's connection to its broker.
 type Client struct {
 	host   host.Host
 	broker peer.AddrInfo
+	home   string
 	Config Config
 }
 
@@ -95,10 +100,16 @@ func Login(ctx context.Context, home, broker, credential string) (*Client, error
 		c.Close()
 		return nil, fmt.Errorf("login: %s", reply.Error.Message)
 	}
-	c.Config = Config{Broker: info, Technician: reply.Technician}
+	c.Config, c.home = Config{Broker: info, Technician: reply.Technician}, home
 	if err := saveConfig(home, c.Config); err != nil {
 		c.Close()
 		return nil, err
+	}
+	// Learn the cluster's other brokers for failover. A broker too old to
+	// list them is no reason to fail the login.
+	var ms []wire.BrokerMember
+	if err := c.Do(ctx, wire.OpBrokers, nil, &ms); err == nil {
+		c.RememberBrokers(ms)
 	}
 	return c, nil
 }
@@ -115,7 +126,9 @@ func readCredential(s string) (wire.Token, error) {
 	return tok, nil
 }
 
-// Open connects with the login stored in home.
+// Open connects with the login stored in home: to the broker it logged in
+// to, or when that one cannot be reached, to another broker of the cluster
+// (same region first).
 func Open(ctx context.Context, home string) (*Client, error) {
 	raw, err := os.ReadFile(filepath.Join(home, ConfigFile))
 	if errors.Is(err, os.ErrNotExist) {
@@ -131,12 +144,49 @@ func Open(ctx context.Context, home string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := dial(ctx, key, cfg.Broker)
-	if err != nil {
-		return nil, err
+	var errs []error
+	for _, b := range candidates(cfg) {
+		c, err := dial(ctx, key, b)
+		if err == nil {
+			c.Config, c.home = cfg, home
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
 	}
-	c.Config = cfg
-	return c, nil
+	return nil, errors.Join(errs...)
+}
+
+// candidates lists the brokers to try: the login broker, then the others
+// of its region, then the rest.
+func candidates(cfg Config) []wire.BrokerInfo {
+	out := []wire.BrokerInfo{cfg.Broker}
+	for pass := 0; pass < 2; pass++ {
+		for _, b := range cfg.Brokers {
+			same := b.Region == cfg.Broker.Region
+			if b.PeerID != cfg.Broker.PeerID && same == (pass == 0) {
+				out = append(out, b)
+			}
+		}
+	}
+	return out
+}
+
+// RememberBrokers stores the cluster's brokers for failover.
+func (c *Client) RememberBrokers(ms []wire.BrokerMember) error {
+	var list []wire.BrokerInfo
+	for _, m := range ms {
+		if m.PeerID != "" && len(m.Bridge) > 0 && m.State != "dead" && m.State != "left" {
+			list = append(list, wire.BrokerInfo{PeerID: m.PeerID, Addrs: m.Bridge, HTTP: m.HTTP, Name: m.Name, Region: m.Region})
+		}
+	}
+	c.Config.Brokers = list
+	if c.home == "" {
+		return nil
+	}
+	return saveConfig(c.home, c.Config)
 }
 
 func dial(ctx context.Context, key *identity.Key, info wire.BrokerInfo) (*Client, error) {
