@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/readymesh/readymesh/broker/cluster"
 	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/identity"
@@ -45,6 +46,10 @@ type Broker struct {
 	metrics *metrics
 	live    *presence
 	techs   *techConns
+	repl    *replicator
+
+	adminHash string           // hash of this broker's admin credential; set in Run before serving
+	cluster   *cluster.Cluster // nil when the broker runs alone
 
 	closeOnce sync.Once
 }
@@ -82,6 +87,7 @@ func New(cfg Config) (*Broker, error) {
 	b.metrics = newMetrics(b.reg)
 	b.live = newPresence()
 	b.techs = &techConns{b: b, n: map[string]int{}}
+	b.repl = newReplicator(b)
 	b.host, err = bridge.NewHost(bridge.HostConfig{Key: key, Listen: cfg.Listen,
 		MaxConns: cfg.MaxBridges, Metrics: b.reg})
 	if err != nil {
@@ -95,6 +101,10 @@ func New(cfg Config) (*Broker, error) {
 			b.store.Close()
 			return nil, fmt.Errorf("broker: http listen: %w", err)
 		}
+	}
+	if b.cluster, err = b.newCluster(); err != nil {
+		b.Close()
+		return nil, err
 	}
 	return b, nil
 }
@@ -114,6 +124,9 @@ func (b *Broker) Info() wire.BrokerInfo {
 	if b.httpLn != nil {
 		info.HTTP = b.httpLn.Addr().String()
 	}
+	if b.cluster != nil {
+		info.Gossip = b.cluster.LocalAddr()
+	}
 	return info
 }
 
@@ -122,12 +135,12 @@ func (b *Broker) Info() wire.BrokerInfo {
 // called once broker.json and the admin credential are written.
 func (b *Broker) Run(ctx context.Context, ready func(info wire.BrokerInfo, credentialPath string)) error {
 	defer b.Close()
-	b.handle()
-	b.host.Network().Notify(b.techs)
 	cred, err := b.ensureAdmin()
 	if err != nil {
 		return err
 	}
+	b.handle()
+	b.host.Network().Notify(b.techs)
 	if err := writeJSONFile(filepath.Join(b.cfg.DataDir, InfoFile), b.Info(), 0o644); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
@@ -157,6 +170,22 @@ func (b *Broker) Run(ctx context.Context, ready func(info wire.BrokerInfo, crede
 		defer wg.Done()
 		b.flushLastSeen(ctx)
 	}()
+	if b.cluster != nil {
+		b.cluster.OnMessage(noticeTopic, b.repl.notice)
+		if err := b.cluster.Start(ctx); err != nil {
+			return fmt.Errorf("broker: cluster: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.repl.run(ctx)
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.publishMeta(ctx)
+		}()
+	}
 	if ready != nil {
 		ready(b.Info(), cred)
 	}
@@ -167,9 +196,13 @@ func (b *Broker) Run(ctx context.Context, ready func(info wire.BrokerInfo, crede
 	case err = <-errc:
 	}
 	cancel()
-	// Order: stop accepting bridges first so no presence stream opens while
-	// the last-seen times are written, then wait for our goroutines, then
-	// (in Close) close the store.
+	// Order: leave the cluster first, so the other brokers see this one
+	// leave rather than fail; then stop accepting bridges so no presence
+	// stream opens while the last-seen times are written; then wait for our
+	// goroutines; then (in Close) close the store.
+	if b.cluster != nil {
+		b.cluster.Close()
+	}
 	b.host.Close()
 	wg.Wait()
 	b.live.flushAll(b.store, b.cfg.Now())
@@ -181,6 +214,9 @@ func (b *Broker) Run(ctx context.Context, ready func(info wire.BrokerInfo, crede
 func (b *Broker) Close() error {
 	var err error
 	b.closeOnce.Do(func() {
+		if b.cluster != nil {
+			b.cluster.Close()
+		}
 		b.host.Close()
 		if b.httpLn != nil {
 			b.httpLn.Close()
@@ -208,6 +244,12 @@ func (b *Broker) flushLastSeen(ctx context.Context) {
 // ensureAdmin creates the admin credential on first start, or rewrites the
 // existing one with the broker's current addresses. Deleting the file and
 // restarting the broker replaces the credential.
+//
+// The credential belongs to this broker: it logs in here only, checked
+// against the file, not against the store. In a cluster every broker has
+// its own, while the admin technician it logs in as, and the keys bound to
+// it, are replicated like every record: a key logged in on one broker is
+// the admin on all of them.
 func (b *Broker) ensureAdmin() (string, error) {
 	path := filepath.Join(b.cfg.DataDir, CredentialFile)
 	raw, err := os.ReadFile(path)
@@ -215,17 +257,21 @@ func (b *Broker) ensureAdmin() (string, error) {
 	switch {
 	case err == nil:
 		tok, err = wire.ParseToken(wire.KindLogin, string(raw))
-		if err != nil || wire.HashSecret(tok.Secret) != b.store.AdminHash() {
-			return "", fmt.Errorf("broker: %s does not match this broker's admin credential; delete it to create a new one", path)
+		if err != nil || tok.Broker.PeerID != b.ID() {
+			return "", fmt.Errorf("broker: %s is not this broker's admin credential; delete it to create a new one", path)
 		}
 	case errors.Is(err, os.ErrNotExist):
 		tok = wire.Token{Kind: wire.KindLogin, Secret: wire.NewSecret()}
-		if err := b.store.SetAdminHash(wire.HashSecret(tok.Secret), b.cfg.Now()); err != nil {
-			return "", fmt.Errorf("broker: admin credential: %w", err)
-		}
 		b.log.Info("created admin credential", "path", path)
 	default:
 		return "", fmt.Errorf("broker: %w", err)
+	}
+	b.adminHash = wire.HashSecret(tok.Secret)
+	if b.store.AdminHash() != b.adminHash {
+		// Records the hash (and creates the admin technician if missing).
+		if err := b.store.SetAdminHash(b.adminHash, b.cfg.Now()); err != nil {
+			return "", fmt.Errorf("broker: admin credential: %w", err)
+		}
 	}
 	tok.Broker = b.Info()
 	if err := writeFileAtomic(path, []byte(tok.String()+"\n"), 0o600); err != nil {

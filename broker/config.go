@@ -26,6 +26,22 @@ type Config struct {
 	// 127.0.0.1:7480; "off" disables it.
 	HTTP string
 
+	// Gossip is the "ip:port" this broker gossips with other brokers on
+	// (UDP and TCP), port 0 allowed. Empty means the broker runs alone,
+	// without a cluster.
+	Gossip string
+	// Join lists gossip addresses of brokers to join. Brokers may start in
+	// any order: joining is retried in the background.
+	Join []string
+	// GossipKeys encrypt and authenticate gossip (see cluster.LoadKeyFile).
+	// They are required to join a cluster and whenever Gossip is not a
+	// loopback address: a broker with another key cannot join.
+	GossipKeys [][]byte
+	// GossipProfile is the gossip timing: "lan" (the default) for brokers
+	// of one region, "wan" for a cluster across regions, "local" for
+	// tests. See cluster.Profile.
+	GossipProfile string
+
 	// Heartbeat is the interval agents are told to send heartbeats at.
 	// Shorter intervals notice a silent loss sooner and cost one small
 	// message per agent per interval. Zero means 5 s.

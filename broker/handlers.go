@@ -17,6 +17,7 @@ func (b *Broker) handle() {
 	b.host.SetStreamHandler(wire.ProtoPresence, b.handlePresence)
 	b.host.SetStreamHandler(wire.ProtoLogin, b.handleLogin)
 	b.host.SetStreamHandler(wire.ProtoTech, b.handleTech)
+	b.host.SetStreamHandler(ProtoReplicate, b.handleReplicate)
 }
 
 // refuse logs a refused request and sends reply with the error set. The
@@ -35,6 +36,8 @@ func (b *Broker) refuse(s network.Stream, what, remote, code, msg string, reply 
 	case *wire.LoginReply:
 		r.Error = e
 	case *wire.Reply:
+		r.Error = e
+	case *replReply:
 		r.Error = e
 	}
 	s.SetWriteDeadline(time.Now().Add(5 * time.Second))
@@ -79,6 +82,7 @@ func (b *Broker) handleEnroll(s network.Stream) {
 		return
 	}
 	b.metrics.enrolls.WithLabelValues("ok").Inc()
+	b.replicated(store.Key{Kind: store.KindMachine, ID: m.ID}, store.Key{Kind: store.KindToken, ID: wire.HashSecret(req.Secret)})
 	b.log.Info("machine enrolled", "machine", m.Name, "client", m.Client, "id", m.ID)
 	wire.Write(s, &wire.EnrollReply{MachineID: m.ID, Name: m.Name, Client: m.Client, Broker: b.Info()})
 }
@@ -113,6 +117,9 @@ func (b *Broker) handleCheckIn(s network.Stream) {
 		return
 	}
 	b.metrics.checkins.WithLabelValues("ok").Inc()
+	if !res.Duplicate {
+		b.replicated(store.Key{Kind: store.KindMachine, ID: remote})
+	}
 	// Committed: only now is the check-in acknowledged.
 	wire.Write(s, &wire.CheckInAck{Seq: ci.Seq, Duplicate: res.Duplicate, StoredAt: res.StoredAt})
 }
@@ -137,7 +144,7 @@ func (b *Broker) handleLogin(s network.Stream) {
 		return
 	}
 	hash := wire.HashSecret(tok.Secret)
-	admin := hash == b.store.AdminHash()
+	admin := hash == b.adminHash
 	t, err := b.store.Login(hash, remote, admin, b.cfg.Now())
 	if err != nil {
 		code := wire.CodeInternal
@@ -150,6 +157,7 @@ func (b *Broker) handleLogin(s network.Stream) {
 		b.refuse(s, "login", remote, code, "login refused: "+err.Error(), &wire.LoginReply{})
 		return
 	}
+	b.replicated(store.Key{Kind: store.KindTechnician, ID: t.Name})
 	b.log.Info("technician logged in", "technician", t.Name, "key", remote, "admin", t.Admin)
 	wire.Write(s, &wire.LoginReply{Technician: t, Broker: b.Info()})
 }

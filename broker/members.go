@@ -58,5 +58,8 @@ func (b *Broker) selfMember() wire.BrokerMember {
 
 // members lists the brokers of the cluster, this one first.
 func (b *Broker) members() []wire.BrokerMember {
-	return []wire.BrokerMember{b.selfMember()}
+	if b.cluster == nil {
+		return []wire.BrokerMember{b.selfMember()}
+	}
+	return b.clusterMembers()
 }

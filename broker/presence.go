@@ -143,6 +143,7 @@ func (b *Broker) handlePresence(s network.Stream) {
 	}
 	now := b.cfg.Now()
 	gen := b.live.open(remote, s, now)
+	b.announce(remote, true, now)
 	b.metrics.online.Set(float64(b.live.count()))
 	b.log.Info("machine online", "machine", m.Name, "client", m.Client, "id", remote)
 	reason := b.heartbeats(s, r, remote, gen)
@@ -152,6 +153,7 @@ func (b *Broker) handlePresence(s network.Stream) {
 		b.store.SetLastSeen(map[string]time.Time{remote: last})
 	}
 	if current, _ := b.live.close(remote, gen); current {
+		b.announce(remote, false, b.cfg.Now())
 		b.metrics.online.Set(float64(b.live.count()))
 		b.log.Info("machine offline", "machine", m.Name, "client", m.Client, "id", remote, "reason", reason)
 		if reason == "heartbeats missed" {
@@ -164,7 +166,7 @@ func (b *Broker) handlePresence(s network.Stream) {
 
 // heartbeats runs the heartbeat loop and returns why it ended.
 func (b *Broker) heartbeats(s network.Stream, r *wire.Reader, remote string, gen uint64) string {
-	reply := wire.HelloReply{HeartbeatMS: b.cfg.Heartbeat.Milliseconds(), Brokers: []wire.BrokerInfo{b.Info()}}
+	reply := wire.HelloReply{HeartbeatMS: b.cfg.Heartbeat.Milliseconds(), Brokers: b.brokerInfos()}
 	s.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	if err := wire.Write(s, &reply); err != nil {
 		return "hello reply failed"

@@ -60,6 +60,9 @@ func (b *Broker) techOp(t *wire.Technician, req *wire.Request) (any, *wire.Error
 			return nil, err
 		}
 		c, err := b.store.CreateClient(a.Name, b.cfg.Now())
+		if err == nil {
+			b.replicated(store.Key{Kind: store.KindClient, ID: a.Name})
+		}
 		return c, storeErr(err)
 	case wire.OpClientsList:
 		cs, err := b.store.Clients()
@@ -143,6 +146,7 @@ func (b *Broker) createToken(t *wire.Technician, a *wire.TokenArgs) (any, *wire.
 	if err := b.store.CreateToken(wire.HashSecret(tok.Secret), rec); err != nil {
 		return nil, storeErr(err)
 	}
+	b.replicated(store.Key{Kind: store.KindToken, ID: wire.HashSecret(tok.Secret)})
 	b.log.Info("enrolment token created", "client", a.Client, "uses", uses, "expires", rec.ExpiresAt, "by", t.Name)
 	return wire.TokenResult{Token: tok.String(), Client: a.Client, Uses: uses, ExpiresAt: rec.ExpiresAt}, nil
 }
@@ -155,6 +159,7 @@ func (b *Broker) addTechnician(a *wire.TechnicianArgs) (any, *wire.Error) {
 	if err := b.store.CreateTechnician(t, wire.HashSecret(tok.Secret), exp); err != nil {
 		return nil, storeErr(err)
 	}
+	b.replicated(store.Key{Kind: store.KindTechnician, ID: t.Name})
 	b.log.Info("technician added", "technician", a.Name, "clients", a.Clients, "modes", a.Modes)
 	return wire.TechnicianResult{Technician: t, LoginToken: tok.String(), ExpiresAt: exp}, nil
 }
@@ -162,9 +167,7 @@ func (b *Broker) addTechnician(a *wire.TechnicianArgs) (any, *wire.Error) {
 // machines lists the cards t may see, in queue order.
 func (b *Broker) machines(t *wire.Technician, a wire.MachinesArgs) []wire.Card {
 	ms := b.store.Machines()
-	reach := func(m *store.Machine) wire.Reachability {
-		return b.live.reach(m.ID, m.LastSeen, b.cfg.Name)
-	}
+	reach := func(m *store.Machine) wire.Reachability { return b.reach(m) }
 	vis := func(c string) bool { return visible(t, c) }
 	return readiness.Query(ms, reach, vis, a, b.cfg.Now(), b.cfg.Readiness)
 }
@@ -193,7 +196,7 @@ func (b *Broker) show(t *wire.Technician, name string) (any, *wire.Error) {
 		return nil, wire.Errorf(wire.CodeConflict, "%q is ambiguous: %s", name, strings.Join(names, ", "))
 	}
 	m := found[0]
-	card := readiness.Card(&m, b.live.reach(m.ID, m.LastSeen, b.cfg.Name),
+	card := readiness.Card(&m, b.reach(&m),
 		b.cfg.Readiness.Newest(b.store.Machines()), b.cfg.Now(), b.cfg.Readiness)
 	snap, err := b.store.Snapshot(m.ID)
 	if err != nil {
@@ -205,4 +208,17 @@ func (b *Broker) show(t *wire.Technician, name string) (any, *wire.Error) {
 	}
 	card.Snapshot, card.History = snap, hist
 	return card, nil
+}
+
+// reach is a machine's reachability: through this broker, or through
+// another broker of the cluster.
+func (b *Broker) reach(m *store.Machine) wire.Reachability {
+	r := b.live.reach(m.ID, m.LastSeen, b.cfg.Name)
+	if r.Online {
+		return r
+	}
+	if rr, ok := b.remoteReach(m.ID, m.LastSeen); ok {
+		return rr
+	}
+	return r
 }

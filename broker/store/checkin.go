@@ -63,7 +63,7 @@ func (s *Store) CheckIn(ci *wire.CheckIn, now time.Time) (CheckInResult, error) 
 			}
 			return refuse(fmt.Errorf("%w: got %d, stored %d", ErrSequence, ci.Seq, last.Seq))
 		}
-		applySnapshot(m, ci, now)
+		applySnapshot(m, ci, now, digest)
 		if err := b.tx.Bucket(bktSnapshots).Put([]byte(m.ID), raw); err != nil {
 			return err
 		}
@@ -82,14 +82,32 @@ func (s *Store) CheckIn(ci *wire.CheckIn, now time.Time) (CheckInResult, error) 
 // applySnapshot copies the card-relevant parts of a snapshot into the
 // machine record, carrying over when each pending update was first seen.
 // It copies what it keeps, so the record shares no memory with ci.
-func applySnapshot(m *Machine, ci *wire.CheckIn, now time.Time) {
+func applySnapshot(m *Machine, ci *wire.CheckIn, now time.Time, digest string) {
 	snap := &ci.Snapshot
-	firstSeen := make(map[string]time.Time, len(m.PendingUpdates))
+	setReadiness(m, snap, &CheckInMeta{Seq: ci.Seq, At: now, Reason: ci.Reason,
+		BootID: snap.BootID, CollectedAt: snap.CollectedAt.UTC(), Digest: digest}, firstSeen(m), now)
+	if m.LastSeen == nil || now.After(*m.LastSeen) {
+		seen := now
+		m.LastSeen = &seen
+	}
+}
+
+// firstSeen maps each pending update of m (by ID in lower case) to when
+// it was first seen.
+func firstSeen(m *Machine) map[string]time.Time {
+	out := make(map[string]time.Time, len(m.PendingUpdates))
 	for _, u := range m.PendingUpdates {
 		if u.FirstSeen != nil {
-			firstSeen[strings.ToLower(u.ID)] = *u.FirstSeen
+			out[strings.ToLower(u.ID)] = *u.FirstSeen
 		}
 	}
+	return out
+}
+
+// setReadiness sets the readiness part of a machine record (the latest
+// check-in and what is copied out of its snapshot). A pending update
+// missing from firstSeen was first seen now.
+func setReadiness(m *Machine, snap *wire.Snapshot, meta *CheckInMeta, firstSeen map[string]time.Time, now time.Time) {
 	pending := make([]wire.PendingUpdate, len(snap.PendingUpdates))
 	for i, u := range snap.PendingUpdates {
 		t, ok := firstSeen[strings.ToLower(u.ID)]
@@ -107,12 +125,13 @@ func applySnapshot(m *Machine, ci *wire.CheckIn, now time.Time) {
 	m.Runtime = snap.Runtime
 	m.Approval = cloneApproval(snap.Approval)
 	m.CollectorErrs = slices.Clone(snap.CollectorErrs)
-	m.LastCheckIn = &CheckInMeta{Seq: ci.Seq, At: now, Reason: ci.Reason,
-		BootID: snap.BootID, CollectedAt: snap.CollectedAt.UTC()}
-	if m.LastSeen == nil || now.After(*m.LastSeen) {
-		seen := now
-		m.LastSeen = &seen
-	}
+	m.LastCheckIn = meta
+}
+
+// copyReadiness copies the readiness part of src into dst.
+func copyReadiness(dst, src *Machine) {
+	dst.Hostname, dst.LastCheckIn, dst.OS, dst.AgentVersion = src.Hostname, src.LastCheckIn, src.OS, src.AgentVersion
+	dst.PendingUpdates, dst.Runtime, dst.Approval, dst.CollectorErrs = src.PendingUpdates, src.Runtime, src.Approval, src.CollectorErrs
 }
 
 func cloneApproval(a wire.Approval) wire.Approval {
@@ -153,40 +172,59 @@ func historyKey(id string, slot int) []byte {
 // appendHistory writes the summary into the machine's ring of history
 // slots, overwriting the oldest once the ring is full. A ring in one flat
 // bucket costs one page write per check-in, where a per-machine bucket
-// with deletes cost three.
+// with deletes cost three. It keeps m.HistoryHash up to date: the
+// overwritten item's hash goes out, the new one's in.
 func (s *Store) appendHistory(tx *bolt.Tx, m *Machine, item wire.HistoryItem) error {
 	b := tx.Bucket(bktHistory)
 	if m.HistorySlots > s.histN {
-		if err := s.shrinkHistory(b, m); err != nil {
+		items, err := readHistory(b, m.ID)
+		if err != nil {
+			return err
+		}
+		if err := s.rewriteHistory(tx, m, items); err != nil {
 			return err
 		}
 	}
-	slot := m.HistoryNext % s.histN
-	if err := putJSON(b, historyKey(m.ID, slot), item); err != nil {
+	raw, err := json.Marshal(item)
+	if err != nil {
 		return err
 	}
+	slot := m.HistoryNext % s.histN
+	key := historyKey(m.ID, slot)
+	if old := b.Get(key); old != nil && slot < m.HistorySlots {
+		m.HistoryHash ^= hash64(old)
+	}
+	if err := b.Put(key, raw); err != nil {
+		return err
+	}
+	m.HistoryHash ^= hash64(raw)
 	m.HistoryNext = (slot + 1) % s.histN
 	m.HistorySlots = max(m.HistorySlots, slot+1)
 	return nil
 }
 
-// shrinkHistory rewrites a ring left larger by a higher history limit:
-// the newest HistoryLimit items move to slots 0…limit-1, oldest first.
-func (s *Store) shrinkHistory(b *bolt.Bucket, m *Machine) error {
-	items, err := readHistory(b, m.ID)
-	if err != nil {
-		return err
-	}
+// rewriteHistory replaces a machine's ring with the newest HistoryLimit of
+// items (newest first), in slots 0…n-1, oldest first. It is how a ring
+// left larger by a higher history limit shrinks, and how items merged
+// from another broker are stored.
+func (s *Store) rewriteHistory(tx *bolt.Tx, m *Machine, items []wire.HistoryItem) error {
+	b := tx.Bucket(bktHistory)
 	for slot := 0; slot < m.HistorySlots; slot++ {
 		if err := b.Delete(historyKey(m.ID, slot)); err != nil {
 			return err
 		}
 	}
 	keep := items[:min(len(items), s.histN)] // newest first
+	m.HistoryHash = 0
 	for i := range keep {
-		if err := putJSON(b, historyKey(m.ID, i), keep[len(keep)-1-i]); err != nil {
+		raw, err := json.Marshal(keep[len(keep)-1-i])
+		if err != nil {
 			return err
 		}
+		if err := b.Put(historyKey(m.ID, i), raw); err != nil {
+			return err
+		}
+		m.HistoryHash ^= hash64(raw)
 	}
 	m.HistorySlots, m.HistoryNext = len(keep), len(keep)%s.histN
 	return nil

@@ -45,13 +45,16 @@ func TestCheckInRoundTrip(t *testing.T) {
 	for i := range pending {
 		pending[i].FirstSeen = &at
 	}
-	want := Machine{ID: "m1", Rev: 2, Name: "name-m1", Client: "acme", Hostname: "web1-renamed",
-		EnrolledAt: t0, LastSeen: &at,
-		LastCheckIn: &CheckInMeta{Seq: 1, At: at, Reason: wire.ReasonEnroll, BootID: snap.BootID, CollectedAt: snap.CollectedAt},
-		OS:          &snap.OS, AgentVersion: "0.4.2", PendingUpdates: pending, Runtime: snap.Runtime,
-		Approval: snap.Approval, CollectorErrs: snap.CollectorErrs, HistorySlots: 1, HistoryNext: 1}
 	wantHist := []wire.HistoryItem{{Seq: 1, At: at, Reason: wire.ReasonEnroll, BootID: snap.BootID,
 		AgentVersion: "0.4.2", OSVersion: "12", Packages: 40, PendingUpdates: 4, Digest: digest}}
+	rawItem, _ := json.Marshal(wantHist[0])
+	want := Machine{ID: "m1", Rev: 2, Name: "name-m1", Client: "acme", Hostname: "web1-renamed",
+		EnrolledAt: t0, LastSeen: &at,
+		LastCheckIn: &CheckInMeta{Seq: 1, At: at, Reason: wire.ReasonEnroll, BootID: snap.BootID,
+			CollectedAt: snap.CollectedAt, Digest: digest},
+		OS: &snap.OS, AgentVersion: "0.4.2", PendingUpdates: pending, Runtime: snap.Runtime,
+		Approval: snap.Approval, CollectorErrs: snap.CollectorErrs, HistorySlots: 1, HistoryNext: 1,
+		HistoryHash: hash64(rawItem)}
 
 	check := func(when string, s *Store) {
 		t.Helper()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -11,15 +12,22 @@ import (
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
-// CreateClient stores a new client.
+// CreateClient stores a new client. A deleted client (a tombstone) may be
+// created again.
 func (s *Store) CreateClient(name string, now time.Time) (wire.Client, error) {
 	c := wire.Client{Name: name, CreatedAt: now.UTC()}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bktClients)
-		if b.Get([]byte(name)) != nil {
-			return fmt.Errorf("client %q: %w", name, ErrExists)
+	err := s.write(func(b *batch) error {
+		if err := wire.ValidName("client name", name); err != nil {
+			return refuse(fmt.Errorf("%w: %v", ErrMalformed, err))
 		}
-		return putJSON(b, []byte(name), c)
+		switch live, err := b.clientLive(name); {
+		case err != nil:
+			return err
+		case live:
+			return refuse(fmt.Errorf("client %q: %w", name, ErrExists))
+		}
+		rec := &ClientRecord{Name: name, CreatedAt: c.CreatedAt, Stamp: b.stamp()}
+		return b.putControl(Key{KindClient, name}, rec)
 	})
 	return c, err
 }
@@ -29,11 +37,13 @@ func (s *Store) Clients() ([]wire.Client, error) {
 	var out []wire.Client
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bktClients).ForEach(func(k, v []byte) error {
-			var c wire.Client
+			var c ClientRecord
 			if err := json.Unmarshal(v, &c); err != nil {
 				return fmt.Errorf("client %s: %w", k, err)
 			}
-			out = append(out, c)
+			if c.live() {
+				out = append(out, wire.Client{Name: c.Name, CreatedAt: c.CreatedAt})
+			}
 			return nil
 		})
 	})
@@ -50,42 +60,67 @@ func (s *Store) Clients() ([]wire.Client, error) {
 	return out, err
 }
 
-// ClientExists reports whether a client is stored.
+// ClientExists reports whether a client is stored (and not deleted).
 func (s *Store) ClientExists(name string) bool {
-	var ok bool
+	var c ClientRecord
+	var found bool
 	s.db.View(func(tx *bolt.Tx) error {
-		ok = tx.Bucket(bktClients).Get([]byte(name)) != nil
+		found, _ = getJSON(tx.Bucket(bktClients), []byte(name), &c)
 		return nil
 	})
-	return ok
+	return found && c.live()
 }
 
 // CreateToken stores an enrolment token under the hash of its secret. The
-// client must exist.
+// client must exist. Uses is the number of uses granted; uses already
+// spent (UsesLeft below Uses) count as spent on this broker.
 func (s *Store) CreateToken(hash string, t Token) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bktClients).Get([]byte(t.Client)) == nil {
-			return fmt.Errorf("client %q: %w", t.Client, ErrNotFound)
+	return s.write(func(b *batch) error {
+		switch live, err := b.clientLive(t.Client); {
+		case err != nil:
+			return err
+		case !live:
+			return refuse(fmt.Errorf("client %q: %w", t.Client, ErrNotFound))
 		}
-		b := tx.Bucket(bktTokens)
-		if b.Get([]byte(hash)) != nil {
-			return fmt.Errorf("token: %w", ErrExists)
+		switch old, found, err := b.token(hash); {
+		case err != nil:
+			return err
+		case found && old.live():
+			return refuse(fmt.Errorf("token: %w", ErrExists))
 		}
-		return putJSON(b, []byte(hash), t)
+		if t.UsesLeft > t.Uses {
+			return refuse(fmt.Errorf("%w: token has %d uses left of %d", ErrMalformed, t.UsesLeft, t.Uses))
+		}
+		rec := &TokenRecord{Token: t, Stamp: b.stamp()}
+		if spent := t.Uses - t.UsesLeft; spent > 0 {
+			rec.Spent = map[string]int{b.s.name: spent}
+		}
+		rec.settle()
+		if err := validID("token hash", hash); err != nil {
+			return refuse(fmt.Errorf("%w: %v", ErrMalformed, err))
+		}
+		if err := rec.check(); err != nil {
+			return refuse(fmt.Errorf("%w: token: %v", ErrMalformed, err))
+		}
+		return b.putControl(Key{KindToken, hash}, rec)
 	})
 }
 
-// Token returns a stored token by the hash of its secret.
+// Token returns a stored token by the hash of its secret. UsesLeft counts
+// the uses spent on every broker this one has heard from.
 func (s *Store) Token(hash string) (Token, error) {
-	var t Token
+	var t TokenRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
 		ok, err := getJSON(tx.Bucket(bktTokens), []byte(hash), &t)
-		if err == nil && !ok {
+		if err == nil && (!ok || !t.live()) {
 			err = ErrTokenUnknown
 		}
 		return err
 	})
-	return t, err
+	if err != nil {
+		return Token{}, err
+	}
+	return t.Token, nil
 }
 
 // EnrollRequest asks to turn a token into a machine record.
@@ -113,8 +148,12 @@ func (s *Store) Enroll(r EnrollRequest) (Machine, error) {
 			m = *old
 			return nil
 		}
-		t.UsesLeft--
-		if err := putJSON(b.tx.Bucket(bktTokens), []byte(r.TokenHash), t); err != nil {
+		if t.Spent == nil {
+			t.Spent = map[string]int{}
+		}
+		t.Spent[b.s.name]++
+		t.settle()
+		if err := b.putControl(Key{KindToken, r.TokenHash}, t); err != nil {
 			return err
 		}
 		if err := b.tx.Bucket(bktNames).Put(nameKey(t.Client, r.Name), []byte(r.MachineID)); err != nil {
@@ -139,13 +178,12 @@ func nameKey(client, name string) []byte { return []byte(client + "\x00" + name)
 // enrollable checks an enrolment without writing. It returns the token to
 // consume, nil for an idempotent retry of an earlier enrolment, or a
 // refusal.
-func enrollable(b *batch, r EnrollRequest) (*Token, error) {
-	t := new(Token)
-	ok, err := getJSON(b.tx.Bucket(bktTokens), []byte(r.TokenHash), t)
+func enrollable(b *batch, r EnrollRequest) (*TokenRecord, error) {
+	t, ok, err := b.token(r.TokenHash)
 	switch {
 	case err != nil:
 		return nil, err
-	case !ok:
+	case !ok || !t.live():
 		return nil, refuse(ErrTokenUnknown)
 	}
 	if m, found := b.machine(r.MachineID); found {
@@ -153,6 +191,9 @@ func enrollable(b *batch, r EnrollRequest) (*Token, error) {
 			return nil, nil
 		}
 		return nil, refuse(fmt.Errorf("machine %s is enrolled as %s/%s: %w", r.MachineID, m.Client, m.Name, ErrExists))
+	}
+	if err := errors.Join(validID("machine id", r.MachineID), wire.ValidName("machine name", r.Name)); err != nil {
+		return nil, refuse(fmt.Errorf("%w: %v", ErrMalformed, err))
 	}
 	switch {
 	case !r.Now.Before(t.ExpiresAt):

@@ -12,4 +12,8 @@ var (
 	ErrNameTaken      = errors.New("name already taken in this client")
 	ErrUnknownMachine = errors.New("machine is not enrolled")
 	ErrSequence       = errors.New("check-in sequence out of order")
+	// ErrMalformed marks a record, version, key or digest that fails
+	// validation (from another broker, or a local write that could not be
+	// replicated).
+	ErrMalformed = errors.New("malformed record")
 )

@@ -38,6 +38,9 @@ type Machine struct {
 	// overwrites (the oldest once the ring is full).
 	HistorySlots int `json:"history_slots"`
 	HistoryNext  int `json:"history_next"`
+	// HistoryHash is the xor of hash64 of each stored history item's JSON:
+	// it lets brokers compare histories without reading them.
+	HistoryHash uint64 `json:"history_hash,omitempty"`
 }
 
 // CheckInMeta describes one committed check-in.
@@ -47,9 +50,13 @@ type CheckInMeta struct {
 	Reason      string    `json:"reason"`
 	BootID      string    `json:"boot_id,omitempty"`
 	CollectedAt time.Time `json:"collected_at"`
+	// Digest is the SHA-256 of the stored snapshot (hex).
+	Digest string `json:"digest,omitempty"`
 }
 
-// Token is a stored enrolment token. Only the hash of its secret is kept.
+// Token is an enrolment token as callers see it. Only the hash of its
+// secret is kept. Uses is the number of uses granted; UsesLeft is what is
+// left of them across the cluster (see TokenRecord).
 type Token struct {
 	Client    string    `json:"client"`
 	UsesLeft  int       `json:"uses_left"`
@@ -59,8 +66,8 @@ type Token struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// Technician is a stored technician: the wire record plus what only the
-// broker sees.
+// Technician is a technician as the broker sees it: the wire record plus
+// its one-time login token.
 type Technician struct {
 	wire.Technician
 	// LoginHash is the hash of the unused one-time login token; empty once
@@ -68,3 +75,62 @@ type Technician struct {
 	LoginHash      string    `json:"login_hash,omitempty"`
 	LoginExpiresAt time.Time `json:"login_expires_at,omitempty"`
 }
+
+// Stamp is what every control record carries for replication: the clock
+// of its last write, the clock of the write that created it (its
+// incarnation: parts that only grow are merged only between copies of the
+// same incarnation), and whether it is a tombstone. A tombstone keeps
+// only the record's name and its stamp.
+type Stamp struct {
+	Born    Clock `json:"born"`
+	Clock   Clock `json:"clock"`
+	Deleted bool  `json:"deleted,omitempty"`
+}
+
+// ClientRecord is a stored client.
+type ClientRecord struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	Stamp
+}
+
+// TokenRecord is a stored enrolment token. Uses counts the uses granted;
+// Spent counts the uses consumed, per broker (a grow-only counter: each
+// broker only ever raises its own entry, and copies merge by taking the
+// larger value of each entry). UsesLeft is Uses minus the sum of Spent,
+// never below zero.
+type TokenRecord struct {
+	Token
+	Spent map[string]int `json:"spent,omitempty"`
+	Stamp
+}
+
+// TechnicianRecord is a stored technician. Keys (in Technician) only grow
+// and LoginUsed only goes from false to true within one incarnation;
+// once LoginUsed is set LoginHash is empty.
+type TechnicianRecord struct {
+	Technician
+	LoginUsed bool `json:"login_used,omitempty"`
+	Stamp
+}
+
+// AdminRecord is the stored admin credential hash.
+type AdminRecord struct {
+	Hash string `json:"hash,omitempty"`
+	Stamp
+}
+
+// spent is the sum of the uses consumed on every broker.
+func (t *TokenRecord) spent() int {
+	n := 0
+	for _, v := range t.Spent {
+		n += v
+	}
+	return n
+}
+
+// settle recomputes UsesLeft from Uses and Spent.
+func (t *TokenRecord) settle() { t.UsesLeft = max(0, t.Uses-t.spent()) }
+
+// live reports whether the record exists (is not a tombstone).
+func (st Stamp) live() bool { return !st.Deleted }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/readymesh/readymesh/peer/wire"
 )
 
 var (
@@ -30,10 +32,20 @@ var (
 		bktSnapshots, bktHistory, bktTechnicians, bktTechKeys, bktLogins}
 
 	keySchema    = []byte("schema")
-	keyAdminHash = []byte("admin_hash")
+	keyAdminHash = []byte("admin_hash") // schema 1 only
+	keyAdmin     = []byte("admin")      // the AdminRecord
 )
 
-const schemaVersion = "1"
+// schemaVersion is the layout this package reads and writes. Schema 1 (no
+// clocks, no tombstones) is migrated in place by Open (see migrate.go).
+const schemaVersion = "2"
+
+// Defaults for Config's zero values.
+const (
+	DefaultBroker       = "local"
+	DefaultMaxClockSkew = time.Minute
+	DefaultTombstoneTTL = 30 * 24 * time.Hour
+)
 
 // Config configures a Store.
 type Config struct {
@@ -45,28 +57,74 @@ type Config struct {
 	HistoryLimit int
 	// Logger receives refusals and failures. Nil means discard.
 	Logger *slog.Logger
+
+	// Broker is this broker's name in the cluster: the origin stamped on
+	// every clock it writes and its entry in every token's use counter. It
+	// must be unique among the brokers sharing records (two brokers with
+	// one name can each spend the same use of a token) and must satisfy
+	// wire.ValidName. Renaming a broker is safe; reusing a name for a
+	// broker that lost its disk is safe only once it has caught up.
+	// Empty means "local".
+	Broker string
+	// Now is the physical clock under the hybrid logical clock, and the
+	// time against which tombstone expiry and clock skew are judged. Nil
+	// means time.Now; tests may pin it.
+	Now func() time.Time
+	// MaxClockSkew is how far ahead of Now an imported record's clock,
+	// check-in time or last_seen may be. Later records are deferred, not
+	// stored: a broker with a fast clock would otherwise win every
+	// conflict and pin last_seen in the future. Larger values tolerate
+	// worse clocks across the cluster. Zero means 1 minute.
+	MaxClockSkew time.Duration
+	// TombstoneTTL is how long a deletion is remembered. A tombstone older
+	// than this is dropped (PurgeTombstones, and at Open), so a broker
+	// that was away longer must rejoin with an empty disk, or it would
+	// bring deleted records back. Zero means 30 days.
+	TombstoneTTL time.Duration
+	// MaxSnapshot bounds an imported snapshot in bytes. It should equal
+	// the limit on check-ins (the broker's --max-snapshot) on every
+	// broker, or a larger snapshot stored on one is refused by another.
+	// Zero means wire.MaxSnapshot (1 MiB).
+	MaxSnapshot int
 }
 
 // Store is the broker's durable state. It is safe for concurrent use.
 type Store struct {
-	db     *bolt.DB
-	log    *slog.Logger
-	histN  int
-	closed sync.Once
+	// Immutable after Open.
+	db      *bolt.DB
+	log     *slog.Logger
+	histN   int
+	name    string // Config.Broker
+	now     func() time.Time
+	skew    time.Duration
+	tombTTL time.Duration
+	maxSnap int
+	closed  sync.Once
 
-	// The writer goroutine (see writer.go) owns all machine-record writes.
+	// The writer goroutine (see writer.go) owns every write, and clock.
 	ops     chan *op      // unbuffered: a send succeeds only when the writer takes it
 	quit    chan struct{} // closed by Close
 	stopped chan struct{} // closed when the writer has exited
+	clock   hlc
 
+	// mu guards the following fields, which hold what has been committed.
+	// Only the writer (and Open) changes them.
 	mu       sync.RWMutex
-	machines map[string]*Machine // mu guards; the committed machine records, written only by the writer
+	machines map[string]*Machine // the machine records
+	idx      *index              // every record's version, and the digest
 }
 
-// Open opens or creates the store at cfg.Path and loads the machine index.
+// Open opens or creates the store at cfg.Path, migrates a schema 1 file,
+// drops expired tombstones and loads the machine index and the digest.
 func Open(cfg Config) (*Store, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("store: Config.Path is empty")
+	}
+	if cfg.Broker == "" {
+		cfg.Broker = DefaultBroker
+	}
+	if err := wire.ValidName("broker name", cfg.Broker); err != nil {
+		return nil, fmt.Errorf("store: Config.Broker: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -75,7 +133,9 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Path, err)
 	}
-	s := &Store{db: db, log: cfg.Logger, histN: cfg.HistoryLimit, machines: map[string]*Machine{},
+	s := &Store{db: db, log: cfg.Logger, histN: cfg.HistoryLimit, name: cfg.Broker, now: cfg.Now,
+		skew: cfg.MaxClockSkew, tombTTL: cfg.TombstoneTTL, maxSnap: cfg.MaxSnapshot,
+		machines: map[string]*Machine{}, idx: newIndex(),
 		ops: make(chan *op), quit: make(chan struct{}), stopped: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -83,11 +143,28 @@ func Open(cfg Config) (*Store, error) {
 	if s.histN <= 0 {
 		s.histN = 100
 	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.skew <= 0 {
+		s.skew = DefaultMaxClockSkew
+	}
+	if s.tombTTL <= 0 {
+		s.tombTTL = DefaultTombstoneTTL
+	}
+	if s.maxSnap <= 0 {
+		s.maxSnap = wire.MaxSnapshot
+	}
+	s.clock = hlc{origin: s.name, now: s.now}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, err
 	}
 	go s.run()
+	if _, err := s.PurgeTombstones(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -102,6 +179,8 @@ func (s *Store) init() error {
 		switch v := meta.Get(keySchema); {
 		case v == nil:
 			return meta.Put(keySchema, []byte(schemaVersion))
+		case string(v) == "1":
+			return s.migrate1(tx)
 		case string(v) != schemaVersion:
 			return fmt.Errorf("schema version %s, this broker reads %s", v, schemaVersion)
 		}
@@ -110,15 +189,33 @@ func (s *Store) init() error {
 	if err != nil {
 		return fmt.Errorf("store: init: %w", err)
 	}
-	return s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bktMachines).ForEach(func(k, v []byte) error {
-			m := new(Machine)
-			if err := json.Unmarshal(v, m); err != nil {
-				return fmt.Errorf("store: machine %s: %w", k, err)
-			}
-			s.machines[m.ID] = m
-			return nil
-		})
+	if err := s.db.View(s.load); err != nil {
+		return fmt.Errorf("store: load: %w", err)
+	}
+	return nil
+}
+
+// load reads every record's version into the index, the machine records
+// into memory, and moves the clock past every clock stored.
+func (s *Store) load(tx *bolt.Tx) error {
+	err := tx.Bucket(bktMachines).ForEach(func(k, v []byte) error {
+		m := new(Machine)
+		if err := json.Unmarshal(v, m); err != nil {
+			return fmt.Errorf("machine %s: %w", k, err)
+		}
+		s.machines[m.ID] = m
+		s.idx.set(machineVersion(m))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return forEachControl(tx, func(k Key, rec any, v Version) error {
+		s.idx.set(v)
+		st := stampOf(rec)
+		s.clock.observe(st.Born)
+		s.clock.observe(st.Clock)
+		return nil
 	})
 }
 

@@ -56,7 +56,7 @@ func TestOpenRefuses(t *testing.T) {
 		t.Error("Open with an empty path succeeded")
 	}
 
-	// A file written by a broker with another schema is not touched.
+	// A file written by a broker with a newer schema is not touched.
 	path := filepath.Join(t.TempDir(), "broker.db")
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
@@ -67,7 +67,7 @@ func TestOpenRefuses(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return b.Put(keySchema, []byte("2"))
+		return b.Put(keySchema, []byte("3"))
 	})
 	db.Close()
 	if err != nil {
@@ -75,9 +75,9 @@ func TestOpenRefuses(t *testing.T) {
 	}
 	if s, err := Open(Config{Path: path}); err == nil {
 		s.Close()
-		t.Fatal("Open of a schema 2 file succeeded")
+		t.Fatal("Open of a schema 3 file succeeded")
 	}
-	// The file is closed again: it can be opened and still has schema 2.
+	// The file is closed again: it can be opened and still has schema 3.
 	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatalf("file still locked after a refused Open: %v", err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -15,119 +16,162 @@ const AdminName = "admin"
 
 // AdminHash returns the stored hash of the admin credential, or "".
 func (s *Store) AdminHash() string {
-	var h string
+	var rec AdminRecord
 	s.db.View(func(tx *bolt.Tx) error {
-		h = string(tx.Bucket(bktMeta).Get(keyAdminHash))
+		getJSON(tx.Bucket(bktMeta), keyAdmin, &rec)
 		return nil
 	})
-	return h
+	if !rec.live() {
+		return ""
+	}
+	return rec.Hash
 }
 
 // SetAdminHash stores the hash of the admin credential and creates the admin
-// technician (every client, every mode) if it does not exist.
+// technician (every client, every mode) if it does not exist. The last
+// credential set on any broker wins on all of them.
 func (s *Store) SetAdminHash(hash string, now time.Time) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bktMeta).Put(keyAdminHash, []byte(hash)); err != nil {
+	return s.write(func(b *batch) error {
+		old, found, err := b.admin()
+		if err != nil {
 			return err
 		}
-		b := tx.Bucket(bktTechnicians)
-		if b.Get([]byte(AdminName)) != nil {
-			return nil
+		rec := &AdminRecord{Hash: hash, Stamp: b.stamp()}
+		if found && old.live() {
+			rec.Born = old.Born
 		}
-		t := Technician{Technician: wire.Technician{Name: AdminName, Admin: true, Clients: []string{"*"},
-			Modes: []string{wire.ModeReadOnly, wire.ModeInteractive, wire.ModeElevated}, CreatedAt: now.UTC()}}
-		return putJSON(b, []byte(AdminName), t)
+		if err := rec.check(); err != nil {
+			return refuse(fmt.Errorf("%w: admin credential: %v", ErrMalformed, err))
+		}
+		switch t, found, err := b.technician(AdminName); {
+		case err != nil:
+			return err
+		case found && t.live():
+			return b.putControl(Key{KindAdmin, AdminName}, rec)
+		}
+		t := &TechnicianRecord{Technician: Technician{Technician: wire.Technician{Name: AdminName, Admin: true,
+			Clients: []string{"*"}, Modes: []string{wire.ModeReadOnly, wire.ModeInteractive, wire.ModeElevated},
+			CreatedAt: now.UTC()}}, Stamp: b.stamp()}
+		if err := b.putControl(Key{KindAdmin, AdminName}, rec); err != nil {
+			return err
+		}
+		return b.putControl(Key{KindTechnician, AdminName}, t)
 	})
 }
 
 // CreateTechnician stores a technician with the hash of its one-time login
-// token. Every client it names must exist.
+// token. Every client it names must exist. A deleted technician (a
+// tombstone) may be created again; it starts without keys.
 func (s *Store) CreateTechnician(t wire.Technician, loginHash string, expires time.Time) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bktTechnicians)
-		if b.Get([]byte(t.Name)) != nil {
-			return fmt.Errorf("technician %q: %w", t.Name, ErrExists)
+	return s.write(func(b *batch) error {
+		switch old, found, err := b.technician(t.Name); {
+		case err != nil:
+			return err
+		case found && old.live():
+			return refuse(fmt.Errorf("technician %q: %w", t.Name, ErrExists))
 		}
 		for _, c := range t.Clients {
-			if tx.Bucket(bktClients).Get([]byte(c)) == nil {
-				return fmt.Errorf("client %q: %w", c, ErrNotFound)
+			switch live, err := b.clientLive(c); {
+			case err != nil:
+				return err
+			case !live:
+				return refuse(fmt.Errorf("client %q: %w", c, ErrNotFound))
 			}
 		}
-		if tx.Bucket(bktLogins).Get([]byte(loginHash)) != nil {
-			return fmt.Errorf("login token: %w", ErrExists)
+		if b.tx.Bucket(bktLogins).Get([]byte(loginHash)) != nil {
+			return refuse(fmt.Errorf("login token: %w", ErrExists))
 		}
 		t.Keys = nil
-		rec := Technician{Technician: t, LoginHash: loginHash, LoginExpiresAt: expires.UTC()}
-		if err := tx.Bucket(bktLogins).Put([]byte(loginHash), []byte(t.Name)); err != nil {
+		rec := &TechnicianRecord{Technician: Technician{Technician: t, LoginHash: loginHash,
+			LoginExpiresAt: expires.UTC()}, Stamp: b.stamp()}
+		if err := rec.check(t.Name); err != nil {
+			return refuse(fmt.Errorf("%w: technician: %v", ErrMalformed, err))
+		}
+		if err := b.tx.Bucket(bktLogins).Put([]byte(loginHash), []byte(t.Name)); err != nil {
 			return err
 		}
-		return putJSON(b, []byte(t.Name), rec)
+		return b.putControl(Key{KindTechnician, t.Name}, rec)
 	})
 }
 
 // Login binds key to the technician whose one-time login token hashes to
 // hash, and uses the token up. With admin set, hash is ignored and key is
 // bound to the admin technician (the caller has checked the credential).
+//
+// Binding a key and using the token up do not move the record's clock:
+// keys merge as a set and a used token stays used on every broker.
 func (s *Store) Login(hash, key string, admin bool, now time.Time) (wire.Technician, error) {
-	var rec Technician
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		name := []byte(AdminName)
+	var out wire.Technician
+	err := s.write(func(b *batch) error {
+		out = wire.Technician{}
+		name := AdminName
 		if !admin {
-			name = tx.Bucket(bktLogins).Get([]byte(hash))
-			if name == nil {
-				return ErrTokenUnknown
+			n := b.tx.Bucket(bktLogins).Get([]byte(hash))
+			if n == nil {
+				return refuse(ErrTokenUnknown)
 			}
-			name = append([]byte(nil), name...)
+			name = string(n)
 		}
-		b := tx.Bucket(bktTechnicians)
-		found, err := getJSON(b, name, &rec)
+		rec, found, err := b.technician(name)
 		switch {
 		case err != nil:
 			return err
-		case !found:
-			return fmt.Errorf("technician %s: %w", name, ErrNotFound)
+		case !found || !rec.live():
+			return refuse(fmt.Errorf("technician %s: %w", name, ErrNotFound))
 		}
-		if other := tx.Bucket(bktTechKeys).Get([]byte(key)); other != nil && string(other) != rec.Name {
-			return fmt.Errorf("key %s is bound to technician %s: %w", key, other, ErrExists)
+		out = rec.Technician.Technician
+		if other := b.tx.Bucket(bktTechKeys).Get([]byte(key)); other != nil && string(other) != rec.Name {
+			return refuse(fmt.Errorf("key %s is bound to technician %s: %w", key, other, ErrExists))
+		}
+		if err := validID("key", key); err != nil {
+			return refuse(fmt.Errorf("%w: %v", ErrMalformed, err))
 		}
 		if !admin {
 			if !now.Before(rec.LoginExpiresAt) {
-				return ErrTokenExpired
+				return refuse(ErrTokenExpired)
 			}
-			if err := tx.Bucket(bktLogins).Delete([]byte(hash)); err != nil {
+			if err := b.tx.Bucket(bktLogins).Delete([]byte(hash)); err != nil {
 				return err
 			}
-			rec.LoginHash = ""
+			rec.LoginHash, rec.LoginUsed = "", true
 		}
-		if !contains(rec.Keys, key) {
-			rec.Keys = append(rec.Keys, key)
-		}
-		if err := tx.Bucket(bktTechKeys).Put([]byte(key), []byte(rec.Name)); err != nil {
+		rec.Keys = addKey(rec.Keys, key)
+		if err := b.tx.Bucket(bktTechKeys).Put([]byte(key), []byte(rec.Name)); err != nil {
 			return err
 		}
-		return putJSON(b, []byte(rec.Name), rec)
+		out = rec.Technician.Technician
+		return b.putControl(Key{KindTechnician, rec.Name}, rec)
 	})
 	if err != nil {
 		s.log.Warn("login refused", "key", key, "err", err)
 	}
-	return rec.Technician, err
+	return out, err
+}
+
+// addKey inserts key into a sorted list of keys if it is not there.
+func addKey(keys []string, key string) []string {
+	i, found := slices.BinarySearch(keys, key)
+	if found {
+		return keys
+	}
+	return slices.Insert(slices.Clone(keys), i, key)
 }
 
 // TechnicianByKey returns the technician a key is bound to.
 func (s *Store) TechnicianByKey(key string) (wire.Technician, error) {
-	var rec Technician
+	var rec TechnicianRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
 		name := tx.Bucket(bktTechKeys).Get([]byte(key))
 		if name == nil {
 			return ErrNotFound
 		}
 		found, err := getJSON(tx.Bucket(bktTechnicians), name, &rec)
-		if err == nil && !found {
+		if err == nil && (!found || !rec.live() || !slices.Contains(rec.Keys, key)) {
 			err = ErrNotFound
 		}
 		return err
 	})
-	return rec.Technician, err
+	return rec.Technician.Technician, err
 }
 
 // Technicians lists technicians by name.
@@ -135,23 +179,16 @@ func (s *Store) Technicians() ([]wire.Technician, error) {
 	var out []wire.Technician
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bktTechnicians).ForEach(func(k, _ []byte) error {
-			var rec Technician
+			var rec TechnicianRecord
 			if _, err := getJSON(tx.Bucket(bktTechnicians), k, &rec); err != nil {
 				return err
 			}
-			out = append(out, rec.Technician)
+			if rec.live() {
+				out = append(out, rec.Technician.Technician)
+			}
 			return nil
 		})
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, err
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

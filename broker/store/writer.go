@@ -13,17 +13,20 @@ var ErrClosed = errors.New("store: closed")
 // maxBatch bounds how many writes share one transaction.
 const maxBatch = 4096
 
-// The store has one writer goroutine. Every write that touches a machine
-// record (enrolment, check-in, last-seen) is an op handed to it. It takes
+// The store has one writer goroutine. Every write (enrolment, check-in,
+// last-seen, control records, imports from other brokers) is an op handed
+// to it. It takes
 // every op that is waiting, applies them in one bbolt transaction, commits
 // (one fsync pair for all of them), updates the in-memory index, and only
 // then answers each op. While it commits, new ops queue up and form the
 // next batch, so the batch grows with the load instead of waiting on a
 // timer: a lone agent pays one commit, a thousand agents share a few.
 //
-// Because only the writer changes machine records, the in-memory index is
-// exactly what has been committed, and an op reads records from it (or
-// from the batch in progress) instead of decoding them from the file.
+// Because only the writer changes records, the in-memory machine index and
+// the digest are exactly what has been committed, and an op reads machine
+// records from the index (or from the batch in progress) instead of
+// decoding them from the file. The writer also owns the hybrid logical
+// clock, so stamping a write needs no lock.
 
 // op is one write. fn applies it to the batch in progress. A refusal (an
 // error made with refuse) means fn wrote nothing and the others go on; any
@@ -42,11 +45,12 @@ func (r refusal) Unwrap() error { return r.error }
 // refuse marks err as a refusal.
 func refuse(err error) error { return refusal{err} }
 
-// batch is the transaction in progress and the machine records it changed.
+// batch is the transaction in progress and the records it changed.
 type batch struct {
 	tx    *bolt.Tx
 	s     *Store
 	dirty map[string]*Machine
+	ctl   map[Key]*Version // new versions of control records; nil: removed
 }
 
 // machine returns a copy of a machine record as of the batch in progress.
@@ -115,7 +119,7 @@ func (s *Store) run() {
 // refusal), the transaction is rolled back and each op is retried alone,
 // so one broken write cannot fail the others.
 func (s *Store) commit(ops []*op) {
-	dirty, err := s.apply(ops)
+	b, err := s.apply(ops)
 	if err != nil && len(ops) > 1 {
 		for _, o := range ops {
 			s.commit([]*op{o})
@@ -125,19 +129,50 @@ func (s *Store) commit(ops []*op) {
 	if err != nil {
 		ops[0].err = err
 	} else {
-		s.mu.Lock()
-		for id, m := range dirty {
-			s.machines[id] = m
-		}
-		s.mu.Unlock()
+		s.publish(b)
 	}
 	for _, o := range ops {
 		close(o.done)
 	}
 }
 
-func (s *Store) apply(ops []*op) (map[string]*Machine, error) {
-	b := &batch{s: s, dirty: map[string]*Machine{}}
+// publish makes a committed batch visible: the machine records in the
+// index and every changed version in the digest. The versions are hashed
+// before the lock is taken.
+func (s *Store) publish(b *batch) {
+	type change struct {
+		v      Version
+		bucket int
+		hash   uint64
+	}
+	changes := make([]change, 0, len(b.dirty)+len(b.ctl))
+	var removed []Key
+	for _, m := range b.dirty {
+		v := machineVersion(m)
+		changes = append(changes, change{v, v.Key.bucket(), v.hash()})
+	}
+	for k, v := range b.ctl {
+		if v == nil {
+			removed = append(removed, k)
+			continue
+		}
+		changes = append(changes, change{*v, k.bucket(), v.hash()})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, m := range b.dirty {
+		s.machines[id] = m
+	}
+	for _, c := range changes {
+		s.idx.setHashed(c.v, c.bucket, c.hash)
+	}
+	for _, k := range removed {
+		s.idx.remove(k)
+	}
+}
+
+func (s *Store) apply(ops []*op) (*batch, error) {
+	b := &batch{s: s, dirty: map[string]*Machine{}, ctl: map[Key]*Version{}}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b.tx = tx
 		for _, o := range ops {
@@ -155,5 +190,5 @@ func (s *Store) apply(ops []*op) (map[string]*Machine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: commit: %w", err)
 	}
-	return b.dirty, nil
+	return b, nil
 }

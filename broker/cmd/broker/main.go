@@ -1,6 +1,8 @@
 // Command broker runs a readymesh regional broker.
 //
 //	broker --data DIR [--listen ADDR[,ADDR]] [--http ADDR] [--name N] [--region R]
+//	       [--gossip ADDR --join ADDR[,ADDR] --gossip-key-file FILE]
+//	broker gossip-key FILE
 //
 // Once it serves, it writes DIR/broker.json and DIR/admin.credential and
 // prints one line starting with "broker ready" to stdout.
@@ -8,6 +10,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -17,17 +21,28 @@ import (
 	"syscall"
 
 	"github.com/readymesh/readymesh/broker"
+	"github.com/readymesh/readymesh/broker/cluster"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "gossip-key" {
+		if err := writeGossipKey(os.Args[2]); err != nil {
+			fatal(err)
+		}
+		return
+	}
 	cfg := broker.Config{}
-	var listen, level string
+	var listen, level, join, keyFile string
 	flag.StringVar(&cfg.DataDir, "data", "/var/lib/readymesh/broker", "data `dir`ectory: key, store, broker.json, admin.credential")
 	flag.StringVar(&listen, "listen", "0.0.0.0:7400", "bridge listen `addr`esses, comma-separated: host:port (QUIC+TCP on port, WebSocket on port+1; port 0 picks free ports) or multiaddrs")
 	flag.StringVar(&cfg.HTTP, "http", "127.0.0.1:7480", "health and metrics `addr`ess, or off")
 	flag.StringVar(&cfg.Name, "name", "", "broker `name` shown on machine cards (default: host name)")
 	flag.StringVar(&cfg.Region, "region", "default", "`region` label")
+	flag.StringVar(&cfg.Gossip, "gossip", "", "cluster gossip `addr`ess ip:port (UDP and TCP; port 0 picks one); empty runs the broker alone")
+	flag.StringVar(&join, "join", "", "gossip `addr`esses of brokers to join, comma-separated")
+	flag.StringVar(&keyFile, "gossip-key-file", "", "`file` of gossip keys (make one with: broker gossip-key FILE); required to join a cluster")
+	flag.StringVar(&cfg.GossipProfile, "gossip-profile", "lan", "gossip timing: lan (one region), wan (a cluster across regions) or local (tests)")
 	flag.DurationVar(&cfg.Heartbeat, "heartbeat", 0, "heartbeat `interval` agents are told to use (default 5s); 3 missed heartbeats mark a machine offline")
 	flag.IntVar(&cfg.MaxSnapshot, "max-snapshot", 0, "largest accepted check-in in `bytes` (default 1 MiB)")
 	flag.IntVar(&cfg.HistoryLimit, "history", 0, "check-in summaries kept per machine (default 100)")
@@ -38,6 +53,16 @@ func main() {
 	flag.StringVar(&level, "log-level", "info", "log `level`: debug, info, warn, error")
 	flag.Parse()
 	cfg.Listen = strings.Split(listen, ",")
+	if join != "" {
+		cfg.Join = strings.Split(join, ",")
+	}
+	if keyFile != "" {
+		keys, err := cluster.LoadKeyFile(keyFile)
+		if err != nil {
+			fatal(err)
+		}
+		cfg.GossipKeys = keys
+	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		fatal(fmt.Errorf("--log-level: %w", err))
@@ -52,12 +77,31 @@ func main() {
 		fatal(err)
 	}
 	err = b.Run(ctx, func(info wire.BrokerInfo, cred string) {
-		fmt.Printf("broker ready peer_id=%s http=%s bridge=%s\n", info.PeerID, info.HTTP, strings.Join(info.Addrs, ","))
+		fmt.Printf("broker ready peer_id=%s http=%s gossip=%s bridge=%s\n", info.PeerID, info.HTTP, info.Gossip, strings.Join(info.Addrs, ","))
 		fmt.Printf("log in as admin: meshctl login --credential %s\n", cred)
 	})
 	if err != nil {
 		fatal(err)
 	}
+}
+
+// writeGossipKey creates a key file with one new 32-byte key, mode 0600.
+// Copy the same file to every broker of the cluster.
+func writeGossipKey(path string) error {
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("gossip-key: %w", err)
+	}
+	if _, err := fmt.Fprintf(f, "# readymesh gossip key: copy this file to every broker (mode 0600)\n%s\n",
+		base64.StdEncoding.EncodeToString(key[:])); err != nil {
+		f.Close()
+		return fmt.Errorf("gossip-key: %w", err)
+	}
+	return f.Close()
 }
 
 // raiseFileLimit lifts the soft open-file limit to the hard one: every TCP

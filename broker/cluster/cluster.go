@@ -1,0 +1,604 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// StateHook lets readiness replication ride on push/pull anti-entropy:
+// every push/pull exchange (a join, and every PushPullInterval with a
+// random live peer) carries LocalDigest's bytes to the peer, whose
+// MergeDigest receives them. The digest travels in its own field of the
+// exchange, next to (not inside) the presence tables. Both methods run on
+// memberlist's goroutines, possibly concurrently, and should return
+// quickly; a digest above 8 MiB is not sent (and logged).
+type StateHook interface {
+	// LocalDigest returns this broker's digest for a peer.
+	LocalDigest() []byte
+	// MergeDigest receives a peer's non-empty digest. from is the peer
+	// as this broker knows it (State alive if it is not a member yet);
+	// digest is the callee's to keep.
+	MergeDigest(from Member, digest []byte)
+}
+
+// Cluster is this broker's membership in the broker cluster: who the other
+// brokers are, and which broker holds which machine's bridge right now.
+type Cluster struct {
+	// Immutable after New.
+	cfg     Config
+	name    string
+	profile Profile
+	timing  timing
+	mlConf  *memberlist.Config
+	ml      *memberlist.Memberlist
+	queue   *memberlist.TransmitLimitedQueue
+	log     *slog.Logger
+	now     func() time.Time
+	addr    string        // advertised gossip address, "ip:port"
+	join    []string      // Config.Join without this broker's own address
+	metaCh  chan struct{} // cap 1: metadata changed, push it
+	wakeCh  chan struct{} // cap 1: presence changes to report
+	inbox   chan inbound  // broadcasts waiting for their handler
+	push    chan []byte   // news to push at once (see pushLoop)
+	joined  chan struct{} // closed on the first successful join
+	done    chan struct{} // closed once memberlist is shut down
+	leave   atomic.Bool   // leave before shutting down
+	live    atomic.Int32  // live members, scales broadcast retransmits
+	mlLog   *mlLog
+
+	mu           sync.Mutex // guards all following fields; a leaf lock: never call memberlist while holding it
+	started      bool
+	closed       bool
+	cancel       context.CancelFunc
+	meta         Meta   // this broker's metadata
+	metaEnc      []byte // meta encoded, at most memberlist.MetaMaxSize
+	metaDropped  int    // bridge addresses dropped from metaEnc
+	members      map[string]*Member
+	pres         *presence
+	inc          uint64 // presence incarnation: fixed per start (see New)
+	seq          uint64 // last presence sequence number used
+	msgSeq       uint64 // last broadcast sequence number used
+	onPresence   func(string, PresenceEntry)
+	dirty        map[string]struct{}      // machines whose presence may have changed
+	reported     map[string]PresenceEntry // what onPresence was last told, online only
+	handlers     map[string]func(string, []byte)
+	seen         map[string]*window   // origin → broadcast duplicate window
+	strayed      map[string]time.Time // presence origins that are not members, since
+	leaving      map[string]bool      // members that announced they are leaving
+	regionWarned map[string]bool
+	dropped      int // broadcasts dropped since last logged: inbox full
+
+	stopOnce sync.Once
+	stopErr  error
+	wg       sync.WaitGroup // the run goroutine
+}
+
+// New validates cfg, binds the gossip transport and starts memberlist,
+// which from then on answers probes and accepts joins. It does not join
+// anyone: Start does, in the background.
+func New(cfg Config) (*Cluster, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	t, _ := cfg.Profile.timing()
+	c := &Cluster{
+		cfg: cfg, name: cfg.Name, profile: cfg.Profile, timing: t,
+		log: cfg.Logger, now: cfg.Now,
+		metaCh: make(chan struct{}, 1), wakeCh: make(chan struct{}, 1),
+		inbox: make(chan inbound, 1024), push: make(chan []byte, maxPush), joined: make(chan struct{}), done: make(chan struct{}),
+		members: map[string]*Member{}, pres: newPresence(),
+		dirty: map[string]struct{}{}, reported: map[string]PresenceEntry{},
+		handlers: map[string]func(string, []byte){}, seen: map[string]*window{},
+		strayed: map[string]time.Time{}, regionWarned: map[string]bool{}, leaving: map[string]bool{},
+	}
+	if c.profile == "" {
+		c.profile = ProfileLAN
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.log = c.log.With("node", c.name)
+	if c.now == nil {
+		c.now = time.Now
+	}
+	c.leave.Store(cfg.LeaveTimeout >= 0)
+	c.live.Store(1)
+	c.inc = uint64(max(c.now().UnixNano(), 1))
+	c.pres.table(c.name, c.inc, func(string) {})
+	if err := c.setMeta(cfg.Meta); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if err := c.startMemberlist(); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	// Gossiped once there is someone to tell; see notice.
+	c.queue.QueueBroadcast(&namedBroadcast{name: noticeName(kindHello, c.name),
+		msg: notice{kind: kindHello, origin: c.name, inc: c.inc}.encode()})
+	return c, nil
+}
+
+// startMemberlist builds memberlist's configuration from the profile and
+// creates it.
+func (c *Cluster) startMemberlist() error {
+	mc := c.timing.base()
+	mc.Name = c.name
+	mc.Label = gossipLabel
+	mc.DeadNodeReclaimTime = mc.GossipToTheDeadTime
+	c.mlLog = &mlLog{c: c, warned: map[string]time.Time{}}
+	mc.Logger = log.New(c.mlLog, "", 0)
+	d := delegate{c}
+	mc.Delegate, mc.Events, mc.Ping, mc.Conflict = d, d, d, d
+	if keys := c.cfg.SecretKeys; len(keys) > 0 {
+		kr, err := memberlist.NewKeyring(keys[1:], keys[0])
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		mc.Keyring = kr
+	}
+	c.queue = &memberlist.TransmitLimitedQueue{
+		NumNodes:       func() int { return int(c.live.Load()) },
+		RetransmitMult: mc.RetransmitMult,
+	}
+
+	tr := c.cfg.Transport
+	if tr == nil {
+		host, port, _ := splitIPPort(c.cfg.bindAddr(), true)
+		nt, err := listen(host, port, mc.Logger)
+		if err != nil {
+			return err
+		}
+		tr = nt
+	}
+	if c.cfg.Advertise != "" {
+		mc.AdvertiseAddr, mc.AdvertisePort, _ = splitIPPort(c.cfg.Advertise, false)
+	}
+	ip, port, err := tr.FinalAdvertiseAddr(mc.AdvertiseAddr, mc.AdvertisePort)
+	if err != nil {
+		tr.Shutdown()
+		return fmt.Errorf("advertise address: %w", err)
+	}
+	c.addr = net.JoinHostPort(ip.String(), strconv.Itoa(port))
+	for _, a := range c.cfg.Join {
+		if a != c.addr {
+			c.join = append(c.join, a)
+		}
+	}
+	mc.Transport = tr
+	c.mlConf = mc
+	if mc.Keyring == nil && !ip.IsLoopback() {
+		c.log.Warn("gossip is not encrypted: set a gossip key file on every broker", "addr", c.addr)
+	}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		tr.Shutdown()
+		return err
+	}
+	c.ml = ml
+	return nil
+}
+
+// listen opens memberlist's UDP+TCP transport on host:port. With port 0
+// the kernel picks the TCP port and UDP must get the same one, which can
+// collide; like memberlist, try a few times.
+func listen(host string, port int, lg *log.Logger) (*memberlist.NetTransport, error) {
+	nc := &memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: lg}
+	var err error
+	for range 10 {
+		var nt *memberlist.NetTransport
+		if nt, err = memberlist.NewNetTransport(nc); err == nil {
+			return nt, nil
+		}
+		if port != 0 || !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	return nil, fmt.Errorf("gossip listen on %s: %w", net.JoinHostPort(host, strconv.Itoa(port)), err)
+}
+
+// Start runs the cluster's background work until ctx ends or Close is
+// called: joining Config.Join (retried with backoff until one answers),
+// re-joining failed members so partitions heal, expiring state, pushing
+// metadata changes, and calling OnPresence and OnMessage handlers. When
+// ctx ends the broker leaves and shuts down as with Close. Calling Start
+// again does nothing; after Close it returns ErrClosed.
+func (c *Cluster) Start(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return fmt.Errorf("cluster: start: %w", ErrClosed)
+	case c.started:
+		return nil
+	}
+	c.started = true
+	ctx, c.cancel = context.WithCancel(ctx)
+	c.wg.Add(1)
+	go c.run(ctx)
+	return nil
+}
+
+// run owns the worker goroutines and, when ctx ends, shuts down.
+func (c *Cluster) run(ctx context.Context) {
+	defer c.wg.Done()
+	var wg sync.WaitGroup
+	for _, f := range []func(context.Context){c.joinLoop, c.reconnectLoop, c.housekeep, c.reportLoop, c.dispatchLoop, c.metaLoop, c.pushLoop} {
+		wg.Go(func() { f(ctx) })
+	}
+	<-ctx.Done()
+	wg.Wait()
+	c.stop()
+}
+
+// Close leaves the cluster (see Config.LeaveTimeout) and stops
+// everything Start and New started. It is safe to call more than once and
+// returns the first call's result.
+func (c *Cluster) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	cancel := c.cancel
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		c.wg.Wait()
+	}
+	c.stop()
+	return c.stopErr
+}
+
+// stop shuts memberlist down, once. The order matters: the workers have
+// stopped already (run waits for them), so nothing calls into memberlist
+// concurrently, and memberlist panics on Leave after Shutdown. Leave goes
+// first, while the transport still works, so peers hear it; Shutdown then
+// closes the transport before memberlist's own goroutines (see its
+// comment).
+func (c *Cluster) stop() {
+	c.stopOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		if c.leave.Load() {
+			timeout := c.cfg.LeaveTimeout
+			if timeout == 0 {
+				timeout = 3 * time.Second
+			}
+			c.announceLeave(timeout / 2)
+			if err := c.ml.Leave(timeout); err != nil {
+				c.stopErr = fmt.Errorf("cluster: leave: %w", err)
+			}
+		}
+		if err := c.ml.Shutdown(); err != nil && c.stopErr == nil {
+			c.stopErr = fmt.Errorf("cluster: shutdown: %w", err)
+		}
+		close(c.done)
+	})
+}
+
+// announceLeave gossips that this broker is leaving, so peers record
+// "left" rather than "dead", and waits until the message has been sent
+// its full number of times, or timeout.
+func (c *Cluster) announceLeave(timeout time.Duration) {
+	c.mu.Lock()
+	msg := notice{kind: kindLeave, origin: c.name, inc: c.inc}.encode()
+	c.mu.Unlock()
+	done := make(chan struct{})
+	c.queue.QueueBroadcast(&namedBroadcast{name: noticeName(kindLeave, c.name), msg: msg, done: done})
+	if c.live.Load() <= 1 {
+		return // nobody to tell
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		c.log.Debug("leave announcement not fully gossiped before the timeout")
+	}
+}
+
+// LocalName returns this broker's node name.
+func (c *Cluster) LocalName() string { return c.name }
+
+// LocalAddr returns the gossip address other brokers join this one at,
+// "ip:port", with the port the kernel picked if BindAddr had port 0.
+func (c *Cluster) LocalAddr() string { return c.addr }
+
+// Joined is closed once this broker has joined a peer from Config.Join, or
+// at Start when Join is empty.
+func (c *Cluster) Joined() <-chan struct{} { return c.joined }
+
+// UpdateMeta replaces this broker's metadata and gossips it. It returns at
+// once; updates are coalesced and pushed at most once per metadata
+// interval (LAN 1 s), each re-gossiping the whole 512-byte record, so the
+// counts in Meta are coarse by design. Bridge addresses that do not fit
+// are dropped and logged (Meta.BridgeTruncated); metadata that does not
+// fit without them is refused with ErrTooLarge.
+func (c *Cluster) UpdateMeta(m Meta) error {
+	if err := c.setMeta(m); err != nil {
+		return fmt.Errorf("cluster: update meta: %w", err)
+	}
+	select {
+	case c.metaCh <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// setMeta encodes m with Config's defaults and makes it current.
+func (c *Cluster) setMeta(m Meta) error {
+	if m.Name == "" {
+		m.Name = c.name
+	}
+	if m.Region == "" {
+		m.Region = c.cfg.Region
+	}
+	m.BridgeTruncated = false
+	enc, dropped, err := encodeMeta(m)
+	if err != nil {
+		return err
+	}
+	if dropped > 0 {
+		m.Bridge, m.BridgeTruncated = m.Bridge[:len(m.Bridge)-dropped], true
+	}
+	c.mu.Lock()
+	changed := dropped != c.metaDropped
+	c.meta, c.metaEnc, c.metaDropped = m, enc, dropped
+	if self := c.members[c.name]; self != nil {
+		self.Meta, self.Region = m, m.Region
+	}
+	c.mu.Unlock()
+	if changed && dropped > 0 {
+		c.log.Warn("bridge addresses dropped from gossip metadata: over memberlist's 512-byte limit; peers fetch them over HTTP",
+			"kept", len(m.Bridge), "dropped", dropped)
+	}
+	return nil
+}
+
+// joinLoop joins Config.Join, retrying with exponential backoff (with
+// jitter) until one address answers or ctx ends.
+func (c *Cluster) joinLoop(ctx context.Context) {
+	if len(c.join) == 0 {
+		close(c.joined)
+		return
+	}
+	wait := c.timing.joinMin
+	for attempt := 1; ; attempt++ {
+		n, err := c.ml.Join(c.join)
+		if n > 0 {
+			c.log.Info("joined the cluster", "contacted", n, "attempts", attempt)
+			close(c.joined)
+			return
+		}
+		c.logJoinError(err, attempt, wait)
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, c.timing.joinMax)
+	}
+}
+
+func (c *Cluster) logJoinError(err error, attempt int, wait time.Duration) {
+	if err != nil {
+		// memberlist's multierror spans lines; keep the log entry on one.
+		err = errors.New(strings.Join(strings.Fields(err.Error()), " "))
+	}
+	if err != nil && isKeyMismatch(err.Error()) {
+		c.log.Warn("join failed: peer's gossip could not be decrypted: wrong --gossip-key-file?",
+			"join", c.join, "attempt", attempt, "retry_in", wait, "err", err)
+		return
+	}
+	c.log.Info("join failed, retrying", "join", c.join, "attempt", attempt, "retry_in", wait, "err", err)
+}
+
+// housekeep expires state every housekeeping interval until ctx ends.
+func (c *Cluster) housekeep(ctx context.Context) {
+	t := time.NewTicker(c.timing.housekeepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := c.now()
+		c.mu.Lock()
+		c.pres.expire(now, 3*c.mlConf.PushPullInterval)
+		c.forgetLocked(now, c.mlConf.GossipToTheDeadTime)
+		dropped := c.dropped
+		c.dropped = 0
+		c.mu.Unlock()
+		if dropped > 0 {
+			c.log.Warn("broadcasts dropped: OnMessage handlers too slow", "dropped", dropped)
+		}
+		if c.queue.NumQueued() > maxQueued {
+			c.queue.Prune(maxQueued)
+		}
+	}
+}
+
+// maxQueued bounds the gossip queue. Beyond it the oldest messages are
+// dropped; push/pull repairs what they would have carried.
+const maxQueued = 4096
+
+// reconnectLoop tries, every reconnect interval, to join up to three
+// failed (not left) members, so a healed partition merges again:
+// memberlist itself stops talking to dead members after
+// GossipToTheDeadTime. While this broker is alone it also retries
+// Config.Join. A join to an address that drops packets blocks for
+// memberlist's TCPTimeout (LAN 10 s), and Close waits for it.
+func (c *Cluster) reconnectLoop(ctx context.Context) {
+	t := time.NewTicker(c.timing.reconnectInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, a := range c.reconnectTargets() {
+			if ctx.Err() != nil {
+				return
+			}
+			n, err := c.ml.Join([]string{a})
+			c.log.Debug("reconnect", "addr", a, "contacted", n, "err", err)
+		}
+	}
+}
+
+// reconnectTargets picks the addresses reconnectLoop tries.
+func (c *Cluster) reconnectTargets() []string {
+	c.mu.Lock()
+	var addrs []string
+	for _, m := range c.members {
+		if m.State == StateDead {
+			addrs = append(addrs, m.Addr)
+		}
+	}
+	alone := c.live.Load() <= 1
+	c.mu.Unlock()
+	rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
+	addrs = addrs[:min(len(addrs), 3)]
+	if alone {
+		addrs = append(addrs, c.join...)
+	}
+	return addrs
+}
+
+// metaLoop pushes metadata changes, at most one per metadata interval.
+func (c *Cluster) metaLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.metaCh:
+		}
+		// UpdateNode waits until the update has been gossiped, bounded.
+		if err := c.ml.UpdateNode(10 * c.mlConf.GossipInterval); err != nil {
+			c.log.Debug("metadata update not fully gossiped yet", "err", err)
+		}
+		t := time.NewTimer(c.timing.metaUpdateInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// maxPush bounds the news waiting for pushLoop. In a burst (a broker
+// restarting with thousands of agents reconnecting) the rest goes only
+// through gossip, which batches many statements per packet.
+const maxPush = 256
+
+// pushLoop sends news (a presence statement, broadcast or leave this
+// broker has just made or first heard of) straight to GossipNodes random
+// alive brokers, one UDP packet each, besides queueing it for gossip.
+// Every broker that hears news does the same, so it spreads in a few
+// network hops instead of a few gossip ticks (LAN: 200 ms each); the gossip
+// queue's retransmissions make up for lost packets.
+func (c *Cluster) pushLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg := <-c.push:
+			for _, a := range c.pushTargets(c.mlConf.GossipNodes) {
+				if err := c.ml.SendToAddress(a, msg); err != nil {
+					c.log.Debug("push failed", "to", a.Name, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// pushTargets picks up to k random alive brokers other than this one.
+func (c *Cluster) pushTargets(k int) []memberlist.Address {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	all := make([]memberlist.Address, 0, len(c.members))
+	for name, m := range c.members {
+		if name != c.name && m.State == StateAlive {
+			all = append(all, memberlist.Address{Addr: m.Addr, Name: name})
+		}
+	}
+	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	return all[:min(k, len(all))]
+}
+
+// pushLocked hands news to pushLoop, unless it is full.
+func (c *Cluster) pushLocked(msg []byte) {
+	select {
+	case c.push <- msg:
+	default:
+	}
+}
+
+// dispatchLoop hands received broadcasts to their handlers.
+func (c *Cluster) dispatchLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case in := <-c.inbox:
+			c.mu.Lock()
+			f := c.handlers[in.topic]
+			c.mu.Unlock()
+			if f != nil {
+				f(in.from, in.payload)
+			}
+		}
+	}
+}
+
+// delegate implements memberlist's delegate interfaces for a Cluster, so
+// their methods stay off the Cluster's own API.
+type delegate struct{ c *Cluster }
+
+var (
+	_ memberlist.Delegate         = delegate{}
+	_ memberlist.EventDelegate    = delegate{}
+	_ memberlist.PingDelegate     = delegate{}
+	_ memberlist.ConflictDelegate = delegate{}
+)
+
+func (d delegate) NodeMeta(limit int) []byte {
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
+	if len(d.c.metaEnc) > limit {
+		return nil // cannot happen: encodeMeta keeps to MetaMaxSize
+	}
+	return d.c.metaEnc
+}
+
+func (d delegate) NotifyMsg(b []byte) { d.c.receive(b) }
+func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.c.queue.GetBroadcasts(overhead, limit)
+}
+func (d delegate) LocalState(join bool) []byte          { return d.c.localState() }
+func (d delegate) MergeRemoteState(b []byte, join bool) { d.c.mergeState(b) }
+func (d delegate) NotifyJoin(n *memberlist.Node)        { d.c.memberAlive(n) }
+func (d delegate) NotifyUpdate(n *memberlist.Node)      { d.c.memberAlive(n) }
+func (d delegate) NotifyLeave(n *memberlist.Node)       { d.c.memberGone(n) }
+func (d delegate) AckPayload() []byte                   { return nil }
+func (d delegate) NotifyPingComplete(n *memberlist.Node, rtt time.Duration, _ []byte) {
+	d.c.probed(n.Name, rtt)
+}
+func (d delegate) NotifyConflict(existing, other *memberlist.Node) {
+	d.c.log.Warn("another broker claims this node name: names must be unique",
+		"broker", existing.Name, "known_addr", existing.Address(), "other_addr", other.Address())
+}

@@ -1,0 +1,158 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Reading and writing control records (clients, tokens, technicians, the
+// admin credential) by key, the same way for local writes, imports,
+// exports and loading the index.
+
+// controlPlace is the bucket and key a control record is stored under.
+func controlPlace(k Key) (bucket, key []byte) {
+	switch k.Kind {
+	case KindClient:
+		return bktClients, []byte(k.ID)
+	case KindToken:
+		return bktTokens, []byte(k.ID)
+	case KindTechnician:
+		return bktTechnicians, []byte(k.ID)
+	case KindAdmin:
+		return bktMeta, keyAdmin
+	}
+	panic("store: not a control record: " + k.String())
+}
+
+// newControl returns an empty record of a control kind, as a pointer.
+func newControl(kind Kind) any {
+	switch kind {
+	case KindClient:
+		return new(ClientRecord)
+	case KindToken:
+		return new(TokenRecord)
+	case KindTechnician:
+		return new(TechnicianRecord)
+	case KindAdmin:
+		return new(AdminRecord)
+	}
+	panic("store: not a control kind: " + string(kind))
+}
+
+// controlVersion is the version of a control record stored under k.
+func controlVersion(k Key, rec any) Version {
+	switch r := rec.(type) {
+	case *ClientRecord:
+		return stampVersion(k, r.Stamp)
+	case *TokenRecord:
+		return tokenVersion(k.ID, r)
+	case *TechnicianRecord:
+		return technicianVersion(r)
+	case *AdminRecord:
+		return stampVersion(k, r.Stamp)
+	}
+	panic(fmt.Sprintf("store: not a control record: %T", rec))
+}
+
+func stampOf(rec any) Stamp {
+	switch r := rec.(type) {
+	case *ClientRecord:
+		return r.Stamp
+	case *TokenRecord:
+		return r.Stamp
+	case *TechnicianRecord:
+		return r.Stamp
+	case *AdminRecord:
+		return r.Stamp
+	}
+	panic(fmt.Sprintf("store: not a control record: %T", rec))
+}
+
+// getControl reads the control record stored under k, as a pointer.
+func getControl(tx *bolt.Tx, k Key) (any, bool, error) {
+	bucket, key := controlPlace(k)
+	rec := newControl(k.Kind)
+	found, err := getJSON(tx.Bucket(bucket), key, rec)
+	return rec, found, err
+}
+
+// forEachControl calls fn for every stored control record.
+func forEachControl(tx *bolt.Tx, fn func(k Key, rec any, v Version) error) error {
+	for _, kind := range []Kind{KindClient, KindToken, KindTechnician} {
+		bucket, _ := controlPlace(Key{Kind: kind})
+		err := tx.Bucket(bucket).ForEach(func(id, raw []byte) error {
+			k := Key{Kind: kind, ID: string(id)}
+			rec := newControl(kind)
+			if err := json.Unmarshal(raw, rec); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+			return fn(k, rec, controlVersion(k, rec))
+		})
+		if err != nil {
+			return err
+		}
+	}
+	k := Key{Kind: KindAdmin, ID: AdminName}
+	rec, found, err := getControl(tx, k)
+	if err != nil || !found {
+		return err
+	}
+	return fn(k, rec, controlVersion(k, rec))
+}
+
+// putControl writes a control record in the batch and notes its new
+// version for the index.
+func (b *batch) putControl(k Key, rec any) error {
+	bucket, key := controlPlace(k)
+	if err := putJSON(b.tx.Bucket(bucket), key, rec); err != nil {
+		return err
+	}
+	v := controlVersion(k, rec)
+	b.ctl[k] = &v
+	return nil
+}
+
+// deleteControl removes a control record (an expired tombstone).
+func (b *batch) deleteControl(k Key) error {
+	bucket, key := controlPlace(k)
+	if err := b.tx.Bucket(bucket).Delete(key); err != nil {
+		return err
+	}
+	b.ctl[k] = nil
+	return nil
+}
+
+// client, token, technician and admin read one record as of the batch.
+
+func (b *batch) client(name string) (*ClientRecord, bool, error) {
+	rec, found, err := getControl(b.tx, Key{KindClient, name})
+	return rec.(*ClientRecord), found, err
+}
+
+func (b *batch) clientLive(name string) (bool, error) {
+	c, found, err := b.client(name)
+	return found && c.live(), err
+}
+
+func (b *batch) token(hash string) (*TokenRecord, bool, error) {
+	rec, found, err := getControl(b.tx, Key{KindToken, hash})
+	return rec.(*TokenRecord), found, err
+}
+
+func (b *batch) technician(name string) (*TechnicianRecord, bool, error) {
+	rec, found, err := getControl(b.tx, Key{KindTechnician, name})
+	return rec.(*TechnicianRecord), found, err
+}
+
+func (b *batch) admin() (*AdminRecord, bool, error) {
+	rec, found, err := getControl(b.tx, Key{KindAdmin, AdminName})
+	return rec.(*AdminRecord), found, err
+}
+
+// stamp is the stamp of a record created now.
+func (b *batch) stamp() Stamp {
+	c := b.s.clock.tick()
+	return Stamp{Born: c, Clock: c}
+}

@@ -1,0 +1,151 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// What brokers exchange to converge, besides the Digest: lists of
+// Versions (one digest bucket's records), lists of Keys (the records one
+// broker wants) and lists of Records (the records themselves). Each
+// travels as JSON; the Decode functions are strict (unknown fields,
+// trailing data, out-of-range values and oversized lists are refused) and
+// validate every element, because the bytes come from another broker.
+
+// Limits on what one exchange message may hold.
+const (
+	// MaxRecords is the most records one Import or DecodeRecords takes.
+	MaxRecords = 4096
+	// MaxKeys is the most keys or versions one list may hold: a digest
+	// bucket of a store of 16 million records.
+	MaxKeys = 1 << 16
+	// MaxHistoryItems is the most history items one machine record may
+	// carry; an importer keeps its own HistoryLimit newest.
+	MaxHistoryItems = 10_000
+	// MaxKeysPerTechnician bounds the keys bound to one technician.
+	MaxKeysPerTechnician = 1000
+	// MaxUses bounds the uses granted by a token, and each broker's count.
+	MaxUses = 1_000_000
+	// maxBrokers bounds the entries of a token's use counter.
+	maxBrokers = 1000
+	maxText    = 4096
+)
+
+// Record is one replicated record as it travels between brokers: its key
+// and exactly one payload, the one its kind names.
+type Record struct {
+	Key
+	Machine    *MachineRecord    `json:"machine,omitempty"`
+	Client     *ClientRecord     `json:"client,omitempty"`
+	Token      *TokenRecord      `json:"token,omitempty"`
+	Technician *TechnicianRecord `json:"technician,omitempty"`
+	Admin      *AdminRecord      `json:"admin,omitempty"`
+}
+
+// MachineRecord is a machine as it travels between brokers: the
+// enrolment, last_seen, the latest check-in with its snapshot exactly as
+// stored, and the history. The fields a broker derives from the snapshot
+// (OS, agent version, pending updates…) are not sent: the importer derives
+// them again; only when each pending update was first seen is sent,
+// keyed by the update ID in lower case.
+type MachineRecord struct {
+	Name       string    `json:"name"`
+	Client     string    `json:"client"`
+	EnrolledAt time.Time `json:"enrolled_at"`
+	// Hostname is the host name given at enrolment; it is sent only until
+	// the first check-in, after which the snapshot's is used.
+	Hostname  string               `json:"hostname,omitempty"`
+	LastSeen  *time.Time           `json:"last_seen,omitempty"`
+	CheckIn   *CheckInMeta         `json:"check_in,omitempty"`
+	FirstSeen map[string]time.Time `json:"first_seen,omitempty"`
+	Snapshot  json.RawMessage      `json:"snapshot,omitempty"`
+	History   []wire.HistoryItem   `json:"history,omitempty"` // newest first
+}
+
+// ImportResult says what an Import did.
+type ImportResult struct {
+	// Applied counts the records that changed something here.
+	Applied int
+	// Unchanged counts the records that were not newer than ours in any
+	// part, and tombstones past their retention.
+	Unchanged int
+	// Deferred lists the records stamped later than this broker's clock
+	// allows (Config.MaxClockSkew). They were not applied; a later
+	// exchange offers them again.
+	Deferred []Key
+}
+
+// DecodeRecords decodes and validates a JSON list of records.
+func DecodeRecords(data []byte) ([]Record, error) {
+	var recs []Record
+	if err := decodeStrict(data, &recs); err != nil {
+		return nil, err
+	}
+	if len(recs) > MaxRecords {
+		return nil, malformed("%d records, limit %d", len(recs), MaxRecords)
+	}
+	for i := range recs {
+		if err := recs[i].Validate(); err != nil {
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
+	}
+	return recs, nil
+}
+
+// DecodeVersions decodes and validates a JSON list of versions.
+func DecodeVersions(data []byte) ([]Version, error) {
+	var vs []Version
+	if err := decodeStrict(data, &vs); err != nil {
+		return nil, err
+	}
+	if len(vs) > MaxKeys {
+		return nil, malformed("%d versions, limit %d", len(vs), MaxKeys)
+	}
+	for i := range vs {
+		if err := vs[i].Validate(); err != nil {
+			return nil, fmt.Errorf("version %d: %w", i, err)
+		}
+	}
+	return vs, nil
+}
+
+// DecodeKeys decodes and validates a JSON list of keys.
+func DecodeKeys(data []byte) ([]Key, error) {
+	var ks []Key
+	if err := decodeStrict(data, &ks); err != nil {
+		return nil, err
+	}
+	if len(ks) > MaxKeys {
+		return nil, malformed("%d keys, limit %d", len(ks), MaxKeys)
+	}
+	for i := range ks {
+		if err := ks[i].Validate(); err != nil {
+			return nil, fmt.Errorf("key %d: %w", i, err)
+		}
+	}
+	return ks, nil
+}
+
+// decodeStrict decodes exactly one JSON value into v, refusing unknown
+// fields and trailing data.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return malformed("%v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return malformed("data after the value")
+	}
+	return nil
+}
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
