@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -49,6 +50,7 @@ type Broker struct {
 	repl    *replicator
 
 	adminHash string           // hash of this broker's admin credential; set in Run before serving
+	copies    atomic.Uint64    // rotates the peer that gets second copies
 	cluster   *cluster.Cluster // nil when the broker runs alone
 
 	closeOnce sync.Once

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -82,7 +83,9 @@ func (b *Broker) handleEnroll(s network.Stream) {
 		return
 	}
 	b.metrics.enrolls.WithLabelValues("ok").Inc()
-	b.replicated(store.Key{Kind: store.KindMachine, ID: m.ID}, store.Key{Kind: store.KindToken, ID: wire.HashSecret(req.Secret)})
+	keys := []store.Key{{Kind: store.KindMachine, ID: m.ID}, {Kind: store.KindToken, ID: wire.HashSecret(req.Secret)}}
+	b.copyToPeer(context.Background(), keys...)
+	b.replicated(keys...)
 	b.log.Info("machine enrolled", "machine", m.Name, "client", m.Client, "id", m.ID)
 	wire.Write(s, &wire.EnrollReply{MachineID: m.ID, Name: m.Name, Client: m.Client, Broker: b.Info()})
 }
@@ -118,7 +121,9 @@ func (b *Broker) handleCheckIn(s network.Stream) {
 	}
 	b.metrics.checkins.WithLabelValues("ok").Inc()
 	if !res.Duplicate {
-		b.replicated(store.Key{Kind: store.KindMachine, ID: remote})
+		key := store.Key{Kind: store.KindMachine, ID: remote}
+		b.copyToPeer(context.Background(), key)
+		b.replicated(key)
 	}
 	// Committed: only now is the check-in acknowledged.
 	wire.Write(s, &wire.CheckInAck{Seq: ci.Seq, Duplicate: res.Duplicate, StoredAt: res.StoredAt})

@@ -46,9 +46,10 @@ const (
 )
 
 type replRequest struct {
-	Op      string      `json:"op"` // "versions" or "export"
-	Buckets []int       `json:"buckets,omitempty"`
-	Keys    []store.Key `json:"keys,omitempty"`
+	Op      string         `json:"op"` // "versions", "export" or "push"
+	Buckets []int          `json:"buckets,omitempty"`
+	Keys    []store.Key    `json:"keys,omitempty"`
+	Records []store.Record `json:"records,omitempty"` // push
 }
 
 type replReply struct {
@@ -222,7 +223,7 @@ func (b *Broker) handleReplicate(s network.Stream) {
 		return
 	}
 	var req replRequest
-	if err := wire.NewReader(s).Read(wire.MaxControl*4, &req); err != nil {
+	if err := wire.NewReader(s).Read(maxReplReply, &req); err != nil {
 		b.refuse(s, "replicate", remote, readCode(err), err.Error(), &replReply{})
 		return
 	}
@@ -235,6 +236,11 @@ func (b *Broker) handleReplicate(s network.Stream) {
 				return
 			}
 			reply.Versions = append(reply.Versions, b.store.BucketVersions(bk)...)
+		}
+	case "push":
+		if _, err := b.store.Import(req.Records); err != nil {
+			b.refuse(s, "replicate", remote, wire.CodeBadRequest, err.Error(), &replReply{})
+			return
 		}
 	case "export":
 		if len(req.Keys) > maxExportKeys {
@@ -276,4 +282,75 @@ func (b *Broker) replicated(keys ...store.Key) {
 			b.log.Debug("replication notice", "key", k, "err", err)
 		}
 	}
+}
+
+// copyToPeer pushes records just written here to one other live broker,
+// preferring this broker's region, and returns once that broker has
+// committed them. Check-ins and enrolments are acknowledged only after
+// this, so losing the broker an agent talked to loses no acknowledged
+// data: another broker already holds it. When no other broker is alive, or
+// none answers within the timeout, the write stays acknowledged on this
+// broker alone (logged): availability over a second copy.
+func (b *Broker) copyToPeer(ctx context.Context, keys ...store.Key) {
+	if b.cluster == nil {
+		return
+	}
+	peers := b.copyTargets()
+	if len(peers) == 0 {
+		return
+	}
+	recs, err := b.store.Export(keys)
+	if err != nil {
+		b.log.Warn("replication: export for copy", "err", err)
+		return
+	}
+	for _, m := range peers[:min(2, len(peers))] {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := b.pushTo(cctx, m, recs)
+		cancel()
+		if err == nil {
+			return
+		}
+		b.log.Warn("replication: copy to peer failed", "peer", m.Name, "err", err)
+	}
+	b.log.Warn("acknowledged with no second copy: no other broker took it", "keys", len(keys))
+}
+
+// copyTargets lists the other live brokers, this broker's region first,
+// starting at a rotating offset so copies spread across the cluster.
+func (b *Broker) copyTargets() []cluster.Member {
+	var same, other []cluster.Member
+	for _, m := range b.cluster.Members() {
+		if m.Name == b.cluster.LocalName() || m.State != cluster.StateAlive || m.Meta.PeerID == "" || len(m.Meta.Bridge) == 0 {
+			continue
+		}
+		if m.Region == b.cfg.Region {
+			same = append(same, m)
+		} else {
+			other = append(other, m)
+		}
+	}
+	rotate := func(ms []cluster.Member) {
+		if len(ms) > 1 {
+			n := int(b.copies.Add(1)) % len(ms)
+			slices.Reverse(ms[:n])
+			slices.Reverse(ms[n:])
+			slices.Reverse(ms)
+		}
+	}
+	rotate(same)
+	rotate(other)
+	return append(same, other...)
+}
+
+func (b *Broker) pushTo(ctx context.Context, m cluster.Member, recs []store.Record) error {
+	ai, err := bridge.AddrInfo(wire.BrokerInfo{PeerID: m.Meta.PeerID, Addrs: m.Meta.Bridge})
+	if err != nil {
+		return err
+	}
+	if err := b.host.Connect(ctx, ai); err != nil {
+		return fmt.Errorf("dial: %w", err)
+	}
+	var reply replReply
+	return b.repl.call(ctx, ai.ID, replRequest{Op: "push", Records: recs}, &reply)
 }

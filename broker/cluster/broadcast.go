@@ -160,8 +160,15 @@ var _ memberlist.NamedBroadcast = (*namedBroadcast)(nil)
 
 func (b *namedBroadcast) Name() string    { return b.name }
 func (b *namedBroadcast) Message() []byte { return b.msg }
+
+// Finished is called with the queue's lock held, so calls are serialised.
 func (b *namedBroadcast) Finished() {
-	if b.done != nil {
+	if b.done == nil {
+		return
+	}
+	select {
+	case <-b.done:
+	default:
 		close(b.done)
 	}
 }

@@ -2,11 +2,9 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -56,7 +54,6 @@ type Cluster struct {
 	done    chan struct{} // closed once memberlist is shut down
 	leave   atomic.Bool   // leave before shutting down
 	live    atomic.Int32  // live members, scales broadcast retransmits
-	mlLog   *mlLog
 
 	mu           sync.Mutex // guards all following fields; a leaf lock: never call memberlist while holding it
 	started      bool
@@ -109,7 +106,6 @@ func New(cfg Config) (*Cluster, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	c.log = c.log.With("node", c.name)
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -136,8 +132,7 @@ func (c *Cluster) startMemberlist() error {
 	mc.Name = c.name
 	mc.Label = gossipLabel
 	mc.DeadNodeReclaimTime = mc.GossipToTheDeadTime
-	c.mlLog = &mlLog{c: c, warned: map[string]time.Time{}}
-	mc.Logger = log.New(c.mlLog, "", 0)
+	mc.Logger = log.New(&mlLog{c: c, warned: map[string]time.Time{}}, "", 0)
 	d := delegate{c}
 	mc.Delegate, mc.Events, mc.Ping, mc.Conflict = d, d, d, d
 	if keys := c.cfg.SecretKeys; len(keys) > 0 {
@@ -362,207 +357,6 @@ func (c *Cluster) setMeta(m Meta) error {
 			"kept", len(m.Bridge), "dropped", dropped)
 	}
 	return nil
-}
-
-// joinLoop joins Config.Join, retrying with exponential backoff (with
-// jitter) until one address answers or ctx ends.
-func (c *Cluster) joinLoop(ctx context.Context) {
-	if len(c.join) == 0 {
-		close(c.joined)
-		return
-	}
-	wait := c.timing.joinMin
-	for attempt := 1; ; attempt++ {
-		n, err := c.ml.Join(c.join)
-		if n > 0 {
-			c.log.Info("joined the cluster", "contacted", n, "attempts", attempt)
-			close(c.joined)
-			return
-		}
-		c.logJoinError(err, attempt, wait)
-		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		wait = min(2*wait, c.timing.joinMax)
-	}
-}
-
-func (c *Cluster) logJoinError(err error, attempt int, wait time.Duration) {
-	if err != nil {
-		// memberlist's multierror spans lines; keep the log entry on one.
-		err = errors.New(strings.Join(strings.Fields(err.Error()), " "))
-	}
-	if err != nil && isKeyMismatch(err.Error()) {
-		c.log.Warn("join failed: peer's gossip could not be decrypted: wrong --gossip-key-file?",
-			"join", c.join, "attempt", attempt, "retry_in", wait, "err", err)
-		return
-	}
-	c.log.Info("join failed, retrying", "join", c.join, "attempt", attempt, "retry_in", wait, "err", err)
-}
-
-// housekeep expires state every housekeeping interval until ctx ends.
-func (c *Cluster) housekeep(ctx context.Context) {
-	t := time.NewTicker(c.timing.housekeepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		now := c.now()
-		c.mu.Lock()
-		c.pres.expire(now, 3*c.mlConf.PushPullInterval)
-		c.forgetLocked(now, c.mlConf.GossipToTheDeadTime)
-		dropped := c.dropped
-		c.dropped = 0
-		c.mu.Unlock()
-		if dropped > 0 {
-			c.log.Warn("broadcasts dropped: OnMessage handlers too slow", "dropped", dropped)
-		}
-		if c.queue.NumQueued() > maxQueued {
-			c.queue.Prune(maxQueued)
-		}
-	}
-}
-
-// maxQueued bounds the gossip queue. Beyond it the oldest messages are
-// dropped; push/pull repairs what they would have carried.
-const maxQueued = 4096
-
-// reconnectLoop tries, every reconnect interval, to join up to three
-// failed (not left) members, so a healed partition merges again:
-// memberlist itself stops talking to dead members after
-// GossipToTheDeadTime. While this broker is alone it also retries
-// Config.Join. A join to an address that drops packets blocks for
-// memberlist's TCPTimeout (LAN 10 s), and Close waits for it.
-func (c *Cluster) reconnectLoop(ctx context.Context) {
-	t := time.NewTicker(c.timing.reconnectInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for _, a := range c.reconnectTargets() {
-			if ctx.Err() != nil {
-				return
-			}
-			n, err := c.ml.Join([]string{a})
-			c.log.Debug("reconnect", "addr", a, "contacted", n, "err", err)
-		}
-	}
-}
-
-// reconnectTargets picks the addresses reconnectLoop tries.
-func (c *Cluster) reconnectTargets() []string {
-	c.mu.Lock()
-	var addrs []string
-	for _, m := range c.members {
-		if m.State == StateDead {
-			addrs = append(addrs, m.Addr)
-		}
-	}
-	alone := c.live.Load() <= 1
-	c.mu.Unlock()
-	rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
-	addrs = addrs[:min(len(addrs), 3)]
-	if alone {
-		addrs = append(addrs, c.join...)
-	}
-	return addrs
-}
-
-// metaLoop pushes metadata changes, at most one per metadata interval.
-func (c *Cluster) metaLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.metaCh:
-		}
-		// UpdateNode waits until the update has been gossiped, bounded.
-		if err := c.ml.UpdateNode(10 * c.mlConf.GossipInterval); err != nil {
-			c.log.Debug("metadata update not fully gossiped yet", "err", err)
-		}
-		t := time.NewTimer(c.timing.metaUpdateInterval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// maxPush bounds the news waiting for pushLoop. In a burst (a broker
-// restarting with thousands of agents reconnecting) the rest goes only
-// through gossip, which batches many statements per packet.
-const maxPush = 256
-
-// pushLoop sends news (a presence statement, broadcast or leave this
-// broker has just made or first heard of) straight to GossipNodes random
-// alive brokers, one UDP packet each, besides queueing it for gossip.
-// Every broker that hears news does the same, so it spreads in a few
-// network hops instead of a few gossip ticks (LAN: 200 ms each); the gossip
-// queue's retransmissions make up for lost packets.
-func (c *Cluster) pushLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case msg := <-c.push:
-			for _, a := range c.pushTargets(c.mlConf.GossipNodes) {
-				if err := c.ml.SendToAddress(a, msg); err != nil {
-					c.log.Debug("push failed", "to", a.Name, "err", err)
-				}
-			}
-		}
-	}
-}
-
-// pushTargets picks up to k random alive brokers other than this one.
-func (c *Cluster) pushTargets(k int) []memberlist.Address {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	all := make([]memberlist.Address, 0, len(c.members))
-	for name, m := range c.members {
-		if name != c.name && m.State == StateAlive {
-			all = append(all, memberlist.Address{Addr: m.Addr, Name: name})
-		}
-	}
-	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-	return all[:min(k, len(all))]
-}
-
-// pushLocked hands news to pushLoop, unless it is full.
-func (c *Cluster) pushLocked(msg []byte) {
-	select {
-	case c.push <- msg:
-	default:
-	}
-}
-
-// dispatchLoop hands received broadcasts to their handlers.
-func (c *Cluster) dispatchLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case in := <-c.inbox:
-			c.mu.Lock()
-			f := c.handlers[in.topic]
-			c.mu.Unlock()
-			if f != nil {
-				f(in.from, in.payload)
-			}
-		}
-	}
 }
 
 // delegate implements memberlist's delegate interfaces for a Cluster, so

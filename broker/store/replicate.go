@@ -5,7 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -154,16 +157,12 @@ func (s *Store) Import(recs []Record) (ImportResult, error) {
 	if len(recs) > MaxRecords {
 		return res, fmt.Errorf("store: import: %w", malformed("%d records, limit %d", len(recs), MaxRecords))
 	}
-	snaps := make([]*wire.Snapshot, len(recs))
+	snaps, errs := s.checkAll(recs)
 	take := make([]bool, len(recs))
 	limit := s.now().Add(s.skew)
 	for i := range recs {
 		r := &recs[i]
-		snap, err := r.check()
-		if err == nil && r.Machine != nil && len(r.Machine.Snapshot) > s.maxSnap {
-			err = malformed("%s: snapshot is %d bytes, limit %d", r.Key, len(r.Machine.Snapshot), s.maxSnap)
-		}
-		if err != nil {
+		if err := errs[i]; err != nil {
 			s.log.Warn("import refused", "record", i, "key", r.Key.String(), "err", err)
 			return ImportResult{}, fmt.Errorf("store: import: record %d: %w", i, err)
 		}
@@ -172,7 +171,7 @@ func (s *Store) Import(recs []Record) (ImportResult, error) {
 			res.Deferred = append(res.Deferred, r.Key)
 			continue
 		}
-		snaps[i], take[i] = snap, true
+		take[i] = true
 	}
 	err := s.write(func(b *batch) error {
 		res.Applied, res.Unchanged = 0, 0
@@ -197,6 +196,29 @@ func (s *Store) Import(recs []Record) (ImportResult, error) {
 		return ImportResult{}, fmt.Errorf("store: import: %w", err)
 	}
 	return res, nil
+}
+
+// checkAll validates records on as many goroutines as there are CPUs:
+// decoding and re-encoding snapshots is most of an import's work, and
+// each record is checked on its own.
+func (s *Store) checkAll(recs []Record) ([]*wire.Snapshot, []error) {
+	snaps, errs := make([]*wire.Snapshot, len(recs)), make([]error, len(recs))
+	workers := min(runtime.GOMAXPROCS(0), (len(recs)+31)/32)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(recs); i = int(next.Add(1) - 1) {
+				r := &recs[i]
+				snaps[i], errs[i] = r.check()
+				if errs[i] == nil && r.Machine != nil && len(r.Machine.Snapshot) > s.maxSnap {
+					errs[i] = malformed("%s: snapshot is %d bytes, limit %d", r.Key, len(r.Machine.Snapshot), s.maxSnap)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return snaps, errs
 }
 
 // future reports whether a record carries a time after limit: a clock, a

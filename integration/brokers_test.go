@@ -1,0 +1,168 @@
+package integration
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// gossipKey makes a gossip key file with `broker gossip-key`.
+func gossipKey(t *testing.T, dir, name string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if out, err := exec.Command(bins.broker, "gossip-key", path).CombinedOutput(); err != nil {
+		t.Fatalf("broker gossip-key: %v: %s", err, out)
+	}
+	return path
+}
+
+// startCluster starts n brokers on loopback that gossip with key; every
+// broker after the first joins the first.
+func startCluster(t *testing.T, base, key string, n int, heartbeat time.Duration) []*broker {
+	t.Helper()
+	args := []string{"--gossip", "127.0.0.1:0", "--gossip-key-file", key, "--gossip-profile", "local", "--region", "eu"}
+	first := startBrokerArgs(t, base, "eu-1", heartbeat, args...)
+	bs := []*broker{first}
+	for i := 2; i <= n; i++ {
+		bs = append(bs, startBrokerArgs(t, base, "eu-"+strconv.Itoa(i), heartbeat,
+			append(args, "--join", first.info.Gossip)...))
+	}
+	return bs
+}
+
+// TestClusterFailover runs three brokers on loopback with agents spread
+// across them, kills the broker holding one of them with SIGKILL during a
+// burst of check-ins, and expects: the agent online on another broker
+// within 10 s; every check-in the dead broker acknowledged readable from
+// the survivors; the dead broker, restarted with an empty disk, catching up
+// on the whole fleet.
+func TestClusterFailover(t *testing.T) {
+	needBinaries(t)
+	base := testDir(t)
+	key := gossipKey(t, base, "gossip.key")
+	bs := startCluster(t, base, key, 3, 300*time.Millisecond)
+	admins := make([]*tech, len(bs))
+	for i, b := range bs {
+		admins[i] = b.admin(base)
+	}
+	poll(t, 20*time.Second, "three alive brokers", func() (bool, string) {
+		out := admins[0].ok("brokers", "--json")
+		return strings.Count(out, `"state": "alive"`) == 3, out
+	})
+	admins[0].ok("clients", "create", "acme")
+	poll(t, 10*time.Second, "the client replicated", func() (bool, string) {
+		out := admins[2].ok("clients", "ls", "--json")
+		return strings.Contains(out, `"acme"`), out
+	})
+	// One agent per broker: each enrols with a token from its own broker.
+	var agents []*agent
+	for i, b := range bs {
+		tok := admins[i].token("acme", 1, time.Hour).Token
+		a := enroll(t, base, tok, "pc-"+strconv.Itoa(i+1), "windows-ready.json")
+		a.start()
+		agents = append(agents, a)
+		_ = b // the token names b: the agent enrols and bridges there
+	}
+	cards := waitOnline(t, admins[0], 20*time.Second, agents...)
+	for i, a := range agents {
+		c, _ := cardOf(cards, a.id)
+		if c.Reachability.Broker != bs[i].name {
+			t.Errorf("%s held by %q, want %s", a.name, c.Reachability.Broker, bs[i].name)
+		}
+	}
+
+	// A burst of check-ins on the agent held by eu-2, which is killed
+	// mid-burst.
+	victim, held := bs[1], agents[1]
+	var mu sync.Mutex
+	var acked []uint64
+	var wg sync.WaitGroup
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 6; i++ {
+				r := runCmdContext(t.Context(), nil, bins.sessiond, "checkin", "--state", held.dir)
+				if r.err != nil {
+					continue
+				}
+				var seq uint64
+				if _, err := fmt.Sscanf(r.stdout, "checked in: seq %d", &seq); err == nil {
+					mu.Lock()
+					acked = append(acked, seq)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(700 * time.Millisecond)
+	victim.proc.signal(t, 9)
+	victim.proc.wait(t, exitTimeout)
+	killed := time.Now()
+	wg.Wait()
+
+	moved := poll(t, 15*time.Second, "the agent online on a surviving broker", func() (bool, string) {
+		c := admins[0].show(held.full())
+		return c.Reachability.Online && c.Reachability.Broker != victim.name, c.Reachability.Broker
+	})
+	if since := time.Since(killed); since > 10*time.Second {
+		t.Errorf("agent back online %s after the kill, bound 10 s", since)
+	}
+	t.Logf("agent online again on another broker %s after the kill; %d check-ins acknowledged", moved, len(acked))
+	if len(acked) == 0 {
+		t.Fatal("no check-in was acknowledged during the burst")
+	}
+	for _, i := range []int{0, 2} {
+		hist := admins[i].show(held.full()).History
+		var seqs []uint64
+		for _, h := range hist {
+			seqs = append(seqs, h.Seq)
+		}
+		for _, s := range acked {
+			if !slices.Contains(seqs, s) {
+				t.Errorf("%s: acknowledged check-in %d missing from history %v", bs[i].name, s, seqs)
+			}
+		}
+	}
+
+	// Restart eu-2 with an empty disk: it catches up on the whole fleet.
+	fresh := startBrokerArgs(t, base, "eu-2-fresh", 300*time.Millisecond, "--gossip", "127.0.0.1:0",
+		"--gossip-key-file", key, "--gossip-profile", "local", "--region", "eu", "--join", bs[0].info.Gossip)
+	fa := fresh.admin(base)
+	poll(t, 30*time.Second, "the empty broker caught up", func() (bool, string) {
+		cs, err := fa.tryMachines()
+		if err != nil {
+			return false, err.Error()
+		}
+		ok := len(cs) == 3
+		for _, c := range cs {
+			ok = ok && c.Readiness.CheckInSeq > 0
+		}
+		return ok, strconv.Itoa(len(cs)) + " machines"
+	})
+}
+
+// TestClusterWrongGossipKey starts a broker with another key: it cannot
+// join, and its log says why.
+func TestClusterWrongGossipKey(t *testing.T) {
+	needBinaries(t)
+	base := testDir(t)
+	bs := startCluster(t, base, gossipKey(t, base, "good.key"), 1, 0)
+	bad := startBrokerArgs(t, base, "intruder", 0, "--gossip", "127.0.0.1:0", "--gossip-key-file",
+		gossipKey(t, base, "other.key"), "--gossip-profile", "local", "--join", bs[0].info.Gossip)
+	admin := bs[0].admin(base)
+	poll(t, 20*time.Second, "a log line saying the gossip key is wrong", func() (bool, string) {
+		logs := bad.proc.stderr.String() + bs[0].proc.stderr.String()
+		return strings.Contains(logs, "wrong --gossip-key-file"), "no such line yet"
+	})
+	out := admin.ok("brokers", "--json")
+	if strings.Contains(out, "intruder") {
+		t.Fatalf("a broker with another gossip key joined:\n%s", out)
+	}
+}
