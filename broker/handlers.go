@@ -63,7 +63,7 @@ func (b *Broker) handleEnroll(s network.Stream) {
 		b.refuse(s, "enroll", remote, readCode(err), err.Error(), &wire.EnrollReply{})
 		return
 	}
-	if req.BrokerID != b.ID() {
+	if req.BrokerID != b.ID() && !(b.cluster != nil && b.isMember(req.BrokerID)) {
 		b.refuse(s, "enroll", remote, wire.CodeTokenInvalid,
 			"the token was issued by broker "+req.BrokerID+"; this is broker "+b.ID(), &wire.EnrollReply{})
 		return

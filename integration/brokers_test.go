@@ -166,3 +166,32 @@ func TestClusterWrongGossipKey(t *testing.T) {
 		t.Fatalf("a broker with another gossip key joined:\n%s", out)
 	}
 }
+
+// TestClusterTokenUsedUpEverywhere uses a one-use token issued by one
+// broker at another broker of the cluster; a third broker then refuses it
+// as used up, and a broker outside the cluster refuses it as another
+// broker's token.
+func TestClusterTokenUsedUpEverywhere(t *testing.T) {
+	needBinaries(t)
+	base := testDir(t)
+	bs := startCluster(t, base, gossipKey(t, base, "gossip.key"), 3, 0)
+	admin := bs[0].admin(base)
+	admin.ok("clients", "create", "acme")
+	tok := admin.token("acme", 1, time.Hour).Token
+	dir := freshDir(base, "agent-remote")
+	var r result
+	// Retried until the token has replicated to the second broker.
+	poll(t, 10*time.Second, "enrolment at the second broker", func() (bool, string) {
+		r = tryEnroll(t, tok, "remote-pc", dir, "--broker", bs[1].infoPath())
+		return r.err == nil, r.stderr
+	})
+	poll(t, 10*time.Second, "the third broker refusing the used-up token", func() (bool, string) {
+		r = tryEnroll(t, tok, "third-pc", freshDir(base, "agent-third"), "--broker", bs[2].infoPath())
+		return r.err != nil && strings.Contains(r.stderr, "used up"), r.String()
+	})
+	outsider := startBroker(t, base, "outsider", 0)
+	r = tryEnroll(t, tok, "stray-pc", freshDir(base, "agent-stray"), "--broker", outsider.infoPath())
+	if r.err == nil || !strings.Contains(r.stderr, "issued by broker "+bs[0].info.PeerID) {
+		t.Fatalf("a broker outside the cluster: %v", r)
+	}
+}

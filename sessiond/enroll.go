@@ -21,7 +21,8 @@ type EnrollConfig struct {
 	Token    string // the enrolment token's text
 	Name     string // the machine's name within its client
 	// Broker, if set, overrides where the broker is dialled (a broker.json
-	// path or multiaddrs). Its peer ID must be the one the token names.
+	// path or multiaddrs): the issuing broker elsewhere, or another broker
+	// of its cluster.
 	Broker  string
 	Timeout time.Duration // zero means 20 s
 }
@@ -46,9 +47,9 @@ func Enroll(ctx context.Context, cfg EnrollConfig) (spool.Enrolment, error) {
 		if err != nil {
 			return spool.Enrolment{}, fmt.Errorf("enroll: %w", err)
 		}
-		if over.PeerID != tok.Broker.PeerID {
-			return spool.Enrolment{}, fmt.Errorf("enroll: the token was issued by broker %s, but %s is broker %s", tok.Broker.PeerID, cfg.Broker, over.PeerID)
-		}
+		// Another broker of the issuing broker's cluster accepts the
+		// token; any other broker refuses it, saying which broker issued
+		// it. The broker dialled is pinned by the identity given here.
 		info = over
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {

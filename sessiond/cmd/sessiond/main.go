@@ -69,7 +69,7 @@ func enroll(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Token, "token", "", "enrolment `token` from meshctl tokens create")
 	fs.StringVar(&cfg.Name, "name", "", "machine `name` within its client")
 	fs.StringVar(&cfg.StateDir, "state", "", "state `dir`ectory")
-	fs.StringVar(&cfg.Broker, "broker", "", "dial the broker here instead (broker.json path or multiaddr); must be the broker the token names")
+	fs.StringVar(&cfg.Broker, "broker", "", "dial this broker instead (broker.json path or multiaddr): the issuing broker elsewhere, or another broker of its cluster")
 	fs.Parse(args)
 	if cfg.Token == "" || cfg.Name == "" || cfg.StateDir == "" {
 		return fmt.Errorf("enroll needs --token, --name and --state")
