@@ -268,8 +268,10 @@ func (c *Cluster) stop() {
 			if timeout == 0 {
 				timeout = 3 * time.Second
 			}
+			// Half for the announcement, half for memberlist's own
+			// leave message.
 			c.announceLeave(timeout / 2)
-			if err := c.ml.Leave(timeout); err != nil {
+			if err := c.ml.Leave(timeout / 2); err != nil {
 				c.stopErr = fmt.Errorf("cluster: leave: %w", err)
 			}
 		}

@@ -52,10 +52,11 @@ type Config struct {
 	// StateHook, if not nil, rides readiness digests on push/pull
 	// anti-entropy. Nil means none.
 	StateHook StateHook
-	// LeaveTimeout bounds how long Close waits for the leave message to be
-	// gossiped, so peers mark this broker "left" at once instead of
-	// suspecting it. Zero means 3 s. Negative means Close does not leave:
-	// peers see the broker fail as if it crashed (tests use this).
+	// LeaveTimeout bounds how long Close waits for the leave messages to
+	// be gossiped, so peers mark this broker "left" at once instead of
+	// suspecting it and then declaring it dead. Zero means 3 s. Negative
+	// means Close does not leave: peers see the broker fail as if it
+	// crashed.
 	LeaveTimeout time.Duration
 
 	// Transport carries gossip. Nil means memberlist's NetTransport on

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"slices"
 	"time"
 )
 
@@ -244,6 +245,7 @@ func (c *Cluster) mergeState(b []byte) {
 	from := Member{Name: s.sender, State: StateAlive}
 	if m := c.members[s.sender]; m != nil {
 		from = *m
+		from.Meta.Bridge = slices.Clone(m.Meta.Bridge)
 	}
 	c.mu.Unlock()
 	if h := c.cfg.StateHook; h != nil && len(s.digest) > 0 {
