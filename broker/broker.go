@@ -81,8 +81,11 @@ func New(cfg Config) (*Broker, error) {
 		b.log.Info("created broker key", "peer_id", key.ID)
 	}
 	b.key = key
+	// The store stamps replicated writes with the broker's peer ID: unique
+	// in the cluster, and stable across restarts.
 	b.store, err = store.Open(store.Config{Path: filepath.Join(cfg.DataDir, StoreFile),
-		HistoryLimit: cfg.HistoryLimit, Logger: b.log})
+		HistoryLimit: cfg.HistoryLimit, Logger: b.log, Broker: key.ID.String(), Now: cfg.Now,
+		MaxSnapshot: cfg.MaxSnapshot})
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -229,8 +232,10 @@ func (b *Broker) Close() error {
 }
 
 // flushLastSeen writes online machines' last-seen times every
-// LastSeenFlush, so a broker crash loses at most one interval of them.
+// LastSeenFlush, so a broker crash loses at most one interval of them, and
+// once a day drops tombstones past the store's retention.
 func (b *Broker) flushLastSeen(ctx context.Context) {
+	purged := time.Now()
 	t := time.NewTicker(b.cfg.LastSeenFlush)
 	defer t.Stop()
 	for {
@@ -239,6 +244,14 @@ func (b *Broker) flushLastSeen(ctx context.Context) {
 			return
 		case <-t.C:
 			b.live.flushAll(b.store, b.cfg.Now())
+			if time.Since(purged) > 24*time.Hour {
+				if n, err := b.store.PurgeTombstones(); err != nil {
+					b.log.Warn("purging tombstones", "err", err)
+				} else if n > 0 {
+					b.log.Info("purged tombstones", "records", n)
+				}
+				purged = time.Now()
+			}
 		}
 	}
 }
@@ -269,8 +282,9 @@ func (b *Broker) ensureAdmin() (string, error) {
 		return "", fmt.Errorf("broker: %w", err)
 	}
 	b.adminHash = wire.HashSecret(tok.Secret)
-	if b.store.AdminHash() != b.adminHash {
-		// Records the hash (and creates the admin technician if missing).
+	if b.store.AdminHash() == "" {
+		// First start of this broker or of the cluster: creates the admin
+		// technician. Later starts leave the replicated record alone.
 		if err := b.store.SetAdminHash(b.adminHash, b.cfg.Now()); err != nil {
 			return "", fmt.Errorf("broker: admin credential: %w", err)
 		}

@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -41,19 +43,50 @@ func newControl(kind Kind) any {
 	panic("store: not a control kind: " + string(kind))
 }
 
-// controlVersion is the version of a control record stored under k.
+// controlVersion is the version of a control record stored under k. Sum
+// hashes the record's last-writer-wins content, its incarnation and its
+// grow-only parts.
 func controlVersion(k Key, rec any) Version {
+	st := stampOf(rec)
+	v := Version{Key: k, Clock: st.Clock, Deleted: st.Deleted}
+	var x hasher
+	x.write(lwwContent(rec))
+	x.clock(st.Born)
 	switch r := rec.(type) {
-	case *ClientRecord:
-		return stampVersion(k, r.Stamp)
 	case *TokenRecord:
-		return tokenVersion(k.ID, r)
+		for _, b := range slices.Sorted(maps.Keys(r.Spent)) {
+			x.str(b)
+			x.u64(uint64(r.Spent[b]))
+		}
 	case *TechnicianRecord:
-		return technicianVersion(r)
-	case *AdminRecord:
-		return stampVersion(k, r.Stamp)
+		x.bool(r.LoginUsed)
+		for _, k := range r.Keys { // sorted
+			x.str(k)
+		}
 	}
-	panic(fmt.Sprintf("store: not a control record: %T", rec))
+	v.Sum = x.sum()
+	return v
+}
+
+// lwwContent is the JSON of a control record without its grow-only parts
+// (token use counts; technician keys and login use, with the login hash
+// that a used login clears): the part the later clock wins.
+func lwwContent(rec any) []byte {
+	switch r := rec.(type) {
+	case *TokenRecord:
+		c := *r
+		c.Spent, c.UsesLeft = nil, 0
+		rec = &c
+	case *TechnicianRecord:
+		c := *r
+		c.Keys, c.LoginUsed, c.LoginHash = nil, false, ""
+		rec = &c
+	}
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		panic(fmt.Sprintf("store: encode %T: %v", rec, err))
+	}
+	return raw
 }
 
 func stampOf(rec any) Stamp {

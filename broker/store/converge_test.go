@@ -368,3 +368,50 @@ func TestTombstoneExpiry(t *testing.T) {
 	west.reopen(t)
 	assertConverged(t, east.Store, west.Store)
 }
+
+// Two brokers left with the default name write at the same instant: their
+// clocks are equal, and they still converge (on the greater content).
+func TestConvergeWithSharedName(t *testing.T) {
+	a, b := newBroker(t, DefaultBroker, 0), newBroker(t, DefaultBroker, 0)
+	for i, s := range []*Store{a.Store, b.Store} {
+		if _, err := s.CreateClient("acme", t0.Add(time.Duration(i)*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ca, cb := clockOf(t, a.Store, Key{KindClient, "acme"}), clockOf(t, b.Store, Key{KindClient, "acme"}); ca != cb {
+		t.Fatalf("clocks %v and %v differ; the test wants them equal", ca, cb)
+	}
+	converge(t, a.Store, b.Store)
+	assertConverged(t, a.Store, b.Store)
+	if got := exportOne(t, a.Store, Key{KindClient, "acme"}); !got.Client.CreatedAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("acme = %s, want the later creation time (the greater content)", jsonOf(got))
+	}
+}
+
+// Every broker creates the admin technician when it first starts. Those
+// are one technician: a key bound to it on one broker stays bound when
+// another broker's (later) admin record arrives.
+func TestAdminTechnicianIsShared(t *testing.T) {
+	east, west := newBroker(t, "east", 0), newBroker(t, "west", 0)
+	if err := east.at(0).SetAdminHash(wire.HashSecret("east"), t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := east.Login("", "12D3KooWeastAdmin", true, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := west.at(time.Second).SetAdminHash(wire.HashSecret("west"), t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := west.Login("", "12D3KooWwestAdmin", true, t0); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, east.Store, west.Store)
+	assertConverged(t, east.Store, west.Store)
+	for _, s := range []*Store{east.Store, west.Store} {
+		for _, key := range []string{"12D3KooWeastAdmin", "12D3KooWwestAdmin"} {
+			if tech, err := s.TechnicianByKey(key); err != nil || tech.Name != AdminName {
+				t.Errorf("TechnicianByKey(%s) = %q, %v; want admin", key, tech.Name, err)
+			}
+		}
+	}
+}

@@ -55,7 +55,9 @@
 //     later clock wins (last writer wins). Each broker's clock moves past
 //     every clock it stores or imports, so a local write always wins over
 //     what the broker has seen. Imported records stamped more than
-//     Config.MaxClockSkew ahead of this broker's clock are deferred.
+//     Config.MaxClockSkew ahead of this broker's clock are deferred. Two
+//     writes can carry one clock only if two brokers share a name; then
+//     the greater content (its JSON) wins, so they still converge.
 //   - Deletions are tombstones: the record's name, the deletion's clock and
 //     the incarnation it ended. A tombstone beats every older write and
 //     loses to a newer one (creating the record again). Tombstones are kept
@@ -64,18 +66,22 @@
 //     yet; the format and the merge are ready for one.
 //   - Token uses are a grow-only counter: how many uses each broker
 //     consumed, merged by taking each broker's larger count; uses left are
-//     the uses granted minus the sum. Uses never come back. Two brokers
-//     cut off from each other can each spend what they believe is the last
-//     use, so a token can be overused by at most the uses spent on the
-//     side that did not see the other's (the broker refuses tokens issued
-//     by another broker today, which keeps every use on one broker); once
-//     they exchange it is used up everywhere.
+//     the uses granted minus the sum. Uses never come back. Brokers cut off
+//     from each other can each spend what they believe is the last use: a
+//     token can be overused by what the other sides spent meanwhile (at
+//     most its uses left at the split, once per side). Once they exchange
+//     it is used up everywhere. Brokers that share a name share a counter
+//     entry and undercount each other's uses: names must be unique.
 //   - A technician's one-time login, once used on any broker, is used on
 //     all (used wins), and the keys bound to a technician are the union of
 //     those bound anywhere. Both hold within one incarnation of the record
 //     (the clock of its creation): keys of a deleted technician do not come
-//     back if it is created again. Like token uses, a one-time login can be
-//     used once on each side of a partition.
+//     back if it is created again, and of one name created on two sides of
+//     a partition the later creation wins whole. The admin technician,
+//     which every broker creates when it first starts, has one fixed
+//     incarnation, so the keys bound to it on any broker are bound on all.
+//     Like token uses, a one-time login can be used once on each side of a
+//     partition.
 //   - Lookups derived from records converge too: a machine name taken by
 //     two machines (each enrolled on one side of a partition) belongs to
 //     the earlier enrolment, and a key bound to two technicians resolves

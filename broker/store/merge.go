@@ -16,8 +16,15 @@ import (
 // states the rules; these functions are them.
 
 // winner orders two stamped copies: the later clock is w, the other o.
+// Equal clocks are one write, with the same content but for the grow-only
+// parts, unless two brokers share a name (a misconfiguration); then the
+// greater content wins, so that brokers still agree.
 func winner[T any](l, r T, ls, rs Stamp) (w, o T, wst, ost Stamp) {
-	if rs.Clock.After(ls.Clock) {
+	c := rs.Clock.Compare(ls.Clock)
+	if c == 0 {
+		c = bytes.Compare(lwwContent(r), lwwContent(l))
+	}
+	if c > 0 {
 		return r, l, rs, ls
 	}
 	return l, r, ls, rs

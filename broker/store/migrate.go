@@ -46,7 +46,11 @@ func (s *Store) migrate1(tx *bolt.Tx) error {
 		var t Technician
 		err := json.Unmarshal(raw, &t)
 		t.Keys = slices.Compact(slices.Sorted(slices.Values(t.Keys)))
-		return &TechnicianRecord{Technician: t, LoginUsed: t.LoginHash == "" && !t.Admin, Stamp: stamp()}, err
+		rec := &TechnicianRecord{Technician: t, LoginUsed: t.LoginHash == "" && !t.Admin, Stamp: stamp()}
+		if t.Name == AdminName {
+			rec.Born = adminBorn
+		}
+		return rec, err
 	})
 	if err != nil {
 		return err

@@ -14,6 +14,13 @@ import (
 // AdminName is the technician that the admin credential logs in as.
 const AdminName = "admin"
 
+// adminBorn is the incarnation of the admin technician on every broker.
+// Each broker creates the admin technician when it first starts; with one
+// incarnation those copies are one technician, and keys bound to it on
+// any broker merge, where technicians created by an operation on two
+// brokers are two incarnations and the later wins.
+var adminBorn = Clock{Wall: 1, Origin: AdminName}
+
 // AdminHash returns the stored hash of the admin credential, or "".
 func (s *Store) AdminHash() string {
 	var rec AdminRecord
@@ -51,7 +58,7 @@ func (s *Store) SetAdminHash(hash string, now time.Time) error {
 		}
 		t := &TechnicianRecord{Technician: Technician{Technician: wire.Technician{Name: AdminName, Admin: true,
 			Clients: []string{"*"}, Modes: []string{wire.ModeReadOnly, wire.ModeInteractive, wire.ModeElevated},
-			CreatedAt: now.UTC()}}, Stamp: b.stamp()}
+			CreatedAt: now.UTC()}}, Stamp: Stamp{Born: adminBorn, Clock: b.s.clock.tick()}}
 		if err := b.putControl(Key{KindAdmin, AdminName}, rec); err != nil {
 			return err
 		}

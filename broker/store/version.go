@@ -4,8 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"hash"
-	"slices"
-	"sort"
 	"time"
 )
 
@@ -20,9 +18,6 @@ const (
 	KindTechnician Kind = "technician" // ID: the technician name
 	KindAdmin      Kind = "admin"      // ID: always AdminName; the admin credential hash
 )
-
-var kinds = map[Kind]bool{KindMachine: true, KindClient: true, KindToken: true,
-	KindTechnician: true, KindAdmin: true}
 
 // Key names one replicated record.
 type Key struct {
@@ -123,42 +118,6 @@ func machineVersion(m *Machine) Version {
 	if m.LastSeen != nil {
 		v.Seen = *m.LastSeen
 	}
-	return v
-}
-
-// stampVersion is the version of a control record without grow-only parts.
-func stampVersion(k Key, st Stamp) Version {
-	return Version{Key: k, Clock: st.Clock, Deleted: st.Deleted}
-}
-
-func tokenVersion(hash string, t *TokenRecord) Version {
-	v := stampVersion(Key{KindToken, hash}, t.Stamp)
-	var x hasher
-	x.clock(t.Born)
-	brokers := make([]string, 0, len(t.Spent))
-	for b := range t.Spent {
-		brokers = append(brokers, b)
-	}
-	sort.Strings(brokers)
-	for _, b := range brokers {
-		x.str(b)
-		x.u64(uint64(t.Spent[b]))
-	}
-	v.Sum = x.sum()
-	return v
-}
-
-func technicianVersion(t *TechnicianRecord) Version {
-	v := stampVersion(Key{KindTechnician, t.Name}, t.Stamp)
-	var x hasher
-	x.clock(t.Born)
-	x.bool(t.LoginUsed)
-	keys := slices.Clone(t.Keys)
-	slices.Sort(keys)
-	for _, k := range keys {
-		x.str(k)
-	}
-	v.Sum = x.sum()
 	return v
 }
 

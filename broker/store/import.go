@@ -1,0 +1,159 @@
+package store
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// Import applies records from another broker, each where it is newer than
+// what is stored by the rules in doc.go, in one transaction: it returns
+// after the commit. The whole batch is validated first; one malformed
+// record refuses the batch (an error wrapping ErrMalformed) and nothing is
+// stored. Records stamped beyond Config.MaxClockSkew ahead are deferred
+// (see ImportResult). Nothing stored is ever lowered: an older record
+// changes nothing.
+func (s *Store) Import(recs []Record) (ImportResult, error) {
+	var res ImportResult
+	if len(recs) > MaxRecords {
+		return res, fmt.Errorf("store: import: %w", malformed("%d records, limit %d", len(recs), MaxRecords))
+	}
+	snaps, errs := s.checkAll(recs)
+	take := make([]bool, len(recs))
+	limit := s.now().Add(s.skew)
+	for i := range recs {
+		r := &recs[i]
+		if err := errs[i]; err != nil {
+			s.log.Warn("import refused", "record", i, "key", r.Key.String(), "err", err)
+			return ImportResult{}, fmt.Errorf("store: import: record %d: %w", i, err)
+		}
+		if future(r, limit) {
+			s.log.Warn("import deferred: stamped in the future", "key", r.Key.String())
+			res.Deferred = append(res.Deferred, r.Key)
+			continue
+		}
+		take[i] = true
+	}
+	err := s.write(func(b *batch) error {
+		res.Applied, res.Unchanged = 0, 0
+		cutoff := s.tombCutoff()
+		for i := range recs {
+			if !take[i] {
+				continue
+			}
+			changed, err := b.importRecord(&recs[i], snaps[i], cutoff)
+			if err != nil {
+				return fmt.Errorf("%s: %w", recs[i].Key, err)
+			}
+			if changed {
+				res.Applied++
+			} else {
+				res.Unchanged++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("store: import: %w", err)
+	}
+	return res, nil
+}
+
+// checkAll validates records on as many goroutines as there are CPUs:
+// decoding and re-encoding snapshots is most of an import's work, and
+// each record is checked on its own.
+func (s *Store) checkAll(recs []Record) ([]*wire.Snapshot, []error) {
+	snaps, errs := make([]*wire.Snapshot, len(recs)), make([]error, len(recs))
+	workers := min(runtime.GOMAXPROCS(0), (len(recs)+31)/32)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(recs); i = int(next.Add(1) - 1) {
+				r := &recs[i]
+				snaps[i], errs[i] = r.check()
+				if errs[i] == nil && r.Machine != nil && len(r.Machine.Snapshot) > s.maxSnap {
+					errs[i] = malformed("%s: snapshot is %d bytes, limit %d", r.Key, len(r.Machine.Snapshot), s.maxSnap)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return snaps, errs
+}
+
+// future reports whether a record carries a time after limit: a clock, a
+// check-in time or last_seen.
+func future(r *Record, limit time.Time) bool {
+	if m := r.Machine; m != nil {
+		return m.CheckIn != nil && m.CheckIn.At.After(limit) || m.LastSeen != nil && m.LastSeen.After(limit)
+	}
+	return stampOf(payload(r)).Clock.Time().After(limit)
+}
+
+// payload returns a control record's payload as a pointer.
+func payload(r *Record) any {
+	switch {
+	case r.Client != nil:
+		return r.Client
+	case r.Token != nil:
+		return r.Token
+	case r.Technician != nil:
+		return r.Technician
+	}
+	return r.Admin
+}
+
+// tombCutoff is the clock time before which tombstones have expired.
+func (s *Store) tombCutoff() time.Time { return s.now().Add(-s.tombTTL) }
+
+func (b *batch) importRecord(r *Record, snap *wire.Snapshot, cutoff time.Time) (bool, error) {
+	if r.Kind == KindMachine {
+		return b.importMachine(r.ID, r.Machine, snap)
+	}
+	return b.importControl(r.Key, payload(r), cutoff)
+}
+
+// importControl merges a control record into the stored one.
+func (b *batch) importControl(k Key, remote any, cutoff time.Time) (bool, error) {
+	st := stampOf(remote)
+	b.s.clock.observe(st.Born)
+	b.s.clock.observe(st.Clock)
+	local, found, err := getControl(b.tx, k)
+	if err != nil {
+		return false, err
+	}
+	out := remote
+	if found {
+		out = mergeControl(local, remote)
+		if equalJSON(out, local) {
+			return false, nil
+		}
+	}
+	var oldTech *TechnicianRecord
+	if found && k.Kind == KindTechnician {
+		oldTech = local.(*TechnicianRecord)
+	}
+	if st := stampOf(out); st.Deleted && st.Clock.Time().Before(cutoff) {
+		// An expired tombstone: forget the record rather than store it.
+		if !found {
+			return false, nil
+		}
+		if oldTech != nil {
+			if err := b.reindexTechnician(oldTech, nil); err != nil {
+				return false, err
+			}
+		}
+		return true, b.deleteControl(k)
+	}
+	if k.Kind == KindTechnician {
+		if err := b.reindexTechnician(oldTech, out.(*TechnicianRecord)); err != nil {
+			return false, err
+		}
+	}
+	return true, b.putControl(k, out)
+}
