@@ -143,7 +143,7 @@ func (b *Broker) handleLogin(s network.Stream) {
 		b.refuse(s, "login", remote, wire.CodeBadRequest, err.Error(), &wire.LoginReply{})
 		return
 	}
-	if tok.Broker.PeerID != b.ID() {
+	if tok.Broker.PeerID != b.ID() && !(b.cluster != nil && b.isMember(tok.Broker.PeerID)) {
 		b.refuse(s, "login", remote, wire.CodeTokenInvalid,
 			"the token was issued by broker "+tok.Broker.PeerID+"; this is broker "+b.ID(), &wire.LoginReply{})
 		return

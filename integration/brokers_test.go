@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -194,4 +195,47 @@ func TestClusterTokenUsedUpEverywhere(t *testing.T) {
 	if r.err == nil || !strings.Contains(r.stderr, "issued by broker "+bs[0].info.PeerID) {
 		t.Fatalf("a broker outside the cluster: %v", r)
 	}
+}
+
+// TestClusterScopes adds a technician scoped to one client on one broker
+// and logs it in at another: it sees that client's machines wherever they
+// are bridged, never another client's, and its one-time login token is
+// used up on every broker.
+func TestClusterScopes(t *testing.T) {
+	needBinaries(t)
+	base := testDir(t)
+	bs := startCluster(t, base, gossipKey(t, base, "gossip.key"), 3, 300*time.Millisecond)
+	admin := bs[0].admin(base)
+	admin.ok("clients", "create", "acme")
+	admin.ok("clients", "create", "globex")
+	acmePC := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "acme-pc", "windows-ready.json")
+	globexPC := enroll(t, base, admin.token("globex", 1, time.Hour).Token, "globex-pc", "linux-ready.json")
+	acmePC.start()
+	globexPC.start()
+	waitOnline(t, admin, 20*time.Second, acmePC, globexPC)
+
+	out := admin.ok("technicians", "add", "t1", "--clients", "acme", "--modes", "read-only", "--json")
+	var added struct {
+		LoginToken string `json:"login_token"`
+	}
+	if err := json.Unmarshal([]byte(out), &added); err != nil || added.LoginToken == "" {
+		t.Fatalf("technicians add: %v\n%s", err, out)
+	}
+	t1 := newTech(t, base, "t1")
+	poll(t, 10*time.Second, "t1 logging in at the second broker", func() (bool, string) {
+		r := t1.run("login", "--credential", added.LoginToken, "--broker", bs[1].infoPath())
+		return r.err == nil, r.stderr
+	})
+	cards := t1.machines()
+	if len(cards) != 1 || cards[0].Name != "acme-pc" || !cards[0].Reachability.Online {
+		t.Fatalf("t1 at eu-2 sees %v, want only acme-pc, online", names(cards))
+	}
+	if r := t1.run("show", "globex/globex-pc"); r.err == nil {
+		t.Fatalf("t1 could show a globex machine at eu-2:\n%s", r.stdout)
+	}
+	other := newTech(t, base, "t1-again")
+	poll(t, 10*time.Second, "the used login token refused at the third broker", func() (bool, string) {
+		r := other.run("login", "--credential", added.LoginToken, "--broker", bs[2].infoPath())
+		return r.err != nil && strings.Contains(r.stderr, "token"), r.String()
+	})
 }
