@@ -87,6 +87,30 @@ func (l *Lab) Link(a, aAddr, b, bAddr string) {
 	l.must("ip", "-n", b, "link", "set", eb, "up")
 }
 
+// Switch creates a namespace holding a Linux bridge, a shared segment that
+// hosts join with Attach, and returns the namespace's name.
+func (l *Lab) Switch(name string) string {
+	l.t.Helper()
+	ns := l.Host(name)
+	l.must("ip", "-n", ns, "link", "add", "name", "sw", "type", "bridge")
+	l.must("ip", "-n", ns, "link", "set", "sw", "up")
+	return ns
+}
+
+// Attach joins host to the switch namespace sw with a veth pair, giving the
+// host end addr (CIDR form).
+func (l *Lab) Attach(host, sw, addr string) {
+	l.t.Helper()
+	l.links++
+	eh := fmt.Sprintf("%sh%d", l.prefix, l.links)
+	es := fmt.Sprintf("%ss%d", l.prefix, l.links)
+	l.must("ip", "link", "add", eh, "netns", host, "type", "veth", "peer", "name", es, "netns", sw)
+	l.must("ip", "-n", host, "addr", "add", addr, "dev", eh)
+	l.must("ip", "-n", host, "link", "set", eh, "up")
+	l.must("ip", "-n", sw, "link", "set", es, "master", "sw")
+	l.must("ip", "-n", sw, "link", "set", es, "up")
+}
+
 // Nft runs one nft command in namespace ns, e.g. "add table inet f".
 func (l *Lab) Nft(ns string, rule string) {
 	l.t.Helper()
