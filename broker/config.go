@@ -50,7 +50,11 @@ type Config struct {
 	// machine offline. Zero means 3.
 	MissedHeartbeats int
 	// LastSeenFlush is how often the last-seen times of online machines are
-	// written to the store. Zero means 1 minute.
+	// written to the store (a machine going offline is written at once).
+	// Shorter keeps last_seen fresher after a broker crash; but every write
+	// changes the machine's replicated record, which the other brokers then
+	// fetch whole (snapshot included), so in a cluster each flush costs a
+	// few KB per online machine per peer. Zero means 10 minutes.
 	LastSeenFlush time.Duration
 
 	// MaxSnapshot bounds an encoded check-in in bytes. Larger ones are
@@ -111,7 +115,7 @@ func (c *Config) setDefaults() {
 		c.MissedHeartbeats = 3
 	}
 	if c.LastSeenFlush <= 0 {
-		c.LastSeenFlush = time.Minute
+		c.LastSeenFlush = 10 * time.Minute
 	}
 	if c.MaxSnapshot <= 0 {
 		c.MaxSnapshot = 1 << 20
