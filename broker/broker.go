@@ -18,7 +18,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/readymesh/readymesh/broker/cluster"
 	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/identity"
@@ -49,9 +48,9 @@ type Broker struct {
 	techs   *techConns
 	repl    *replicator
 
-	adminHash string           // hash of this broker's admin credential; set in Run before serving
-	copies    atomic.Uint64    // rotates the peer that gets second copies
-	cluster   *cluster.Cluster // nil when the broker runs alone
+	adminHash string        // hash of this broker's admin credential; set in Run before serving
+	copies    atomic.Uint64 // rotates the peer that gets second copies
+	cluster   *pools        // nil when the broker runs alone
 
 	closeOnce sync.Once
 }
@@ -131,6 +130,7 @@ func (b *Broker) Info() wire.BrokerInfo {
 	}
 	if b.cluster != nil {
 		info.Gossip = b.cluster.LocalAddr()
+		info.WANGossip = b.cluster.WANAddr()
 	}
 	return info
 }

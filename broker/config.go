@@ -37,10 +37,19 @@ type Config struct {
 	// They are required to join a cluster and whenever Gossip is not a
 	// loopback address: a broker with another key cannot join.
 	GossipKeys [][]byte
-	// GossipProfile is the gossip timing: "lan" (the default) for brokers
-	// of one region, "wan" for a cluster across regions, "local" for
-	// tests. See cluster.Profile.
+	// GossipProfile is the timing of the Gossip pool: "lan" (the default)
+	// for the brokers of one region, "wan" for a single pool across
+	// regions, "local" for tests. See cluster.Profile.
 	GossipProfile string
+	// WANGossip, if set, is the "ip:port" of a second pool that every
+	// broker of every region joins (WANJoin), with WAN timing, while the
+	// Gossip pool holds only this region's brokers with LAN timing. See
+	// pools. Empty means one pool.
+	WANGossip string
+	// WANJoin lists WAN-pool addresses of brokers to join.
+	WANJoin []string
+	// WANProfile is the WAN pool's timing. Empty means "wan".
+	WANProfile string
 
 	// Heartbeat is the interval agents are told to send heartbeats at.
 	// Shorter intervals notice a silent loss sooner and cost one small

@@ -15,21 +15,41 @@ import (
 // reads where the others are, and lists the brokers for technicians and for
 // agents to fail over to. Package cluster does the gossip.
 
-// newCluster creates the gossip member, or returns nil when the broker runs
+// newCluster creates the gossip pools, or returns nil when the broker runs
 // alone.
-func (b *Broker) newCluster() (*cluster.Cluster, error) {
+func (b *Broker) newCluster() (*pools, error) {
 	if b.cfg.Gossip == "" {
-		if len(b.cfg.Join) > 0 {
-			return nil, errors.New("broker: --join needs --gossip")
+		if len(b.cfg.Join) > 0 || b.cfg.WANGossip != "" {
+			return nil, errors.New("broker: --join and --wan-gossip need --gossip")
 		}
 		return nil, nil
 	}
-	if len(b.cfg.GossipKeys) == 0 && (len(b.cfg.Join) > 0 || !loopback(b.cfg.Gossip)) {
+	wanUsed := b.cfg.WANGossip != ""
+	if len(b.cfg.GossipKeys) == 0 && (len(b.cfg.Join) > 0 || !loopback(b.cfg.Gossip) || wanUsed) {
 		return nil, errors.New("broker: a gossip key is required to join a cluster or to gossip beyond loopback (--gossip-key-file)")
 	}
-	return cluster.New(cluster.Config{Name: b.cfg.Name, Region: b.cfg.Region, BindAddr: b.cfg.Gossip,
-		Join: b.cfg.Join, SecretKeys: b.cfg.GossipKeys, Profile: cluster.Profile(b.cfg.GossipProfile),
-		Meta: b.meta(), StateHook: b.repl, Logger: b.log.With("part", "cluster"), Now: b.cfg.Now})
+	profile := cluster.Profile(b.cfg.GossipProfile)
+	pl := &pools{region: b.cfg.Region}
+	var err error
+	pl.lan, err = cluster.New(b.poolConfig(b.cfg.Gossip, b.cfg.Join, profile, "cluster"))
+	if err != nil || !wanUsed {
+		return pl, err
+	}
+	wanProfile := cluster.Profile(b.cfg.WANProfile)
+	if wanProfile == "" {
+		wanProfile = cluster.ProfileWAN
+	}
+	if pl.wan, err = cluster.New(b.poolConfig(b.cfg.WANGossip, b.cfg.WANJoin, wanProfile, "wan")); err != nil {
+		pl.lan.Close()
+		return nil, err
+	}
+	return pl, nil
+}
+
+func (b *Broker) poolConfig(bind string, join []string, profile cluster.Profile, part string) cluster.Config {
+	return cluster.Config{Name: b.cfg.Name, Region: b.cfg.Region, BindAddr: bind, Join: join,
+		SecretKeys: b.cfg.GossipKeys, Profile: profile, Meta: b.meta(), StateHook: b.repl,
+		Logger: b.log.With("part", part), Now: b.cfg.Now}
 }
 
 func loopback(addr string) bool {

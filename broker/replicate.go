@@ -133,7 +133,12 @@ func (r *replicator) enqueue(m cluster.Member, buckets []int, keys []store.Key) 
 			p.buckets = append(p.buckets, b)
 		}
 	}
-	p.keys = append(p.keys, keys...)
+	for _, k := range keys {
+		// Notices arrive once per pool a broker shares with the writer.
+		if !slices.Contains(p.keys, k) {
+			p.keys = append(p.keys, k)
+		}
+	}
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:

@@ -239,3 +239,56 @@ func TestClusterScopes(t *testing.T) {
 		return r.err != nil && strings.Contains(r.stderr, "token"), r.String()
 	})
 }
+
+// TestClusterTwoRegions runs two regions the intended way: eu-1 and eu-2
+// gossip in their region's pool (LAN timing), us-1 in its own, and all
+// three in one pool across regions (WAN timing). A technician in us sees
+// an agent bridged in eu, every broker lists all three with their regions,
+// and when eu-1 is killed its region's pool declares it dead.
+func TestClusterTwoRegions(t *testing.T) {
+	needBinaries(t)
+	base := testDir(t)
+	key := gossipKey(t, base, "gossip.key")
+	common := []string{"--gossip", "127.0.0.1:0", "--gossip-key-file", key, "--gossip-profile", "local",
+		"--wan-gossip", "127.0.0.1:0", "--wan-gossip-profile", "local"}
+	eu1 := startBrokerArgs(t, base, "eu-1", 300*time.Millisecond, append(common, "--region", "eu")...)
+	eu2 := startBrokerArgs(t, base, "eu-2", 300*time.Millisecond, append(common, "--region", "eu",
+		"--join", eu1.info.Gossip, "--wan-join", eu1.info.WANGossip)...)
+	us1 := startBrokerArgs(t, base, "us-1", 300*time.Millisecond, append(common, "--region", "us",
+		"--wan-join", eu1.info.WANGossip)...)
+	us := us1.admin(base)
+	poll(t, 20*time.Second, "three alive brokers seen from us-1", func() (bool, string) {
+		out := us.ok("brokers", "--json")
+		return strings.Count(out, `"state": "alive"`) == 3 && strings.Contains(out, `"region": "eu"`), out
+	})
+	us.ok("clients", "create", "acme")
+	eu := eu2.admin(base)
+	var tok string
+	poll(t, 10*time.Second, "the client replicated across regions", func() (bool, string) {
+		r := eu.run("tokens", "create", "--client", "acme", "--json")
+		if r.err != nil {
+			return false, r.stderr
+		}
+		tok = r.stdout
+		return true, ""
+	})
+	var tr struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal([]byte(tok), &tr); err != nil {
+		t.Fatal(err)
+	}
+	a := enroll(t, base, tr.Token, "paris-pc", "windows-ready.json")
+	a.start()
+	cards := waitOnline(t, us, 20*time.Second, a)
+	if c, _ := cardOf(cards, a.id); c.Reachability.Broker != "eu-2" {
+		t.Errorf("from us-1 the agent is held by %q, want eu-2", c.Reachability.Broker)
+	}
+	eu1.proc.signal(t, 9)
+	eu1.proc.wait(t, exitTimeout)
+	poll(t, 30*time.Second, "eu-2 seeing eu-1 dead", func() (bool, string) {
+		out := eu.ok("brokers", "--json")
+		i := strings.Index(out, `"name": "eu-1"`)
+		return i >= 0 && strings.Contains(out[i:min(len(out), i+200)], `"state": "dead"`), out
+	})
+}

@@ -40,8 +40,10 @@ type BrokerInfo struct {
 	HTTP   string   `json:"http_addr,omitempty"`
 	Name   string   `json:"name,omitempty"`
 	Region string   `json:"region,omitempty"`
-	// Gossip is the broker's cluster gossip address, when it has one.
-	Gossip string `json:"gossip_addr,omitempty"`
+	// Gossip is the broker's cluster gossip address, when it has one;
+	// WANGossip its address in the pool of all regions, when it has one.
+	Gossip    string `json:"gossip_addr,omitempty"`
+	WANGossip string `json:"wan_gossip_addr,omitempty"`
 }
 
 // Enroll asks the broker to enrol the calling agent.

@@ -33,7 +33,7 @@ func main() {
 		return
 	}
 	cfg := broker.Config{}
-	var listen, level, join, keyFile string
+	var listen, level, join, wanJoin, keyFile string
 	flag.StringVar(&cfg.DataDir, "data", "/var/lib/readymesh/broker", "data `dir`ectory: key, store, broker.json, admin.credential")
 	flag.StringVar(&listen, "listen", "0.0.0.0:7400", "bridge listen `addr`esses, comma-separated: host:port (QUIC+TCP on port, WebSocket on port+1; port 0 picks free ports) or multiaddrs")
 	flag.StringVar(&cfg.HTTP, "http", "127.0.0.1:7480", "health and metrics `addr`ess, or off")
@@ -42,7 +42,10 @@ func main() {
 	flag.StringVar(&cfg.Gossip, "gossip", "", "cluster gossip `addr`ess ip:port (UDP and TCP; port 0 picks one); empty runs the broker alone")
 	flag.StringVar(&join, "join", "", "gossip `addr`esses of brokers to join, comma-separated")
 	flag.StringVar(&keyFile, "gossip-key-file", "", "`file` of gossip keys (make one with: broker gossip-key FILE); required to join a cluster")
-	flag.StringVar(&cfg.GossipProfile, "gossip-profile", "lan", "gossip timing: lan (one region), wan (a cluster across regions) or local (tests)")
+	flag.StringVar(&cfg.GossipProfile, "gossip-profile", "lan", "timing of the --gossip pool: lan (one region), wan (one pool across regions) or local (tests)")
+	flag.StringVar(&cfg.WANGossip, "wan-gossip", "", "`addr`ess of a second pool that every broker of every region joins with WAN timing; --gossip then holds this region's brokers only")
+	flag.StringVar(&wanJoin, "wan-join", "", "WAN-pool `addr`esses of brokers to join, comma-separated")
+	flag.StringVar(&cfg.WANProfile, "wan-gossip-profile", "wan", "timing of the --wan-gossip pool: wan, or local for tests")
 	flag.DurationVar(&cfg.Heartbeat, "heartbeat", 0, "heartbeat `interval` agents are told to use (default 5s); 3 missed heartbeats mark a machine offline")
 	flag.IntVar(&cfg.MaxSnapshot, "max-snapshot", 0, "largest accepted check-in in `bytes` (default 1 MiB)")
 	flag.IntVar(&cfg.HistoryLimit, "history", 0, "check-in summaries kept per machine (default 100)")
@@ -55,6 +58,9 @@ func main() {
 	cfg.Listen = strings.Split(listen, ",")
 	if join != "" {
 		cfg.Join = strings.Split(join, ",")
+	}
+	if wanJoin != "" {
+		cfg.WANJoin = strings.Split(wanJoin, ",")
 	}
 	if keyFile != "" {
 		keys, err := cluster.LoadKeyFile(keyFile)
@@ -77,7 +83,7 @@ func main() {
 		fatal(err)
 	}
 	err = b.Run(ctx, func(info wire.BrokerInfo, cred string) {
-		fmt.Printf("broker ready peer_id=%s http=%s gossip=%s bridge=%s\n", info.PeerID, info.HTTP, info.Gossip, strings.Join(info.Addrs, ","))
+		fmt.Printf("broker ready peer_id=%s http=%s gossip=%s wan_gossip=%s bridge=%s\n", info.PeerID, info.HTTP, info.Gossip, info.WANGossip, strings.Join(info.Addrs, ","))
 		fmt.Printf("log in as admin: meshctl login --credential %s\n", cred)
 	})
 	if err != nil {
