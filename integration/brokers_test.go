@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -81,6 +82,9 @@ func TestClusterFailover(t *testing.T) {
 	// A burst of check-ins on the agent held by eu-2, which is killed
 	// mid-burst.
 	victim, held := bs[1], agents[1]
+	// The technician logged in at eu-2 refreshes its broker list, as any
+	// meshctl brokers does, so it can fail over too.
+	admins[1].ok("brokers")
 	var mu sync.Mutex
 	var acked []uint64
 	var wg sync.WaitGroup
@@ -132,11 +136,20 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 
-	// Restart eu-2 with an empty disk: it catches up on the whole fleet.
-	fresh := startBrokerArgs(t, base, "eu-2-fresh", 300*time.Millisecond, "--gossip", "127.0.0.1:0",
+	// The technician whose broker died reaches the fleet through another.
+	if cards, err := admins[1].tryMachines(); err != nil || len(cards) != 3 {
+		t.Errorf("technician of the dead broker: %d machines, %v; want all 3 through another broker", len(cards), err)
+	}
+
+	// Restart eu-2 with an empty disk, on its old gossip address: it
+	// catches up on the whole fleet.
+	if err := os.RemoveAll(victim.dir); err != nil {
+		t.Fatal(err)
+	}
+	fresh := startBrokerArgs(t, base, "eu-2", 300*time.Millisecond, "--gossip", victim.info.Gossip,
 		"--gossip-key-file", key, "--gossip-profile", "local", "--region", "eu", "--join", bs[0].info.Gossip)
 	fa := fresh.admin(base)
-	poll(t, 30*time.Second, "the empty broker caught up", func() (bool, string) {
+	caught := poll(t, 60*time.Second, "the empty broker caught up", func() (bool, string) {
 		cs, err := fa.tryMachines()
 		if err != nil {
 			return false, err.Error()
@@ -147,6 +160,7 @@ func TestClusterFailover(t *testing.T) {
 		}
 		return ok, strconv.Itoa(len(cs)) + " machines"
 	})
+	t.Logf("eu-2 restarted with an empty disk served the whole fleet after %s", caught)
 }
 
 // TestClusterWrongGossipKey starts a broker with another key: it cannot
