@@ -57,14 +57,14 @@ lint: $(TOOLS)/staticcheck
 	$(GO) vet ./...
 	$(TOOLS)/staticcheck ./...
 
-# bench runs every benchmark BENCH_COUNT times into bench.txt and
+# bench runs every benchmark BENCH_COUNT times into bin/bench.txt and
 # summarises it with benchstat. Each benchmark family has a baseline
 # measured in the same run (see README, "Benchmarks").
 bench: $(TOOLS)/benchstat build
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m ./... | tee bench.txt
-	$(TOOLS)/benchstat bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m ./... | tee $(BIN)/bench.txt
+	$(TOOLS)/benchstat $(BIN)/bench.txt
 	@# go test exits 0 when a benchmark fails on a -count run after the first.
-	@! grep -E '^(--- )?FAIL' bench.txt
+	@! grep -E '^(--- )?FAIL' $(BIN)/bench.txt
 
 # fuzz runs every fuzz target for FUZZTIME.
 fuzz:
@@ -77,4 +77,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf $(BIN) .demo bench.txt
+	rm -rf $(BIN) .demo

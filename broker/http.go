@@ -14,7 +14,7 @@ func (b *Broker) httpHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"status": "ok", "peer_id": b.ID(),
-			"machines": len(b.store.Machines()), "online": b.live.count()})
+			"machines": b.store.Count(), "online": b.live.count()})
 	})
 	mux.HandleFunc("GET /api/v1/broker", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

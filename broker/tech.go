@@ -175,8 +175,9 @@ func (b *Broker) machines(t *wire.Technician, a wire.MachinesArgs) []wire.Card {
 // show returns one machine's card with its full stored state. name may be
 // a machine ID, a name, or client/name when a name is used in two clients.
 func (b *Broker) show(t *wire.Technician, name string) (any, *wire.Error) {
+	all := b.store.Machines()
 	var found []store.Machine
-	for _, m := range b.store.Machines() {
+	for _, m := range all {
 		if !visible(t, m.Client) {
 			continue
 		}
@@ -197,7 +198,7 @@ func (b *Broker) show(t *wire.Technician, name string) (any, *wire.Error) {
 	}
 	m := found[0]
 	card := readiness.Card(&m, b.reach(&m),
-		b.cfg.Readiness.Newest(b.store.Machines()), b.cfg.Now(), b.cfg.Readiness)
+		b.cfg.Readiness.Newest(all), b.cfg.Now(), b.cfg.Readiness)
 	snap, err := b.store.Snapshot(m.ID)
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeInternal, "%v", err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -36,6 +37,10 @@ type Agent struct {
 	collectors []collect.Collector
 
 	demand chan chan checkInResult // control socket → check-in loop
+
+	// ackedSeq is the newest acknowledged check-in sequence, as in the
+	// spool, kept here so heartbeats do not read the spool each time.
+	ackedSeq atomic.Uint64
 
 	mu        sync.Mutex
 	up        bool          // mu guards all following fields; bridge up now
@@ -90,6 +95,11 @@ func (a *Agent) init() error {
 		return fmt.Errorf("sessiond: %w", err)
 	}
 	a.brokers = newBrokerSet(a.enrolment.Broker, a.enrolment.Brokers)
+	if last, ok, err := a.spool.Last(); err != nil {
+		return fmt.Errorf("sessiond: %w", err)
+	} else if ok {
+		a.ackedSeq.Store(last.Seq)
+	}
 	if a.collectors, err = a.newCollectors(); err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}

@@ -155,6 +155,7 @@ func (a *Agent) send(ctx context.Context, broker peer.ID, reason string, snap *w
 			if err := a.spool.SetLast(last); err != nil {
 				return seq, err
 			}
+			a.ackedSeq.Store(seq)
 			a.log.Info("checked in", "seq", seq, "reason", reason, "duplicate", ack.Duplicate)
 			return seq, nil
 		}

@@ -177,9 +177,7 @@ func (a *Agent) beat(s network.Stream, seq *uint64, every time.Duration) error {
 	if users, err := collect.Users(); err == nil {
 		hb.Users, hb.UserPresent = users, len(users) > 0
 	}
-	if last, ok, _ := a.spool.Last(); ok {
-		hb.CheckInSeq = last.Seq
-	}
+	hb.CheckInSeq = a.ackedSeq.Load()
 	s.SetWriteDeadline(time.Now().Add(every))
 	if err := wire.Write(s, &hb); err != nil {
 		return fmt.Errorf("heartbeat: %w", err)

@@ -21,6 +21,13 @@ func (s *Store) Machine(id string) (Machine, bool) {
 	return *m, true
 }
 
+// Count returns how many machines are stored.
+func (s *Store) Count() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.machines)
+}
+
 // Machines returns copies of every machine record. The slices inside a
 // record are shared with the index and must not be modified.
 func (s *Store) Machines() []Machine {
