@@ -58,11 +58,16 @@ type Reachability struct {
 	UserPresent *bool    `json:"user_present"`
 }
 
-// Session is the session-status layer. Not built yet: always null until
-// live sessions exist.
+// Session is the session-status layer: null unless a live session is open
+// (consent prompts, input pause and busy come with the sessiond issue). The
+// agent is its source of truth; the broker holding the agent's bridge shows
+// what the agent last reported.
 type Session struct {
-	State string `json:"state"`
-	Path  string `json:"path,omitempty"`
+	State       string   `json:"state"` // active
+	Mode        string   `json:"mode,omitempty"`
+	Path        string   `json:"path,omitempty"` // direct-quic, direct-webrtc, relayed via BROKER
+	Technicians []string `json:"technicians,omitempty"`
+	Sessions    int      `json:"sessions,omitempty"`
 }
 
 // HistoryItem summarises one stored check-in. The broker keeps the full

@@ -1,0 +1,385 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pion/stun/v4"
+	"github.com/pion/transport/v5"
+	"github.com/quic-go/quic-go"
+
+	"github.com/readymesh/readymesh/peer/identity"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// DialConfig configures the technician's side of a session.
+type DialConfig struct {
+	// Key is the technician's identity; the agent pins it from the grant.
+	Key *identity.Key
+	// Transport is wire.TransportAuto (the default), TransportQUIC or
+	// TransportRelay. WebRTC sessions are opened with package rtc.
+	Transport string
+	// STUN is the broker's STUN server. Invalid means no server-reflexive
+	// candidate of our own; the broker still observes one from StunToken.
+	STUN netip.AddrPort
+	// Signal carries our parameters to the agent through the broker and
+	// returns the grant and the agent's parameters. stunToken ties the
+	// STUN request sent at the same moment to this session, so the broker
+	// can add the address it observed without a round trip of ours.
+	Signal func(ctx context.Context, p wire.PeerParams, sig []byte, stunToken string) (*wire.SessionResult, error)
+	// Relay opens the relayed path. Nil means no relay.
+	Relay Relay
+	// PunchTimeout bounds hole punching: direct attempts before giving up
+	// (transport quic) or before staying on the relay (auto). Zero means
+	// 10 s.
+	PunchTimeout time.Duration
+	// RelayGrace is how long the relay stays open after the move to a
+	// direct path, for packets in flight. Zero means 3 s.
+	RelayGrace time.Duration
+	// Net is the network to use. Nil means the host's; tests pass a pion
+	// vnet.
+	Net    transport.Net
+	Logger *slog.Logger
+}
+
+func (c *DialConfig) setDefaults() {
+	if c.Transport == "" {
+		c.Transport = wire.TransportAuto
+	}
+	if c.PunchTimeout <= 0 {
+		c.PunchTimeout = 10 * time.Second
+	}
+	if c.RelayGrace <= 0 {
+		c.RelayGrace = 3 * time.Second
+	}
+	if c.Net == nil {
+		c.Net = realNet()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// attempt is one way of reaching the agent.
+type attempt struct {
+	v       virtualAddr
+	relayed bool
+	remote  string
+}
+
+type won struct {
+	a    attempt
+	conn *quic.Conn
+	mode string
+	err  error
+}
+
+// Dial opens a session: signal through the broker, then race the relay
+// against direct QUIC to each of the agent's candidates. The first
+// connection whose grant the agent accepts wins; a relayed winner moves
+// to a direct path when a probe gets through.
+func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
+	cfg.setDefaults()
+	start := time.Now()
+	switch cfg.Transport {
+	case wire.TransportAuto, wire.TransportQUIC, wire.TransportRelay:
+	default:
+		return nil, fmt.Errorf("mesh: transport %q is not auto, quic or relay", cfg.Transport)
+	}
+	udp, err := listenUDP(cfg.Net, "")
+	if err != nil {
+		return nil, fmt.Errorf("mesh: session socket: %w", err)
+	}
+	pc := newPathConn(udp)
+	sock := newSocket(udp, pc, cfg.Logger)
+	sctx, cancel := context.WithCancel(context.Background())
+	s := &Session{cancel: cancel, changed: make(chan struct{}), pings: map[uint64]chan struct{}{}}
+	fail := func(err error) (*Session, error) {
+		cancel()
+		sock.tr.Close()
+		udp.Close()
+		s.wg.Wait()
+		for _, f := range s.cleanup {
+			f()
+		}
+		return nil, err
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		sock.run(sctx)
+	}()
+
+	ufrag, pwd := randHex(8), randHex(16)
+	params := wire.PeerParams{Ufrag: ufrag, Pwd: pwd}
+	token := ""
+	if cfg.Transport != wire.TransportRelay {
+		for _, a := range sock.hostCandidates(cfg.Net) {
+			params.Candidates = append(params.Candidates, wire.Candidate{Kind: wire.CandHost, Addr: a.String()})
+		}
+		if cfg.STUN.IsValid() {
+			token = randHex(12)
+			sendTokenBinding(sock, cfg.STUN, token)
+		}
+		if len(params.Candidates) > wire.MaxCandidates-1 {
+			params.Candidates = params.Candidates[:wire.MaxCandidates-1]
+		}
+	}
+	sig, err := SignParams(cfg.Key.Priv, params)
+	if err != nil {
+		return fail(fmt.Errorf("mesh: sign parameters: %w", err))
+	}
+	res, err := cfg.Signal(ctx, params, sig, token)
+	if err != nil {
+		return fail(err)
+	}
+	var g wire.Grant
+	if err := wire.Decode(res.Grant.Body, &g); err != nil {
+		return fail(fmt.Errorf("mesh: grant from broker: %w", err))
+	}
+	machine, err := peer.Decode(g.Machine)
+	if err != nil {
+		return fail(fmt.Errorf("mesh: grant machine: %w", err))
+	}
+	if g.Technician != cfg.Key.ID.String() {
+		return fail(fmt.Errorf("mesh: the broker granted the session to %s, not to this key", g.Technician))
+	}
+	s.ID, s.Machine, s.Mode, s.Grant = g.Session, machine, g.Mode, g
+
+	cert, err := certificate(cfg.Key.Priv)
+	if err != nil {
+		return fail(err)
+	}
+	tlsConf := clientTLS(cert, g.Session, machine)
+
+	var targets []netip.AddrPort
+	for _, c := range res.Answer.Candidates {
+		if ap, err := netip.ParseAddrPort(c.Addr); err == nil {
+			targets = append(targets, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+		}
+	}
+	var pr *prober
+	if cfg.Transport != wire.TransportRelay && res.Answer.Ufrag != "" {
+		pr = sock.newProber(ufrag, pwd, res.Answer.Ufrag, res.Answer.Pwd, targets)
+		s.cleanup = append(s.cleanup, pr.close)
+		pctx, pcancel := context.WithTimeout(sctx, cfg.PunchTimeout)
+		s.cleanup = append(s.cleanup, pcancel)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			pr.run(pctx, 0)
+		}()
+	}
+
+	// Race the attempts.
+	rctx, rcancel := context.WithTimeout(ctx, cfg.PunchTimeout)
+	defer rcancel()
+	results := make(chan won, len(targets)+1)
+	var attempts []attempt
+	var pumps []*pump
+	var pumpMu sync.Mutex
+	launch := func(a attempt) {
+		attempts = append(attempts, a)
+		go func() {
+			conn, err := sock.tr.Dial(rctx, a.v, tlsConf, quicConfig())
+			if err != nil {
+				results <- won{a: a, err: err}
+				return
+			}
+			mode, err := claim(rctx, conn, g.Session)
+			if err != nil {
+				conn.CloseWithError(1, "claim refused")
+				results <- won{a: a, err: err}
+				return
+			}
+			results <- won{a: a, conn: conn, mode: mode}
+		}()
+	}
+	if cfg.Transport != wire.TransportRelay {
+		for i, t := range targets {
+			v := virtualAddr(fmt.Sprintf("%s/direct/%d", g.Session[:8], i))
+			pc.setRoute(v, t, false)
+			launch(attempt{v: v, remote: t.String()})
+		}
+	}
+	relayWanted := cfg.Transport != wire.TransportQUIC && res.Relay && cfg.Relay != nil
+	if relayWanted {
+		v := virtualAddr(g.Session[:8] + "/relay")
+		attempts = append(attempts, attempt{v: v, relayed: true})
+		go func() {
+			a := attempt{v: v, relayed: true}
+			stream, err := cfg.Relay(rctx, g.Session)
+			if err != nil {
+				results <- won{a: a, err: fmt.Errorf("relay: %w", err)}
+				return
+			}
+			p, err := newPump(cfg.Net, stream, sock.port())
+			if err != nil {
+				stream.Close()
+				results <- won{a: a, err: err}
+				return
+			}
+			pumpMu.Lock()
+			pumps = append(pumps, p)
+			pumpMu.Unlock()
+			go p.run()
+			pc.setRoute(v, p.addr(), true)
+			conn, err := sock.tr.Dial(rctx, v, tlsConf, quicConfig())
+			if err != nil {
+				results <- won{a: a, err: err}
+				return
+			}
+			mode, err := claim(rctx, conn, g.Session)
+			if err != nil {
+				conn.CloseWithError(1, "claim refused")
+				results <- won{a: a, err: err}
+				return
+			}
+			results <- won{a: a, conn: conn, mode: mode}
+		}()
+	}
+	if len(attempts) == 0 {
+		return fail(fmt.Errorf("mesh: no path to try: the agent gave no candidates and no relay is offered"))
+	}
+	var winner *won
+	var errs []error
+	for range attempts {
+		r := <-results
+		if r.err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", describe(r.a), r.err))
+			continue
+		}
+		if winner == nil {
+			w := r
+			winner = &w
+			rcancel() // stop the other attempts
+			continue
+		}
+		r.conn.CloseWithError(0, "another path won")
+	}
+	if winner == nil {
+		pumpMu.Lock()
+		for _, p := range pumps {
+			p.close()
+		}
+		pumpMu.Unlock()
+		return fail(fmt.Errorf("mesh: no path to %s: %w", g.Machine, errors.Join(errs...)))
+	}
+	for _, a := range attempts {
+		if a.v != winner.a.v {
+			pc.dropRoute(a.v)
+		}
+	}
+	pumpMu.Lock()
+	var relayPump *pump
+	for _, p := range pumps {
+		if winner.a.relayed {
+			relayPump = p
+		} else {
+			p.close()
+		}
+	}
+	pumpMu.Unlock()
+	s.conn, s.Mode, s.Setup = winner.conn, winner.mode, time.Since(start)
+	if winner.a.relayed {
+		s.path = Path{Kind: wire.PathRelayed, Via: res.RelayName}
+	} else {
+		s.path = Path{Kind: wire.PathDirectQUIC, Remote: winner.a.remote}
+	}
+	s.cleanup = append(s.cleanup, func() {
+		if relayPump != nil {
+			relayPump.close()
+		}
+		sock.tr.Close()
+		udp.Close()
+	})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.readDatagrams(sctx)
+	}()
+	if winner.a.relayed && pr != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.upgrade(sctx, cfg, pc, pr, winner.a.v, relayPump)
+		}()
+	}
+	cfg.Logger.Info("session open", "session", s.ID, "machine", g.Machine, "mode", s.Mode, "path", s.path.String(), "setup", s.Setup)
+	return s, nil
+}
+
+func describe(a attempt) string {
+	if a.relayed {
+		return "relay"
+	}
+	return "direct " + a.remote
+}
+
+// upgrade moves a relayed session to the direct path once a probe is
+// answered: the route behind the connection's address changes, the agent's
+// QUIC server validates the new path and migrates, and the relay closes
+// after a grace period.
+func (s *Session) upgrade(ctx context.Context, cfg DialConfig, pc *pathConn, pr *prober, v virtualAddr, relay *pump) {
+	t := time.NewTimer(cfg.PunchTimeout)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.C:
+		cfg.Logger.Info("no direct path; staying on the relay", "session", s.ID)
+		return
+	case <-pr.Found():
+	}
+	addr := pr.Addr()
+	before := pc.direct.Load()
+	pc.setRoute(v, addr, false)
+	// Anything sent now takes the new path; a ping makes sure something is.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		s.Ping(pctx)
+		pcancel()
+		if pc.direct.Load() > before {
+			s.setPath(Path{Kind: wire.PathDirectQUIC, Remote: addr.String()})
+			cfg.Logger.Info("session moved to a direct path", "session", s.ID, "remote", addr)
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+	if relay == nil {
+		return
+	}
+	g := time.NewTimer(cfg.RelayGrace)
+	defer g.Stop()
+	select {
+	case <-ctx.Done():
+	case <-g.C:
+		if s.Path().Kind == wire.PathDirectQUIC {
+			relay.close()
+		}
+	}
+}
+
+// sendTokenBinding sends one STUN binding request carrying token to the
+// broker's STUN server, twice for loss. The broker matches it to the
+// session request that carries the same token.
+func sendTokenBinding(sock *socket, server netip.AddrPort, token string) {
+	m, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername(TokenPrefix+token), stun.Fingerprint)
+	if err != nil {
+		return
+	}
+	sock.writeTo(m.Raw, server)
+	sock.writeTo(m.Raw, server)
+}
+
+// TokenPrefix marks STUN usernames that carry a session's STUN token.
+const TokenPrefix = "readymesh-token:"

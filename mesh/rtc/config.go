@@ -1,0 +1,154 @@
+package rtc
+
+import (
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/transport/v5"
+	"github.com/pion/webrtc/v4"
+)
+
+// Defaults for the zero values of Config. See the fields for the reasons.
+const (
+	DefaultHostWait            = 0
+	DefaultSrflxWait           = 40 * time.Millisecond
+	DefaultPrflxWait           = 60 * time.Millisecond
+	DefaultRelayWait           = 400 * time.Millisecond
+	DefaultGatherTimeout       = 3 * time.Second
+	DefaultDisconnectedTimeout = 5 * time.Second
+	DefaultFailedTimeout       = 15 * time.Second
+	DefaultKeepaliveInterval   = 2 * time.Second
+)
+
+// Config configures one side of a session. The zero value of each field
+// means its documented default, so Config{} works between two hosts that
+// can reach each other directly.
+type Config struct {
+	// ICEServers are the broker's STUN and TURN services, e.g.
+	// {URLs: ["stun:broker:3478"]} and {URLs: ["turn:broker:3478"],
+	// Username, Credential} with credentials from turnserver.Credentials.
+	// Nil means host candidates only: no hole punching, no relay.
+	ICEServers []webrtc.ICEServer
+	// Net opens every socket of the session. Nil means the host's
+	// network; tests pass a pion vnet.Net.
+	Net transport.Net
+
+	// The ICE nomination waits below: once checks start, the controlling
+	// side (the offerer) nominates the best pair that has succeeded, but
+	// only after the wait for both of its candidates' types has passed,
+	// so that a better pair that succeeds a moment later can still win.
+	// Zero means the default; negative means no wait.
+	//
+	// HostWait applies to host candidates, the best kind: 0 s.
+	HostWait time.Duration
+	// SrflxWait applies to server-reflexive candidates. A host pair that
+	// works answers in one round trip, as fast as the srflx pair, so a
+	// short wait only guards against the srflx answer arriving first.
+	// Default 40 ms (pion: 500 ms).
+	SrflxWait time.Duration
+	// PrflxWait applies to peer-reflexive candidates, which is how a
+	// punched path through a NAT usually appears: the peer's checks arrive
+	// from an address it could not know to advertise. Such a pair is the
+	// direct path behind NAT, so it should not wait long. Default 60 ms
+	// (pion: 1 s).
+	PrflxWait time.Duration
+	// RelayWait applies to relay candidates. It is the time direct pairs
+	// get to succeed before the session settles for the relay; ICE does
+	// not move off a nominated relay later. Punching needs the offerer's
+	// first checks to leave (it starts once it has the answer) and one
+	// round trip; 400 ms covers both, plus a retransmitted check, on paths
+	// up to about 150 ms RTT. Symmetric NATs pay it in full, since relay
+	// is their only path. Longer finds direct paths on slower links at
+	// the cost of relayed setups. Default 400 ms (pion: 2 s).
+	RelayWait time.Duration
+
+	// GatherTimeout bounds candidate gathering before Offer or Answer
+	// returns its SDP; candidates gathered by then are sent, later ones
+	// are lost (no trickle). Gathering normally takes one round trip to
+	// the broker (STUN, TURN allocation); the bound matters when the
+	// broker is unreachable. Default 3 s.
+	GatherTimeout time.Duration
+	// DisconnectedTimeout is how long without traffic from the peer
+	// before the connection counts as disconnected (it may recover), and
+	// FailedTimeout how long after that it is given up, closing
+	// Session.Done. Keepalives every KeepaliveInterval keep an idle
+	// session's NAT mappings and liveness fresh. Defaults 5 s, 15 s, 2 s.
+	DisconnectedTimeout, FailedTimeout, KeepaliveInterval time.Duration
+
+	// IPFilter, if not nil, keeps only the local addresses for which it
+	// returns true as host candidates (for instance to keep sessions off
+	// a VPN interface). Nil keeps every address.
+	IPFilter func(net.IP) (keep bool)
+	// IncludeLoopback offers loopback addresses as host candidates, which
+	// ICE leaves out by default. For tests and benchmarks on one machine.
+	IncludeLoopback bool
+
+	// Logger receives the session's logs, and pion's at debug level. Nil
+	// means discard.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	wait := func(d *time.Duration, def time.Duration) {
+		switch {
+		case *d == 0:
+			*d = def
+		case *d < 0:
+			*d = 0
+		}
+	}
+	wait(&c.HostWait, DefaultHostWait)
+	wait(&c.SrflxWait, DefaultSrflxWait)
+	wait(&c.PrflxWait, DefaultPrflxWait)
+	wait(&c.RelayWait, DefaultRelayWait)
+	if c.GatherTimeout <= 0 {
+		c.GatherTimeout = DefaultGatherTimeout
+	}
+	if c.DisconnectedTimeout <= 0 {
+		c.DisconnectedTimeout = DefaultDisconnectedTimeout
+	}
+	if c.FailedTimeout <= 0 {
+		c.FailedTimeout = DefaultFailedTimeout
+	}
+	if c.KeepaliveInterval <= 0 {
+		c.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// api builds the pion API for one peer connection from a Config with
+// defaults applied.
+func (c Config) api(log *slog.Logger) *webrtc.API {
+	var se webrtc.SettingEngine
+	se.LoggerFactory = pionLog{log: log}
+	se.DetachDataChannels()
+	// Writes block while the association's send queue is full, so a bulk
+	// writer is paced by SCTP congestion control instead of buffering
+	// without bound.
+	se.EnableDataChannelBlockWrite(true)
+	se.SetHostAcceptanceMinWait(c.HostWait)
+	se.SetSrflxAcceptanceMinWait(c.SrflxWait)
+	se.SetPrflxAcceptanceMinWait(c.PrflxWait)
+	se.SetRelayAcceptanceMinWait(c.RelayWait)
+	se.SetSTUNGatherTimeout(c.GatherTimeout)
+	se.SetICETimeouts(c.DisconnectedTimeout, c.FailedTimeout, c.KeepaliveInterval)
+	// UDP only: ICE-TCP needs a listening mux we do not run, and active
+	// TCP candidates would only add dead pairs.
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	// No mDNS: host candidates carry real addresses (agents are not
+	// browsers hiding them), and nothing is sent to the multicast group.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(c.IncludeLoopback)
+	if c.IPFilter != nil {
+		se.SetIPFilter(c.IPFilter)
+	}
+	if c.Net != nil {
+		se.SetNet(c.Net)
+	}
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
+}

@@ -1,0 +1,185 @@
+package turnserver
+
+import (
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v4"
+	"github.com/pion/transport/v5"
+	"github.com/pion/turn/v5"
+)
+
+// testLogger returns a logger that writes through t.Log, prefixed with
+// name, and goes quiet once the test has finished (pion goroutines may log
+// while being stopped). TURNSERVER_DEBUG=1 shows debug logs.
+func testLogger(t testing.TB, name string) *slog.Logger {
+	w := &tWriter{t: t, prefix: name + ": "}
+	t.Cleanup(w.stop)
+	level := slog.LevelInfo
+	if os.Getenv("TURNSERVER_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+type tWriter struct {
+	t      testing.TB
+	prefix string
+	mu     sync.Mutex
+	done   bool
+}
+
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Helper()
+		w.t.Log(w.prefix + strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *tWriter) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+}
+
+// checkLeaks fails t if, once the test's cleanups have run, more
+// goroutines remain than when it started. Register it first so it runs last.
+func checkLeaks(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			if runtime.NumGoroutine() <= before {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		t.Errorf("goroutines: %d before, %d after cleanup\n%s", before, runtime.NumGoroutine(), buf[:n])
+	})
+}
+
+func testSecret(t testing.TB) []byte {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// newLoopbackServer starts a server on 127.0.0.1 with a kernel-chosen port.
+func newLoopbackServer(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	cfg.ListenAddr = "127.0.0.1:0"
+	if cfg.Secret == nil {
+		cfg.Secret = testSecret(t)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t, "turn")
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// client is a pion TURN client on its own socket.
+type client struct {
+	*turn.Client
+	conn net.PacketConn
+}
+
+// newClient opens a socket on network n (nil: loopback on the host) and a
+// TURN client towards server. Cleanup closes both.
+func newClient(t *testing.T, n transport.Net, server net.Addr, username, password string) *client {
+	t.Helper()
+	var (
+		conn net.PacketConn
+		err  error
+	)
+	if n == nil {
+		conn, err = net.ListenPacket("udp4", "127.0.0.1:0")
+	} else {
+		conn, err = n.ListenPacket("udp4", "0.0.0.0:0")
+	}
+	if err != nil {
+		t.Fatalf("client socket: %v", err)
+	}
+	c, err := turn.NewClient(&turn.ClientConfig{
+		STUNServerAddr: server.String(),
+		TURNServerAddr: server.String(),
+		Username:       username,
+		Password:       password,
+		Conn:           conn,
+		Net:            n,
+		RTO:            100 * time.Millisecond,
+		LoggerFactory:  pionLog{log: testLogger(t, "client")},
+	})
+	if err != nil {
+		_ = conn.Close()
+		t.Fatalf("turn.NewClient: %v", err)
+	}
+	if err := c.Listen(); err != nil {
+		_ = conn.Close()
+		t.Fatalf("client Listen: %v", err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		_ = conn.Close()
+	})
+	return &client{Client: c, conn: conn}
+}
+
+// allocate makes an allocation; cleanup releases it.
+func (c *client) allocate(t *testing.T) (net.PacketConn, error) {
+	t.Helper()
+	relay, err := c.Allocate()
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { _ = relay.Close() })
+	return relay, nil
+}
+
+// turnCode returns the STUN error code of a refused request, or 0.
+func turnCode(err error) stun.ErrorCode {
+	var te *stun.TurnError
+	if errors.As(err, &te) {
+		return te.ErrorCodeAttr.Code
+	}
+	var tv stun.TurnError
+	if errors.As(err, &tv) {
+		return tv.ErrorCodeAttr.Code
+	}
+	return 0
+}
+
+// waitFor polls cond every few milliseconds for up to d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
