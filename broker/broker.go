@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/readymesh/readymesh/broker/store"
+	"github.com/readymesh/readymesh/mesh"
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/identity"
 	"github.com/readymesh/readymesh/peer/wire"
@@ -47,6 +48,10 @@ type Broker struct {
 	live    *presence
 	techs   *techConns
 	repl    *replicator
+	relays  *relays
+
+	stunConn net.PacketConn // nil when STUN is off
+	stunObs  *mesh.Observer
 
 	adminHash string        // hash of this broker's admin credential; set in Run before serving
 	copies    atomic.Uint64 // rotates the peer that gets second copies
@@ -92,11 +97,17 @@ func New(cfg Config) (*Broker, error) {
 	b.live = newPresence()
 	b.techs = &techConns{b: b, n: map[string]int{}}
 	b.repl = newReplicator(b)
+	b.relays = newRelays(b)
 	b.host, err = bridge.NewHost(bridge.HostConfig{Key: key, Listen: cfg.Listen,
 		MaxConns: cfg.MaxBridges, Metrics: b.reg})
 	if err != nil {
 		b.store.Close()
 		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if err := b.startSTUN(); err != nil {
+		b.host.Close()
+		b.store.Close()
+		return nil, err
 	}
 	if cfg.HTTP != "off" {
 		b.httpLn, err = net.Listen("tcp", cfg.HTTP)
@@ -128,6 +139,7 @@ func (b *Broker) Info() wire.BrokerInfo {
 	if b.httpLn != nil {
 		info.HTTP = b.httpLn.Addr().String()
 	}
+	info.STUNPort = b.stunPort()
 	if b.cluster != nil {
 		info.Gossip = b.cluster.LocalAddr()
 		info.WANGossip = b.cluster.WANAddr()
@@ -175,6 +187,18 @@ func (b *Broker) Run(ctx context.Context, ready func(info wire.BrokerInfo, crede
 		defer wg.Done()
 		b.flushLastSeen(ctx)
 	}()
+	if b.stunConn != nil {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			b.stunObs.Serve(b.stunConn)
+		}()
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			b.stunConn.Close()
+		}()
+	}
 	if b.cluster != nil {
 		b.cluster.OnMessage(noticeTopic, b.repl.notice)
 		if err := b.cluster.Start(ctx); err != nil {

@@ -78,6 +78,28 @@ type Config struct {
 	// Readiness holds the readiness rules' thresholds.
 	Readiness readiness.Policy
 
+	// STUN is the UDP address of the broker's STUN server, which tells
+	// agents and technicians the address their session sockets are seen
+	// from. "off" disables it (no server-reflexive candidates: sessions
+	// between NATed peers then use the relay). Empty means ":3478".
+	STUN string
+	// GrantTTL is how long a session grant is valid: the technician must
+	// connect within it. Short, because a grant is a bearer of access.
+	// Zero means 60 s.
+	GrantTTL time.Duration
+	// RelayMaxSessions bounds the sessions relayed at once. Zero means
+	// 1024.
+	RelayMaxSessions int
+	// RelayMaxPerPeer bounds the relayed sessions of one technician or
+	// agent. Zero means 16.
+	RelayMaxPerPeer int
+	// RelayMaxBytes bounds the bytes one relayed session may move; 0 means
+	// no limit (the default: file copies and long sessions are the job).
+	RelayMaxBytes int64
+	// RelayMaxDuration bounds a relayed session's life; 0 means no limit
+	// (the default).
+	RelayMaxDuration time.Duration
+
 	// TokenTTL is the default lifetime of enrolment tokens. Zero means 24 h.
 	TokenTTL time.Duration
 	// LoginTTL is the lifetime of one-time technician login tokens. Zero
@@ -101,7 +123,7 @@ func DefaultConfig(dir string) Config {
 // TestConfig returns a configuration for tests: loopback only, port 0,
 // heartbeats every 100 ms.
 func TestConfig(dir string) Config {
-	c := Config{DataDir: dir, Listen: []string{"127.0.0.1:0"}, HTTP: "127.0.0.1:0",
+	c := Config{DataDir: dir, Listen: []string{"127.0.0.1:0"}, HTTP: "127.0.0.1:0", STUN: "127.0.0.1:0",
 		Heartbeat: 100 * time.Millisecond, LastSeenFlush: time.Second, MaxBridges: 10000}
 	c.setDefaults()
 	return c
@@ -134,6 +156,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBridges <= 0 {
 		c.MaxBridges = 20000
+	}
+	if c.STUN == "" {
+		c.STUN = ":3478"
+	}
+	if c.GrantTTL <= 0 {
+		c.GrantTTL = 60 * time.Second
+	}
+	if c.RelayMaxSessions <= 0 {
+		c.RelayMaxSessions = 1024
+	}
+	if c.RelayMaxPerPeer <= 0 {
+		c.RelayMaxPerPeer = 16
 	}
 	if c.TokenTTL <= 0 {
 		c.TokenTTL = 24 * time.Hour

@@ -19,6 +19,8 @@ func (b *Broker) handle() {
 	b.host.SetStreamHandler(wire.ProtoLogin, b.handleLogin)
 	b.host.SetStreamHandler(wire.ProtoTech, b.handleTech)
 	b.host.SetStreamHandler(ProtoReplicate, b.handleReplicate)
+	b.host.SetStreamHandler(wire.ProtoRelay, b.handleRelay)
+	b.host.SetStreamHandler(wire.ProtoSessionStatus, b.handleSessionStatus)
 }
 
 // refuse logs a refused request and sends reply with the error set. The
@@ -37,6 +39,8 @@ func (b *Broker) refuse(s network.Stream, what, remote, code, msg string, reply 
 	case *wire.LoginReply:
 		r.Error = e
 	case *wire.Reply:
+		r.Error = e
+	case *wire.RelayReady:
 		r.Error = e
 	case *replReply:
 		r.Error = e

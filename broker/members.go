@@ -27,6 +27,7 @@ func (c *techConns) Connected(_ network.Network, conn network.Conn) {
 	c.mu.Lock()
 	c.n[id]++
 	c.mu.Unlock()
+	go c.b.measureRTT(conn.RemotePeer())
 }
 
 func (c *techConns) Disconnected(_ network.Network, conn network.Conn) {

@@ -13,6 +13,10 @@ type metrics struct {
 	enrolls  *prometheus.CounterVec
 	refused  *prometheus.CounterVec
 	requests *prometheus.CounterVec
+
+	sessions    *prometheus.CounterVec
+	relayActive prometheus.Gauge
+	relayBytes  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -27,8 +31,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Refused requests by protocol and error code."}, []string{"request", "code"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "readymesh_tech_requests_total",
 			Help: "Technician requests by operation."}, []string{"op"}),
+		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "readymesh_sessions_granted_total",
+			Help: "Session grants the agent accepted, by requested transport."}, []string{"transport"}),
+		relayActive: prometheus.NewGauge(prometheus.GaugeOpts{Name: "readymesh_relay_sessions",
+			Help: "Sessions this broker relays now."}),
+		relayBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "readymesh_relay_bytes_total",
+			Help: "Bytes relayed for sessions (end-to-end encrypted; both directions)."}),
 	}
-	reg.MustRegister(m.online, m.checkins, m.enrolls, m.refused, m.requests,
+	reg.MustRegister(m.online, m.checkins, m.enrolls, m.refused, m.requests, m.sessions, m.relayActive, m.relayBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

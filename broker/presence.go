@@ -31,6 +31,7 @@ type live struct {
 	transport   string
 	load1       float64
 	userPresent bool
+	sessions    []wire.SessionInfo // as the agent last reported them
 }
 
 func newPresence() *presence { return &presence{live: map[string]*live{}} }
@@ -98,6 +99,35 @@ func (p *presence) reach(id string, stored *time.Time, broker string) wire.Reach
 		r.LastSeen = stored
 	}
 	return r
+}
+
+// online reports whether id has a presence stream to this broker.
+func (p *presence) online(id string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.live[id] != nil
+}
+
+// setSessions records id's live sessions; false if id is not online here.
+func (p *presence) setSessions(id string, ss []wire.SessionInfo) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.live[id]
+	if l == nil {
+		return false
+	}
+	l.sessions = ss
+	return true
+}
+
+// sessions returns id's live sessions as last reported.
+func (p *presence) sessions(id string) []wire.SessionInfo {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if l := p.live[id]; l != nil {
+		return l.sessions
+	}
+	return nil
 }
 
 func (p *presence) count() int {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/readymesh/readymesh/broker/readiness"
 	"github.com/readymesh/readymesh/broker/store"
@@ -31,7 +32,7 @@ func (b *Broker) handleTech(s network.Stream) {
 		return
 	}
 	b.metrics.requests.WithLabelValues(req.Op).Inc()
-	result, werr := b.techOp(&t, &req)
+	result, werr := b.techOp(&t, s.Conn().RemotePeer(), &req)
 	if werr != nil {
 		b.refuse(s, "tech:"+req.Op, remote, werr.Code, werr.Message, &wire.Reply{})
 		return
@@ -45,7 +46,7 @@ func (b *Broker) handleTech(s network.Stream) {
 }
 
 // techOp runs one operation for technician t.
-func (b *Broker) techOp(t *wire.Technician, req *wire.Request) (any, *wire.Error) {
+func (b *Broker) techOp(t *wire.Technician, techID peer.ID, req *wire.Request) (any, *wire.Error) {
 	admin := map[string]bool{wire.OpClientsCreate: true, wire.OpTokensCreate: true,
 		wire.OpTechniciansAdd: true, wire.OpTechniciansList: true}
 	if admin[req.Op] && !t.Admin {
@@ -94,6 +95,8 @@ func (b *Broker) techOp(t *wire.Technician, req *wire.Request) (any, *wire.Error
 		return b.machines(t, a), nil
 	case wire.OpBrokers:
 		return b.members(), nil
+	case wire.OpSessionOpen:
+		return b.openSession(t, techID, req)
 	case wire.OpShow:
 		var a wire.ShowArgs
 		if err := decodeArgs(req, &a); err != nil {
@@ -169,7 +172,11 @@ func (b *Broker) machines(t *wire.Technician, a wire.MachinesArgs) []wire.Card {
 	ms := b.store.Machines()
 	reach := func(m *store.Machine) wire.Reachability { return b.reach(m) }
 	vis := func(c string) bool { return visible(t, c) }
-	return readiness.Query(ms, reach, vis, a, b.cfg.Now(), b.cfg.Readiness)
+	cards := readiness.Query(ms, reach, vis, a, b.cfg.Now(), b.cfg.Readiness)
+	for i := range cards {
+		cards[i].Session = b.cardSession(cards[i].ID)
+	}
+	return cards
 }
 
 // show returns one machine's card with its full stored state. name may be
@@ -208,6 +215,7 @@ func (b *Broker) show(t *wire.Technician, name string) (any, *wire.Error) {
 		return nil, wire.Errorf(wire.CodeInternal, "%v", err)
 	}
 	card.Snapshot, card.History = snap, hist
+	card.Session = b.cardSession(m.ID)
 	return card, nil
 }
 

@@ -58,7 +58,7 @@ func (b *broker) launch(listen string) {
 	t := b.t
 	t.Helper()
 	b.starts++
-	args := []string{"--data", b.dir, "--listen", listen, "--http", "127.0.0.1:0", "--name", b.name}
+	args := []string{"--data", b.dir, "--listen", listen, "--http", "127.0.0.1:0", "--name", b.name, "--stun", "127.0.0.1:0"}
 	if b.heartbeat > 0 {
 		args = append(args, "--heartbeat", b.heartbeat.String())
 	}
@@ -330,7 +330,7 @@ func (a *agent) runArgs() []string {
 	if a.interval > 0 {
 		interval = a.interval.String()
 	}
-	args := []string{"run", "--state", a.dir, "--interval", interval, "--reconnect-max", "1s"}
+	args := []string{"run", "--state", a.dir, "--interval", interval, "--reconnect-max", "1s", "--session-addr", "127.0.0.1:0"}
 	if a.fixture != "" {
 		args = append(args, "--inventory", a.fixture)
 	}

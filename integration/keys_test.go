@@ -47,7 +47,7 @@ func TestKeyFilePermissions(t *testing.T) {
 	b.stop()
 	brokerKey := filepath.Join(b.dir, "broker.key")
 	chmod(t, brokerKey, 0o644)
-	r := runCmd(t, exitTimeout, nil, bins.broker, "--data", b.dir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	r := runCmd(t, exitTimeout, nil, bins.broker, "--data", b.dir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--stun", "127.0.0.1:0")
 	wantRefusal(t, "broker", r, brokerKey)
 }
 

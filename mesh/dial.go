@@ -42,6 +42,9 @@ type DialConfig struct {
 	// RelayGrace is how long the relay stays open after the move to a
 	// direct path, for packets in flight. Zero means 3 s.
 	RelayGrace time.Duration
+	// Addr is the UDP address of the session socket. Empty means any
+	// address, a port the kernel picks.
+	Addr string
 	// Net is the network to use. Nil means the host's; tests pass a pion
 	// vnet.
 	Net    transport.Net
@@ -92,7 +95,7 @@ func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 	default:
 		return nil, fmt.Errorf("mesh: transport %q is not auto, quic or relay", cfg.Transport)
 	}
-	udp, err := listenUDP(cfg.Net, "")
+	udp, err := listenUDP(cfg.Net, cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: session socket: %w", err)
 	}

@@ -330,10 +330,9 @@ func (l *Listener) tlsFor(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		l.log.Info("refused a session connection", "from", remoteOf(hello), "session", id, "err", ErrUnknownSession)
 		return nil, ErrUnknownSession
 	}
-	if !l.cfg.Now().Before(ps.grant.Expires) {
-		l.log.Info("refused a session connection", "from", remoteOf(hello), "session", id, "err", ErrGrantExpired)
-		return nil, ErrGrantExpired
-	}
+	// Expiry and single use are checked at the claim, where the refusal
+	// can say why; the key is checked here, so nobody but the granted
+	// technician learns even that.
 	verify := pinned(ps.tech)
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
@@ -397,16 +396,20 @@ func (l *Listener) serve(conn *quic.Conn) {
 	l.mu.Lock()
 	ps := l.pending[id]
 	_, used := l.used[id]
-	if ps != nil && !used {
+	expired := ps != nil && !l.cfg.Now().Before(ps.grant.Expires)
+	if ps != nil && !used && !expired {
 		l.used[id] = ps.grant.Expires
 	}
 	l.mu.Unlock()
-	if ps == nil {
+	switch {
+	case ps == nil:
 		refuse(wire.CodeNotFound, ErrUnknownSession.Error())
 		return
-	}
-	if used {
-		refuse(wire.CodeConflict, ErrGrantUsed.Error())
+	case used:
+		refuse(wire.CodeConflict, fmt.Sprintf("%v: session %s is open or was opened before", ErrGrantUsed, id))
+		return
+	case expired:
+		refuse(wire.CodeForbidden, fmt.Sprintf("%v at %s: ask the broker for a new session", ErrGrantExpired, ps.grant.Expires.Format(time.RFC3339)))
 		return
 	}
 	if l.cfg.MarkUsed != nil {
@@ -421,7 +424,6 @@ func (l *Listener) serve(conn *quic.Conn) {
 	}
 	st.Close()
 	l.mu.Lock()
-	delete(l.pending, id)
 	as := &agentSession{conn: conn, pump: ps.pump, via: ps.relayBy, info: wire.SessionInfo{Session: id,
 		Technician: ps.grant.TechnicianName, Mode: ps.grant.Mode, Started: l.cfg.Now().UTC()}}
 	as.info.Path, as.info.Remote = l.pathOf(as)

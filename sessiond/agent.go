@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/readymesh/readymesh/mesh"
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/identity"
 	"github.com/readymesh/readymesh/peer/wire"
@@ -38,6 +40,9 @@ type Agent struct {
 
 	demand chan chan checkInResult // control socket → check-in loop
 
+	sessions   *mesh.Listener
+	statusKick chan struct{} // session changes → status upkeep
+
 	// ackedSeq is the newest acknowledged check-in sequence, as in the
 	// spool, kept here so heartbeats do not read the spool each time.
 	ackedSeq atomic.Uint64
@@ -47,6 +52,7 @@ type Agent struct {
 	upChanged chan struct{} // closed and replaced whenever up changes
 	lastErr   string
 	connected peer.ID // the broker holding the bridge while up
+	stun      netip.AddrPort // the broker's STUN server, learned from offers
 }
 
 // Info is what agent.json holds.
@@ -62,7 +68,8 @@ func New(cfg Config) (*Agent, error) {
 		return nil, errors.New("sessiond: Config.StateDir is empty")
 	}
 	cfg.setDefaults()
-	a := &Agent{cfg: cfg, log: cfg.Logger, demand: make(chan chan checkInResult), upChanged: make(chan struct{})}
+	a := &Agent{cfg: cfg, log: cfg.Logger, demand: make(chan chan checkInResult), upChanged: make(chan struct{}),
+		statusKick: make(chan struct{}, 1)}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -106,6 +113,10 @@ func (a *Agent) init() error {
 	if a.host, err = bridge.NewHost(bridge.HostConfig{Key: a.key}); err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}
+	if err := a.startSessions(); err != nil {
+		a.host.Close()
+		return err
+	}
 	return nil
 }
 
@@ -139,7 +150,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){a.runBridge, a.runCheckIns, func(ctx context.Context) { a.serveControl(ctx, ln) }} {
+	for _, f := range []func(context.Context){a.runBridge, a.runCheckIns, a.runSessionUpkeep,
+		func(ctx context.Context) { a.serveControl(ctx, ln) }} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -158,6 +170,7 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) close() {
+	a.sessions.Close()
 	a.host.Close()
 	a.spool.Close()
 }

@@ -38,6 +38,10 @@ type Config struct {
 	// ReconnectMin and ReconnectMax bound the reconnect backoff. Zero means
 	// 500 ms and 30 s.
 	ReconnectMin, ReconnectMax time.Duration
+	// SessionAddr is the UDP address of the session socket that live
+	// sessions use (direct QUIC and hole punching). Empty means ":0", a
+	// port the kernel picks; a fixed port lets a firewall admit it.
+	SessionAddr string
 	// AptTimeout bounds the pending-updates collector. Zero means 60 s.
 	AptTimeout time.Duration
 	// Logger receives the agent's logs. Nil means discard.

@@ -39,7 +39,7 @@ func (d *demo) start(name string, args ...string) (*exec.Cmd, *os.File, error) {
 
 func (d *demo) startBroker(ctx context.Context) error {
 	dir := filepath.Join(d.cfg.dir, "broker")
-	cmd, logf, err := d.start("broker", "broker", "--data", dir, "--listen", "127.0.0.1:0",
+	cmd, logf, err := d.start("broker", "broker", "--data", dir, "--listen", "127.0.0.1:0", "--stun", "127.0.0.1:0",
 		"--http", "127.0.0.1:0", "--name", "demo-broker", "--region", "local", "--heartbeat", "2s")
 	if err != nil {
 		return err
@@ -106,7 +106,7 @@ func (d *demo) enroll(ctx context.Context, m machine, token string) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("enrol %s: %v: %s", m.name, err, out)
 	}
-	args := []string{"sessiond", "run", "--state", state, "--reconnect-max", "5s"}
+	args := []string{"sessiond", "run", "--state", state, "--reconnect-max", "5s", "--session-addr", "127.0.0.1:0"}
 	if m.fixture != "" {
 		args = append(args, "--inventory", filepath.Join(d.cfg.fixtures, m.fixture))
 	}

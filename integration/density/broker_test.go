@@ -45,7 +45,7 @@ func startBroker(tb testing.TB, dir string) (*brokerProc, error) {
 		return nil, err
 	}
 	p, err := startProc(tb, "broker", dir, "broker ready", 60*time.Second, nil, bin,
-		"--data", dir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
+		"--data", dir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--stun", "127.0.0.1:0",
 		"--heartbeat", brokerHeartbeat, "--log-level", "warn")
 	if err != nil {
 		return nil, err

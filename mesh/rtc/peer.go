@@ -36,17 +36,16 @@ type peer struct {
 	pc     *webrtc.PeerConnection
 	opened chan struct{} // closed once both channels are detached
 	done   chan struct{} // closed when the connection failed or closed
-	// onEcho, if not nil, serves the echo channel once it is open. It runs
-	// on a goroutine owned by the peer and must return when the channel's
-	// reads fail.
-	onEcho func(channel)
+	// echoes says this side serves the echo channel (the answerer): once
+	// it opens, a worker owned by the peer writes every message back.
+	echoes bool
 
 	mu      sync.Mutex // guards the fields below
 	echo    channel
 	bytes   channel
 	closed  bool  // Close has begun; no more workers start
 	doneErr error // why done was closed
-	// workers counts goroutines running onEcho. Add happens only under mu
+	// workers counts goroutines running serveEcho. Add happens only under mu
 	// while !closed, so Close's Wait never races an Add.
 	workers sync.WaitGroup
 
@@ -54,7 +53,7 @@ type peer struct {
 	closeErr  error
 }
 
-func newPeer(cfg Config, role string, onEcho func(channel)) (*peer, error) {
+func newPeer(cfg Config, role string, echoes bool) (*peer, error) {
 	cfg = cfg.withDefaults()
 	log := cfg.Logger.With("component", "rtc", "role", role)
 	pc, err := cfg.api(log).NewPeerConnection(webrtc.Configuration{ICEServers: cfg.ICEServers})
@@ -62,7 +61,7 @@ func newPeer(cfg Config, role string, onEcho func(channel)) (*peer, error) {
 		return nil, fmt.Errorf("rtc: %s: new peer connection: %w", role, err)
 	}
 	p := &peer{
-		role: role, cfg: cfg, log: log, pc: pc, onEcho: onEcho,
+		role: role, cfg: cfg, log: log, pc: pc, echoes: echoes,
 		opened: make(chan struct{}), done: make(chan struct{}),
 	}
 	pc.OnConnectionStateChange(p.onState)
@@ -116,11 +115,11 @@ func (p *peer) channelOpen(dc *webrtc.DataChannel) {
 	switch dc.Label() {
 	case labelEcho:
 		p.echo = raw
-		if p.onEcho != nil {
+		if p.echoes {
 			p.workers.Add(1)
 			go func() {
 				defer p.workers.Done()
-				p.onEcho(raw)
+				p.serveEcho(raw)
 			}()
 		}
 	case labelBytes:

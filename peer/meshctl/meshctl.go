@@ -34,8 +34,13 @@ const usage = `usage: meshctl COMMAND [flags]
   technicians add NAME --clients A,B --modes read-only,interactive,elevated [--json]
   technicians ls [--json]
   brokers [--json]                                    the cluster's brokers and their state
+  connect MACHINE [--mode M] [--transport auto|quic|relay] [--send SIZE] [--hold D] [--json]
+                                                      open a live session; show its path as it changes
+  ping MACHINE [-c N] [--interval D] [--transport T] [--until-direct] [--json]
+                                                      round trips over a session, each with its path
 
-State lives in $READYMESH_HOME, else the user config directory.`
+State lives in $READYMESH_HOME, else the user config directory. Sessions bind
+their UDP socket to $READYMESH_SESSION_ADDR when set (e.g. a fixed port).`
 
 // env is what a command runs with.
 type env struct {
@@ -79,6 +84,8 @@ var commands = map[string]func(*env, []string) error{
 	"technicians add": (*env).techniciansAdd,
 	"technicians ls":  (*env).techniciansList,
 	"brokers":         (*env).brokers,
+	"connect":         (*env).connectCmd,
+	"ping":            (*env).pingCmd,
 }
 
 func (e *env) connect() (*tech.Client, error) {

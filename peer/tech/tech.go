@@ -62,6 +62,8 @@ type Config struct {
 type Client struct {
 	host   host.Host
 	broker peer.AddrInfo
+	info   wire.BrokerInfo // the broker connected to
+	key    *identity.Key
 	home   string
 	Config Config
 }
@@ -203,7 +205,7 @@ func dial(ctx context.Context, key *identity.Key, info wire.BrokerInfo) (*Client
 		h.Close()
 		return nil, fmt.Errorf("cannot reach broker %s: %w", ai.ID, err)
 	}
-	return &Client{host: h, broker: ai}, nil
+	return &Client{host: h, broker: ai, key: key, info: info}, nil
 }
 
 func saveConfig(home string, cfg Config) error {

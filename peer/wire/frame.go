@@ -60,6 +60,13 @@ func NewReaderSize(r io.Reader, n int) *Reader {
 	return &Reader{br: bufio.NewReaderSize(r, n)}
 }
 
+// Buffered returns the bytes read from the stream past the last message,
+// for a caller that switches the stream to another framing.
+func (r *Reader) Buffered() []byte {
+	b, _ := r.br.Peek(r.br.Buffered())
+	return append([]byte(nil), b...)
+}
+
 // ReadRaw reads one message body of at most max bytes. It returns io.EOF
 // when the stream ends cleanly between messages, an error wrapping
 // ErrMalformed or ErrTooLarge for bad framing, and I/O errors (timeouts,

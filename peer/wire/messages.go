@@ -26,6 +26,7 @@ const (
 	CodeConflict     = "conflict"      // name taken, sequence out of order
 	CodeTokenInvalid = "token_invalid" // unknown, expired or used-up token
 	CodeInternal     = "internal"      // the broker failed; retry later
+	CodeUnavailable  = "unavailable"   // the machine or a resource cannot be reached now
 )
 
 // Errorf builds an *Error.
@@ -44,6 +45,9 @@ type BrokerInfo struct {
 	// WANGossip its address in the pool of all regions, when it has one.
 	Gossip    string `json:"gossip_addr,omitempty"`
 	WANGossip string `json:"wan_gossip_addr,omitempty"`
+	// STUNPort is the UDP port of the broker's STUN server on the
+	// broker's bridge addresses; 0 when it has none.
+	STUNPort int `json:"stun_port,omitempty"`
 }
 
 // Enroll asks the broker to enrol the calling agent.

@@ -115,10 +115,21 @@ type SessionArgs struct {
 	Mode      string     `json:"mode"`
 	Transport string     `json:"transport"`
 	Params    PeerParams `json:"params"`
+	// Sig is the technician's signature over Params (see mesh.SignParams).
+	Sig []byte `json:"sig"`
+	// StunToken ties a STUN binding request the technician sent at the
+	// same moment to this request (see mesh.Observer).
+	StunToken string `json:"stun_token,omitempty"`
 }
 
 // Validate implements the Decode contract.
 func (a *SessionArgs) Validate() error {
+	if len(a.Sig) == 0 || len(a.Sig) > 256 {
+		return errors.New("session parameters are not signed")
+	}
+	if len(a.StunToken) > 64 {
+		return errors.New("stun token too long")
+	}
 	if a.Machine == "" {
 		return errors.New("machine is empty")
 	}

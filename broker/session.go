@@ -1,0 +1,400 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+
+	"github.com/readymesh/readymesh/broker/store"
+	"github.com/readymesh/readymesh/mesh"
+	"github.com/readymesh/readymesh/peer/bridge"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// openSession runs OpSessionOpen for technician t: authorise, sign a
+// grant, carry the offer to the agent and return its answer.
+//
+// The broker that holds the machine's bridge does this; any other broker
+// answers with a redirect to it, so the offer, the relay and the agent's
+// bridge are on one broker.
+func (b *Broker) openSession(t *wire.Technician, techID peer.ID, req *wire.Request) (any, *wire.Error) {
+	var a wire.SessionArgs
+	if err := decodeArgs(req, &a); err != nil {
+		return nil, err
+	}
+	m, werr := b.findMachine(t, a.Machine)
+	if werr != nil {
+		return nil, werr
+	}
+	if !t.Admin && !slices.Contains(t.Modes, a.Mode) {
+		return nil, wire.Errorf(wire.CodeForbidden, "technician %s may not open %s sessions (allowed: %s)",
+			t.Name, a.Mode, strings.Join(t.Modes, ", "))
+	}
+	machine, err := peer.Decode(m.ID)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "machine ID %q: %v", m.ID, err)
+	}
+	if !b.live.online(m.ID) {
+		if r, ok := b.remoteReach(m.ID, m.LastSeen); ok {
+			if info, ok := b.brokerInfo(r.Broker); ok {
+				return wire.SessionResult{Redirect: &info}, nil
+			}
+			return nil, wire.Errorf(wire.CodeUnavailable, "%s/%s is connected to broker %s, which this broker cannot describe", m.Client, m.Name, r.Broker)
+		}
+		seen := "never"
+		if m.LastSeen != nil {
+			seen = m.LastSeen.UTC().Format(time.RFC3339)
+		}
+		return nil, wire.Errorf(wire.CodeUnavailable, "%s/%s is not reachable now (last seen %s); its stored state stays readable with meshctl show",
+			m.Client, m.Name, seen)
+	}
+	if m.LastCheckIn == nil {
+		return nil, wire.Errorf(wire.CodeConflict, "%s/%s has never checked in: nothing is known about it yet", m.Client, m.Name)
+	}
+	now := b.cfg.Now()
+	sg, g, err := mesh.IssueGrant(b.key.Priv, wire.Grant{Technician: techID.String(), Machine: m.ID, Mode: a.Mode,
+		TechnicianName: t.Name}, now, b.cfg.GrantTTL)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "%v", err)
+	}
+	relay := a.Transport == wire.TransportAuto || a.Transport == wire.TransportRelay
+	if relay {
+		if werr := b.relays.expect(g.Session, techID, machine, g.Expires.Add(b.cfg.GrantTTL)); werr != nil {
+			relay = false
+			if a.Transport == wire.TransportRelay {
+				return nil, werr
+			}
+		}
+	}
+	o := &wire.Offer{Grant: sg, Transport: a.Transport, Params: a.Params, ParamsSig: a.Sig, Relay: relay,
+		STUNPort: b.stunPort()}
+	if rtt := b.host.Peerstore().LatencyEWMA(techID); rtt > 0 {
+		o.PunchDelayMs = int(rtt / 2 / time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if a.StunToken != "" && b.stunObs != nil {
+		wctx, wcancel := context.WithTimeout(ctx, 250*time.Millisecond)
+		if ap, ok := b.stunObs.Wait(wctx, a.StunToken); ok {
+			o.Observed = []wire.Candidate{{Kind: wire.CandSrflx, Addr: ap.String()}}
+		}
+		wcancel()
+	}
+	var ans wire.Answer
+	if err := bridge.Call(ctx, b.host, machine, wire.ProtoSession, o, &ans, wire.MaxControl); err != nil {
+		b.relays.forget(g.Session)
+		return nil, wire.Errorf(wire.CodeUnavailable, "could not reach %s/%s: %v", m.Client, m.Name, err)
+	}
+	if ans.Error != nil {
+		b.relays.forget(g.Session)
+		b.log.Warn("agent refused a session", "machine", m.Client+"/"+m.Name, "technician", t.Name, "code", ans.Error.Code, "reason", ans.Error.Message)
+		return nil, ans.Error
+	}
+	b.metrics.sessions.WithLabelValues(a.Transport).Inc()
+	b.log.Info("session granted", "session", g.Session, "machine", m.Client+"/"+m.Name, "technician", t.Name,
+		"mode", a.Mode, "transport", a.Transport, "relay", relay, "expires", g.Expires)
+	res := wire.SessionResult{Grant: sg, Session: g.Session, Machine: m.ID, Name: m.Client + "/" + m.Name,
+		Answer: ans.Params, Relay: relay, RelayName: b.cfg.Name, STUNPort: b.stunPort()}
+	return res, nil
+}
+
+// findMachine resolves a machine ID, name or client/name among the
+// machines t may see.
+func (b *Broker) findMachine(t *wire.Technician, name string) (store.Machine, *wire.Error) {
+	var found []store.Machine
+	for _, m := range b.store.Machines() {
+		if !visible(t, m.Client) {
+			continue
+		}
+		if m.ID == name || m.Name == name || m.Client+"/"+m.Name == name {
+			found = append(found, m)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return store.Machine{}, wire.Errorf(wire.CodeNotFound, "no machine %q among the machines you can see", name)
+	case 1:
+		return found[0], nil
+	}
+	var names []string
+	for _, m := range found {
+		names = append(names, m.Client+"/"+m.Name)
+	}
+	return store.Machine{}, wire.Errorf(wire.CodeConflict, "%q is ambiguous: %s", name, strings.Join(names, ", "))
+}
+
+// brokerInfo describes a cluster member by name, for redirects.
+func (b *Broker) brokerInfo(name string) (wire.BrokerInfo, bool) {
+	for _, m := range b.members() {
+		if m.Name == name && m.PeerID != "" && len(m.Bridge) > 0 {
+			return wire.BrokerInfo{PeerID: m.PeerID, Addrs: m.Bridge, Name: m.Name, Region: m.Region, HTTP: m.HTTP}, true
+		}
+	}
+	return wire.BrokerInfo{}, false
+}
+
+// measureRTT pings a newly connected technician once, so the broker knows
+// how long an answer takes to reach it and can time the agent's first
+// probes to meet the technician's.
+func (b *Broker) measureRTT(p peer.ID) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	select {
+	case r := <-ping.Ping(ctx, b.host, p):
+		if r.Error == nil {
+			b.host.Peerstore().RecordLatency(p, r.RTT)
+		}
+	case <-ctx.Done():
+	}
+}
+
+// startSTUN opens the broker's STUN port: binding requests are answered
+// with the address seen, and addresses of requests carrying a session
+// token are remembered for the offer.
+func (b *Broker) startSTUN() error {
+	if b.cfg.STUN == "off" {
+		return nil
+	}
+	pc, err := net.ListenPacket("udp", b.cfg.STUN)
+	if err != nil {
+		return fmt.Errorf("broker: stun listen %s: %w", b.cfg.STUN, err)
+	}
+	b.stunConn, b.stunObs = pc, mesh.NewObserver()
+	return nil
+}
+
+func (b *Broker) stunPort() int {
+	if b.stunConn == nil {
+		return 0
+	}
+	return b.stunConn.LocalAddr().(*net.UDPAddr).Port
+}
+
+// handleSessionStatus records the live sessions an agent reports.
+func (b *Broker) handleSessionStatus(s network.Stream) {
+	defer s.Close()
+	remote := s.Conn().RemotePeer().String()
+	s.SetDeadline(time.Now().Add(10 * time.Second))
+	var st wire.SessionStatus
+	if err := wire.NewReader(s).Read(wire.MaxControl, &st); err != nil {
+		b.refuse(s, "session-status", remote, readCode(err), err.Error(), &wire.Reply{})
+		return
+	}
+	if !b.live.setSessions(remote, st.Sessions) {
+		b.refuse(s, "session-status", remote, wire.CodeForbidden, "no presence stream from this machine", &wire.Reply{})
+		return
+	}
+	wire.Write(s, &wire.Reply{})
+}
+
+// cardSession builds a card's session part from what the agent reported.
+func (b *Broker) cardSession(id string) *wire.Session {
+	ss := b.live.sessions(id)
+	if len(ss) == 0 {
+		return nil
+	}
+	out := &wire.Session{State: "active", Sessions: len(ss)}
+	for _, s := range ss {
+		if !slices.Contains(out.Technicians, s.Technician) {
+			out.Technicians = append(out.Technicians, s.Technician)
+		}
+		// The newest session's mode and path lead.
+		out.Mode, out.Path = s.Mode, s.Path
+	}
+	return out
+}
+
+// relays splices the two halves of relayed sessions. A relayed session is
+// a technician's and an agent's bridge streams joined byte for byte: the
+// bytes are the session's QUIC packets, encrypted end to end, so the
+// broker relays ciphertext it cannot read. Unlike libp2p's circuit relay,
+// whose defaults cut a connection after 2 minutes or 128 KiB, a session
+// lasts as long as the technician needs; limits are the operator's.
+type relays struct {
+	b *Broker
+
+	mu      sync.Mutex
+	slots   map[string]*relaySlot
+	perPeer map[peer.ID]int // active relayed sessions per peer
+	active  int
+}
+
+type relaySlot struct {
+	tech, agent peer.ID
+	expires     time.Time
+	waiting     network.Stream // the first half, until the second comes
+	waitingTech bool
+	joined      chan struct{} // closed when spliced (or given up)
+	done        chan struct{} // closed when the splice ends
+}
+
+func newRelays(b *Broker) *relays {
+	return &relays{b: b, slots: map[string]*relaySlot{}, perPeer: map[peer.ID]int{}}
+}
+
+// expect admits a session for relaying, within the limits.
+func (r *relays) expect(session string, tech, agent peer.ID, expires time.Time) *wire.Error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cfg := r.b.cfg
+	if r.active+len(r.slots) >= cfg.RelayMaxSessions {
+		return wire.Errorf(wire.CodeUnavailable, "relay full: %d sessions (RelayMaxSessions)", cfg.RelayMaxSessions)
+	}
+	for _, p := range []peer.ID{tech, agent} {
+		if r.perPeer[p] >= cfg.RelayMaxPerPeer {
+			return wire.Errorf(wire.CodeUnavailable, "relay limit for %s: %d sessions (RelayMaxPerPeer)", p, cfg.RelayMaxPerPeer)
+		}
+	}
+	r.slots[session] = &relaySlot{tech: tech, agent: agent, expires: expires, joined: make(chan struct{}), done: make(chan struct{})}
+	return nil
+}
+
+func (r *relays) forget(session string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.slots, session)
+}
+
+func (r *relays) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.active
+}
+
+// handleRelay serves one half of a relayed session.
+func (b *Broker) handleRelay(s network.Stream) {
+	remote := s.Conn().RemotePeer()
+	s.SetDeadline(time.Now().Add(15 * time.Second))
+	var h wire.RelayHello
+	if err := wire.NewReader(s).Read(wire.MaxControl, &h); err != nil {
+		b.refuse(s, "relay", remote.String(), readCode(err), err.Error(), &wire.RelayReady{})
+		s.Close()
+		return
+	}
+	r := b.relays
+	r.mu.Lock()
+	slot := r.slots[h.Session]
+	var werr *wire.Error
+	switch {
+	case slot == nil:
+		werr = wire.Errorf(wire.CodeNotFound, "no relayed session %s on this broker", h.Session)
+	case remote != slot.tech && remote != slot.agent:
+		werr = wire.Errorf(wire.CodeForbidden, "session %s is not yours to relay", h.Session)
+	case b.cfg.Now().After(slot.expires):
+		werr = wire.Errorf(wire.CodeForbidden, "relayed session %s expired before both sides joined", h.Session)
+	case slot.waiting != nil && slot.waitingTech == (remote == slot.tech):
+		werr = wire.Errorf(wire.CodeConflict, "this side of session %s has joined already", h.Session)
+	}
+	if werr != nil {
+		r.mu.Unlock()
+		b.refuse(s, "relay", remote.String(), werr.Code, werr.Message, &wire.RelayReady{})
+		s.Close()
+		return
+	}
+	if slot.waiting == nil {
+		slot.waiting, slot.waitingTech = s, remote == slot.tech
+		r.mu.Unlock()
+		t := time.NewTimer(15 * time.Second)
+		defer t.Stop()
+		select {
+		case <-slot.joined:
+			<-slot.done // the second half's handler runs the splice
+		case <-t.C:
+			r.mu.Lock()
+			if r.slots[h.Session] == slot {
+				delete(r.slots, h.Session)
+			}
+			r.mu.Unlock()
+			b.refuse(s, "relay", remote.String(), wire.CodeUnavailable, "the other side never joined the relay", &wire.RelayReady{})
+			s.Close()
+		}
+		return
+	}
+	first := slot.waiting
+	delete(r.slots, h.Session)
+	r.active++
+	r.perPeer[slot.tech]++
+	r.perPeer[slot.agent]++
+	r.mu.Unlock()
+	close(slot.joined)
+	defer func() {
+		r.mu.Lock()
+		r.active--
+		for _, p := range []peer.ID{slot.tech, slot.agent} {
+			if r.perPeer[p]--; r.perPeer[p] <= 0 {
+				delete(r.perPeer, p)
+			}
+		}
+		r.mu.Unlock()
+		close(slot.done)
+	}()
+	for _, st := range []network.Stream{first, s} {
+		st.SetDeadline(time.Time{})
+		if err := wire.Write(st, &wire.RelayReady{}); err != nil {
+			first.Reset()
+			s.Reset()
+			return
+		}
+	}
+	b.metrics.relayActive.Inc()
+	defer b.metrics.relayActive.Dec()
+	b.log.Info("relaying session", "session", h.Session, "technician", slot.tech, "agent", slot.agent)
+	start := time.Now()
+	n := b.splice(first, s)
+	b.log.Info("relay ended", "session", h.Session, "bytes", n, "duration", time.Since(start).Round(time.Millisecond))
+}
+
+// splice copies both ways until either side ends, within the configured
+// per-session byte and time limits, and returns the bytes moved.
+func (b *Broker) splice(x, y network.Stream) int64 {
+	var total int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	if b.cfg.RelayMaxDuration > 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), b.cfg.RelayMaxDuration)
+	}
+	defer cancel()
+	limit := b.cfg.RelayMaxBytes
+	one := func(dst, src network.Stream) {
+		defer wg.Done()
+		defer cancel()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+				b.metrics.relayBytes.Add(float64(n))
+				mu.Lock()
+				total += int64(n)
+				over := limit > 0 && total > limit
+				mu.Unlock()
+				if over {
+					b.log.Warn("relayed session over its byte limit", "limit", limit)
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	wg.Add(2)
+	go one(x, y)
+	go one(y, x)
+	<-ctx.Done()
+	x.Reset()
+	y.Reset()
+	wg.Wait()
+	return total
+}
