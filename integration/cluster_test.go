@@ -200,7 +200,7 @@ func (b *broker) admin(base string) *tech {
 
 func (c *tech) run(args ...string) result {
 	c.t.Helper()
-	return runCmd(c.t, cmdTimeout, []string{"READYMESH_HOME=" + c.home}, bins.meshctl, args...)
+	return runCmd(c.t, cmdTimeout, []string{"READYMESH_HOME=" + c.home, "READYMESH_SESSION_ADDR=127.0.0.1:0"}, bins.meshctl, args...)
 }
 
 // ok runs meshctl and fails the test unless it succeeds.

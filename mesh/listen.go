@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -454,6 +455,24 @@ func (l *Listener) serve(conn *quic.Conn) {
 		defer wg.Done()
 		l.echoDatagrams(conn)
 	}()
+	if as.pump != nil {
+		// A relay that ends while the session still uses it ends the
+		// session: waiting for QUIC's idle timeout would leave it listed.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-conn.Context().Done():
+			case <-as.pump.done:
+				l.mu.Lock()
+				p, _ := l.pathOf(as)
+				l.mu.Unlock()
+				if strings.HasPrefix(p, wire.PathRelayed) {
+					conn.CloseWithError(0, "relay closed")
+				}
+			}
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		l.watchPath(conn, as)

@@ -251,6 +251,10 @@ func (s *Session) readDatagrams(ctx context.Context) {
 // Close ends the session.
 func (s *Session) Close() error {
 	err := s.conn.CloseWithError(0, "session closed")
+	if s.Path().Kind == wire.PathRelayed {
+		// Let the close leave through the relay pump before it stops.
+		time.Sleep(20 * time.Millisecond)
+	}
 	s.cancel()
 	s.wg.Wait()
 	for _, f := range s.cleanup {
