@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -39,6 +40,11 @@ type DialConfig struct {
 	// (transport quic) or before staying on the relay (auto). Zero means
 	// 10 s.
 	PunchTimeout time.Duration
+	// Pipeline returns from Dial as soon as the claim is sent, without
+	// waiting for the agent's verdict: the first channel's data travels
+	// with the claim, saving a round trip. A refusal then closes the
+	// session, and Claimed reports it.
+	Pipeline bool
 	// RelayGrace is how long the relay stays open after the move to a
 	// direct path, for packets in flight. Zero means 3 s.
 	RelayGrace time.Duration
@@ -71,9 +77,8 @@ func (c *DialConfig) setDefaults() {
 
 // attempt is one way of reaching the agent.
 type attempt struct {
-	v       virtualAddr
+	addr    netip.AddrPort // a candidate, or the relay's virtual address
 	relayed bool
-	remote  string
 }
 
 type won struct {
@@ -190,33 +195,25 @@ func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 	launch := func(a attempt) {
 		attempts = append(attempts, a)
 		go func() {
-			conn, err := sock.tr.Dial(rctx, a.v, tlsConf, quicConfig())
+			conn, err := sock.tr.Dial(rctx, net.UDPAddrFromAddrPort(a.addr), tlsConf, quicConfig())
 			if err != nil {
 				results <- won{a: a, err: err}
 				return
 			}
-			mode, err := claim(rctx, conn, g.Session)
-			if err != nil {
-				conn.CloseWithError(1, "claim refused")
-				results <- won{a: a, err: err}
-				return
-			}
-			results <- won{a: a, conn: conn, mode: mode}
+			results <- won{a: a, conn: conn}
 		}()
 	}
 	if cfg.Transport != wire.TransportRelay {
-		for i, t := range targets {
-			v := virtualAddr(fmt.Sprintf("%s/direct/%d", g.Session[:8], i))
-			pc.setRoute(v, t, false)
-			launch(attempt{v: v, remote: t.String()})
+		for _, t := range targets {
+			launch(attempt{addr: t})
 		}
 	}
 	relayWanted := cfg.Transport != wire.TransportQUIC && res.Relay && cfg.Relay != nil
 	if relayWanted {
-		v := virtualAddr(g.Session[:8] + "/relay")
-		attempts = append(attempts, attempt{v: v, relayed: true})
+		v := virtualAddr(1)
+		attempts = append(attempts, attempt{addr: v, relayed: true})
 		go func() {
-			a := attempt{v: v, relayed: true}
+			a := attempt{addr: v, relayed: true}
 			stream, err := cfg.Relay(rctx, g.Session)
 			if err != nil {
 				results <- won{a: a, err: fmt.Errorf("relay: %w", err)}
@@ -232,19 +229,13 @@ func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 			pumps = append(pumps, p)
 			pumpMu.Unlock()
 			go p.run()
-			pc.setRoute(v, p.addr(), true)
-			conn, err := sock.tr.Dial(rctx, v, tlsConf, quicConfig())
+			pc.setRoute(v, p.addr())
+			conn, err := sock.tr.Dial(rctx, net.UDPAddrFromAddrPort(v), tlsConf, quicConfig())
 			if err != nil {
 				results <- won{a: a, err: err}
 				return
 			}
-			mode, err := claim(rctx, conn, g.Session)
-			if err != nil {
-				conn.CloseWithError(1, "claim refused")
-				results <- won{a: a, err: err}
-				return
-			}
-			results <- won{a: a, conn: conn, mode: mode}
+			results <- won{a: a, conn: conn}
 		}()
 	}
 	if len(attempts) == 0 {
@@ -275,8 +266,8 @@ func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 		return fail(fmt.Errorf("mesh: no path to %s: %w", g.Machine, errors.Join(errs...)))
 	}
 	for _, a := range attempts {
-		if a.v != winner.a.v {
-			pc.dropRoute(a.v)
+		if a.relayed && a.addr != winner.a.addr {
+			pc.dropRoute(a.addr)
 		}
 	}
 	pumpMu.Lock()
@@ -289,11 +280,40 @@ func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 		}
 	}
 	pumpMu.Unlock()
-	s.conn, s.Mode, s.Setup = winner.conn, winner.mode, time.Since(start)
+	s.conn = winner.conn
+	// Claim the grant on the winning connection only. With Pipeline the
+	// claim travels with whatever the caller sends first, and the agent
+	// serves that only once the claim is accepted.
+	st, err := sendClaim(ctx, s.conn, g.Session)
+	if err != nil {
+		s.conn.CloseWithError(1, "claim failed")
+		if relayPump != nil {
+			relayPump.close()
+		}
+		return fail(fmt.Errorf("mesh: claim session %s: %w", g.Session, err))
+	}
+	s.claimed = make(chan struct{})
+	if cfg.Pipeline {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.readClaim(st)
+		}()
+	} else {
+		s.readClaim(st)
+		if s.claimErr != nil {
+			s.conn.CloseWithError(1, "claim refused")
+			if relayPump != nil {
+				relayPump.close()
+			}
+			return fail(fmt.Errorf("mesh: session %s: %w", g.Session, s.claimErr))
+		}
+	}
+	s.Setup = time.Since(start)
 	if winner.a.relayed {
 		s.path = Path{Kind: wire.PathRelayed, Via: res.RelayName}
 	} else {
-		s.path = Path{Kind: wire.PathDirectQUIC, Remote: winner.a.remote}
+		s.path = Path{Kind: wire.PathDirectQUIC, Remote: winner.a.addr.String()}
 	}
 	s.cleanup = append(s.cleanup, func() {
 		if relayPump != nil {
@@ -311,7 +331,7 @@ func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.upgrade(sctx, cfg, pc, pr, winner.a.v, relayPump)
+			s.upgrade(sctx, cfg, pc, pr, winner.a.addr, relayPump)
 		}()
 	}
 	cfg.Logger.Info("session open", "session", s.ID, "machine", g.Machine, "mode", s.Mode, "path", s.path.String(), "setup", s.Setup)
@@ -322,14 +342,15 @@ func describe(a attempt) string {
 	if a.relayed {
 		return "relay"
 	}
-	return "direct " + a.remote
+	return "direct " + a.addr.String()
 }
 
 // upgrade moves a relayed session to the direct path once a probe is
-// answered: the route behind the connection's address changes, the agent's
-// QUIC server validates the new path and migrates, and the relay closes
-// after a grace period.
-func (s *Session) upgrade(ctx context.Context, cfg DialConfig, pc *pathConn, pr *prober, v virtualAddr, relay *pump) {
+// answered: the route behind the connection's virtual address changes, the
+// agent's QUIC server validates the new path and migrates, and the relay
+// closes after a grace period. The move is confirmed when pings are
+// answered while nothing more arrives through the relay.
+func (s *Session) upgrade(ctx context.Context, cfg DialConfig, pc pathConn, pr *prober, v netip.AddrPort, relay *pump) {
 	t := time.NewTimer(cfg.PunchTimeout)
 	defer t.Stop()
 	select {
@@ -341,24 +362,36 @@ func (s *Session) upgrade(ctx context.Context, cfg DialConfig, pc *pathConn, pr 
 	case <-pr.Found():
 	}
 	addr := pr.Addr()
-	before := pc.direct.Load()
-	pc.setRoute(v, addr, false)
-	// Anything sent now takes the new path; a ping makes sure something is.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	if !addr.Addr().Is4() {
+		// The virtual address is IPv4; quic-go's ECN control messages must
+		// match the family of the address it thinks it sends to.
+		cfg.Logger.Info("direct path is IPv6; staying on the relay", "session", s.ID, "remote", addr)
+		return
+	}
+	pc.setRoute(v, addr)
+	quiet := 0
+	for range 50 {
+		before := relay.in.Load()
 		pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
-		s.Ping(pctx)
+		_, err := s.Ping(pctx)
 		pcancel()
-		if pc.direct.Load() > before {
-			s.setPath(Path{Kind: wire.PathDirectQUIC, Remote: addr.String()})
-			cfg.Logger.Info("session moved to a direct path", "session", s.ID, "remote", addr)
-			break
-		}
 		if ctx.Err() != nil {
 			return
 		}
+		if err == nil && relay.in.Load() == before {
+			if quiet++; quiet >= 2 {
+				s.setPath(Path{Kind: wire.PathDirectQUIC, Remote: addr.String()})
+				cfg.Logger.Info("session moved to a direct path", "session", s.ID, "remote", addr)
+				break
+			}
+		} else {
+			quiet = 0
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if relay == nil {
+	if s.Path().Kind != wire.PathDirectQUIC {
+		cfg.Logger.Info("the agent did not move to the direct path; staying on the relay", "session", s.ID, "remote", addr)
+		pc.setRoute(v, relay.addr())
 		return
 	}
 	g := time.NewTimer(cfg.RelayGrace)
@@ -366,9 +399,7 @@ func (s *Session) upgrade(ctx context.Context, cfg DialConfig, pc *pathConn, pr 
 	select {
 	case <-ctx.Done():
 	case <-g.C:
-		if s.Path().Kind == wire.PathDirectQUIC {
-			relay.close()
-		}
+		relay.close()
 	}
 }
 

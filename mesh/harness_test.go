@@ -32,13 +32,13 @@ type testBroker struct {
 	relayedMu sync.Mutex
 	relayed   int64
 
-	grantTTL  time.Duration
-	delay     time.Duration // one-way signalling delay each leg
-	stun      netip.AddrPort
-	obs       *Observer
+	grantTTL time.Duration
+	delay    time.Duration // one-way signalling delay each leg
+	stun     netip.AddrPort
+	obs      *Observer
 	// punchDelay holds the agent's probes back, so a relay wins first.
 	punchDelay time.Duration
-	lastGrant wire.SignedGrant
+	lastGrant  wire.SignedGrant
 }
 
 func newKey(t testing.TB) *identity.Key {

@@ -5,152 +5,139 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // pathConn is the technician's session socket as quic-go sees it. The
-// technician dials QUIC to a virtual address per attempt; pathConn maps
-// each virtual address to the real one currently behind it (a candidate of
-// the agent, or the loopback end of the relay pump). Moving a relayed
-// connection to a punched direct path is then a change of that mapping:
-// the agent's QUIC server sees its client arrive from a new address,
-// validates it and migrates, and no stream notices.
+// relayed attempt dials a virtual address (from 240.0.0.0/4, reserved and
+// never routed); pathConn sends packets for it to whatever real address is
+// behind it now: the loopback end of the relay pump, later the agent's
+// punched address. Moving a relayed session to the direct path is then a
+// change of that mapping: the agent's QUIC server sees its client arrive
+// from a new address, validates it and migrates, and no stream notices.
+// (quic-go's own client migration, Conn.AddPath, keeps the remote address,
+// which is exactly what must change here.)
 //
-// Only QUIC packets are mapped; STUN (server-reflexive discovery and
-// probes) keeps real addresses, so the socket's probe machinery works
-// unchanged.
-type pathConn struct {
-	udp    net.PacketConn
-	routes atomic.Pointer[routeTable]
-	mu     sync.Mutex // serialises route changes
-
-	// Packets received per route kind, so the technician can tell which
-	// path the agent's answers really take.
-	direct, relayed atomic.Uint64
+// Only writes are mapped. A client connection does not look at the source
+// of what it receives (connection IDs route packets), so reads need no
+// mapping, and on a real socket pathConn keeps quic-go's fast path:
+// batched reads, GSO and ECN through WriteMsgUDP.
+type pathConn interface {
+	net.PacketConn
+	setRoute(virtual, real netip.AddrPort)
+	dropRoute(virtual netip.AddrPort)
 }
 
-type routeTable struct {
-	toReal   map[virtualAddr]route
-	toVirt   map[netip.AddrPort]virtualAddr
-	relayFor map[netip.AddrPort]bool
+// routes maps virtual addresses to real ones; copy on write.
+type routes struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[netip.AddrPort]netip.AddrPort]
 }
 
-type route struct {
-	addr    netip.AddrPort
-	relayed bool
-}
-
-// virtualAddr names one dial attempt.
-type virtualAddr string
-
-func (v virtualAddr) Network() string { return "readymesh" }
-func (v virtualAddr) String() string  { return string(v) }
-
-func newPathConn(udp net.PacketConn) *pathConn {
-	c := &pathConn{udp: udp}
-	c.routes.Store(&routeTable{toReal: map[virtualAddr]route{}, toVirt: map[netip.AddrPort]virtualAddr{}, relayFor: map[netip.AddrPort]bool{}})
-	return c
-}
-
-// setRoute points v at addr; previous addresses of v keep mapping back to
-// v, so packets still in flight on the old path are not lost.
-func (c *pathConn) setRoute(v virtualAddr, addr netip.AddrPort, relayed bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := c.routes.Load()
-	nt := &routeTable{toReal: map[virtualAddr]route{}, toVirt: map[netip.AddrPort]virtualAddr{}, relayFor: map[netip.AddrPort]bool{}}
-	for k, r := range old.toReal {
-		nt.toReal[k] = r
-	}
-	for k, r := range old.toVirt {
-		nt.toVirt[k] = r
-	}
-	for k, r := range old.relayFor {
-		nt.relayFor[k] = r
-	}
-	nt.toReal[v] = route{addr: addr, relayed: relayed}
-	nt.toVirt[addr] = v
-	nt.relayFor[addr] = relayed
-	c.routes.Store(nt)
-}
-
-// dropRoute forgets v.
-func (c *pathConn) dropRoute(v virtualAddr) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := c.routes.Load()
-	nt := &routeTable{toReal: map[virtualAddr]route{}, toVirt: map[netip.AddrPort]virtualAddr{}, relayFor: old.relayFor}
-	for k, r := range old.toReal {
-		if k != v {
-			nt.toReal[k] = r
+func (r *routes) setRoute(v, real netip.AddrPort) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := map[netip.AddrPort]netip.AddrPort{}
+	if old := r.m.Load(); old != nil {
+		for k, x := range *old {
+			n[k] = x
 		}
 	}
-	for k, r := range old.toVirt {
-		if r != v {
-			nt.toVirt[k] = r
-		}
-	}
-	c.routes.Store(nt)
+	n[v] = real
+	r.m.Store(&n)
 }
 
-func (c *pathConn) current(v virtualAddr) (route, bool) {
-	r, ok := c.routes.Load().toReal[v]
-	return r, ok
-}
-
-func (c *pathConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, addr, err := c.udp.ReadFrom(b)
-	if err != nil {
-		return n, addr, err
-	}
-	ua, ok := addr.(*net.UDPAddr)
-	if !ok {
-		return n, addr, nil
-	}
-	from := ua.AddrPort()
-	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-	if n > 0 && b[0]&0x40 != 0 { // QUIC's fixed bit; STUN has it clear
-		rt := c.routes.Load()
-		if v, ok := rt.toVirt[from]; ok {
-			if rt.relayFor[from] {
-				c.relayed.Add(1)
-			} else {
-				c.direct.Add(1)
+func (r *routes) dropRoute(v netip.AddrPort) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := map[netip.AddrPort]netip.AddrPort{}
+	if old := r.m.Load(); old != nil {
+		for k, x := range *old {
+			if k != v {
+				n[k] = x
 			}
-			return n, v, nil
 		}
 	}
-	return n, addr, nil
+	r.m.Store(&n)
 }
 
-func (c *pathConn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	if v, ok := addr.(virtualAddr); ok {
-		r, ok := c.current(v)
-		if !ok {
-			return len(b), nil // attempt abandoned: drop, as a lossy path would
+// lookup returns where a packet for addr goes: mapped is false for
+// addresses that are not virtual; drop is true for a virtual address
+// without a route (an abandoned attempt).
+func (r *routes) lookup(addr *net.UDPAddr) (real *net.UDPAddr, drop bool) {
+	if addr == nil || !isVirtual(addr.IP) {
+		return addr, false
+	}
+	m := r.m.Load()
+	if m == nil {
+		return nil, true
+	}
+	ap := addr.AddrPort()
+	x, ok := (*m)[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())]
+	if !ok {
+		return nil, true
+	}
+	return net.UDPAddrFromAddrPort(x), false
+}
+
+// isVirtual reports whether ip is in 240.0.0.0/4, where virtual addresses
+// live.
+func isVirtual(ip net.IP) bool {
+	v4 := ip.To4()
+	return v4 != nil && v4[0]&0xf0 == 240
+}
+
+// virtualAddr returns virtual address number n.
+func virtualAddr(n uint16) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{240, 0, 0, 1}), 1000+n)
+}
+
+func newPathConn(pc net.PacketConn) pathConn {
+	if u, ok := pc.(*net.UDPConn); ok {
+		return &udpPathConn{UDPConn: u}
+	}
+	return &basicPathConn{PacketConn: pc}
+}
+
+// udpPathConn is a real socket: quic-go finds SyscallConn, ReadMsgUDP and
+// WriteMsgUDP on it and uses batched I/O and GSO; only the destination of
+// writes is changed.
+type udpPathConn struct {
+	*net.UDPConn
+	routes
+}
+
+func (c *udpPathConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if ua, ok := addr.(*net.UDPAddr); ok {
+		real, drop := c.lookup(ua)
+		if drop {
+			return len(b), nil // as a lossy path would
 		}
-		return c.udp.WriteTo(b, net.UDPAddrFromAddrPort(r.addr))
+		return c.UDPConn.WriteTo(b, real)
 	}
-	return c.udp.WriteTo(b, addr)
+	return c.UDPConn.WriteTo(b, addr)
 }
 
-func (c *pathConn) Close() error                       { return c.udp.Close() }
-func (c *pathConn) LocalAddr() net.Addr                { return c.udp.LocalAddr() }
-func (c *pathConn) SetDeadline(t time.Time) error      { return c.udp.SetDeadline(t) }
-func (c *pathConn) SetReadDeadline(t time.Time) error  { return c.udp.SetReadDeadline(t) }
-func (c *pathConn) SetWriteDeadline(t time.Time) error { return c.udp.SetWriteDeadline(t) }
-
-// SetReadBuffer and SetWriteBuffer let quic-go size the socket's buffers.
-func (c *pathConn) SetReadBuffer(n int) error {
-	if b, ok := c.udp.(interface{ SetReadBuffer(int) error }); ok {
-		return b.SetReadBuffer(n)
+func (c *udpPathConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (int, int, error) {
+	real, drop := c.lookup(addr)
+	if drop {
+		return len(b), len(oob), nil
 	}
-	return nil
+	return c.UDPConn.WriteMsgUDP(b, oob, real)
 }
 
-func (c *pathConn) SetWriteBuffer(n int) error {
-	if b, ok := c.udp.(interface{ SetWriteBuffer(int) error }); ok {
-		return b.SetWriteBuffer(n)
+// basicPathConn wraps any PacketConn (pion's vnet in tests).
+type basicPathConn struct {
+	net.PacketConn
+	routes
+}
+
+func (c *basicPathConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if ua, ok := addr.(*net.UDPAddr); ok {
+		real, drop := c.lookup(ua)
+		if drop {
+			return len(b), nil
+		}
+		return c.PacketConn.WriteTo(b, real)
 	}
-	return nil
+	return c.PacketConn.WriteTo(b, addr)
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/transport/v5"
 )
@@ -64,6 +65,8 @@ type pump struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+
+	in atomic.Uint64 // packets from the relay to the session socket
 }
 
 // newPump starts a pump between stream and the session socket listening on
@@ -100,6 +103,7 @@ func (p *pump) run() {
 			if _, err := p.udp.WriteTo(pkt, dst); err != nil {
 				return
 			}
+			p.in.Add(1)
 		}
 	}()
 	go func() { // session socket → stream

@@ -115,6 +115,9 @@ type Session struct {
 
 	conn *quic.Conn
 
+	claimed  chan struct{} // closed with claimErr set when the agent answered
+	claimErr error
+
 	mu      sync.Mutex
 	path    Path
 	changed chan struct{}
@@ -265,20 +268,31 @@ func (s *Session) Close() error {
 
 // claim runs the hello exchange on a new connection.
 func claim(ctx context.Context, conn *quic.Conn, session string) (string, error) {
-	st, err := conn.OpenStreamSync(ctx)
+	st, err := sendClaim(ctx, conn, session)
 	if err != nil {
 		return "", err
 	}
-	defer st.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		st.SetDeadline(dl)
+	return readClaimReply(st)
+}
+
+// sendClaim opens the hello channel and sends the claim.
+func sendClaim(ctx context.Context, conn *quic.Conn, session string) (*quic.Stream, error) {
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if err := writeChanName(st, ChanHello); err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := writeJSONFrame(st, hello{Session: session}); err != nil {
-		return "", err
+		return nil, err
 	}
+	st.Close()
+	return st, nil
+}
+
+func readClaimReply(st *quic.Stream) (string, error) {
+	st.SetReadDeadline(time.Now().Add(15 * time.Second))
 	var r helloReply
 	if err := readJSONFrame(st, &r); err != nil {
 		return "", err
@@ -287,6 +301,31 @@ func claim(ctx context.Context, conn *quic.Conn, session string) (string, error)
 		return "", r.Error
 	}
 	return r.Mode, nil
+}
+
+// readClaim waits for the agent's verdict on the claim; a refusal ends
+// the session.
+func (s *Session) readClaim(st *quic.Stream) {
+	mode, err := readClaimReply(st)
+	if err == nil && mode != s.Grant.Mode {
+		err = fmt.Errorf("agent granted mode %q, the grant says %q", mode, s.Grant.Mode)
+	}
+	s.claimErr = err
+	if err != nil {
+		s.conn.CloseWithError(1, "claim refused: "+err.Error())
+	}
+	close(s.claimed)
+}
+
+// Claimed waits for the agent's verdict on the grant and returns its
+// refusal, if any.
+func (s *Session) Claimed(ctx context.Context) error {
+	select {
+	case <-s.claimed:
+		return s.claimErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 var errClosed = errors.New("closed")

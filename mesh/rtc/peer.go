@@ -56,7 +56,11 @@ type peer struct {
 func newPeer(cfg Config, role string, echoes bool) (*peer, error) {
 	cfg = cfg.withDefaults()
 	log := cfg.Logger.With("component", "rtc", "role", role)
-	pc, err := cfg.api(log).NewPeerConnection(webrtc.Configuration{ICEServers: cfg.ICEServers})
+	api, err := cfg.api(log)
+	if err != nil {
+		return nil, fmt.Errorf("rtc: %s: %w", role, err)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: cfg.ICEServers})
 	if err != nil {
 		return nil, fmt.Errorf("rtc: %s: new peer connection: %w", role, err)
 	}
