@@ -112,15 +112,12 @@ func offerCode(err error) string {
 
 // remoteIP is the IP a connection's remote multiaddr names.
 func remoteIP(c network.Conn) (netip.Addr, bool) {
-	na, err := manet.ToNetAddr(c.RemoteMultiaddr())
+	ip, err := manet.ToIP(c.RemoteMultiaddr())
 	if err != nil {
 		return netip.Addr{}, false
 	}
-	ap, err := netip.ParseAddrPort(na.String())
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	return ap.Addr().Unmap(), true
+	a, ok := netip.AddrFromSlice(ip)
+	return a.Unmap(), ok
 }
 
 // openRelay joins a session's relay on the broker holding the bridge.

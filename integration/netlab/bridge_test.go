@@ -17,6 +17,11 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	// Re-executed as a helper program inside a namespace (node_test.go):
+	// run it, and build nothing.
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(helperMain(mode, os.Args[1:]))
+	}
 	dir, err := os.MkdirTemp("", "readymesh-netlab-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

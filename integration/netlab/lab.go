@@ -1,7 +1,8 @@
 // Package netlab builds test networks from Linux network namespaces, veth
 // pairs and nftables, so the real binaries can be run on hosts whose
-// networks a test controls: a UDP-blocking firewall today, NAT routers for
-// hole punching later.
+// networks a test controls: a UDP-blocking firewall, a partitioned
+// cluster, or an Internet of sites behind NAT routers of the kinds RFC 4787
+// names (Internet, Site), for testing hole punching against real kernels.
 //
 // Everything a Lab creates carries a random per-run prefix, so two runs at
 // once never collide, and is deleted in the test's cleanup, even when the
@@ -130,11 +131,57 @@ func (l *Lab) Command(ns, bin string, args ...string) *exec.Cmd {
 
 func (l *Lab) must(args ...string) string {
 	l.t.Helper()
+	return l.mustIn("", args...)
+}
+
+// mustIn is must with stdin as the command's standard input.
+func (l *Lab) mustIn(stdin string, args ...string) string {
+	l.t.Helper()
 	var out bytes.Buffer
 	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		l.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out.String())
 	}
 	return out.String()
+}
+
+// veth joins namespaces a and b with a veth pair whose ends are called aDev
+// in a and bDev in b; an empty name keeps the generated, lab-prefixed one.
+// It returns the two names. The ends have no address and are down.
+func (l *Lab) veth(a, aDev, b, bDev string) (string, string) {
+	l.t.Helper()
+	l.links++
+	ea := fmt.Sprintf("%sv%d", l.prefix, l.links) // at most 15 characters
+	eb := fmt.Sprintf("%sw%d", l.prefix, l.links)
+	l.must("ip", "link", "add", ea, "netns", a, "type", "veth", "peer", "name", eb, "netns", b)
+	// Created under unique names, renamed inside their namespaces, so
+	// "wan" or "eth0" can never meet a device of the same name elsewhere.
+	if aDev != "" {
+		l.must("ip", "-n", a, "link", "set", "dev", ea, "name", aDev)
+		ea = aDev
+	}
+	if bDev != "" {
+		l.must("ip", "-n", b, "link", "set", "dev", eb, "name", bDev)
+		eb = bDev
+	}
+	return ea, eb
+}
+
+// up gives device dev in namespace ns the address addr (CIDR form, none if
+// empty) and brings it up.
+func (l *Lab) up(ns, dev, addr string) {
+	l.t.Helper()
+	if addr != "" {
+		l.must("ip", "-n", ns, "addr", "add", addr, "dev", dev)
+	}
+	l.must("ip", "-n", ns, "link", "set", dev, "up")
+}
+
+// nftScript loads an nft script (one command per line, as nft -f reads)
+// into namespace ns as one atomic transaction.
+func (l *Lab) nftScript(ns, script string) {
+	l.t.Helper()
+	l.mustIn(script, "ip", "netns", "exec", ns, "nft", "-f", "-")
 }

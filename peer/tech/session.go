@@ -96,12 +96,12 @@ func (c *Client) stunAddr() netip.AddrPort {
 		return netip.AddrPort{}
 	}
 	for _, conn := range c.host.Network().ConnsToPeer(c.broker.ID) {
-		na, err := manet.ToNetAddr(conn.RemoteMultiaddr())
+		ip, err := manet.ToIP(conn.RemoteMultiaddr())
 		if err != nil {
 			continue
 		}
-		if ap, err := netip.ParseAddrPort(na.String()); err == nil {
-			return netip.AddrPortFrom(ap.Addr().Unmap(), uint16(c.info.STUNPort))
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			return netip.AddrPortFrom(a.Unmap(), uint16(c.info.STUNPort))
 		}
 	}
 	return netip.AddrPort{}
