@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/pion/transport/v5"
+	"golang.org/x/net/ipv4"
 )
 
 // The relayed path carries the session's QUIC packets, already encrypted
@@ -87,44 +89,132 @@ func (p *pump) addr() netip.AddrPort {
 }
 
 // run moves packets both ways until either side fails or close is called.
+// Both directions batch: up to pumpBatch packets read from the socket at
+// once leave in one stream write, and frames already buffered from the
+// stream leave in one sendmmsg, so a bulk copy costs a few system calls per
+// batch rather than several per packet.
 func (p *pump) run() {
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { // stream → session socket
+	go func() {
 		defer wg.Done()
 		defer p.close()
-		buf := make([]byte, MaxRelayFrame)
-		dst := net.UDPAddrFromAddrPort(p.target)
-		for {
-			pkt, err := ReadFrame(p.stream, buf)
-			if err != nil {
-				return
-			}
-			if _, err := p.udp.WriteTo(pkt, dst); err != nil {
-				return
-			}
-			p.in.Add(1)
-		}
+		p.streamToSocket()
 	}()
-	go func() { // session socket → stream
+	go func() {
 		defer wg.Done()
 		defer p.close()
-		buf := make([]byte, 2+MaxRelayFrame)
-		for {
-			n, from, err := p.udp.ReadFrom(buf[2:])
-			if err != nil {
-				return
-			}
-			if ua, ok := from.(*net.UDPAddr); !ok || ua.Port != int(p.target.Port()) {
-				continue // only the session socket may use the relay
-			}
-			binary.BigEndian.PutUint16(buf, uint16(n))
-			if _, err := p.stream.Write(buf[:2+n]); err != nil {
-				return
-			}
-		}
+		p.socketToStream()
 	}()
 	wg.Wait()
+}
+
+const pumpBatch = 32
+
+func (p *pump) streamToSocket() {
+	br := bufio.NewReaderSize(p.stream, 256<<10)
+	dst := net.UDPAddrFromAddrPort(p.target)
+	var batch *ipv4.PacketConn
+	if u, ok := p.udp.(*net.UDPConn); ok {
+		batch = ipv4.NewPacketConn(u)
+	}
+	msgs := make([]ipv4.Message, pumpBatch)
+	bufs := make([][]byte, pumpBatch)
+	for i := range bufs {
+		bufs[i] = make([]byte, MaxRelayFrame)
+	}
+	for {
+		n := 0
+		for n < pumpBatch {
+			if n > 0 && !frameBuffered(br) {
+				break // send what we have rather than wait
+			}
+			pkt, err := ReadFrame(br, bufs[n])
+			if err != nil {
+				p.flush(batch, msgs[:n], bufs, dst)
+				return
+			}
+			msgs[n] = ipv4.Message{Buffers: [][]byte{pkt}, Addr: dst}
+			n++
+		}
+		if err := p.flush(batch, msgs[:n], bufs, dst); err != nil {
+			return
+		}
+		p.in.Add(uint64(n))
+	}
+}
+
+// frameBuffered reports whether a whole frame is already in br.
+func frameBuffered(br *bufio.Reader) bool {
+	if br.Buffered() < 2 {
+		return false
+	}
+	h, _ := br.Peek(2)
+	return br.Buffered() >= 2+int(binary.BigEndian.Uint16(h))
+}
+
+func (p *pump) flush(batch *ipv4.PacketConn, msgs []ipv4.Message, _ [][]byte, dst net.Addr) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if batch != nil {
+		for len(msgs) > 0 {
+			n, err := batch.WriteBatch(msgs, 0)
+			if err != nil {
+				return err
+			}
+			msgs = msgs[n:]
+		}
+		return nil
+	}
+	for _, m := range msgs {
+		if _, err := p.udp.WriteTo(m.Buffers[0], dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *pump) socketToStream() {
+	out := make([]byte, 0, pumpBatch*(2+1500))
+	if u, ok := p.udp.(*net.UDPConn); ok {
+		batch := ipv4.NewPacketConn(u)
+		msgs := make([]ipv4.Message, pumpBatch)
+		for i := range msgs {
+			msgs[i].Buffers = [][]byte{make([]byte, MaxRelayFrame)}
+		}
+		for {
+			n, err := batch.ReadBatch(msgs, 0)
+			if err != nil {
+				return
+			}
+			out = out[:0]
+			for _, m := range msgs[:n] {
+				if ua, ok := m.Addr.(*net.UDPAddr); !ok || ua.Port != int(p.target.Port()) {
+					continue // only the session socket may use the relay
+				}
+				out = binary.BigEndian.AppendUint16(out, uint16(m.N))
+				out = append(out, m.Buffers[0][:m.N]...)
+			}
+			if _, err := p.stream.Write(out); err != nil {
+				return
+			}
+		}
+	}
+	buf := make([]byte, 2+MaxRelayFrame)
+	for {
+		n, from, err := p.udp.ReadFrom(buf[2:])
+		if err != nil {
+			return
+		}
+		if ua, ok := from.(*net.UDPAddr); !ok || ua.Port != int(p.target.Port()) {
+			continue
+		}
+		binary.BigEndian.PutUint16(buf, uint16(n))
+		if _, err := p.stream.Write(buf[:2+n]); err != nil {
+			return
+		}
+	}
 }
 
 func (p *pump) close() {
