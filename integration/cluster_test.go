@@ -29,7 +29,7 @@ const (
 // broker is a broker process with its own data directory. restart keeps
 // the directory and the bridge ports.
 type broker struct {
-	t         *testing.T
+	t         testing.TB
 	name      string
 	dir       string
 	heartbeat time.Duration
@@ -41,13 +41,13 @@ type broker struct {
 
 // startBroker starts a broker named name with its data under base.
 // heartbeat zero means the broker's default.
-func startBroker(t *testing.T, base, name string, heartbeat time.Duration) *broker {
+func startBroker(t testing.TB, base, name string, heartbeat time.Duration) *broker {
 	t.Helper()
 	return startBrokerArgs(t, base, name, heartbeat)
 }
 
 // startBrokerArgs is startBroker with more broker flags.
-func startBrokerArgs(t *testing.T, base, name string, heartbeat time.Duration, extra ...string) *broker {
+func startBrokerArgs(t testing.TB, base, name string, heartbeat time.Duration, extra ...string) *broker {
 	t.Helper()
 	b := &broker{t: t, name: name, dir: filepath.Join(base, name), heartbeat: heartbeat, extra: extra}
 	b.launch("127.0.0.1:0")
@@ -178,12 +178,12 @@ func (b *broker) offlineSince(id string, t time.Time) (presenceEvent, bool) {
 
 // tech is a meshctl user: its own READYMESH_HOME.
 type tech struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	home string
 }
 
-func newTech(t *testing.T, base, name string) *tech {
+func newTech(t testing.TB, base, name string) *tech {
 	return &tech{t: t, name: name, home: filepath.Join(base, "tech-"+name)}
 }
 
@@ -273,7 +273,7 @@ func (c *tech) token(client string, uses int, ttl time.Duration) wire.TokenResul
 // `sessiond run` was started.
 type agent struct {
 	interval time.Duration // check-in interval; zero means 1h
-	t        *testing.T
+	t        testing.TB
 	name     string
 	client   string
 	id       string
@@ -287,7 +287,7 @@ var enrolledRE = regexp.MustCompile(`^enrolled (\S+) in client (\S+) as machine 
 
 // enroll enrols a new agent named name with token and fails the test if it
 // is refused. fixture is a testdata file name or "".
-func enroll(t *testing.T, base, token, name, fixtureName string) *agent {
+func enroll(t testing.TB, base, token, name, fixtureName string) *agent {
 	t.Helper()
 	a := &agent{t: t, name: name, dir: freshDir(base, "agent-"+name)}
 	if fixtureName != "" {
@@ -318,7 +318,7 @@ func freshDir(base, name string) string {
 }
 
 // tryEnroll runs `sessiond enroll` and returns what it did.
-func tryEnroll(t *testing.T, token, name, dir string, extra ...string) result {
+func tryEnroll(t testing.TB, token, name, dir string, extra ...string) result {
 	t.Helper()
 	args := append([]string{"enroll", "--token", token, "--name", name, "--state", dir}, extra...)
 	return runCmd(t, cmdTimeout, nil, bins.sessiond, args...)
@@ -393,7 +393,7 @@ func sameSet(a, b []string) bool {
 }
 
 // waitOnline polls until every agent is online and has checked in.
-func waitOnline(t *testing.T, c *tech, d time.Duration, agents ...*agent) []wire.Card {
+func waitOnline(t testing.TB, c *tech, d time.Duration, agents ...*agent) []wire.Card {
 	t.Helper()
 	var cards []wire.Card
 	poll(t, d, "agents online and checked in", func() (bool, string) {

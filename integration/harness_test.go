@@ -62,7 +62,7 @@ func build(dir string) error {
 }
 
 // needBinaries skips t, saying why, when the binaries could not be built.
-func needBinaries(t *testing.T) {
+func needBinaries(t testing.TB) {
 	t.Helper()
 	if bins.skip != "" {
 		t.Skipf("skipping: %s", bins.skip)
@@ -124,7 +124,7 @@ const logTail = 40
 // startProc starts bin with args. The process is SIGKILLed in t.Cleanup if
 // it is still running, and on failure its log tails are printed. name must
 // be unique within the test; it labels the logs.
-func startProc(t *testing.T, name string, env []string, bin string, args ...string) *proc {
+func startProc(t testing.TB, name string, env []string, bin string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, stdout: newLogBuffer(), stderr: newLogBuffer(), done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
@@ -154,7 +154,7 @@ func startProc(t *testing.T, name string, env []string, bin string, args ...stri
 	return p
 }
 
-func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+func (p *proc) signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("signal %v to %s: %v", sig, p.name, err)
@@ -171,7 +171,7 @@ func (p *proc) exited() bool {
 }
 
 // wait waits at most d for the process to exit and returns its exit error.
-func (p *proc) wait(t *testing.T, d time.Duration) error {
+func (p *proc) wait(t testing.TB, d time.Duration) error {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -184,7 +184,7 @@ func (p *proc) wait(t *testing.T, d time.Duration) error {
 
 // waitOutput waits at most d for a stdout line starting with prefix and
 // returns it. It fails the test if the process exits first.
-func (p *proc) waitOutput(t *testing.T, prefix string, d time.Duration) string {
+func (p *proc) waitOutput(t testing.TB, prefix string, d time.Duration) string {
 	t.Helper()
 	deadline := time.After(d)
 	for {
@@ -226,7 +226,7 @@ func (r result) String() string {
 }
 
 // runCmd runs a short-lived command to completion, bounded by d.
-func runCmd(t *testing.T, d time.Duration, env []string, bin string, args ...string) result {
+func runCmd(t testing.TB, d time.Duration, env []string, bin string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -265,7 +265,7 @@ func (r result) exitCode() int {
 // and returns how long that took. On timeout it fails the test with what
 // cond last said. The pause between calls is short: a cond usually runs a
 // process, which takes some tens of milliseconds itself.
-func poll(t *testing.T, d time.Duration, what string, cond func() (bool, string)) time.Duration {
+func poll(t testing.TB, d time.Duration, what string, cond func() (bool, string)) time.Duration {
 	t.Helper()
 	start := time.Now()
 	last := ""
@@ -285,7 +285,7 @@ func poll(t *testing.T, d time.Duration, what string, cond func() (bool, string)
 // testDir returns a fresh directory for t's processes. Agent state
 // directories hold a unix socket, whose path must stay under about 100
 // bytes, so a long test name falls back to a short temporary name.
-func testDir(t *testing.T) string {
+func testDir(t testing.TB) string {
 	t.Helper()
 	if d := t.TempDir(); len(d) < 70 {
 		return d
@@ -299,7 +299,7 @@ func testDir(t *testing.T) string {
 }
 
 // fixture returns the absolute path of a testdata fixture.
-func fixture(t *testing.T, name string) string {
+func fixture(t testing.TB, name string) string {
 	t.Helper()
 	p, err := filepath.Abs(filepath.Join("testdata", name))
 	if err != nil {
