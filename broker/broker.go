@@ -20,6 +20,7 @@ import (
 
 	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/mesh"
+	"github.com/readymesh/readymesh/mesh/turnserver"
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/identity"
 	"github.com/readymesh/readymesh/peer/wire"
@@ -50,8 +51,10 @@ type Broker struct {
 	repl    *replicator
 	relays  *relays
 
-	stunConn net.PacketConn // nil when STUN is off
-	stunObs  *mesh.Observer
+	stunConn   net.PacketConn // nil when STUN is off
+	stunObs    *mesh.Observer
+	turn       *turnserver.Server // nil without a relay address
+	turnSecret []byte
 
 	adminHash string        // hash of this broker's admin credential; set in Run before serving
 	copies    atomic.Uint64 // rotates the peer that gets second copies
@@ -191,11 +194,16 @@ func (b *Broker) Run(ctx context.Context, ready func(info wire.BrokerInfo, crede
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			b.stunObs.Serve(b.stunConn)
+			if b.turn == nil { // else pion's TURN server reads the port
+				b.stunObs.Serve(b.stunConn)
+			}
 		}()
 		go func() {
 			defer wg.Done()
 			<-ctx.Done()
+			if b.turn != nil {
+				b.turn.Close()
+			}
 			b.stunConn.Close()
 		}()
 	}

@@ -83,6 +83,10 @@ type Config struct {
 	// from. "off" disables it (no server-reflexive candidates: sessions
 	// between NATed peers then use the relay). Empty means ":3478".
 	STUN string
+	// TURNIP is the address TURN relay candidates carry: the address
+	// peers reach this broker at. Empty means the STUN address's IP when it
+	// is specific; with neither, WebRTC sessions get no TURN relay.
+	TURNIP string
 	// GrantTTL is how long a session grant is valid: the technician must
 	// connect within it. Short, because a grant is a bearer of access.
 	// Zero means 60 s.

@@ -65,7 +65,16 @@ type replicator struct {
 
 	mu      sync.Mutex
 	pending map[string]*pull // mu guards; peer ID → work for that peer
-	wake    chan struct{}
+	// early holds notices from brokers this one does not know yet (or
+	// whose metadata has not arrived): a notice may outrun the gossip of
+	// its sender's join. They are retried until the sender is known.
+	early map[string]*earlyNotices
+	wake  chan struct{}
+}
+
+type earlyNotices struct {
+	keys  []store.Key
+	first time.Time
 }
 
 // pull is what to fetch from one peer.
@@ -76,7 +85,7 @@ type pull struct {
 }
 
 func newReplicator(b *Broker) *replicator {
-	return &replicator{b: b, pending: map[string]*pull{}, wake: make(chan struct{}, 1)}
+	return &replicator{b: b, pending: map[string]*pull{}, early: map[string]*earlyNotices{}, wake: make(chan struct{}, 1)}
 }
 
 var _ cluster.StateHook = (*replicator)(nil)
@@ -110,9 +119,47 @@ func (r *replicator) notice(from string, payload []byte) {
 		return
 	}
 	for _, m := range r.b.cluster.Members() {
-		if m.Name == from {
+		if m.Name == from && m.Meta.PeerID != "" {
 			r.enqueue(m, nil, []store.Key{k})
 			return
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.early[from]
+	if e == nil {
+		if len(r.early) >= 64 {
+			return // anti-entropy will catch up
+		}
+		e = &earlyNotices{first: time.Now()}
+		r.early[from] = e
+	}
+	if len(e.keys) < 1024 && !slices.Contains(e.keys, k) {
+		e.keys = append(e.keys, k)
+	}
+}
+
+// retryEarly enqueues early notices whose senders are now known, and
+// drops those older than 30 s (digest exchange covers them by then).
+func (r *replicator) retryEarly() {
+	r.mu.Lock()
+	if len(r.early) == 0 {
+		r.mu.Unlock()
+		return
+	}
+	early := r.early
+	r.early = map[string]*earlyNotices{}
+	r.mu.Unlock()
+	members := r.b.cluster.Members()
+	for from, e := range early {
+		i := slices.IndexFunc(members, func(m cluster.Member) bool { return m.Name == from && m.Meta.PeerID != "" })
+		switch {
+		case i >= 0:
+			r.enqueue(members[i], nil, e.keys)
+		case time.Since(e.first) < 30*time.Second:
+			r.mu.Lock()
+			r.early[from] = e
+			r.mu.Unlock()
 		}
 	}
 }
@@ -148,11 +195,16 @@ func (r *replicator) enqueue(m cluster.Member, buckets []int, keys []store.Key) 
 
 // run does the pulls until ctx is done.
 func (r *replicator) run(ctx context.Context) {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.wake:
+		case <-tick.C:
+			r.retryEarly()
+			continue
 		}
 		r.mu.Lock()
 		work := r.pending

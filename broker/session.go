@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/mesh"
+	"github.com/readymesh/readymesh/mesh/turnserver"
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/wire"
 )
@@ -76,6 +78,9 @@ func (b *Broker) openSession(t *wire.Technician, techID peer.ID, req *wire.Reque
 	}
 	o := &wire.Offer{Grant: sg, Transport: a.Transport, Params: a.Params, ParamsSig: a.Sig, Relay: relay,
 		STUNPort: b.stunPort()}
+	if a.Transport == wire.TransportWebRTC {
+		o.TURNUser, o.TURNPassword = b.turnCredentials(m.ID)
+	}
 	if rtt := b.host.Peerstore().LatencyEWMA(techID); rtt > 0 {
 		o.PunchDelayMs = int(rtt / 2 / time.Millisecond)
 	}
@@ -158,7 +163,9 @@ func (b *Broker) measureRTT(p peer.ID) {
 
 // startSTUN opens the broker's STUN port: binding requests are answered
 // with the address seen, and addresses of requests carrying a session
-// token are remembered for the offer.
+// token are remembered for the offer. The same port serves TURN (pion's
+// server) for WebRTC sessions when the broker knows the address relayed
+// candidates carry.
 func (b *Broker) startSTUN() error {
 	if b.cfg.STUN == "off" {
 		return nil
@@ -168,7 +175,41 @@ func (b *Broker) startSTUN() error {
 		return fmt.Errorf("broker: stun listen %s: %w", b.cfg.STUN, err)
 	}
 	b.stunConn, b.stunObs = pc, mesh.NewObserver()
+	relayIP := net.ParseIP(b.cfg.TURNIP)
+	if relayIP == nil {
+		if ua := pc.LocalAddr().(*net.UDPAddr); !ua.IP.IsUnspecified() {
+			relayIP = ua.IP
+		}
+	}
+	if relayIP == nil {
+		b.log.Warn("TURN relay off: the STUN address is unspecified; set --turn-ip to the address peers reach this broker at")
+		return nil
+	}
+	b.turnSecret = make([]byte, 32)
+	rand.Read(b.turnSecret)
+	b.turn, err = turnserver.New(turnserver.Config{PacketConn: b.stunObs.Wrap(pc), RelayIP: relayIP,
+		Secret: b.turnSecret, MaxAllocations: b.cfg.RelayMaxSessions * 2, Logger: b.log})
+	if err != nil {
+		pc.Close()
+		return fmt.Errorf("broker: turn: %w", err)
+	}
 	return nil
+}
+
+// turnCredentials returns TURN credentials for user, valid for 12 hours:
+// a relayed WebRTC session cannot refresh its allocation past them.
+func (b *Broker) turnCredentials(user string) (string, string) {
+	if b.turn == nil {
+		return "", ""
+	}
+	return turnserver.Credentials(b.turnSecret, user, b.cfg.Now().Add(12*time.Hour))
+}
+
+// sessionICE answers OpSessionICE: what a WebRTC offerer needs before it
+// gathers candidates.
+func (b *Broker) sessionICE(techID peer.ID) wire.ICEInfo {
+	u, p := b.turnCredentials(techID.String())
+	return wire.ICEInfo{STUNPort: b.stunPort(), TURNUser: u, TURNPassword: p}
 }
 
 func (b *Broker) stunPort() int {

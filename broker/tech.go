@@ -97,6 +97,8 @@ func (b *Broker) techOp(t *wire.Technician, techID peer.ID, req *wire.Request) (
 		return b.members(), nil
 	case wire.OpSessionOpen:
 		return b.openSession(t, techID, req)
+	case wire.OpSessionICE:
+		return b.sessionICE(techID), nil
 	case wire.OpShow:
 		var a wire.ShowArgs
 		if err := decodeArgs(req, &a); err != nil {

@@ -104,6 +104,17 @@ func TestLiveSessions(t *testing.T) {
 		}
 		return r, b.relayBytes(t) - before
 	}
+	t.Run("webrtc", func(t *testing.T) {
+		out := admin.ok("ping", pc.full(), "-c", "2", "--interval", "50ms", "--transport", "webrtc")
+		if !strings.Contains(out, "via direct-webrtc") {
+			t.Fatalf("ping output: %q", out)
+		}
+		r, relayed := send(wire.TransportWebRTC)
+		t.Logf("webrtc: %s, %.0f Mbit/s, set up in %.1f ms", r.Path, r.Mbps, r.SetupMs)
+		if !strings.HasPrefix(r.Path, wire.PathDirectWebRTC) || relayed != 0 {
+			t.Errorf("webrtc session: path %s, %v bytes through the QUIC relay", r.Path, relayed)
+		}
+	})
 	t.Run("bulk over each path, checked at the relay", func(t *testing.T) {
 		direct, relayedByDirect := send(wire.TransportQUIC)
 		relayed, relayedByRelay := send(wire.TransportRelay)

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pion/stun/v4"
 	"github.com/pion/transport/v5"
+	"github.com/pion/webrtc/v4"
 	"github.com/quic-go/quic-go"
 
 	"github.com/readymesh/readymesh/peer/identity"
@@ -51,10 +52,14 @@ type DialConfig struct {
 	// Addr is the UDP address of the session socket. Empty means any
 	// address, a port the kernel picks.
 	Addr string
+	// ICEServers are the broker's STUN and TURN servers for transport
+	// webrtc (see ICEServers).
+	ICEServers []webrtc.ICEServer
 	// Net is the network to use. Nil means the host's; tests pass a pion
-	// vnet.
-	Net    transport.Net
-	Logger *slog.Logger
+	// vnet. WebRTCNet is the same for transport webrtc.
+	Net       transport.Net
+	WebRTCNet transport.Net
+	Logger    *slog.Logger
 }
 
 func (c *DialConfig) setDefaults() {
@@ -97,8 +102,10 @@ func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 	start := time.Now()
 	switch cfg.Transport {
 	case wire.TransportAuto, wire.TransportQUIC, wire.TransportRelay:
+	case wire.TransportWebRTC:
+		return dialWebRTC(ctx, cfg, start)
 	default:
-		return nil, fmt.Errorf("mesh: transport %q is not auto, quic or relay", cfg.Transport)
+		return nil, fmt.Errorf("mesh: transport %q is not auto, quic, webrtc or relay", cfg.Transport)
 	}
 	udp, err := listenUDP(cfg.Net, cfg.Addr)
 	if err != nil {

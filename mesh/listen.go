@@ -20,6 +20,7 @@ import (
 	"github.com/pion/transport/v5"
 	"github.com/quic-go/quic-go"
 
+	"github.com/readymesh/readymesh/mesh/rtc"
 	"github.com/readymesh/readymesh/peer/identity"
 	"github.com/readymesh/readymesh/peer/wire"
 )
@@ -49,8 +50,9 @@ type ListenConfig struct {
 	Logger *slog.Logger
 	Now    func() time.Time
 	// Net is the network to use. Nil means the host's; tests pass a pion
-	// vnet.
-	Net transport.Net
+	// vnet. WebRTCNet is the same for WebRTC sessions.
+	Net       transport.Net
+	WebRTCNet transport.Net
 }
 
 // Listener accepts sessions for one agent.
@@ -86,7 +88,8 @@ type pendingSession struct {
 
 type agentSession struct {
 	info wire.SessionInfo
-	conn *quic.Conn
+	conn *quic.Conn   // QUIC sessions
+	rtc  *rtc.Session // WebRTC sessions
 	pump *pump
 	via  string
 }
@@ -149,7 +152,11 @@ func (l *Listener) Close() error {
 		p.cancel()
 	}
 	for _, a := range l.active {
-		a.conn.CloseWithError(0, "agent stopping")
+		if a.conn != nil {
+			a.conn.CloseWithError(0, "agent stopping")
+		} else {
+			a.rtc.Close()
+		}
 	}
 	l.mu.Unlock()
 	l.sock.tr.Close()
@@ -193,6 +200,9 @@ func (l *Listener) Offer(ctx context.Context, broker peer.ID, brokerName string,
 	}
 	if l.isUsed(g.Session) {
 		return nil, fmt.Errorf("%w: session %s", ErrGrantUsed, g.Session)
+	}
+	if o.Transport == wire.TransportWebRTC {
+		return l.answerWebRTC(ctx, g, o, stunServer, brokerName)
 	}
 	l.mu.Lock()
 	if _, dup := l.pending[g.Session]; dup {

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/quic-go/quic-go"
 
+	"github.com/readymesh/readymesh/mesh/rtc"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -114,6 +115,7 @@ type Session struct {
 	Setup time.Duration
 
 	conn *quic.Conn
+	rtc  *rtc.Session // instead of conn, for WebRTC sessions
 
 	claimed  chan struct{} // closed with claimErr set when the agent answered
 	claimErr error
@@ -157,10 +159,18 @@ func (s *Session) setPath(p Path) {
 }
 
 // Done is closed when the session's connection ends.
-func (s *Session) Done() <-chan struct{} { return s.conn.Context().Done() }
+func (s *Session) Done() <-chan struct{} {
+	if s.rtc != nil {
+		return s.rtc.Done()
+	}
+	return s.conn.Context().Done()
+}
 
 // Open opens a channel.
 func (s *Session) Open(ctx context.Context, name string) (*quic.Stream, error) {
+	if s.rtc != nil {
+		return nil, errNotQUIC
+	}
 	st, err := s.conn.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("session %s: open %s: %w", s.ID, name, err)
@@ -175,6 +185,9 @@ func (s *Session) Open(ctx context.Context, name string) (*quic.Stream, error) {
 // Send writes n bytes on a sink channel and waits until the agent has
 // read them all: one stream, as a bulk copy would use it.
 func (s *Session) Send(ctx context.Context, n int64) error {
+	if s.rtc != nil {
+		return s.sendRTC(ctx, n)
+	}
 	st, err := s.Open(ctx, ChanSink)
 	if err != nil {
 		return err
@@ -203,6 +216,9 @@ func (s *Session) Send(ctx context.Context, n int64) error {
 
 // Ping sends one datagram and waits for the agent's echo.
 func (s *Session) Ping(ctx context.Context) (time.Duration, error) {
+	if s.rtc != nil {
+		return s.rtc.Ping(ctx)
+	}
 	s.pingMu.Lock()
 	s.pingSeq++
 	seq := s.pingSeq
@@ -253,6 +269,14 @@ func (s *Session) readDatagrams(ctx context.Context) {
 
 // Close ends the session.
 func (s *Session) Close() error {
+	if s.rtc != nil {
+		err := s.rtc.Close()
+		s.cancel()
+		for _, f := range s.cleanup {
+			f()
+		}
+		return err
+	}
 	err := s.conn.CloseWithError(0, "session closed")
 	if s.Path().Kind == wire.PathRelayed {
 		// Let the close leave through the relay pump before it stops.

@@ -113,4 +113,38 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Fatalf("timed out waiting: %s", what)
 }
 
-var _ = errors.Is
+func TestWebRTCOnLoopback(t *testing.T) {
+	p := newPair(t, nil)
+	cfg := p.dialConfig(wire.ModeReadOnly, wire.TransportWebRTC, false)
+	cfg.Addr = "127.0.0.1:0"
+	s, err := Dial(ctxT(t, 15*time.Second), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Path().Kind != wire.PathDirectWebRTC {
+		t.Fatalf("path %v", s.Path())
+	}
+	ctx := ctxT(t, 20*time.Second)
+	if err := s.Send(ctx, 4<<20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Open(ctx, ChanEcho); err == nil {
+		t.Fatal("a QUIC channel opened on a WebRTC session")
+	}
+	waitFor(t, func() bool {
+		ss := p.l.Sessions()
+		return len(ss) == 1 && ss[0].Path == wire.PathDirectWebRTC
+	}, "agent lists the WebRTC session")
+	// The grant was used by the offer: the same grant cannot open another.
+	o := &wire.Offer{Grant: p.b.lastGrant, Transport: wire.TransportWebRTC, Params: wire.PeerParams{SDP: "v=0"}}
+	o.ParamsSig, _ = SignParams(p.tech.Priv, o.Params)
+	if _, err := p.l.Offer(ctx, p.b.key.ID, "b", o, p.b.stun); !errors.Is(err, ErrGrantUsed) {
+		t.Fatalf("replayed WebRTC grant: %v", err)
+	}
+	s.Close()
+	waitFor(t, func() bool { return len(p.l.Sessions()) == 0 }, "agent forgets the closed session")
+}

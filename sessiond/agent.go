@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -51,7 +51,7 @@ type Agent struct {
 	up        bool          // mu guards all following fields; bridge up now
 	upChanged chan struct{} // closed and replaced whenever up changes
 	lastErr   string
-	connected peer.ID // the broker holding the bridge while up
+	connected peer.ID        // the broker holding the bridge while up
 	stun      netip.AddrPort // the broker's STUN server, learned from offers
 }
 

@@ -147,6 +147,37 @@ func TestNATMatrix(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d pairs direct, as RFC 4787 predicts", direct, len(results))
+
+	// WebRTC finds the same paths with ICE, and falls back to the broker's
+	// TURN relay where QUIC falls back to the bridge relay.
+	for _, c := range []struct {
+		tech, agent SiteKind
+		want        string
+	}{
+		{Cone, Cone, "direct-webrtc"},
+		{Public, Symmetric, "direct-webrtc"},
+		{Cone, Symmetric, "relayed-turn via brk"},
+		{Symmetric, Symmetric, "relayed-turn via brk"},
+	} {
+		cmd := l.Command(techs[c.tech].Host.NS, filepath.Join(binDir, "meshctl"), "ping", "lab/agent-"+string(c.agent),
+			"-c", "3", "--interval", "100ms", "--transport", "webrtc", "--json")
+		cmd.Env = append(os.Environ(), "READYMESH_HOME="+homes[c.tech])
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		var p pingJSON
+		if err == nil {
+			err = json.Unmarshal(out, &p)
+		}
+		t.Logf("webrtc: technician %-9s → agent %-9s  %s, lost %d", c.tech, c.agent, p.Path, p.Lost)
+		if err != nil {
+			t.Errorf("webrtc %s → %s: %v: %s", c.tech, c.agent, err, stderr.String())
+			continue
+		}
+		if !strings.HasPrefix(p.Path, c.want) || p.Lost == len(p.Pongs) {
+			t.Errorf("webrtc %s → %s: path %q (lost %d), want %s", c.tech, c.agent, p.Path, p.Lost, c.want)
+		}
+	}
 }
 
 func short(k SiteKind) string {

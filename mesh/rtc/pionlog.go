@@ -13,6 +13,10 @@ import (
 // warn and error levels, so every line goes out at slog debug with pion's
 // level and scope as attributes, and pion's trace below debug. The session's
 // own logs say what an operator needs.
+//
+// Packages turnserver and rtc each keep a copy of this adapter: each may
+// import only its own folder for now. It belongs in a shared internal
+// package once mesh settles.
 type pionLog struct {
 	log *slog.Logger
 }

@@ -2,11 +2,12 @@ package rtc
 
 import (
 	"context"
-	"strings"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/pion/transport/v5/vnet"
+	"github.com/pion/webrtc/v4"
 )
 
 // NAT behaviours (RFC 4787) as pion vnet builds them.
@@ -31,26 +32,25 @@ var (
 // it.
 func TestNATPaths(t *testing.T) {
 	for _, tc := range []struct {
-		name       string
-		off, ans   *vnet.NATType // nil ans: both hosts on the offerer's LAN
-		delay      time.Duration // one way, across the WAN
-		kind       string
-		localType  string // candidate type of the offerer's end
-		remoteType string
+		name     string
+		off, ans *vnet.NATType // nil ans: both hosts on the offerer's LAN
+		delay    time.Duration // one way, across the WAN
+		kind     string
 	}{
-		// The offerer's end may be its host or its srflx socket: both are
-		// on the LAN, and whichever answers first wins.
-		{"one LAN", portRestricted, nil, 0, PathDirect, "", "host"},
-		{"port-restricted × port-restricted", portRestricted, portRestricted, 0, PathDirect, "", ""},
-		{"full cone × symmetric", fullCone, symmetric, 0, PathDirect, "", ""},
-		{"symmetric × full cone", symmetric, fullCone, 0, PathDirect, "", ""},
-		{"symmetric × port-restricted", symmetric, portRestricted, 0, PathRelayed, "", ""},
-		{"symmetric × symmetric", symmetric, symmetric, 0, PathRelayed, "", ""},
+		// Host pairs usually win here, but with no srflx wait a pair
+		// through the LAN's own NAT (vnet hairpins) can answer first
+		// under load: still direct, so only the kind is checked.
+		{"one LAN", portRestricted, nil, 0, PathDirect},
+		{"port-restricted × port-restricted", portRestricted, portRestricted, 0, PathDirect},
+		{"full cone × symmetric", fullCone, symmetric, 0, PathDirect},
+		{"symmetric × full cone", symmetric, fullCone, 0, PathDirect},
+		{"symmetric × port-restricted", symmetric, portRestricted, 0, PathRelayed},
+		{"symmetric × symmetric", symmetric, symmetric, 0, PathRelayed},
 		// With a WAN round trip of 100 ms the punched path must still
 		// beat RelayWait.
-		{"port-restricted × port-restricted, 100 ms RTT", portRestricted, portRestricted, 50 * time.Millisecond, PathDirect, "", ""},
-		{"symmetric × full cone, 100 ms RTT", symmetric, fullCone, 50 * time.Millisecond, PathDirect, "", ""},
-		{"symmetric × symmetric, 100 ms RTT", symmetric, symmetric, 50 * time.Millisecond, PathRelayed, "", ""},
+		{"port-restricted × port-restricted, 100 ms RTT", portRestricted, portRestricted, 50 * time.Millisecond, PathDirect},
+		{"symmetric × full cone, 100 ms RTT", symmetric, fullCone, 50 * time.Millisecond, PathDirect},
+		{"symmetric × symmetric, 100 ms RTT", symmetric, symmetric, 50 * time.Millisecond, PathRelayed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkLeaks(t)
@@ -77,12 +77,6 @@ func TestNATPaths(t *testing.T) {
 			}
 			if got := p.ans.Path().Kind; got != tc.kind {
 				t.Errorf("answerer path kind %s, want %s", got, tc.kind)
-			}
-			if tc.localType != "" && !strings.HasPrefix(path.Local, tc.localType+" ") {
-				t.Errorf("local candidate %q, want type %s", path.Local, tc.localType)
-			}
-			if tc.remoteType != "" && !strings.HasPrefix(path.Remote, tc.remoteType+" ") {
-				t.Errorf("remote candidate %q, want type %s", path.Remote, tc.remoteType)
 			}
 			checkEcho(t, p.off)
 			rtt, err := p.off.Ping(ctx)
@@ -123,5 +117,40 @@ func TestDoneWhenPathDies(t *testing.T) {
 		if err := s.Err(); !isFailed(err) {
 			t.Errorf("Err() = %v, want ErrFailed", err)
 		}
+	}
+}
+
+// TestGatherTimeout points ICE at a STUN/TURN server that never answers:
+// Offer and Answer return after GatherTimeout with the host candidates
+// they have, and hosts on one LAN still connect. A cancelled ctx ends
+// gathering at once.
+func TestGatherTimeout(t *testing.T) {
+	checkLeaks(t)
+	l := newLab(t, 0)
+	nets := l.addLAN(portRestricted, 2)
+	l.start()
+	dead := []webrtc.ICEServer{
+		{URLs: []string{"stun:203.0.113.99:3478"}},
+		{URLs: []string{"turn:203.0.113.99:3478"}, Username: "1:x", Credential: "x"},
+	}
+	const timeout = 300 * time.Millisecond
+	cfg := func(name string, n *vnet.Net) Config {
+		return Config{ICEServers: dead, Net: n, GatherTimeout: timeout, Logger: testLogger(t, name)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p := connect(t, ctx, cfg("offerer", nets[0]), cfg("answerer", nets[1]))
+	t.Logf("setup %v with two gather timeouts of %v", p.setup.Round(time.Millisecond), timeout)
+	if p.setup < 2*timeout || p.setup > 2*timeout+3*time.Second {
+		t.Errorf("setup took %v, want a little over 2 × %v", p.setup, timeout)
+	}
+	if kind := p.off.Path().Kind; kind != PathDirect {
+		t.Errorf("path %v, want direct", p.off.Path())
+	}
+
+	cancelled, stop := context.WithCancel(ctx)
+	stop()
+	if _, _, err := Offer(cancelled, cfg("offerer-2", nets[0])); !errors.Is(err, context.Canceled) {
+		t.Errorf("Offer with a cancelled ctx: %v, want context.Canceled", err)
 	}
 }

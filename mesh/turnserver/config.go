@@ -65,12 +65,16 @@ type Config struct {
 	// 10 minutes; at most one hour is granted whatever the client asks.
 	AllocationLifetime time.Duration
 	// PermitPeer decides whether an allocation may send to a peer IP (the
-	// TURN CreatePermission and ChannelBind checks). Nil means the default
-	// policy: refuse unspecified, multicast, link-local and loopback peers
-	// (a relay that reached the broker's own loopback services would let
-	// any credential holder talk to them), except that loopback peers are
-	// allowed when RelayIP is itself loopback (a server on 127.0.0.1 in
-	// tests relays between loopback clients).
+	// TURN CreatePermission and ChannelBind checks). A relay sends from
+	// the broker's own network, so whatever it may reach, every holder of
+	// credentials may reach. Nil means the default policy: refuse
+	// unspecified, multicast, link-local (cloud metadata services live
+	// there) and loopback peers, except that loopback peers are allowed
+	// when RelayIP is itself loopback (a server on 127.0.0.1 in tests
+	// relays between loopback clients). Private ranges stay allowed, since
+	// MSP sites often put agents and brokers on private or CGNAT
+	// addresses; a broker next to internal services it must not expose
+	// should refuse their ranges here.
 	PermitPeer func(peer net.IP) bool
 	// Logger receives the server's logs, and pion's at debug level. Nil
 	// means discard.

@@ -67,6 +67,19 @@ func checkLeaks(t *testing.T) {
 		}
 		buf := make([]byte, 1<<20)
 		n := runtime.Stack(buf, true)
+		// pion's TURN client (the test's client, not the server under
+		// test) leaves a channel-bind transaction waiting out its
+		// retransmission timer after Close; that one is not ours.
+		extra := runtime.NumGoroutine() - before
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, "turn/v5/internal/client.(*Transaction).WaitForResult") {
+				extra--
+			}
+		}
+		if extra <= 0 {
+			t.Logf("pion's TURN client still waits on a transaction timer; no server goroutine left")
+			return
+		}
 		t.Errorf("goroutines: %d before, %d after cleanup\n%s", before, runtime.NumGoroutine(), buf[:n])
 	})
 }

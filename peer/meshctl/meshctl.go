@@ -34,7 +34,7 @@ const usage = `usage: meshctl COMMAND [flags]
   technicians add NAME --clients A,B --modes read-only,interactive,elevated [--json]
   technicians ls [--json]
   brokers [--json]                                    the cluster's brokers and their state
-  connect MACHINE [--mode M] [--transport auto|quic|relay] [--send SIZE] [--hold D] [--json]
+  connect MACHINE [--mode M] [--transport auto|quic|relay|webrtc] [--send SIZE] [--hold D] [--json]
                                                       open a live session; show its path as it changes
   ping MACHINE [-c N] [--interval D] [--transport T] [--until-direct] [--json]
                                                       round trips over a session, each with its path

@@ -27,7 +27,7 @@ func (e *env) openSession(machine, mode, transport string) (*mesh.Session, *tech
 	defer cancel()
 	s, via, err := c.Connect(ctx, machine, tech.SessionOptions{Mode: mode, Transport: transport,
 		LocalAddr: os.Getenv("READYMESH_SESSION_ADDR"),
-		Logger: slog.New(slog.DiscardHandler)})
+		Logger:    slog.New(slog.DiscardHandler)})
 	if via != c && via != nil {
 		// Redirected: the session's relay lives on via; close it with us.
 		if err != nil {
@@ -58,7 +58,7 @@ type sessionJSON struct {
 func (e *env) connectCmd(args []string) error {
 	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
 	mode := fs.String("mode", wire.ModeReadOnly, "session `mode`: read-only, interactive or elevated")
-	transport := fs.String("transport", wire.TransportAuto, "auto (relay first, then direct), quic (direct only) or relay")
+	transport := fs.String("transport", wire.TransportAuto, "auto (relay first, then direct), quic (direct only), relay, or webrtc (ICE with the broker's STUN and TURN)")
 	send := fs.String("send", "", "send this many bytes over the session (e.g. 64MiB), print the rate and end")
 	hold := fs.Duration("hold", 0, "end the session after this long (default: until interrupted)")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -156,7 +156,7 @@ func (e *env) pingCmd(args []string) error {
 	count := fs.Int("c", 10, "number of pings")
 	interval := fs.Duration("interval", time.Second, "time between pings")
 	timeout := fs.Duration("timeout", 2*time.Second, "wait this long for each answer")
-	transport := fs.String("transport", wire.TransportAuto, "auto, quic or relay")
+	transport := fs.String("transport", wire.TransportAuto, "auto, quic, relay or webrtc")
 	untilDirect := fs.Bool("until-direct", false, "stop at the first answer over a direct path")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parse(fs, args, "MACHINE")
@@ -193,7 +193,7 @@ func (e *env) pingCmd(args []string) error {
 			}
 		}
 		res.Pongs = append(res.Pongs, p)
-		if e.ctx.Err() != nil || (*untilDirect && err == nil && s.Path().Kind != wire.PathRelayed) {
+		if e.ctx.Err() != nil || (*untilDirect && err == nil && strings.HasPrefix(s.Path().Kind, "direct")) {
 			break
 		}
 		if i < *count {

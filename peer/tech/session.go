@@ -18,7 +18,7 @@ import (
 // SessionOptions are a session request's choices.
 type SessionOptions struct {
 	Mode      string // wire.ModeReadOnly (the default), ModeInteractive, ModeElevated
-	Transport string // wire.TransportAuto (the default), TransportQUIC, TransportRelay
+	Transport string // wire.TransportAuto (the default), TransportQUIC, TransportRelay, TransportWebRTC
 	// LocalAddr is the UDP address of the session socket; empty means
 	// any address, a port the kernel picks.
 	LocalAddr string
@@ -85,6 +85,17 @@ func (c *Client) connect(ctx context.Context, machine string, opt SessionOptions
 			}
 			return &r, nil
 		},
+	}
+	if opt.Transport == wire.TransportWebRTC {
+		var ice wire.ICEInfo
+		if err := c.Do(ctx, wire.OpSessionICE, nil, &ice); err != nil {
+			return nil, fmt.Errorf("session to %s: ICE servers: %w", machine, err)
+		}
+		stun := c.stunAddr()
+		if ice.STUNPort != 0 && stun.IsValid() {
+			stun = netip.AddrPortFrom(stun.Addr(), uint16(ice.STUNPort))
+		}
+		cfg.ICEServers = mesh.ICEServers(stun, ice.TURNUser, ice.TURNPassword)
 	}
 	return mesh.Dial(ctx, cfg)
 }

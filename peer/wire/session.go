@@ -28,7 +28,19 @@ const (
 )
 
 // OpSessionOpen asks for a live session: SessionArgs → SessionResult.
-const OpSessionOpen = "session.open"
+// OpSessionICE returns the broker's STUN port and TURN credentials, which a
+// WebRTC offerer needs before it gathers: no args → ICEInfo.
+const (
+	OpSessionOpen = "session.open"
+	OpSessionICE  = "session.ice"
+)
+
+// ICEInfo is what a WebRTC peer needs to use the broker's STUN and TURN.
+type ICEInfo struct {
+	STUNPort     int    `json:"stun_port"`
+	TURNUser     string `json:"turn_user,omitempty"`
+	TURNPassword string `json:"turn_password,omitempty"`
+}
 
 // Transports a technician may ask for.
 const (

@@ -54,6 +54,7 @@ func main() {
 	flag.DurationVar(&cfg.Readiness.MaxPendingAge, "max-pending-age", 0, "an update pending longer than this `age` makes a machine degraded (default 720h)")
 	flag.StringVar(&cfg.Readiness.AgentVersion, "agent-version", "", "the agent `version` being rolled out: older agents are behind (default: the newest any agent reports)")
 	flag.StringVar(&cfg.STUN, "stun", ":3478", "UDP `addr`ess of the STUN server peers learn their public session address from, or off")
+	flag.StringVar(&cfg.TURNIP, "turn-ip", "", "`address` TURN relay candidates carry, the one peers reach this broker at (default: the --stun IP when specific)")
 	flag.DurationVar(&cfg.GrantTTL, "grant-ttl", 0, "how long a session grant is valid before the technician connects (default 60s)")
 	flag.IntVar(&cfg.RelayMaxSessions, "relay-max-sessions", 0, "sessions relayed at once (default 1024)")
 	flag.IntVar(&cfg.RelayMaxPerPeer, "relay-max-per-peer", 0, "relayed sessions per technician or agent (default 16)")
