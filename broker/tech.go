@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -184,28 +183,11 @@ func (b *Broker) machines(t *wire.Technician, a wire.MachinesArgs) []wire.Card {
 // show returns one machine's card with its full stored state. name may be
 // a machine ID, a name, or client/name when a name is used in two clients.
 func (b *Broker) show(t *wire.Technician, name string) (any, *wire.Error) {
+	m, werr := b.findMachine(t, name)
+	if werr != nil {
+		return nil, werr
+	}
 	all := b.store.Machines()
-	var found []store.Machine
-	for _, m := range all {
-		if !visible(t, m.Client) {
-			continue
-		}
-		if m.ID == name || m.Name == name || m.Client+"/"+m.Name == name {
-			found = append(found, m)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return nil, wire.Errorf(wire.CodeNotFound, "no machine %q among the machines you can see", name)
-	case 1:
-	default:
-		var names []string
-		for _, m := range found {
-			names = append(names, m.Client+"/"+m.Name)
-		}
-		return nil, wire.Errorf(wire.CodeConflict, "%q is ambiguous: %s", name, strings.Join(names, ", "))
-	}
-	m := found[0]
 	card := readiness.Card(&m, b.reach(&m),
 		b.cfg.Readiness.Newest(all), b.cfg.Now(), b.cfg.Readiness)
 	snap, err := b.store.Snapshot(m.ID)

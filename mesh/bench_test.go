@@ -254,6 +254,22 @@ func (tb *testBroker) tcpRelay(b testing.TB) Relay {
 	}
 }
 
+// benchSession opens a session on loopback over transport, relayed
+// through a TCP splice.
+func benchSession(b *testing.B, transport string) *Session {
+	p := newPair(b, nil)
+	relay := p.b.tcpRelay(b)
+	p.l.cfg.Relay = relay
+	cfg := p.dialConfig(wire.ModeReadOnly, transport, transport == wire.TransportRelay)
+	cfg.Relay = relay
+	s, err := Dial(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
 // BenchmarkThroughput moves 64 MiB per op over one stream on loopback:
 // direct QUIC, QUIC through a TCP splice (the relayed path's shape), and
 // plain TCP as the baseline in the same run.
@@ -261,16 +277,7 @@ func BenchmarkThroughput(b *testing.B) {
 	const size = 64 << 20
 	for _, tc := range []struct{ name, transport string }{{"quic-direct", wire.TransportQUIC}, {"quic-relayed", wire.TransportRelay}} {
 		b.Run(tc.name, func(b *testing.B) {
-			p := newPair(b, nil)
-			relay := p.b.tcpRelay(b)
-			p.l.cfg.Relay = relay
-			cfg := p.dialConfig(wire.ModeReadOnly, tc.transport, tc.transport == wire.TransportRelay)
-			cfg.Relay = relay
-			s, err := Dial(context.Background(), cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			s := benchSession(b, tc.transport)
 			b.SetBytes(size)
 			for b.Loop() {
 				if err := s.Send(context.Background(), size); err != nil {
@@ -325,16 +332,7 @@ func BenchmarkEchoLatency(b *testing.B) {
 	}
 	for _, tc := range []struct{ name, transport string }{{"quic-direct", wire.TransportQUIC}, {"quic-relayed", wire.TransportRelay}} {
 		b.Run(tc.name, func(b *testing.B) {
-			p := newPair(b, nil)
-			relay := p.b.tcpRelay(b)
-			p.l.cfg.Relay = relay
-			cfg := p.dialConfig(wire.ModeReadOnly, tc.transport, tc.transport == wire.TransportRelay)
-			cfg.Relay = relay
-			s, err := Dial(context.Background(), cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			s := benchSession(b, tc.transport)
 			st, err := s.Open(context.Background(), ChanEcho)
 			if err != nil {
 				b.Fatal(err)

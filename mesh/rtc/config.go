@@ -10,6 +10,8 @@ import (
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/readymesh/readymesh/mesh/internal/pionlog"
 )
 
 // Defaults for the zero values of Config. See the fields for the reasons.
@@ -159,7 +161,7 @@ func (c Config) api(log *slog.Logger) (*webrtc.API, error) {
 		n = host
 	}
 	var se webrtc.SettingEngine
-	se.LoggerFactory = pionLog{log: log}
+	se.LoggerFactory = pionlog.Factory{Log: log}
 	se.DetachDataChannels()
 	// Writes block while the association's send queue is full, so a bulk
 	// writer is paced by SCTP congestion control instead of buffering

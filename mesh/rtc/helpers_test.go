@@ -6,72 +6,24 @@ import (
 	"crypto/rand"
 	"log/slog"
 	"net"
-	"os"
-	"runtime"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/readymesh/readymesh/mesh/internal/pionlog"
 	"github.com/readymesh/readymesh/mesh/turnserver"
 )
 
-// testLogger returns a logger that writes through t.Log, prefixed with
-// name, and goes quiet once the test has finished. RTC_DEBUG=1 shows debug
-// logs (pion's included).
+// testLogger logs through t; RTC_DEBUG=1 shows debug logs.
 func testLogger(t testing.TB, name string) *slog.Logger {
-	w := &tWriter{t: t, prefix: name + ": "}
-	t.Cleanup(w.stop)
-	level := slog.LevelInfo
-	if os.Getenv("RTC_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	return pionlog.TestLogger(t, name, "RTC_DEBUG")
 }
 
-type tWriter struct {
-	t      testing.TB
-	prefix string
-	mu     sync.Mutex
-	done   bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(w.prefix + strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *tWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
-}
-
-// checkLeaks fails t if, once the test's cleanups have run, more
-// goroutines remain than when it started. Register it first so it runs
-// last.
-func checkLeaks(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			if runtime.NumGoroutine() <= before {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		buf := make([]byte, 1<<20)
-		n := runtime.Stack(buf, true)
-		t.Errorf("goroutines: %d before, %d after cleanup\n%s", before, runtime.NumGoroutine(), buf[:n])
-	})
-}
+// checkLeaks fails t if goroutines outlive the test.
+func checkLeaks(t *testing.T) { pionlog.CheckLeaks(t) }
 
 // pair is an open session seen from both sides.
 type pair struct {
@@ -160,7 +112,7 @@ const labBrokerIP = "203.0.113.10"
 func newLab(t *testing.T, delay time.Duration) *lab {
 	t.Helper()
 	wan, err := vnet.NewRouter(&vnet.RouterConfig{
-		CIDR: "0.0.0.0/0", MinDelay: delay, LoggerFactory: pionLog{log: testLogger(t, "vnet")},
+		CIDR: "0.0.0.0/0", MinDelay: delay, LoggerFactory: pionlog.Factory{Log: testLogger(t, "vnet")},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +130,7 @@ func (l *lab) addLAN(nat *vnet.NATType, hosts int) []*vnet.Net {
 		StaticIPs:     []string{"198.51.100." + strconv.Itoa(l.lans)},
 		CIDR:          prefix + "0/24",
 		NATType:       nat,
-		LoggerFactory: pionLog{log: testLogger(l.t, "vnet")},
+		LoggerFactory: pionlog.Factory{Log: testLogger(l.t, "vnet")},
 	})
 	if err != nil {
 		l.t.Fatal(err)

@@ -5,83 +5,27 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"os"
-	"runtime"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/stun/v4"
 	"github.com/pion/transport/v5"
 	"github.com/pion/turn/v5"
+
+	"github.com/readymesh/readymesh/mesh/internal/pionlog"
 )
 
-// testLogger returns a logger that writes through t.Log, prefixed with
-// name, and goes quiet once the test has finished (pion goroutines may log
-// while being stopped). TURNSERVER_DEBUG=1 shows debug logs.
+// testLogger logs through t; TURNSERVER_DEBUG=1 shows debug logs.
 func testLogger(t testing.TB, name string) *slog.Logger {
-	w := &tWriter{t: t, prefix: name + ": "}
-	t.Cleanup(w.stop)
-	level := slog.LevelInfo
-	if os.Getenv("TURNSERVER_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	return pionlog.TestLogger(t, name, "TURNSERVER_DEBUG")
 }
 
-type tWriter struct {
-	t      testing.TB
-	prefix string
-	mu     sync.Mutex
-	done   bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Helper()
-		w.t.Log(w.prefix + strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *tWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
-}
-
-// checkLeaks fails t if, once the test's cleanups have run, more
-// goroutines remain than when it started. Register it first so it runs last.
+// checkLeaks fails t if goroutines outlive the test.
+// pion's TURN client (the test's, not the server under test) leaves a
+// channel-bind transaction waiting out its retransmission timer after
+// Close; that one is not the server's.
 func checkLeaks(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			if runtime.NumGoroutine() <= before {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		buf := make([]byte, 1<<20)
-		n := runtime.Stack(buf, true)
-		// pion's TURN client (the test's client, not the server under
-		// test) leaves a channel-bind transaction waiting out its
-		// retransmission timer after Close; that one is not ours.
-		extra := runtime.NumGoroutine() - before
-		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-			if strings.Contains(g, "turn/v5/internal/client.(*Transaction).WaitForResult") {
-				extra--
-			}
-		}
-		if extra <= 0 {
-			t.Logf("pion's TURN client still waits on a transaction timer; no server goroutine left")
-			return
-		}
-		t.Errorf("goroutines: %d before, %d after cleanup\n%s", before, runtime.NumGoroutine(), buf[:n])
-	})
+	pionlog.CheckLeaks(t, "turn/v5/internal/client.(*Transaction).WaitForResult")
 }
 
 func testSecret(t testing.TB) []byte {
@@ -144,7 +88,7 @@ func newClient(t *testing.T, n transport.Net, server net.Addr, username, passwor
 		Conn:           conn,
 		Net:            n,
 		RTO:            100 * time.Millisecond,
-		LoggerFactory:  pionLog{log: testLogger(t, "client")},
+		LoggerFactory:  pionlog.Factory{Log: testLogger(t, "client")},
 	})
 	if err != nil {
 		_ = conn.Close()

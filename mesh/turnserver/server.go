@@ -11,6 +11,8 @@ import (
 
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/turn/v5"
+
+	"github.com/readymesh/readymesh/mesh/internal/pionlog"
 )
 
 // Server answers STUN Binding requests and serves TURN allocations on one
@@ -111,7 +113,7 @@ func (s *Server) pionConfig() turn.ServerConfig {
 			},
 			PermissionHandler: s.permit,
 		}},
-		LoggerFactory:      pionLog{log: s.log},
+		LoggerFactory:      pionlog.Factory{Log: s.log},
 		Realm:              s.cfg.Realm,
 		AuthHandler:        s.authenticate,
 		QuotaHandler:       s.quota,

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/pion/transport/v5/vnet"
+
+	"github.com/readymesh/readymesh/mesh/internal/pionlog"
 )
 
 // TestVNetBehindNAT runs the server on a pion vnet "internet" with two
@@ -16,7 +18,7 @@ import (
 func TestVNetBehindNAT(t *testing.T) {
 	checkLeaks(t)
 	const serverIP = "203.0.113.10"
-	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "0.0.0.0/0", LoggerFactory: pionLog{log: testLogger(t, "vnet")}})
+	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "0.0.0.0/0", LoggerFactory: pionlog.Factory{Log: testLogger(t, "vnet")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +106,7 @@ func addLAN(t *testing.T, wan *vnet.Router, publicIP, cidr, hostIP string, nat *
 		StaticIPs:     []string{publicIP},
 		CIDR:          cidr,
 		NATType:       nat,
-		LoggerFactory: pionLog{log: testLogger(t, "vnet")},
+		LoggerFactory: pionlog.Factory{Log: testLogger(t, "vnet")},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,6 @@
-package turnserver
+// Package pionlog adapts pion's leveled loggers to log/slog for the
+// packages of mesh that run pion (rtc, turnserver).
+package pionlog
 
 import (
 	"context"
@@ -8,26 +10,23 @@ import (
 	"github.com/pion/logging"
 )
 
-// pionLog adapts pion's leveled loggers to slog. pion logs routine protocol
-// events (every permission, every unauthenticated first Allocate) at its
-// warn and error levels, so every line goes out at slog debug with pion's
-// level and scope as attributes, and pion's trace below debug. The server's
-// own logs say what an operator needs.
-//
-// Packages turnserver and rtc each keep a copy of this adapter: each may
-// import only its own folder for now. It belongs in a shared internal
-// package once mesh settles.
-type pionLog struct {
-	log *slog.Logger
+// Factory adapts pion's leveled loggers to slog. pion logs routine events
+// (a closed socket during teardown, an unreachable candidate, every TURN
+// permission) at its warn and error levels, so every line goes out at slog
+// debug with pion's level and scope as attributes, and pion's trace below
+// debug. The callers' own logs say what an operator needs.
+type Factory struct {
+	Log *slog.Logger
 }
 
 var (
-	_ logging.LoggerFactory = pionLog{}
+	_ logging.LoggerFactory = Factory{}
 	_ logging.LeveledLogger = pionScope{}
 )
 
-func (f pionLog) NewLogger(scope string) logging.LeveledLogger {
-	return pionScope{log: f.log.With("pion", scope)}
+// NewLogger implements logging.LoggerFactory.
+func (f Factory) NewLogger(scope string) logging.LeveledLogger {
+	return pionScope{log: f.Log.With("pion", scope)}
 }
 
 type pionScope struct {
