@@ -356,3 +356,35 @@ func FuzzParseToken(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeSignalling feeds session signalling (an offer as an agent
+// reads it, a session request as a broker reads it) through Decode: what
+// it accepts must be within the limits the agent and broker rely on.
+func FuzzDecodeSignalling(f *testing.F) {
+	o := Offer{Grant: SignedGrant{Body: []byte(`{"v":1}`), Sig: []byte("sig")}, Transport: TransportAuto,
+		Params: PeerParams{Candidates: []Candidate{{Kind: CandSrflx, Addr: "203.0.113.7:41641"}}, Ufrag: "u", Pwd: "p"},
+		Observed: []Candidate{{Kind: CandSrflx, Addr: "[2001:db8::1]:9"}}, PunchDelayMs: 20}
+	f.Add(mustJSON(f, &o))
+	a := SessionArgs{Machine: "acme/pc", Mode: ModeReadOnly, Transport: TransportWebRTC, Params: PeerParams{SDP: "v=0"}, Sig: []byte("s")}
+	f.Add(mustJSON(f, &a))
+	f.Add([]byte(`{"grant":{"body":"e30=","sig":"eA=="},"params":{"candidates":[{"kind":"host","addr":"nowhere"}]}}`))
+	f.Add([]byte(`{"machine":"m","mode":"elevated","transport":"relay","params":{"ufrag":"u"},"sig":"eA=="}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if v, ok := roundTrip[Offer](t, body); ok {
+			if len(v.Params.Candidates) > MaxCandidates || len(v.Observed) > 4 || len(v.Params.SDP) > MaxSDP ||
+				len(v.Grant.Body) == 0 || v.PunchDelayMs < 0 || v.PunchDelayMs > 10_000 {
+				t.Fatalf("Decode accepted an offer out of bounds: %+v", v)
+			}
+			for _, c := range append(v.Params.Candidates, v.Observed...) {
+				if c.Validate() != nil {
+					t.Fatalf("Decode accepted a bad candidate %+v", c)
+				}
+			}
+		}
+		if v, ok := roundTrip[SessionArgs](t, body); ok {
+			if v.Machine == "" || len(v.Sig) == 0 || (v.Transport == TransportWebRTC && v.Params.SDP == "") {
+				t.Fatalf("Decode accepted an invalid session request: %+v", v)
+			}
+		}
+	})
+}
