@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond/spool"
 )
 
@@ -33,6 +34,10 @@ type Status struct {
 	BridgeUp    bool               `json:"bridge_up"`
 	LastError   string             `json:"last_error,omitempty"`
 	LastCheckIn *spool.LastCheckIn `json:"last_check_in"`
+	// SessionPort is the UDP port of the live-session socket.
+	SessionPort int `json:"session_port"`
+	// Sessions are the live sessions open now, with the path each uses.
+	Sessions []wire.SessionInfo `json:"sessions"`
 }
 
 type controlReply struct {
@@ -99,6 +104,7 @@ func (a *Agent) status() *Status {
 	if last, ok, _ := a.spool.Last(); ok {
 		st.LastCheckIn = &last
 	}
+	st.SessionPort, st.Sessions = a.sessions.Port(), a.sessions.Sessions()
 	return st
 }
 

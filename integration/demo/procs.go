@@ -197,15 +197,19 @@ func (d *demo) printQueue(ctx context.Context) {
 	fmt.Printf(`
 Use meshctl against this fleet from another terminal:
 
-  export READYMESH_HOME=%s
+  export READYMESH_HOME=%s READYMESH_SESSION_ADDR=127.0.0.1:0   # sessions stay on loopback
   %s/meshctl machines
   %s/meshctl machines --readiness degraded --online
   %s/meshctl machines --pending-update KB5034441
   %s/meshctl show acme-laptop-07
   %s/meshctl show globex-kiosk-03 --json
+  %s/meshctl ping %s                  # a live session: each answer with its path
+  %s/meshctl connect %s --send 64MiB  # bulk over the session's path
+  %s/meshctl connect %s --transport relay --hold 30s   # then: meshctl show %s
 
 Logs are in %s.
-`, d.home, d.cfg.bin, d.cfg.bin, d.cfg.bin, d.cfg.bin, d.cfg.bin, d.logs)
+`, d.home, d.cfg.bin, d.cfg.bin, d.cfg.bin, d.cfg.bin, d.cfg.bin,
+		d.cfg.bin, hostName(), d.cfg.bin, hostName(), d.cfg.bin, hostName(), hostName(), d.logs)
 }
 
 var nameRE = regexp.MustCompile(`[^A-Za-z0-9._-]`)

@@ -155,5 +155,9 @@ func status(ctx context.Context, args []string) error {
 	} else {
 		fmt.Println("check-in  none yet")
 	}
+	fmt.Printf("sessions  %d live (UDP port %d)\n", len(st.Sessions), st.SessionPort)
+	for _, s := range st.Sessions {
+		fmt.Printf("          %s  %s  %s  %s  since %s\n", s.Session[:8], s.Technician, s.Mode, s.Path, s.Started.Format(time.RFC3339))
+	}
 	return nil
 }
