@@ -286,6 +286,12 @@ func (r *relays) expect(session string, tech, agent peer.ID, expires time.Time) 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cfg := r.b.cfg
+	now := cfg.Now()
+	for id, s := range r.slots {
+		if now.After(s.expires) && s.waiting == nil {
+			delete(r.slots, id) // offered, never joined by either side
+		}
+	}
 	if r.active+len(r.slots) >= cfg.RelayMaxSessions {
 		return wire.Errorf(wire.CodeUnavailable, "relay full: %d sessions (RelayMaxSessions)", cfg.RelayMaxSessions)
 	}

@@ -177,3 +177,33 @@ func TestLiveSessions(t *testing.T) {
 		}
 	})
 }
+
+// TestRelayLimits runs a broker with tight relay limits: a second relayed
+// session for the same peers is refused while the first is open, and a
+// relayed session that goes over the byte limit is cut; a direct session
+// is not affected by either.
+func TestRelayLimits(t *testing.T) {
+	needBinaries(t)
+	base := testDir(t)
+	b := startBrokerArgs(t, base, "lim", 300*time.Millisecond, "--relay-max-per-peer", "1", "--relay-max-bytes", "1048576")
+	admin := b.admin(base)
+	admin.ok("clients", "create", "acme")
+	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "pc-01", "windows-ready.json")
+	pc.start()
+	waitOnline(t, admin, 20*time.Second, pc)
+
+	msg := admin.fails("connect", pc.full(), "--transport", "relay", "--send", "4MiB")
+	if !strings.Contains(msg, "relay closed") {
+		t.Errorf("a relayed send over the byte limit: %q", msg)
+	}
+	t.Logf("over the relay's byte limit: %s", strings.TrimSpace(msg))
+	hold := startProc(t, "meshctl connect", []string{"READYMESH_HOME=" + admin.home, "READYMESH_SESSION_ADDR=127.0.0.1:0"},
+		bins.meshctl, "connect", pc.full(), "--transport", "relay", "--hold", "20s")
+	hold.waitOutput(t, "session ", 20*time.Second)
+	if msg := admin.fails("ping", pc.full(), "-c", "1", "--transport", "relay"); !strings.Contains(msg, "relay limit") {
+		t.Errorf("second relayed session: %q", msg)
+	}
+	admin.ok("connect", pc.full(), "--transport", "quic", "--send", "4MiB")
+	hold.signal(t, 15)
+	hold.wait(t, exitTimeout)
+}

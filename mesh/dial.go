@@ -334,6 +334,22 @@ func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 		defer s.wg.Done()
 		s.readDatagrams(sctx)
 	}()
+	if relayPump != nil {
+		// A relay that ends (the broker's limits, a broker restart) while
+		// the session still uses it ends the session at once rather than
+		// after QUIC's idle timeout.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			select {
+			case <-sctx.Done():
+			case <-relayPump.done:
+				if s.Path().Kind == wire.PathRelayed {
+					s.conn.CloseWithError(0, "the relay closed")
+				}
+			}
+		}()
+	}
 	if winner.a.relayed && pr != nil {
 		s.wg.Add(1)
 		go func() {
