@@ -310,12 +310,6 @@ func (r *relays) forget(session string) {
 	delete(r.slots, session)
 }
 
-func (r *relays) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.active
-}
-
 // handleRelay serves one half of a relayed session.
 func (b *Broker) handleRelay(s network.Stream) {
 	remote := s.Conn().RemotePeer()

@@ -89,7 +89,6 @@ type attempt struct {
 type won struct {
 	a    attempt
 	conn *quic.Conn
-	mode string
 	err  error
 }
 

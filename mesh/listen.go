@@ -279,7 +279,7 @@ func (l *Listener) Offer(ctx context.Context, broker peer.ID, brokerName string,
 		if ps.prober != nil {
 			ps.prober.close()
 		}
-		if ps.pump != nil && l.activePump(ps.pump) == false {
+		if ps.pump != nil && !l.activePump(ps.pump) {
 			ps.pump.close()
 		}
 	}()

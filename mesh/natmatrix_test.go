@@ -15,10 +15,8 @@ import (
 
 // natKind is a site's NAT in RFC 4787 terms.
 type natKind struct {
-	name    string
-	nat     *vnet.NATType // nil: the host sits on the public segment
-	mapping vnet.EndpointDependencyType
-	filter  vnet.EndpointDependencyType
+	name string
+	nat  *vnet.NATType // nil: the host sits on the public segment
 }
 
 var natKinds = []natKind{

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -228,5 +227,3 @@ func (p *pump) close() {
 // Relay opens a relay stream for a session: the caller's bridge stream to
 // the broker, after the broker said both sides are joined.
 type Relay func(ctx context.Context, session string) (io.ReadWriteCloser, error)
-
-var errNoRelay = errors.New("no relay offered")

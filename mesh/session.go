@@ -3,8 +3,6 @@ package mesh
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -350,14 +348,4 @@ func (s *Session) Claimed(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-var errClosed = errors.New("closed")
-
-// decodeJSON is json.Unmarshal with the error wrapped.
-func decodeJSON(b []byte, v any) error {
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%w: %v", wire.ErrMalformed, err)
-	}
-	return nil
 }

@@ -2,7 +2,6 @@ package mesh
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -177,9 +176,6 @@ func (s *socket) hostCandidates(n transport.Net) []netip.AddrPort {
 	}
 	return out
 }
-
-// errNoProber is returned for probes no live session expects.
-var errNoProber = errors.New("probe for an unknown session")
 
 // realNet is the host's network, for configs that leave Net nil.
 func realNet() transport.Net {

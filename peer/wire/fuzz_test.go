@@ -362,7 +362,7 @@ func FuzzParseToken(f *testing.F) {
 // it accepts must be within the limits the agent and broker rely on.
 func FuzzDecodeSignalling(f *testing.F) {
 	o := Offer{Grant: SignedGrant{Body: []byte(`{"v":1}`), Sig: []byte("sig")}, Transport: TransportAuto,
-		Params: PeerParams{Candidates: []Candidate{{Kind: CandSrflx, Addr: "203.0.113.7:41641"}}, Ufrag: "u", Pwd: "p"},
+		Params:   PeerParams{Candidates: []Candidate{{Kind: CandSrflx, Addr: "203.0.113.7:41641"}}, Ufrag: "u", Pwd: "p"},
 		Observed: []Candidate{{Kind: CandSrflx, Addr: "[2001:db8::1]:9"}}, PunchDelayMs: 20}
 	f.Add(mustJSON(f, &o))
 	a := SessionArgs{Machine: "acme/pc", Mode: ModeReadOnly, Transport: TransportWebRTC, Params: PeerParams{SDP: "v=0"}, Sig: []byte("s")}
