@@ -3,6 +3,7 @@ package mesh
 import (
 	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +48,8 @@ func directPossible(a, b natKind) bool {
 	}
 	return true
 }
+
+var vnetBuild sync.Mutex
 
 // vnetLab is a WAN with a STUN server and sites behind NATs.
 type vnetLab struct {
@@ -132,8 +135,12 @@ func TestNATMatrixVnet(t *testing.T) {
 		for _, ak := range natKinds {
 			t.Run(tk.name+"→"+ak.name, func(t *testing.T) {
 				t.Parallel()
+				// pion's vnet numbers MAC addresses from an unguarded
+				// global: build labs one at a time, run them in parallel.
+				vnetBuild.Lock()
 				lab, obs := newVnetLab(t)
 				techNet, agentNet := lab.site(t, tk), lab.site(t, ak)
+				vnetBuild.Unlock()
 				if err := lab.wan.Start(); err != nil {
 					t.Fatal(err)
 				}
