@@ -122,7 +122,10 @@ func Listen(cfg ListenConfig) (*Listener, error) {
 		return nil, fmt.Errorf("mesh: session socket: %w", err)
 	}
 	l.sock = newSocket(l.udp, l.udp, l.log)
-	l.ln, err = l.sock.tr.Listen(&tls.Config{MinVersion: tls.VersionTLS13, GetConfigForClient: l.tlsFor}, quicConfig())
+	// No session tickets: a resumed handshake skips VerifyPeerCertificate,
+	// and the pin on the granted technician must hold for every connection.
+	l.ln, err = l.sock.tr.Listen(&tls.Config{MinVersion: tls.VersionTLS13, GetConfigForClient: l.tlsFor,
+		SessionTicketsDisabled: true}, quicConfig())
 	if err != nil {
 		l.udp.Close()
 		return nil, fmt.Errorf("mesh: quic listen: %w", err)
@@ -346,10 +349,11 @@ func (l *Listener) tlsFor(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 	// technician learns even that.
 	verify := pinned(ps.tech)
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{l.cert},
-		NextProtos:   []string{alpn},
-		ClientAuth:   tls.RequireAnyClientCert,
+		MinVersion:             tls.VersionTLS13,
+		Certificates:           []tls.Certificate{l.cert},
+		NextProtos:             []string{alpn},
+		ClientAuth:             tls.RequireAnyClientCert,
+		SessionTicketsDisabled: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			if err := verify(raw, nil); err != nil {
 				l.log.Info("refused a session connection", "from", remoteOf(hello), "session", id, "err", err)
@@ -404,17 +408,27 @@ func (l *Listener) serve(conn *quic.Conn) {
 		refuse(wire.CodeBadRequest, "hello does not name this connection's session")
 		return
 	}
+	// The handshake pinned the technician's key; check it again here, on
+	// what the connection really authenticated, so no TLS shortcut can
+	// skip the pin.
+	var peerID peer.ID
+	if certs := conn.ConnectionState().TLS.PeerCertificates; len(certs) == 1 {
+		peerID, _ = certPeer([][]byte{certs[0].Raw})
+	}
 	l.mu.Lock()
 	ps := l.pending[id]
 	_, used := l.used[id]
 	expired := ps != nil && !l.cfg.Now().Before(ps.grant.Expires)
-	if ps != nil && !used && !expired {
+	if ps != nil && !used && !expired && peerID == ps.tech {
 		l.used[id] = ps.grant.Expires
 	}
 	l.mu.Unlock()
 	switch {
 	case ps == nil:
 		refuse(wire.CodeNotFound, ErrUnknownSession.Error())
+		return
+	case peerID != ps.tech:
+		refuse(wire.CodeForbidden, ErrGrantPeer.Error())
 		return
 	case used:
 		refuse(wire.CodeConflict, fmt.Sprintf("%v: session %s is open or was opened before", ErrGrantUsed, id))

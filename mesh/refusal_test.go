@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -213,5 +214,72 @@ func TestMalformedSignalling(t *testing.T) {
 	}
 	if err := WriteFrame(&bytes.Buffer{}, make([]byte, MaxRelayFrame+1)); err == nil {
 		t.Error("an oversized relay frame was written")
+	}
+}
+
+// anyTicket is a client session cache that offers whatever ticket it last
+// got for any server name: what an attacker holding an old ticket does.
+type anyTicket struct {
+	mu sync.Mutex
+	cs *tls.ClientSessionState
+}
+
+func (c *anyTicket) Get(string) (*tls.ClientSessionState, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cs, c.cs != nil
+}
+
+func (c *anyTicket) Put(_ string, cs *tls.ClientSessionState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cs != nil {
+		c.cs = cs
+	}
+}
+
+// TestNoResumptionAcrossGrants: a technician who held a session earlier
+// tries to resume TLS into another technician's pending session. The
+// agent issues no tickets and checks the authenticated key at the claim.
+func TestNoResumptionAcrossGrants(t *testing.T) {
+	p := newPair(t, nil)
+	ctx := ctxT(t, 10*time.Second)
+	alice := keyCert(t, p, "tech")
+	cache := &anyTicket{}
+	dial := func(session string) (*quic.Conn, error) {
+		conf := clientTLS(alice.Cert(), session, p.agent.ID)
+		conf.ClientSessionCache = cache
+		conn, err := quic.DialAddr(ctx, fmt.Sprintf("127.0.0.1:%d", p.l.Port()), conf, quicConfig())
+		if err != nil {
+			return nil, err
+		}
+		if _, err := claim(ctx, conn, session); err != nil {
+			conn.CloseWithError(0, "")
+			return nil, err
+		}
+		return conn, nil
+	}
+	o, g := p.offer(t, nil, p.b)
+	if _, err := p.l.Offer(ctx, p.b.key.ID, "b", o, p.b.stun); err != nil {
+		t.Fatal(err)
+	}
+	first, err := dial(g.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // a ticket, if any, arrives after the handshake
+	first.CloseWithError(0, "")
+	// Bob's session, elevated.
+	bob := newKey(t)
+	o2, g2 := p.offer(t, func(g *wire.Grant) { g.Technician = bob.ID.String(); g.Mode = wire.ModeElevated }, p.b)
+	o2.ParamsSig, _ = SignParams(bob.Priv, o2.Params)
+	if _, err := p.l.Offer(ctx, p.b.key.ID, "b", o2, p.b.stun); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := dial(g2.Session); err == nil {
+		c.CloseWithError(0, "")
+		t.Fatal("a technician took another's pending session")
+	} else {
+		t.Logf("refused: %v (ticket held: %v)", err, cache.cs != nil)
 	}
 }
