@@ -26,6 +26,7 @@ type prober struct {
 	remoteUfrag, remotePw string
 
 	mu      sync.Mutex
+	closed  bool // no more sends or registrations after close
 	targets []netip.AddrPort
 	txs     map[[stun.TransactionIDSize]byte]netip.AddrPort
 	added   chan struct{} // wakes the send loop for a new target
@@ -49,11 +50,19 @@ func (s *socket) newProber(localUfrag, localPwd, remoteUfrag, remotePwd string, 
 }
 
 func (p *prober) close() {
+	p.mu.Lock()
+	p.closed = true
+	ids := make([][stun.TransactionIDSize]byte, 0, len(p.txs))
+	for id := range p.txs {
+		ids = append(ids, id)
+	}
+	p.txs = map[[stun.TransactionIDSize]byte]netip.AddrPort{}
+	p.mu.Unlock()
 	p.s.mu.Lock()
 	if p.s.probes[p.localUfrag] == p {
 		delete(p.s.probes, p.localUfrag)
 	}
-	for id := range p.txs {
+	for _, id := range ids {
 		delete(p.s.pending, id)
 	}
 	p.s.mu.Unlock()
@@ -140,12 +149,18 @@ func (p *prober) sendAll(replies chan stunReply) {
 		if err != nil {
 			continue
 		}
+		// Registered under both locks in close's order, so a closed prober
+		// never leaves a transaction behind.
 		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return
+		}
 		p.txs[m.TransactionID] = t
-		p.mu.Unlock()
 		p.s.mu.Lock()
 		p.s.pending[m.TransactionID] = replies
 		p.s.mu.Unlock()
+		p.mu.Unlock()
 		p.s.writeTo(m.Raw, t) // a send error (no route to a LAN address) is expected
 	}
 }

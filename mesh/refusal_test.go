@@ -283,3 +283,31 @@ func TestNoResumptionAcrossGrants(t *testing.T) {
 		t.Logf("refused: %v (ticket held: %v)", err, cache.cs != nil)
 	}
 }
+
+// TestProbingEndsWithOffers offers sessions nobody claims, to a candidate
+// that never answers, and checks that when they lapse every prober and
+// probe transaction is gone (run with -race: close races the sender).
+func TestProbingEndsWithOffers(t *testing.T) {
+	p := newPair(t, nil)
+	p.l.cfg.PunchTimeout = 150 * time.Millisecond
+	ctx := ctxT(t, 10*time.Second)
+	for range 20 {
+		o, _ := p.offer(t, func(g *wire.Grant) {}, p.b)
+		o.Params.Candidates = []wire.Candidate{{Kind: wire.CandHost, Addr: "127.0.0.1:9"}}
+		o.ParamsSig, _ = SignParams(p.tech.Priv, o.Params)
+		if _, err := p.l.Offer(ctx, p.b.key.ID, "b", o, p.b.stun); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Grants live a minute; end the offers as the listener's context would.
+	p.l.mu.Lock()
+	for _, ps := range p.l.pending {
+		ps.cancel()
+	}
+	p.l.mu.Unlock()
+	waitFor(t, func() bool {
+		p.l.sock.mu.Lock()
+		defer p.l.sock.mu.Unlock()
+		return len(p.l.sock.pending) == 0 && len(p.l.sock.probes) == 0
+	}, "probers and their transactions gone")
+}
