@@ -51,6 +51,8 @@ type Broker struct {
 	repl    *replicator
 	relays  *relays
 
+	sessionRate sessionRate
+
 	stunConn   net.PacketConn // nil when STUN is off
 	stunObs    *mesh.Observer
 	turn       *turnserver.Server // nil without a relay address

@@ -28,6 +28,9 @@ import (
 // answers with a redirect to it, so the offer, the relay and the agent's
 // bridge are on one broker.
 func (b *Broker) openSession(t *wire.Technician, techID peer.ID, req *wire.Request) (any, *wire.Error) {
+	if !b.sessionRate.allow(techID, b.cfg.Now()) {
+		return nil, wire.Errorf(wire.CodeUnavailable, "too many session requests from this technician; wait a moment")
+	}
 	var a wire.SessionArgs
 	if err := decodeArgs(req, &a); err != nil {
 		return nil, err
@@ -107,7 +110,7 @@ func (b *Broker) openSession(t *wire.Technician, techID peer.ID, req *wire.Reque
 	b.log.Info("session granted", "session", g.Session, "machine", m.Client+"/"+m.Name, "technician", t.Name,
 		"mode", a.Mode, "transport", a.Transport, "relay", relay, "expires", g.Expires)
 	res := wire.SessionResult{Grant: sg, Session: g.Session, Machine: m.ID, Name: m.Client + "/" + m.Name,
-		Answer: ans.Params, Relay: relay, RelayName: b.cfg.Name, STUNPort: b.stunPort()}
+		Answer: ans.Params, AnswerSig: ans.ParamsSig, Relay: relay, RelayName: b.cfg.Name, STUNPort: b.stunPort()}
 	return res, nil
 }
 
@@ -296,7 +299,15 @@ func (r *relays) expect(session string, tech, agent peer.ID, expires time.Time) 
 		return wire.Errorf(wire.CodeUnavailable, "relay full: %d sessions (RelayMaxSessions)", cfg.RelayMaxSessions)
 	}
 	for _, p := range []peer.ID{tech, agent} {
-		if r.perPeer[p] >= cfg.RelayMaxPerPeer {
+		// Offered slots count too, so nobody fills the relay with offers
+		// that are never joined.
+		n := r.perPeer[p]
+		for _, s := range r.slots {
+			if s.tech == p || s.agent == p {
+				n++
+			}
+		}
+		if n >= cfg.RelayMaxPerPeer {
 			return wire.Errorf(wire.CodeUnavailable, "relay limit for %s: %d sessions (RelayMaxPerPeer)", p, cfg.RelayMaxPerPeer)
 		}
 	}
@@ -438,4 +449,49 @@ func (b *Broker) splice(x, y network.Stream) int64 {
 	y.Reset()
 	wg.Wait()
 	return total
+}
+
+// sessionRate limits session requests per technician key: each opens
+// sockets and sends probes on an agent, and may hold a relay slot. A
+// technician gets a burst of 10, then one every 200 ms.
+type sessionRate struct {
+	mu      sync.Mutex
+	buckets map[peer.ID]*rateBucket
+}
+
+type rateBucket struct {
+	tokens float64
+	at     time.Time
+}
+
+const (
+	sessionBurst = 10
+	sessionEvery = 200 * time.Millisecond
+)
+
+func (r *sessionRate) allow(p peer.ID, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.buckets == nil {
+		r.buckets = map[peer.ID]*rateBucket{}
+	}
+	if len(r.buckets) > 10000 {
+		for k, b := range r.buckets {
+			if now.Sub(b.at) > sessionBurst*sessionEvery {
+				delete(r.buckets, k)
+			}
+		}
+	}
+	b := r.buckets[p]
+	if b == nil {
+		b = &rateBucket{tokens: sessionBurst, at: now}
+		r.buckets[p] = b
+	}
+	b.tokens = min(sessionBurst, b.tokens+float64(now.Sub(b.at))/float64(sessionEvery))
+	b.at = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }

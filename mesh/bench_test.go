@@ -259,7 +259,7 @@ func (tb *testBroker) tcpRelay(b testing.TB) Relay {
 func benchSession(b *testing.B, transport string) *Session {
 	p := newPair(b, nil)
 	relay := p.b.tcpRelay(b)
-	p.l.cfg.Relay = relay
+	p.l.cfg.Relay = agentSide(relay)
 	cfg := p.dialConfig(wire.ModeReadOnly, transport, transport == wire.TransportRelay)
 	cfg.Relay = relay
 	s, err := Dial(context.Background(), cfg)

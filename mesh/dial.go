@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -35,6 +34,10 @@ type DialConfig struct {
 	// STUN request sent at the same moment to this session, so the broker
 	// can add the address it observed without a round trip of ours.
 	Signal func(ctx context.Context, p wire.PeerParams, sig []byte, stunToken string) (*wire.SessionResult, error)
+	// Broker, if set, is the broker asked: the grant must be its. (The
+	// agent checks the grant in any case; this stops a stranger posing as
+	// the broker from steering the technician.)
+	Broker peer.ID
 	// Relay opens the relayed path. Nil means no relay.
 	Relay Relay
 	// PunchTimeout bounds hole punching: direct attempts before giving up
@@ -89,6 +92,7 @@ type attempt struct {
 type won struct {
 	a    attempt
 	conn *quic.Conn
+	pump *pump // the relay's, for the relayed attempt
 	err  error
 }
 
@@ -153,16 +157,9 @@ func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 	if err != nil {
 		return fail(err)
 	}
-	var g wire.Grant
-	if err := wire.Decode(res.Grant.Body, &g); err != nil {
-		return fail(fmt.Errorf("mesh: grant from broker: %w", err))
-	}
-	machine, err := peer.Decode(g.Machine)
+	g, machine, err := CheckResult(res, cfg.Key.ID, cfg.Broker)
 	if err != nil {
-		return fail(fmt.Errorf("mesh: grant machine: %w", err))
-	}
-	if g.Technician != cfg.Key.ID.String() {
-		return fail(fmt.Errorf("mesh: the broker granted the session to %s, not to this key", g.Technician))
+		return fail(fmt.Errorf("mesh: %w", err))
 	}
 	s.ID, s.Machine, s.Mode, s.Grant = g.Session, machine, g.Mode, g
 
@@ -195,29 +192,20 @@ func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 	rctx, rcancel := context.WithTimeout(ctx, cfg.PunchTimeout)
 	defer rcancel()
 	results := make(chan won, len(targets)+1)
-	var attempts []attempt
-	var pumps []*pump
-	var pumpMu sync.Mutex
-	launch := func(a attempt) {
-		attempts = append(attempts, a)
-		go func() {
-			conn, err := sock.tr.Dial(rctx, net.UDPAddrFromAddrPort(a.addr), tlsConf, quicConfig())
-			if err != nil {
-				results <- won{a: a, err: err}
-				return
-			}
-			results <- won{a: a, conn: conn}
-		}()
-	}
+	n := 0
 	if cfg.Transport != wire.TransportRelay {
 		for _, t := range targets {
-			launch(attempt{addr: t})
+			n++
+			go func() {
+				a := attempt{addr: t}
+				conn, err := sock.tr.Dial(rctx, net.UDPAddrFromAddrPort(a.addr), tlsConf, quicConfig())
+				results <- won{a: a, conn: conn, err: err}
+			}()
 		}
 	}
-	relayWanted := cfg.Transport != wire.TransportQUIC && res.Relay && cfg.Relay != nil
-	if relayWanted {
-		v := virtualAddr(1)
-		attempts = append(attempts, attempt{addr: v, relayed: true})
+	v := virtualAddr(1)
+	if cfg.Transport != wire.TransportQUIC && res.Relay && cfg.Relay != nil {
+		n++
 		go func() {
 			a := attempt{addr: v, relayed: true}
 			stream, err := cfg.Relay(rctx, g.Session)
@@ -231,61 +219,50 @@ func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 				results <- won{a: a, err: err}
 				return
 			}
-			pumpMu.Lock()
-			pumps = append(pumps, p)
-			pumpMu.Unlock()
 			go p.run()
 			pc.setRoute(v, p.addr())
 			conn, err := sock.tr.Dial(rctx, net.UDPAddrFromAddrPort(v), tlsConf, quicConfig())
-			if err != nil {
-				results <- won{a: a, err: err}
-				return
-			}
-			results <- won{a: a, conn: conn}
+			results <- won{a: a, conn: conn, pump: p, err: err}
 		}()
 	}
-	if len(attempts) == 0 {
+	if n == 0 {
 		return fail(fmt.Errorf("mesh: no path to try: the agent gave no candidates and no relay is offered"))
 	}
+	// The first connection wins; the rest are cancelled and cleaned up in
+	// the background, so a slow loser (a relay the agent never joins)
+	// does not hold up the winner.
 	var winner *won
 	var errs []error
-	for range attempts {
+	for i := 0; i < n && winner == nil; i++ {
 		r := <-results
 		if r.err != nil {
+			if r.pump != nil {
+				r.pump.close()
+			}
 			errs = append(errs, fmt.Errorf("%s: %w", describe(r.a), r.err))
 			continue
 		}
-		if winner == nil {
-			w := r
-			winner = &w
-			rcancel() // stop the other attempts
-			continue
-		}
-		r.conn.CloseWithError(0, "another path won")
+		winner = &r
+		rcancel()
+		go func(left int) {
+			for range left {
+				r := <-results
+				if r.conn != nil {
+					r.conn.CloseWithError(0, "another path won")
+				}
+				if r.pump != nil {
+					r.pump.close()
+				}
+			}
+		}(n - i - 1)
 	}
 	if winner == nil {
-		pumpMu.Lock()
-		for _, p := range pumps {
-			p.close()
-		}
-		pumpMu.Unlock()
 		return fail(fmt.Errorf("mesh: no path to %s: %w", g.Machine, errors.Join(errs...)))
 	}
-	for _, a := range attempts {
-		if a.relayed && a.addr != winner.a.addr {
-			pc.dropRoute(a.addr)
-		}
+	if !winner.a.relayed {
+		pc.dropRoute(v)
 	}
-	pumpMu.Lock()
-	var relayPump *pump
-	for _, p := range pumps {
-		if winner.a.relayed {
-			relayPump = p
-		} else {
-			p.close()
-		}
-	}
-	pumpMu.Unlock()
+	relayPump := winner.pump
 	s.conn = winner.conn
 	// Claim the grant on the winning connection only. With Pipeline the
 	// claim travels with whatever the caller sends first, and the agent

@@ -129,3 +129,33 @@ func verifySig(signer peer.ID, ctx, body, sig []byte) error {
 	}
 	return nil
 }
+
+// CheckResult is the technician's check of the broker's answer: the grant
+// is signed by issuer (when known) and names this technician, and the
+// agent's parameters are signed by the machine the grant names. It returns
+// the grant and the machine.
+func CheckResult(res *wire.SessionResult, tech, issuer peer.ID) (wire.Grant, peer.ID, error) {
+	var g wire.Grant
+	if err := wire.Decode(res.Grant.Body, &g); err != nil {
+		return g, "", fmt.Errorf("grant from broker: %w", err)
+	}
+	if issuer != "" {
+		if g.Issuer != issuer.String() {
+			return g, "", fmt.Errorf("%w: issued by %s, not by the broker asked (%s)", ErrGrantIssuer, g.Issuer, issuer)
+		}
+		if err := verifySig(issuer, []byte(grantContext), res.Grant.Body, res.Grant.Sig); err != nil {
+			return g, "", err
+		}
+	}
+	if g.Technician != tech.String() {
+		return g, "", fmt.Errorf("the broker granted the session to %s, not to this key", g.Technician)
+	}
+	machine, err := peer.Decode(g.Machine)
+	if err != nil {
+		return g, "", fmt.Errorf("grant machine: %w", err)
+	}
+	if err := VerifyParams(machine, res.Answer, res.AnswerSig); err != nil {
+		return g, "", fmt.Errorf("the answer is not the machine's: %w", err)
+	}
+	return g, machine, nil
+}

@@ -83,7 +83,11 @@ func (b *testBroker) signal(l *Listener, tech *identity.Key, mode, transport str
 			return nil, err
 		}
 		sleep(2 * b.delay)
-		return &wire.SessionResult{Grant: sg, Session: g.Session, Machine: g.Machine, Answer: *ans,
+		asig, err := SignParams(l.cfg.Key.Priv, *ans)
+		if err != nil {
+			return nil, err
+		}
+		return &wire.SessionResult{Grant: sg, Session: g.Session, Machine: g.Machine, Answer: *ans, AnswerSig: asig,
 			Relay: relay, RelayName: b.name}, nil
 	}
 }
@@ -142,7 +146,7 @@ func newPair(t testing.TB, n transport.Net) *pair {
 	b := newTestBroker(t)
 	p := &pair{b: b, agent: newKey(t), tech: newKey(t)}
 	var err error
-	p.l, err = Listen(ListenConfig{Key: p.agent, Trusted: b.trusted, Relay: b.relay(), Net: n, Addr: addrFor(n)})
+	p.l, err = Listen(ListenConfig{Key: p.agent, Trusted: b.trusted, Relay: agentSide(b.relay()), Net: n, Addr: addrFor(n)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,4 +185,12 @@ func mustAddrPort(t testing.TB, s string) netip.AddrPort {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// agentSide adapts a technician-side Relay to the agent's, which also
+// names the broker.
+func agentSide(r Relay) func(context.Context, peer.ID, string) (io.ReadWriteCloser, error) {
+	return func(ctx context.Context, _ peer.ID, session string) (io.ReadWriteCloser, error) {
+		return r(ctx, session)
+	}
 }

@@ -38,8 +38,9 @@ type ListenConfig struct {
 	// accepted. It returns ErrGrantUsed if it was used before. Nil keeps
 	// the record in memory only.
 	MarkUsed func(session string, expires time.Time) error
-	// Relay opens the relayed path to the broker that offered it.
-	Relay Relay
+	// Relay opens the relayed path to broker, the one that offered the
+	// session.
+	Relay func(ctx context.Context, broker peer.ID, session string) (io.ReadWriteCloser, error)
 	// OnChange is called with the live sessions whenever they change
 	// (opened, closed, moved to another path).
 	OnChange func([]wire.SessionInfo)
@@ -54,6 +55,13 @@ type ListenConfig struct {
 	Net       transport.Net
 	WebRTCNet transport.Net
 }
+
+// MaxSessions bounds the sessions one agent has offered or open at once
+// (the broker's session status holds up to 64).
+const MaxSessions = 64
+
+// ErrTooManySessions refuses an offer beyond MaxSessions.
+var ErrTooManySessions = errors.New("too many sessions")
 
 // Listener accepts sessions for one agent.
 type Listener struct {
@@ -78,6 +86,7 @@ type Listener struct {
 }
 
 type pendingSession struct {
+	broker  peer.ID // the broker that carried the offer, and relays it
 	grant   wire.Grant
 	tech    peer.ID
 	prober  *prober
@@ -207,16 +216,25 @@ func (l *Listener) Offer(ctx context.Context, broker peer.ID, brokerName string,
 	if o.Transport == wire.TransportWebRTC {
 		return l.answerWebRTC(ctx, g, o, stunServer, brokerName)
 	}
+	// Reserve the session now, so a second offer of the same grant is
+	// refused even while this one is still being answered.
+	params := &wire.PeerParams{}
+	pctx, pcancel := context.WithDeadline(l.ctx, g.Expires.Add(l.cfg.PunchTimeout))
+	ps := &pendingSession{grant: g, tech: tech, cancel: pcancel, relayBy: brokerName, broker: broker}
 	l.mu.Lock()
 	if _, dup := l.pending[g.Session]; dup {
 		l.mu.Unlock()
+		pcancel()
 		return nil, fmt.Errorf("%w: session %s was offered before", ErrGrantUsed, g.Session)
 	}
+	if len(l.pending)+len(l.active) >= MaxSessions {
+		l.mu.Unlock()
+		pcancel()
+		return nil, fmt.Errorf("%w: %d sessions open or offered on this agent", ErrTooManySessions, MaxSessions)
+	}
+	l.pending[g.Session] = ps
 	l.mu.Unlock()
 
-	params := &wire.PeerParams{}
-	pctx, pcancel := context.WithDeadline(l.ctx, g.Expires.Add(l.cfg.PunchTimeout))
-	ps := &pendingSession{grant: g, tech: tech, cancel: pcancel, relayBy: brokerName}
 	if o.Transport != wire.TransportRelay {
 		if stunServer.IsValid() {
 			l.mu.Lock()
@@ -259,9 +277,6 @@ func (l *Listener) Offer(ctx context.Context, broker peer.ID, brokerName string,
 			}()
 		}
 	}
-	l.mu.Lock()
-	l.pending[g.Session] = ps
-	l.mu.Unlock()
 	if o.Relay && o.Transport != wire.TransportQUIC && l.cfg.Relay != nil {
 		l.wg.Add(1)
 		go func() {
@@ -282,8 +297,11 @@ func (l *Listener) Offer(ctx context.Context, broker peer.ID, brokerName string,
 		if ps.prober != nil {
 			ps.prober.close()
 		}
-		if ps.pump != nil && !l.activePump(ps.pump) {
-			ps.pump.close()
+		l.mu.Lock()
+		p := ps.pump
+		l.mu.Unlock()
+		if p != nil && !l.activePump(p) {
+			p.close()
 		}
 	}()
 	l.log.Info("session offered", "session", g.Session, "technician", g.TechnicianName, "mode", g.Mode,
@@ -304,7 +322,7 @@ func (l *Listener) activePump(p *pump) bool {
 
 // joinRelay opens the agent's half of the relayed path.
 func (l *Listener) joinRelay(ctx context.Context, ps *pendingSession) {
-	stream, err := l.cfg.Relay(ctx, ps.grant.Session)
+	stream, err := l.cfg.Relay(ctx, ps.broker, ps.grant.Session)
 	if err != nil {
 		l.log.Info("relay not joined", "session", ps.grant.Session, "err", err)
 		return
@@ -317,6 +335,10 @@ func (l *Listener) joinRelay(ctx context.Context, ps *pendingSession) {
 	l.mu.Lock()
 	ps.pump = p
 	l.mu.Unlock()
+	if ctx.Err() != nil { // the offer lapsed while the relay was joining
+		p.close()
+		return
+	}
 	p.run()
 }
 

@@ -311,3 +311,44 @@ func TestProbingEndsWithOffers(t *testing.T) {
 		return len(p.l.sock.pending) == 0 && len(p.l.sock.probes) == 0
 	}, "probers and their transactions gone")
 }
+
+// TestTechnicianChecksTheAnswer: a broker that rewrites the agent's answer
+// (another SDP fingerprint, other candidates) or signs the grant with a
+// key that is not the broker's asked is refused by the technician.
+func TestTechnicianChecksTheAnswer(t *testing.T) {
+	p := newPair(t, nil)
+	for name, edit := range map[string]func(*wire.SessionResult){
+		"answer changed": func(r *wire.SessionResult) { r.Answer.Ufrag = "evil" },
+		"answer unsigned": func(r *wire.SessionResult) { r.AnswerSig = nil },
+	} {
+		cfg := p.dialConfig(wire.ModeReadOnly, wire.TransportQUIC, false)
+		sig := cfg.Signal
+		cfg.Signal = func(ctx context.Context, pp wire.PeerParams, s []byte, tok string) (*wire.SessionResult, error) {
+			r, err := sig(ctx, pp, s, tok)
+			if r != nil {
+				edit(r)
+			}
+			return r, err
+		}
+		if s, err := Dial(ctxT(t, 5*time.Second), cfg); err == nil || !strings.Contains(err.Error(), "not the machine's") {
+			if s != nil {
+				s.Close()
+			}
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+	cfg := p.dialConfig(wire.ModeReadOnly, wire.TransportQUIC, false)
+	cfg.Broker = newKey(t).ID // the broker asked is another than the issuer
+	if s, err := Dial(ctxT(t, 5*time.Second), cfg); !errors.Is(err, ErrGrantIssuer) {
+		if s != nil {
+			s.Close()
+		}
+		t.Errorf("grant from another broker: err = %v", err)
+	}
+	cfg.Broker = p.b.key.ID
+	s, err := Dial(ctxT(t, 5*time.Second), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}

@@ -91,6 +91,7 @@ func TestQUICWithoutPathFails(t *testing.T) {
 		if r != nil {
 			// An address nothing listens on: the punch cannot succeed.
 			r.Answer.Candidates = []wire.Candidate{{Kind: wire.CandHost, Addr: "127.0.0.1:9"}}
+			r.AnswerSig, _ = SignParams(p.agent.Priv, r.Answer)
 		}
 		return r, err
 	}

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/readymesh/readymesh/mesh/rtc"
@@ -70,19 +69,10 @@ func dialWebRTC(ctx context.Context, cfg DialConfig, start time.Time) (*Session,
 		off.Close()
 		return nil, err
 	}
-	var g wire.Grant
-	if err := wire.Decode(res.Grant.Body, &g); err != nil {
-		off.Close()
-		return nil, fmt.Errorf("mesh: grant from broker: %w", err)
-	}
-	if g.Technician != cfg.Key.ID.String() {
-		off.Close()
-		return nil, fmt.Errorf("mesh: the broker granted the session to %s, not to this key", g.Technician)
-	}
-	machine, err := peer.Decode(g.Machine)
+	g, machine, err := CheckResult(res, cfg.Key.ID, cfg.Broker)
 	if err != nil {
 		off.Close()
-		return nil, err
+		return nil, fmt.Errorf("mesh: %w", err)
 	}
 	rs, err := off.Accept(ctx, res.Answer.SDP)
 	if err != nil {
@@ -154,6 +144,12 @@ func serveRTCBytes(st io.ReadWriter) {
 // fingerprint is the granted technician's), the answer returned, and the
 // session tracked once ICE and DTLS complete.
 func (l *Listener) answerWebRTC(ctx context.Context, g wire.Grant, o *wire.Offer, stunServer netip.AddrPort, via string) (*wire.PeerParams, error) {
+	l.mu.Lock()
+	n := len(l.pending) + len(l.active)
+	l.mu.Unlock()
+	if n >= MaxSessions {
+		return nil, fmt.Errorf("%w: %d sessions open or offered on this agent", ErrTooManySessions, MaxSessions)
+	}
 	if err := l.markUsed(g); err != nil {
 		return nil, err
 	}

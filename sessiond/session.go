@@ -15,6 +15,7 @@ import (
 	"github.com/readymesh/readymesh/mesh"
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/wire"
+	"github.com/readymesh/readymesh/sessiond/spool"
 )
 
 // startSessions opens the session socket and serves offers from brokers.
@@ -23,7 +24,7 @@ func (a *Agent) startSessions() error {
 		Key:      a.key,
 		Addr:     a.cfg.SessionAddr,
 		Trusted:  a.trustedBroker,
-		MarkUsed: a.spool.MarkGrantUsed,
+		MarkUsed: a.markGrantUsed,
 		Relay:    a.openRelay,
 		OnChange: func([]wire.SessionInfo) { a.kickStatus() },
 		Logger:   a.log,
@@ -57,6 +58,12 @@ func (a *Agent) handleOffer(s network.Stream) {
 		ans := wire.Answer{Error: e}
 		if p != nil {
 			ans.Params = *p
+			sig, err := mesh.SignParams(a.key.Priv, *p)
+			if err != nil {
+				e = &wire.Error{Code: wire.CodeInternal, Message: "sign the answer: " + err.Error()}
+				ans = wire.Answer{Error: e}
+			}
+			ans.ParamsSig = sig
 		}
 		if e != nil {
 			a.log.Warn("refused a session offer", "from", from, "code", e.Code, "reason", e.Message)
@@ -80,7 +87,6 @@ func (a *Agent) handleOffer(s network.Stream) {
 	if o.STUNPort > 0 {
 		if ip, ok := remoteIP(s.Conn()); ok {
 			stunSrv = netip.AddrPortFrom(ip, uint16(o.STUNPort))
-			a.setSTUN(stunSrv)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -95,6 +101,9 @@ func (a *Agent) handleOffer(s network.Stream) {
 	if err != nil {
 		reply(&wire.Error{Code: offerCode(err), Message: err.Error()}, nil)
 		return
+	}
+	if stunSrv.IsValid() {
+		a.setSTUN(stunSrv)
 	}
 	reply(nil, p)
 }
@@ -120,14 +129,8 @@ func remoteIP(c network.Conn) (netip.Addr, bool) {
 	return a.Unmap(), ok
 }
 
-// openRelay joins a session's relay on the broker holding the bridge.
-func (a *Agent) openRelay(ctx context.Context, session string) (io.ReadWriteCloser, error) {
-	a.mu.Lock()
-	broker, up := a.connected, a.up
-	a.mu.Unlock()
-	if !up {
-		return nil, errors.New("no bridge to a broker")
-	}
+// openRelay joins a session's relay on the broker that offered it.
+func (a *Agent) openRelay(ctx context.Context, broker peer.ID, session string) (io.ReadWriteCloser, error) {
 	return bridge.OpenRelay(ctx, a.host, broker, session)
 }
 
@@ -206,4 +209,14 @@ func equalSessions(x, y []wire.SessionInfo) bool {
 		}
 	}
 	return true
+}
+
+// markGrantUsed records a used grant in the spool, reporting a repeat as
+// mesh.ErrGrantUsed.
+func (a *Agent) markGrantUsed(session string, expires time.Time) error {
+	err := a.spool.MarkGrantUsed(session, expires)
+	if errors.Is(err, spool.ErrGrantUsed) {
+		return fmt.Errorf("%w: session %s (recorded before a restart)", mesh.ErrGrantUsed, session)
+	}
+	return err
 }

@@ -28,6 +28,9 @@ func OpenRelay(ctx context.Context, h host.Host, broker peer.ID, session string)
 		dl = d
 	}
 	s.SetDeadline(dl)
+	// Cancelling ctx while waiting for the other side abandons the join.
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
 	if err := wire.Write(s, &wire.RelayHello{Session: session}); err != nil {
 		s.Reset()
 		return nil, fmt.Errorf("relay: hello: %w", err)
@@ -41,6 +44,9 @@ func OpenRelay(ctx context.Context, h host.Host, broker peer.ID, session string)
 	if r.Error != nil {
 		s.Reset()
 		return nil, fmt.Errorf("relay: %s", r.Error.Message)
+	}
+	if !stop() {
+		return nil, fmt.Errorf("relay: %w", context.Cause(ctx))
 	}
 	s.SetDeadline(time.Time{})
 	// Frames from the other side may have arrived with the ready message.

@@ -66,6 +66,7 @@ func (c *Client) connect(ctx context.Context, machine string, opt SessionOptions
 		Key:       c.key,
 		Transport: opt.Transport,
 		Addr:      opt.LocalAddr,
+		Broker:    c.broker.ID,
 		STUN:      c.stunAddr(),
 		Logger:    opt.Logger,
 		Relay: func(ctx context.Context, session string) (io.ReadWriteCloser, error) {

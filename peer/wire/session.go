@@ -257,6 +257,10 @@ func (o *Offer) Validate() error {
 type Answer struct {
 	Error  *Error     `json:"error,omitempty"`
 	Params PeerParams `json:"params"`
+	// ParamsSig is the agent's signature over Params: the technician
+	// checks the answer (WebRTC's DTLS fingerprint among it) came from the
+	// machine the grant names, not from a broker in between.
+	ParamsSig []byte `json:"params_sig,omitempty"`
 }
 
 // Validate implements the Decode contract.
@@ -269,6 +273,8 @@ type SessionResult struct {
 	Machine string      `json:"machine"` // peer ID
 	Name    string      `json:"name"`    // client/name
 	Answer  PeerParams  `json:"answer"`
+	// AnswerSig is the agent's signature over Answer.
+	AnswerSig []byte `json:"answer_sig,omitempty"`
 	// Relay names the broker that relays, when it will.
 	Relay     bool   `json:"relay"`
 	RelayName string `json:"relay_name,omitempty"`
