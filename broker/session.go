@@ -361,10 +361,16 @@ func (b *Broker) handleRelay(s network.Stream) {
 			<-slot.done // the second half's handler runs the splice
 		case <-t.C:
 			r.mu.Lock()
-			if r.slots[h.Session] == slot {
+			joined := r.slots[h.Session] != slot // the other side took it just now
+			if !joined {
 				delete(r.slots, h.Session)
 			}
 			r.mu.Unlock()
+			if joined {
+				<-slot.joined
+				<-slot.done
+				return
+			}
 			b.refuse(s, "relay", remote.String(), wire.CodeUnavailable, "the other side never joined the relay", &wire.RelayReady{})
 			s.Close()
 		}

@@ -442,6 +442,7 @@ func (l *Listener) serve(conn *quic.Conn) {
 	_, used := l.used[id]
 	expired := ps != nil && !l.cfg.Now().Before(ps.grant.Expires)
 	if ps != nil && !used && !expired && peerID == ps.tech {
+		l.pruneUsed()
 		l.used[id] = ps.grant.Expires
 	}
 	l.mu.Unlock()
@@ -642,4 +643,18 @@ func remoteOf(h *tls.ClientHelloInfo) string {
 		return ""
 	}
 	return h.Conn.RemoteAddr().String()
+}
+
+// pruneUsed forgets used grants that have expired: they are refused as
+// expired anyway. l.mu must be held.
+func (l *Listener) pruneUsed() {
+	if len(l.used) < 256 {
+		return
+	}
+	now := l.cfg.Now()
+	for id, exp := range l.used {
+		if now.After(exp) {
+			delete(l.used, id)
+		}
+	}
 }

@@ -149,3 +149,43 @@ func TestWebRTCOnLoopback(t *testing.T) {
 	s.Close()
 	waitFor(t, func() bool { return len(p.l.Sessions()) == 0 }, "agent forgets the closed session")
 }
+
+// TestPipelinedClaim: with Pipeline, Dial returns before the agent's
+// verdict; channels opened at once work once the claim is accepted, and a
+// refused claim ends the session with the agent's reason.
+func TestPipelinedClaim(t *testing.T) {
+	p := newPair(t, nil)
+	cfg := p.dialConfig(wire.ModeInteractive, wire.TransportQUIC, false)
+	cfg.Pipeline = true
+	s, err := Dial(ctxT(t, 10*time.Second), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSession(t, s)
+	if err := s.Claimed(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	p.b.grantTTL = 200 * time.Millisecond
+	cfg.Signal = func(ctx context.Context, pp wire.PeerParams, sg []byte, tok string) (*wire.SessionResult, error) {
+		r, err := p.b.signal(p.l, p.tech, wire.ModeInteractive, wire.TransportQUIC, false)(ctx, pp, sg, tok)
+		time.Sleep(300 * time.Millisecond) // past the grant's expiry
+		return r, err
+	}
+	s, err = Dial(ctxT(t, 10*time.Second), cfg)
+	if err != nil {
+		t.Logf("refused before Dial returned: %v", err)
+		return
+	}
+	defer s.Close()
+	err = s.Claimed(ctxT(t, 5*time.Second))
+	if err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("claim verdict: %v, want expired", err)
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a refused session stayed open")
+	}
+}

@@ -64,6 +64,9 @@ func (o *Observer) record(token string, a netip.AddrPort) {
 			}
 		}
 	}
+	if _, ok := o.seen[token]; ok {
+		return // first write wins: a later packet may be spoofed
+	}
 	o.seen[token] = observation{addr: a, at: now}
 	close(o.wake)
 	o.wake = make(chan struct{})

@@ -182,7 +182,11 @@ func (l *Listener) answerWebRTC(ctx context.Context, g wire.Grant, o *wire.Offer
 		l.mu.Unlock()
 		l.log.Info("session accepted", "session", g.Session, "technician", g.TechnicianName, "mode", g.Mode, "path", path, "remote", p.Remote)
 		l.changed()
-		go serveRTCBytes(rs.Bytes())
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			serveRTCBytes(rs.Bytes())
+		}()
 		select {
 		case <-rs.Done():
 		case <-l.ctx.Done():
@@ -204,6 +208,7 @@ func (l *Listener) markUsed(g wire.Grant) error {
 		l.mu.Unlock()
 		return fmt.Errorf("%w: session %s", ErrGrantUsed, g.Session)
 	}
+	l.pruneUsed()
 	l.used[g.Session] = g.Expires
 	l.mu.Unlock()
 	if l.cfg.MarkUsed != nil {
