@@ -318,7 +318,7 @@ func TestProbingEndsWithOffers(t *testing.T) {
 func TestTechnicianChecksTheAnswer(t *testing.T) {
 	p := newPair(t, nil)
 	for name, edit := range map[string]func(*wire.SessionResult){
-		"answer changed": func(r *wire.SessionResult) { r.Answer.Ufrag = "evil" },
+		"answer changed":  func(r *wire.SessionResult) { r.Answer.Ufrag = "evil" },
 		"answer unsigned": func(r *wire.SessionResult) { r.AnswerSig = nil },
 	} {
 		cfg := p.dialConfig(wire.ModeReadOnly, wire.TransportQUIC, false)
