@@ -44,6 +44,9 @@ type ListenConfig struct {
 	// OnChange is called with the live sessions whenever they change
 	// (opened, closed, moved to another path).
 	OnChange func([]wire.SessionInfo)
+	// Channels are the agent's channel handlers beyond the built-in test
+	// channels (echo, sink, source): terminal, exec, files.
+	Channels map[string]ChannelHandler
 	// PunchTimeout bounds probing per session. Zero means 10 s.
 	PunchTimeout time.Duration
 	// PendingTimeout is how long an offered session waits for its
@@ -96,11 +99,12 @@ type pendingSession struct {
 }
 
 type agentSession struct {
-	info wire.SessionInfo
-	conn *quic.Conn   // QUIC sessions
-	rtc  *rtc.Session // WebRTC sessions
-	pump *pump
-	via  string
+	info  wire.SessionInfo
+	grant wire.Grant
+	conn  *quic.Conn   // QUIC sessions
+	rtc   *rtc.Session // WebRTC sessions
+	pump  *pump
+	via   string
 }
 
 // Listen opens the session socket and starts accepting.
@@ -472,7 +476,7 @@ func (l *Listener) serve(conn *quic.Conn) {
 	}
 	st.Close()
 	l.mu.Lock()
-	as := &agentSession{conn: conn, pump: ps.pump, via: ps.relayBy, info: wire.SessionInfo{Session: id,
+	as := &agentSession{conn: conn, pump: ps.pump, via: ps.relayBy, grant: ps.grant, info: wire.SessionInfo{Session: id,
 		Technician: ps.grant.TechnicianName, Mode: ps.grant.Mode, Started: l.cfg.Now().UTC()}}
 	as.info.Path, as.info.Remote = l.pathOf(as)
 	l.active[id] = as
@@ -614,11 +618,30 @@ func (l *Listener) channel(st *quic.Stream, as *agentSession) {
 			n -= k
 		}
 	default:
-		l.log.Info("refused an unknown channel", "session", as.info.Session, "channel", name)
-		st.CancelRead(2)
-		st.CancelWrite(2)
+		h := l.cfg.Channels[name]
+		if h == nil {
+			l.log.Info("refused an unknown channel", "session", as.info.Session, "channel", name)
+			st.CancelRead(2)
+			st.CancelWrite(2)
+			return
+		}
+		h(as.conn.Context(), &Channel{Stream: st, Name: name, Session: as.info, Grant: as.grant})
 	}
 }
+
+// Channel is one channel of a live session, as an agent-side handler sees
+// it. The handler enforces the grant's mode: the agent, not the
+// technician's client, decides what a session may do.
+type Channel struct {
+	Stream  io.ReadWriteCloser
+	Name    string
+	Session wire.SessionInfo
+	Grant   wire.Grant
+}
+
+// ChannelHandler serves one channel until it is done; the stream is
+// closed after it returns. ctx ends with the session.
+type ChannelHandler func(ctx context.Context, ch *Channel)
 
 // Sessions lists the live sessions.
 func (l *Listener) Sessions() []wire.SessionInfo {

@@ -42,6 +42,10 @@ type Config struct {
 	// sessions use (direct QUIC and hole punching). Empty means ":0", a
 	// port the kernel picks; a fixed port lets a firewall admit it.
 	SessionAddr string
+	// SessionUser is the account interactive sessions run as (terminal and
+	// exec); elevated sessions run as the agent's own user. Empty means
+	// "nobody" when the agent runs as root, else the agent's user.
+	SessionUser string
 	// AptTimeout bounds the pending-updates collector. Zero means 60 s.
 	AptTimeout time.Duration
 	// Logger receives the agent's logs. Nil means discard.

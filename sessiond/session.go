@@ -15,12 +15,18 @@ import (
 	"github.com/readymesh/readymesh/mesh"
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/wire"
+	"github.com/readymesh/readymesh/sessiond/live"
 	"github.com/readymesh/readymesh/sessiond/spool"
 )
 
 // startSessions opens the session socket and serves offers from brokers.
 func (a *Agent) startSessions() error {
+	lv, err := live.New(live.Config{User: a.cfg.SessionUser, Logger: a.log})
+	if err != nil {
+		return fmt.Errorf("sessiond: %w", err)
+	}
 	l, err := mesh.Listen(mesh.ListenConfig{
+		Channels: lv.Handlers(),
 		Key:      a.key,
 		Addr:     a.cfg.SessionAddr,
 		Trusted:  a.trustedBroker,

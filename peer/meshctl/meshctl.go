@@ -35,7 +35,9 @@ const usage = `usage: meshctl COMMAND [flags]
   technicians ls [--json]
   brokers [--json]                                    the cluster's brokers and their state
   connect MACHINE [--mode M] [--transport auto|quic|relay|webrtc] [--send SIZE] [--hold D] [--json]
-                                                      open a live session; show its path as it changes
+                                                      open a live session: a terminal, or with --hold its path as it changes
+  exec MACHINE [--mode interactive|elevated] [-i] -- COMMAND [ARGS…]
+                                                      run a command; its output streams back, its exit status is meshctl's
   ping MACHINE [-c N] [--interval D] [--transport T] [--until-direct] [--json]
                                                       round trips over a session, each with its path
 
@@ -85,6 +87,7 @@ var commands = map[string]func(*env, []string) error{
 	"technicians ls":  (*env).techniciansList,
 	"brokers":         (*env).brokers,
 	"connect":         (*env).connectCmd,
+	"exec":            (*env).execCmd,
 	"ping":            (*env).pingCmd,
 }
 

@@ -60,7 +60,7 @@ func (e *env) connectCmd(args []string) error {
 	mode := fs.String("mode", wire.ModeReadOnly, "session `mode`: read-only, interactive or elevated")
 	transport := fs.String("transport", wire.TransportAuto, "auto (relay first, then direct), quic (direct only), relay, or webrtc (ICE with the broker's STUN and TURN)")
 	send := fs.String("send", "", "send this many bytes over the session (e.g. 64MiB), print the rate and end")
-	hold := fs.Duration("hold", 0, "end the session after this long (default: until interrupted)")
+	hold := fs.Duration("hold", 0, "hold the session open this long, showing its path, with no terminal (default: open a terminal)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parse(fs, args, "MACHINE")
 	if err != nil {
@@ -81,6 +81,9 @@ func (e *env) connectCmd(args []string) error {
 		SetupMs: float64(s.Setup.Microseconds()) / 1000}
 	if !*asJSON {
 		fmt.Fprintf(e.out, "session %s to %s (%s): %s, set up in %s\n", s.ID[:8], pos[0], s.Mode, s.Path(), s.Setup.Round(100*time.Microsecond))
+	}
+	if size == 0 && *hold == 0 && !*asJSON {
+		return e.terminal(s)
 	}
 	if size > 0 {
 		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Minute)

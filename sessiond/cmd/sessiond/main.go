@@ -91,6 +91,7 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.CheckInInterval, "interval", time.Hour, "check-in `interval`")
 	fs.StringVar(&cfg.ConsentPolicy, "consent", "never", "consent `policy` reported in readiness: never, window or session")
 	fs.DurationVar(&cfg.ReconnectMax, "reconnect-max", 30*time.Second, "cap on the reconnect backoff")
+	fs.StringVar(&cfg.SessionUser, "session-user", "", "`account` interactive sessions run as (default: nobody when run as root); elevated sessions run as the agent's user")
 	fs.StringVar(&cfg.SessionAddr, "session-addr", "", "UDP `address` of the live-session socket (default: any address, a port the kernel picks)")
 	fs.StringVar(&level, "log-level", "info", "log `level`")
 	fs.Parse(args)

@@ -1,0 +1,105 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// meshctlIn runs meshctl with stdin and returns stdout, stderr and the
+// exit status.
+func (c *tech) meshctlIn(stdin string, args ...string) (string, string, int) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bins.meshctl, args...)
+	cmd.Env = append(os.Environ(), "READYMESH_HOME="+c.home, "READYMESH_SESSION_ADDR=127.0.0.1:0")
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		c.t.Fatalf("meshctl %s: %v", strings.Join(args, " "), err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// TestTerminalAndExec runs commands and a PTY shell on an agent through
+// the real binaries, with the agent enforcing each mode: exec streams
+// stdout and stderr and returns the exit status; interactive runs as the
+// session user and elevated as the agent's; a read-only session runs no
+// command and delivers no input, whatever the client sends.
+func TestTerminalAndExec(t *testing.T) {
+	needBinaries(t)
+	base := testDir(t)
+	b := startBroker(t, base, "live", 300*time.Millisecond)
+	admin := b.admin(base)
+	admin.ok("clients", "create", "acme")
+	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "pc-01", "windows-ready.json")
+	pc.start()
+	waitOnline(t, admin, 20*time.Second, pc)
+
+	t.Run("exec streams and exits", func(t *testing.T) {
+		out, errOut, code := admin.meshctlIn("", "exec", pc.full(), "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+		if out != "out\n" || !strings.Contains(errOut, "err\n") || code != 3 {
+			t.Fatalf("stdout %q stderr %q exit %d; want out, err, 3", out, errOut, code)
+		}
+		out, _, code = admin.meshctlIn("line one\nline two\n", "exec", pc.full(), "-i", "--", "wc", "-l")
+		if strings.TrimSpace(out) != "2" || code != 0 {
+			t.Fatalf("stdin to exec: %q exit %d", out, code)
+		}
+	})
+	t.Run("interactive runs as the session user, elevated as the agent", func(t *testing.T) {
+		me, _ := user.Current()
+		wantUser := me.Uid
+		if os.Geteuid() == 0 {
+			u, err := user.Lookup("nobody")
+			if err != nil {
+				t.Skipf("skipping: no nobody account to run interactive sessions as (%v)", err)
+			}
+			wantUser = u.Uid
+		}
+		out, _, code := admin.meshctlIn("", "exec", pc.full(), "--mode", "interactive", "--", "id", "-u")
+		if strings.TrimSpace(out) != wantUser || code != 0 {
+			t.Errorf("interactive id -u = %q (exit %d), want %s", out, code, wantUser)
+		}
+		out, _, code = admin.meshctlIn("", "exec", pc.full(), "--mode", "elevated", "--", "id", "-u")
+		if strings.TrimSpace(out) != strconv.Itoa(os.Geteuid()) || code != 0 {
+			t.Errorf("elevated id -u = %q (exit %d), want %d", out, code, os.Geteuid())
+		}
+	})
+	t.Run("read-only runs nothing", func(t *testing.T) {
+		_, errOut, code := admin.meshctlIn("", "exec", pc.full(), "--mode", "read-only", "--", "touch", "/tmp/readymesh-should-not-exist")
+		if code == 0 || !strings.Contains(errOut, "read-only session") {
+			t.Fatalf("read-only exec: exit %d, stderr %q", code, errOut)
+		}
+		if _, err := os.Stat("/tmp/readymesh-should-not-exist"); err == nil {
+			os.Remove("/tmp/readymesh-should-not-exist")
+			t.Fatal("a read-only session ran a command")
+		}
+	})
+	t.Run("terminal", func(t *testing.T) {
+		out, errOut, code := admin.meshctlIn("echo hello-$((40+2))\nexit 7\n", "connect", pc.full(), "--mode", "interactive")
+		if !strings.Contains(out, "hello-42") || code != 7 {
+			t.Fatalf("terminal: exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+	})
+	t.Run("read-only terminal delivers no input", func(t *testing.T) {
+		out, errOut, _ := admin.meshctlIn("echo sho''uld-not-run\n", "connect", pc.full(), "--mode", "read-only")
+		if !strings.Contains(errOut, "input refused: this session is read-only") {
+			t.Errorf("no refusal notice: stderr %q", errOut)
+		}
+		if strings.Contains(out, "should-not-run") {
+			t.Errorf("read-only input reached the shell: %q", out)
+		}
+	})
+}

@@ -1,0 +1,191 @@
+package meshctl
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/readymesh/readymesh/mesh"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// ExitError carries a remote command's exit status out of meshctl: the
+// command line exits with it, printing nothing more.
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
+// execCmd runs a command on the machine: meshctl exec MACHINE [flags] -- CMD [ARGS…].
+func (e *env) execCmd(args []string) error {
+	fs := flag.NewFlagSet("exec", flag.ContinueOnError)
+	mode := fs.String("mode", wire.ModeInteractive, "session `mode`: interactive or elevated (read-only sessions run no commands)")
+	transport := fs.String("transport", wire.TransportAuto, "auto, quic, relay")
+	stdin := fs.Bool("i", false, "send this command's standard input to the remote command")
+	var argv []string
+	for i, a := range args {
+		if a == "--" {
+			args, argv = args[:i], args[i+1:]
+			break
+		}
+	}
+	pos, err := parse(fs, args, "MACHINE")
+	if err != nil {
+		return err
+	}
+	if len(argv) == 0 {
+		return fmt.Errorf("%w: exec MACHINE [flags] -- COMMAND [ARGS…]", ErrUsage)
+	}
+	s, _, err := e.openSession(pos[0], *mode, *transport)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	st, err := s.Open(e.ctx, "exec")
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	hdr, _ := json.Marshal(wire.ExecRequest{Argv: argv, Stdin: *stdin})
+	if err := wire.WriteLiveFrame(st, wire.FrameHeader, hdr); err != nil {
+		return err
+	}
+	if *stdin {
+		go pumpInput(st, os.Stdin)
+	}
+	return e.readLive(st, os.Stderr, nil)
+}
+
+// pumpInput sends r as input frames, and an empty frame at its end.
+func pumpInput(w io.Writer, r io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if wire.WriteLiveFrame(w, wire.FrameInput, buf[:n]) != nil {
+				return
+			}
+		}
+		if err != nil {
+			wire.WriteLiveFrame(w, wire.FrameInput, nil)
+			return
+		}
+	}
+}
+
+// readLive copies a live channel's output until its exit status, which it
+// returns as an ExitError when not zero.
+func (e *env) readLive(r io.Reader, stderr io.Writer, raw *term.State) error {
+	for {
+		typ, p, err := wire.ReadLiveFrame(r)
+		if err != nil {
+			return fmt.Errorf("the session ended before the command did: %w", err)
+		}
+		switch typ {
+		case wire.FrameOutput:
+			e.out.Write(p)
+		case wire.FrameStderr:
+			stderr.Write(p)
+		case wire.FrameNotice:
+			nl := "\n"
+			if raw != nil {
+				nl = "\r\n"
+			}
+			fmt.Fprintf(stderr, "%smeshctl: %s%s", nl, p, nl)
+		case wire.FrameError:
+			var we wire.Error
+			json.Unmarshal(p, &we)
+			return &we
+		case wire.FrameExit:
+			if len(p) != 4 {
+				return errors.New("malformed exit status")
+			}
+			if code := int32(binary.BigEndian.Uint32(p)); code != 0 {
+				return &ExitError{Code: int(code)}
+			}
+			return nil
+		}
+	}
+}
+
+// terminal opens a terminal on the session: the local terminal in raw mode
+// when stdin is one, else stdin and stdout as they are (for scripts).
+func (e *env) terminal(s *mesh.Session) error {
+	st, err := s.Open(e.ctx, "terminal")
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fd := int(os.Stdin.Fd())
+	req := wire.TerminalRequest{Term: os.Getenv("TERM")}
+	var raw *term.State
+	if term.IsTerminal(fd) {
+		if w, h, err := term.GetSize(fd); err == nil {
+			req.Cols, req.Rows = uint16(w), uint16(h)
+		}
+		if raw, err = term.MakeRaw(fd); err != nil {
+			return err
+		}
+		defer term.Restore(fd, raw)
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, syscall.SIGWINCH)
+		defer signal.Stop(winch)
+		go func() {
+			for range winch {
+				if w, h, err := term.GetSize(fd); err == nil {
+					var b [4]byte
+					binary.BigEndian.PutUint16(b[:], uint16(h))
+					binary.BigEndian.PutUint16(b[2:], uint16(w))
+					wire.WriteLiveFrame(st, wire.FrameResize, b[:])
+				}
+			}
+		}()
+	}
+	hdr, _ := json.Marshal(req)
+	if err := wire.WriteLiveFrame(st, wire.FrameHeader, hdr); err != nil {
+		return err
+	}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := os.Stdin.Read(buf)
+			if n > 0 && wire.WriteLiveFrame(st, wire.FrameInput, buf[:n]) != nil {
+				return
+			}
+			if err != nil {
+				if raw == nil {
+					// End of a piped script: end the shell as Ctrl-D would,
+					// and if it does not end (a read-only session refuses
+					// even that), close the terminal.
+					wire.WriteLiveFrame(st, wire.FrameInput, []byte{4})
+					select {
+					case <-time.After(3 * time.Second):
+						st.CancelWrite(0)
+						st.CancelRead(0)
+					case <-e.ctx.Done():
+					}
+				}
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-s.Done():
+		}
+		st.Close()
+	}()
+	return e.readLive(st, os.Stderr, raw)
+}

@@ -1,0 +1,96 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Live channels (terminal, exec) carry frames: a type byte, a 4-byte
+// big-endian length and the payload. The first frame from the technician is
+// FrameHeader with the channel's JSON request; after it come input and
+// resize frames one way, output, notices and the exit status the other.
+const (
+	FrameHeader = 'h' // technician → agent: ExecRequest or TerminalRequest (JSON)
+	FrameInput  = 'i' // technician → agent: input bytes; empty means end of input
+	FrameResize = 'r' // technician → agent: 2+2 bytes, rows and columns
+	FrameOutput = 'o' // agent → technician: output (a PTY's, or stdout)
+	FrameStderr = 'e' // agent → technician: stderr of an exec
+	FrameNotice = 'n' // agent → technician: a message for the technician (input refused, …)
+	FrameExit   = 'x' // agent → technician: 4-byte exit status; the last frame
+	FrameError  = '!' // agent → technician: the channel was refused (Error as JSON); the last frame
+)
+
+// MaxFrame bounds a live frame's payload.
+const MaxFrame = 1 << 20
+
+// ErrFrame marks a malformed live frame.
+var ErrFrame = errors.New("malformed live frame")
+
+// WriteLiveFrame writes one frame.
+func WriteLiveFrame(w io.Writer, typ byte, payload []byte) error {
+	if len(payload) > MaxFrame {
+		return fmt.Errorf("%w: %d bytes", ErrFrame, len(payload))
+	}
+	buf := make([]byte, 5+len(payload))
+	buf[0] = typ
+	binary.BigEndian.PutUint32(buf[1:], uint32(len(payload)))
+	copy(buf[5:], payload)
+	_, err := w.Write(buf)
+	return err
+}
+
+// ReadLiveFrame reads one frame.
+func ReadLiveFrame(r io.Reader) (byte, []byte, error) {
+	var h [5]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(h[1:])
+	if n > MaxFrame {
+		return 0, nil, fmt.Errorf("%w: %d-byte payload, limit %d", ErrFrame, n, MaxFrame)
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return 0, nil, fmt.Errorf("%w: %v", ErrFrame, err)
+	}
+	return h[0], p, nil
+}
+
+// ExecRequest asks the agent to run a command.
+type ExecRequest struct {
+	Argv []string `json:"argv"`
+	// Stdin says input frames follow; without it the command's stdin is
+	// empty.
+	Stdin bool `json:"stdin,omitempty"`
+}
+
+// Validate implements the Decode contract.
+func (r *ExecRequest) Validate() error {
+	if len(r.Argv) == 0 || r.Argv[0] == "" {
+		return errors.New("exec: no command")
+	}
+	if len(r.Argv) > 4096 {
+		return errors.New("exec: too many arguments")
+	}
+	return nil
+}
+
+// TerminalRequest opens a terminal.
+type TerminalRequest struct {
+	Rows uint16 `json:"rows"`
+	Cols uint16 `json:"cols"`
+	Term string `json:"term,omitempty"`
+}
+
+// Validate implements the Decode contract.
+func (r *TerminalRequest) Validate() error {
+	if r.Rows > 1000 || r.Cols > 1000 {
+		return errors.New("terminal: size out of range")
+	}
+	if len(r.Term) > 64 {
+		return errors.New("terminal: TERM too long")
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+package live
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/readymesh/readymesh/mesh"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// exec runs one command: stdout and stderr stream back as frames, input
+// frames feed stdin when asked, and the exit status ends the channel.
+func (s *Server) exec(ctx context.Context, ch *mesh.Channel) {
+	var req wire.ExecRequest
+	if err := header(ch.Stream, &req); err != nil {
+		refuse(ch.Stream, wire.CodeBadRequest, err.Error())
+		return
+	}
+	log := s.log.With("session", ch.Session.Session, "technician", ch.Session.Technician, "mode", ch.Grant.Mode)
+	if ch.Grant.Mode == wire.ModeReadOnly {
+		log.Warn("refused exec in a read-only session", "argv", req.Argv)
+		refuse(ch.Stream, wire.CodeForbidden, "read-only session: commands are not run; ask for an interactive session")
+		return
+	}
+	id, err := s.account(ch.Grant.Mode)
+	if err != nil {
+		refuse(ch.Stream, wire.CodeForbidden, err.Error())
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
+	s.command(cmd, id)
+	w := &lockedWriter{w: ch.Stream}
+	cmd.Stdout, cmd.Stderr = frameWriter{w: w, typ: wire.FrameOutput}, frameWriter{w: w, typ: wire.FrameStderr}
+	var stdin io.WriteCloser
+	if req.Stdin {
+		if stdin, err = cmd.StdinPipe(); err != nil {
+			refuse(ch.Stream, wire.CodeInternal, err.Error())
+			return
+		}
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		log.Info("exec failed to start", "argv", req.Argv, "err", err)
+		w.frame(wire.FrameStderr, []byte(fmt.Sprintf("%s: %v\n", req.Argv[0], err)))
+		exitFrame(ch.Stream, 127)
+		return
+	}
+	log.Info("exec started", "argv", req.Argv, "as", id.name, "pid", cmd.Process.Pid)
+	// Input, and the technician going away: both come from the stream.
+	go func() {
+		defer cancel()
+		for {
+			typ, p, err := wire.ReadLiveFrame(ch.Stream)
+			if err != nil {
+				return
+			}
+			if typ == wire.FrameInput && stdin != nil {
+				if len(p) == 0 {
+					stdin.Close()
+					stdin = nil
+					continue
+				}
+				stdin.Write(p)
+			}
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var werr error
+	select {
+	case werr = <-done:
+	case <-ctx.Done():
+		// The technician left: end the command's whole process group.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		werr = <-done
+	}
+	code := exitStatus(werr)
+	log.Info("exec ended", "argv", req.Argv, "exit", code, "duration", time.Since(start).Round(time.Millisecond))
+	w.mu.Lock()
+	exitFrame(ch.Stream, code)
+	w.mu.Unlock()
+}

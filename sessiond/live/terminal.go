@@ -1,0 +1,120 @@
+package live
+
+import (
+	"context"
+	"encoding/binary"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/readymesh/readymesh/mesh"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// terminal runs a login shell on a PTY. Output streams back; input is
+// delivered only when the mode allows it.
+func (s *Server) terminal(ctx context.Context, ch *mesh.Channel) {
+	var req wire.TerminalRequest
+	if err := header(ch.Stream, &req); err != nil {
+		refuse(ch.Stream, wire.CodeBadRequest, err.Error())
+		return
+	}
+	id, err := s.account(ch.Grant.Mode)
+	if err != nil {
+		refuse(ch.Stream, wire.CodeForbidden, err.Error())
+		return
+	}
+	log := s.log.With("session", ch.Session.Session, "technician", ch.Session.Technician, "mode", ch.Grant.Mode)
+	readOnly := ch.Grant.Mode == wire.ModeReadOnly
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.Command(id.shell, "-l")
+	s.command(cmd, id)
+	cmd.SysProcAttr.Setpgid = false // the PTY's session leader has its own group
+	term := req.Term
+	if term == "" {
+		term = "xterm-256color"
+	}
+	cmd.Env = append(cmd.Env, "TERM="+term)
+	size := &pty.Winsize{Rows: max(req.Rows, 1), Cols: max(req.Cols, 1)}
+	if req.Rows == 0 || req.Cols == 0 {
+		size = &pty.Winsize{Rows: 24, Cols: 80}
+	}
+	f, err := pty.StartWithSize(cmd, size)
+	if err != nil {
+		refuse(ch.Stream, wire.CodeInternal, "start a shell: "+err.Error())
+		return
+	}
+	defer f.Close()
+	log.Info("terminal opened", "shell", id.shell, "as", id.name, "pid", cmd.Process.Pid)
+	w := &lockedWriter{w: ch.Stream}
+	outDone := make(chan struct{})
+	go func() {
+		defer close(outDone)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := f.Read(buf)
+			if n > 0 {
+				if w.frame(wire.FrameOutput, buf[:n]) != nil {
+					cancel()
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		defer cancel()
+		refused := 0
+		for {
+			typ, p, err := wire.ReadLiveFrame(ch.Stream)
+			if err != nil {
+				return
+			}
+			switch typ {
+			case wire.FrameInput:
+				if readOnly {
+					// Never delivered, never queued for later.
+					if refused++; refused == 1 || refused%50 == 0 {
+						log.Warn("refused terminal input in a read-only session", "refused", refused)
+						w.frame(wire.FrameNotice, []byte("input refused: this session is read-only"))
+					}
+					continue
+				}
+				f.Write(p)
+			case wire.FrameResize:
+				if len(p) == 4 {
+					pty.Setsize(f, &pty.Winsize{Rows: binary.BigEndian.Uint16(p), Cols: binary.BigEndian.Uint16(p[2:])})
+				}
+			}
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var werr error
+	select {
+	case werr = <-done:
+	case <-ctx.Done():
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGHUP)
+		select {
+		case werr = <-done:
+		case <-time.After(2 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			werr = <-done
+		}
+	}
+	// The PTY's last output before the exit status.
+	select {
+	case <-outDone:
+	case <-time.After(time.Second):
+	}
+	code := exitStatus(werr)
+	log.Info("terminal closed", "exit", code)
+	w.mu.Lock()
+	exitFrame(ch.Stream, code)
+	w.mu.Unlock()
+}
