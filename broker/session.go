@@ -252,6 +252,7 @@ func (b *Broker) cardSession(id string) *wire.Session {
 		}
 		// The newest session's mode and path lead.
 		out.Mode, out.Path = s.Mode, s.Path
+		out.InputPaused = out.InputPaused || s.InputPaused
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -101,5 +102,38 @@ func TestTerminalAndExec(t *testing.T) {
 		if strings.Contains(out, "should-not-run") {
 			t.Errorf("read-only input reached the shell: %q", out)
 		}
+	})
+	t.Run("input pause", func(t *testing.T) {
+		sessiond := func(op string) {
+			if r := runCmd(t, cmdTimeout, nil, bins.sessiond, op, "--state", pc.dir); r.err != nil {
+				t.Fatalf("sessiond %s: %v", op, r)
+			}
+		}
+		hold := startProc(t, "meshctl connect (held)", []string{"READYMESH_HOME=" + admin.home, "READYMESH_SESSION_ADDR=127.0.0.1:0"},
+			bins.meshctl, "connect", pc.full(), "--mode", "interactive", "--hold", "20s")
+		hold.waitOutput(t, "session ", 20*time.Second)
+		sessiond("pause-input")
+		_, errOut, code := admin.meshctlIn("", "exec", pc.full(), "--", "true")
+		if code == 0 || !strings.Contains(errOut, "paused remote input") {
+			t.Errorf("exec while paused: exit %d, stderr %q", code, errOut)
+		}
+		out, errOut, _ := admin.meshctlIn("echo pau''sed-input-ran\n", "connect", pc.full(), "--mode", "interactive")
+		if strings.Contains(out, "paused-input-ran") || !strings.Contains(errOut, "paused remote input") {
+			t.Errorf("terminal while paused: stdout %q stderr %q", out, errOut)
+		}
+		poll(t, 10*time.Second, "card shows input paused", func() (bool, string) {
+			c := admin.show(pc.full())
+			return c.Session != nil && c.Session.InputPaused, fmt.Sprintf("%+v", c.Session)
+		})
+		sessiond("resume-input")
+		if out, _, code := admin.meshctlIn("", "exec", pc.full(), "--", "echo", "resumed"); out != "resumed\n" || code != 0 {
+			t.Errorf("exec after resume: %q exit %d", out, code)
+		}
+		poll(t, 10*time.Second, "card shows input resumed", func() (bool, string) {
+			c := admin.show(pc.full())
+			return c.Session != nil && !c.Session.InputPaused, fmt.Sprintf("%+v", c.Session)
+		})
+		hold.signal(t, 15)
+		hold.wait(t, exitTimeout)
 	})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/readymesh/readymesh/peer/identity"
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond/collect"
+	"github.com/readymesh/readymesh/sessiond/live"
 	"github.com/readymesh/readymesh/sessiond/spool"
 )
 
@@ -41,6 +42,7 @@ type Agent struct {
 	demand chan chan checkInResult // control socket → check-in loop
 
 	sessions   *mesh.Listener
+	live       *live.Server
 	statusKick chan struct{} // session changes → status upkeep
 
 	// ackedSeq is the newest acknowledged check-in sequence, as in the

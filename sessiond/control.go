@@ -36,6 +36,8 @@ type Status struct {
 	LastCheckIn *spool.LastCheckIn `json:"last_check_in"`
 	// SessionPort is the UDP port of the live-session socket.
 	SessionPort int `json:"session_port"`
+	// InputPaused: remote input is paused (sessiond pause-input).
+	InputPaused bool `json:"input_paused"`
 	// Sessions are the live sessions open now, with the path each uses.
 	Sessions []wire.SessionInfo `json:"sessions"`
 }
@@ -90,6 +92,9 @@ func (a *Agent) serveControlConn(ctx context.Context, c net.Conn) {
 		}
 	case "status":
 		reply.Status = a.status()
+	case "pause-input", "resume-input":
+		a.setInputPaused(req.Op == "pause-input")
+		reply.Status = a.status()
 	default:
 		reply.Error = fmt.Sprintf("unknown op %q", req.Op)
 	}
@@ -104,7 +109,8 @@ func (a *Agent) status() *Status {
 	if last, ok, _ := a.spool.Last(); ok {
 		st.LastCheckIn = &last
 	}
-	st.SessionPort, st.Sessions = a.sessions.Port(), a.sessions.Sessions()
+	st.SessionPort, st.Sessions = a.sessions.Port(), a.liveSessions()
+	st.InputPaused = a.live.InputPaused()
 	return st
 }
 

@@ -25,6 +25,7 @@ func (a *Agent) startSessions() error {
 	if err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}
+	a.live = lv
 	l, err := mesh.Listen(mesh.ListenConfig{
 		Channels: lv.Handlers(),
 		Key:      a.key,
@@ -176,7 +177,7 @@ func (a *Agent) runSessionUpkeep(ctx context.Context) {
 		case <-upCh:
 			sent = false // a new broker holds the bridge: tell it
 		}
-		cur := a.sessions.Sessions()
+		cur := a.liveSessions()
 		if sent && equalSessions(cur, last) {
 			continue
 		}
@@ -225,4 +226,19 @@ func (a *Agent) markGrantUsed(session string, expires time.Time) error {
 		return fmt.Errorf("%w: session %s (recorded before a restart)", mesh.ErrGrantUsed, session)
 	}
 	return err
+}
+
+// liveSessions is the session list with the input-pause state.
+func (a *Agent) liveSessions() []wire.SessionInfo {
+	ss := a.sessions.Sessions()
+	for i := range ss {
+		ss[i].InputPaused = a.live.InputPaused()
+	}
+	return ss
+}
+
+// setInputPaused pauses or resumes remote input and tells the broker.
+func (a *Agent) setInputPaused(p bool) {
+	a.live.SetInputPaused(p)
+	a.kickStatus()
 }

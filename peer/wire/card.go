@@ -68,6 +68,9 @@ type Session struct {
 	Path        string   `json:"path,omitempty"` // direct-quic, direct-webrtc, relayed via BROKER
 	Technicians []string `json:"technicians,omitempty"`
 	Sessions    int      `json:"sessions,omitempty"`
+	// InputPaused: the person at the machine paused remote input; output
+	// keeps flowing, technician input is refused.
+	InputPaused bool `json:"input_paused,omitempty"`
 }
 
 // HistoryItem summarises one stored check-in. The broker keeps the full

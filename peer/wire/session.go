@@ -313,6 +313,8 @@ type SessionInfo struct {
 	Path       string    `json:"path"`
 	Remote     string    `json:"remote,omitempty"`
 	Started    time.Time `json:"started"`
+	// InputPaused: the person at the machine paused remote input.
+	InputPaused bool `json:"input_paused,omitempty"`
 }
 
 // SessionStatus is the agent's list of live sessions.

@@ -26,6 +26,11 @@ func (s *Server) exec(ctx context.Context, ch *mesh.Channel) {
 		refuse(ch.Stream, wire.CodeForbidden, "read-only session: commands are not run; ask for an interactive session")
 		return
 	}
+	if s.InputPaused() {
+		log.Info("refused exec: input paused", "argv", req.Argv)
+		refuse(ch.Stream, wire.CodeForbidden, pausedNotice)
+		return
+	}
 	id, err := s.account(ch.Grant.Mode)
 	if err != nil {
 		refuse(ch.Stream, wire.CodeForbidden, err.Error())
@@ -59,6 +64,10 @@ func (s *Server) exec(ctx context.Context, ch *mesh.Channel) {
 			typ, p, err := wire.ReadLiveFrame(ch.Stream)
 			if err != nil {
 				return
+			}
+			if typ == wire.FrameInput && stdin != nil && s.InputPaused() {
+				w.frame(wire.FrameNotice, []byte(pausedNotice))
+				continue
 			}
 			if typ == wire.FrameInput && stdin != nil {
 				if len(p) == 0 {

@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/readymesh/readymesh/mesh"
@@ -49,11 +50,14 @@ type Config struct {
 
 // Server serves the live channels.
 type Server struct {
-	cfg  Config
-	log  *slog.Logger
-	self identity // the agent's own user: elevated sessions
-	user identity // interactive sessions
-	root bool
+	cfg Config
+	log *slog.Logger
+	// paused is set while the person at the machine has paused remote
+	// input: technician input is refused, never queued for later.
+	paused atomic.Bool
+	self   identity // the agent's own user: elevated sessions
+	user   identity // interactive sessions
+	root   bool
 }
 
 // identity is an account commands run as.
@@ -223,3 +227,16 @@ func (f frameWriter) Write(p []byte) (int, error) {
 	}
 	return total, nil
 }
+
+// SetInputPaused pauses or resumes remote input on every session.
+func (s *Server) SetInputPaused(p bool) {
+	if s.paused.Swap(p) != p {
+		s.log.Info("remote input", "paused", p)
+	}
+}
+
+// InputPaused reports whether remote input is paused.
+func (s *Server) InputPaused() bool { return s.paused.Load() }
+
+// pausedNotice is what a technician sees for input while paused.
+const pausedNotice = "input refused: the person at this machine has paused remote input"

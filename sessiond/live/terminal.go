@@ -69,7 +69,7 @@ func (s *Server) terminal(ctx context.Context, ch *mesh.Channel) {
 	}()
 	go func() {
 		defer cancel()
-		refused := 0
+		refused, paused := 0, 0
 		for {
 			typ, p, err := wire.ReadLiveFrame(ch.Stream)
 			if err != nil {
@@ -77,6 +77,14 @@ func (s *Server) terminal(ctx context.Context, ch *mesh.Channel) {
 			}
 			switch typ {
 			case wire.FrameInput:
+				if s.InputPaused() {
+					if paused++; paused == 1 || paused%50 == 0 {
+						log.Info("refused terminal input: input paused", "refused", paused)
+						w.frame(wire.FrameNotice, []byte(pausedNotice))
+					}
+					continue
+				}
+				paused = 0
 				if readOnly {
 					// Never delivered, never queued for later.
 					if refused++; refused == 1 || refused%50 == 0 {

@@ -25,6 +25,7 @@ const usage = `usage:
   sessiond run --state DIR [--inventory FILE] [--interval 1h] [--consent never|window|session]
   sessiond checkin --state DIR
   sessiond status --state DIR [--json]
+  sessiond pause-input --state DIR     (resume-input): hold back all remote input, e.g. during a call
   sessiond version`
 
 func main() {
@@ -45,6 +46,8 @@ func main() {
 		err = checkin(ctx, args)
 	case "status":
 		err = status(ctx, args)
+	case "pause-input", "resume-input":
+		err = pauseInput(ctx, cmd, args)
 	case "version":
 		fmt.Println(sessiond.Version)
 	case "help", "-h", "--help":
@@ -159,6 +162,28 @@ func status(ctx context.Context, args []string) error {
 	fmt.Printf("sessions  %d live (UDP port %d)\n", len(st.Sessions), st.SessionPort)
 	for _, s := range st.Sessions {
 		fmt.Printf("          %s  %s  %s  %s  since %s\n", s.Session[:8], s.Technician, s.Mode, s.Path, s.Started.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// pauseInput pauses or resumes remote input on the running agent.
+func pauseInput(ctx context.Context, op string, args []string) error {
+	fs := flags(op)
+	dir := fs.String("state", "", "state `dir`ectory of the running agent")
+	fs.Parse(args)
+	if *dir == "" {
+		return fmt.Errorf("%s needs --state", op)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, _, st, err := sessiond.Control(ctx, *dir, op)
+	if err != nil {
+		return err
+	}
+	if st.InputPaused {
+		fmt.Printf("remote input paused on %s: technicians see output, their input is refused\n", st.Name)
+	} else {
+		fmt.Printf("remote input resumed on %s\n", st.Name)
 	}
 	return nil
 }
