@@ -3,10 +3,12 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -136,4 +138,70 @@ func TestTerminalAndExec(t *testing.T) {
 		hold.signal(t, 15)
 		hold.wait(t, exitTimeout)
 	})
+}
+
+// TestCopyFiles copies files both ways through the real binaries: SHA-256
+// checked end to end, resumed from a partial copy, a corrupted partial
+// copy refused without replacing the file, and writes refused to a
+// read-only session.
+func TestCopyFiles(t *testing.T) {
+	needBinaries(t)
+	base := testDir(t)
+	b := startBroker(t, base, "cp", 300*time.Millisecond)
+	admin := b.admin(base)
+	admin.ok("clients", "create", "acme")
+	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "pc-01", "windows-ready.json")
+	pc.start()
+	waitOnline(t, admin, 20*time.Second, pc)
+
+	remoteDir := filepath.Join(base, "remote")
+	os.MkdirAll(remoteDir, 0o777)
+	os.Chmod(remoteDir, 0o777) // the interactive session user writes here
+	data := make([]byte, 3<<20+12345)
+	rand.Read(data)
+	local := filepath.Join(base, "payload.bin")
+	os.WriteFile(local, data, 0o640)
+	remote := filepath.Join(remoteDir, "payload.bin")
+
+	out := admin.ok("cp", local, pc.full()+":"+remote)
+	if got, err := os.ReadFile(remote); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("put: %v; %q", err, out)
+	}
+	back := filepath.Join(base, "back.bin")
+	admin.ok("cp", pc.full()+":"+remote, back)
+	if got, _ := os.ReadFile(back); !bytes.Equal(got, data) {
+		t.Fatal("get: content differs")
+	}
+	t.Logf("%s", strings.TrimSpace(out))
+
+	// Resume a fetch from a partial local copy: only the rest moves.
+	resumed := filepath.Join(base, "resumed.bin")
+	os.WriteFile(resumed+".readymesh-partial", data[:1<<20], 0o600)
+	out = admin.ok("cp", pc.full()+":"+remote, resumed)
+	if got, _ := os.ReadFile(resumed); !bytes.Equal(got, data) || !strings.Contains(out, "copied 2.0 MiB") {
+		t.Fatalf("resumed get: %q", out)
+	}
+
+	// A corrupted partial copy on the agent: the checksum catches it, the
+	// original stays, and the next run starts clean.
+	bad := make([]byte, 1<<20)
+	os.WriteFile(remote+".readymesh-partial", bad, 0o600)
+	os.WriteFile(local, append(append([]byte(nil), data...), 'x'), 0o640)
+	if msg := admin.fails("cp", local, pc.full()+":"+remote); !strings.Contains(msg, "checksum mismatch") {
+		t.Errorf("corrupted resume: %q", msg)
+	}
+	if got, _ := os.ReadFile(remote); !bytes.Equal(got, data) {
+		t.Error("a failed copy replaced the file")
+	}
+	admin.ok("cp", local, pc.full()+":"+remote)
+	if got, _ := os.ReadFile(remote); len(got) != len(data)+1 {
+		t.Error("the retried copy did not land")
+	}
+
+	if msg := admin.fails("cp", "--mode", "read-only", local, pc.full()+":"+remote+".ro"); !strings.Contains(msg, "read-only session") {
+		t.Errorf("read-only put: %q", msg)
+	}
+	if _, err := os.Stat(remote + ".ro"); err == nil {
+		t.Error("a read-only session wrote a file")
+	}
 }

@@ -20,6 +20,7 @@ const (
 	FrameNotice = 'n' // agent → technician: a message for the technician (input refused, …)
 	FrameExit   = 'x' // agent → technician: 4-byte exit status; the last frame
 	FrameError  = '!' // agent → technician: the channel was refused (Error as JSON); the last frame
+	FrameInfo   = 'f' // agent → technician: FileInfo (JSON), before a file's bytes
 )
 
 // MaxFrame bounds a live frame's payload.
@@ -93,4 +94,42 @@ func (r *TerminalRequest) Validate() error {
 		return errors.New("terminal: TERM too long")
 	}
 	return nil
+}
+
+// FileRequest asks to copy one file. Get reads the agent's file from
+// Offset (a resumed copy); put writes it, resuming where a partial copy
+// ended, and the agent installs it only when the whole file's SHA-256
+// matches.
+type FileRequest struct {
+	Op     string `json:"op"` // get or put
+	Path   string `json:"path"`
+	Offset int64  `json:"offset,omitempty"` // get: where to start
+	Size   int64  `json:"size,omitempty"`   // put: the whole file's size
+	SHA256 string `json:"sha256,omitempty"` // put: the whole file's hex SHA-256
+	Mode   uint32 `json:"mode,omitempty"`   // put: permission bits; zero means 0644
+}
+
+// Validate implements the Decode contract.
+func (r *FileRequest) Validate() error {
+	if r.Op != "get" && r.Op != "put" {
+		return fmt.Errorf("file op %q is not get or put", r.Op)
+	}
+	if r.Path == "" || len(r.Path) > 4096 || r.Path[0] != '/' {
+		return errors.New("file path must be absolute")
+	}
+	if r.Offset < 0 || r.Size < 0 {
+		return errors.New("negative offset or size")
+	}
+	if r.Op == "put" && len(r.SHA256) != 64 {
+		return errors.New("put needs the file's SHA-256")
+	}
+	return nil
+}
+
+// FileInfo answers a FileRequest: for get, the file's size and SHA-256;
+// for put, how much of it the agent already has.
+type FileInfo struct {
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256,omitempty"`
+	Have   int64  `json:"have,omitempty"`
 }

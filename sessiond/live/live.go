@@ -133,7 +133,7 @@ func passwdShell(name string) string {
 
 // Handlers returns the channel handlers for mesh.ListenConfig.Channels.
 func (s *Server) Handlers() map[string]mesh.ChannelHandler {
-	return map[string]mesh.ChannelHandler{ChanTerminal: s.terminal, ChanExec: s.exec}
+	return map[string]mesh.ChannelHandler{ChanTerminal: s.terminal, ChanExec: s.exec, ChanFiles: s.files}
 }
 
 // account picks the account for a mode, or refuses.
