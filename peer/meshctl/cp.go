@@ -150,12 +150,7 @@ func (e *env) send(st io.ReadWriter, src, rpath string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return 0, err
-	}
-	hdr, _ := json.Marshal(wire.FileRequest{Op: "put", Path: rpath, Size: fi.Size(),
-		SHA256: hex.EncodeToString(h.Sum(nil)), Mode: uint32(fi.Mode().Perm())})
+	hdr, _ := json.Marshal(wire.FileRequest{Op: "put", Path: rpath, Size: fi.Size(), Mode: uint32(fi.Mode().Perm())})
 	if err := wire.WriteLiveFrame(st, wire.FrameHeader, hdr); err != nil {
 		return 0, err
 	}
@@ -163,7 +158,9 @@ func (e *env) send(st io.ReadWriter, src, rpath string) (int64, error) {
 	if err := expectInfo(st, &info); err != nil {
 		return 0, err
 	}
-	if _, err := f.Seek(info.Have, io.SeekStart); err != nil {
+	// Hash the part the agent has, then each byte as it is sent.
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(f, info.Have)); err != nil {
 		return 0, err
 	}
 	bar := newProgress(fi.Size(), info.Have)
@@ -172,6 +169,7 @@ func (e *env) send(st io.ReadWriter, src, rpath string) (int64, error) {
 	for {
 		k, rerr := f.Read(buf)
 		if k > 0 {
+			h.Write(buf[:k])
 			if err := wire.WriteLiveFrame(st, wire.FrameInput, buf[:k]); err != nil {
 				return n, fmt.Errorf("copy interrupted at %d of %d bytes; run it again to resume: %w", n, fi.Size(), err)
 			}
@@ -185,7 +183,7 @@ func (e *env) send(st io.ReadWriter, src, rpath string) (int64, error) {
 			return n, rerr
 		}
 	}
-	if err := wire.WriteLiveFrame(st, wire.FrameInput, nil); err != nil {
+	if err := wire.WriteLiveFrame(st, wire.FrameDone, []byte(hex.EncodeToString(h.Sum(nil)))); err != nil {
 		return n, err
 	}
 	for {

@@ -21,6 +21,7 @@ const (
 	FrameExit   = 'x' // agent → technician: 4-byte exit status; the last frame
 	FrameError  = '!' // agent → technician: the channel was refused (Error as JSON); the last frame
 	FrameInfo   = 'f' // agent → technician: FileInfo (JSON), before a file's bytes
+	FrameDone   = 'd' // technician → agent: a put's end, with the whole file's hex SHA-256
 )
 
 // MaxFrame bounds a live frame's payload.
@@ -33,6 +34,17 @@ var ErrFrame = errors.New("malformed live frame")
 func WriteLiveFrame(w io.Writer, typ byte, payload []byte) error {
 	if len(payload) > MaxFrame {
 		return fmt.Errorf("%w: %d bytes", ErrFrame, len(payload))
+	}
+	if len(payload) > 4096 {
+		// Large payloads (file data) go in a second write, not copied.
+		var h [5]byte
+		h[0] = typ
+		binary.BigEndian.PutUint32(h[1:], uint32(len(payload)))
+		if _, err := w.Write(h[:]); err != nil {
+			return err
+		}
+		_, err := w.Write(payload)
+		return err
 	}
 	buf := make([]byte, 5+len(payload))
 	buf[0] = typ
@@ -98,14 +110,14 @@ func (r *TerminalRequest) Validate() error {
 
 // FileRequest asks to copy one file. Get reads the agent's file from
 // Offset (a resumed copy); put writes it, resuming where a partial copy
-// ended, and the agent installs it only when the whole file's SHA-256
-// matches.
+// ended, and the agent installs it only when the whole file's SHA-256,
+// sent in the closing FrameDone, matches. Both sides hash as the bytes go
+// by, so a copy reads and writes each byte once.
 type FileRequest struct {
 	Op     string `json:"op"` // get or put
 	Path   string `json:"path"`
 	Offset int64  `json:"offset,omitempty"` // get: where to start
 	Size   int64  `json:"size,omitempty"`   // put: the whole file's size
-	SHA256 string `json:"sha256,omitempty"` // put: the whole file's hex SHA-256
 	Mode   uint32 `json:"mode,omitempty"`   // put: permission bits; zero means 0644
 }
 
@@ -119,9 +131,6 @@ func (r *FileRequest) Validate() error {
 	}
 	if r.Offset < 0 || r.Size < 0 {
 		return errors.New("negative offset or size")
-	}
-	if r.Op == "put" && len(r.SHA256) != 64 {
-		return errors.New("put needs the file's SHA-256")
 	}
 	return nil
 }

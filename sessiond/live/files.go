@@ -140,42 +140,44 @@ func (s *Server) put(rw io.ReadWriter, req wire.FileRequest, id identity) error 
 	if err := f.Truncate(have); err != nil {
 		return err
 	}
+	// Hash what a resumed copy already has, then each byte as it lands.
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(f, have)); err != nil {
+		return err
+	}
 	if _, err := f.Seek(have, io.SeekStart); err != nil {
 		return err
 	}
 	n := have
-	for {
+	var want string
+	for want == "" {
 		typ, p, err := wire.ReadLiveFrame(rw)
 		if err != nil {
 			return fmt.Errorf("copy interrupted at %d of %d bytes (resume it): %w", n, req.Size, err)
 		}
-		if typ != wire.FrameInput {
-			continue
+		switch typ {
+		case wire.FrameInput:
+			if n+int64(len(p)) > req.Size {
+				return fmt.Errorf("more than the announced %d bytes", req.Size)
+			}
+			if _, err := f.Write(p); err != nil {
+				return err
+			}
+			h.Write(p)
+			n += int64(len(p))
+		case wire.FrameDone:
+			if len(p) != 64 {
+				return fmt.Errorf("%w: the closing checksum is not a hex SHA-256", wire.ErrFrame)
+			}
+			want = string(p)
 		}
-		if len(p) == 0 {
-			break
-		}
-		if n+int64(len(p)) > req.Size {
-			return fmt.Errorf("more than the announced %d bytes", req.Size)
-		}
-		if _, err := f.Write(p); err != nil {
-			return err
-		}
-		n += int64(len(p))
 	}
 	if n != req.Size {
 		return fmt.Errorf("got %d of %d bytes", n, req.Size)
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return err
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != req.SHA256 {
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
 		os.Remove(partial)
-		return &wire.Error{Code: wire.CodeConflict, Message: fmt.Sprintf("checksum mismatch: got %s, want %s; the file was not replaced", got, req.SHA256)}
+		return &wire.Error{Code: wire.CodeConflict, Message: fmt.Sprintf("checksum mismatch: got %s, want %s; the file was not replaced", got, want)}
 	}
 	if err := f.Sync(); err != nil {
 		return err
