@@ -87,7 +87,9 @@ func (b *Broker) openSession(t *wire.Technician, techID peer.ID, req *wire.Reque
 	if rtt := b.host.Peerstore().LatencyEWMA(techID); rtt > 0 {
 		o.PunchDelayMs = int(rtt / 2 / time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	// The agent answers at once, or after the person at the machine
+	// approves (its consent timeout is 2 minutes by default).
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if a.StunToken != "" && b.stunObs != nil {
 		wctx, wcancel := context.WithTimeout(ctx, 250*time.Millisecond)
@@ -245,8 +247,14 @@ func (b *Broker) cardSession(id string) *wire.Session {
 	if len(ss) == 0 {
 		return nil
 	}
-	out := &wire.Session{State: "active", Sessions: len(ss)}
+	out := &wire.Session{State: "waiting-for-approval"}
 	for _, s := range ss {
+		if s.State == "waiting-for-approval" {
+			out.Waiting++
+			continue
+		}
+		out.State = "active"
+		out.Sessions++
 		if !slices.Contains(out.Technicians, s.Technician) {
 			out.Technicians = append(out.Technicians, s.Technician)
 		}
@@ -501,4 +509,41 @@ func (r *sessionRate) allow(p peer.ID, now time.Time) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// setConsent runs OpConsentSet: a technician with admin rights sets a
+// machine's consent policy. The agent holds it (and reports it in
+// readiness at its next check-in, which it makes at once), so the machine
+// must be reachable through this broker now.
+func (b *Broker) setConsent(t *wire.Technician, req *wire.Request) (any, *wire.Error) {
+	var a wire.ConsentPolicyArgs
+	if err := decodeArgs(req, &a); err != nil {
+		return nil, err
+	}
+	m, werr := b.findMachine(t, a.Machine)
+	if werr != nil {
+		return nil, werr
+	}
+	if !b.live.online(m.ID) {
+		if r, ok := b.remoteReach(m.ID, m.LastSeen); ok {
+			return nil, wire.Errorf(wire.CodeUnavailable, "%s/%s is connected to broker %s: set its policy there", m.Client, m.Name, r.Broker)
+		}
+		return nil, wire.Errorf(wire.CodeUnavailable, "%s/%s is not reachable now; its policy was not changed", m.Client, m.Name)
+	}
+	id, err := peer.Decode(m.ID)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "%v", err)
+	}
+	a.By, a.Machine = t.Name, ""
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var r wire.Reply
+	if err := bridge.Call(ctx, b.host, id, wire.ProtoPolicy, &a, &r, wire.MaxControl); err != nil {
+		return nil, wire.Errorf(wire.CodeUnavailable, "could not reach %s/%s: %v", m.Client, m.Name, err)
+	}
+	if r.Error != nil {
+		return nil, r.Error
+	}
+	b.log.Info("consent policy set", "machine", m.Client+"/"+m.Name, "policy", a.Policy, "window_s", a.WindowSec, "by", t.Name)
+	return map[string]string{"machine": m.Client + "/" + m.Name, "policy": a.Policy}, nil
 }

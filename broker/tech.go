@@ -47,7 +47,7 @@ func (b *Broker) handleTech(s network.Stream) {
 // techOp runs one operation for technician t.
 func (b *Broker) techOp(t *wire.Technician, techID peer.ID, req *wire.Request) (any, *wire.Error) {
 	admin := map[string]bool{wire.OpClientsCreate: true, wire.OpTokensCreate: true,
-		wire.OpTechniciansAdd: true, wire.OpTechniciansList: true}
+		wire.OpTechniciansAdd: true, wire.OpTechniciansList: true, wire.OpConsentSet: true}
 	if admin[req.Op] && !t.Admin {
 		return nil, wire.Errorf(wire.CodeForbidden, "%s needs an admin technician; %s is not one", req.Op, t.Name)
 	}
@@ -96,6 +96,8 @@ func (b *Broker) techOp(t *wire.Technician, techID peer.ID, req *wire.Request) (
 		return b.members(), nil
 	case wire.OpSessionOpen:
 		return b.openSession(t, techID, req)
+	case wire.OpConsentSet:
+		return b.setConsent(t, req)
 	case wire.OpSessionICE:
 		return b.sessionICE(techID), nil
 	case wire.OpShow:

@@ -279,6 +279,7 @@ type agent struct {
 	id       string
 	dir      string
 	fixture  string // absolute path, or "" for the real collectors
+	extra    []string // more sessiond run flags
 	proc     *proc
 	runs     int
 }
@@ -334,6 +335,7 @@ func (a *agent) runArgs() []string {
 	if a.fixture != "" {
 		args = append(args, "--inventory", a.fixture)
 	}
+	args = append(args, a.extra...)
 	return args
 }
 

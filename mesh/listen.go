@@ -44,6 +44,11 @@ type ListenConfig struct {
 	// OnChange is called with the live sessions whenever they change
 	// (opened, closed, moved to another path).
 	OnChange func([]wire.SessionInfo)
+	// Consent, if set, is asked before an offer is answered; it blocks
+	// until the person at the machine approves (nil) or refuses or does
+	// not answer (an error the technician reads). A grant that waited for
+	// consent stays valid for its full lifetime from the approval.
+	Consent func(ctx context.Context, g wire.Grant) error
 	// Channels are the agent's channel handlers beyond the built-in test
 	// channels (echo, sink, source): terminal, exec, files.
 	Channels map[string]ChannelHandler
@@ -218,6 +223,11 @@ func (l *Listener) Offer(ctx context.Context, broker peer.ID, brokerName string,
 		return nil, fmt.Errorf("%w: session %s", ErrGrantUsed, g.Session)
 	}
 	if o.Transport == wire.TransportWebRTC {
+		if l.cfg.Consent != nil {
+			if err := l.cfg.Consent(ctx, g); err != nil {
+				return nil, err
+			}
+		}
 		return l.answerWebRTC(ctx, g, o, stunServer, brokerName)
 	}
 	// Reserve the session now, so a second offer of the same grant is
@@ -238,6 +248,26 @@ func (l *Listener) Offer(ctx context.Context, broker peer.ID, brokerName string,
 	}
 	l.pending[g.Session] = ps
 	l.mu.Unlock()
+	if l.cfg.Consent != nil {
+		asked := l.cfg.Now()
+		if err := l.cfg.Consent(ctx, g); err != nil {
+			l.mu.Lock()
+			delete(l.pending, g.Session)
+			l.mu.Unlock()
+			pcancel()
+			return nil, err
+		}
+		if waited := l.cfg.Now().Sub(asked); waited > time.Second {
+			// Restart the grant's clock at the approval.
+			ttl := g.Expires.Sub(g.IssuedAt)
+			l.mu.Lock()
+			ps.grant.Expires = l.cfg.Now().Add(ttl)
+			l.mu.Unlock()
+			pcancel()
+			pctx, pcancel = context.WithDeadline(l.ctx, ps.grant.Expires.Add(l.cfg.PunchTimeout))
+			ps.cancel = pcancel
+		}
+	}
 
 	if o.Transport != wire.TransportRelay {
 		if stunServer.IsValid() {

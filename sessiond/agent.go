@@ -42,6 +42,7 @@ type Agent struct {
 	demand chan chan checkInResult // control socket → check-in loop
 
 	sessions   *mesh.Listener
+	consent    *consent
 	live       *live.Server
 	statusKick chan struct{} // session changes → status upkeep
 
@@ -108,6 +109,9 @@ func (a *Agent) init() error {
 		return fmt.Errorf("sessiond: %w", err)
 	} else if ok {
 		a.ackedSeq.Store(last.Seq)
+	}
+	if err := a.loadConsent(); err != nil {
+		return fmt.Errorf("sessiond: %w", err)
 	}
 	if a.collectors, err = a.newCollectors(); err != nil {
 		return fmt.Errorf("sessiond: %w", err)

@@ -117,6 +117,7 @@ func (a *Agent) checkInWhenUp(ctx context.Context, reason string) (uint64, strin
 		return 0, reason, fmt.Errorf("bridge not up: %w", err)
 	}
 	snap := collect.Collect(ctx, a.collectors, a.cfg.Now().UTC())
+	a.applyConsent(snap)
 	if reason == "start" {
 		reason = a.startReason(snap.BootID)
 	}

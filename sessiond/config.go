@@ -32,8 +32,9 @@ type Config struct {
 	// readiness fresher at the cost of a snapshot upload each time. Zero
 	// means 1 hour.
 	CheckInInterval time.Duration
-	// ConsentPolicy is reported in readiness: never, window or session.
-	// Empty means never (consent prompts come with live sessions).
+	// ConsentPolicy is the consent policy until a technician with admin
+	// rights sets one (meshctl consent): never, window or session. Empty
+	// means never.
 	ConsentPolicy string
 	// ReconnectMin and ReconnectMax bound the reconnect backoff. Zero means
 	// 500 ms and 30 s.
@@ -42,6 +43,12 @@ type Config struct {
 	// sessions use (direct QUIC and hole punching). Empty means ":0", a
 	// port the kernel picks; a fixed port lets a firewall admit it.
 	SessionAddr string
+	// ConsentWindow is how long one approval lasts under the window
+	// policy. Zero means 8 hours.
+	ConsentWindow time.Duration
+	// ConsentTimeout is how long a session request waits for the person
+	// at the machine. Zero means 2 minutes.
+	ConsentTimeout time.Duration
 	// SessionUser is the account interactive sessions run as (terminal and
 	// exec); elevated sessions run as the agent's own user. Empty means
 	// "nobody" when the agent runs as root, else the agent's user.
@@ -60,6 +67,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.ConsentPolicy == "" {
 		c.ConsentPolicy = wire.ConsentNever
+	}
+	if c.ConsentWindow <= 0 {
+		c.ConsentWindow = 8 * time.Hour
+	}
+	if c.ConsentTimeout <= 0 {
+		c.ConsentTimeout = 2 * time.Minute
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -22,7 +22,8 @@ import (
 // open it.
 
 type controlRequest struct {
-	Op string `json:"op"` // "checkin" or "status"
+	Op  string `json:"op"`            // checkin, status, pause-input, resume-input, requests, approve, deny
+	Arg string `json:"arg,omitempty"` // approve and deny: a request ID, or "" for all (approve only)
 }
 
 // Status is the agent's own view, as `sessiond status` prints it.
@@ -43,10 +44,11 @@ type Status struct {
 }
 
 type controlReply struct {
-	Error  string  `json:"error,omitempty"`
-	Seq    uint64  `json:"seq,omitempty"`
-	Reason string  `json:"reason,omitempty"`
-	Status *Status `json:"status,omitempty"`
+	Error    string                `json:"error,omitempty"`
+	Seq      uint64                `json:"seq,omitempty"`
+	Reason   string                `json:"reason,omitempty"`
+	Status   *Status               `json:"status,omitempty"`
+	Requests []wire.ConsentRequest `json:"requests,omitempty"`
 }
 
 func listenControl(path string) (net.Listener, error) {
@@ -92,6 +94,18 @@ func (a *Agent) serveControlConn(ctx context.Context, c net.Conn) {
 		}
 	case "status":
 		reply.Status = a.status()
+	case "requests":
+		reply.Requests = a.waiting()
+	case "approve", "deny":
+		if req.Op == "deny" && req.Arg == "" {
+			reply.Error = "deny takes a request ID"
+			break
+		}
+		done, err := a.answer(req.Arg, req.Op == "approve")
+		reply.Requests = done
+		if err != nil {
+			reply.Error = err.Error()
+		}
 	case "pause-input", "resume-input":
 		a.setInputPaused(req.Op == "pause-input")
 		reply.Status = a.status()
@@ -117,24 +131,36 @@ func (a *Agent) status() *Status {
 // Control sends one request to the agent running on stateDir and returns
 // its reply. It is what `sessiond checkin` and `sessiond status` use.
 func Control(ctx context.Context, stateDir, op string) (seq uint64, reason string, st *Status, err error) {
+	r, err := ControlArg(ctx, stateDir, op, "")
+	if r == nil {
+		return 0, "", nil, err
+	}
+	return r.Seq, r.Reason, r.Status, err
+}
+
+// ControlReply is the running agent's answer to a control request.
+type ControlReply = controlReply
+
+// ControlArg sends one request with an argument and returns the reply.
+func ControlArg(ctx context.Context, stateDir, op, arg string) (*ControlReply, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", filepath.Join(stateDir, SocketFile))
 	if err != nil {
-		return 0, "", nil, fmt.Errorf("no agent running on %s: %w", stateDir, err)
+		return nil, fmt.Errorf("no agent running on %s: %w", stateDir, err)
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
-	if err := json.NewEncoder(c).Encode(controlRequest{Op: op}); err != nil {
-		return 0, "", nil, err
+	if err := json.NewEncoder(c).Encode(controlRequest{Op: op, Arg: arg}); err != nil {
+		return nil, err
 	}
 	var reply controlReply
 	if err := json.NewDecoder(bufio.NewReader(io.LimitReader(c, 1<<20))).Decode(&reply); err != nil {
-		return 0, "", nil, fmt.Errorf("agent reply: %w", err)
+		return nil, fmt.Errorf("agent reply: %w", err)
 	}
 	if reply.Error != "" {
-		return reply.Seq, reply.Reason, reply.Status, errors.New(reply.Error)
+		return &reply, errors.New(reply.Error)
 	}
-	return reply.Seq, reply.Reason, reply.Status, nil
+	return &reply, nil
 }

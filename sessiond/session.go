@@ -28,6 +28,7 @@ func (a *Agent) startSessions() error {
 	a.live = lv
 	l, err := mesh.Listen(mesh.ListenConfig{
 		Channels: lv.Handlers(),
+		Consent:  a.askConsent,
 		Key:      a.key,
 		Addr:     a.cfg.SessionAddr,
 		Trusted:  a.trustedBroker,
@@ -42,6 +43,7 @@ func (a *Agent) startSessions() error {
 	}
 	a.sessions = l
 	a.host.SetStreamHandler(wire.ProtoSession, a.handleOffer)
+	a.host.SetStreamHandler(wire.ProtoPolicy, a.handlePolicy)
 	return nil
 }
 
@@ -60,7 +62,7 @@ func (a *Agent) trustedBroker(p peer.ID) bool {
 func (a *Agent) handleOffer(s network.Stream) {
 	defer s.Close()
 	from := s.Conn().RemotePeer()
-	s.SetDeadline(time.Now().Add(15 * time.Second))
+	s.SetDeadline(time.Now().Add(a.cfg.ConsentTimeout + 30*time.Second))
 	reply := func(e *wire.Error, p *wire.PeerParams) {
 		ans := wire.Answer{Error: e}
 		if p != nil {
@@ -96,7 +98,7 @@ func (a *Agent) handleOffer(s network.Stream) {
 			stunSrv = netip.AddrPortFrom(ip, uint16(o.STUNPort))
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ConsentTimeout+20*time.Second)
 	defer cancel()
 	name := ""
 	for _, b := range a.brokers.all() {
@@ -119,6 +121,8 @@ func offerCode(err error) string {
 	switch {
 	case errors.Is(err, mesh.ErrGrantUsed):
 		return wire.CodeConflict
+	case errors.Is(err, ErrConsentDenied), errors.Is(err, ErrConsentTimeout):
+		return wire.CodeForbidden
 	case errors.Is(err, mesh.ErrGrantForged), errors.Is(err, mesh.ErrGrantIssuer), errors.Is(err, mesh.ErrGrantExpired),
 		errors.Is(err, mesh.ErrGrantMachine), errors.Is(err, mesh.ErrGrantPeer):
 		return wire.CodeForbidden
@@ -232,7 +236,11 @@ func (a *Agent) markGrantUsed(session string, expires time.Time) error {
 func (a *Agent) liveSessions() []wire.SessionInfo {
 	ss := a.sessions.Sessions()
 	for i := range ss {
-		ss[i].InputPaused = a.live.InputPaused()
+		ss[i].InputPaused, ss[i].State = a.live.InputPaused(), "active"
+	}
+	for _, r := range a.waiting() {
+		ss = append(ss, wire.SessionInfo{Session: r.Session, Technician: r.Technician, Mode: r.Mode,
+			Started: r.Asked, State: "waiting-for-approval"})
 	}
 	return ss
 }

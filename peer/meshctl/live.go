@@ -189,3 +189,21 @@ func (e *env) terminal(s *mesh.Session) error {
 	}()
 	return e.readLive(st, os.Stderr, raw)
 }
+
+// consentCmd sets a machine's consent policy (admin).
+func (e *env) consentCmd(args []string) error {
+	fs := flag.NewFlagSet("consent", flag.ContinueOnError)
+	policy := fs.String("policy", "", "never, window (one approval covers --window) or session (every session asks)")
+	window := fs.Duration("window", 0, "how long one approval lasts under the window policy (default: the agent's, 8h)")
+	pos, err := parse(fs, args, "MACHINE")
+	if err != nil {
+		return err
+	}
+	a := wire.ConsentPolicyArgs{Machine: pos[0], Policy: *policy, WindowSec: int64(window.Seconds())}
+	var r map[string]string
+	if err := e.do(wire.OpConsentSet, a, &r); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.out, "consent policy of %s is now %s\n", r["machine"], r["policy"])
+	return nil
+}

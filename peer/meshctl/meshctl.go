@@ -38,6 +38,7 @@ const usage = `usage: meshctl COMMAND [flags]
                                                       open a live session: a terminal, or with --hold its path as it changes
   exec MACHINE [--mode interactive|elevated] [-i] -- COMMAND [ARGS…]
                                                       run a command; its output streams back, its exit status is meshctl's
+  consent MACHINE --policy never|window|session [--window 8h]   the machine's consent policy (admin)
   cp [--mode M] SRC DST                               copy a file; one side is MACHINE:/path; SHA-256 checked, resumable
   ping MACHINE [-c N] [--interval D] [--transport T] [--until-direct] [--json]
                                                       round trips over a session, each with its path
@@ -90,6 +91,7 @@ var commands = map[string]func(*env, []string) error{
 	"connect":         (*env).connectCmd,
 	"exec":            (*env).execCmd,
 	"cp":              (*env).cpCmd,
+	"consent":         (*env).consentCmd,
 	"ping":            (*env).pingCmd,
 }
 

@@ -23,7 +23,9 @@ func (e *env) openSession(machine, mode, transport string) (*mesh.Session, *tech
 	if err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	// Long enough for the person at the machine to answer a consent
+	// request (the agent gives up after 2 minutes by default).
+	ctx, cancel := context.WithTimeout(e.ctx, 3*time.Minute)
 	defer cancel()
 	s, via, err := c.Connect(ctx, machine, tech.SessionOptions{Mode: mode, Transport: transport,
 		LocalAddr: os.Getenv("READYMESH_SESSION_ADDR"),

@@ -63,11 +63,14 @@ type Reachability struct {
 // agent is its source of truth; the broker holding the agent's bridge shows
 // what the agent last reported.
 type Session struct {
-	State       string   `json:"state"` // active
+	State       string   `json:"state"` // active, or waiting-for-approval
 	Mode        string   `json:"mode,omitempty"`
 	Path        string   `json:"path,omitempty"` // direct-quic, direct-webrtc, relayed via BROKER
 	Technicians []string `json:"technicians,omitempty"`
 	Sessions    int      `json:"sessions,omitempty"`
+	// Waiting counts session requests waiting for the person at the
+	// machine to approve them.
+	Waiting int `json:"waiting_for_approval,omitempty"`
 	// InputPaused: the person at the machine paused remote input; output
 	// keeps flowing, technician input is refused.
 	InputPaused bool `json:"input_paused,omitempty"`

@@ -199,3 +199,28 @@ func (s *Spool) MarkGrantUsed(session string, expires time.Time) error {
 		return b.Put([]byte(session), v)
 	})
 }
+
+var keyConsent = []byte("consent")
+
+// Approval is the last approval given at the machine.
+type Approval struct {
+	LastApprovedAt *time.Time `json:"last_approved_at,omitempty"`
+	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
+	ApprovedBy     string     `json:"approved_by,omitempty"`
+}
+
+// ConsentState is the agent's consent posture.
+type ConsentState struct {
+	Policy    string   `json:"policy,omitempty"`
+	WindowSec int64    `json:"window_s,omitempty"`
+	Approval  Approval `json:"approval"`
+}
+
+// SetConsent stores the consent posture.
+func (s *Spool) SetConsent(c ConsentState) error { return s.put(keyConsent, c) }
+
+// Consent returns the stored consent posture.
+func (s *Spool) Consent() (c ConsentState, ok bool, err error) {
+	ok, err = s.get(keyConsent, &c)
+	return c, ok, err
+}

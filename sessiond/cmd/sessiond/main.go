@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond"
 )
 
@@ -25,6 +26,9 @@ const usage = `usage:
   sessiond run --state DIR [--inventory FILE] [--interval 1h] [--consent never|window|session]
   sessiond checkin --state DIR
   sessiond status --state DIR [--json]
+  sessiond requests --state DIR [--json]   session requests waiting for your approval
+  sessiond approve --state DIR (REQUEST|--all)
+  sessiond deny --state DIR REQUEST
   sessiond pause-input --state DIR     (resume-input): hold back all remote input, e.g. during a call
   sessiond version`
 
@@ -48,6 +52,10 @@ func main() {
 		err = status(ctx, args)
 	case "pause-input", "resume-input":
 		err = pauseInput(ctx, cmd, args)
+	case "requests":
+		err = requests(ctx, args)
+	case "approve", "deny":
+		err = answer(ctx, cmd, args)
 	case "version":
 		fmt.Println(sessiond.Version)
 	case "help", "-h", "--help":
@@ -92,8 +100,10 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.StateDir, "state", "", "state `dir`ectory")
 	fs.StringVar(&cfg.Inventory, "inventory", "", "JSON `file` that replaces the machine collectors (demo and test machines)")
 	fs.DurationVar(&cfg.CheckInInterval, "interval", time.Hour, "check-in `interval`")
-	fs.StringVar(&cfg.ConsentPolicy, "consent", "never", "consent `policy` reported in readiness: never, window or session")
+	fs.StringVar(&cfg.ConsentPolicy, "consent", "never", "consent `policy` until a technician with admin rights sets one: never, window or session")
 	fs.DurationVar(&cfg.ReconnectMax, "reconnect-max", 30*time.Second, "cap on the reconnect backoff")
+	fs.DurationVar(&cfg.ConsentWindow, "consent-window", 8*time.Hour, "how long one approval lasts under the window policy")
+	fs.DurationVar(&cfg.ConsentTimeout, "consent-timeout", 2*time.Minute, "how long a session request waits for an answer at the machine")
 	fs.StringVar(&cfg.SessionUser, "session-user", "", "`account` interactive sessions run as (default: nobody when run as root); elevated sessions run as the agent's user")
 	fs.StringVar(&cfg.SessionAddr, "session-addr", "", "UDP `address` of the live-session socket (default: any address, a port the kernel picks)")
 	fs.StringVar(&level, "log-level", "info", "log `level`")
@@ -184,6 +194,71 @@ func pauseInput(ctx context.Context, op string, args []string) error {
 		fmt.Printf("remote input paused on %s: technicians see output, their input is refused\n", st.Name)
 	} else {
 		fmt.Printf("remote input resumed on %s\n", st.Name)
+	}
+	return nil
+}
+
+// requests lists the session requests waiting for approval.
+func requests(ctx context.Context, args []string) error {
+	fs := flags("requests")
+	dir := fs.String("state", "", "state `dir`ectory of the running agent")
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Parse(args)
+	if *dir == "" {
+		return fmt.Errorf("requests needs --state")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	r, err := sessiond.ControlArg(ctx, *dir, "requests", "")
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if r.Requests == nil {
+			r.Requests = []wire.ConsentRequest{}
+		}
+		return enc.Encode(r.Requests)
+	}
+	if len(r.Requests) == 0 {
+		fmt.Println("no session requests are waiting")
+		return nil
+	}
+	for _, q := range r.Requests {
+		fmt.Printf("%s  %s asks for a %s session (asked %s ago)\n", q.ID, q.Technician, q.Mode, time.Since(q.Asked).Round(time.Second))
+	}
+	fmt.Println("approve with: sessiond approve --state DIR REQUEST   (or --all); refuse with: sessiond deny --state DIR REQUEST")
+	return nil
+}
+
+// answer approves or denies session requests.
+func answer(ctx context.Context, op string, args []string) error {
+	fs := flags(op)
+	dir := fs.String("state", "", "state `dir`ectory of the running agent")
+	all := fs.Bool("all", false, "every waiting request (approve only)")
+	fs.Parse(args)
+	id := fs.Arg(0)
+	switch {
+	case *dir == "":
+		return fmt.Errorf("%s needs --state", op)
+	case id == "" && !(*all && op == "approve"):
+		return fmt.Errorf("%s needs a request ID (see sessiond requests)", op)
+	case id != "" && *all:
+		return fmt.Errorf("%s takes a request ID or --all, not both", op)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	r, err := sessiond.ControlArg(ctx, *dir, op, id)
+	if err != nil {
+		return err
+	}
+	verb := "approved"
+	if op == "deny" {
+		verb = "denied"
+	}
+	for _, q := range r.Requests {
+		fmt.Printf("%s %s: %s session for %s\n", verb, q.ID, q.Mode, q.Technician)
 	}
 	return nil
 }

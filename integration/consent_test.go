@@ -1,0 +1,126 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// requests lists the agent's waiting consent requests.
+func (a *agent) requests(t *testing.T) []wire.ConsentRequest {
+	t.Helper()
+	r := runCmd(t, cmdTimeout, nil, bins.sessiond, "requests", "--state", a.dir, "--json")
+	if r.err != nil {
+		t.Fatalf("sessiond requests: %v", r)
+	}
+	var qs []wire.ConsentRequest
+	if err := json.Unmarshal([]byte(r.stdout), &qs); err != nil {
+		t.Fatalf("sessiond requests --json: %v: %s", err, r.stdout)
+	}
+	return qs
+}
+
+// waitRequest waits for one consent request and returns it.
+func (a *agent) waitRequest(t *testing.T) wire.ConsentRequest {
+	t.Helper()
+	var q wire.ConsentRequest
+	poll(t, 15*time.Second, "a consent request at the machine", func() (bool, string) {
+		qs := a.requests(t)
+		if len(qs) == 1 {
+			q = qs[0]
+		}
+		return len(qs) == 1, fmt.Sprintf("%+v", qs)
+	})
+	return q
+}
+
+// TestConsent follows sessions through the consent policies set by an
+// admin technician: every session waits for the person at the machine
+// (waiting-for-approval on the card), approval lets the command run,
+// denial and silence refuse it with a clear message, and under the window
+// policy one approval covers later sessions until it expires.
+func TestConsent(t *testing.T) {
+	needBinaries(t)
+	base := testDir(t)
+	b := startBroker(t, base, "consent", 300*time.Millisecond)
+	admin := b.admin(base)
+	admin.ok("clients", "create", "acme")
+	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "pc-01", "linux-ready.json")
+	pc.extra = []string{"--consent-timeout", "4s"}
+	pc.start()
+	waitOnline(t, admin, 20*time.Second, pc)
+	env := []string{"READYMESH_HOME=" + admin.home, "READYMESH_SESSION_ADDR=127.0.0.1:0"}
+	execProc := func(name, word string) *proc {
+		return startProc(t, name, env, bins.meshctl, "exec", pc.full(), "--", "echo", word)
+	}
+
+	admin.ok("consent", pc.full(), "--policy", "session")
+	poll(t, 10*time.Second, "readiness says consent is required", func() (bool, string) {
+		c := admin.show(pc.full())
+		return c.Readiness.State == wire.StateConsentRequired, c.Readiness.State
+	})
+
+	// Approve.
+	p := execProc("exec (approved)", "approved-run")
+	q := pc.waitRequest(t)
+	if q.Technician != "admin" || q.Mode != wire.ModeInteractive {
+		t.Errorf("request %+v", q)
+	}
+	poll(t, 10*time.Second, "card shows waiting-for-approval", func() (bool, string) {
+		c := admin.show(pc.full())
+		return c.Session != nil && c.Session.State == "waiting-for-approval", fmt.Sprintf("%+v", c.Session)
+	})
+	if r := runCmd(t, cmdTimeout, nil, bins.sessiond, "approve", "--state", pc.dir, q.ID); r.err != nil || !strings.Contains(r.stdout, "approved "+q.ID) {
+		t.Fatalf("approve: %v", r)
+	}
+	p.waitOutput(t, "approved-run", 15*time.Second)
+	if err := p.wait(t, exitTimeout); err != nil {
+		t.Errorf("approved exec: %v", err)
+	}
+
+	// Deny.
+	p = execProc("exec (denied)", "denied-run")
+	q = pc.waitRequest(t)
+	if r := runCmd(t, cmdTimeout, nil, bins.sessiond, "deny", "--state", pc.dir, q.ID); r.err != nil {
+		t.Fatalf("deny: %v", r)
+	}
+	if err := p.wait(t, 15*time.Second); err == nil || !strings.Contains(p.stderr.String(), "denied the session") {
+		t.Errorf("denied exec: %v, stderr %q", err, p.stderr.String())
+	}
+
+	// Nobody answers.
+	_, errOut, code := admin.meshctlIn("", "exec", pc.full(), "--", "echo", "silent-run")
+	if code == 0 || !strings.Contains(errOut, "nobody at the machine answered") {
+		t.Errorf("unanswered request: exit %d, stderr %q", code, errOut)
+	}
+
+	// Window: one approval covers the next session, until it expires.
+	admin.ok("consent", pc.full(), "--policy", "window", "--window", "3s")
+	p = execProc("exec (window)", "window-1")
+	q = pc.waitRequest(t)
+	runCmd(t, cmdTimeout, nil, bins.sessiond, "approve", "--state", pc.dir, "--all")
+	p.waitOutput(t, "window-1", 15*time.Second)
+	if out, _, code := admin.meshctlIn("", "exec", pc.full(), "--", "echo", "window-2"); out != "window-2\n" || code != 0 {
+		t.Errorf("second session inside the window: %q exit %d", out, code)
+	}
+	poll(t, 10*time.Second, "readiness shows the approval and its expiry", func() (bool, string) {
+		c := admin.show(pc.full())
+		a := c.Readiness.Approval
+		return a.ExpiresAt != nil && a.ApprovedBy != "", fmt.Sprintf("%+v", a)
+	})
+	time.Sleep(3500 * time.Millisecond)
+	p = execProc("exec (expired)", "window-3")
+	q = pc.waitRequest(t)
+	runCmd(t, cmdTimeout, nil, bins.sessiond, "deny", "--state", pc.dir, q.ID)
+	if err := p.wait(t, 15*time.Second); err == nil {
+		t.Error("a session ran after its approval expired, without a new one")
+	}
+	admin.ok("consent", pc.full(), "--policy", "never")
+	if out, _, _ := admin.meshctlIn("", "exec", pc.full(), "--", "echo", "free"); out != "free\n" {
+		t.Errorf("policy never: %q", out)
+	}
+}
