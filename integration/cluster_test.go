@@ -278,7 +278,7 @@ type agent struct {
 	client   string
 	id       string
 	dir      string
-	fixture  string // absolute path, or "" for the real collectors
+	fixture  string   // absolute path, or "" for the real collectors
 	extra    []string // more sessiond run flags
 	proc     *proc
 	runs     int
