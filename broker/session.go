@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net"
 	"slices"
@@ -28,6 +29,37 @@ import (
 // answers with a redirect to it, so the offer, the relay and the agent's
 // bridge are on one broker.
 func (b *Broker) openSession(t *wire.Technician, techID peer.ID, req *wire.Request) (any, *wire.Error) {
+	// Every request goes into the audit log with its outcome: granted
+	// (after the agent accepted, and after consent where the policy asks
+	// for it) or refused, by the broker or by the agent.
+	var a wire.SessionArgs
+	json.Unmarshal(req.Args, &a)
+	ev := wire.AuditEntry{At: b.cfg.Now().UTC(), Technician: t.Name, Machine: a.Machine, Mode: a.Mode, Transport: a.Transport}
+	res, werr := b.openSessionAudited(t, techID, req, &ev)
+	switch r, _ := res.(wire.SessionResult); {
+	case werr != nil:
+		ev.Event, ev.Detail = wire.AuditRefused, werr.Message
+	case r.Redirect != nil:
+		return res, nil // the broker it names decides, and records
+	default:
+		ev.Event = wire.AuditGranted
+	}
+	b.audit(ev)
+	return res, werr
+}
+
+// audit appends to the audit log; a failure to record is logged loudly
+// but does not undo what happened.
+func (b *Broker) audit(e wire.AuditEntry) {
+	if e.At.IsZero() {
+		e.At = b.cfg.Now().UTC()
+	}
+	if err := b.store.Audit(e); err != nil {
+		b.log.Error("audit log", "err", err, "event", e.Event, "session", e.Session)
+	}
+}
+
+func (b *Broker) openSessionAudited(t *wire.Technician, techID peer.ID, req *wire.Request, ev *wire.AuditEntry) (any, *wire.Error) {
 	if !b.sessionRate.allow(techID, b.cfg.Now()) {
 		return nil, wire.Errorf(wire.CodeUnavailable, "too many session requests from this technician; wait a moment")
 	}
@@ -39,6 +71,7 @@ func (b *Broker) openSession(t *wire.Technician, techID peer.ID, req *wire.Reque
 	if werr != nil {
 		return nil, werr
 	}
+	ev.Machine = m.Client + "/" + m.Name
 	if !t.Admin && !slices.Contains(t.Modes, a.Mode) {
 		return nil, wire.Errorf(wire.CodeForbidden, "technician %s may not open %s sessions (allowed: %s)",
 			t.Name, a.Mode, strings.Join(t.Modes, ", "))
@@ -104,10 +137,12 @@ func (b *Broker) openSession(t *wire.Technician, techID peer.ID, req *wire.Reque
 		return nil, wire.Errorf(wire.CodeUnavailable, "could not reach %s/%s: %v", m.Client, m.Name, err)
 	}
 	if ans.Error != nil {
+		ev.Session = g.Session
 		b.relays.forget(g.Session)
 		b.log.Warn("agent refused a session", "machine", m.Client+"/"+m.Name, "technician", t.Name, "code", ans.Error.Code, "reason", ans.Error.Message)
 		return nil, ans.Error
 	}
+	ev.Session = g.Session
 	b.metrics.sessions.WithLabelValues(a.Transport).Inc()
 	b.log.Info("session granted", "session", g.Session, "machine", m.Client+"/"+m.Name, "technician", t.Name,
 		"mode", a.Mode, "transport", a.Transport, "relay", relay, "expires", g.Expires)
@@ -234,11 +269,68 @@ func (b *Broker) handleSessionStatus(s network.Stream) {
 		b.refuse(s, "session-status", remote, readCode(err), err.Error(), &wire.Reply{})
 		return
 	}
+	prev := b.live.sessions(remote)
 	if !b.live.setSessions(remote, st.Sessions) {
 		b.refuse(s, "session-status", remote, wire.CodeForbidden, "no presence stream from this machine", &wire.Reply{})
 		return
 	}
 	wire.Write(s, &wire.Reply{})
+	b.auditStatus(remote, prev, st.Sessions)
+}
+
+// auditStatus records sessions that started or ended between two status
+// reports of one agent.
+func (b *Broker) auditStatus(machineID string, prev, cur []wire.SessionInfo) {
+	name := machineID
+	if m, ok := b.store.Machine(machineID); ok {
+		name = m.Client + "/" + m.Name
+	}
+	active := func(ss []wire.SessionInfo) map[string]wire.SessionInfo {
+		out := map[string]wire.SessionInfo{}
+		for _, s := range ss {
+			if s.State != "waiting-for-approval" {
+				out[s.Session] = s
+			}
+		}
+		return out
+	}
+	was, is := active(prev), active(cur)
+	for id, s := range is {
+		if _, ok := was[id]; !ok {
+			b.audit(wire.AuditEntry{Event: wire.AuditStarted, Session: id, Technician: s.Technician, Machine: name, Mode: s.Mode, Path: s.Path})
+		}
+	}
+	for id, s := range was {
+		if _, ok := is[id]; !ok {
+			b.audit(wire.AuditEntry{Event: wire.AuditEnded, Session: id, Technician: s.Technician, Machine: name, Mode: s.Mode,
+				Path: s.Path, Detail: "after " + b.cfg.Now().Sub(s.Started).Round(time.Second).String()})
+		}
+	}
+}
+
+// auditLog answers OpAudit: admins read every entry, other technicians
+// the entries of machines in their scope.
+func (b *Broker) auditLog(t *wire.Technician, req *wire.Request) (any, *wire.Error) {
+	var a wire.AuditArgs
+	if err := decodeArgs(req, &a); err != nil {
+		return nil, err
+	}
+	if a.Limit == 0 {
+		a.Limit = 100
+	}
+	keep := func(e *wire.AuditEntry) bool {
+		client, _, ok := strings.Cut(e.Machine, "/")
+		if !t.Admin && (!ok || !visible(t, client)) {
+			return false
+		}
+		return (a.Machine == "" || e.Machine == a.Machine || strings.HasSuffix(e.Machine, "/"+a.Machine)) &&
+			(a.Session == "" || strings.HasPrefix(e.Session, a.Session))
+	}
+	es, err := b.store.AuditLog(a.Limit, keep)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "%v", err)
+	}
+	return es, nil
 }
 
 // cardSession builds a card's session part from what the agent reported.
@@ -545,5 +637,7 @@ func (b *Broker) setConsent(t *wire.Technician, req *wire.Request) (any, *wire.E
 		return nil, r.Error
 	}
 	b.log.Info("consent policy set", "machine", m.Client+"/"+m.Name, "policy", a.Policy, "window_s", a.WindowSec, "by", t.Name)
+	b.audit(wire.AuditEntry{Event: wire.AuditPolicy, Technician: t.Name, Machine: m.Client + "/" + m.Name,
+		Detail: fmt.Sprintf("policy %s, window %ds", a.Policy, a.WindowSec)})
 	return map[string]string{"machine": m.Client + "/" + m.Name, "policy": a.Policy}, nil
 }

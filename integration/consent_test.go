@@ -123,4 +123,31 @@ func TestConsent(t *testing.T) {
 	if out, _, _ := admin.meshctlIn("", "exec", pc.full(), "--", "echo", "free"); out != "free\n" {
 		t.Errorf("policy never: %q", out)
 	}
+
+	// Every request, consent answer, start, end and policy change is in
+	// the broker's audit log.
+	poll(t, 10*time.Second, "the audit log holds the whole story", func() (bool, string) {
+		var es []wire.AuditEntry
+		json.Unmarshal([]byte(admin.ok("audit", "--machine", pc.full(), "--json")), &es)
+		seen := map[string]bool{}
+		for _, e := range es {
+			switch {
+			case e.Event == wire.AuditRefused && strings.Contains(e.Detail, "denied the session"):
+				seen["denied"] = true
+			case e.Event == wire.AuditRefused && strings.Contains(e.Detail, "nobody at the machine answered"):
+				seen["timeout"] = true
+			case e.Event == wire.AuditPolicy && strings.Contains(e.Detail, "policy window"):
+				seen["policy"] = true
+			default:
+				seen[e.Event] = true
+			}
+		}
+		for _, want := range []string{"denied", "timeout", "policy", wire.AuditGranted, wire.AuditStarted, wire.AuditEnded} {
+			if !seen[want] {
+				return false, "missing " + want + fmt.Sprintf(" in %d entries", len(es))
+			}
+		}
+		return true, ""
+	})
+	t.Logf("audit:\n%s", admin.ok("audit", "--machine", pc.full(), "--limit", "12"))
 }

@@ -27,9 +27,10 @@ var (
 	bktTechnicians = []byte("technicians")
 	bktTechKeys    = []byte("techkeys")
 	bktLogins      = []byte("logins")
+	bktAudit       = []byte("audit")
 
 	allBuckets = [][]byte{bktMeta, bktClients, bktTokens, bktMachines, bktNames,
-		bktSnapshots, bktHistory, bktTechnicians, bktTechKeys, bktLogins}
+		bktSnapshots, bktHistory, bktTechnicians, bktTechKeys, bktLogins, bktAudit}
 
 	keySchema    = []byte("schema")
 	keyAdminHash = []byte("admin_hash") // schema 1 only

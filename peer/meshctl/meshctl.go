@@ -38,6 +38,7 @@ const usage = `usage: meshctl COMMAND [flags]
                                                       open a live session: a terminal, or with --hold its path as it changes
   exec MACHINE [--mode interactive|elevated] [-i] -- COMMAND [ARGS…]
                                                       run a command; its output streams back, its exit status is meshctl's
+  audit [--machine M] [--session S] [--limit 100] [--json]   the broker's audit log, newest first
   consent MACHINE --policy never|window|session [--window 8h]   the machine's consent policy (admin)
   cp [--mode M] SRC DST                               copy a file; one side is MACHINE:/path; SHA-256 checked, resumable
   ping MACHINE [-c N] [--interval D] [--transport T] [--until-direct] [--json]
@@ -92,6 +93,7 @@ var commands = map[string]func(*env, []string) error{
 	"exec":            (*env).execCmd,
 	"cp":              (*env).cpCmd,
 	"consent":         (*env).consentCmd,
+	"audit":           (*env).audit,
 	"ping":            (*env).pingCmd,
 }
 

@@ -1,0 +1,63 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// AuditLimit is how many audit entries a broker keeps; older ones are
+// dropped as new ones arrive.
+const AuditLimit = 100_000
+
+// Audit appends an entry to this broker's audit log, committed before it
+// returns, and gives it the next sequence number. The log is this
+// broker's own record of what it decided (session requests, grants,
+// refusals, consent answers, ends, policy changes); it is not replicated.
+func (s *Store) Audit(e wire.AuditEntry) error {
+	return s.write(func(b *batch) error {
+		bk := b.tx.Bucket(bktAudit)
+		seq, err := bk.NextSequence()
+		if err != nil {
+			return err
+		}
+		e.Seq = seq
+		raw, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		var k [8]byte
+		binary.BigEndian.PutUint64(k[:], seq)
+		if err := bk.Put(k[:], raw); err != nil {
+			return err
+		}
+		if seq > AuditLimit {
+			binary.BigEndian.PutUint64(k[:], seq-AuditLimit)
+			return bk.Delete(k[:])
+		}
+		return nil
+	})
+}
+
+// AuditLog returns up to limit entries, newest first, that match keep.
+func (s *Store) AuditLog(limit int, keep func(*wire.AuditEntry) bool) ([]wire.AuditEntry, error) {
+	out := []wire.AuditEntry{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bktAudit).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			var e wire.AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("audit %x: %w", k, err)
+			}
+			if keep == nil || keep(&e) {
+				out = append(out, e)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
