@@ -21,6 +21,7 @@ func (b *Broker) handle() {
 	b.host.SetStreamHandler(ProtoReplicate, b.handleReplicate)
 	b.host.SetStreamHandler(wire.ProtoRelay, b.handleRelay)
 	b.host.SetStreamHandler(wire.ProtoSessionStatus, b.handleSessionStatus)
+	b.host.SetStreamHandler(wire.ProtoTranscript, b.handleTranscript)
 }
 
 // refuse logs a refused request and sends reply with the error set. The

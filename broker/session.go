@@ -641,3 +641,48 @@ func (b *Broker) setConsent(t *wire.Technician, req *wire.Request) (any, *wire.E
 		Detail: fmt.Sprintf("policy %s, window %ds", a.Policy, a.WindowSec)})
 	return map[string]string{"machine": m.Client + "/" + m.Name, "policy": a.Policy}, nil
 }
+
+// handleTranscript stores a transcript an agent sends after a session.
+func (b *Broker) handleTranscript(s network.Stream) {
+	defer s.Close()
+	remote := s.Conn().RemotePeer().String()
+	s.SetDeadline(time.Now().Add(time.Minute))
+	var t wire.Transcript
+	if err := wire.NewReader(s).Read(wire.MaxTranscript+4096, &t); err != nil {
+		b.refuse(s, "transcript", remote, readCode(err), err.Error(), &wire.Reply{})
+		return
+	}
+	if _, ok := b.store.Machine(remote); !ok {
+		b.refuse(s, "transcript", remote, wire.CodeUnauthorized, "not an enrolled machine", &wire.Reply{})
+		return
+	}
+	t.Machine = remote // an agent can only write its own records
+	if err := b.store.PutTranscript(t); err != nil {
+		b.refuse(s, "transcript", remote, wire.CodeInternal, err.Error(), &wire.Reply{})
+		return
+	}
+	wire.Write(s, &wire.Reply{})
+}
+
+// transcripts answers OpTranscript for the machines t may see.
+func (b *Broker) transcripts(t *wire.Technician, req *wire.Request) (any, *wire.Error) {
+	var a wire.TranscriptArgs
+	if err := decodeArgs(req, &a); err != nil {
+		return nil, err
+	}
+	ts, err := b.store.Transcripts(a.Session)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "%v", err)
+	}
+	out := []wire.Transcript{}
+	for _, x := range ts {
+		if m, ok := b.store.Machine(x.Machine); ok && visible(t, m.Client) {
+			x.Machine = m.Client + "/" + m.Name
+			out = append(out, x)
+		}
+	}
+	if len(out) == 0 {
+		return nil, wire.Errorf(wire.CodeNotFound, "no transcript of session %s among the machines you can see (on this broker)", a.Session)
+	}
+	return out, nil
+}

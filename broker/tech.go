@@ -96,6 +96,8 @@ func (b *Broker) techOp(t *wire.Technician, techID peer.ID, req *wire.Request) (
 		return b.members(), nil
 	case wire.OpSessionOpen:
 		return b.openSession(t, techID, req)
+	case wire.OpTranscript:
+		return b.transcripts(t, req)
 	case wire.OpAudit:
 		return b.auditLog(t, req)
 	case wire.OpConsentSet:

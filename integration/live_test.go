@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/readymesh/readymesh/peer/wire"
 )
 
 // meshctlIn runs meshctl with stdin and returns stdout, stderr and the
@@ -203,5 +206,78 @@ func TestCopyFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(remote + ".ro"); err == nil {
 		t.Error("a read-only session wrote a file")
+	}
+}
+
+// TestTranscriptAndHistory: a terminal session is recorded as asciicast
+// v2 and its transcript reaches the broker; an exec'd command and its exit
+// status, and both sessions, are in the machine's history after the next
+// check-in, readable without connecting.
+func TestTranscriptAndHistory(t *testing.T) {
+	needBinaries(t)
+	base := testDir(t)
+	b := startBroker(t, base, "rec", 300*time.Millisecond)
+	admin := b.admin(base)
+	admin.ok("clients", "create", "acme")
+	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "pc-01", "linux-ready.json")
+	pc.start()
+	waitOnline(t, admin, 20*time.Second, pc)
+
+	if out, _, code := admin.meshctlIn("echo transcript-$((6*7))\nexit\n", "connect", pc.full(), "--mode", "interactive"); code != 0 || !strings.Contains(out, "transcript-42") {
+		t.Fatalf("terminal: %q exit %d", out, code)
+	}
+	if _, _, code := admin.meshctlIn("", "exec", pc.full(), "--", "sh", "-c", "exit 4"); code != 4 {
+		t.Fatalf("exec exit %d", code)
+	}
+	type hist struct {
+		Sessions []wire.SessionRecord `json:"sessions"`
+		Commands []wire.CommandRecord `json:"commands"`
+	}
+	var h hist
+	poll(t, 15*time.Second, "history after a check-in", func() (bool, string) {
+		runCmd(t, cmdTimeout, nil, bins.sessiond, "checkin", "--state", pc.dir)
+		json.Unmarshal([]byte(admin.ok("history", pc.full(), "--json")), &h)
+		return len(h.Sessions) >= 2 && len(h.Commands) >= 1, fmt.Sprintf("%+v", h)
+	})
+	c := h.Commands[len(h.Commands)-1]
+	if c.Command != "sh -c 'exit 4'" || c.ExitCode != 4 {
+		t.Errorf("command history: %+v", c)
+	}
+	for _, s := range h.Sessions {
+		if s.Technician != "admin" || s.Mode != wire.ModeInteractive || !strings.HasPrefix(s.Path, wire.PathDirectQUIC) || !s.End.After(s.Start) {
+			t.Errorf("session history: %+v", s)
+		}
+	}
+	var cast string
+	poll(t, 15*time.Second, "the transcript at the broker", func() (bool, string) {
+		for _, s := range h.Sessions {
+			if r := admin.run("transcript", s.ID); r.err == nil {
+				cast = r.stdout
+				return true, ""
+			}
+		}
+		return false, "no transcript yet"
+	})
+	lines := strings.Split(strings.TrimSpace(cast), "\n")
+	var hdr struct {
+		Version       int `json:"version"`
+		Width, Height int
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &hdr); err != nil || hdr.Version != 2 || hdr.Width == 0 || hdr.Height == 0 {
+		t.Fatalf("asciicast header %q: %v", lines[0], err)
+	}
+	var text strings.Builder
+	for _, l := range lines[1:] {
+		var ev []any
+		if err := json.Unmarshal([]byte(l), &ev); err != nil || len(ev) != 3 {
+			t.Fatalf("asciicast event %q: %v", l, err)
+		}
+		if _, ok := ev[0].(float64); !ok || ev[1] != "o" {
+			t.Fatalf("asciicast event %q: want [seconds, \"o\", text] (input is not recorded by default)", l)
+		}
+		text.WriteString(ev[2].(string))
+	}
+	if !strings.Contains(text.String(), "transcript-42") {
+		t.Errorf("transcript lacks the session's output: %q", text.String())
 	}
 }

@@ -43,6 +43,7 @@ type Agent struct {
 
 	sessions   *mesh.Listener
 	consent    *consent
+	history    history
 	live       *live.Server
 	statusKick chan struct{} // session changes → status upkeep
 

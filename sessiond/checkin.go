@@ -118,6 +118,7 @@ func (a *Agent) checkInWhenUp(ctx context.Context, reason string) (uint64, strin
 	}
 	snap := collect.Collect(ctx, a.collectors, a.cfg.Now().UTC())
 	a.applyConsent(snap)
+	a.applyHistory(snap)
 	if reason == "start" {
 		reason = a.startReason(snap.BootID)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"path/filepath"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -21,7 +22,8 @@ import (
 
 // startSessions opens the session socket and serves offers from brokers.
 func (a *Agent) startSessions() error {
-	lv, err := live.New(live.Config{User: a.cfg.SessionUser, Logger: a.log})
+	lv, err := live.New(live.Config{User: a.cfg.SessionUser, Logger: a.log,
+		TranscriptDir: filepath.Join(a.cfg.StateDir, TranscriptDir), OnCommand: a.recordCommand})
 	if err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}
@@ -34,7 +36,7 @@ func (a *Agent) startSessions() error {
 		Trusted:  a.trustedBroker,
 		MarkUsed: a.markGrantUsed,
 		Relay:    a.openRelay,
-		OnChange: func([]wire.SessionInfo) { a.kickStatus() },
+		OnChange: a.sessionsChanged,
 		Logger:   a.log,
 		Now:      a.cfg.Now,
 	})

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -56,6 +57,60 @@ func (s *Store) AuditLog(limit int, keep func(*wire.AuditEntry) bool) ([]wire.Au
 			if keep == nil || keep(&e) {
 				out = append(out, e)
 			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// TranscriptLimit is how many transcripts a broker keeps; the oldest go
+// first.
+const TranscriptLimit = 10_000
+
+// PutTranscript stores a session's transcript, committed before it
+// returns. Like the audit log it stays on the broker that received it.
+func (s *Store) PutTranscript(t wire.Transcript) error {
+	raw, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	key := []byte(t.Session + "/" + t.Name)
+	return s.write(func(b *batch) error {
+		casts, order := b.tx.Bucket(bktCasts), b.tx.Bucket(bktCastOrder)
+		if casts.Get(key) == nil {
+			seq, err := order.NextSequence()
+			if err != nil {
+				return err
+			}
+			var k [8]byte
+			binary.BigEndian.PutUint64(k[:], seq)
+			if err := order.Put(k[:], key); err != nil {
+				return err
+			}
+			if seq > TranscriptLimit {
+				binary.BigEndian.PutUint64(k[:], seq-TranscriptLimit)
+				if old := order.Get(k[:]); old != nil {
+					casts.Delete(old)
+					order.Delete(k[:])
+				}
+			}
+		}
+		return casts.Put(key, raw)
+	})
+}
+
+// Transcripts returns the transcripts of sessions whose ID starts with
+// prefix.
+func (s *Store) Transcripts(prefix string) ([]wire.Transcript, error) {
+	var out []wire.Transcript
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bktCasts).Cursor()
+		for k, v := c.Seek([]byte(prefix)); k != nil && strings.HasPrefix(string(k), prefix); k, v = c.Next() {
+			var t wire.Transcript
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("transcript %s: %w", k, err)
+			}
+			out = append(out, t)
 		}
 		return nil
 	})

@@ -28,9 +28,11 @@ var (
 	bktTechKeys    = []byte("techkeys")
 	bktLogins      = []byte("logins")
 	bktAudit       = []byte("audit")
+	bktCasts       = []byte("transcripts")
+	bktCastOrder   = []byte("transcript_order")
 
 	allBuckets = [][]byte{bktMeta, bktClients, bktTokens, bktMachines, bktNames,
-		bktSnapshots, bktHistory, bktTechnicians, bktTechKeys, bktLogins, bktAudit}
+		bktSnapshots, bktHistory, bktTechnicians, bktTechKeys, bktLogins, bktAudit, bktCasts, bktCastOrder}
 
 	keySchema    = []byte("schema")
 	keyAdminHash = []byte("admin_hash") // schema 1 only

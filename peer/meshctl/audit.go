@@ -3,6 +3,7 @@ package meshctl
 import (
 	"flag"
 	"fmt"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -42,4 +43,69 @@ func (e *env) audit(args []string) error {
 			x.Mode, id, detail)
 	}
 	return tw.Flush()
+}
+
+// history prints a machine's session and command history from its stored
+// state: what happened, readable without connecting.
+func (e *env) history(args []string) error {
+	fs := flag.NewFlagSet("history", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, "MACHINE")
+	if err != nil {
+		return err
+	}
+	var c wire.Card
+	if err := e.do(wire.OpShow, wire.ShowArgs{Machine: pos[0]}, &c); err != nil {
+		return err
+	}
+	var sessions []wire.SessionRecord
+	var commands []wire.CommandRecord
+	if c.Snapshot != nil {
+		sessions, commands = c.Snapshot.Sessions, c.Snapshot.Commands
+	}
+	if *asJSON {
+		return printJSON(e.out, map[string]any{"machine": c.Client + "/" + c.Name, "sessions": nonNil(sessions), "commands": nonNil(commands)})
+	}
+	tw := tabwriter.NewWriter(e.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "SESSIONS of %s/%s, as of the last check-in\n", c.Client, c.Name)
+	fmt.Fprintln(tw, "START\tEND\tTECHNICIAN\tMODE\tPATH\tSESSION")
+	for _, s := range sessions {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Start.Local().Format(time.DateTime), s.End.Local().Format(time.TimeOnly),
+			s.Technician, s.Mode, s.Path, s.ID)
+	}
+	fmt.Fprintln(tw, "\nCOMMANDS\nAT\tEXIT\tCOMMAND")
+	for _, x := range commands {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", x.At.Local().Format(time.DateTime), x.ExitCode, x.Command)
+	}
+	return tw.Flush()
+}
+
+// transcript prints a session's terminal transcripts (asciicast v2, for
+// asciinema play), or writes them to --out.
+func (e *env) transcript(args []string) error {
+	fs := flag.NewFlagSet("transcript", flag.ContinueOnError)
+	out := fs.String("out", "", "write to this `file` (several terminals: FILE, FILE.2, …) instead of stdout")
+	pos, err := parse(fs, args, "SESSION")
+	if err != nil {
+		return err
+	}
+	var ts []wire.Transcript
+	if err := e.do(wire.OpTranscript, wire.TranscriptArgs{Session: pos[0]}, &ts); err != nil {
+		return err
+	}
+	for i, t := range ts {
+		if *out == "" {
+			fmt.Fprint(e.out, t.Cast)
+			continue
+		}
+		name := *out
+		if i > 0 {
+			name = fmt.Sprintf("%s.%d", *out, i+1)
+		}
+		if err := os.WriteFile(name, []byte(t.Cast), 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.out, "wrote %s (%s of session %s on %s): play it with asciinema play %s\n", name, t.Name, t.Session[:8], t.Machine, name)
+	}
+	return nil
 }

@@ -38,6 +38,8 @@ const usage = `usage: meshctl COMMAND [flags]
                                                       open a live session: a terminal, or with --hold its path as it changes
   exec MACHINE [--mode interactive|elevated] [-i] -- COMMAND [ARGS…]
                                                       run a command; its output streams back, its exit status is meshctl's
+  history MACHINE [--json]                            sessions and commands, from stored state
+  transcript SESSION [--out FILE]                     a session's terminal recording (asciicast v2)
   audit [--machine M] [--session S] [--limit 100] [--json]   the broker's audit log, newest first
   consent MACHINE --policy never|window|session [--window 8h]   the machine's consent policy (admin)
   cp [--mode M] SRC DST                               copy a file; one side is MACHINE:/path; SHA-256 checked, resumable
@@ -94,6 +96,8 @@ var commands = map[string]func(*env, []string) error{
 	"cp":              (*env).cpCmd,
 	"consent":         (*env).consentCmd,
 	"audit":           (*env).audit,
+	"history":         (*env).history,
+	"transcript":      (*env).transcript,
 	"ping":            (*env).pingCmd,
 }
 

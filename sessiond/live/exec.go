@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 
@@ -91,7 +92,27 @@ func (s *Server) exec(ctx context.Context, ch *mesh.Channel) {
 	}
 	code := exitStatus(werr)
 	log.Info("exec ended", "argv", req.Argv, "exit", code, "duration", time.Since(start).Round(time.Millisecond))
+	if s.cfg.OnCommand != nil {
+		s.cfg.OnCommand(wire.CommandRecord{At: start.UTC(), Command: shellQuote(req.Argv), ExitCode: int(code),
+			Session: ch.Session.Session})
+	}
 	w.mu.Lock()
 	exitFrame(ch.Stream, code)
 	w.mu.Unlock()
+}
+
+// shellQuote joins argv as a shell would read it back.
+func shellQuote(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && strings.IndexFunc(a, func(r rune) bool {
+			return !(r == '-' || r == '_' || r == '.' || r == '/' || r == '=' || r == ':' || r == ',' || r == '+' ||
+				(r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z'))
+		}) < 0 {
+			out[i] = a
+			continue
+		}
+		out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(out, " ")
 }

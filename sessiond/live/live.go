@@ -44,6 +44,15 @@ type Config struct {
 	// User is the account interactive sessions run as. Empty means
 	// "nobody" when the agent runs as root, else the agent's own user.
 	User string
+	// TranscriptDir, if set, receives an asciicast v2 transcript of every
+	// terminal, named SESSION-N.cast.
+	TranscriptDir string
+	// RecordInput keeps the technician's keystrokes in transcripts
+	// (asciicast "i" events). Off by default: input may hold passwords.
+	RecordInput bool
+	// OnCommand, if set, is told of every command exec ran, with its exit
+	// status, for the machine's command history.
+	OnCommand func(wire.CommandRecord)
 	// Logger receives the channels' logs. Nil means discard.
 	Logger *slog.Logger
 }
@@ -58,6 +67,7 @@ type Server struct {
 	self   identity // the agent's own user: elevated sessions
 	user   identity // interactive sessions
 	root   bool
+	seq    atomic.Uint64 // numbers transcripts
 }
 
 // identity is an account commands run as.

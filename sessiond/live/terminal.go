@@ -3,7 +3,9 @@ package live
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -49,6 +51,17 @@ func (s *Server) terminal(ctx context.Context, ch *mesh.Channel) {
 	}
 	defer f.Close()
 	log.Info("terminal opened", "shell", id.shell, "as", id.name, "pid", cmd.Process.Pid)
+	var rec *transcript
+	if s.cfg.TranscriptDir != "" {
+		name := fmt.Sprintf("%s-%d.cast", ch.Session.Session, s.seq.Add(1))
+		title := fmt.Sprintf("readymesh session %s: %s, %s", ch.Session.Session[:8], ch.Session.Technician, ch.Grant.Mode)
+		rec, err = newTranscript(filepath.Join(s.cfg.TranscriptDir, name), int(size.Cols), int(size.Rows), title,
+			map[string]string{"TERM": term, "SHELL": id.shell}, s.cfg.RecordInput)
+		if err != nil {
+			log.Warn("no transcript", "err", err)
+		}
+		defer rec.close()
+	}
 	w := &lockedWriter{w: ch.Stream}
 	outDone := make(chan struct{})
 	go func() {
@@ -57,6 +70,7 @@ func (s *Server) terminal(ctx context.Context, ch *mesh.Channel) {
 		for {
 			n, err := f.Read(buf)
 			if n > 0 {
+				rec.event("o", buf[:n])
 				if w.frame(wire.FrameOutput, buf[:n]) != nil {
 					cancel()
 					return
@@ -93,6 +107,7 @@ func (s *Server) terminal(ctx context.Context, ch *mesh.Channel) {
 					}
 					continue
 				}
+				rec.event("i", p)
 				f.Write(p)
 			case wire.FrameResize:
 				if len(p) == 4 {

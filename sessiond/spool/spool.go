@@ -224,3 +224,54 @@ func (s *Spool) Consent() (c ConsentState, ok bool, err error) {
 	ok, err = s.get(keyConsent, &c)
 	return c, ok, err
 }
+
+var keyHistory = []byte("history")
+
+// History is the agent's record of live sessions and the commands they ran,
+// newest last, bounded: the next check-in summarises it into readiness.
+type History struct {
+	Commands []wire.CommandRecord `json:"commands"`
+	Sessions []wire.SessionRecord `json:"sessions"`
+}
+
+// History bounds.
+const (
+	MaxCommands = 100
+	MaxSessions = 50
+)
+
+// AddCommand appends a command to the history.
+func (s *Spool) AddCommand(c wire.CommandRecord) error {
+	return s.editHistory(func(h *History) {
+		h.Commands = append(h.Commands, c)
+		if len(h.Commands) > MaxCommands {
+			h.Commands = h.Commands[len(h.Commands)-MaxCommands:]
+		}
+	})
+}
+
+// AddSession appends an ended session to the history.
+func (s *Spool) AddSession(r wire.SessionRecord) error {
+	return s.editHistory(func(h *History) {
+		h.Sessions = append(h.Sessions, r)
+		if len(h.Sessions) > MaxSessions {
+			h.Sessions = h.Sessions[len(h.Sessions)-MaxSessions:]
+		}
+	})
+}
+
+// History returns the session and command history.
+func (s *Spool) History() (History, error) {
+	var h History
+	_, err := s.get(keyHistory, &h)
+	return h, err
+}
+
+func (s *Spool) editHistory(f func(*History)) error {
+	h, err := s.History()
+	if err != nil {
+		return err
+	}
+	f(&h)
+	return s.put(keyHistory, h)
+}
