@@ -281,3 +281,108 @@ func TestTranscriptAndHistory(t *testing.T) {
 		t.Errorf("transcript lacks the session's output: %q", text.String())
 	}
 }
+
+// TestObserver: a technician who allows observers shares the terminal; a
+// second technician (read-only) watches it, sees the first one's output,
+// and cannot type; a terminal that does not allow observers refuses them.
+func TestObserver(t *testing.T) {
+	needBinaries(t)
+	base := testDir(t)
+	b := startBroker(t, base, "obs", 300*time.Millisecond)
+	admin := b.admin(base)
+	admin.ok("clients", "create", "acme")
+	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "pc-01", "linux-ready.json")
+	pc.start()
+	waitOnline(t, admin, 20*time.Second, pc)
+	var tr wire.TechnicianResult
+	json.Unmarshal([]byte(admin.ok("technicians", "add", "watcher", "--clients", "acme", "--modes", "read-only", "--json")), &tr)
+	watcher := newTech(t, base, "watcher")
+	watcher.ok("login", "--credential", tr.LoginToken)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	owner := exec.CommandContext(ctx, bins.meshctl, "connect", pc.full(), "--mode", "interactive", "--allow-observers")
+	owner.Env = append(os.Environ(), "READYMESH_HOME="+admin.home, "READYMESH_SESSION_ADDR=127.0.0.1:0")
+	in, _ := owner.StdinPipe()
+	ownerOut := newLogBuffer()
+	owner.Stdout, owner.Stderr = ownerOut, ownerOut
+	if err := owner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Process.Kill()
+	var session string
+	poll(t, 20*time.Second, "the owner's session ID", func() (bool, string) {
+		f := strings.Fields(ownerOut.String())
+		if len(f) > 1 && f[0] == "session" && len(f[1]) == 32 {
+			session = f[1]
+		}
+		return session != "", ownerOut.String()
+	})
+
+	obsCmd := exec.CommandContext(ctx, bins.meshctl, "connect", pc.full(), "--observe", session)
+	obsCmd.Env = append(os.Environ(), "READYMESH_HOME="+watcher.home, "READYMESH_SESSION_ADDR=127.0.0.1:0")
+	obsIn, _ := obsCmd.StdinPipe()
+	obsOut, obsErr := newLogBuffer(), newLogBuffer()
+	obsCmd.Stdout, obsCmd.Stderr = obsOut, obsErr
+	if err := obsCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer obsCmd.Process.Kill()
+	poll(t, 20*time.Second, "the observer joined", func() (bool, string) {
+		return strings.Contains(obsErr.String(), "observing session"), obsErr.String()
+	})
+	obsIn.Write([]byte("echo observer-typ''ed\n"))
+	in.Write([]byte("echo owner-$((1+1))\n"))
+	poll(t, 20*time.Second, "the observer sees the owner's output", func() (bool, string) {
+		return strings.Contains(obsOut.String(), "owner-2"), obsOut.String()
+	})
+	poll(t, 10*time.Second, "the observer's typing refused", func() (bool, string) {
+		return strings.Contains(obsErr.String(), "observers cannot type"), obsErr.String()
+	})
+	poll(t, 10*time.Second, "the card lists both technicians", func() (bool, string) {
+		c := admin.show(pc.full())
+		return c.Session != nil && len(c.Session.Technicians) == 2, fmt.Sprintf("%+v", c.Session)
+	})
+	in.Write([]byte("exit\n"))
+	owner.Wait()
+	obsIn.Close()
+	if err := obsCmd.Wait(); err != nil {
+		t.Errorf("observer after the terminal closed: %v; %s", err, obsErr.String())
+	}
+	if strings.Contains(ownerOut.String(), "observer-typed") {
+		t.Error("the observer's input reached the terminal")
+	}
+
+	// A terminal that does not allow observers refuses them.
+	if _, errOut, code := watcher.meshctlIn("", "connect", pc.full(), "--observe", session); code == 0 || !strings.Contains(errOut, "no terminal is open") {
+		t.Errorf("observing a closed terminal: exit %d, %q", code, errOut)
+	}
+	private := exec.CommandContext(ctx, bins.meshctl, "connect", pc.full(), "--mode", "interactive")
+	private.Env = append(os.Environ(), "READYMESH_HOME="+admin.home, "READYMESH_SESSION_ADDR=127.0.0.1:0")
+	pin, _ := private.StdinPipe()
+	private.Stdout = newLogBuffer()
+	if err := private.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer private.Process.Kill()
+	var id string
+	poll(t, 20*time.Second, "the private terminal's session", func() (bool, string) {
+		r := runCmd(t, cmdTimeout, nil, bins.sessiond, "status", "--state", pc.dir, "--json")
+		var st struct {
+			Sessions []wire.SessionInfo `json:"sessions"`
+		}
+		json.Unmarshal([]byte(r.stdout), &st)
+		if len(st.Sessions) == 1 {
+			id = st.Sessions[0].Session
+		}
+		return id != "", r.stdout
+	})
+	// The terminal channel opens just after the session: until then the
+	// answer is "no terminal is open".
+	poll(t, 10*time.Second, "a private terminal refuses observers", func() (bool, string) {
+		_, errOut, code := watcher.meshctlIn("", "connect", pc.full(), "--observe", id)
+		return code != 0 && strings.Contains(errOut, "does not allow observers"), errOut
+	})
+	pin.Write([]byte("exit\n"))
+	private.Wait()
+}

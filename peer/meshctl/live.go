@@ -119,14 +119,14 @@ func (e *env) readLive(r io.Reader, stderr io.Writer, raw *term.State) error {
 
 // terminal opens a terminal on the session: the local terminal in raw mode
 // when stdin is one, else stdin and stdout as they are (for scripts).
-func (e *env) terminal(s *mesh.Session) error {
+func (e *env) terminal(s *mesh.Session, req wire.TerminalRequest) error {
 	st, err := s.Open(e.ctx, "terminal")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	fd := int(os.Stdin.Fd())
-	req := wire.TerminalRequest{Term: os.Getenv("TERM")}
+	req.Term = os.Getenv("TERM")
 	var raw *term.State
 	if term.IsTerminal(fd) {
 		if w, h, err := term.GetSize(fd); err == nil {

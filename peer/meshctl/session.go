@@ -64,6 +64,8 @@ func (e *env) connectCmd(args []string) error {
 	send := fs.String("send", "", "send this many bytes over the session (e.g. 64MiB), print the rate and end")
 	hold := fs.Duration("hold", 0, "hold the session open this long, showing its path, with no terminal (default: open a terminal)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	allow := fs.Bool("allow-observers", false, "let other technicians watch this terminal (they cannot type)")
+	observe := fs.String("observe", "", "watch the terminal of this `session` (its whole ID), read-only")
 	pos, err := parse(fs, args, "MACHINE")
 	if err != nil {
 		return err
@@ -82,10 +84,14 @@ func (e *env) connectCmd(args []string) error {
 	out := sessionJSON{Session: s.ID, Machine: pos[0], Mode: s.Mode, Path: s.Path().String(),
 		SetupMs: float64(s.Setup.Microseconds()) / 1000}
 	if !*asJSON {
-		fmt.Fprintf(e.out, "session %s to %s (%s): %s, set up in %s\n", s.ID[:8], pos[0], s.Mode, s.Path(), s.Setup.Round(100*time.Microsecond))
+		id := s.ID[:8]
+		if *allow {
+			id = s.ID // observers name it whole
+		}
+		fmt.Fprintf(e.out, "session %s to %s (%s): %s, set up in %s\n", id, pos[0], s.Mode, s.Path(), s.Setup.Round(100*time.Microsecond))
 	}
 	if size == 0 && *hold == 0 && !*asJSON {
-		return e.terminal(s)
+		return e.terminal(s, wire.TerminalRequest{AllowObservers: *allow, Observe: *observe})
 	}
 	if size > 0 {
 		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Minute)

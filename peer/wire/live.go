@@ -95,6 +95,12 @@ type TerminalRequest struct {
 	Rows uint16 `json:"rows"`
 	Cols uint16 `json:"cols"`
 	Term string `json:"term,omitempty"`
+	// AllowObservers lets other technicians watch this terminal (read
+	// only) by naming this session in Observe.
+	AllowObservers bool `json:"allow_observers,omitempty"`
+	// Observe joins the terminal of that session as an observer instead
+	// of opening a shell.
+	Observe string `json:"observe,omitempty"`
 }
 
 // Validate implements the Decode contract.
@@ -104,6 +110,9 @@ func (r *TerminalRequest) Validate() error {
 	}
 	if len(r.Term) > 64 {
 		return errors.New("terminal: TERM too long")
+	}
+	if r.Observe != "" && len(r.Observe) != 32 {
+		return errors.New("terminal: observe takes a whole session ID")
 	}
 	return nil
 }

@@ -68,6 +68,9 @@ type Server struct {
 	user   identity // interactive sessions
 	root   bool
 	seq    atomic.Uint64 // numbers transcripts
+
+	termsMu sync.Mutex
+	terms   map[string]*shared // open terminals by session
 }
 
 // identity is an account commands run as.

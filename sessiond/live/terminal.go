@@ -23,6 +23,10 @@ func (s *Server) terminal(ctx context.Context, ch *mesh.Channel) {
 		refuse(ch.Stream, wire.CodeBadRequest, err.Error())
 		return
 	}
+	if req.Observe != "" {
+		s.observe(ctx, ch, req)
+		return
+	}
 	id, err := s.account(ch.Grant.Mode)
 	if err != nil {
 		refuse(ch.Stream, wire.CodeForbidden, err.Error())
@@ -63,6 +67,8 @@ func (s *Server) terminal(ctx context.Context, ch *mesh.Channel) {
 		defer rec.close()
 	}
 	w := &lockedWriter{w: ch.Stream}
+	sh, unshare := s.share(ch.Session.Session, req.AllowObservers)
+	defer unshare()
 	outDone := make(chan struct{})
 	go func() {
 		defer close(outDone)
@@ -71,6 +77,7 @@ func (s *Server) terminal(ctx context.Context, ch *mesh.Channel) {
 			n, err := f.Read(buf)
 			if n > 0 {
 				rec.event("o", buf[:n])
+				sh.output(buf[:n])
 				if w.frame(wire.FrameOutput, buf[:n]) != nil {
 					cancel()
 					return

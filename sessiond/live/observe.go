@@ -1,0 +1,117 @@
+package live
+
+import (
+	"context"
+	"sync"
+
+	"github.com/readymesh/readymesh/mesh"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// backlog is how much recent output a joining observer gets first, so it
+// sees the screen it joins rather than a blank one.
+const backlog = 16 << 10
+
+// shared is a terminal other technicians may watch: the technician who
+// opened it allows observers; they get its output and nothing they type
+// reaches it.
+type shared struct {
+	session string
+	allow   bool
+
+	mu        sync.Mutex
+	observers map[*lockedWriter]string // → technician
+	recent    []byte
+	done      chan struct{}
+}
+
+// share registers a terminal; the returned func unregisters it.
+func (s *Server) share(session string, allow bool) (*shared, func()) {
+	t := &shared{session: session, allow: allow, observers: map[*lockedWriter]string{}, done: make(chan struct{})}
+	s.termsMu.Lock()
+	if s.terms == nil {
+		s.terms = map[string]*shared{}
+	}
+	s.terms[session] = t
+	s.termsMu.Unlock()
+	return t, func() {
+		s.termsMu.Lock()
+		if s.terms[session] == t {
+			delete(s.terms, session)
+		}
+		s.termsMu.Unlock()
+		close(t.done)
+	}
+}
+
+// output passes a chunk of the terminal's output to every observer; one
+// that cannot keep up is dropped rather than slowing the terminal.
+func (t *shared) output(p []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.recent = append(t.recent, p...)
+	if len(t.recent) > backlog {
+		t.recent = append([]byte(nil), t.recent[len(t.recent)-backlog:]...)
+	}
+	for w := range t.observers {
+		if w.frame(wire.FrameOutput, p) != nil {
+			delete(t.observers, w)
+		}
+	}
+}
+
+// observe joins the terminal of session req.Observe as an observer.
+func (s *Server) observe(ctx context.Context, ch *mesh.Channel, req wire.TerminalRequest) {
+	log := s.log.With("session", ch.Session.Session, "technician", ch.Session.Technician, "observes", req.Observe)
+	s.termsMu.Lock()
+	t := s.terms[req.Observe]
+	s.termsMu.Unlock()
+	switch {
+	case t == nil:
+		refuse(ch.Stream, wire.CodeNotFound, "no terminal is open in session "+req.Observe)
+		return
+	case !t.allow:
+		log.Info("refused an observer: not allowed by the terminal's technician")
+		refuse(ch.Stream, wire.CodeForbidden, "the technician of session "+req.Observe+" does not allow observers")
+		return
+	}
+	w := &lockedWriter{w: ch.Stream}
+	t.mu.Lock()
+	w.frame(wire.FrameNotice, []byte("observing session "+req.Observe+": read-only; what you type is not delivered"))
+	if len(t.recent) > 0 {
+		w.frame(wire.FrameOutput, t.recent)
+	}
+	t.observers[w] = ch.Session.Technician
+	t.mu.Unlock()
+	log.Info("observer joined")
+	defer func() {
+		t.mu.Lock()
+		delete(t.observers, w)
+		t.mu.Unlock()
+		log.Info("observer left")
+	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer cancel()
+		refused := 0
+		for {
+			typ, _, err := wire.ReadLiveFrame(ch.Stream)
+			if err != nil {
+				return
+			}
+			if typ == wire.FrameInput {
+				if refused++; refused == 1 || refused%50 == 0 {
+					w.frame(wire.FrameNotice, []byte("input refused: observers cannot type"))
+				}
+			}
+		}
+	}()
+	select {
+	case <-ctx.Done():
+	case <-t.done:
+		w.mu.Lock()
+		exitFrame(ch.Stream, 0)
+		w.mu.Unlock()
+	}
+}
