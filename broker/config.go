@@ -87,6 +87,9 @@ type Config struct {
 	// peers reach this broker at. Empty means the STUN address's IP when it
 	// is specific; with neither, WebRTC sessions get no TURN relay.
 	TURNIP string
+	// BusyLoad is the load per core at or above which a machine in a
+	// session shows busy. Zero means 0.9.
+	BusyLoad float64
 	// GrantTTL is how long a session grant is valid: the technician must
 	// connect within it. Short, because a grant is a bearer of access.
 	// Zero means 60 s.
@@ -163,6 +166,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.STUN == "" {
 		c.STUN = ":3478"
+	}
+	if c.BusyLoad <= 0 {
+		c.BusyLoad = 0.9
 	}
 	if c.GrantTTL <= 0 {
 		c.GrantTTL = 60 * time.Second

@@ -101,6 +101,16 @@ func (p *presence) reach(id string, stored *time.Time, broker string) wire.Reach
 	return r
 }
 
+// signals returns id's live signals from its last heartbeat.
+func (p *presence) signals(id string) (load1 float64, userPresent, ok bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if l := p.live[id]; l != nil {
+		return l.load1, l.userPresent, true
+	}
+	return 0, false, false
+}
+
 // online reports whether id has a presence stream to this broker.
 func (p *presence) online(id string) bool {
 	p.mu.RLock()

@@ -354,6 +354,9 @@ func (b *Broker) cardSession(id string) *wire.Session {
 		out.Mode, out.Path = s.Mode, s.Path
 		out.InputPaused = out.InputPaused || s.InputPaused
 	}
+	if load, user, ok := b.live.signals(id); ok {
+		out.Busy, out.UserPresent = load >= b.cfg.BusyLoad, user
+	}
 	return out
 }
 

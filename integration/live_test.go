@@ -130,6 +130,13 @@ func TestTerminalAndExec(t *testing.T) {
 			c := admin.show(pc.full())
 			return c.Session != nil && c.Session.InputPaused, fmt.Sprintf("%+v", c.Session)
 		})
+		// The session part carries the live signals of the same heartbeat
+		// as the reachability part: busy is load per core at or above 0.9.
+		c := admin.show(pc.full())
+		if r := c.Reachability; r.Load1 == nil || r.UserPresent == nil ||
+			c.Session.Busy != (*r.Load1 >= 0.9) || c.Session.UserPresent != *r.UserPresent {
+			t.Errorf("session signals %+v against reachability %+v", *c.Session, r)
+		}
 		sessiond("resume-input")
 		if out, _, code := admin.meshctlIn("", "exec", pc.full(), "--", "echo", "resumed"); out != "resumed\n" || code != 0 {
 			t.Errorf("exec after resume: %q exit %d", out, code)

@@ -74,6 +74,11 @@ type Session struct {
 	// InputPaused: the person at the machine paused remote input; output
 	// keeps flowing, technician input is refused.
 	InputPaused bool `json:"input_paused,omitempty"`
+	// Busy: the machine's load is high (above the broker's --busy-load
+	// per core), so commands will be slow.
+	Busy bool `json:"busy,omitempty"`
+	// UserPresent: a person is logged in at the machine.
+	UserPresent bool `json:"user_present,omitempty"`
 }
 
 // HistoryItem summarises one stored check-in. The broker keeps the full

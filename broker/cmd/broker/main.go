@@ -55,6 +55,7 @@ func main() {
 	flag.StringVar(&cfg.Readiness.AgentVersion, "agent-version", "", "the agent `version` being rolled out: older agents are behind (default: the newest any agent reports)")
 	flag.StringVar(&cfg.STUN, "stun", ":3478", "UDP `addr`ess of the STUN server peers learn their public session address from, or off")
 	flag.StringVar(&cfg.TURNIP, "turn-ip", "", "`address` TURN relay candidates carry, the one peers reach this broker at (default: the --stun IP when specific)")
+	flag.Float64Var(&cfg.BusyLoad, "busy-load", 0, "load per core at which a machine in a session shows busy (default 0.9)")
 	flag.DurationVar(&cfg.GrantTTL, "grant-ttl", 0, "how long a session grant is valid before the technician connects (default 60s)")
 	flag.IntVar(&cfg.RelayMaxSessions, "relay-max-sessions", 0, "sessions relayed at once (default 1024)")
 	flag.IntVar(&cfg.RelayMaxPerPeer, "relay-max-per-peer", 0, "relayed sessions per technician or agent (default 16)")
