@@ -64,8 +64,16 @@ func TestConsent(t *testing.T) {
 		return c.Readiness.State == wire.StateConsentRequired, c.Readiness.State
 	})
 
-	// Approve.
-	p := execProc("exec (approved)", "approved-run")
+	// Approve: the interactive session then runs a command through the PTY.
+	type result struct {
+		out  string
+		code int
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, _, code := admin.meshctlIn("echo approved-$((20+1))\nexit\n", "connect", pc.full(), "--mode", "interactive")
+		done <- result{out, code}
+	}()
 	q := pc.waitRequest(t)
 	if q.Technician != "admin" || q.Mode != wire.ModeInteractive {
 		t.Errorf("request %+v", q)
@@ -77,13 +85,12 @@ func TestConsent(t *testing.T) {
 	if r := runCmd(t, cmdTimeout, nil, bins.sessiond, "approve", "--state", pc.dir, q.ID); r.err != nil || !strings.Contains(r.stdout, "approved "+q.ID) {
 		t.Fatalf("approve: %v", r)
 	}
-	p.waitOutput(t, "approved-run", 15*time.Second)
-	if err := p.wait(t, exitTimeout); err != nil {
-		t.Errorf("approved exec: %v", err)
+	if r := <-done; r.code != 0 || !strings.Contains(r.out, "approved-21") {
+		t.Errorf("approved terminal: exit %d, output %q", r.code, r.out)
 	}
 
 	// Deny.
-	p = execProc("exec (denied)", "denied-run")
+	p := execProc("exec (denied)", "denied-run")
 	q = pc.waitRequest(t)
 	if r := runCmd(t, cmdTimeout, nil, bins.sessiond, "deny", "--state", pc.dir, q.ID); r.err != nil {
 		t.Fatalf("deny: %v", r)

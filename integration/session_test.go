@@ -159,6 +159,9 @@ func TestLiveSessions(t *testing.T) {
 			t.Errorf("mode refusal: %q", msg)
 		}
 		ro.ok("ping", pc.full(), "-c", "1")
+		if msg := ro.fails("exec", pc.full(), "--mode", "elevated", "--", "id"); !strings.Contains(msg, "may not open elevated sessions") {
+			t.Errorf("elevated without the right: %q", msg)
+		}
 		out = admin.ok("technicians", "add", "gx", "--clients", "globex", "--modes", "read-only,interactive", "--json")
 		json.Unmarshal([]byte(out), &tr)
 		gx := newTech(t, base, "gx")

@@ -49,6 +49,9 @@ type Config struct {
 	// ConsentTimeout is how long a session request waits for the person
 	// at the machine. Zero means 2 minutes.
 	ConsentTimeout time.Duration
+	// RecordInput keeps technicians' keystrokes in terminal transcripts.
+	// Off by default: input may hold passwords.
+	RecordInput bool
 	// SessionUser is the account interactive sessions run as (terminal and
 	// exec); elevated sessions run as the agent's own user. Empty means
 	// "nobody" when the agent runs as root, else the agent's user.

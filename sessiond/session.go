@@ -23,7 +23,7 @@ import (
 // startSessions opens the session socket and serves offers from brokers.
 func (a *Agent) startSessions() error {
 	lv, err := live.New(live.Config{User: a.cfg.SessionUser, Logger: a.log,
-		TranscriptDir: filepath.Join(a.cfg.StateDir, TranscriptDir), OnCommand: a.recordCommand})
+		TranscriptDir: filepath.Join(a.cfg.StateDir, TranscriptDir), OnCommand: a.recordCommand, RecordInput: a.cfg.RecordInput})
 	if err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}

@@ -104,6 +104,7 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.ReconnectMax, "reconnect-max", 30*time.Second, "cap on the reconnect backoff")
 	fs.DurationVar(&cfg.ConsentWindow, "consent-window", 8*time.Hour, "how long one approval lasts under the window policy")
 	fs.DurationVar(&cfg.ConsentTimeout, "consent-timeout", 2*time.Minute, "how long a session request waits for an answer at the machine")
+	fs.BoolVar(&cfg.RecordInput, "record-input", false, "keep technicians' keystrokes in terminal transcripts (off: they may hold passwords)")
 	fs.StringVar(&cfg.SessionUser, "session-user", "", "`account` interactive sessions run as (default: nobody when run as root); elevated sessions run as the agent's user")
 	fs.StringVar(&cfg.SessionAddr, "session-addr", "", "UDP `address` of the live-session socket (default: any address, a port the kernel picks)")
 	fs.StringVar(&level, "log-level", "info", "log `level`")
