@@ -7,7 +7,8 @@
 // (package readiness). Reachability is live: a machine is online while its
 // presence stream is open and heartbeats arrive; a clean close shows offline
 // at once and a silent loss within MissedHeartbeats heartbeats. Only
-// last_seen is ever stored. Session status comes with live sessions.
+// last_seen is ever stored. Session status (active or waiting for approval,
+// mode, path, input paused, busy) is what the agent last reported.
 //
 // The broker serves its protocols (package wire) on a libp2p host built by
 // package bridge, and a small HTTP endpoint for health and Prometheus

@@ -16,9 +16,9 @@ import (
 )
 
 // Channels a session carries, one QUIC stream each. A stream starts with
-// a one-byte name length and the name. The sessiond issue adds terminal,
-// exec and files; this one carries what the path needs to be tested and
-// measured.
+// a one-byte name length and the name. These test and measure the path;
+// the agent adds its own (terminal, exec, files) through
+// ListenConfig.Channels.
 const (
 	ChanHello  = "hello"  // first stream: the technician claims the grant
 	ChanEcho   = "echo"   // the agent writes back what it reads

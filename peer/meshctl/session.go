@@ -54,9 +54,9 @@ type sessionJSON struct {
 	Mbps    float64 `json:"send_mbit_s,omitempty"`
 }
 
-// connect opens a live session. Until the terminal arrives (with the
-// sessiond work), a session carries test channels: connect shows the path,
-// follows it as it changes, and --send measures a bulk copy over it.
+// connect opens a live session: a terminal by default; with --hold it
+// shows the path and follows it as it changes, and with --send it
+// measures a bulk copy over it.
 func (e *env) connectCmd(args []string) error {
 	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
 	mode := fs.String("mode", wire.ModeReadOnly, "session `mode`: read-only, interactive or elevated")

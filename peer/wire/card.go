@@ -59,9 +59,9 @@ type Reachability struct {
 }
 
 // Session is the session-status layer: null unless a live session is open
-// (consent prompts, input pause and busy come with the sessiond issue). The
-// agent is its source of truth; the broker holding the agent's bridge shows
-// what the agent last reported.
+// or waiting for approval. The agent is its source of truth; the broker
+// holding the agent's bridge shows what the agent last reported, with the
+// live signals of its heartbeats.
 type Session struct {
 	State       string   `json:"state"` // active, or waiting-for-approval
 	Mode        string   `json:"mode,omitempty"`
