@@ -148,9 +148,14 @@ func BenchmarkCopy(b *testing.B) {
 		f.Write(chunk)
 	}
 	f.Close()
-	dstDir := filepath.Join(dir, "dst")
-	os.Mkdir(dstDir, 0o777)
-	os.Chmod(dstDir, 0o777)
+	// The session user must reach the target directory.
+	open, err := os.MkdirTemp("", "readymesh-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(open) })
+	os.Chmod(open, 0o777)
+	dstDir := open
 	b.Run("meshctl-cp", func(b *testing.B) {
 		b.SetBytes(size)
 		for b.Loop() {

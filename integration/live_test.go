@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -164,9 +165,17 @@ func TestCopyFiles(t *testing.T) {
 	pc.start()
 	waitOnline(t, admin, 20*time.Second, pc)
 
-	remoteDir := filepath.Join(base, "remote")
+	// The interactive session user must reach and write this directory
+	// (the test's own temporary directory is closed to other users).
+	open, err := os.MkdirTemp("", "readymesh-cp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(open) })
+	os.Chmod(open, 0o755)
+	remoteDir := filepath.Join(open, "remote")
 	os.MkdirAll(remoteDir, 0o777)
-	os.Chmod(remoteDir, 0o777) // the interactive session user writes here
+	os.Chmod(remoteDir, 0o777)
 	data := make([]byte, 3<<20+12345)
 	rand.Read(data)
 	local := filepath.Join(base, "payload.bin")
@@ -196,6 +205,13 @@ func TestCopyFiles(t *testing.T) {
 	// original stays, and the next run starts clean.
 	bad := make([]byte, 1<<20)
 	os.WriteFile(remote+".readymesh-partial", bad, 0o600)
+	if os.Geteuid() == 0 { // as an interrupted copy by the session user left it
+		if u, err := user.Lookup("nobody"); err == nil {
+			uid, _ := strconv.Atoi(u.Uid)
+			gid, _ := strconv.Atoi(u.Gid)
+			os.Chown(remote+".readymesh-partial", uid, gid)
+		}
+	}
 	os.WriteFile(local, append(append([]byte(nil), data...), 'x'), 0o640)
 	if msg := admin.fails("cp", local, pc.full()+":"+remote); !strings.Contains(msg, "checksum mismatch") {
 		t.Errorf("corrupted resume: %q", msg)
@@ -206,6 +222,36 @@ func TestCopyFiles(t *testing.T) {
 	admin.ok("cp", local, pc.full()+":"+remote)
 	if got, _ := os.ReadFile(remote); len(got) != len(data)+1 {
 		t.Error("the retried copy did not land")
+	}
+
+	// An interactive copy has the session user's file rights, not the
+	// agent's: a planted symlink is not written through, a file in a
+	// directory the user cannot enter is not read, a FIFO does not hang.
+	if os.Geteuid() == 0 {
+		victim := filepath.Join(base, "victim")
+		os.WriteFile(victim, []byte("root's"), 0o600)
+		os.Symlink(victim, filepath.Join(remoteDir, "x.readymesh-partial"))
+		if msg := admin.fails("cp", local, pc.full()+":"+filepath.Join(remoteDir, "x")); msg == "" {
+			t.Error("no error for a symlinked partial file")
+		}
+		if got, _ := os.ReadFile(victim); string(got) != "root's" {
+			t.Errorf("a copy wrote through a planted symlink: %q", got)
+		}
+		if fi, _ := os.Stat(victim); fi.Mode().Perm() != 0o600 {
+			t.Errorf("a copy changed a root file's mode to %v", fi.Mode().Perm())
+		}
+		private := filepath.Join(base, "private")
+		os.Mkdir(private, 0o700)
+		os.WriteFile(filepath.Join(private, "secret"), []byte("s"), 0o644)
+		if msg := admin.fails("cp", pc.full()+":"+filepath.Join(private, "secret"), filepath.Join(base, "stolen")); !strings.Contains(msg, "permission denied") {
+			t.Errorf("read through a closed directory: %q", msg)
+		}
+	}
+	fifo := filepath.Join(remoteDir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o666); err == nil {
+		if msg := admin.fails("cp", pc.full()+":"+fifo, filepath.Join(base, "fifo-copy")); !strings.Contains(msg, "not a regular file") {
+			t.Errorf("fetching a FIFO: %q", msg)
+		}
 	}
 
 	if msg := admin.fails("cp", "--mode", "read-only", local, pc.full()+":"+remote+".ro"); !strings.Contains(msg, "read-only session") {

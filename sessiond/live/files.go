@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/readymesh/readymesh/mesh"
 	"github.com/readymesh/readymesh/peer/wire"
@@ -22,6 +23,14 @@ const ChanFiles = "files"
 // grant. A put lands in PATH.readymesh-partial and is renamed into place
 // only when the whole file's SHA-256 matches, so an interrupted copy
 // resumes and a corrupted one never replaces the original.
+//
+// The agent runs as root, but a copy for a session that runs as another
+// account is done with that account's filesystem rights: the goroutine
+// locks its OS thread, sets the thread's filesystem IDs and groups to the
+// account's (setfsuid, setfsgid, setgroups act on one thread only), and
+// never unlocks it, so the thread dies with the copy. The kernel then
+// checks every path component, sticky directories and symlinks as it
+// would for the account itself, and new files belong to it.
 func (s *Server) files(ctx context.Context, ch *mesh.Channel) {
 	var req wire.FileRequest
 	if err := header(ch.Stream, &req); err != nil {
@@ -36,18 +45,18 @@ func (s *Server) files(ctx context.Context, ch *mesh.Channel) {
 		return
 	}
 	req.Path = filepath.Clean(req.Path)
-	switch req.Op {
-	case "get":
-		err = s.get(ch.Stream, req, id)
-	case "put":
-		switch {
-		case ch.Grant.Mode == wire.ModeReadOnly:
-			err = &wire.Error{Code: wire.CodeForbidden, Message: "read-only session: files are not written; ask for an interactive session"}
-		case s.InputPaused():
-			err = &wire.Error{Code: wire.CodeForbidden, Message: pausedNotice}
-		default:
-			err = s.put(ch.Stream, req, id)
-		}
+	switch {
+	case req.Op == "put" && ch.Grant.Mode == wire.ModeReadOnly:
+		err = &wire.Error{Code: wire.CodeForbidden, Message: "read-only session: files are not written; ask for an interactive session"}
+	case req.Op == "put" && s.InputPaused():
+		err = &wire.Error{Code: wire.CodeForbidden, Message: pausedNotice}
+	default:
+		err = s.asAccount(id, func() error {
+			if req.Op == "get" {
+				return s.get(ch.Stream, req)
+			}
+			return s.put(ch.Stream, req)
+		})
 	}
 	if err != nil {
 		log.Warn("file copy refused or failed", "err", err)
@@ -58,29 +67,81 @@ func (s *Server) files(ctx context.Context, ch *mesh.Channel) {
 		refuse(ch.Stream, we.Code, we.Message)
 		return
 	}
-	log.Info("file copied")
+	log.Info("file copied", "as", id.name)
 	exitFrame(ch.Stream, 0)
 }
 
-// mayAccess approximates the kernel's check for id: the owner's bits for
-// its own files, else the others' bits. An agent running as the account
-// itself just tries.
-func (s *Server) mayAccess(fi os.FileInfo, id identity, write bool) bool {
-	if !s.root || id.uid == 0 {
-		return true
+// asAccount runs fn with id's filesystem rights (see files). When the
+// agent already is id, fn runs as it is.
+func (s *Server) asAccount(id identity, fn func() error) error {
+	if !s.root || id.uid == uint32(os.Geteuid()) {
+		return fn()
 	}
-	bit := os.FileMode(0o004)
-	if write {
-		bit = 0o002
-	}
-	if st, ok := statOwner(fi); ok && st == id.uid {
-		bit <<= 6
-	}
-	return fi.Mode().Perm()&bit != 0
+	errc := make(chan error, 1)
+	go func() {
+		// Not unlocked on purpose: the thread carries id's credentials
+		// and must not run anything else; it exits with this goroutine.
+		lockThread()
+		if err := dropFS(id); err != nil {
+			errc <- fmt.Errorf("take on %s's file rights: %w", id.name, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
 }
 
-func (s *Server) get(w io.Writer, req wire.FileRequest, id identity) error {
-	f, err := os.Open(req.Path)
+// openRegular opens path for reading without blocking on a FIFO or device,
+// and refuses anything but a regular file.
+func openRegular(path string) (*os.File, os.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	return f, fi, nil
+}
+
+func (s *Server) get(w io.Writer, req wire.FileRequest) error {
+	f, fi, err := openRegular(req.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// Hash and send the same bytes: the size seen now, even if the file
+	// grows meanwhile (a log being written).
+	size := fi.Size()
+	h := sha256.New()
+	if _, err := io.CopyN(h, f, size); err != nil {
+		return err
+	}
+	info, _ := json.Marshal(wire.FileInfo{Size: size, SHA256: hex.EncodeToString(h.Sum(nil))})
+	if err := wire.WriteLiveFrame(w, wire.FrameInfo, info); err != nil {
+		return err
+	}
+	if req.Offset > size {
+		return fmt.Errorf("offset %d is past the file's end (%d bytes)", req.Offset, size)
+	}
+	if _, err := f.Seek(req.Offset, io.SeekStart); err != nil {
+		return err
+	}
+	_, err = io.CopyN(frameWriter{w: &lockedWriter{w: w}, typ: wire.FrameOutput}, f, size-req.Offset)
+	return err
+}
+
+func (s *Server) put(rw io.ReadWriter, req wire.FileRequest) error {
+	partial := req.Path + ".readymesh-partial"
+	// O_NOFOLLOW: a partial file planted as a symlink is refused, not
+	// written through.
+	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
 		return err
 	}
@@ -90,47 +151,7 @@ func (s *Server) get(w io.Writer, req wire.FileRequest, id identity) error {
 		return err
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", req.Path)
-	}
-	if !s.mayAccess(fi, id, false) {
-		return &wire.Error{Code: wire.CodeForbidden, Message: fmt.Sprintf("%s may not read %s", id.name, req.Path)}
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return err
-	}
-	info, _ := json.Marshal(wire.FileInfo{Size: fi.Size(), SHA256: hex.EncodeToString(h.Sum(nil))})
-	if err := wire.WriteLiveFrame(w, wire.FrameInfo, info); err != nil {
-		return err
-	}
-	if req.Offset > fi.Size() {
-		return fmt.Errorf("offset %d is past the file's end (%d bytes)", req.Offset, fi.Size())
-	}
-	if _, err := f.Seek(req.Offset, io.SeekStart); err != nil {
-		return err
-	}
-	_, err = io.Copy(frameWriter{w: &lockedWriter{w: w}, typ: wire.FrameOutput}, f)
-	return err
-}
-
-func (s *Server) put(rw io.ReadWriter, req wire.FileRequest, id identity) error {
-	dir := filepath.Dir(req.Path)
-	di, err := os.Stat(dir)
-	if err != nil {
-		return err
-	}
-	if !s.mayAccess(di, id, true) {
-		return &wire.Error{Code: wire.CodeForbidden, Message: fmt.Sprintf("%s may not write in %s", id.name, dir)}
-	}
-	partial := req.Path + ".readymesh-partial"
-	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
+		return fmt.Errorf("%s is not a regular file", partial)
 	}
 	have := min(fi.Size(), req.Size)
 	info, _ := json.Marshal(wire.FileInfo{Size: req.Size, Have: have})
@@ -186,9 +207,8 @@ func (s *Server) put(rw io.ReadWriter, req wire.FileRequest, id identity) error 
 	if mode == 0 {
 		mode = 0o644
 	}
-	f.Chmod(mode)
-	if s.root && id.uid != 0 {
-		f.Chown(int(id.uid), int(id.gid))
+	if err := f.Chmod(mode); err != nil {
+		return err
 	}
 	return os.Rename(partial, req.Path)
 }

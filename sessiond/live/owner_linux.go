@@ -1,15 +1,33 @@
 package live
 
 import (
-	"os"
-	"syscall"
+	"fmt"
+	"runtime"
+
+	"golang.org/x/sys/unix"
 )
 
-// statOwner returns a file's owner.
-func statOwner(fi os.FileInfo) (uint32, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, false
+// lockThread pins the goroutine to its OS thread.
+func lockThread() { runtime.LockOSThread() }
+
+// dropFS gives the calling thread id's filesystem identity: no
+// supplementary groups, fsgid and fsuid of id. These system calls act on
+// the calling thread only (raw, unlike Go's syscall.Setgroups, which
+// changes every thread), so the caller must have locked its thread and
+// must let it die afterwards.
+func dropFS(id identity) error {
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); e != 0 {
+		return fmt.Errorf("setgroups: %w", e)
 	}
-	return st.Uid, true
+	unix.Setfsgid(int(id.gid))
+	unix.Setfsuid(int(id.uid))
+	// setfs*id report the previous value and never fail; ask again to
+	// check the change took.
+	if prev, _ := unix.SetfsgidRetGid(-1); prev != int(id.gid) {
+		return fmt.Errorf("fsgid is %d, not %d", prev, id.gid)
+	}
+	if prev, _ := unix.SetfsuidRetUid(-1); prev != int(id.uid) {
+		return fmt.Errorf("fsuid is %d, not %d", prev, id.uid)
+	}
+	return nil
 }
