@@ -32,9 +32,17 @@ func (b *Broker) openSession(t *wire.Technician, techID peer.ID, req *wire.Reque
 	// Every request goes into the audit log with its outcome: granted
 	// (after the agent accepted, and after consent where the policy asks
 	// for it) or refused, by the broker or by the agent.
+	if !b.sessionRate.allow(techID, b.cfg.Now()) {
+		// Counted, not audited: a flood must not push real entries out.
+		b.metrics.refused.WithLabelValues("tech:"+wire.OpSessionOpen, "rate").Inc()
+		return nil, wire.Errorf(wire.CodeUnavailable, "too many session requests from this technician; wait a moment")
+	}
 	var a wire.SessionArgs
 	json.Unmarshal(req.Args, &a)
-	ev := wire.AuditEntry{At: b.cfg.Now().UTC(), Technician: t.Name, Machine: a.Machine, Mode: a.Mode, Transport: a.Transport}
+	// Machine is filled in once resolved among the machines the
+	// technician may see, so nobody can plant entries in another
+	// client's view.
+	ev := wire.AuditEntry{At: b.cfg.Now().UTC(), Technician: t.Name, Mode: a.Mode, Transport: a.Transport}
 	res, werr := b.openSessionAudited(t, techID, req, &ev)
 	switch r, _ := res.(wire.SessionResult); {
 	case werr != nil:
@@ -60,9 +68,6 @@ func (b *Broker) audit(e wire.AuditEntry) {
 }
 
 func (b *Broker) openSessionAudited(t *wire.Technician, techID peer.ID, req *wire.Request, ev *wire.AuditEntry) (any, *wire.Error) {
-	if !b.sessionRate.allow(techID, b.cfg.Now()) {
-		return nil, wire.Errorf(wire.CodeUnavailable, "too many session requests from this technician; wait a moment")
-	}
 	var a wire.SessionArgs
 	if err := decodeArgs(req, &a); err != nil {
 		return nil, err

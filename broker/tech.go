@@ -31,6 +31,10 @@ func (b *Broker) handleTech(s network.Stream) {
 		return
 	}
 	b.metrics.requests.WithLabelValues(req.Op).Inc()
+	if req.Op == wire.OpSessionOpen {
+		// The agent may wait for the person at the machine to approve.
+		s.SetDeadline(time.Now().Add(4 * time.Minute))
+	}
 	result, werr := b.techOp(&t, s.Conn().RemotePeer(), &req)
 	if werr != nil {
 		b.refuse(s, "tech:"+req.Op, remote, werr.Code, werr.Message, &wire.Reply{})

@@ -239,7 +239,7 @@ func (p *progress) set(n int64) {
 	p.last = time.Now()
 	frac := 1.0
 	if p.total > 0 {
-		frac = float64(n) / float64(p.total)
+		frac = min(1, max(0, float64(n)/float64(p.total)))
 	}
 	width := 30
 	fill := int(frac * float64(width))

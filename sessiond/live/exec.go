@@ -43,6 +43,9 @@ func (s *Server) exec(ctx context.Context, ch *mesh.Channel) {
 	s.command(cmd, id)
 	w := &lockedWriter{w: ch.Stream}
 	cmd.Stdout, cmd.Stderr = frameWriter{w: w, typ: wire.FrameOutput}, frameWriter{w: w, typ: wire.FrameStderr}
+	// A child that keeps stdout open after the command exits (a daemon it
+	// started) must not hold the channel forever.
+	cmd.WaitDelay = 5 * time.Second
 	var stdin io.WriteCloser
 	if req.Stdin {
 		if stdin, err = cmd.StdinPipe(); err != nil {
@@ -93,13 +96,20 @@ func (s *Server) exec(ctx context.Context, ch *mesh.Channel) {
 	code := exitStatus(werr)
 	log.Info("exec ended", "argv", req.Argv, "exit", code, "duration", time.Since(start).Round(time.Millisecond))
 	if s.cfg.OnCommand != nil {
-		s.cfg.OnCommand(wire.CommandRecord{At: start.UTC(), Command: shellQuote(req.Argv), ExitCode: int(code),
+		cmdline := shellQuote(req.Argv)
+		if len(cmdline) > maxCommandRecord { // history rides in every check-in
+			cmdline = cmdline[:maxCommandRecord] + "…"
+		}
+		s.cfg.OnCommand(wire.CommandRecord{At: start.UTC(), Command: cmdline, ExitCode: int(code),
 			Session: ch.Session.Session})
 	}
 	w.mu.Lock()
 	exitFrame(ch.Stream, code)
 	w.mu.Unlock()
 }
+
+// maxCommandRecord bounds a command line kept in history.
+const maxCommandRecord = 1024
 
 // shellQuote joins argv as a shell would read it back.
 func shellQuote(argv []string) string {

@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/readymesh/readymesh/mesh"
 	"github.com/readymesh/readymesh/peer/wire"
@@ -20,14 +21,22 @@ type shared struct {
 	allow   bool
 
 	mu        sync.Mutex
-	observers map[*lockedWriter]string // → technician
+	observers map[*observer]bool
 	recent    []byte
 	done      chan struct{}
 }
 
+// observer is one watcher: output reaches it through a bounded queue, so a
+// watcher that stops reading loses its place instead of stalling the
+// terminal it watches.
+type observer struct {
+	q       chan []byte
+	dropped chan struct{} // closed when the queue overflowed
+}
+
 // share registers a terminal; the returned func unregisters it.
 func (s *Server) share(session string, allow bool) (*shared, func()) {
-	t := &shared{session: session, allow: allow, observers: map[*lockedWriter]string{}, done: make(chan struct{})}
+	t := &shared{session: session, allow: allow, observers: map[*observer]bool{}, done: make(chan struct{})}
 	s.termsMu.Lock()
 	if s.terms == nil {
 		s.terms = map[string]*shared{}
@@ -53,9 +62,16 @@ func (t *shared) output(p []byte) {
 	if len(t.recent) > backlog {
 		t.recent = append([]byte(nil), t.recent[len(t.recent)-backlog:]...)
 	}
-	for w := range t.observers {
-		if w.frame(wire.FrameOutput, p) != nil {
-			delete(t.observers, w)
+	if len(t.observers) == 0 {
+		return
+	}
+	chunk := append([]byte(nil), p...)
+	for o := range t.observers {
+		select {
+		case o.q <- chunk:
+		default:
+			delete(t.observers, o)
+			close(o.dropped)
 		}
 	}
 }
@@ -76,22 +92,41 @@ func (s *Server) observe(ctx context.Context, ch *mesh.Channel, req wire.Termina
 		return
 	}
 	w := &lockedWriter{w: ch.Stream}
+	o := &observer{q: make(chan []byte, 256), dropped: make(chan struct{})}
 	t.mu.Lock()
-	w.frame(wire.FrameNotice, []byte("observing session "+req.Observe+": read-only; what you type is not delivered"))
-	if len(t.recent) > 0 {
-		w.frame(wire.FrameOutput, t.recent)
-	}
-	t.observers[w] = ch.Session.Technician
+	recent := append([]byte(nil), t.recent...)
+	t.observers[o] = true
 	t.mu.Unlock()
 	log.Info("observer joined")
 	defer func() {
 		t.mu.Lock()
-		delete(t.observers, w)
+		delete(t.observers, o)
 		t.mu.Unlock()
 		log.Info("observer left")
 	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	w.frame(wire.FrameNotice, []byte("observing session "+req.Observe+": read-only; what you type is not delivered"))
+	if len(recent) > 0 {
+		w.frame(wire.FrameOutput, recent)
+	}
+	go func() { // the queue → the observer's stream
+		for {
+			select {
+			case p := <-o.q:
+				if w.frame(wire.FrameOutput, p) != nil {
+					cancel()
+					return
+				}
+			case <-o.dropped:
+				w.frame(wire.FrameNotice, []byte("observation ended: this connection fell too far behind"))
+				cancel()
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	go func() {
 		defer cancel()
 		refused := 0
@@ -110,6 +145,10 @@ func (s *Server) observe(ctx context.Context, ch *mesh.Channel, req wire.Termina
 	select {
 	case <-ctx.Done():
 	case <-t.done:
+		// Let the last output reach the observer before the end.
+		for i := 0; i < 100 && len(o.q) > 0; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
 		w.mu.Lock()
 		exitFrame(ch.Stream, 0)
 		w.mu.Unlock()

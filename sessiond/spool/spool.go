@@ -267,11 +267,21 @@ func (s *Spool) History() (History, error) {
 	return h, err
 }
 
+// editHistory reads, changes and writes the history in one transaction.
 func (s *Spool) editHistory(f func(*History)) error {
-	h, err := s.History()
-	if err != nil {
-		return err
-	}
-	f(&h)
-	return s.put(keyHistory, h)
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bkt)
+		var h History
+		if raw := b.Get(keyHistory); raw != nil {
+			if err := json.Unmarshal(raw, &h); err != nil {
+				return fmt.Errorf("spool: history: %w", err)
+			}
+		}
+		f(&h)
+		raw, err := json.Marshal(h)
+		if err != nil {
+			return err
+		}
+		return b.Put(keyHistory, raw)
+	})
 }
