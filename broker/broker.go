@@ -52,6 +52,7 @@ type Broker struct {
 	relays  *relays
 
 	sessionRate sessionRate
+	grants      granted
 
 	stunConn   net.PacketConn // nil when STUN is off
 	stunObs    *mesh.Observer

@@ -148,6 +148,7 @@ func (b *Broker) openSessionAudited(t *wire.Technician, techID peer.ID, req *wir
 		return nil, ans.Error
 	}
 	ev.Session = g.Session
+	b.grants.add(g.Session, m.ID)
 	b.metrics.sessions.WithLabelValues(a.Transport).Inc()
 	b.log.Info("session granted", "session", g.Session, "machine", m.Client+"/"+m.Name, "technician", t.Name,
 		"mode", a.Mode, "transport", a.Transport, "relay", relay, "expires", g.Expires)
@@ -656,8 +657,16 @@ func (b *Broker) handleTranscript(s network.Stream) {
 	remote := s.Conn().RemotePeer().String()
 	s.SetDeadline(time.Now().Add(time.Minute))
 	var t wire.Transcript
-	if err := wire.NewReader(s).Read(wire.MaxTranscript+4096, &t); err != nil {
+	if err := wire.NewReader(s).Read(wire.MaxTranscript/3*4+64<<10, &t); err != nil { // base64
 		b.refuse(s, "transcript", remote, readCode(err), err.Error(), &wire.Reply{})
+		return
+	}
+	if len(t.Cast) > wire.MaxTranscript {
+		b.refuse(s, "transcript", remote, wire.CodeTooLarge, "transcript over 16 MiB", &wire.Reply{})
+		return
+	}
+	if !b.grants.grantedTo(t.Session, remote) {
+		b.refuse(s, "transcript", remote, wire.CodeForbidden, "no session "+t.Session+" was granted to this machine here", &wire.Reply{})
 		return
 	}
 	if _, ok := b.store.Machine(remote); !ok {
@@ -693,4 +702,34 @@ func (b *Broker) transcripts(t *wire.Technician, req *wire.Request) (any, *wire.
 		return nil, wire.Errorf(wire.CodeNotFound, "no transcript of session %s among the machines you can see (on this broker)", a.Session)
 	}
 	return out, nil
+}
+
+// granted remembers which machine each recent session was granted to, so
+// an agent can only file transcripts of its own sessions.
+type granted struct {
+	mu    sync.Mutex
+	m     map[string]string // session → machine
+	order []string
+}
+
+const grantedKeep = 100_000
+
+func (g *granted) add(session, machine string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil {
+		g.m = map[string]string{}
+	}
+	g.m[session] = machine
+	g.order = append(g.order, session)
+	if len(g.order) > grantedKeep {
+		delete(g.m, g.order[0])
+		g.order = g.order[1:]
+	}
+}
+
+func (g *granted) grantedTo(session, machine string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.m[session] == machine
 }

@@ -78,9 +78,10 @@ func (a *Agent) sendTranscripts(session string) {
 		for _, f := range files {
 			raw, err := os.ReadFile(f)
 			if err != nil || len(raw) > wire.MaxTranscript {
+				a.log.Warn("transcript not sent", "file", f, "err", err, "bytes", len(raw))
 				continue
 			}
-			t := wire.Transcript{Session: session, Name: filepath.Base(f), At: a.cfg.Now().UTC(), Cast: string(raw)}
+			t := wire.Transcript{Session: session, Name: filepath.Base(f), At: a.cfg.Now().UTC(), Cast: raw}
 			var r wire.Reply
 			if err := bridge.Call(ctx, a.host, broker, wire.ProtoTranscript, &t, &r, wire.MaxControl); err != nil || r.Error != nil {
 				a.log.Warn("transcript not sent", "file", f, "err", err, "refused", r.Error)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -63,21 +64,49 @@ func (s *Store) AuditLog(limit int, keep func(*wire.AuditEntry) bool) ([]wire.Au
 	return out, err
 }
 
-// TranscriptLimit is how many transcripts a broker keeps; the oldest go
-// first.
-const TranscriptLimit = 10_000
+// TranscriptLimit is how many transcripts a broker keeps, and
+// TranscriptsPerMachine how many of one machine; the oldest go first.
+const (
+	TranscriptLimit       = 10_000
+	TranscriptsPerMachine = 200
+)
 
-// PutTranscript stores a session's transcript, committed before it
-// returns. Like the audit log it stays on the broker that received it.
+// PutTranscript stores a session's transcript under its machine,
+// committed before it returns. Like the audit log it stays on the broker
+// that received it.
 func (s *Store) PutTranscript(t wire.Transcript) error {
 	raw, err := json.Marshal(t)
 	if err != nil {
 		return err
 	}
-	key := []byte(t.Session + "/" + t.Name)
+	key := []byte(t.Machine + "/" + t.Session + "/" + t.Name)
 	return s.write(func(b *batch) error {
 		casts, order := b.tx.Bucket(bktCasts), b.tx.Bucket(bktCastOrder)
 		if casts.Get(key) == nil {
+			// Make room: the machine's oldest first, then anyone's.
+			prefix := []byte(t.Machine + "/")
+			mine := 0
+			c := casts.Cursor()
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				mine++
+			}
+			total := casts.Stats().KeyN
+			var drop [][2][]byte // order key, transcript key
+			oc := order.Cursor()
+			for k, v := oc.First(); k != nil && (mine >= TranscriptsPerMachine || total >= TranscriptLimit); k, v = oc.Next() {
+				if total < TranscriptLimit && !bytes.HasPrefix(v, prefix) {
+					continue
+				}
+				if bytes.HasPrefix(v, prefix) {
+					mine--
+				}
+				total--
+				drop = append(drop, [2][]byte{append([]byte(nil), k...), append([]byte(nil), v...)})
+			}
+			for _, d := range drop {
+				casts.Delete(d[1])
+				order.Delete(d[0])
+			}
 			seq, err := order.NextSequence()
 			if err != nil {
 				return err
@@ -86,13 +115,6 @@ func (s *Store) PutTranscript(t wire.Transcript) error {
 			binary.BigEndian.PutUint64(k[:], seq)
 			if err := order.Put(k[:], key); err != nil {
 				return err
-			}
-			if seq > TranscriptLimit {
-				binary.BigEndian.PutUint64(k[:], seq-TranscriptLimit)
-				if old := order.Get(k[:]); old != nil {
-					casts.Delete(old)
-					order.Delete(k[:])
-				}
 			}
 		}
 		return casts.Put(key, raw)
@@ -104,15 +126,18 @@ func (s *Store) PutTranscript(t wire.Transcript) error {
 func (s *Store) Transcripts(prefix string) ([]wire.Transcript, error) {
 	var out []wire.Transcript
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bktCasts).Cursor()
-		for k, v := c.Seek([]byte(prefix)); k != nil && strings.HasPrefix(string(k), prefix); k, v = c.Next() {
+		return tx.Bucket(bktCasts).ForEach(func(k, v []byte) error {
+			parts := strings.SplitN(string(k), "/", 3)
+			if len(parts) != 3 || !strings.HasPrefix(parts[1], prefix) {
+				return nil
+			}
 			var t wire.Transcript
 			if err := json.Unmarshal(v, &t); err != nil {
 				return fmt.Errorf("transcript %s: %w", k, err)
 			}
 			out = append(out, t)
-		}
-		return nil
+			return nil
+		})
 	})
 	return out, err
 }

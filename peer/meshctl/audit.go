@@ -95,14 +95,14 @@ func (e *env) transcript(args []string) error {
 	}
 	for i, t := range ts {
 		if *out == "" {
-			fmt.Fprint(e.out, t.Cast)
+			e.out.Write(t.Cast)
 			continue
 		}
 		name := *out
 		if i > 0 {
 			name = fmt.Sprintf("%s.%d", *out, i+1)
 		}
-		if err := os.WriteFile(name, []byte(t.Cast), 0o600); err != nil {
+		if err := os.WriteFile(name, t.Cast, 0o600); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.out, "wrote %s (%s of session %s on %s): play it with asciinema play %s\n", name, t.Name, t.Session[:8], t.Machine, name)

@@ -431,7 +431,7 @@ type Transcript struct {
 	Name    string    `json:"name"` // SESSION-N.cast
 	Machine string    `json:"machine,omitempty"`
 	At      time.Time `json:"at"`
-	Cast    string    `json:"cast"`
+	Cast    []byte    `json:"cast"` // base64 in JSON: terminal output is any bytes
 }
 
 // Validate implements the Decode contract.

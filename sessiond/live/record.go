@@ -10,9 +10,12 @@ import (
 	"time"
 )
 
-// MaxTranscript bounds one transcript file; past it recording stops with
-// a marker, and the session goes on.
+// MaxTranscript bounds one transcript file, header and end marker
+// included; past it recording stops with a marker, and the session goes on.
 const MaxTranscript = 16 << 20
+
+// markerRoom is kept free for the end marker.
+const markerRoom = 256
 
 // transcript records a terminal as an asciicast v2 file
 // (https://docs.asciinema.org/manual/asciicast/v2/): a JSON header line,
@@ -49,6 +52,7 @@ func newTranscript(path string, cols, rows int, title string, env map[string]str
 	t := &transcript{f: f, w: bufio.NewWriterSize(f, 64<<10), start: time.Now(), input: input}
 	hdr, _ := json.Marshal(castHeader{Version: 2, Width: cols, Height: rows, Timestamp: t.start.Unix(), Title: title, Env: env})
 	t.w.Write(append(hdr, '\n'))
+	t.n = int64(len(hdr)) + 1
 	return t, nil
 }
 
@@ -63,7 +67,7 @@ func (t *transcript) event(kind string, data []byte) {
 		return
 	}
 	line, _ := json.Marshal([]any{time.Since(t.start).Seconds(), kind, string(data)})
-	if t.n+int64(len(line)) > MaxTranscript {
+	if t.n+int64(len(line))+1+markerRoom > MaxTranscript {
 		marker, _ := json.Marshal([]any{time.Since(t.start).Seconds(), "o",
 			fmt.Sprintf("\r\n[readymesh: transcript stopped at %d MiB]\r\n", MaxTranscript>>20)})
 		t.w.Write(append(marker, '\n'))
