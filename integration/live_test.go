@@ -95,10 +95,20 @@ func TestTerminalAndExec(t *testing.T) {
 		}
 	})
 	t.Run("terminal", func(t *testing.T) {
-		out, errOut, code := admin.meshctlIn("echo hello-$((40+2))\nexit 7\n", "connect", pc.full(), "--mode", "interactive")
+		out, errOut, code := admin.meshctlIn("sleep 313 &\necho hello-$((40+2))\nexit 7\n", "connect", pc.full(), "--mode", "interactive")
 		if !strings.Contains(out, "hello-42") || code != 7 {
 			t.Fatalf("terminal: exit %d, stdout %q, stderr %q", code, out, errOut)
 		}
+		// The background job the session left does not outlive it.
+		poll(t, 5*time.Second, "the session's background job ended", func() (bool, string) {
+			ms, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+			for _, m := range ms {
+				if raw, _ := os.ReadFile(m); strings.Contains(string(raw), "sleep\x00313") {
+					return false, m
+				}
+			}
+			return true, ""
+		})
 	})
 	t.Run("read-only terminal delivers no input", func(t *testing.T) {
 		out, errOut, _ := admin.meshctlIn("echo sho''uld-not-run\n", "connect", pc.full(), "--mode", "read-only")

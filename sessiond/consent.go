@@ -67,11 +67,12 @@ func (a *Agent) askConsent(ctx context.Context, g wire.Grant) error {
 	c.mu.Lock()
 	policy := c.policy
 	if policy == wire.ConsentNever || policy == "" ||
-		(policy == wire.ConsentWindow && c.approval.ExpiresAt != nil && now.Before(*c.approval.ExpiresAt)) {
+		(policy == wire.ConsentWindow && c.approval.ExpiresAt != nil && now.Before(*c.approval.ExpiresAt) &&
+			modeRank(g.Mode) <= modeRank(c.approval.Mode)) {
 		c.mu.Unlock()
 		return nil
 	}
-	req := &consentRequest{answer: make(chan bool, 1), info: wire.ConsentRequest{ID: g.Session[:8], Session: g.Session,
+	req := &consentRequest{answer: make(chan bool), info: wire.ConsentRequest{ID: g.Session[:8], Session: g.Session,
 		Technician: g.TechnicianName, Mode: g.Mode, Asked: now.UTC(), Policy: policy}}
 	c.requests[req.info.ID] = req
 	c.mu.Unlock()
@@ -108,13 +109,19 @@ func (a *Agent) answer(id string, ok bool) ([]wire.ConsentRequest, error) {
 	c := a.consent
 	c.mu.Lock()
 	var done []wire.ConsentRequest
+	top := ""
 	for rid, r := range c.requests {
 		if id != "" && rid != id {
 			continue
 		}
+		// Delivered only to a request still waiting: one that just timed
+		// out is not approved after the fact.
 		select {
 		case r.answer <- ok:
 			done = append(done, r.info)
+			if modeRank(r.info.Mode) > modeRank(top) {
+				top = r.info.Mode
+			}
 		default:
 		}
 	}
@@ -124,7 +131,9 @@ func (a *Agent) answer(id string, ok bool) ([]wire.ConsentRequest, error) {
 		if u, err := user.Current(); err == nil {
 			who = u.Username + " at the machine"
 		}
-		c.approval = spool.Approval{LastApprovedAt: &now, ApprovedBy: who}
+		// A window covers sessions up to the mode approved: approving a
+		// read-only session does not let elevated ones through.
+		c.approval = spool.Approval{LastApprovedAt: &now, ApprovedBy: who, Mode: top}
 		if c.policy == wire.ConsentWindow {
 			exp := now.Add(c.window)
 			c.approval.ExpiresAt = &exp
@@ -204,4 +213,17 @@ func (a *Agent) handlePolicy(s network.Stream) {
 	a.log.Info("consent policy set by a technician", "policy", p.Policy, "window", c.window, "by", p.By)
 	wire.Write(s, &wire.Reply{})
 	go a.requestCheckIn(context.Background())
+}
+
+// modeRank orders modes by the rights they give.
+func modeRank(mode string) int {
+	switch mode {
+	case wire.ModeReadOnly:
+		return 1
+	case wire.ModeInteractive:
+		return 2
+	case wire.ModeElevated:
+		return 3
+	}
+	return 0
 }

@@ -1,8 +1,12 @@
 package live
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,4 +34,33 @@ func dropFS(id identity) error {
 		return fmt.Errorf("fsuid is %d, not %d", prev, id.uid)
 	}
 	return nil
+}
+
+// killSession sends sig to every process in session sid (the PTY's shell
+// and whatever it left behind: background jobs have their own process
+// groups but stay in the session).
+func killSession(sid int, sig unix.Signal) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command (in parentheses): state ppid pgrp session …
+		i := bytes.LastIndexByte(raw, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(raw[i+1:]))
+		if len(f) > 3 && f[3] == strconv.Itoa(sid) {
+			unix.Kill(pid, sig)
+		}
+	}
 }

@@ -129,14 +129,17 @@ func (s *Server) terminal(ctx context.Context, ch *mesh.Channel) {
 	select {
 	case werr = <-done:
 	case <-ctx.Done():
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGHUP)
+		killSession(cmd.Process.Pid, syscall.SIGHUP)
 		select {
 		case werr = <-done:
 		case <-time.After(2 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			killSession(cmd.Process.Pid, syscall.SIGKILL)
 			werr = <-done
 		}
 	}
+	// Nothing the session started outlives it: background jobs sit in
+	// other process groups of the same session.
+	killSession(cmd.Process.Pid, syscall.SIGKILL)
 	// The PTY's last output before the exit status.
 	select {
 	case <-outDone:

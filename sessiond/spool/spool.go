@@ -207,6 +207,8 @@ type Approval struct {
 	LastApprovedAt *time.Time `json:"last_approved_at,omitempty"`
 	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
 	ApprovedBy     string     `json:"approved_by,omitempty"`
+	// Mode is the highest mode approved: a window covers sessions up to it.
+	Mode string `json:"mode,omitempty"`
 }
 
 // ConsentState is the agent's consent posture.
