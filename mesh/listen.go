@@ -260,12 +260,12 @@ func (l *Listener) Offer(ctx context.Context, broker peer.ID, brokerName string,
 		if waited := l.cfg.Now().Sub(asked); waited > time.Second {
 			// Restart the grant's clock at the approval.
 			ttl := g.Expires.Sub(g.IssuedAt)
-			l.mu.Lock()
-			ps.grant.Expires = l.cfg.Now().Add(ttl)
-			l.mu.Unlock()
+			exp := l.cfg.Now().Add(ttl)
 			pcancel()
-			pctx, pcancel = context.WithDeadline(l.ctx, ps.grant.Expires.Add(l.cfg.PunchTimeout))
-			ps.cancel = pcancel
+			pctx, pcancel = context.WithDeadline(l.ctx, exp.Add(l.cfg.PunchTimeout))
+			l.mu.Lock()
+			ps.grant.Expires, ps.cancel = exp, pcancel
+			l.mu.Unlock()
 		}
 	}
 
@@ -300,14 +300,17 @@ func (l *Listener) Offer(ctx context.Context, broker peer.ID, brokerName string,
 		}
 		params.Ufrag, params.Pwd = randHex(8), randHex(16)
 		if o.Params.Ufrag != "" {
-			ps.prober = l.sock.newProber(params.Ufrag, params.Pwd, o.Params.Ufrag, o.Params.Pwd, targets)
+			pr := l.sock.newProber(params.Ufrag, params.Pwd, o.Params.Ufrag, o.Params.Pwd, targets)
+			l.mu.Lock() // the offer is already visible to claims
+			ps.prober = pr
+			l.mu.Unlock()
 			delay := time.Duration(o.PunchDelayMs) * time.Millisecond
 			probeCtx, probeCancel := context.WithTimeout(pctx, l.cfg.PunchTimeout+delay)
 			l.wg.Add(1)
 			go func() {
 				defer l.wg.Done()
 				defer probeCancel()
-				ps.prober.run(probeCtx, delay)
+				pr.run(probeCtx, delay)
 			}()
 		}
 	}
@@ -328,12 +331,12 @@ func (l *Listener) Offer(ctx context.Context, broker peer.ID, brokerName string,
 			delete(l.pending, g.Session)
 		}
 		l.mu.Unlock()
-		if ps.prober != nil {
-			ps.prober.close()
-		}
 		l.mu.Lock()
-		p := ps.pump
+		p, pr := ps.pump, ps.prober
 		l.mu.Unlock()
+		if pr != nil {
+			pr.close()
+		}
 		if p != nil && !l.activePump(p) {
 			p.close()
 		}
@@ -510,23 +513,24 @@ func (l *Listener) serve(conn *quic.Conn) {
 		Technician: ps.grant.TechnicianName, Mode: ps.grant.Mode, Started: l.cfg.Now().UTC()}}
 	as.info.Path, as.info.Remote = l.pathOf(as)
 	l.active[id] = as
+	pr := ps.prober
 	l.mu.Unlock()
-	if ps.prober != nil {
+	if pr != nil {
 		// Keep answering probes for the session's life, so a relayed
 		// technician can still punch through and move.
-		defer ps.prober.close()
+		defer pr.close()
 	}
 	l.log.Info("session accepted", "session", id, "technician", ps.grant.TechnicianName, "mode", ps.grant.Mode, "path", as.info.Path, "remote", as.info.Remote)
 	l.changed()
 	defer func() {
 		l.mu.Lock()
 		delete(l.active, id)
-		p := as.pump
+		p, cancel := as.pump, ps.cancel
 		l.mu.Unlock()
 		if p != nil {
 			p.close()
 		}
-		ps.cancel()
+		cancel()
 		l.log.Info("session ended", "session", id)
 		l.changed()
 	}()
