@@ -44,15 +44,7 @@ func (a *agent) waitRequest(t *testing.T) wire.ConsentRequest {
 // denial and silence refuse it with a clear message, and under the window
 // policy one approval covers later sessions until it expires.
 func TestConsent(t *testing.T) {
-	needBinaries(t)
-	base := testDir(t)
-	b := startBroker(t, base, "consent", 300*time.Millisecond)
-	admin := b.admin(base)
-	admin.ok("clients", "create", "acme")
-	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "pc-01", "linux-ready.json")
-	pc.extra = []string{"--consent-timeout", "4s"}
-	pc.start()
-	waitOnline(t, admin, 20*time.Second, pc)
+	_, admin, pc := oneAgent(t, "consent", "linux-ready.json", "--consent-timeout", "4s")
 	env := []string{"READYMESH_HOME=" + admin.home, "READYMESH_SESSION_ADDR=127.0.0.1:0"}
 	execProc := func(name, word string) *proc {
 		return startProc(t, name, env, bins.meshctl, "exec", pc.full(), "--", "echo", word)

@@ -46,14 +46,7 @@ func (c *tech) meshctlIn(stdin string, args ...string) (string, string, int) {
 // session user and elevated as the agent's; a read-only session runs no
 // command and delivers no input, whatever the client sends.
 func TestTerminalAndExec(t *testing.T) {
-	needBinaries(t)
-	base := testDir(t)
-	b := startBroker(t, base, "live", 300*time.Millisecond)
-	admin := b.admin(base)
-	admin.ok("clients", "create", "acme")
-	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "pc-01", "windows-ready.json")
-	pc.start()
-	waitOnline(t, admin, 20*time.Second, pc)
+	_, admin, pc := oneAgent(t, "live", "windows-ready.json")
 
 	t.Run("exec streams and exits", func(t *testing.T) {
 		out, errOut, code := admin.meshctlIn("", "exec", pc.full(), "--", "sh", "-c", "echo out; echo err >&2; exit 3")
@@ -166,14 +159,7 @@ func TestTerminalAndExec(t *testing.T) {
 // copy refused without replacing the file, and writes refused to a
 // read-only session.
 func TestCopyFiles(t *testing.T) {
-	needBinaries(t)
-	base := testDir(t)
-	b := startBroker(t, base, "cp", 300*time.Millisecond)
-	admin := b.admin(base)
-	admin.ok("clients", "create", "acme")
-	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "pc-01", "windows-ready.json")
-	pc.start()
-	waitOnline(t, admin, 20*time.Second, pc)
+	base, admin, pc := oneAgent(t, "cp", "windows-ready.json")
 
 	// The interactive session user must reach and write this directory
 	// (the test's own temporary directory is closed to other users).
@@ -277,14 +263,7 @@ func TestCopyFiles(t *testing.T) {
 // status, and both sessions, are in the machine's history after the next
 // check-in, readable without connecting.
 func TestTranscriptAndHistory(t *testing.T) {
-	needBinaries(t)
-	base := testDir(t)
-	b := startBroker(t, base, "rec", 300*time.Millisecond)
-	admin := b.admin(base)
-	admin.ok("clients", "create", "acme")
-	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "pc-01", "linux-ready.json")
-	pc.start()
-	waitOnline(t, admin, 20*time.Second, pc)
+	_, admin, pc := oneAgent(t, "rec", "linux-ready.json")
 
 	if out, _, code := admin.meshctlIn("echo transcript-$((6*7))\nexit\n", "connect", pc.full(), "--mode", "interactive"); code != 0 || !strings.Contains(out, "transcript-42") {
 		t.Fatalf("terminal: %q exit %d", out, code)
@@ -349,14 +328,7 @@ func TestTranscriptAndHistory(t *testing.T) {
 // second technician (read-only) watches it, sees the first one's output,
 // and cannot type; a terminal that does not allow observers refuses them.
 func TestObserver(t *testing.T) {
-	needBinaries(t)
-	base := testDir(t)
-	b := startBroker(t, base, "obs", 300*time.Millisecond)
-	admin := b.admin(base)
-	admin.ok("clients", "create", "acme")
-	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "pc-01", "linux-ready.json")
-	pc.start()
-	waitOnline(t, admin, 20*time.Second, pc)
+	base, admin, pc := oneAgent(t, "obs", "linux-ready.json")
 	var tr wire.TechnicianResult
 	json.Unmarshal([]byte(admin.ok("technicians", "add", "watcher", "--clients", "acme", "--modes", "read-only", "--json")), &tr)
 	watcher := newTech(t, base, "watcher")
@@ -448,4 +420,21 @@ func TestObserver(t *testing.T) {
 	})
 	pin.Write([]byte("exit\n"))
 	private.Wait()
+}
+
+// oneAgent starts a broker named name, logs its admin in, creates client
+// acme and runs one agent pc-01 playing fixture, online. extra are more
+// sessiond run flags.
+func oneAgent(t *testing.T, name, fixture string, extra ...string) (string, *tech, *agent) {
+	t.Helper()
+	needBinaries(t)
+	base := testDir(t)
+	b := startBroker(t, base, name, 300*time.Millisecond)
+	admin := b.admin(base)
+	admin.ok("clients", "create", "acme")
+	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "pc-01", fixture)
+	pc.extra = extra
+	pc.start()
+	waitOnline(t, admin, 20*time.Second, pc)
+	return base, admin, pc
 }
