@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -31,11 +32,33 @@ func (b *Broker) handleTech(s network.Stream) {
 		return
 	}
 	b.metrics.requests.WithLabelValues(req.Op).Inc()
-	if req.Op == wire.OpSessionOpen {
+	switch req.Op {
+	case wire.OpSessionOpen:
 		// The agent may wait for the person at the machine to approve.
 		s.SetDeadline(time.Now().Add(4 * time.Minute))
+	case wire.OpWaitOnline:
+		s.SetDeadline(time.Now().Add(time.Hour + time.Minute))
 	}
-	result, werr := b.techOp(&t, s.Conn().RemotePeer(), &req)
+	// ctx ends when the technician's connection does, for requests that
+	// wait (wait.online).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		tk := time.NewTicker(time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tk.C:
+				if s.Conn().IsClosed() {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	result, werr := b.techOp(ctx, &t, s.Conn().RemotePeer(), &req)
 	if werr != nil {
 		b.refuse(s, "tech:"+req.Op, remote, werr.Code, werr.Message, &wire.Reply{})
 		return
@@ -49,7 +72,7 @@ func (b *Broker) handleTech(s network.Stream) {
 }
 
 // techOp runs one operation for technician t.
-func (b *Broker) techOp(t *wire.Technician, techID peer.ID, req *wire.Request) (any, *wire.Error) {
+func (b *Broker) techOp(ctx context.Context, t *wire.Technician, techID peer.ID, req *wire.Request) (any, *wire.Error) {
 	admin := map[string]bool{wire.OpClientsCreate: true, wire.OpTokensCreate: true,
 		wire.OpTechniciansAdd: true, wire.OpTechniciansList: true, wire.OpConsentSet: true}
 	if admin[req.Op] && !t.Admin {
@@ -100,6 +123,8 @@ func (b *Broker) techOp(t *wire.Technician, techID peer.ID, req *wire.Request) (
 		return b.members(), nil
 	case wire.OpSessionOpen:
 		return b.openSession(t, techID, req)
+	case wire.OpWaitOnline:
+		return b.waitOnline(ctx, t, req)
 	case wire.OpTranscript:
 		return b.transcripts(t, req)
 	case wire.OpAudit:
@@ -187,6 +212,9 @@ func (b *Broker) machines(t *wire.Technician, a wire.MachinesArgs) []wire.Card {
 	for i := range cards {
 		cards[i].Session = b.cardSession(cards[i].ID)
 	}
+	if a.For != "" {
+		cards = slices.DeleteFunc(cards, func(c wire.Card) bool { return !b.fitFor(a.For, &c) })
+	}
 	return cards
 }
 
@@ -224,4 +252,57 @@ func (b *Broker) reach(m *store.Machine) wire.Reachability {
 		return rr
 	}
 	return r
+}
+
+// fitFor reports whether a card suits a kind of work, from all three
+// layers: readiness (stored), reachability (now) and session status.
+func (b *Broker) fitFor(kind string, c *wire.Card) bool {
+	r := c.Reachability
+	if !r.Online {
+		return false
+	}
+	switch kind {
+	case wire.ForQuickFix:
+		busy := r.Load1 != nil && *r.Load1 >= b.cfg.BusyLoad
+		waiting := c.Session != nil && c.Session.Waiting > 0
+		return c.Readiness.State == wire.StateReady && !busy && !waiting
+	case wire.ForMaintenance:
+		return r.UserPresent != nil && !*r.UserPresent
+	}
+	return false
+}
+
+// waitOnline answers when the machine is reachable, through this broker
+// or another of the cluster, or refuses after the timeout. It watches the
+// reachability overlay; nothing is stored.
+func (b *Broker) waitOnline(ctx context.Context, t *wire.Technician, req *wire.Request) (any, *wire.Error) {
+	var a wire.WaitArgs
+	if err := decodeArgs(req, &a); err != nil {
+		return nil, err
+	}
+	m, werr := b.findMachine(t, a.Machine)
+	if werr != nil {
+		return nil, werr
+	}
+	deadline := time.Now().Add(time.Duration(a.TimeoutSec) * time.Second)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if cur, ok := b.store.Machine(m.ID); ok {
+			m = cur
+		}
+		if r := b.reach(&m); r.Online {
+			card := readiness.Card(&m, r, b.cfg.Readiness.Newest(b.store.Machines()), b.cfg.Now(), b.cfg.Readiness)
+			card.Session = b.cardSession(m.ID)
+			return card, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, wire.Errorf(wire.CodeUnavailable, "%s/%s did not come online within %ds", m.Client, m.Name, a.TimeoutSec)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil, wire.Errorf(wire.CodeUnavailable, "the technician left")
+		}
+	}
 }

@@ -40,6 +40,11 @@ func hasUpdate(ups []wire.PendingUpdate, id string) bool {
 // state that does not exist, reported as ErrUnknownState with the valid
 // states listed.
 func ValidateArgs(a *wire.MachinesArgs) error {
+	switch a.For {
+	case "", wire.ForQuickFix, wire.ForMaintenance:
+	default:
+		return fmt.Errorf("--for %q: use %s or %s", a.For, wire.ForQuickFix, wire.ForMaintenance)
+	}
 	if a.Readiness == "" || rankOf(a.Readiness) != rankUnknown {
 		return nil
 	}

@@ -20,6 +20,7 @@ func (e *env) machines(args []string) error {
 	online := fs.Bool("online", false, "only machines online now")
 	offline := fs.Bool("offline", false, "only machines offline now")
 	fs.StringVar(&a.PendingUpdate, "pending-update", "", "only machines with this pending update (package name or KB)")
+	fs.StringVar(&a.For, "for", "", "only machines fit for: quick-fix (ready, reachable, no approval pending, not busy) or maintenance (reachable, nobody logged in)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parse(fs, args); err != nil {
 		return err

@@ -27,7 +27,7 @@ const usage = `usage: meshctl COMMAND [flags]
 
   login --credential FILE_OR_TOKEN [--broker ADDR]   log in (ADDR: broker.json path or multiaddr)
   whoami                                              show the logged-in technician
-  machines [--client C] [--readiness STATE] [--online|--offline] [--pending-update ID] [--json]
+  machines [--client C] [--readiness STATE] [--online|--offline] [--pending-update ID] [--for quick-fix|maintenance] [--json]
   show MACHINE [--json]                               one machine card with its full stored state
   clients create NAME | clients ls [--json]
   tokens create --client NAME [--uses N] [--ttl D] [--json]
@@ -38,6 +38,8 @@ const usage = `usage: meshctl COMMAND [flags]
                                                       open a live session: a terminal, or with --hold its path as it changes
   exec MACHINE [--mode interactive|elevated] [-i] -- COMMAND [ARGS…]
                                                       run a command; its output streams back, its exit status is meshctl's
+  wait MACHINE --online [--timeout 10m]               returns when the machine is reachable
+  explain MACHINE                                     stored state, what is likely wrong, and whether we can connect now
   history MACHINE [--json]                            sessions and commands, from stored state
   transcript SESSION [--out FILE]                     a session's terminal recording (asciicast v2)
   audit [--machine M] [--session S] [--limit 100] [--json]   the broker's audit log, newest first
@@ -96,6 +98,8 @@ var commands = map[string]func(*env, []string) error{
 	"cp":              (*env).cpCmd,
 	"consent":         (*env).consentCmd,
 	"audit":           (*env).audit,
+	"wait":            (*env).waitCmd,
+	"explain":         (*env).explain,
 	"history":         (*env).history,
 	"transcript":      (*env).transcript,
 	"ping":            (*env).pingCmd,

@@ -64,6 +64,8 @@ func (e *env) connectCmd(args []string) error {
 	send := fs.String("send", "", "send this many bytes over the session (e.g. 64MiB), print the rate and end")
 	hold := fs.Duration("hold", 0, "hold the session open this long, showing its path, with no terminal (default: open a terminal)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	whenReachable := fs.Bool("when-reachable", false, "wait for the machine to come online first (see --wait)")
+	waitFor := fs.Duration("wait", 10*time.Minute, "with --when-reachable: how long to wait")
 	allow := fs.Bool("allow-observers", false, "let other technicians watch this terminal (they cannot type)")
 	observe := fs.String("observe", "", "watch the terminal of this `session` (its whole ID), read-only")
 	pos, err := parse(fs, args, "MACHINE")
@@ -74,6 +76,11 @@ func (e *env) connectCmd(args []string) error {
 	if *send != "" {
 		if size, err = parseSize(*send); err != nil {
 			return fmt.Errorf("%w: --send: %v", ErrUsage, err)
+		}
+	}
+	if *whenReachable {
+		if _, err := e.waitOnline(pos[0], *waitFor); err != nil {
+			return err
 		}
 	}
 	s, _, err := e.openSession(pos[0], *mode, *transport)

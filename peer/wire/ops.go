@@ -130,7 +130,18 @@ type MachinesArgs struct {
 	Readiness     string `json:"readiness,omitempty"`
 	Online        *bool  `json:"online,omitempty"`
 	PendingUpdate string `json:"pending_update,omitempty"`
+	// For picks machines fit for a kind of work: ForQuickFix or
+	// ForMaintenance.
+	For string `json:"for,omitempty"`
 }
+
+// Dispatch helpers (MachinesArgs.For).
+const (
+	// ForQuickFix: ready, reachable now, no approval pending, not busy.
+	ForQuickFix = "quick-fix"
+	// ForMaintenance: reachable now, nobody logged in.
+	ForMaintenance = "maintenance"
+)
 
 // ShowArgs names one machine by name or ID.
 type ShowArgs struct {
@@ -141,6 +152,26 @@ type ShowArgs struct {
 func (a *ShowArgs) Validate() error {
 	if a.Machine == "" {
 		return errors.New("machine is empty")
+	}
+	return nil
+}
+
+// OpWaitOnline waits until a machine is reachable: WaitArgs → Card.
+const OpWaitOnline = "wait.online"
+
+// WaitArgs names a machine and how long to wait for it.
+type WaitArgs struct {
+	Machine    string `json:"machine"`
+	TimeoutSec int    `json:"timeout_s"`
+}
+
+// Validate implements the Decode contract.
+func (a *WaitArgs) Validate() error {
+	if a.Machine == "" {
+		return errors.New("machine is empty")
+	}
+	if a.TimeoutSec < 1 || a.TimeoutSec > 3600 {
+		return errors.New("timeout must be between 1s and 1h")
 	}
 	return nil
 }
