@@ -52,6 +52,7 @@ type Broker struct {
 	relays  *relays
 
 	sessionRate sessionRate
+	alerts      *alerter
 	grants      granted
 
 	stunConn   net.PacketConn // nil when STUN is off
@@ -104,6 +105,7 @@ func New(cfg Config) (*Broker, error) {
 	b.techs = &techConns{b: b, n: map[string]int{}}
 	b.repl = newReplicator(b)
 	b.relays = newRelays(b)
+	b.alerts = newAlerter(b)
 	b.host, err = bridge.NewHost(bridge.HostConfig{Key: key, Listen: cfg.Listen,
 		MaxConns: cfg.MaxBridges, Metrics: b.reg})
 	if err != nil {
@@ -188,10 +190,18 @@ func (b *Broker) Run(ctx context.Context, ready func(info wire.BrokerInfo, crede
 			srv.Shutdown(sctx)
 		}()
 	}
-	wg.Add(1)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		b.flushLastSeen(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		b.alerts.run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		b.alerts.post(ctx)
 	}()
 	if b.stunConn != nil {
 		wg.Add(2)

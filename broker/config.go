@@ -90,6 +90,20 @@ type Config struct {
 	// BusyLoad is the load per core at or above which a machine in a
 	// session shows busy. Zero means 0.9.
 	BusyLoad float64
+	// AlertEvery is how often alerts are evaluated. Zero means 30 s.
+	AlertEvery time.Duration
+	// AlertOffline opens a reachability alert for a machine offline
+	// longer than this. Zero means 15 minutes.
+	AlertOffline time.Duration
+	// AlertOverdueIntervals opens a readiness alert for a machine with no
+	// check-in for this many of its check-in intervals. Zero means 3.
+	AlertOverdueIntervals int
+	// AlertNeverCheckedIn opens a readiness alert for a machine enrolled
+	// this long ago that never checked in. Zero means 1 hour.
+	AlertNeverCheckedIn time.Duration
+	// AlertWebhook, if set, receives every alert change as a JSON POST
+	// (wire.AlertEvent), retried with backoff.
+	AlertWebhook string
 	// GrantTTL is how long a session grant is valid: the technician must
 	// connect within it. Short, because a grant is a bearer of access.
 	// Zero means 60 s.
@@ -166,6 +180,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.STUN == "" {
 		c.STUN = ":3478"
+	}
+	if c.AlertEvery <= 0 {
+		c.AlertEvery = 30 * time.Second
+	}
+	if c.AlertOffline <= 0 {
+		c.AlertOffline = 15 * time.Minute
+	}
+	if c.AlertOverdueIntervals <= 0 {
+		c.AlertOverdueIntervals = 3
+	}
+	if c.AlertNeverCheckedIn <= 0 {
+		c.AlertNeverCheckedIn = time.Hour
 	}
 	if c.BusyLoad <= 0 {
 		c.BusyLoad = 0.9

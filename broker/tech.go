@@ -123,6 +123,8 @@ func (b *Broker) techOp(ctx context.Context, t *wire.Technician, techID peer.ID,
 		return b.members(), nil
 	case wire.OpSessionOpen:
 		return b.openSession(t, techID, req)
+	case wire.OpAlerts:
+		return b.alerts.list(t), nil
 	case wire.OpWaitOnline:
 		return b.waitOnline(ctx, t, req)
 	case wire.OpTranscript:

@@ -84,3 +84,7 @@ func (p Policy) resolved() Policy {
 	}
 	return p
 }
+
+// Resolved returns p with every zero or negative field replaced by its
+// default, for callers that read the thresholds themselves (alerts).
+func (p Policy) Resolved() Policy { return p.resolved() }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/readymesh/readymesh/peer/wire"
@@ -141,4 +142,32 @@ func writeExplanation(w io.Writer, c *wire.Card, now time.Time) {
 			fmt.Fprintln(w, "  Someone is logged in at the machine.")
 		}
 	}
+}
+
+// alertsCmd lists open alerts: readiness alerts (stored state) first,
+// then reachability alerts (the live overlay).
+func (e *env) alertsCmd(args []string) error {
+	fs := flag.NewFlagSet("alerts", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	var as []wire.Alert
+	if err := e.do(wire.OpAlerts, nil, &as); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.out, nonNil(as))
+	}
+	if len(as) == 0 {
+		fmt.Fprintln(e.out, "no open alerts")
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MACHINE\tCADENCE\tKIND\tSINCE\tDETAIL")
+	now := time.Now()
+	for _, a := range as {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Machine, a.Cadence, a.Kind, ago(&a.Since, now), a.Detail)
+	}
+	return tw.Flush()
 }

@@ -39,6 +39,7 @@ const usage = `usage: meshctl COMMAND [flags]
   exec MACHINE [--mode interactive|elevated] [-i] -- COMMAND [ARGS…]
                                                       run a command; its output streams back, its exit status is meshctl's
   wait MACHINE --online [--timeout 10m]               returns when the machine is reachable
+  alerts [--json]                                     open alerts: readiness (stored state) and reachability (live)
   explain MACHINE                                     stored state, what is likely wrong, and whether we can connect now
   history MACHINE [--json]                            sessions and commands, from stored state
   transcript SESSION [--out FILE]                     a session's terminal recording (asciicast v2)
@@ -100,6 +101,7 @@ var commands = map[string]func(*env, []string) error{
 	"audit":           (*env).audit,
 	"wait":            (*env).waitCmd,
 	"explain":         (*env).explain,
+	"alerts":          (*env).alertsCmd,
 	"history":         (*env).history,
 	"transcript":      (*env).transcript,
 	"ping":            (*env).pingCmd,

@@ -175,3 +175,41 @@ func (a *WaitArgs) Validate() error {
 	}
 	return nil
 }
+
+// OpAlerts lists open alerts: no args → []Alert.
+const OpAlerts = "alerts"
+
+// Alert cadences: reachability alerts watch the live overlay, readiness
+// alerts the stored state; they open and resolve on their own.
+const (
+	CadenceReachability = "reachability"
+	CadenceReadiness    = "readiness"
+)
+
+// Alert kinds.
+const (
+	AlertOffline        = "offline"          // reachability: offline longer than the threshold
+	AlertCheckInOverdue = "checkin-overdue"  // readiness: no check-in for too many intervals
+	AlertAgentBehind    = "agent-behind"     // readiness: agent older than the release
+	AlertUpdates        = "pending-updates"  // readiness: too many, or too old
+	AlertNeverCheckedIn = "never-checked-in" // readiness: enrolled, silent since
+)
+
+// Alert is one open (or, in a webhook, just resolved) alert.
+type Alert struct {
+	ID       string     `json:"id"` // machine ID/kind
+	Kind     string     `json:"kind"`
+	Cadence  string     `json:"cadence"`
+	Machine  string     `json:"machine"` // client/name
+	Client   string     `json:"client"`
+	Since    time.Time  `json:"since"`
+	Detail   string     `json:"detail"`
+	Resolved *time.Time `json:"resolved,omitempty"`
+}
+
+// AlertEvent is what the webhook receives, one POST per change.
+type AlertEvent struct {
+	Event  string `json:"event"` // opened or resolved
+	Alert  Alert  `json:"alert"`
+	Broker string `json:"broker"`
+}
