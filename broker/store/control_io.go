@@ -24,6 +24,8 @@ func controlPlace(k Key) (bucket, key []byte) {
 		return bktTechnicians, []byte(k.ID)
 	case KindAdmin:
 		return bktMeta, keyAdmin
+	case KindJob:
+		return bktJobs, []byte(k.ID)
 	}
 	panic("store: not a control record: " + k.String())
 }
@@ -39,6 +41,8 @@ func newControl(kind Kind) any {
 		return new(TechnicianRecord)
 	case KindAdmin:
 		return new(AdminRecord)
+	case KindJob:
+		return new(JobRecord)
 	}
 	panic("store: not a control kind: " + string(kind))
 }
@@ -99,6 +103,8 @@ func stampOf(rec any) Stamp {
 		return r.Stamp
 	case *AdminRecord:
 		return r.Stamp
+	case *JobRecord:
+		return r.Stamp
 	}
 	panic(fmt.Sprintf("store: not a control record: %T", rec))
 }
@@ -113,7 +119,7 @@ func getControl(tx *bolt.Tx, k Key) (any, bool, error) {
 
 // forEachControl calls fn for every stored control record.
 func forEachControl(tx *bolt.Tx, fn func(k Key, rec any, v Version) error) error {
-	for _, kind := range []Kind{KindClient, KindToken, KindTechnician} {
+	for _, kind := range []Kind{KindClient, KindToken, KindTechnician, KindJob} {
 		bucket, _ := controlPlace(Key{Kind: kind})
 		err := tx.Bucket(bucket).ForEach(func(id, raw []byte) error {
 			k := Key{Kind: kind, ID: string(id)}

@@ -46,6 +46,7 @@ type Record struct {
 	Token      *TokenRecord      `json:"token,omitempty"`
 	Technician *TechnicianRecord `json:"technician,omitempty"`
 	Admin      *AdminRecord      `json:"admin,omitempty"`
+	Job        *JobRecord        `json:"job,omitempty"`
 }
 
 // MachineRecord is a machine as it travels between brokers: the

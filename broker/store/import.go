@@ -104,6 +104,8 @@ func payload(r *Record) any {
 		return r.Token
 	case r.Technician != nil:
 		return r.Technician
+	case r.Job != nil:
+		return r.Job
 	}
 	return r.Admin
 }

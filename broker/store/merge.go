@@ -98,6 +98,8 @@ func mergeControl(l, r any) any {
 		return mergeTechnician(l, r.(*TechnicianRecord))
 	case *AdminRecord:
 		return mergeAdmin(l, r.(*AdminRecord))
+	case *JobRecord:
+		return mergeJob(l, r.(*JobRecord))
 	}
 	panic("store: mergeControl: not a control record")
 }
@@ -117,6 +119,8 @@ func tombstone(rec any, c Clock) any {
 		return t
 	case *AdminRecord:
 		return &AdminRecord{Stamp: st}
+	case *JobRecord:
+		return &JobRecord{ID: r.ID, State: r.State, Stamp: st}
 	}
 	panic("store: tombstone: not a control record")
 }

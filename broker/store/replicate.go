@@ -98,6 +98,8 @@ func exportRecord(tx *bolt.Tx, k Key) (Record, bool, error) {
 		r.Token = rec
 	case *TechnicianRecord:
 		r.Technician = rec
+	case *JobRecord:
+		r.Job = rec
 	case *AdminRecord:
 		r.Admin = rec
 	}

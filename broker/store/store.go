@@ -28,11 +28,12 @@ var (
 	bktTechKeys    = []byte("techkeys")
 	bktLogins      = []byte("logins")
 	bktAudit       = []byte("audit")
+	bktJobs        = []byte("jobs")
 	bktCasts       = []byte("transcripts")
 	bktCastOrder   = []byte("transcript_order")
 
 	allBuckets = [][]byte{bktMeta, bktClients, bktTokens, bktMachines, bktNames,
-		bktSnapshots, bktHistory, bktTechnicians, bktTechKeys, bktLogins, bktAudit, bktCasts, bktCastOrder}
+		bktSnapshots, bktHistory, bktTechnicians, bktTechKeys, bktLogins, bktAudit, bktCasts, bktCastOrder, bktJobs}
 
 	keySchema    = []byte("schema")
 	keyAdminHash = []byte("admin_hash") // schema 1 only

@@ -58,6 +58,8 @@ func (k Key) Validate() error {
 		err = wire.ValidName("client name", k.ID)
 	case KindTechnician:
 		err = wire.ValidName("technician name", k.ID)
+	case KindJob:
+		err = validID("job id", k.ID)
 	case KindAdmin:
 		if k.ID != AdminName {
 			err = fmt.Errorf("admin record id %q, want %q", k.ID, AdminName)
@@ -125,7 +127,7 @@ func (r *Record) check() (*wire.Snapshot, error) {
 		err  error
 	)
 	set := 0
-	for _, p := range []bool{r.Machine != nil, r.Client != nil, r.Token != nil, r.Technician != nil, r.Admin != nil} {
+	for _, p := range []bool{r.Machine != nil, r.Client != nil, r.Token != nil, r.Technician != nil, r.Admin != nil, r.Job != nil} {
 		if p {
 			set++
 		}
@@ -143,6 +145,8 @@ func (r *Record) check() (*wire.Snapshot, error) {
 		err = r.Technician.check(r.ID)
 	case r.Kind == KindAdmin && r.Admin != nil:
 		err = r.Admin.check()
+	case r.Kind == KindJob && r.Job != nil:
+		err = r.Job.check(r.ID)
 	default:
 		err = errors.New("the payload does not match the kind")
 	}

@@ -17,6 +17,7 @@ const (
 	KindToken      Kind = "token"      // ID: sha256 of the enrolment token's secret (hex)
 	KindTechnician Kind = "technician" // ID: the technician name
 	KindAdmin      Kind = "admin"      // ID: always AdminName; the admin credential hash
+	KindJob        Kind = "job"        // ID: the job ID (32 hex digits)
 )
 
 // Key names one replicated record.

@@ -213,3 +213,26 @@ type AlertEvent struct {
 	Alert  Alert  `json:"alert"`
 	Broker string `json:"broker"`
 }
+
+// Job is a queued piece of work as technicians see it.
+type Job struct {
+	ID              string     `json:"id"`
+	Machine         string     `json:"machine"` // client/name
+	MachineID       string     `json:"machine_id"`
+	Mode            string     `json:"mode"`
+	State           string     `json:"state"` // queued, waiting-for-consent, running, done, failed, expired, cancelled
+	CreatedBy       string     `json:"created_by"`
+	CreatedAt       time.Time  `json:"created_at"`
+	Expires         time.Time  `json:"expires"`
+	RequiresConsent bool       `json:"requires_consent,omitempty"`
+	Strict          bool       `json:"strict,omitempty"`
+	PlannedSeq      uint64     `json:"planned_seq"`
+	Script          string     `json:"script,omitempty"`
+	Broker          string     `json:"broker,omitempty"`
+	ExitCode        *int       `json:"exit_code,omitempty"`
+	Output          string     `json:"output,omitempty"`
+	Session         string     `json:"session,omitempty"`
+	Warning         string     `json:"warning,omitempty"`
+	Error           string     `json:"error,omitempty"`
+	Finished        *time.Time `json:"finished,omitempty"`
+}
