@@ -53,6 +53,7 @@ type Broker struct {
 
 	sessionRate sessionRate
 	alerts      *alerter
+	queue       *dispatcher
 	grants      granted
 
 	stunConn   net.PacketConn // nil when STUN is off
@@ -106,6 +107,7 @@ func New(cfg Config) (*Broker, error) {
 	b.repl = newReplicator(b)
 	b.relays = newRelays(b)
 	b.alerts = newAlerter(b)
+	b.queue = newDispatcher(b)
 	b.host, err = bridge.NewHost(bridge.HostConfig{Key: key, Listen: cfg.Listen,
 		MaxConns: cfg.MaxBridges, Metrics: b.reg})
 	if err != nil {
@@ -190,10 +192,14 @@ func (b *Broker) Run(ctx context.Context, ready func(info wire.BrokerInfo, crede
 			srv.Shutdown(sctx)
 		}()
 	}
-	wg.Add(3)
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		b.flushLastSeen(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		b.queue.run(ctx)
 	}()
 	go func() {
 		defer wg.Done()

@@ -183,6 +183,7 @@ func (b *Broker) handlePresence(s network.Stream) {
 	}
 	now := b.cfg.Now()
 	gen := b.live.open(remote, s, now)
+	b.queue.kick() // work may be waiting for this machine
 	b.announce(remote, true, now)
 	b.metrics.online.Set(float64(b.live.count()))
 	b.log.Info("machine online", "machine", m.Name, "client", m.Client, "id", remote)

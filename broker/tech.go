@@ -123,6 +123,14 @@ func (b *Broker) techOp(ctx context.Context, t *wire.Technician, techID peer.ID,
 		return b.members(), nil
 	case wire.OpSessionOpen:
 		return b.openSession(t, techID, req)
+	case wire.OpQueueAdd:
+		return b.queueAdd(t, req)
+	case wire.OpQueueList:
+		return b.queueList(t, req)
+	case wire.OpQueueShow:
+		return b.queueShow(t, req)
+	case wire.OpQueueCancel:
+		return b.queueCancel(t, req)
 	case wire.OpAlerts:
 		return b.alerts.list(t), nil
 	case wire.OpWaitOnline:

@@ -62,10 +62,19 @@ func (a *Agent) loadConsent() error {
 // the person at the machine (sessiond approve or deny) up to
 // Config.ConsentTimeout.
 func (a *Agent) askConsent(ctx context.Context, g wire.Grant) error {
+	return a.askConsentFor(ctx, g, false)
+}
+
+// askConsentFor is askConsent; always asks the person at the machine
+// whatever the policy (a queued job that requires consent).
+func (a *Agent) askConsentFor(ctx context.Context, g wire.Grant, always bool) error {
 	c := a.consent
 	now := a.cfg.Now()
 	c.mu.Lock()
 	policy := c.policy
+	if always {
+		policy = wire.ConsentSession
+	}
 	if policy == wire.ConsentNever || policy == "" ||
 		(policy == wire.ConsentWindow && c.approval.ExpiresAt != nil && now.Before(*c.approval.ExpiresAt) &&
 			modeRank(g.Mode) <= modeRank(c.approval.Mode)) {

@@ -46,6 +46,7 @@ func (a *Agent) startSessions() error {
 	a.sessions = l
 	a.host.SetStreamHandler(wire.ProtoSession, a.handleOffer)
 	a.host.SetStreamHandler(wire.ProtoPolicy, a.handlePolicy)
+	a.host.SetStreamHandler(wire.ProtoJob, a.handleJob)
 	return nil
 }
 

@@ -39,6 +39,9 @@ const usage = `usage: meshctl COMMAND [flags]
   exec MACHINE [--mode interactive|elevated] [-i] -- COMMAND [ARGS…]
                                                       run a command; its output streams back, its exit status is meshctl's
   wait MACHINE --online [--timeout 10m]               returns when the machine is reachable
+  queue add (--machine M…|--client C|--pending-update ID|--readiness S) --script FILE
+            [--mode interactive|elevated] [--expires 72h] [--requires-consent] [--strict] [--json]
+  queue ls [--machine M] [--state S] [--json] | queue show JOB [--json] | queue cancel JOB
   alerts [--json]                                     open alerts: readiness (stored state) and reachability (live)
   explain MACHINE                                     stored state, what is likely wrong, and whether we can connect now
   history MACHINE [--json]                            sessions and commands, from stored state
@@ -73,7 +76,7 @@ func Run(ctx context.Context, args []string, stdout io.Writer) error {
 	e := &env{ctx: ctx, out: stdout, home: home}
 	defer e.close()
 	cmd, rest := args[0], args[1:]
-	if len(rest) > 0 && (cmd == "clients" || cmd == "tokens" || cmd == "technicians") {
+	if len(rest) > 0 && (cmd == "clients" || cmd == "tokens" || cmd == "technicians" || cmd == "queue") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	f, ok := commands[cmd]
@@ -102,6 +105,10 @@ var commands = map[string]func(*env, []string) error{
 	"wait":            (*env).waitCmd,
 	"explain":         (*env).explain,
 	"alerts":          (*env).alertsCmd,
+	"queue add":       (*env).queueAdd,
+	"queue ls":        (*env).queueList,
+	"queue show":      (*env).queueShow,
+	"queue cancel":    (*env).queueCancel,
 	"history":         (*env).history,
 	"transcript":      (*env).transcript,
 	"ping":            (*env).pingCmd,

@@ -2,7 +2,10 @@ package wire
 
 import (
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // Technician operations (Request.Op) and their arguments and results.
@@ -235,4 +238,91 @@ type Job struct {
 	Warning         string     `json:"warning,omitempty"`
 	Error           string     `json:"error,omitempty"`
 	Finished        *time.Time `json:"finished,omitempty"`
+}
+
+// Queue operations.
+const (
+	OpQueueAdd    = "queue.add"    // QueueArgs → []Job
+	OpQueueList   = "queue.list"   // QueueListArgs → []Job
+	OpQueueShow   = "queue.show"   // JobArgs → Job
+	OpQueueCancel = "queue.cancel" // JobArgs → Job
+)
+
+// QueueArgs queues a script for every machine selected: by name, by
+// client, by pending update or by readiness state (at least one).
+type QueueArgs struct {
+	Machines        []string `json:"machines,omitempty"`
+	Client          string   `json:"client,omitempty"`
+	PendingUpdate   string   `json:"pending_update,omitempty"`
+	Readiness       string   `json:"readiness,omitempty"`
+	Script          string   `json:"script"`
+	Mode            string   `json:"mode"`
+	ExpiresSec      int64    `json:"expires_s"`
+	RequiresConsent bool     `json:"requires_consent,omitempty"`
+	Strict          bool     `json:"strict,omitempty"`
+}
+
+// Validate implements the Decode contract.
+func (a *QueueArgs) Validate() error {
+	if len(a.Machines) == 0 && a.Client == "" && a.PendingUpdate == "" && a.Readiness == "" {
+		return errors.New("select machines: --machine, --client, --pending-update or --readiness")
+	}
+	if a.Script == "" || len(a.Script) > 64<<10 {
+		return errors.New("the script must be 1 byte to 64 KiB")
+	}
+	if a.Mode != ModeInteractive && a.Mode != ModeElevated {
+		return fmt.Errorf("mode %q: queued work runs interactive or elevated", a.Mode)
+	}
+	if a.ExpiresSec < 1 || a.ExpiresSec > 90*24*3600 {
+		return errors.New("expiry must be between 1s and 90 days")
+	}
+	return nil
+}
+
+// QueueListArgs filters the queue.
+type QueueListArgs struct {
+	Machine string `json:"machine,omitempty"`
+	State   string `json:"state,omitempty"`
+}
+
+// JobArgs names a job (its ID or first digits).
+type JobArgs struct {
+	ID string `json:"id"`
+}
+
+// Validate implements the Decode contract.
+func (a *JobArgs) Validate() error {
+	if len(a.ID) < 6 || len(a.ID) > 32 {
+		return errors.New("job: give at least its first 6 digits")
+	}
+	return nil
+}
+
+// ProtoJob: broker → agent, one JobRequest and one JobReply per stream.
+const ProtoJob protocol.ID = "/readymesh/job/1.0.0"
+
+// JobRequest asks the agent to run a queued job under a grant the broker
+// issued to itself (the queue's technician name is in the grant).
+type JobRequest struct {
+	Grant           SignedGrant `json:"grant"`
+	Job             string      `json:"job"`
+	Script          string      `json:"script"`
+	RequiresConsent bool        `json:"requires_consent,omitempty"`
+}
+
+// Validate implements the Decode contract.
+func (r *JobRequest) Validate() error {
+	if len(r.Job) != 32 || r.Script == "" || len(r.Script) > 64<<10 {
+		return errors.New("job request: bad job ID or script")
+	}
+	return nil
+}
+
+// JobReply is how the job went. Replayed is set when the agent had run
+// this job before and answers from its record instead of running it again.
+type JobReply struct {
+	Error    *Error `json:"error,omitempty"`
+	ExitCode int    `json:"exit_code"`
+	Output   string `json:"output"`
+	Replayed bool   `json:"replayed,omitempty"`
 }

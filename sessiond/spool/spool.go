@@ -287,3 +287,47 @@ func (s *Spool) editHistory(f func(*History)) error {
 		return b.Put(keyHistory, raw)
 	})
 }
+
+var bktJobs = []byte("jobs")
+
+// JobRun is the agent's record of a queued job it was asked to run.
+type JobRun struct {
+	Started  time.Time  `json:"started"`
+	Finished *time.Time `json:"finished,omitempty"`
+	ExitCode int        `json:"exit_code"`
+	Output   string     `json:"output,omitempty"`
+}
+
+// StartJob records that job id is about to run, committed before it runs.
+// If the job was started before, it returns that record and false: the
+// caller answers with it instead of running the job again.
+func (s *Spool) StartJob(id string, now time.Time) (JobRun, bool, error) {
+	var prev JobRun
+	first := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bktJobs)
+		if err != nil {
+			return err
+		}
+		if raw := b.Get([]byte(id)); raw != nil {
+			return json.Unmarshal(raw, &prev)
+		}
+		first = true
+		prev = JobRun{Started: now.UTC()}
+		raw, _ := json.Marshal(prev)
+		return b.Put([]byte(id), raw)
+	})
+	return prev, first, err
+}
+
+// FinishJob records how job id ended.
+func (s *Spool) FinishJob(id string, r JobRun) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bktJobs)
+		if err != nil {
+			return err
+		}
+		raw, _ := json.Marshal(r)
+		return b.Put([]byte(id), raw)
+	})
+}
