@@ -132,6 +132,7 @@ func (b *Broker) handleCheckIn(s network.Stream) {
 	}
 	// Committed: only now is the check-in acknowledged.
 	wire.Write(s, &wire.CheckInAck{Seq: ci.Seq, Duplicate: res.Duplicate, StoredAt: res.StoredAt})
+	b.queue.kick() // queued work waits for a fresh check-in
 }
 
 func (b *Broker) handleLogin(s network.Stream) {

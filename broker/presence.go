@@ -111,6 +111,16 @@ func (p *presence) signals(id string) (load1 float64, userPresent, ok bool) {
 	return 0, false, false
 }
 
+// since returns when id's current presence stream opened.
+func (p *presence) since(id string) (time.Time, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if l := p.live[id]; l != nil {
+		return l.since, true
+	}
+	return time.Time{}, false
+}
+
 // online reports whether id has a presence stream to this broker.
 func (p *presence) online(id string) bool {
 	p.mu.RLock()
@@ -232,6 +242,11 @@ func (b *Broker) heartbeats(s network.Stream, r *wire.Reader, remote string, gen
 		}
 		b.live.beat(remote, gen, &hb, b.cfg.Now())
 		ack := wire.HeartbeatAck{Seq: hb.Seq}
+		if !asked && b.queue.waitsForCheckIn(remote) {
+			// Work is queued for it, judged by a check-in made now: a
+			// bridge that reconnected after a network blip brings none.
+			ack.CheckIn, asked = true, true
+		}
 		if !asked && b.behind(remote, hb.CheckInSeq) {
 			// The agent has an acknowledged check-in this broker does not
 			// hold (its disk was restored from a backup, or replaced):

@@ -180,8 +180,23 @@ type dispatcher struct {
 	b    *Broker
 	wake chan struct{}
 
-	mu   sync.Mutex
-	busy map[string]bool // machine IDs with a job in flight here
+	mu      sync.Mutex
+	busy    map[string]bool // machine IDs with a job in flight here
+	pending map[string]bool // machine IDs with queued or running jobs, as of the last round
+}
+
+// waitsForCheckIn reports whether id has work waiting that cannot start
+// until the machine checks in on its current bridge.
+func (d *dispatcher) waitsForCheckIn(id string) bool {
+	d.mu.Lock()
+	p := d.pending[id]
+	d.mu.Unlock()
+	if !p {
+		return false
+	}
+	since, ok := d.b.live.since(id)
+	m, found := d.b.store.Machine(id)
+	return ok && found && (m.LastCheckIn == nil || m.LastCheckIn.At.Before(since))
 }
 
 func newDispatcher(b *Broker) *dispatcher {
@@ -216,9 +231,14 @@ func (d *dispatcher) run(ctx context.Context) {
 			continue
 		}
 		byMachine := map[string][]store.JobRecord{}
+		pending := map[string]bool{}
 		for _, j := range js {
 			byMachine[j.Machine] = append(byMachine[j.Machine], j)
+			pending[j.Machine] = true
 		}
+		d.mu.Lock()
+		d.pending = pending
+		d.mu.Unlock()
 		for id, mine := range byMachine {
 			if !d.b.live.online(id) {
 				continue
@@ -304,6 +324,11 @@ func (d *dispatcher) dispatch(ctx context.Context, j store.JobRecord) {
 	if !ok {
 		return
 	}
+	// Judge the machine by what it says now: wait for the check-in it
+	// makes when its bridge opens.
+	if since, ok := b.live.since(m.ID); !ok || m.LastCheckIn == nil || m.LastCheckIn.At.Before(since) {
+		return
+	}
 	var warning string
 	if m.LastCheckIn != nil && (m.LastCheckIn.BootID != j.PlannedBoot && j.PlannedBoot != "" || m.AgentVersion != j.PlannedAgent && j.PlannedAgent != "") {
 		var what []string
@@ -347,6 +372,9 @@ func (d *dispatcher) dispatch(ctx context.Context, j store.JobRecord) {
 		// Not delivered, or the answer lost: stays running; the agent's
 		// record decides on the next try.
 		b.log.Info("job not finished; will ask again", "job", j.ID, "err", err)
+	case rep.Error != nil && rep.Error.Code == wire.CodeUnavailable:
+		b.log.Info("job still running on the machine; will ask again", "job", j.ID)
+		time.Sleep(time.Second) // this machine's next round comes a second later
 	case rep.Error != nil:
 		finish(store.JobFailed, store.JobResult{ExitCode: -1, Session: g.Session, Warning: warning, Error: rep.Error.Message})
 	default:

@@ -128,3 +128,79 @@ func TestQueuedWork(t *testing.T) {
 		return j.State == "done", j.State
 	})
 }
+
+// TestQueueStrict: a job planned before the machine rebooted warns, and
+// with --strict refuses to run.
+func TestQueueStrict(t *testing.T) {
+	base, admin, _ := oneAgent(t, "strict", "linux-ready.json")
+	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "pc-reboots", "windows-ready.json")
+	raw, _ := os.ReadFile(pc.fixture)
+	pc.fixture = filepath.Join(base, "pc-reboots.json")
+	os.WriteFile(pc.fixture, raw, 0o600)
+	pc.start()
+	waitOnline(t, admin, 20*time.Second, pc)
+	pc.stop()
+	script := filepath.Join(base, "s.sh")
+	os.WriteFile(script, []byte("echo strict-ran\n"), 0o600)
+	var strict, lax []wire.Job
+	json.Unmarshal([]byte(admin.ok("queue", "add", "--machine", pc.full(), "--script", script, "--strict", "--json")), &strict)
+	json.Unmarshal([]byte(admin.ok("queue", "add", "--machine", pc.full(), "--script", script, "--json")), &lax)
+	// The machine reboots while away: another boot ID at its next check-in.
+	os.WriteFile(pc.fixture, []byte(strings.Replace(string(raw), "6d1f3a52-93f0-4c1e-a0a4-2b7c5d9e8f10", "0e0e0e0e-93f0-4c1e-a0a4-2b7c5d9e8f10", 1)), 0o600)
+	pc.start()
+	show := func(id string) wire.Job {
+		var j wire.Job
+		json.Unmarshal([]byte(admin.ok("queue", "show", id, "--json")), &j)
+		return j
+	}
+	poll(t, 20*time.Second, "both jobs ended", func() (bool, string) {
+		s, l := show(strict[0].ID), show(lax[0].ID)
+		return s.State == "failed" && l.State == "done", s.State + " " + l.State
+	})
+	if s := show(strict[0].ID); !strings.Contains(s.Error, "refused (--strict)") || !strings.Contains(s.Error, "rebooted") {
+		t.Errorf("strict job: %+v", s)
+	}
+	if l := show(lax[0].ID); !strings.Contains(l.Warning, "rebooted") || !strings.Contains(l.Output, "strict-ran") {
+		t.Errorf("lax job: %+v", l)
+	}
+}
+
+// TestQueueBrokerFailover: the broker running a job dies in the middle of
+// it; the agent fails over, the surviving broker takes the job over, and
+// the script has run exactly once when the job is done.
+func TestQueueBrokerFailover(t *testing.T) {
+	needBinaries(t)
+	base := testDir(t)
+	key := gossipKey(t, base, "gossip.key")
+	bs := startCluster(t, base, key, 2, 300*time.Millisecond)
+	a1, a2 := bs[0].admin(base), bs[1].admin(base)
+	poll(t, 20*time.Second, "two alive brokers", func() (bool, string) {
+		out := a2.ok("brokers", "--json")
+		return strings.Count(out, `"state": "alive"`) == 2, out
+	})
+	a1.ok("clients", "create", "acme")
+	pc := enroll(t, base, a1.token("acme", 1, time.Hour).Token, "pc-01", "windows-ready.json")
+	pc.start()
+	waitOnline(t, a1, 20*time.Second, pc)
+	poll(t, 20*time.Second, "the machine replicated to eu-2", func() (bool, string) {
+		_, err := a2.tryMachines()
+		return err == nil && len(a2.machines()) == 1, ""
+	})
+	script := filepath.Join(base, "slow.sh")
+	os.WriteFile(script, []byte("sleep 3\necho slow-done\n"), 0o600)
+	var js []wire.Job
+	json.Unmarshal([]byte(a2.ok("queue", "add", "--machine", pc.full(), "--script", script, "--json")), &js)
+	poll(t, 20*time.Second, "the job running on eu-1", func() (bool, string) {
+		j, _ := jobFor(a2.jobs(), pc.full())
+		return j.State == "running" && j.Broker == "eu-1", fmt.Sprintf("%+v", j)
+	})
+	bs[0].proc.signal(t, 9)
+	poll(t, 60*time.Second, "the job done by eu-2", func() (bool, string) {
+		var j wire.Job
+		json.Unmarshal([]byte(a2.ok("queue", "show", js[0].ID, "--json")), &j)
+		return j.State == "done" && j.Broker == "eu-2" && strings.Contains(j.Output, "slow-done"), fmt.Sprintf("%+v", j)
+	})
+	if n := strings.Count(pc.proc.stderr.String(), "queued job ran"); n != 1 {
+		t.Errorf("the script ran %d times, want once", n)
+	}
+}

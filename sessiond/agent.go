@@ -43,6 +43,9 @@ type Agent struct {
 
 	sessions   *mesh.Listener
 	consent    *consent
+
+	jobsMu      sync.Mutex
+	jobsRunning map[string]bool // queued jobs running now
 	history    history
 	live       *live.Server
 	statusKick chan struct{} // session changes → status upkeep

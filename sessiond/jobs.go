@@ -49,6 +49,24 @@ func (a *Agent) handleJob(s network.Stream) {
 		refuse(offerCode(err), err.Error())
 		return
 	}
+	a.jobsMu.Lock()
+	if a.jobsRunning == nil {
+		a.jobsRunning = map[string]bool{}
+	}
+	if a.jobsRunning[req.Job] {
+		a.jobsMu.Unlock()
+		// A broker that took over asks while the script still runs: come
+		// back later for the result.
+		refuse(wire.CodeUnavailable, "job "+req.Job[:8]+" is still running")
+		return
+	}
+	a.jobsRunning[req.Job] = true
+	a.jobsMu.Unlock()
+	defer func() {
+		a.jobsMu.Lock()
+		delete(a.jobsRunning, req.Job)
+		a.jobsMu.Unlock()
+	}()
 	prev, first, err := a.spool.StartJob(req.Job, a.cfg.Now())
 	if err != nil {
 		refuse(wire.CodeInternal, err.Error())
