@@ -59,9 +59,11 @@ lint: $(TOOLS)/staticcheck
 
 # bench runs every benchmark BENCH_COUNT times into bin/bench.txt and
 # summarises it with benchstat. Each benchmark family has a baseline
-# measured in the same run (see README, "Benchmarks").
+# measured in the same run (see README, "Benchmarks"). One package at a
+# time (-p 1): benchmarks of two packages sharing the two cores would
+# measure each other.
 bench: $(TOOLS)/benchstat build
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m ./... | tee $(BIN)/bench.txt
+	$(GO) test -p 1 -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 120m ./... | tee $(BIN)/bench.txt
 	$(TOOLS)/benchstat $(BIN)/bench.txt
 	@# go test exits 0 when a benchmark fails on a -count run after the first.
 	@! grep -E '^(--- )?FAIL' $(BIN)/bench.txt
