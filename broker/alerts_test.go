@@ -50,9 +50,14 @@ func TestAlertCadences(t *testing.T) {
 	if a := evaluateAlerts(ms[1:2], reach, now.Add(-10*time.Minute), rules); len(a) != 0 {
 		t.Errorf("offline 10 minutes: %+v", a)
 	}
-	// Back online and checked in: nothing open.
+	// Back online and checked in: nothing open, on either cadence.
 	online["away"], ms[1].LastCheckIn = true, checked(0)
-	if a := evaluateAlerts(ms[1:2], reach, now, rules); len(a) != 0 {
-		t.Errorf("recovered machine: %+v", a)
+	ms[2].LastCheckIn = checked(time.Minute)
+	if a := evaluateAlerts(ms[1:3], reach, now, rules); len(a) != 0 {
+		t.Errorf("recovered machines: %+v", a)
+	}
+	// And the overdue alert opens again three intervals later.
+	if a := evaluateAlerts(ms[2:3], reach, now.Add(3*time.Hour+2*time.Minute), rules); len(a) != 1 {
+		t.Errorf("three intervals later: %+v", a)
 	}
 }
