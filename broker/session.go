@@ -99,6 +99,14 @@ func (b *Broker) openSessionAudited(t *wire.Technician, techID peer.ID, req *wir
 		return nil, wire.Errorf(wire.CodeUnavailable, "%s/%s is not reachable now (last seen %s); its stored state stays readable with meshctl show",
 			m.Client, m.Name, seen)
 	}
+	// A machine that just connected for the first time checks in at
+	// once: give it a moment rather than refuse.
+	for i := 0; m.LastCheckIn == nil && i < 50; i++ {
+		time.Sleep(100 * time.Millisecond)
+		if cur, ok := b.store.Machine(m.ID); ok {
+			m = cur
+		}
+	}
 	if m.LastCheckIn == nil {
 		return nil, wire.Errorf(wire.CodeConflict, "%s/%s has never checked in: nothing is known about it yet", m.Client, m.Name)
 	}

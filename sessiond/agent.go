@@ -41,14 +41,14 @@ type Agent struct {
 
 	demand chan chan checkInResult // control socket → check-in loop
 
-	sessions   *mesh.Listener
-	consent    *consent
+	sessions *mesh.Listener
+	consent  *consent
 
 	jobsMu      sync.Mutex
 	jobsRunning map[string]bool // queued jobs running now
-	history    history
-	live       *live.Server
-	statusKick chan struct{} // session changes → status upkeep
+	history     history
+	live        *live.Server
+	statusKick  chan struct{} // session changes → status upkeep
 
 	// ackedSeq is the newest acknowledged check-in sequence, as in the
 	// spool, kept here so heartbeats do not read the spool each time.
