@@ -22,9 +22,11 @@ import (
 // that never checked in). They open and resolve by themselves at each
 // evaluation; a webhook, if set, gets every change as JSON.
 //
-// In a cluster one broker evaluates: the alive member with the smallest
-// name, so a change is announced once. Alerts live in memory: after a
-// restart they are worked out again from the stored state and the overlay.
+// Every broker of a cluster evaluates them (so any broker lists them), and
+// one posts to the webhook: the alive member with the smallest name, so a
+// change is posted once. Alerts live in memory: after a restart, or when
+// another broker takes over the posting, they are worked out again from
+// the stored state and the overlay, and open alerts may be posted again.
 
 // alertRules are the thresholds.
 type alertRules struct {
@@ -123,13 +125,9 @@ func (a *alerter) leads() bool {
 }
 
 // evaluate updates the open alerts at now and announces the changes.
+// Every broker evaluates, so meshctl alerts answers anywhere; only the
+// leader posts to the webhook, so each change is posted once.
 func (a *alerter) evaluate(now time.Time) {
-	if !a.leads() {
-		a.mu.Lock()
-		a.open = map[string]wire.Alert{}
-		a.mu.Unlock()
-		return
-	}
 	b := a.b
 	cur := evaluateAlerts(b.store.Machines(), func(m *store.Machine) wire.Reachability { return b.reach(m) }, now, a.rules())
 	a.mu.Lock()
@@ -154,7 +152,7 @@ func (a *alerter) evaluate(now time.Time) {
 	for _, e := range events {
 		e.Broker = b.cfg.Name
 		b.log.Info("alert "+e.Event, "machine", e.Alert.Machine, "kind", e.Alert.Kind, "cadence", e.Alert.Cadence, "detail", e.Alert.Detail)
-		if b.cfg.AlertWebhook != "" {
+		if b.cfg.AlertWebhook != "" && a.leads() {
 			select {
 			case a.hook <- e:
 			default:

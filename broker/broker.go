@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -73,6 +74,11 @@ type Broker struct {
 func New(cfg Config) (*Broker, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("broker: Config.DataDir is empty")
+	}
+	if cfg.AlertWebhook != "" {
+		if u, err := url.Parse(cfg.AlertWebhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("broker: alert webhook %q is not an http(s) URL", cfg.AlertWebhook)
+		}
 	}
 	cfg.setDefaults()
 	if cfg.Name == "" {

@@ -78,7 +78,9 @@ func (b *Broker) queueAdd(t *wire.Technician, req *wire.Request) (any, *wire.Err
 		b.audit(wire.AuditEntry{Event: "job.queued", Technician: t.Name, Machine: js[i].Client + "/" + js[i].Name,
 			Mode: js[i].Mode, Detail: "job " + js[i].ID[:8]})
 		js[i].State = store.JobQueued
-		out = append(out, js[i].Summary())
+		sum := js[i].Summary()
+		sum.Script = "" // the technician has it; 1,000 copies would not fit a reply
+		out = append(out, sum)
 	}
 	b.queue.kick()
 	return out, nil
@@ -210,13 +212,17 @@ func (d *dispatcher) kick() {
 	}
 }
 
+// maxDispatch bounds the machines whose jobs run at once on one broker.
+const maxDispatch = 64
+
 // run looks for work every second, and at once when kicked (new jobs, a
-// machine connecting).
+// machine connecting or checking in).
 func (d *dispatcher) run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	slots := make(chan struct{}, maxDispatch)
 	for {
 		select {
 		case <-ctx.Done():
@@ -225,7 +231,7 @@ func (d *dispatcher) run(ctx context.Context) {
 		case <-d.wake:
 		}
 		js, err := d.b.store.Jobs(func(j *store.JobRecord) bool {
-			return j.State == store.JobQueued || j.State == store.JobRunning
+			return j.State == store.JobQueued || j.State == store.JobRunning || cancelledAfterStart(j)
 		})
 		if err != nil {
 			continue
@@ -250,65 +256,66 @@ func (d *dispatcher) run(ctx context.Context) {
 			}
 			d.busy[id] = true
 			d.mu.Unlock()
+			select {
+			case slots <- struct{}{}:
+			default: // at the limit: next round
+				d.mu.Lock()
+				delete(d.busy, id)
+				d.mu.Unlock()
+				continue
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer func() {
+					<-slots
 					d.mu.Lock()
 					delete(d.busy, id)
 					d.mu.Unlock()
 				}()
-				for _, j := range mine { // oldest first
-					if ctx.Err() != nil || !d.b.live.online(id) {
+				// Oldest first, one at a time: a job that has not ended
+				// (its answer lost, its script still running) holds the
+				// ones after it.
+				for _, j := range mine {
+					if ctx.Err() != nil || !d.b.live.online(id) || !d.dispatch(ctx, j) {
 						return
 					}
-					d.dispatch(ctx, j)
 				}
 			}()
 		}
 	}
 }
 
-// mayTake reports whether this broker may run a job now: queued, or
-// running on a broker that is gone (it died mid-dispatch; the agent's
-// record keeps the job from running twice), or marked running by this
-// broker before it restarted.
-func (d *dispatcher) mayTake(j *store.JobRecord) bool {
-	switch j.State {
-	case store.JobQueued:
-		return true
-	case store.JobRunning:
-		if j.Broker == d.b.cfg.Name {
-			return true // busy[] says it is not in flight here
-		}
-		if d.b.cluster == nil {
-			return true
-		}
-		for _, m := range d.b.cluster.Members() {
-			if m.Name == j.Broker && m.State == "alive" {
-				return false
-			}
-		}
-		return true
-	}
-	return false
+// cancelledAfterStart: a cancellation that raced with a start elsewhere;
+// the agent's record says whether the job ran.
+func cancelledAfterStart(j *store.JobRecord) bool {
+	return j.State == store.JobCancelled && j.Result != nil && j.Result.Session != "" && j.Result.Finished.IsZero()
 }
 
-// dispatch runs one job.
-func (d *dispatcher) dispatch(ctx context.Context, j store.JobRecord) {
+// dispatch moves one job on and reports whether it has ended. The broker
+// holding the machine's bridge may take over any job still running: the
+// agent holds one bridge at a time, so no other broker is sending it, and
+// the agent's record answers for a job that already started.
+func (d *dispatcher) dispatch(ctx context.Context, j store.JobRecord) bool {
 	b := d.b
 	now := b.cfg.Now().UTC()
-	if !d.mayTake(&j) {
-		return
-	}
-	finish := func(state string, r store.JobResult) {
+	// finish stores how the job ended, only from the state it was read
+	// in: a newer record (a result from another broker) is never
+	// overwritten.
+	finish := func(from, state string, r store.JobResult) {
 		r.Finished = b.cfg.Now().UTC()
 		out, err := b.store.UpdateJob(j.ID, func(x *store.JobRecord) error {
+			if x.State != from {
+				return fmt.Errorf("job is %s now, not %s", x.State, from)
+			}
+			if r.Session == "" && x.Result != nil {
+				r.Session = x.Result.Session
+			}
 			x.State, x.Broker, x.Result = state, b.cfg.Name, &r
 			return nil
 		})
 		if err != nil {
-			b.log.Warn("job result not stored", "job", j.ID, "err", err)
+			b.log.Info("job result not stored", "job", j.ID, "err", err)
 			return
 		}
 		b.replicated(store.Key{Kind: store.KindJob, ID: j.ID})
@@ -316,21 +323,21 @@ func (d *dispatcher) dispatch(ctx context.Context, j store.JobRecord) {
 			Mode: out.Mode, Session: r.Session, Detail: fmt.Sprintf("job %s exit %d %s", j.ID[:8], r.ExitCode, r.Error)})
 		b.log.Info("job "+state, "job", j.ID, "machine", out.Client+"/"+out.Name, "exit", r.ExitCode)
 	}
-	if now.After(j.Expires) {
-		finish(store.JobExpired, store.JobResult{ExitCode: -1, Error: "expired before the machine was reachable"})
-		return
+	if j.State == store.JobQueued && now.After(j.Expires) {
+		finish(store.JobQueued, store.JobExpired, store.JobResult{ExitCode: -1, Error: "expired before the machine was reachable"})
+		return true
 	}
 	m, ok := b.store.Machine(j.Machine)
 	if !ok {
-		return
+		return false
 	}
 	// Judge the machine by what it says now: wait for the check-in it
 	// makes when its bridge opens.
 	if since, ok := b.live.since(m.ID); !ok || m.LastCheckIn == nil || m.LastCheckIn.At.Before(since) {
-		return
+		return false
 	}
 	var warning string
-	if m.LastCheckIn != nil && (m.LastCheckIn.BootID != j.PlannedBoot && j.PlannedBoot != "" || m.AgentVersion != j.PlannedAgent && j.PlannedAgent != "") {
+	if j.State == store.JobQueued && (m.LastCheckIn.BootID != j.PlannedBoot && j.PlannedBoot != "" || m.AgentVersion != j.PlannedAgent && j.PlannedAgent != "") {
 		var what []string
 		if m.LastCheckIn.BootID != j.PlannedBoot {
 			what = append(what, "it rebooted")
@@ -340,48 +347,71 @@ func (d *dispatcher) dispatch(ctx context.Context, j store.JobRecord) {
 		}
 		warning = fmt.Sprintf("since this job was planned (check-in %d) %s", j.PlannedSeq, strings.Join(what, " and "))
 		if j.Strict {
-			finish(store.JobFailed, store.JobResult{ExitCode: -1, Warning: warning, Error: "refused (--strict): " + warning})
-			return
+			finish(store.JobQueued, store.JobFailed, store.JobResult{ExitCode: -1, Warning: warning, Error: "refused (--strict): " + warning})
+			return true
 		}
+	} else if j.Result != nil {
+		warning = j.Result.Warning
 	}
 	sg, g, err := mesh.IssueGrant(b.key.Priv, wire.Grant{Technician: b.ID(), Machine: m.ID, Mode: j.Mode,
 		TechnicianName: "queue (" + j.CreatedBy + ")"}, b.cfg.Now(), time.Hour)
 	if err != nil {
-		return
+		return false
 	}
-	// The claim: running, on this broker, with the session it runs in.
-	if _, err := b.store.UpdateJob(j.ID, func(x *store.JobRecord) error {
-		if x.State != store.JobQueued && x.State != store.JobRunning {
-			return fmt.Errorf("job is %s", x.State)
+	query := j.State == store.JobCancelled
+	state := j.State
+	if j.State == store.JobQueued {
+		// The claim: running, on this broker, with the session it runs in.
+		if _, err := b.store.UpdateJob(j.ID, func(x *store.JobRecord) error {
+			if x.State != store.JobQueued {
+				return fmt.Errorf("job is %s", x.State)
+			}
+			x.State, x.Broker = store.JobRunning, b.cfg.Name
+			x.Result = &store.JobResult{Session: g.Session, Warning: warning}
+			return nil
+		}); err != nil {
+			return false
 		}
-		x.State, x.Broker = store.JobRunning, b.cfg.Name
-		x.Result = &store.JobResult{Session: g.Session, Warning: warning}
-		return nil
-	}); err != nil {
-		return
+		b.replicated(store.Key{Kind: store.KindJob, ID: j.ID})
+		state = store.JobRunning
 	}
-	b.replicated(store.Key{Kind: store.KindJob, ID: j.ID})
 	id, _ := peer.Decode(m.ID)
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Minute) // consent wait and the script's run
 	defer cancel()
 	var rep wire.JobReply
 	err = bridge.Call(cctx, b.host, id, wire.ProtoJob, &wire.JobRequest{Grant: sg, Job: j.ID, Script: j.Script,
-		RequiresConsent: j.RequiresConsent}, &rep, wire.MaxControl+store.MaxJobOutput)
+		RequiresConsent: j.RequiresConsent, Expires: j.Expires, QueryOnly: query}, &rep, wire.MaxControl+6*store.MaxJobOutput)
 	switch {
 	case err != nil:
-		// Not delivered, or the answer lost: stays running; the agent's
-		// record decides on the next try.
+		// Not delivered, or the answer lost: the agent's record decides
+		// on the next try.
 		b.log.Info("job not finished; will ask again", "job", j.ID, "err", err)
+		return false
 	case rep.Error != nil && rep.Error.Code == wire.CodeUnavailable:
 		b.log.Info("job still running on the machine; will ask again", "job", j.ID)
-		time.Sleep(time.Second) // this machine's next round comes a second later
-	case rep.Error != nil:
-		finish(store.JobFailed, store.JobResult{ExitCode: -1, Session: g.Session, Warning: warning, Error: rep.Error.Message})
-	default:
-		state := store.JobDone
-		if rep.ExitCode != 0 {
-			state = store.JobFailed
+		return false
+	case rep.Error != nil && query && rep.Error.Code == wire.CodeNotFound:
+		// Cancelled before it started: the cancellation stands.
+		if _, err := b.store.UpdateJob(j.ID, func(x *store.JobRecord) error {
+			if x.Result != nil {
+				x.Result.Finished = b.cfg.Now().UTC()
+			}
+			return nil
+		}); err == nil {
+			b.replicated(store.Key{Kind: store.KindJob, ID: j.ID})
 		}
-		finish(state, store.JobResult{ExitCode: rep.ExitCode, Output: rep.Output, Session: g.Session, Warning: warning})
+		return true
+	case rep.Error != nil && strings.Contains(rep.Error.Message, "expired while it waited"):
+		finish(state, store.JobExpired, store.JobResult{ExitCode: -1, Warning: warning, Error: rep.Error.Message})
+		return true
+	case rep.Error != nil:
+		finish(state, store.JobFailed, store.JobResult{ExitCode: -1, Session: g.Session, Warning: warning, Error: rep.Error.Message})
+		return true
 	}
+	end := store.JobDone
+	if rep.ExitCode != 0 {
+		end = store.JobFailed
+	}
+	finish(state, end, store.JobResult{ExitCode: rep.ExitCode, Output: rep.Output, Session: g.Session, Warning: warning})
+	return true
 }

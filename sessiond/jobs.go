@@ -43,20 +43,48 @@ func (a *Agent) handleJob(s network.Stream) {
 		refuse(wire.CodeForbidden, "a queued job's grant must be issued by the broker that sends it, to itself")
 		return
 	}
+	// What this agent already knows of the job comes first: a job that
+	// started never asks for consent again and never runs again.
+	a.jobsMu.Lock()
+	if a.jobsRunning == nil {
+		a.jobsRunning = map[string]bool{}
+	}
+	running := a.jobsRunning[req.Job]
+	a.jobsMu.Unlock()
+	if running {
+		refuse(wire.CodeUnavailable, "job "+req.Job[:8]+" is still running")
+		return
+	}
+	prev, seen, err := a.spool.JobRecord(req.Job)
+	switch {
+	case err != nil:
+		refuse(wire.CodeInternal, err.Error())
+		return
+	case seen && prev.Finished != nil:
+		a.log.Info("queued job asked again; answering with its recorded result", "job", req.Job)
+		reply(wire.JobReply{ExitCode: prev.ExitCode, Output: prev.Output, Replayed: true})
+		return
+	case seen:
+		refuse(wire.CodeGone, fmt.Sprintf("job %s started at %s and its result was lost (the agent stopped); it is not run again",
+			req.Job[:8], prev.Started.Format(time.RFC3339)))
+		return
+	case req.QueryOnly:
+		refuse(wire.CodeNotFound, "job "+req.Job[:8]+" never started here")
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ConsentTimeout+15*time.Minute)
 	defer cancel()
 	if err := a.askConsentFor(ctx, g, req.RequiresConsent); err != nil {
 		refuse(offerCode(err), err.Error())
 		return
 	}
-	a.jobsMu.Lock()
-	if a.jobsRunning == nil {
-		a.jobsRunning = map[string]bool{}
+	if !req.Expires.IsZero() && a.cfg.Now().After(req.Expires) {
+		refuse(wire.CodeGone, "the job expired while it waited for consent")
+		return
 	}
+	a.jobsMu.Lock()
 	if a.jobsRunning[req.Job] {
 		a.jobsMu.Unlock()
-		// A broker that took over asks while the script still runs: come
-		// back later for the result.
 		refuse(wire.CodeUnavailable, "job "+req.Job[:8]+" is still running")
 		return
 	}
@@ -72,14 +100,8 @@ func (a *Agent) handleJob(s network.Stream) {
 		refuse(wire.CodeInternal, err.Error())
 		return
 	}
-	if !first {
-		if prev.Finished == nil {
-			refuse(wire.CodeConflict, fmt.Sprintf("job %s started at %s and its result was lost (the agent stopped); it is not run again",
-				req.Job[:8], prev.Started.Format(time.RFC3339)))
-			return
-		}
-		a.log.Info("queued job asked again; answering with its recorded result", "job", req.Job)
-		reply(wire.JobReply{ExitCode: prev.ExitCode, Output: prev.Output, Replayed: true})
+	if !first { // a concurrent ask started it between the checks
+		refuse(wire.CodeUnavailable, "job "+req.Job[:8]+" is already running")
 		return
 	}
 	code, out, err := a.live.RunScript(ctx, g.Mode, req.Script, g.Session, req.Job[:8])

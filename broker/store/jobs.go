@@ -152,6 +152,9 @@ func (s *Store) UpdateJob(id string, f func(*JobRecord) error) (JobRecord, error
 		if jobRank(j.State) < before {
 			return refuse(fmt.Errorf("job %s: %s cannot go back to %s", id, rec.(*JobRecord).State, j.State))
 		}
+		if err := j.check(id); err != nil { // what other brokers will check on import
+			return refuse(fmt.Errorf("%w: %v", ErrMalformed, err))
+		}
 		j.Stamp.Clock = b.s.clock.tick()
 		out = j
 		return b.putControl(Key{KindJob, id}, &j)
@@ -189,8 +192,10 @@ func (j *JobRecord) Summary() wire.Job {
 		CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt, Expires: j.Expires, RequiresConsent: j.RequiresConsent,
 		Strict: j.Strict, PlannedSeq: j.PlannedSeq, Script: j.Script, Broker: j.Broker}
 	if r := j.Result; r != nil {
-		out.ExitCode, out.Output, out.Session, out.Warning, out.Error = &r.ExitCode, r.Output, r.Session, r.Warning, r.Error
-		out.Finished = &r.Finished
+		out.Output, out.Session, out.Warning, out.Error = r.Output, r.Session, r.Warning, r.Error
+		if j.State == JobDone || j.State == JobFailed {
+			out.ExitCode, out.Finished = &r.ExitCode, &r.Finished
+		}
 	}
 	return out
 }

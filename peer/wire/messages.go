@@ -27,6 +27,7 @@ const (
 	CodeTokenInvalid = "token_invalid" // unknown, expired or used-up token
 	CodeInternal     = "internal"      // the broker failed; retry later
 	CodeUnavailable  = "unavailable"   // the machine or a resource cannot be reached now
+	CodeGone         = "gone"          // it happened, or can no longer happen: do not retry
 )
 
 // Errorf builds an *Error.

@@ -308,6 +308,11 @@ type JobRequest struct {
 	Job             string      `json:"job"`
 	Script          string      `json:"script"`
 	RequiresConsent bool        `json:"requires_consent,omitempty"`
+	// Expires: the agent does not start the job after it (a consent
+	// wait may take it there).
+	Expires time.Time `json:"expires,omitzero"`
+	// QueryOnly asks what the agent knows of the job without running it.
+	QueryOnly bool `json:"query_only,omitempty"`
 }
 
 // Validate implements the Decode contract.

@@ -151,6 +151,7 @@ func (s *Server) RunScript(ctx context.Context, mode, script, session, label str
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
 	s.command(cmd, id)
 	cmd.WaitDelay = 5 * time.Second
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) } // the whole group
 	var out capped
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
@@ -179,8 +180,14 @@ func (c *capped) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// String is the output as valid UTF-8 (bad bytes become U+FFFD), cut so
+// that it stays within MaxJobOutput bytes also after that.
 func (c *capped) String() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return string(c.b)
+	s := strings.ToValidUTF8(string(c.b), "\uFFFD")
+	for len(s) > MaxJobOutput {
+		s = strings.ToValidUTF8(s[:MaxJobOutput-3], "")
+	}
+	return s
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func readCast(t *testing.T, path string) (castHeader, [][]any) {
@@ -83,5 +84,17 @@ func TestTranscriptStopsAtItsLimit(t *testing.T) {
 	_, evs := readCast(t, path)
 	if last := evs[len(evs)-1][2].(string); !strings.Contains(last, "transcript stopped") {
 		t.Fatalf("no stop marker: %q", last)
+	}
+}
+
+// TestJobOutputIsValidAndBounded: a queued job's output travels in JSON
+// between brokers, which check it: it must be valid UTF-8 and within its
+// limit even after bad bytes are replaced.
+func TestJobOutputIsValidAndBounded(t *testing.T) {
+	var c capped
+	c.Write([]byte(strings.Repeat("\xe9", MaxJobOutput+100))) // Latin-1 é: invalid UTF-8
+	s := c.String()
+	if !utf8.ValidString(s) || len(s) > MaxJobOutput {
+		t.Fatalf("output of %d bytes, valid %v", len(s), utf8.ValidString(s))
 	}
 }

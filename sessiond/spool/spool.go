@@ -320,6 +320,25 @@ func (s *Spool) StartJob(id string, now time.Time) (JobRun, bool, error) {
 	return prev, first, err
 }
 
+// JobRecord returns what the spool holds about job id.
+func (s *Spool) JobRecord(id string) (JobRun, bool, error) {
+	var r JobRun
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bktJobs)
+		if b == nil {
+			return nil
+		}
+		raw := b.Get([]byte(id))
+		if raw == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(raw, &r)
+	})
+	return r, found, err
+}
+
 // FinishJob records how job id ended.
 func (s *Spool) FinishJob(id string, r JobRun) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
