@@ -11,23 +11,32 @@ BENCH_COUNT ?= 5
 FUZZTIME    ?= 10s
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test demo bench lint fuzz deps race clean
+.PHONY: all build console test demo bench lint fuzz deps race clean
 
 all: build
 
-build:
+# console bundles the web console (broker/console/web: xterm.js from npm,
+# bundled by esbuild's Go API) into broker/console/dist, which the broker
+# embeds. It runs npm ci first when node_modules is missing or stale.
+console:
+	$(GO) run ./broker/console/build
+
+build: console
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ $(BINARIES)
 
 # deps installs the system packages the tests use (iproute2 for the
-# network-namespace tests, nftables for the NAT lab) when they are missing
-# and this is a Debian machine where we are root. Elsewhere it says what
+# network-namespace tests, nftables for the NAT lab, chromium for the web
+# console's browser tests, npm for the console's build) when they are
+# missing and this is a Debian machine where we are root. Elsewhere it says what
 # is missing; the tests that need them skip with a reason (or fail under
 # READYMESH_REQUIRE_NETNS=1).
 deps:
 	@missing=""; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing$$missing"; \
@@ -37,8 +46,11 @@ deps:
 		fi; \
 	fi
 
+# Tests save what they want kept (the browser tests' screenshots) under
+# bin/test-output/_artifacts.
 test: deps build
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@mkdir -p $(BIN)/test-output
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -artifacts -outputdir $(BIN)/test-output ./...
 
 race: deps build
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
@@ -62,7 +74,7 @@ lint: $(TOOLS)/staticcheck
 # measured in the same run (see README, "Benchmarks"). One package at a
 # time (-p 1): benchmarks of two packages sharing the two cores would
 # measure each other.
-bench: $(TOOLS)/benchstat build
+bench: $(TOOLS)/benchstat deps build
 	$(GO) test -p 1 -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 120m ./... | tee $(BIN)/bench.txt
 	$(TOOLS)/benchstat $(BIN)/bench.txt
 	@# go test exits 0 when a benchmark fails on a -count run after the first.

@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/readymesh/readymesh/broker/cluster"
 	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/mesh"
 	"github.com/readymesh/readymesh/mesh/turnserver"
@@ -65,6 +66,8 @@ type Broker struct {
 	adminHash string        // hash of this broker's admin credential; set in Run before serving
 	copies    atomic.Uint64 // rotates the peer that gets second copies
 	cluster   *pools        // nil when the broker runs alone
+	console   *webConsole
+	changes   *changes // notified when what the console shows may have changed
 
 	closeOnce sync.Once
 }
@@ -84,7 +87,8 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Name == "" {
 		cfg.Name, _ = os.Hostname()
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry()}
+	b := &Broker{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), changes: newChanges()}
+	b.console = newWebConsole(b)
 	if b.log == nil {
 		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -103,12 +107,13 @@ func New(cfg Config) (*Broker, error) {
 	// in the cluster, and stable across restarts.
 	b.store, err = store.Open(store.Config{Path: filepath.Join(cfg.DataDir, StoreFile),
 		HistoryLimit: cfg.HistoryLimit, Logger: b.log, Broker: key.ID.String(), Now: cfg.Now,
-		MaxSnapshot: cfg.MaxSnapshot})
+		MaxSnapshot: cfg.MaxSnapshot, OnCommit: b.changes.notify})
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.metrics = newMetrics(b.reg)
 	b.live = newPresence()
+	b.live.onChange = b.changes.notify
 	b.techs = &techConns{b: b, n: map[string]int{}}
 	b.repl = newReplicator(b)
 	b.relays = newRelays(b)
@@ -193,6 +198,7 @@ func (b *Broker) Run(ctx context.Context, ready func(info wire.BrokerInfo, crede
 		go func() {
 			defer wg.Done()
 			<-ctx.Done()
+			close(b.console.done) // live-update streams end
 			sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer scancel()
 			srv.Shutdown(sctx)
@@ -234,6 +240,7 @@ func (b *Broker) Run(ctx context.Context, ready func(info wire.BrokerInfo, crede
 	}
 	if b.cluster != nil {
 		b.cluster.OnMessage(noticeTopic, b.repl.notice)
+		b.cluster.OnPresence(func(string, cluster.PresenceEntry) { b.changes.notify() })
 		if err := b.cluster.Start(ctx); err != nil {
 			return fmt.Errorf("broker: cluster: %w", err)
 		}

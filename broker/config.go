@@ -25,6 +25,11 @@ type Config struct {
 	// HTTP is the health and metrics listen address. Empty means
 	// 127.0.0.1:7480; "off" disables it.
 	HTTP string
+	// ConsoleURL is the web console's address as technicians' browsers
+	// reach it (behind a TLS proxy, say), used in the sign-in links of
+	// meshctl console. Empty means http:// and the HTTP address, with
+	// 127.0.0.1 for an unspecified one.
+	ConsoleURL string
 
 	// Gossip is the "ip:port" this broker gossips with other brokers on
 	// (UDP and TCP), port 0 allowed. Empty means the broker runs alone,

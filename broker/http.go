@@ -7,8 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// httpHandler serves health and metrics. The console API and web UI come
-// with the web console; until then technicians use meshctl over the bridge.
+// httpHandler serves health, metrics and the web console (console.go).
 func (b *Broker) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -21,5 +20,5 @@ func (b *Broker) httpHandler() http.Handler {
 		json.NewEncoder(w).Encode(b.Info())
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.reg, promhttp.HandlerOpts{}))
-	return mux
+	return b.consoleHandler(mux)
 }

@@ -115,6 +115,13 @@ func (p *pools) Broadcast(topic string, payload []byte) error {
 	return errors.Join(errs...)
 }
 
+// OnPresence listens to presence changes in every pool.
+func (p *pools) OnPresence(f func(machineID string, e cluster.PresenceEntry)) {
+	for _, c := range p.all() {
+		c.OnPresence(f)
+	}
+}
+
 // OnMessage listens on every pool.
 func (p *pools) OnMessage(topic string, f func(from string, payload []byte)) {
 	for _, c := range p.all() {

@@ -17,6 +17,11 @@ import (
 // stream open to this broker right now, and their live signals. It lives
 // only in memory; reachability is never stored as a verdict.
 type presence struct {
+	// onChange, if set, is called after a machine comes online, goes
+	// offline, reports sessions or a person logging in or out: what the
+	// console's live updates show. Load alone does not call it.
+	onChange func()
+
 	mu   sync.RWMutex
 	gen  uint64           // mu guards all following fields
 	live map[string]*live // machine ID → its current presence stream
@@ -40,6 +45,7 @@ func newPresence() *presence { return &presence{live: map[string]*live{}} }
 // an older one: an agent that reconnects after a silent loss must not wait
 // for its old stream to time out.
 func (p *presence) open(id string, s network.Stream, now time.Time) uint64 {
+	defer p.changed()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.gen++
@@ -54,9 +60,20 @@ func (p *presence) open(id string, s network.Stream, now time.Time) uint64 {
 // beat records a heartbeat on stream gen of id.
 func (p *presence) beat(id string, gen uint64, hb *wire.Heartbeat, now time.Time) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	changed := false
 	if l := p.live[id]; l != nil && l.gen == gen {
+		changed = l.userPresent != hb.UserPresent
 		l.lastBeat, l.load1, l.userPresent = now, hb.Load1, hb.UserPresent
+	}
+	p.mu.Unlock()
+	if changed {
+		p.changed()
+	}
+}
+
+func (p *presence) changed() {
+	if p.onChange != nil {
+		p.onChange()
 	}
 }
 
@@ -80,6 +97,7 @@ func (p *presence) close(id string, gen uint64) (current bool, lastBeat time.Tim
 		return false, time.Time{}
 	}
 	delete(p.live, id)
+	defer p.changed()
 	return true, l.lastBeat
 }
 
@@ -137,6 +155,7 @@ func (p *presence) setSessions(id string, ss []wire.SessionInfo) bool {
 		return false
 	}
 	l.sessions = ss
+	defer p.changed()
 	return true
 }
 

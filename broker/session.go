@@ -29,6 +29,15 @@ import (
 // answers with a redirect to it, so the offer, the relay and the agent's
 // bridge are on one broker.
 func (b *Broker) openSession(t *wire.Technician, techID peer.ID, req *wire.Request) (any, *wire.Error) {
+	var a wire.SessionArgs
+	json.Unmarshal(req.Args, &a)
+	return b.requestSession(t, techID, &a, false, func() ([]string, *wire.Error) { return nil, decodeArgs(req, &a) })
+}
+
+// requestSession is openSession for arguments a that check validates.
+// For a web-console session, check returns the browser's DTLS
+// fingerprints, which the grant binds.
+func (b *Broker) requestSession(t *wire.Technician, techID peer.ID, a *wire.SessionArgs, console bool, check func() ([]string, *wire.Error)) (any, *wire.Error) {
 	// Every request goes into the audit log with its outcome: granted
 	// (after the agent accepted, and after consent where the policy asks
 	// for it) or refused, by the broker or by the agent.
@@ -37,16 +46,21 @@ func (b *Broker) openSession(t *wire.Technician, techID peer.ID, req *wire.Reque
 		b.metrics.refused.WithLabelValues("tech:"+wire.OpSessionOpen, "rate").Inc()
 		return nil, wire.Errorf(wire.CodeUnavailable, "too many session requests from this technician; wait a moment")
 	}
-	var a wire.SessionArgs
-	json.Unmarshal(req.Args, &a)
 	// Machine is filled in once resolved among the machines the
 	// technician may see, so nobody can plant entries in another
 	// client's view.
 	ev := wire.AuditEntry{At: b.cfg.Now().UTC(), Technician: t.Name, Mode: a.Mode, Transport: a.Transport}
-	res, werr := b.openSessionAudited(t, techID, req, &ev)
+	if console {
+		ev.Detail = "web console"
+	}
+	var res any
+	fingerprints, werr := check()
+	if werr == nil {
+		res, werr = b.openSessionAudited(t, techID, a, fingerprints, &ev)
+	}
 	switch r, _ := res.(wire.SessionResult); {
 	case werr != nil:
-		ev.Event, ev.Detail = wire.AuditRefused, werr.Message
+		ev.Event, ev.Detail = wire.AuditRefused, strings.TrimPrefix(ev.Detail+": "+werr.Message, ": ")
 	case r.Redirect != nil:
 		return res, nil // the broker it names decides, and records
 	default:
@@ -67,11 +81,7 @@ func (b *Broker) audit(e wire.AuditEntry) {
 	}
 }
 
-func (b *Broker) openSessionAudited(t *wire.Technician, techID peer.ID, req *wire.Request, ev *wire.AuditEntry) (any, *wire.Error) {
-	var a wire.SessionArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (b *Broker) openSessionAudited(t *wire.Technician, techID peer.ID, a *wire.SessionArgs, fingerprints []string, ev *wire.AuditEntry) (any, *wire.Error) {
 	m, werr := b.findMachine(t, a.Machine)
 	if werr != nil {
 		return nil, werr
@@ -112,7 +122,7 @@ func (b *Broker) openSessionAudited(t *wire.Technician, techID peer.ID, req *wir
 	}
 	now := b.cfg.Now()
 	sg, g, err := mesh.IssueGrant(b.key.Priv, wire.Grant{Technician: techID.String(), Machine: m.ID, Mode: a.Mode,
-		TechnicianName: t.Name}, now, b.cfg.GrantTTL)
+		TechnicianName: t.Name, Fingerprints: fingerprints}, now, b.cfg.GrantTTL)
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeInternal, "%v", err)
 	}
@@ -367,6 +377,9 @@ func (b *Broker) cardSession(id string) *wire.Session {
 		// The newest session's mode and path lead.
 		out.Mode, out.Path = s.Mode, s.Path
 		out.InputPaused = out.InputPaused || s.InputPaused
+		if s.Shared {
+			out.Shared = append(out.Shared, wire.SharedTerminal{Session: s.Session, Technician: s.Technician})
+		}
 	}
 	if load, user, ok := b.live.signals(id); ok {
 		out.Busy, out.UserPresent = load >= b.cfg.BusyLoad, user

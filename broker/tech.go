@@ -81,6 +81,8 @@ func (b *Broker) techOp(ctx context.Context, t *wire.Technician, techID peer.ID,
 	switch req.Op {
 	case wire.OpWhoAmI:
 		return t, nil
+	case wire.OpConsoleLogin:
+		return b.issueCode(t, techID)
 	case wire.OpClientsCreate:
 		var a wire.ClientArgs
 		if err := decodeArgs(req, &a); err != nil {

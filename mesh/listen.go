@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -216,8 +217,8 @@ func (l *Listener) Offer(ctx context.Context, broker peer.ID, brokerName string,
 	if err != nil {
 		return nil, fmt.Errorf("%w: technician: %v", ErrGrantForged, err)
 	}
-	if err := VerifyParams(tech, o.Params, o.ParamsSig); err != nil {
-		return nil, fmt.Errorf("technician parameters: %w", err)
+	if err := checkTechnicianParams(g, tech, o); err != nil {
+		return nil, err
 	}
 	if l.isUsed(g.Session) {
 		return nil, fmt.Errorf("%w: session %s", ErrGrantUsed, g.Session)
@@ -661,6 +662,42 @@ func (l *Listener) channel(st *quic.Stream, as *agentSession) {
 		}
 		h(as.conn.Context(), &Channel{Stream: st, Name: name, Session: as.info, Grant: as.grant})
 	}
+}
+
+// checkTechnicianParams checks that the offer's parameters are the granted
+// technician's: signed by the technician's key, or, for a web-console
+// grant, a WebRTC offer declaring exactly the browser fingerprints the
+// broker bound into the grant.
+func checkTechnicianParams(g wire.Grant, tech peer.ID, o *wire.Offer) error {
+	if len(g.Fingerprints) == 0 {
+		if err := VerifyParams(tech, o.Params, o.ParamsSig); err != nil {
+			return fmt.Errorf("technician parameters: %w", err)
+		}
+		return nil
+	}
+	if o.Transport != wire.TransportWebRTC {
+		return fmt.Errorf("%w: a web-console grant is for WebRTC, not %s", ErrGrantPeer, o.Transport)
+	}
+	fps, err := rtc.Fingerprints(o.Params.SDP)
+	if err != nil {
+		return fmt.Errorf("technician parameters: %w", err)
+	}
+	if !sameSet(fps, g.Fingerprints) {
+		return fmt.Errorf("%w: the offer's DTLS fingerprints are not the ones the grant names", ErrGrantPeer)
+	}
+	return nil
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
 }
 
 // Channel is one channel of a live session, as an agent-side handler sees

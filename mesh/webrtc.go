@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -187,10 +188,17 @@ func (l *Listener) answerWebRTC(ctx context.Context, g wire.Grant, o *wire.Offer
 			defer l.wg.Done()
 			serveRTCBytes(rs.Bytes())
 		}()
+		sctx, send := context.WithCancel(l.ctx)
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.serveRTCChannels(sctx, rs, as, g)
+		}()
 		select {
 		case <-rs.Done():
 		case <-l.ctx.Done():
 		}
+		send()
 		rs.Close()
 		l.mu.Lock()
 		delete(l.active, g.Session)
@@ -199,6 +207,33 @@ func (l *Listener) answerWebRTC(ctx context.Context, g wire.Grant, o *wire.Offer
 		l.changed()
 	}()
 	return &wire.PeerParams{SDP: sdp}, nil
+}
+
+// serveRTCChannels serves the channels the technician opens in-band on a
+// WebRTC session with the agent's channel handlers, as QUIC streams are
+// served: a browser's terminal arrives this way. ctx ends with the
+// session; so does every handler's.
+func (l *Listener) serveRTCChannels(ctx context.Context, rs *rtc.Session, as *agentSession, g wire.Grant) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := rs.AcceptChannel(ctx)
+		if err != nil {
+			return
+		}
+		h := l.cfg.Channels[c.Label]
+		if h == nil {
+			l.log.Info("refused an unknown channel", "session", g.Session, "channel", c.Label)
+			c.Stream.Close()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Stream.Close()
+			h(ctx, &Channel{Stream: c.Stream, Name: c.Label, Session: as.info, Grant: g})
+		}()
+	}
 }
 
 // markUsed records a grant as used, in memory and through MarkUsed.
@@ -219,4 +254,4 @@ func (l *Listener) markUsed(g wire.Grant) error {
 	return nil
 }
 
-var errNotQUIC = errors.New("this channel needs a QUIC session; WebRTC sessions carry echo and bytes")
+var errNotQUIC = errors.New("this call needs a QUIC session; on WebRTC open channels with OpenChannel")

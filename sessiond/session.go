@@ -23,7 +23,8 @@ import (
 // startSessions opens the session socket and serves offers from brokers.
 func (a *Agent) startSessions() error {
 	lv, err := live.New(live.Config{User: a.cfg.SessionUser, Logger: a.log,
-		TranscriptDir: filepath.Join(a.cfg.StateDir, TranscriptDir), OnCommand: a.recordCommand, RecordInput: a.cfg.RecordInput})
+		TranscriptDir: filepath.Join(a.cfg.StateDir, TranscriptDir), OnCommand: a.recordCommand, RecordInput: a.cfg.RecordInput,
+		OnShare: a.kickStatus})
 	if err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}
@@ -240,6 +241,7 @@ func (a *Agent) liveSessions() []wire.SessionInfo {
 	ss := a.sessions.Sessions()
 	for i := range ss {
 		ss[i].InputPaused, ss[i].State = a.live.InputPaused(), "active"
+		ss[i].Shared = a.live.Shared(ss[i].Session)
 	}
 	for _, r := range a.waiting() {
 		ss = append(ss, wire.SessionInfo{Session: r.Session, Technician: r.Technician, Mode: r.Mode,

@@ -62,6 +62,11 @@ type Config struct {
 	// Logger receives refusals and failures. Nil means discard.
 	Logger *slog.Logger
 
+	// OnCommit, if set, is called by the writer after each committed
+	// transaction, so readers that show the store (the web console's
+	// live updates) know to look again. It must return at once.
+	OnCommit func()
+
 	// Broker is this broker's name in the cluster: the origin stamped on
 	// every clock it writes and its entry in every token's use counter. It
 	// must be unique among the brokers sharing records (two brokers with
@@ -95,15 +100,16 @@ type Config struct {
 // Store is the broker's durable state. It is safe for concurrent use.
 type Store struct {
 	// Immutable after Open.
-	db      *bolt.DB
-	log     *slog.Logger
-	histN   int
-	name    string // Config.Broker
-	now     func() time.Time
-	skew    time.Duration
-	tombTTL time.Duration
-	maxSnap int
-	closed  sync.Once
+	db       *bolt.DB
+	log      *slog.Logger
+	histN    int
+	name     string // Config.Broker
+	now      func() time.Time
+	skew     time.Duration
+	tombTTL  time.Duration
+	maxSnap  int
+	closed   sync.Once
+	onCommit func()
 
 	// The writer goroutine (see writer.go) owns every write, and clock.
 	ops     chan *op      // unbuffered: a send succeeds only when the writer takes it
@@ -138,7 +144,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Path, err)
 	}
 	s := &Store{db: db, log: cfg.Logger, histN: cfg.HistoryLimit, name: cfg.Broker, now: cfg.Now,
-		skew: cfg.MaxClockSkew, tombTTL: cfg.TombstoneTTL, maxSnap: cfg.MaxSnapshot,
+		skew: cfg.MaxClockSkew, tombTTL: cfg.TombstoneTTL, maxSnap: cfg.MaxSnapshot, onCommit: cfg.OnCommit,
 		machines: map[string]*Machine{}, idx: newIndex(),
 		ops: make(chan *op), quit: make(chan struct{}), stopped: make(chan struct{})}
 	if s.log == nil {

@@ -130,6 +130,9 @@ func (s *Store) commit(ops []*op) {
 		ops[0].err = err
 	} else {
 		s.publish(b)
+		if s.onCommit != nil {
+			s.onCommit()
+		}
 	}
 	for _, o := range ops {
 		close(o.done)

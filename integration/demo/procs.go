@@ -210,6 +210,27 @@ Use meshctl against this fleet from another terminal:
 Logs are in %s.
 `, d.home, d.cfg.bin, d.cfg.bin, d.cfg.bin, d.cfg.bin, d.cfg.bin,
 		d.cfg.bin, hostName(), d.cfg.bin, hostName(), d.cfg.bin, hostName(), hostName(), d.logs)
+	d.printConsole(ctx)
+}
+
+// printConsole prints a sign-in link to the broker's web console.
+func (d *demo) printConsole(ctx context.Context) {
+	out, err := d.meshctl(ctx, "console", "--json")
+	var l struct {
+		URL string `json:"url"`
+	}
+	if err != nil || json.Unmarshal(out, &l) != nil {
+		fmt.Printf("\nThe web console is not available: %v %s\n", err, out)
+		return
+	}
+	fmt.Printf(`
+The web console (fleet, machine cards, live terminals over WebRTC):
+
+  %s
+
+The link signs you in as admin once, within 2 minutes; for a new one run
+  READYMESH_HOME=%s %s/meshctl console
+`, l.URL, d.home, d.cfg.bin)
 }
 
 var nameRE = regexp.MustCompile(`[^A-Za-z0-9._-]`)

@@ -48,6 +48,11 @@ type peer struct {
 	// workers counts goroutines running serveEcho. Add happens only under mu
 	// while !closed, so Close's Wait never races an Add.
 	workers sync.WaitGroup
+	// incoming holds channels the offerer opened in-band, detached and
+	// waiting for Session.AcceptChannel (answerer only); inband counts
+	// every one accepted so far.
+	incoming chan Channel
+	inband   int
 
 	closeOnce sync.Once
 	closeErr  error
@@ -67,15 +72,13 @@ func newPeer(cfg Config, role string, echoes bool) (*peer, error) {
 	p := &peer{
 		role: role, cfg: cfg, log: log, pc: pc, echoes: echoes,
 		opened: make(chan struct{}), done: make(chan struct{}),
+		incoming: make(chan Channel, MaxChannels),
 	}
 	pc.OnConnectionStateChange(p.onState)
 	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
 		p.log.Debug("ICE state", "state", s.String())
 	})
-	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
-		p.log.Warn("closing a data channel the peer opened in-band", "label", dc.Label())
-		_ = dc.Close()
-	})
+	pc.OnDataChannel(p.onDataChannel)
 	for _, c := range []struct {
 		label string
 		id    uint16
@@ -132,6 +135,36 @@ func (p *peer) channelOpen(dc *webrtc.DataChannel) {
 	if p.echo != nil && p.bytes != nil {
 		close(p.opened)
 	}
+}
+
+// onDataChannel takes a channel the peer opened in-band. Only the
+// answerer accepts them, each named by a valid label, at most MaxChannels
+// per session; anything else is closed at once.
+func (p *peer) onDataChannel(dc *webrtc.DataChannel) {
+	label := dc.Label()
+	if err := checkLabel(label); err != nil || !p.echoes {
+		p.log.Warn("closing a data channel the peer opened in-band", "label", label, "err", err)
+		_ = dc.Close()
+		return
+	}
+	dc.OnOpen(func() {
+		raw, err := dc.DetachWithDeadline()
+		if err != nil {
+			p.log.Warn("detach an in-band channel", "label", label, "err", err)
+			_ = dc.Close()
+			return
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.closed || p.inband >= MaxChannels {
+			p.log.Warn("closing an in-band channel", "label", label, "reason", "session closed or at its channel limit")
+			_ = raw.Close()
+			return
+		}
+		p.inband++
+		// incoming holds MaxChannels, so this never blocks.
+		p.incoming <- Channel{Label: label, Stream: newStream(raw)}
+	})
 }
 
 // finish closes done with its first reason.

@@ -106,6 +106,83 @@ func (s *Session) Err() error { return s.p.err() }
 // Close ends the session and releases its sockets. It is idempotent.
 func (s *Session) Close() error { return s.p.close() }
 
+// MaxChannels bounds the channels one session may open besides echo and
+// bytes: a live session needs a handful (a terminal, an exec, a file
+// transfer), and each costs the answerer a worker.
+const MaxChannels = 32
+
+// Channel is a data channel the offerer opened in-band, as a byte stream
+// (see Bytes for its semantics).
+type Channel struct {
+	// Label names what the channel carries, such as "terminal".
+	Label  string
+	Stream io.ReadWriteCloser
+}
+
+// checkLabel accepts channel labels of 1 to 32 characters from a-z, 0-9
+// and '-', other than the two negotiated channels' labels.
+func checkLabel(l string) error {
+	if l == "" || len(l) > 32 || l == labelEcho || l == labelBytes {
+		return fmt.Errorf("channel label %.40q not accepted", l)
+	}
+	for _, c := range l {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return fmt.Errorf("channel label %.40q not accepted", l)
+		}
+	}
+	return nil
+}
+
+// OpenChannel opens a channel named label in-band (the offerer only) and
+// waits until it is open, the session ends, or ctx ends. The answerer
+// gets it from AcceptChannel. Browsers open channels the same way, with
+// RTCPeerConnection.createDataChannel(label).
+func (s *Session) OpenChannel(ctx context.Context, label string) (io.ReadWriteCloser, error) {
+	if !s.offerer {
+		return nil, fmt.Errorf("rtc: open channel: only the offerer opens channels")
+	}
+	if err := checkLabel(label); err != nil {
+		return nil, fmt.Errorf("rtc: open channel: %w", err)
+	}
+	dc, err := s.p.pc.CreateDataChannel(label, nil)
+	if err != nil {
+		return nil, fmt.Errorf("rtc: open channel %q: %w", label, err)
+	}
+	opened := make(chan struct{})
+	dc.OnOpen(func() { close(opened) })
+	select {
+	case <-opened:
+	case <-s.p.done:
+		return nil, fmt.Errorf("rtc: open channel %q: %w", label, s.p.err())
+	case <-ctx.Done():
+		_ = dc.Close()
+		return nil, fmt.Errorf("rtc: open channel %q: %w", label, context.Cause(ctx))
+	}
+	raw, err := dc.DetachWithDeadline()
+	if err != nil {
+		_ = dc.Close()
+		return nil, fmt.Errorf("rtc: open channel %q: detach: %w", label, err)
+	}
+	return newStream(raw), nil
+}
+
+// AcceptChannel returns the next channel the offerer opened (the answerer
+// only), waiting until one opens, the session ends, or ctx ends. Channels
+// not accepted are closed with the session.
+func (s *Session) AcceptChannel(ctx context.Context) (Channel, error) {
+	if s.offerer {
+		return Channel{}, fmt.Errorf("rtc: accept channel: only the answerer accepts channels")
+	}
+	select {
+	case c := <-s.p.incoming:
+		return c, nil
+	case <-s.p.done:
+		return Channel{}, fmt.Errorf("rtc: accept channel: %w", s.p.err())
+	case <-ctx.Done():
+		return Channel{}, fmt.Errorf("rtc: accept channel: %w", context.Cause(ctx))
+	}
+}
+
 // pingTag marks Ping's messages on the echo channel, so that Ping skips
 // replies to messages the caller wrote itself.
 var pingTag = [8]byte{'r', 'm', '-', 'p', 'i', 'n', 'g', 0}

@@ -55,6 +55,25 @@ func (e *env) whoami(args []string) error {
 	return nil
 }
 
+// consoleCmd prints a one-time link that signs this technician in to the
+// web console of the broker meshctl is logged in to.
+func (e *env) consoleCmd(args []string) error {
+	fs := flag.NewFlagSet("console", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	var l wire.ConsoleLogin
+	if err := e.do(wire.OpConsoleLogin, nil, &l); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.out, l)
+	}
+	fmt.Fprintf(e.out, "open this link within %s (it works once):\n  %s\n", l.Expires.Sub(time.Now()).Round(time.Second), l.URL)
+	return nil
+}
+
 func (e *env) clientsCreate(args []string) error {
 	fs := flag.NewFlagSet("clients create", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")

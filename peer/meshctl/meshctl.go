@@ -27,6 +27,7 @@ const usage = `usage: meshctl COMMAND [flags]
 
   login --credential FILE_OR_TOKEN [--broker ADDR]   log in (ADDR: broker.json path or multiaddr)
   whoami                                              show the logged-in technician
+  console [--json]                                    a one-time sign-in link to the broker's web console (good for 2 minutes)
   machines [--client C] [--readiness STATE] [--online|--offline] [--pending-update ID] [--for quick-fix|maintenance] [--json]
   show MACHINE [--json]                               one machine card with its full stored state
   clients create NAME | clients ls [--json]
@@ -89,6 +90,7 @@ func Run(ctx context.Context, args []string, stdout io.Writer) error {
 var commands = map[string]func(*env, []string) error{
 	"login":           (*env).login,
 	"whoami":          (*env).whoami,
+	"console":         (*env).consoleCmd,
 	"machines":        (*env).machines,
 	"show":            (*env).show,
 	"clients create":  (*env).clientsCreate,

@@ -79,6 +79,14 @@ type Session struct {
 	Busy bool `json:"busy,omitempty"`
 	// UserPresent: a person is logged in at the machine.
 	UserPresent bool `json:"user_present,omitempty"`
+	// Shared lists the terminals other technicians may watch.
+	Shared []SharedTerminal `json:"shared,omitempty"`
+}
+
+// SharedTerminal is a live terminal whose technician allows observers.
+type SharedTerminal struct {
+	Session    string `json:"session"`
+	Technician string `json:"technician"`
 }
 
 // HistoryItem summarises one stored check-in. The broker keeps the full

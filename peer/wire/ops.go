@@ -331,3 +331,15 @@ type JobReply struct {
 	Output   string `json:"output"`
 	Replayed bool   `json:"replayed,omitempty"`
 }
+
+// OpConsoleLogin asks for a one-time sign-in link to the web console of
+// the broker asked: no args → ConsoleLogin. The technician's key is the
+// credential; the browser gets a session cookie for that technician.
+const OpConsoleLogin = "console.login"
+
+// ConsoleLogin is a one-time sign-in code for the web console.
+type ConsoleLogin struct {
+	Code    string    `json:"code"`
+	URL     string    `json:"url"` // the console, with the code in its fragment
+	Expires time.Time `json:"expires"`
+}

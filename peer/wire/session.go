@@ -184,6 +184,15 @@ type Grant struct {
 	Nonce      string    `json:"nonce"`
 	// TechnicianName is for logs and the session status only.
 	TechnicianName string `json:"technician_name,omitempty"`
+	// Fingerprints, set only for a session from the web console, are the
+	// DTLS certificate fingerprints of the technician's browser, as its
+	// offer SDP declares them. A browser holds no technician key to sign
+	// its parameters with; the issuing broker authenticated the
+	// technician's web login and vouches for the browser by binding its
+	// fingerprints here. The agent accepts such a grant only for WebRTC
+	// and only with an offer declaring exactly these fingerprints, so DTLS
+	// admits that browser and no other peer.
+	Fingerprints []string `json:"fingerprints,omitempty"`
 }
 
 // Validate checks the grant's form; mesh checks its meaning.
@@ -206,6 +215,14 @@ func (g *Grant) Validate() error {
 	}
 	if g.Nonce == "" || g.Expires.IsZero() {
 		return errors.New("grant has no nonce or no expiry")
+	}
+	if len(g.Fingerprints) > 4 {
+		return errors.New("grant names more than 4 fingerprints")
+	}
+	for _, f := range g.Fingerprints {
+		if f == "" || len(f) > 200 {
+			return errors.New("grant fingerprint empty or too long")
+		}
 	}
 	return nil
 }
@@ -319,6 +336,9 @@ type SessionInfo struct {
 	// State is "active", or "waiting-for-approval" while the person at
 	// the machine has not answered the consent request.
 	State string `json:"state,omitempty"`
+	// Shared: the session has a terminal open that other technicians may
+	// watch (read-only) by naming this session.
+	Shared bool `json:"shared,omitempty"`
 }
 
 // SessionStatus is the agent's list of live sessions.
@@ -378,12 +398,13 @@ const OpAudit = "audit"
 
 // Audit events.
 const (
-	AuditRequested = "session.requested"
-	AuditGranted   = "session.granted"
-	AuditRefused   = "session.refused" // by the broker, or by the agent (consent denied, timed out, grant refused)
-	AuditStarted   = "session.started" // the agent accepted the connection
-	AuditEnded     = "session.ended"
-	AuditPolicy    = "consent.policy"
+	AuditRequested    = "session.requested"
+	AuditGranted      = "session.granted"
+	AuditRefused      = "session.refused" // by the broker, or by the agent (consent denied, timed out, grant refused)
+	AuditStarted      = "session.started" // the agent accepted the connection
+	AuditEnded        = "session.ended"
+	AuditPolicy       = "consent.policy"
+	AuditConsoleLogin = "console.login" // a technician signed in to the web console
 )
 
 // AuditEntry is one line of the broker's audit log.

@@ -53,6 +53,9 @@ type Config struct {
 	// OnCommand, if set, is told of every command exec ran, with its exit
 	// status, for the machine's command history.
 	OnCommand func(wire.CommandRecord)
+	// OnShare, if set, is called when a terminal that allows observers
+	// opens or closes, so the session status can offer it to watch.
+	OnShare func()
 	// Logger receives the channels' logs. Nil means discard.
 	Logger *slog.Logger
 }

@@ -43,6 +43,9 @@ func (s *Server) share(session string, allow bool) (*shared, func()) {
 	}
 	s.terms[session] = t
 	s.termsMu.Unlock()
+	if allow && s.cfg.OnShare != nil {
+		s.cfg.OnShare()
+	}
 	return t, func() {
 		s.termsMu.Lock()
 		if s.terms[session] == t {
@@ -50,7 +53,19 @@ func (s *Server) share(session string, allow bool) (*shared, func()) {
 		}
 		s.termsMu.Unlock()
 		close(t.done)
+		if allow && s.cfg.OnShare != nil {
+			s.cfg.OnShare()
+		}
 	}
+}
+
+// Shared reports whether session has a terminal open that allows
+// observers.
+func (s *Server) Shared(session string) bool {
+	s.termsMu.Lock()
+	defer s.termsMu.Unlock()
+	t := s.terms[session]
+	return t != nil && t.allow
 }
 
 // output passes a chunk of the terminal's output to every observer; one

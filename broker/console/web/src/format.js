@@ -1,0 +1,101 @@
+// Formatting of times, durations and the words the console shows for a
+// machine's state.
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+const pad = (n) => String(n).padStart(2, '0');
+
+// time parses an RFC 3339 time from the API. Missing, unparsable and Go's
+// zero time (year 1) give null.
+export function time(s) {
+  if (!s) return null;
+  const ms = Date.parse(s);
+  if (Number.isNaN(ms) || ms < Date.UTC(1971, 0, 1)) return null;
+  return new Date(ms);
+}
+
+// clock is "10:42" for today, "3 Jun 10:42" for another day, local time.
+export function clock(d) {
+  if (!d) return '';
+  const now = new Date();
+  const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  if (d.toDateString() === now.toDateString()) return hm;
+  const day = `${d.getDate()} ${MONTHS[d.getMonth()]}`;
+  return d.getFullYear() === now.getFullYear() ? `${day} ${hm}` : `${day} ${d.getFullYear()} ${hm}`;
+}
+
+// stamp is "2026-06-03 10:42:05", local time, for tables.
+export function stamp(d) {
+  if (!d) return '';
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+// ago is "3 min ago" and the like.
+export function ago(d, now = Date.now()) {
+  if (!d) return '';
+  const s = Math.max(0, Math.round((now - d.getTime()) / 1000));
+  return `${span(s)} ago`;
+}
+
+// span is a duration in seconds, in its largest sensible unit.
+export function span(s) {
+  if (s == null || Number.isNaN(s)) return '';
+  s = Math.round(s);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 48 * 3600) return `${Math.floor(s / 3600)} h`;
+  return `${Math.floor(s / 86400)} days`;
+}
+
+// reachWhen is the reachability column's time: "since 10:42" while
+// online, "last seen 3 min ago" while offline.
+export function reachWhen(reach) {
+  if (!reach) return '';
+  if (reach.online) {
+    const since = time(reach.since);
+    return since ? `since ${clock(since)}` : '';
+  }
+  const seen = time(reach.last_seen);
+  return seen ? `last seen ${ago(seen)}` : 'never seen';
+}
+
+// sessionWords says what a card's session layer holds, e.g. "active ·
+// interactive · direct-webrtc · input-paused". Empty when there is none.
+export function sessionWords(s) {
+  if (!s) return '';
+  const w = [s.state];
+  if (s.state === 'active') {
+    if (s.mode) w.push(s.mode);
+    if (s.path) w.push(s.path);
+  }
+  if (s.waiting_for_approval > 0 && s.state !== 'waiting-for-approval') w.push('waiting-for-approval');
+  if (s.input_paused) w.push('input-paused');
+  if (s.busy) w.push('busy');
+  return w.filter(Boolean).join(' · ');
+}
+
+// sessionDetail is the longer description for a tooltip or the machine
+// page: who is connected and whether someone is at the machine.
+export function sessionDetail(s) {
+  if (!s) return '';
+  const parts = [];
+  if (s.technicians && s.technicians.length) parts.push(`technicians: ${s.technicians.join(', ')}`);
+  if (s.sessions > 1) parts.push(`${s.sessions} sessions`);
+  if (s.waiting_for_approval > 0) parts.push(`${s.waiting_for_approval} waiting for approval`);
+  if (s.user_present) parts.push('someone is at the machine');
+  return parts.join('; ');
+}
+
+// firstLine is s up to its first line break.
+export function firstLine(s) {
+  if (!s) return '';
+  const i = s.indexOf('\n');
+  return i < 0 ? s : `${s.slice(0, i)} …`;
+}
+
+// osName is a card's or snapshot's OS in a few words.
+export function osName(os) {
+  if (!os) return '';
+  return os.name || [os.id || os.family, os.version].filter(Boolean).join(' ');
+}

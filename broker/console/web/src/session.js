@@ -1,0 +1,208 @@
+// The session page (#/session?machine=ID&mode=M[&observe=SID]): a live
+// terminal in xterm.js, with the session's state, mode, network path and
+// the agent's notices around it.
+
+import { Terminal } from '@xterm/xterm';
+import { FitAddon } from '@xterm/addon-fit';
+import { h, fill, setText } from './dom.js';
+import { LiveSession } from './live.js';
+import { MODES } from './machine.js';
+import { startTiming, firstByte } from './timing.js';
+
+const INPUT_PAUSED = 'input paused by the person at the machine';
+
+const utf8 = new TextEncoder();
+
+// sessionView mounts the session page into root and starts the session.
+export function sessionView(root, ctx, params) {
+  startTiming();
+  const v = new SessionPage(root, ctx, params);
+  v.start();
+  return v;
+}
+
+class SessionPage {
+  constructor(root, ctx, params) {
+    this.ctx = ctx;
+    this.machine = params.get('machine') || '';
+    this.mode = params.get('mode') || 'read-only';
+    this.observe = params.get('observe') || '';
+    this.name = this.machine;
+    this.build(root);
+  }
+
+  build(root) {
+    const back = `#/machine/${encodeURIComponent(this.machine)}`;
+    this.title = h('span', null, this.machine);
+    this.stateEl = h('span', { id: 'session-state', 'aria-live': 'polite' });
+    this.pathEl = h('span', { id: 'session-path' });
+    this.idEl = h('span', { id: 'session-id', class: 'mono' });
+    this.inputEl = h('span', { id: 'session-input', class: 'warn' });
+    this.noticeEl = h('p', { id: 'session-notice', 'aria-live': 'polite' });
+    this.disconnectBtn = h('button', { id: 'disconnect', type: 'button', onclick: () => this.disconnect() }, 'Disconnect');
+    this.termEl = h('div', { id: 'terminal', role: 'application', 'aria-label': 'Terminal' });
+    this.el = h('div', { id: 'session', 'data-state': '' },
+      h('div', { class: 'session-head' },
+        h('h1', null, this.observe ? 'Watching a terminal on ' : 'Terminal on ', this.title),
+        h('a', { class: 'back', href: back }, 'Back to the machine'),
+        this.disconnectBtn),
+      h('dl', { class: 'session-facts' },
+        fact('State', this.stateEl), fact('Mode', h('span', { id: 'session-mode' }, this.mode)),
+        fact('Path', this.pathEl), fact('Session', this.idEl), fact('Input', this.inputEl)),
+      this.noticeEl,
+      this.termEl);
+    fill(root, this.el);
+  }
+
+  start() {
+    if (!this.machine || !MODES.includes(this.mode) || (this.observe && !/^[0-9a-f]{32}$/.test(this.observe))) {
+      this.setState('ended');
+      this.showNotice('This session link is incomplete or malformed.');
+      this.disconnectBtn.disabled = true;
+      return;
+    }
+    this.openTerminal();
+    this.live = new LiveSession({
+      api: this.ctx.api,
+      machine: this.machine,
+      mode: this.mode,
+      observe: this.observe,
+      size: () => ({ rows: this.term.rows, cols: this.term.cols }),
+      handlers: {
+        state: (s) => this.setState(s),
+        answer: (r) => this.answered(r),
+        output: (b) => this.output(b),
+        notice: (t) => this.notice(t),
+        exit: (s) => this.exited(s),
+        failed: (m) => this.failed(m),
+        path: (p) => setText(this.pathEl, p),
+      },
+    });
+    this.live.start();
+    this.loadCard();
+  }
+
+  // openTerminal makes the xterm with the DOM renderer (no canvas or
+  // WebGL addon), so the text is in .xterm-rows for tests and screen
+  // readers, and fits it to its box.
+  openTerminal() {
+    const term = new Terminal({
+      cursorBlink: true,
+      fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace',
+      fontSize: 14,
+      scrollback: 5000,
+      theme: { background: '#16181d', foreground: '#e6e6e6' },
+    });
+    this.fit = new FitAddon();
+    term.loadAddon(this.fit);
+    term.open(this.termEl);
+    this.term = term;
+    this.refit();
+    term.onData((d) => this.live && this.live.sendInput(utf8.encode(d)));
+    // onBinary carries bytes that are not UTF-8 (some mouse reports).
+    term.onBinary((d) => this.live && this.live.sendInput(Uint8Array.from(d, (c) => c.charCodeAt(0) & 0xff)));
+    // An observer does not resize the terminal it watches.
+    term.onResize(({ rows, cols }) => !this.observe && this.live && this.live.resize(rows, cols));
+    this.onWindowResize = () => {
+      cancelAnimationFrame(this.frame);
+      this.frame = requestAnimationFrame(() => this.refit());
+    };
+    window.addEventListener('resize', this.onWindowResize);
+  }
+
+  refit() {
+    try {
+      this.fit.fit();
+    } catch {
+      // Not laid out (hidden): the next resize fits it.
+    }
+  }
+
+  // loadCard reads the machine's card for its name and session flags.
+  async loadCard() {
+    try {
+      const card = await this.ctx.api(`/api/machines/${encodeURIComponent(this.machine)}`);
+      this.name = `${card.client}/${card.name}`;
+      setText(this.title, this.name);
+      this.card(card);
+    } catch {
+      // The session request reports what matters (not found, refused).
+    }
+  }
+
+  reload() {
+    // The session runs peer to peer; a stream reconnect changes nothing.
+  }
+
+  // card applies the machine's card: an approval wait and input paused.
+  card(card) {
+    if (card.id !== this.machine) return;
+    const s = card.session;
+    if (s && s.waiting_for_approval > 0 && this.live) this.live.approvalPending();
+    setText(this.inputEl, s && s.input_paused ? INPUT_PAUSED : '');
+    if (this.observe && s && s.shared) {
+      const w = s.shared.find((x) => x.session === this.observe);
+      if (w) setText(this.title, `${w.technician}'s terminal on ${this.name}`);
+    }
+  }
+
+  setState(s) {
+    setText(this.stateEl, s);
+    this.el.dataset.state = s;
+    if (s === 'active') this.term.focus();
+    if (s === 'ended') this.disconnectBtn.disabled = true;
+  }
+
+  answered(r) {
+    if (!r) return;
+    setText(this.idEl, r.session || '');
+    if (r.name) {
+      this.name = r.name;
+      if (!this.observe) setText(this.title, r.name);
+    }
+    if (r.mode) setText(document.getElementById('session-mode'), r.mode);
+  }
+
+  output(bytes) {
+    firstByte();
+    this.term.write(bytes);
+  }
+
+  notice(text) {
+    this.showNotice(text);
+    this.term.write(`\r\n\x1b[33m${text}\x1b[0m\r\n`);
+  }
+
+  exited(status) {
+    const msg = status === null ? 'The shell exited.' : `The shell exited with status ${status}.`;
+    this.showNotice(msg);
+    this.term.write(`\r\n\x1b[33m[${msg}]\x1b[0m\r\n`);
+  }
+
+  failed(message) {
+    this.showNotice(message);
+    if (this.term) this.term.write(`\r\n\x1b[31m${message}\x1b[0m\r\n`);
+  }
+
+  showNotice(text) {
+    setText(this.noticeEl, text);
+  }
+
+  disconnect() {
+    if (!this.live || this.live.ended()) return;
+    this.live.end();
+    this.showNotice('Disconnected.');
+  }
+
+  // dispose ends the session: leaving the page closes the connection.
+  dispose() {
+    if (this.live) this.live.end();
+    window.removeEventListener('resize', this.onWindowResize);
+    cancelAnimationFrame(this.frame);
+    if (this.term) this.term.dispose();
+  }
+}
+
+function fact(label, value) {
+  return h('div', null, h('dt', null, label), h('dd', null, value));
+}

@@ -1,0 +1,320 @@
+package console
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// TestConsole drives the console in chromium as technicians would, on the
+// demo's fleet: sign in, the fleet with readiness and reachability side
+// by side, an agent going offline live, terminals over WebRTC in each
+// mode, the session status, and client scopes.
+func TestConsole(t *testing.T) {
+	f := newFleet(t)
+	alice := f.technician("alice", "acme,globex", "read-only,interactive")
+	bob := f.technician("bob", "acme", "read-only,interactive")
+	fs01 := f.agents["acme-fs01"]
+	web02 := f.agents["globex-web-02"]
+
+	ba := newBrowser(t)
+	ba.on(t).signIn(f.http, alice, "alice")
+
+	t.Run("fleet", func(t *testing.T) {
+		a := ba.on(t)
+		a.waitFor("four machine rows", `document.querySelectorAll('tr.machine').length === 4`, 10*time.Second)
+		cards := map[string]wire.Card{}
+		for _, c := range adminCards(t, f) {
+			cards[c.ID] = c
+		}
+		for name, ag := range f.agents {
+			card := cards[ag.id]
+			row := fmt.Sprintf(`tr.machine[data-id=%q]`, ag.id)
+			// Readiness and reachability are separate indicators, each a
+			// word beside its dot.
+			if got := a.text(row + " td.readiness .word"); got != card.Readiness.State {
+				t.Errorf("%s: readiness word %q, want %q", name, got, card.Readiness.State)
+			}
+			if got := a.text(row + " td.reach .word"); got != "online" {
+				t.Errorf("%s: reachability word %q, want online", name, got)
+			}
+			if got := a.text(fmt.Sprintf(`section.client[data-client=%q] %s td.name`, ag.client, row)); got != name {
+				t.Errorf("%s: not listed under its client %s (got %q)", name, ag.client, got)
+			}
+		}
+		a.screenshot(t, "fleet.png")
+	})
+
+	t.Run("offline without reload", func(t *testing.T) {
+		a := ba.on(t)
+		kiosk := f.agents["globex-kiosk-03"]
+		row := fmt.Sprintf(`tr.machine[data-id=%q]`, kiosk.id)
+		before := a.text(row + " td.readiness .word")
+		// A reload would lose this mark.
+		a.run("mark the page", chromedp.Evaluate[chromedp.Void](`window.rmNoReload = true`))
+		if !kiosk.proc.stop(syscall.SIGTERM) {
+			t.Fatal("agent did not stop")
+		}
+		took := a.waitFor("the kiosk offline", `document.querySelector('`+row+` td.reach').dataset.online === 'false'`, 15*time.Second)
+		t.Logf("overlay offline %v after the agent stopped", took.Round(time.Millisecond))
+		if got := a.text(row + " td.reach .word"); got != "offline" {
+			t.Errorf("reachability word %q, want offline", got)
+		}
+		if got := a.text(row + " td.readiness .word"); got != before {
+			t.Errorf("stored readiness changed from %q to %q when the agent went offline", before, got)
+		}
+		if ok, _ := eval[bool](a, `window.rmNoReload === true`); !ok {
+			t.Error("the page reloaded")
+		}
+	})
+
+	var shared string // the interactive session, which allows observers
+	t.Run("interactive runs a command", func(t *testing.T) {
+		a := ba.on(t)
+		a.run("open acme-fs01", chromedp.Navigate(f.http+"/#/machine/"+fs01.id))
+		a.waitFor("the machine page", `document.querySelector('#machine') && document.querySelector('#connect')`, 10*time.Second)
+		a.run("pick interactive and connect",
+			chromedp.SetValue(chromedp.CSS("#connect-mode"), wire.ModeInteractive),
+			chromedp.Click(chromedp.CSS("#connect")))
+		a.waitFor("an active session", `(document.querySelector('#session-state')||{}).textContent === 'active'`, 20*time.Second)
+		a.waitFor("a shell prompt", `(document.querySelector('#terminal .xterm-rows')||{}).textContent.includes('$')`, 10*time.Second)
+		a.typeInto("echo rm-$((6*7))\r")
+		a.waitFor("the command's output", `document.querySelector('#terminal .xterm-rows').textContent.includes('rm-42')`, 10*time.Second)
+		if p := a.text("#session-path"); !strings.Contains(p, "direct-webrtc") {
+			t.Errorf("session path %q, want direct-webrtc", p)
+		}
+		if m := a.text("#session-mode"); m != wire.ModeInteractive {
+			t.Errorf("session mode %q", m)
+		}
+		shared = a.text("#session-id")
+		if len(shared) != 32 {
+			t.Fatalf("session id %q", shared)
+		}
+		// The agent reports the session; the broker shows it on the card.
+		f.waitCards(func(cs []wire.Card) (bool, string) {
+			for _, c := range cs {
+				if c.ID == fs01.id {
+					return c.Session != nil && c.Session.Path == wire.PathDirectWebRTC && len(c.Session.Shared) == 1,
+						fmt.Sprintf("session part %+v", c.Session)
+				}
+			}
+			return false, "no card"
+		})
+		a.screenshot(t, "session.png")
+	})
+
+	bb := newBrowser(t)
+	bb.on(t).signIn(f.http, bob, "bob")
+
+	t.Run("read-only watch sees command output", func(t *testing.T) {
+		a, b := ba.on(t), bb.on(t)
+		b.run("open acme-fs01", chromedp.Navigate(f.http+"/#/machine/"+fs01.id))
+		watch := fmt.Sprintf(`button.watch[data-session=%q]`, shared)
+		b.waitFor("a watch button for alice's terminal", `document.querySelector('`+watch+`')`, 10*time.Second)
+		b.run("watch", chromedp.Click(chromedp.CSS(watch)))
+		b.waitFor("an active read-only session", `(document.querySelector('#session-state')||{}).textContent === 'active'`, 20*time.Second)
+		if m := b.text("#session-mode"); m != wire.ModeReadOnly {
+			t.Errorf("watch mode %q, want read-only", m)
+		}
+		b.waitFor("the earlier output", `document.querySelector('#terminal .xterm-rows').textContent.includes('rm-42')`, 10*time.Second)
+		a.typeInto("echo again-$((7*7))\r")
+		b.waitFor("output as it happens", `document.querySelector('#terminal .xterm-rows').textContent.includes('again-49')`, 10*time.Second)
+		b.typeInto("rm -rf /tmp/x\r")
+		b.waitFor("typing refused", `(document.querySelector('#session-notice')||{}).textContent.includes('input refused')`, 10*time.Second)
+		time.Sleep(300 * time.Millisecond)
+		if strings.Contains(a.terminal(), "rm -rf") {
+			t.Error("the observer's typing reached the shell")
+		}
+	})
+
+	t.Run("typing in read-only is refused", func(t *testing.T) {
+		b := bb.on(t)
+		b.run("open a read-only terminal", chromedp.Navigate(f.http+"/#/machine/"+fs01.id))
+		b.waitFor("the machine page", `document.querySelector('#connect')`, 10*time.Second)
+		b.run("connect read-only",
+			chromedp.SetValue(chromedp.CSS("#connect-mode"), wire.ModeReadOnly),
+			chromedp.Click(chromedp.CSS("#connect")))
+		b.waitFor("an active session", `(document.querySelector('#session-state')||{}).textContent === 'active'`, 20*time.Second)
+		b.typeInto("touch /tmp/readymesh-ro\r")
+		b.waitFor("the agent's refusal", `(document.querySelector('#session-notice')||{}).textContent.includes('read-only')`, 10*time.Second)
+	})
+
+	t.Run("input paused by the person at the machine", func(t *testing.T) {
+		a := ba.on(t)
+		runSessiond(t, "pause-input", "--state", fs01.dir)
+		a.waitFor("the pause shown", `(document.querySelector('#session-input')||{}).textContent.includes('paused')`, 10*time.Second)
+		a.typeInto("echo paused-$((2+2))\r")
+		a.waitFor("input refused while paused", `(document.querySelector('#session-notice')||{}).textContent.includes('paused')`, 10*time.Second)
+		runSessiond(t, "resume-input", "--state", fs01.dir)
+		a.waitFor("the pause lifted", `(document.querySelector('#session-input')||{}).textContent === ''`, 10*time.Second)
+		if strings.Contains(a.terminal(), "paused-4") {
+			t.Error("input typed while paused ran")
+		}
+	})
+
+	t.Run("scopes", func(t *testing.T) {
+		b := bb.on(t)
+		b.run("open the fleet", chromedp.Navigate(f.http+"/#/fleet"))
+		b.waitFor("acme's two machines", `document.querySelectorAll('tr.machine').length === 2`, 10*time.Second)
+		if n, _ := eval[int](b, `document.querySelectorAll('section.client[data-client="globex"]').length`); n != 0 {
+			t.Error("bob sees the globex client")
+		}
+		b.run("open a globex machine by URL", chromedp.Navigate(f.http+"/#/machine/"+web02.id))
+		b.waitFor("not found", `document.querySelector('#not-found')`, 10*time.Second)
+		if strings.Contains(b.pageText(), "globex-web-02") {
+			t.Error("the page names the globex machine")
+		}
+		b.run("open a session to it by URL", chromedp.Navigate(f.http+"/#/session?machine="+web02.id+"&mode=read-only"))
+		b.waitFor("refused", `(document.querySelector('#session-notice')||{}).textContent.includes('no machine')`, 20*time.Second)
+		if s := b.text("#session-state"); s != "ended" {
+			t.Errorf("session state %q after a refusal", s)
+		}
+	})
+
+	t.Run("api", func(t *testing.T) { checkAPI(t, f, bob, web02.id, fs01.id) })
+}
+
+// adminCards is the fleet as the admin's meshctl sees it.
+func adminCards(t *testing.T, f *fleet) []wire.Card {
+	var cards []wire.Card
+	if err := json.Unmarshal([]byte(f.admin.meshctl("machines", "--json")), &cards); err != nil {
+		t.Fatal(err)
+	}
+	return cards
+}
+
+func runSessiond(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(bins.sessiond, args...).CombinedOutput(); err != nil {
+		t.Fatalf("sessiond %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// checkAPI checks the console API's refusals directly over HTTP: sign-in
+// codes work once, requests that change something need the CSRF token
+// and the same origin, and a technician's scopes hold for every API,
+// including the live-update stream.
+func checkAPI(t *testing.T, f *fleet, c *tech, hidden, visible string) {
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	call := func(method, path, csrf string, body any, hdr map[string]string) (int, []byte) {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			raw, _ := json.Marshal(body)
+			rd = bytes.NewReader(raw)
+		}
+		req, _ := http.NewRequest(method, f.http+path, rd)
+		if csrf != "" {
+			req.Header.Set("X-CSRF-Token", csrf)
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		res, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		return res.StatusCode, raw
+	}
+	if code, _ := call("GET", "/api/machines", "", nil, nil); code != http.StatusUnauthorized {
+		t.Errorf("machines without signing in: %d", code)
+	}
+	link := c.consoleLink()
+	var me struct{ CSRF string }
+	code, raw := call("POST", "/api/login", "", map[string]string{"code": link.Code}, nil)
+	if code != http.StatusOK || json.Unmarshal(raw, &me) != nil || me.CSRF == "" {
+		t.Fatalf("sign in: %d %s", code, raw)
+	}
+	if code, _ := call("POST", "/api/login", "", map[string]string{"code": link.Code}, nil); code != http.StatusUnauthorized {
+		t.Errorf("a used code signed in again: %d", code)
+	}
+	if code, _ := call("POST", "/api/login", "", map[string]string{"code": "rmc1_forged"}, nil); code != http.StatusUnauthorized {
+		t.Errorf("a forged code: %d", code)
+	}
+	if code, raw := call("GET", "/api/machines/"+visible, "", nil, nil); code != http.StatusOK {
+		t.Errorf("a visible machine: %d %s", code, raw)
+	}
+	if code, _ := call("GET", "/api/machines/"+hidden, "", nil, nil); code != http.StatusNotFound {
+		t.Errorf("a machine outside the technician's clients: %d, want 404", code)
+	}
+	_, raw = call("GET", "/api/machines", "", nil, nil)
+	if bytes.Contains(raw, []byte(hidden)) || !bytes.Contains(raw, []byte(visible)) {
+		t.Errorf("machine list does not match the technician's clients: %s", raw)
+	}
+	if code, _ := call("GET", "/api/machines?online=maybe", "", nil, nil); code != http.StatusBadRequest {
+		t.Errorf("a bad filter: %d, want 400", code)
+	}
+	open := map[string]string{"machine": hidden, "mode": "read-only", "sdp": "v=0"}
+	if code, _ := call("POST", "/api/sessions", "", open, nil); code != http.StatusForbidden {
+		t.Errorf("a session request without the CSRF token: %d, want 403", code)
+	}
+	if code, _ := call("POST", "/api/sessions", me.CSRF, open, map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}); code != http.StatusForbidden {
+		t.Errorf("a cross-origin session request: %d, want 403", code)
+	}
+	if code, raw := call("POST", "/api/sessions", me.CSRF, open, nil); code != http.StatusBadRequest {
+		t.Errorf("a session request with a bad offer: %d %s, want 400", code, raw)
+	}
+
+	// The live stream: a change on a hidden machine sends nothing about
+	// it. Restarting the stopped kiosk (globex) makes one.
+	req, _ := http.NewRequest("GET", f.http+"/api/events", nil)
+	res, err := hc.Do(req)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("events: %v %v", err, res)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		var all []byte
+		for {
+			n, err := res.Body.Read(buf)
+			all = append(all, buf[:n]...)
+			if err != nil {
+				got <- all
+				return
+			}
+		}
+	}()
+	f.startAgent(f.agents["globex-kiosk-03"])
+	f.waitCards(func(cs []wire.Card) (bool, string) {
+		for _, c := range cs {
+			if c.ID == f.agents["globex-kiosk-03"].id {
+				return c.Reachability.Online, "kiosk offline"
+			}
+		}
+		return false, "no kiosk"
+	})
+	time.Sleep(time.Second)
+	res.Body.Close()
+	stream := <-got
+	if !bytes.Contains(stream, []byte("event: hello")) {
+		t.Errorf("no hello on the stream: %q", stream)
+	}
+	for _, ag := range f.agents {
+		if ag.client == "globex" && bytes.Contains(stream, []byte(ag.id)) {
+			t.Errorf("the stream told bob about %s:\n%s", ag.name, stream)
+		}
+	}
+
+	if code, _ := call("POST", "/api/logout", me.CSRF, nil, nil); code != http.StatusNoContent {
+		t.Errorf("logout: %d", code)
+	}
+	if code, _ := call("GET", "/api/me", "", nil, nil); code != http.StatusUnauthorized {
+		t.Errorf("still signed in after logout: %d", code)
+	}
+}
