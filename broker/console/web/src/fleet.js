@@ -110,10 +110,20 @@ class Fleet {
   card(card) {
     const i = this.cards.findIndex((c) => c.id === card.id);
     const keep = passesServerFilters(card);
-    if (i >= 0 && keep) this.cards[i] = card;
-    else if (i >= 0) this.cards.splice(i, 1);
-    else if (keep) this.cards.splice(insertionPoint(this.cards, card), 0, card);
-    else return;
+    if (i >= 0 && keep) {
+      const before = this.cards[i];
+      this.cards[i] = card;
+      if (card.client === before.client && passesSearch(card) && this.rows.has(card.id)) {
+        this.row(card); // the common case: nothing but this row changes
+        return;
+      }
+    } else if (i >= 0) {
+      this.cards.splice(i, 1);
+    } else if (keep) {
+      this.cards.splice(insertionPoint(this.cards, card), 0, card);
+    } else {
+      return;
+    }
     this.render();
   }
 
@@ -182,17 +192,18 @@ class Fleet {
 
   // row returns the card's row, up to date, making it if needed.
   row(card) {
-    const sig = JSON.stringify(card);
     let row = this.rows.get(card.id);
     if (!row) {
-      row = { tr: newRow(), sig: '', card };
+      row = { tr: newRow(), sig: '', card: null };
       this.rows.set(card.id, row);
     }
+    if (row.card === card) return row.tr; // rendered from this very object
+    const sig = JSON.stringify(card);
     if (row.sig !== sig) {
       fillRow(row.tr, card);
       row.sig = sig;
-      row.card = card;
     }
+    row.card = card;
     return row.tr;
   }
 
@@ -271,6 +282,7 @@ function fillRow(tr, card) {
   const a = name.firstChild;
   a.href = `#/machine/${encodeURIComponent(card.id)}`;
   setText(a, card.name);
+  name.title = card.name; // long names are cut short with an ellipsis
 
   const r = card.readiness || {};
   ready.dataset.state = r.state || '';
@@ -283,7 +295,7 @@ function fillRow(tr, card) {
   reach.title = reachTitle(card.reachability);
 
   setText(session, sessionWords(card.session));
-  session.title = sessionDetail(card.session);
+  session.title = [sessionWords(card.session), sessionDetail(card.session)].filter(Boolean).join('\n');
 
   const ups = r.pending_updates || [];
   setText(updates, String(ups.length));

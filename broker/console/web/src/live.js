@@ -5,6 +5,7 @@
 // broker's TURN relay.
 
 import * as frames from './frames.js';
+import { take } from './warm.js';
 
 // How long ICE gathering may take before the offer goes with what it has
 // (no trickle ICE: the SDP carries every candidate).
@@ -57,9 +58,15 @@ export class LiveSession {
   async negotiate() {
     const { api, machine, mode } = this.opts;
     this.setState('requesting');
-    const ice = await api('/api/ice', { signal: this.abort.signal });
-    if (this.ended()) return;
-    const pc = new RTCPeerConnection({ iceServers: (ice && ice.iceServers) || [] });
+    mark('start');
+    // A connection the machine page made has its candidates gathered.
+    let pc = take();
+    if (!pc) {
+      const ice = await api('/api/ice', { signal: this.abort.signal });
+      mark('ice');
+      if (this.ended()) return;
+      pc = new RTCPeerConnection({ iceServers: (ice && ice.iceServers) || [] });
+    }
     this.pc = pc;
     pc.addEventListener('connectionstatechange', () => this.onConnectionState());
     // The agent's peer connection has these two channels negotiated out of
@@ -74,7 +81,9 @@ export class LiveSession {
     this.dc = dc;
 
     await pc.setLocalDescription(await pc.createOffer());
+    mark('offer');
     await gathered(pc, GATHER_MS);
+    mark('gathered');
     if (this.ended()) return;
 
     const hint = setTimeout(() => this.setState('waiting-for-approval'), APPROVAL_HINT_MS);
@@ -90,6 +99,7 @@ export class LiveSession {
       this.requesting = false;
       clearTimeout(hint);
     }
+    mark('answer');
     if (this.ended()) return;
     this.h.answer(resp);
     this.setState('connecting');
@@ -109,6 +119,7 @@ export class LiveSession {
     const header = observe
       ? { observe }
       : { rows, cols, term: 'xterm-256color', allow_observers: true };
+    mark('open');
     this.send(frames.encode(frames.HEADER, utf8.encode(JSON.stringify(header))));
     this.setState('active');
     this.updatePath();
@@ -119,7 +130,9 @@ export class LiveSession {
     if (this.ended()) return;
     let got;
     try {
-      got = this.reader.push(new Uint8Array(data));
+      // Binary messages arrive as ArrayBuffers; a text message (which the
+      // agent should not send) still counts as its UTF-8 bytes.
+      got = this.reader.push(typeof data === 'string' ? utf8.encode(data) : new Uint8Array(data));
     } catch (err) {
       this.fail(err.message);
       return;
@@ -232,6 +245,12 @@ export class LiveSession {
     if (this.dc) this.dc.close();
     if (this.pc) this.pc.close();
   }
+}
+
+// mark records a phase of session setup as a performance mark
+// ("rm:ice", "rm:open", …), for profiling in the browser's tools.
+function mark(name) {
+  if (performance.mark) performance.mark(`rm:${name}`);
 }
 
 // gathered resolves when ICE gathering is complete or after ms.

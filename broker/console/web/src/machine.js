@@ -6,6 +6,7 @@ import { h, fill, setText, status, table } from './dom.js';
 import { time, clock, stamp, ago, span, reachWhen, sessionWords, sessionDetail, osName } from './format.js';
 import { isAbort } from './api.js';
 import { noteConnectClick } from './timing.js';
+import { warm, releaseSoon } from './warm.js';
 
 export const MODES = ['read-only', 'interactive', 'elevated'];
 
@@ -23,7 +24,7 @@ class Machine {
     this.id = id;
     this.gen = 0;
     this.abort = null;
-    this.card = null;
+    this.data = null; // the full card last loaded, updated by events
     this.built = false;
     fill(root, h('p', { class: 'loading' }, 'Loading…'));
   }
@@ -62,7 +63,7 @@ class Machine {
   // survives reloads.
   render(card) {
     if (!this.built) this.build();
-    this.card = card;
+    this.data = card;
     this.seq = card.readiness && card.readiness.check_in_seq;
     setText(this.title, card.name);
     setText(this.client, card.client);
@@ -106,11 +107,13 @@ class Machine {
   connect() {
     if (!this.mode.value) return;
     noteConnectClick();
-    location.hash = sessionHash(this.id, this.mode.value);
+    this.ctx.go(sessionHash(this.id, this.mode.value));
   }
 
   // layers draws the readiness, reachability and session panels.
   layers(card) {
+    // A session is likely from here: gather ICE candidates now (warm.js).
+    if (card.reachability && card.reachability.online && this.mode.value) warm(this.ctx.api);
     fill(this.readiness, readinessPanel(card.readiness));
     fill(this.reach, reachPanel(card.reachability));
     fill(this.sessionInfo, sessionPanel(card.session));
@@ -119,7 +122,7 @@ class Machine {
       type: 'button', class: 'watch', 'data-session': s.session,
       onclick: () => {
         noteConnectClick();
-        location.hash = sessionHash(this.id, 'read-only', s.session);
+        this.ctx.go(sessionHash(this.id, 'read-only', s.session));
       },
     }, `Watch ${s.technician}'s terminal`)));
   }
@@ -127,9 +130,9 @@ class Machine {
   // card applies a `card` event for this machine: the layers change, the
   // stored state (not in events) stays until the next reload.
   card(card) {
-    if (card.id !== this.id || !this.card) return;
-    this.card = { ...this.card, ...card, snapshot: this.card.snapshot, history: this.card.history };
-    this.layers(this.card);
+    if (card.id !== this.id || !this.data) return;
+    this.data = { ...this.data, ...card, snapshot: this.data.snapshot, history: this.data.history };
+    this.layers(this.data);
     if (card.readiness && card.readiness.check_in_seq !== this.seq) {
       this.load(); // a new check-in: the snapshot and history changed too
     }
@@ -142,6 +145,7 @@ class Machine {
   dispose() {
     this.gen++;
     if (this.abort) this.abort.abort();
+    releaseSoon();
   }
 }
 

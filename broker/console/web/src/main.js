@@ -25,7 +25,6 @@ const app = {
   view: null,
   route: '', // the hash the view was made for
   events: null,
-  live: false,
 };
 
 const main = document.getElementById('main');
@@ -46,11 +45,22 @@ const ctx = {
     }
   },
   error: (err) => flash(err && err.message ? err.message : String(err)),
+  // go navigates to hash and shows it now, rather than a task later on
+  // hashchange (which then finds it shown): a session's clock is running.
+  go: (hash) => {
+    location.hash = hash;
+    show();
+  },
+  // reopen makes the current view afresh (a new session on the same page).
+  reopen: () => {
+    disposeView();
+    show();
+  },
 };
 
 // parseRoute splits the hash into a view name and its arguments.
 function parseRoute(hash) {
-  if (hash.startsWith('#login=')) return { name: 'login', code: decodeURIComponent(hash.slice(7)) };
+  if (hash.startsWith('#login=')) return { name: 'login', code: decode(hash.slice(7)) };
   const raw = hash.replace(/^#\/?/, '');
   const q = raw.indexOf('?');
   const path = q < 0 ? raw : raw.slice(0, q);
@@ -61,7 +71,7 @@ function parseRoute(hash) {
     case 'fleet':
       return { name: 'fleet' };
     case 'machine':
-      return parts[1] ? { name: 'machine', id: decodeURIComponent(parts.slice(1).join('/')) } : { name: 'fleet' };
+      return parts[1] ? { name: 'machine', id: decode(parts.slice(1).join('/')) } : { name: 'fleet' };
     case 'session':
       return { name: 'session', params };
     case 'alerts':
@@ -70,6 +80,15 @@ function parseRoute(hash) {
       return { name: parts[0] };
     default:
       return { name: 'unknown' };
+  }
+}
+
+// decode is decodeURIComponent that leaves a malformed escape as it is.
+function decode(s) {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
   }
 }
 
@@ -154,8 +173,9 @@ function signedOut(message) {
 }
 
 // showLogin shows the sign-in form. code pre-fills it (from a #login=
-// link); it is never submitted without the technician.
-function showLogin(code, message) {
+// link); it is never submitted without the technician. note says why the
+// form is shown (signed out, expired).
+function showLogin(code, note) {
   disposeView();
   flash('');
   header.hidden = true;
@@ -163,16 +183,18 @@ function showLogin(code, message) {
   const input = h('input', { id: 'login-code', name: 'code', type: 'text', autocomplete: 'off', spellcheck: 'false',
     required: true, placeholder: 'rmc1_…', 'aria-describedby': 'login-help login-error' });
   input.value = code || '';
-  const error = h('p', { id: 'login-error', role: 'alert' }, message || '');
+  const error = h('p', { id: 'login-error', role: 'alert' });
   const button = h('button', { id: 'login-submit', type: 'submit', class: 'primary' }, 'Sign in');
   const form = h('form', { id: 'login', 'aria-labelledby': 'login-title' },
     h('h1', { id: 'login-title' }, 'readymesh console'),
+    note ? h('p', { class: 'login-note', role: 'status' }, note) : null,
     h('label', { for: 'login-code' }, 'Sign-in code'),
     input,
     button,
     error,
     h('p', { id: 'login-help', class: 'muted' },
-      'Run meshctl console on your workstation and open the link it prints, or paste its code here. A code works once, for two minutes.'),
+      'Run meshctl console on your workstation and open the link it prints, or paste its code here. ' +
+      'A code works once, for two minutes.'),
     app.me ? h('p', { class: 'muted' }, `You are signed in as ${app.me.name}; this code signs in again. `,
       h('a', { href: '#/fleet' }, 'Back to the fleet')) : null);
   form.addEventListener('submit', (e) => {
@@ -222,7 +244,6 @@ async function logout() {
 }
 
 function setLive(on) {
-  app.live = on;
   const el = document.getElementById('live');
   setText(el, on ? 'live' : 'reconnecting…');
   el.dataset.live = String(on);
@@ -280,7 +301,7 @@ async function boot() {
       return;
     }
     fill(main, h('div', { class: 'panel' }, h('h1', null, 'The broker did not answer'), h('p', null, err.message),
-      h('p', null, h('a', { href: '', onclick: () => location.reload() }, 'Try again'))));
+      h('p', null, h('button', { type: 'button', onclick: () => location.reload() }, 'Try again'))));
     return;
   }
   show();

@@ -7,7 +7,7 @@ import { FitAddon } from '@xterm/addon-fit';
 import { h, fill, setText } from './dom.js';
 import { LiveSession } from './live.js';
 import { MODES } from './machine.js';
-import { startTiming, firstByte } from './timing.js';
+import { startTiming, firstByte, noteConnectClick } from './timing.js';
 
 const INPUT_PAUSED = 'input paused by the person at the machine';
 
@@ -28,23 +28,27 @@ class SessionPage {
     this.mode = params.get('mode') || 'read-only';
     this.observe = params.get('observe') || '';
     this.name = this.machine;
+    this.watched = ''; // the technician whose terminal we observe, once known
+    this.cardRequested = false;
     this.build(root);
   }
 
   build(root) {
     const back = `#/machine/${encodeURIComponent(this.machine)}`;
-    this.title = h('span', null, this.machine);
+    this.title = h('h1', null);
     this.stateEl = h('span', { id: 'session-state', 'aria-live': 'polite' });
     this.pathEl = h('span', { id: 'session-path' });
     this.idEl = h('span', { id: 'session-id', class: 'mono' });
     this.inputEl = h('span', { id: 'session-input', class: 'warn' });
     this.noticeEl = h('p', { id: 'session-notice', 'aria-live': 'polite' });
     this.disconnectBtn = h('button', { id: 'disconnect', type: 'button', onclick: () => this.disconnect() }, 'Disconnect');
+    this.againBtn = h('button', { id: 'reconnect', type: 'button', hidden: true, onclick: () => this.again() }, 'Connect again');
     this.termEl = h('div', { id: 'terminal', role: 'application', 'aria-label': 'Terminal' });
     this.el = h('div', { id: 'session', 'data-state': '' },
       h('div', { class: 'session-head' },
-        h('h1', null, this.observe ? 'Watching a terminal on ' : 'Terminal on ', this.title),
+        this.title,
         h('a', { class: 'back', href: back }, 'Back to the machine'),
+        this.againBtn,
         this.disconnectBtn),
       h('dl', { class: 'session-facts' },
         fact('State', this.stateEl), fact('Mode', h('span', { id: 'session-mode' }, this.mode)),
@@ -52,16 +56,21 @@ class SessionPage {
       this.noticeEl,
       this.termEl);
     fill(root, this.el);
+    this.heading();
+  }
+
+  heading() {
+    let t = `Terminal on ${this.name}`;
+    if (this.observe) t = `Watching ${this.watched ? `${this.watched}'s` : 'a shared'} terminal on ${this.name}`;
+    setText(this.title, t);
   }
 
   start() {
     if (!this.machine || !MODES.includes(this.mode) || (this.observe && !/^[0-9a-f]{32}$/.test(this.observe))) {
       this.setState('ended');
-      this.showNotice('This session link is incomplete or malformed.');
-      this.disconnectBtn.disabled = true;
+      this.showNotice('This session link is incomplete or malformed.', 'error');
       return;
     }
-    this.openTerminal();
     this.live = new LiveSession({
       api: this.ctx.api,
       machine: this.machine,
@@ -78,8 +87,10 @@ class SessionPage {
         path: (p) => setText(this.pathEl, p),
       },
     });
+    // Negotiation starts first: it waits on the network, and the
+    // terminal is made meanwhile (it is needed when the channel opens).
     this.live.start();
-    this.loadCard();
+    this.openTerminal();
   }
 
   // openTerminal makes the xterm with the DOM renderer (no canvas or
@@ -118,12 +129,16 @@ class SessionPage {
     }
   }
 
-  // loadCard reads the machine's card for its name and session flags.
+  // loadCard reads the machine's card for its name and session flags
+  // (input paused). It waits until the session is under way, so it does
+  // not compete with the session's setup; later changes come as events.
   async loadCard() {
+    if (this.cardRequested) return;
+    this.cardRequested = true;
     try {
       const card = await this.ctx.api(`/api/machines/${encodeURIComponent(this.machine)}`);
       this.name = `${card.client}/${card.name}`;
-      setText(this.title, this.name);
+      this.heading();
       this.card(card);
     } catch {
       // The session request reports what matters (not found, refused).
@@ -142,15 +157,33 @@ class SessionPage {
     setText(this.inputEl, s && s.input_paused ? INPUT_PAUSED : '');
     if (this.observe && s && s.shared) {
       const w = s.shared.find((x) => x.session === this.observe);
-      if (w) setText(this.title, `${w.technician}'s terminal on ${this.name}`);
+      if (w) {
+        this.watched = w.technician;
+        this.heading();
+      }
     }
   }
 
   setState(s) {
     setText(this.stateEl, s);
     this.el.dataset.state = s;
+    if (s === 'active' || s === 'waiting-for-approval') this.loadCard();
     if (s === 'active') this.term.focus();
-    if (s === 'ended') this.disconnectBtn.disabled = true;
+    if (s === 'ended') this.ended();
+  }
+
+  // ended leaves the page as a record of the session: the terminal stays
+  // readable, its cursor hidden, and a new session is one click away.
+  ended() {
+    this.disconnectBtn.disabled = true;
+    this.againBtn.hidden = false;
+    if (this.term) this.term.write('\x1b[?25l');
+  }
+
+  // again opens a new session with the same parameters.
+  again() {
+    noteConnectClick();
+    this.ctx.reopen();
   }
 
   answered(r) {
@@ -158,7 +191,7 @@ class SessionPage {
     setText(this.idEl, r.session || '');
     if (r.name) {
       this.name = r.name;
-      if (!this.observe) setText(this.title, r.name);
+      this.heading();
     }
     if (r.mode) setText(document.getElementById('session-mode'), r.mode);
   }
@@ -170,22 +203,32 @@ class SessionPage {
 
   notice(text) {
     this.showNotice(text);
-    this.term.write(`\r\n\x1b[33m${text}\x1b[0m\r\n`);
+    this.termLine(`\x1b[33m${text}\x1b[0m`);
   }
 
   exited(status) {
     const msg = status === null ? 'The shell exited.' : `The shell exited with status ${status}.`;
     this.showNotice(msg);
-    this.term.write(`\r\n\x1b[33m[${msg}]\x1b[0m\r\n`);
+    this.termLine(`\x1b[33m[${msg}]\x1b[0m`);
   }
 
   failed(message) {
-    this.showNotice(message);
-    if (this.term) this.term.write(`\r\n\x1b[31m${message}\x1b[0m\r\n`);
+    this.showNotice(message, 'error');
+    this.termLine(`\x1b[91m${message}\x1b[0m`);
   }
 
-  showNotice(text) {
+  // termLine writes a line of our own into the terminal, on a line of its
+  // own even if the output stopped mid-line.
+  termLine(s) {
+    if (!this.term) return;
+    const midLine = this.term.buffer.active.cursorX > 0;
+    this.term.write(`${midLine ? '\r\n' : ''}${s}\r\n`);
+  }
+
+  // showNotice shows the last notice or error; kind styles it.
+  showNotice(text, kind = 'notice') {
     setText(this.noticeEl, text);
+    this.noticeEl.dataset.kind = kind;
   }
 
   disconnect() {

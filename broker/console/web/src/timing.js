@@ -3,18 +3,22 @@
 // Watch) click, or the page's opening when the session page was loaded
 // directly; firstByte is the first output frame, null until then.
 
-let clicked = null;
+// clicked says rmTiming was just set by a click whose session page is
+// about to open.
+let clicked = false;
 
-// noteConnectClick records the click that opens a session page.
+// noteConnectClick starts the clock at the click. It replaces rmTiming at
+// once, so nothing polling it can read the previous session's firstByte
+// while the page changes.
 export function noteConnectClick() {
-  clicked = performance.now();
+  window.rmTiming = { start: performance.now(), firstByte: null };
+  clicked = true;
 }
 
-// startTiming sets window.rmTiming for a session page being opened.
+// startTiming is called as a session page opens.
 export function startTiming() {
-  const start = clicked !== null ? clicked : performance.now();
-  clicked = null;
-  window.rmTiming = { start, firstByte: null };
+  if (!clicked || !window.rmTiming) window.rmTiming = { start: performance.now(), firstByte: null };
+  clicked = false;
 }
 
 // firstByte records the first output, once.
