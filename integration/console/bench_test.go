@@ -2,6 +2,8 @@ package console
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"io"
 	"os"
 	"os/exec"
@@ -34,6 +36,7 @@ func BenchmarkConsoleConnect(b *testing.B) {
 		br := newBrowser(b)
 		br.signIn(f.http, alice, "alice")
 		var total time.Duration
+		sums := map[string]float64{}
 		for i := 0; b.Loop(); i++ {
 			began := time.Now()
 			br.run("open the machine", chromedp.Navigate(f.http+"/#/machine/"+fs01.id))
@@ -51,10 +54,30 @@ func BenchmarkConsoleConnect(b *testing.B) {
 				b.Fatalf("first byte: %v\n%s", err, br.pageText())
 			}
 			total += time.Duration(ms * float64(time.Millisecond))
+			// Where the time went, by the page's performance marks.
+			phases, _ := eval[map[string]float64](br, `(() => {
+				const out = {};
+				for (const n of ['ice', 'offer', 'gathered', 'answer', 'open']) {
+					const e = performance.getEntriesByName('rm:' + n).at(-1);
+					if (e && e.startTime >= window.rmTiming.start) out[n] = e.startTime - window.rmTiming.start;
+				}
+				out.firstByte = window.rmTiming.firstByte - window.rmTiming.start;
+				return out;
+			})()`)
+			for k, v := range phases {
+				sums[k] += v
+			}
 			br.run("disconnect", chromedp.Click(chromedp.CSS("#disconnect")))
 			time.Sleep(210*time.Millisecond - time.Since(began))
 		}
 		b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
+		var parts []string
+		for _, k := range []string{"ice", "offer", "gathered", "answer", "open", "firstByte"} {
+			if v, ok := sums[k]; ok {
+				parts = append(parts, fmt.Sprintf("%s %.1f ms", k, v/float64(b.N)))
+			}
+		}
+		b.Logf("mean time from the click to each stage: %s", strings.Join(parts, ", "))
 	})
 
 	b.Run("meshctl", func(b *testing.B) {

@@ -256,22 +256,46 @@ function mark(name) {
 // gathered resolves when ICE gathering is complete or after ms.
 function gathered(pc, ms) {
   if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  // Chromium reports gathering complete some 50 ms after its last useful
+  // candidate, once later phases (TCP, which the agent does not use) are
+  // done. The offer goes as soon as it holds a candidate of every type
+  // the ICE servers can give: server-reflexive with STUN, relay with
+  // TURN (host candidates come first, from the sockets those are learnt
+  // on). Later candidates would add nothing the agent can use. Without
+  // ICE servers it waits for completion.
+  const want = new Set();
+  for (const server of pc.getConfiguration().iceServers || []) {
+    for (const url of [].concat(server.urls || [])) {
+      if (url.startsWith('stun:')) want.add('srflx');
+      if (url.startsWith('turn:')) want.add('relay');
+    }
+  }
+  const seen = new Set();
+  const sdp = (pc.localDescription && pc.localDescription.sdp) || '';
+  for (const m of sdp.matchAll(/ typ (host|srflx|relay)/g)) seen.add(m[1]);
+  const enough = () => want.size > 0 && [...want].every((t) => seen.has(t));
+  if (enough()) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
       pc.removeEventListener('icegatheringstatechange', check);
-      pc.removeEventListener('icecandidate', last);
+      pc.removeEventListener('icecandidate', onCandidate);
       resolve();
     };
     const check = () => {
       if (pc.iceGatheringState === 'complete') done();
     };
-    const last = (e) => {
-      if (!e.candidate) done();
+    const onCandidate = (e) => {
+      if (!e.candidate) {
+        done();
+        return;
+      }
+      seen.add(e.candidate.type);
+      if (enough()) done();
     };
     const timer = setTimeout(done, ms);
     pc.addEventListener('icegatheringstatechange', check);
-    pc.addEventListener('icecandidate', last);
+    pc.addEventListener('icecandidate', onCandidate);
   });
 }
 
