@@ -183,6 +183,45 @@ func TestConsole(t *testing.T) {
 		}
 	})
 
+	t.Run("relay when asked", func(t *testing.T) {
+		a := ba.on(t)
+		a.run("open acme-fs01", chromedp.Navigate(f.http+"/#/machine/"+fs01.id))
+		a.waitFor("the machine page", `document.querySelector('#connect-path')`, 10*time.Second)
+		a.run("connect through the relay",
+			chromedp.SetValue(chromedp.CSS("#connect-mode"), wire.ModeInteractive),
+			chromedp.SetValue(chromedp.CSS("#connect-path"), "relay"),
+			chromedp.Click(chromedp.CSS("#connect")))
+		a.waitFor("an active session", `(document.querySelector('#session-state')||{}).textContent === 'active'`, 20*time.Second)
+		a.waitFor("the relayed path", `(document.querySelector('#session-path')||{}).textContent.includes('relayed-turn')`, 10*time.Second)
+		a.typeInto("echo relayed-$((3*3))\r")
+		a.waitFor("the command's output", `document.querySelector('#terminal .xterm-rows').textContent.includes('relayed-9')`, 10*time.Second)
+	})
+
+	t.Run("waiting for approval", func(t *testing.T) {
+		a := ba.on(t)
+		laptop := f.agents["acme-laptop-07"]
+		f.admin.meshctl("consent", laptop.client+"/"+laptop.name, "--policy", "session")
+		a.run("open acme-laptop-07", chromedp.Navigate(f.http+"/#/machine/"+laptop.id))
+		a.waitFor("the machine page", `document.querySelector('#connect')`, 10*time.Second)
+		a.run("connect", chromedp.SetValue(chromedp.CSS("#connect-mode"), wire.ModeInteractive), chromedp.Click(chromedp.CSS("#connect")))
+		a.waitFor("waiting for approval", `(document.querySelector('#session-state')||{}).textContent === 'waiting-for-approval'`, 15*time.Second)
+		a.screenshot(t, "waiting-for-approval.png")
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			out, err := exec.Command(bins.sessiond, "approve", "--state", laptop.dir, "--all").CombinedOutput()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sessiond approve: %v: %s", err, out)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		a.waitFor("active once approved", `(document.querySelector('#session-state')||{}).textContent === 'active'`, 20*time.Second)
+		a.typeInto("echo approved-$((5*5))\r")
+		a.waitFor("the command's output", `document.querySelector('#terminal .xterm-rows').textContent.includes('approved-25')`, 10*time.Second)
+	})
+
 	t.Run("api", func(t *testing.T) { checkAPI(t, f, bob, web02.id, fs01.id) })
 }
 

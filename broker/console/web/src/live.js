@@ -22,7 +22,7 @@ const utf8 = new TextEncoder();
 const text = new TextDecoder();
 
 // LiveSession runs one session. opts: machine, mode, observe (a session
-// ID to watch, or ''), size() → {rows, cols}, api (the fetch wrapper), and
+// ID to watch, or ''), relayOnly (use only the broker's TURN relay), size() → {rows, cols}, api (the fetch wrapper), and
 // handlers:
 //   state(word)    requesting, waiting-for-approval, connecting, active, ended
 //   answer(resp)   the broker's answer to POST /api/sessions
@@ -59,13 +59,16 @@ export class LiveSession {
     const { api, machine, mode } = this.opts;
     this.setState('requesting');
     mark('start');
-    // A connection the machine page made has its candidates gathered.
-    let pc = take();
+    // A connection the machine page made has its candidates gathered;
+    // relay-only sessions gather their own, relay candidates only.
+    const relayOnly = !!this.opts.relayOnly;
+    let pc = relayOnly ? null : take();
     if (!pc) {
       const ice = await api('/api/ice', { signal: this.abort.signal });
       mark('ice');
       if (this.ended()) return;
-      pc = new RTCPeerConnection({ iceServers: (ice && ice.iceServers) || [] });
+      pc = new RTCPeerConnection({ iceServers: (ice && ice.iceServers) || [],
+        iceTransportPolicy: relayOnly ? 'relay' : 'all' });
     }
     this.pc = pc;
     pc.addEventListener('connectionstatechange', () => this.onConnectionState());
@@ -264,9 +267,10 @@ function gathered(pc, ms) {
   // on). Later candidates would add nothing the agent can use. Without
   // ICE servers it waits for completion.
   const want = new Set();
-  for (const server of pc.getConfiguration().iceServers || []) {
+  const config = pc.getConfiguration();
+  for (const server of config.iceServers || []) {
     for (const url of [].concat(server.urls || [])) {
-      if (url.startsWith('stun:')) want.add('srflx');
+      if (url.startsWith('stun:') && config.iceTransportPolicy !== 'relay') want.add('srflx');
       if (url.startsWith('turn:')) want.add('relay');
     }
   }

@@ -97,17 +97,23 @@ class Machine {
     const allowed = MODES.filter((m) => (this.ctx.me.modes || []).includes(m));
     this.mode = h('select', { id: 'connect-mode' }, allowed.map((m) => h('option', { value: m }, m)));
     this.mode.value = allowed.includes('read-only') ? 'read-only' : allowed[0] || '';
+    // auto: ICE picks the best path and falls back to the broker's relay;
+    // relay forces the relay, as meshctl connect --transport relay does, to
+    // check it or to keep this browser's address from the machine.
+    this.path = h('select', { id: 'connect-path' },
+      h('option', { value: 'auto' }, 'best path'), h('option', { value: 'relay' }, 'broker relay only'));
     const button = h('button', { id: 'connect', type: 'button', class: 'primary', disabled: !allowed.length,
       onclick: () => this.connect() }, 'Connect');
     return h('div', { class: 'connect' },
-      h('label', { for: 'connect-mode' }, 'Mode'), this.mode, button,
+      h('label', { for: 'connect-mode' }, 'Mode'), this.mode,
+      h('label', { for: 'connect-path' }, 'Path'), this.path, button,
       allowed.length ? null : h('span', { class: 'muted' }, 'Your account allows no session modes.'));
   }
 
   connect() {
     if (!this.mode.value) return;
     noteConnectClick();
-    this.ctx.go(sessionHash(this.id, this.mode.value));
+    this.ctx.go(sessionHash(this.id, this.mode.value, '', this.path.value));
   }
 
   // layers draws the readiness, reachability and session panels.
@@ -150,9 +156,10 @@ class Machine {
 }
 
 // sessionHash is the session page's address.
-export function sessionHash(machine, mode, observe) {
+export function sessionHash(machine, mode, observe, path) {
   const q = new URLSearchParams({ machine, mode });
   if (observe) q.set('observe', observe);
+  if (path === 'relay') q.set('path', 'relay');
   return `#/session?${q}`;
 }
 

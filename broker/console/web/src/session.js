@@ -1,4 +1,4 @@
-// The session page (#/session?machine=ID&mode=M[&observe=SID]): a live
+// The session page (#/session?machine=ID&mode=M[&observe=SID][&path=relay]): a live
 // terminal in xterm.js, with the session's state, mode, network path and
 // the agent's notices around it.
 
@@ -27,6 +27,7 @@ class SessionPage {
     this.machine = params.get('machine') || '';
     this.mode = params.get('mode') || 'read-only';
     this.observe = params.get('observe') || '';
+    this.relayOnly = params.get('path') === 'relay';
     this.name = this.machine;
     this.watched = ''; // the technician whose terminal we observe, once known
     this.cardRequested = false;
@@ -76,6 +77,7 @@ class SessionPage {
       machine: this.machine,
       mode: this.mode,
       observe: this.observe,
+      relayOnly: this.relayOnly,
       size: () => ({ rows: this.term.rows, cols: this.term.cols }),
       handlers: {
         state: (s) => this.setState(s),
