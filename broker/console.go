@@ -482,8 +482,12 @@ func (c *webConsole) openSession(w http.ResponseWriter, r *http.Request, a *auth
 	}
 	sr := res.(wire.SessionResult)
 	if sr.Redirect != nil {
+		addr := sr.Redirect.HTTP
+		if !strings.Contains(addr, "://") {
+			addr = "http://" + addr
+		}
 		writeErr(w, wire.Errorf(wire.CodeUnavailable, "this machine is connected to broker %s: open its console at %s",
-			sr.Redirect.Name, sr.Redirect.HTTP))
+			sr.Redirect.Name, addr))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"session": sr.Session, "machine": sr.Machine, "name": sr.Name,

@@ -36,7 +36,8 @@ func main() {
 	var listen, level, join, wanJoin, keyFile string
 	flag.StringVar(&cfg.DataDir, "data", "/var/lib/readymesh/broker", "data `dir`ectory: key, store, broker.json, admin.credential")
 	flag.StringVar(&listen, "listen", "0.0.0.0:7400", "bridge listen `addr`esses, comma-separated: host:port (QUIC+TCP on port, WebSocket on port+1; port 0 picks free ports) or multiaddrs")
-	flag.StringVar(&cfg.HTTP, "http", "127.0.0.1:7480", "health and metrics `addr`ess, or off")
+	flag.StringVar(&cfg.HTTP, "http", "127.0.0.1:7480", "health, metrics and web console `addr`ess, or off")
+	flag.StringVar(&cfg.ConsoleURL, "console-url", "", "the web console's `URL` as browsers reach it (e.g. behind a TLS proxy), for meshctl console's links (default: http:// and --http)")
 	flag.StringVar(&cfg.Name, "name", "", "broker `name` shown on machine cards (default: host name)")
 	flag.StringVar(&cfg.Region, "region", "default", "`region` label")
 	flag.StringVar(&cfg.Gossip, "gossip", "", "cluster gossip `addr`ess ip:port (UDP and TCP; port 0 picks one); empty runs the broker alone")
