@@ -108,13 +108,26 @@ func (b *browser) terminal() string { return b.text("#terminal .xterm-rows") }
 func (b *browser) typeInto(text string) {
 	b.tb.Helper()
 	b.run("focus the terminal", chromedp.Focus(chromedp.CSS("#terminal .xterm-helper-textarea")))
-	b.run("type into the terminal", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+	b.keys(text)
+}
+
+// keys presses keys on whatever has the focus. Runes are typed; names in
+// kb (kb.ArrowDown, kb.Enter) press that key.
+func (b *browser) keys(text string) {
+	b.tb.Helper()
+	b.run("press keys", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		for _, r := range text {
 			down := input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeKeyDown, Text: string(r), UnmodifiedText: string(r), Key: string(r)}
 			if k, ok := kb.Keys[r]; ok {
 				down.Key, down.Code, down.WindowsVirtualKeyCode, down.NativeVirtualKeyCode = k.Key, k.Code, k.Windows, k.Native
 				if k.Shift {
 					down.Modifiers = 8 // shift
+				}
+				if !k.Print {
+					down.Text, down.UnmodifiedText = "", ""
+					if k.Key == "Enter" {
+						down.Text = "\r"
+					}
 				}
 			}
 			up := down
@@ -152,6 +165,26 @@ func (b *browser) screenshot(t *testing.T, name string) string {
 	}
 	t.Logf("screenshot %s (%d bytes)", path, len(png))
 	return path
+}
+
+// setField sets a form field's value and fires its input and change
+// events, as a person editing it would.
+func (b *browser) setField(sel, value string) {
+	b.tb.Helper()
+	rs, _ := json.Marshal(sel)
+	rv, _ := json.Marshal(value)
+	b.run("set "+sel, chromedp.Evaluate[chromedp.Void](`(() => {
+		const el = document.querySelector(`+string(rs)+`);
+		el.value = `+string(rv)+`;
+		el.dispatchEvent(new Event('input', {bubbles: true}));
+		el.dispatchEvent(new Event('change', {bubbles: true}));
+	})()`))
+}
+
+// rows returns the data-name of the fleet's machine rows, in page order.
+func (b *browser) rows() []string {
+	names, _ := eval[[]string](b, `[...document.querySelectorAll('tr.machine')].map((r) => r.dataset.name)`)
+	return names
 }
 
 // on returns b reporting to tb: a subtest's failures are its own.

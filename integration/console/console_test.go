@@ -7,13 +7,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/readymesh/readymesh/peer/wire"
 )
@@ -77,6 +80,62 @@ func TestConsole(t *testing.T) {
 		}
 		if ok, _ := eval[bool](a, `window.rmNoReload === true`); !ok {
 			t.Error("the page reloaded")
+		}
+	})
+
+	t.Run("filters and search", func(t *testing.T) {
+		a := ba.on(t)
+		for _, c := range []struct {
+			field, value string
+			want         []string
+		}{
+			{"#filter-readiness", "degraded", []string{"acme-fs01", "globex-web-02"}},
+			{"#filter-online", "false", []string{"globex-kiosk-03"}},
+			{"#filter-pending", "openssl", []string{"globex-web-02"}},
+			{"#filter-q", "ubuntu", []string{"globex-web-02"}},
+			{"#filter-q", "laptop", []string{"acme-laptop-07"}},
+		} {
+			a.setField(c.field, c.value)
+			want, _ := json.Marshal(c.want)
+			a.waitFor(fmt.Sprintf("%s=%s shows %v", c.field, c.value, c.want),
+				`JSON.stringify([...document.querySelectorAll('tr.machine')].map((r) => r.dataset.name).sort()) === '`+string(want)+`'`, 10*time.Second)
+			a.setField(c.field, "")
+			a.waitFor("all four again", `document.querySelectorAll('tr.machine').length === 4`, 10*time.Second)
+		}
+	})
+
+	t.Run("keyboard", func(t *testing.T) {
+		a := ba.on(t)
+		first := a.rows()[0]
+		a.run("focus the page", chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`))
+		a.keys("/")
+		if id, _ := eval[string](a, `document.activeElement.id`); id != "filter-q" {
+			t.Errorf("/ focused %q, want the search field", id)
+		}
+		a.run("leave the field", chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`))
+		a.keys(kb.ArrowDown)
+		if got, _ := eval[string](a, `document.activeElement.closest('tr.machine') ? document.activeElement.closest('tr.machine').dataset.name : document.activeElement.outerHTML`); got != first {
+			t.Errorf("ArrowDown focused %q, want the first machine %q", got, first)
+		}
+		a.keys(kb.Enter)
+		a.waitFor("the machine page by Enter", `document.querySelector('#machine') && location.hash.startsWith('#/machine/')`, 10*time.Second)
+	})
+
+	t.Run("machine page", func(t *testing.T) {
+		a := ba.on(t)
+		a.run("open acme-fs01", chromedp.Navigate(f.http+"/#/machine/"+fs01.id))
+		a.waitFor("the stored state", `(document.querySelector('#machine-snapshot')||{}).textContent.includes('Windows Server 2019')`, 10*time.Second)
+		snap := a.text("#machine-snapshot")
+		for _, want := range []string{"KB5034441", "0.0.9"} {
+			if !strings.Contains(snap, want) {
+				t.Errorf("stored state lacks %q:\n%s", want, snap)
+			}
+		}
+		if n, _ := eval[int](a, `document.querySelectorAll('#machine-history tbody tr').length`); n < 1 {
+			t.Errorf("history has %d rows", n)
+		}
+		if r := a.text("#machine-readiness"); !strings.Contains(r, "degraded") || !strings.Contains(r, "behind") {
+			t.Errorf("readiness panel %q lacks the state and its reason", r)
 		}
 	})
 
@@ -220,6 +279,28 @@ func TestConsole(t *testing.T) {
 		a.waitFor("active once approved", `(document.querySelector('#session-state')||{}).textContent === 'active'`, 20*time.Second)
 		a.typeInto("echo approved-$((5*5))\r")
 		a.waitFor("the command's output", `document.querySelector('#terminal .xterm-rows').textContent.includes('approved-25')`, 10*time.Second)
+	})
+
+	t.Run("alerts, queue and audit", func(t *testing.T) {
+		a := ba.on(t)
+		// The kiosk has been offline longer than the broker's 2 s.
+		a.run("open alerts", chromedp.Navigate(f.http+"/#/alerts"))
+		a.waitFor("the kiosk's reachability alert", `[...document.querySelectorAll('#alerts tr.alert')].some((r) => r.textContent.includes('globex-kiosk-03'))`, 15*time.Second)
+
+		a.run("open the audit log", chromedp.Navigate(f.http+"/#/audit"))
+		a.waitFor("alice's sessions", `[...document.querySelectorAll('#audit tr.audit')].some((r) => r.textContent.includes('session.granted') && r.textContent.includes('alice'))`, 10*time.Second)
+
+		a.run("open the queue", chromedp.Navigate(f.http+"/#/queue"))
+		a.waitFor("the queue table", `document.querySelector('#queue')`, 10*time.Second)
+		a.run("mark the page", chromedp.Evaluate[chromedp.Void](`window.rmNoReload = true`))
+		script := filepath.Join(t.TempDir(), "job.sh")
+		os.WriteFile(script, []byte("echo queued-from-meshctl\n"), 0o644)
+		f.admin.meshctl("queue", "add", "--machine", fs01.client+"/"+fs01.name, "--script", script)
+		a.waitFor("the job, pushed", `[...document.querySelectorAll('#queue tr.job')].some((r) => r.textContent.includes('acme-fs01'))`, 10*time.Second)
+		a.waitFor("the job done, pushed", `[...document.querySelectorAll('#queue tr.job')].some((r) => r.textContent.includes('done'))`, 30*time.Second)
+		if ok, _ := eval[bool](a, `window.rmNoReload === true`); !ok {
+			t.Error("the page reloaded")
+		}
 	})
 
 	t.Run("api", func(t *testing.T) { checkAPI(t, f, bob, web02.id, fs01.id) })

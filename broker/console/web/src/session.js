@@ -170,6 +170,12 @@ class SessionPage {
     setText(this.stateEl, s);
     this.el.dataset.state = s;
     if (s === 'active' || s === 'waiting-for-approval') this.loadCard();
+    if (s === 'waiting-for-approval' && this.term && !this.waitShown) {
+      // Said once, dimmed, in the terminal itself: it is where the
+      // technician is looking.
+      this.waitShown = true;
+      this.term.write('\x1b[2mWaiting for the person at the machine to approve this session…\x1b[0m\r\n');
+    }
     if (s === 'active') this.term.focus();
     if (s === 'ended') this.ended();
   }
