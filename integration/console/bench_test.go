@@ -3,10 +3,10 @@ package console
 import (
 	"context"
 	"fmt"
-	"strings"
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
