@@ -201,7 +201,9 @@ func (b *Broker) Run(ctx context.Context, ready func(info wire.BrokerInfo, crede
 			close(b.console.done) // live-update streams end
 			sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer scancel()
-			srv.Shutdown(sctx)
+			if srv.Shutdown(sctx) != nil {
+				srv.Close() // handlers still running after 2 s are cut off
+			}
 		}()
 	}
 	wg.Add(4)

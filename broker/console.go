@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -67,38 +66,29 @@ const (
 	cookieName     = "rm_console"
 )
 
-// changes tells readers that something the console shows may have
-// changed: each notify closes the channel current readers wait on.
-type changes struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newChanges() *changes { return &changes{ch: make(chan struct{})} }
-
-func (c *changes) notify() {
-	c.mu.Lock()
-	close(c.ch)
-	c.ch = make(chan struct{})
-	c.mu.Unlock()
-}
-
-func (c *changes) wait() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ch
-}
-
 // webConsole holds sign-in codes and signed-in browsers. Both are in
 // memory: a broker restart signs everyone out, which is the safe failure.
+//
+// Bounds: each technician key holds at most consoleCodesPerKey codes and
+// consoleSessionsPerKey sign-ins (its own oldest go first), and the
+// broker at most consoleMaxSessions of both. At that bound new sign-ins
+// are refused rather than anyone else's ended: one technician cannot sign
+// the others out.
 type webConsole struct {
 	b    *Broker
 	done chan struct{} // closed when the broker stops: streams end
+	// rate limits meshctl console per technician key, and failed sign-ins
+	// per remote address.
+	rate sessionRate
 
 	mu       sync.Mutex
 	codes    map[string]consoleCode // by SHA-256 of the code
 	sessions map[string]*webSession // by SHA-256 of the cookie
 	streams  int
+	pruned   time.Time
+
+	viewMu sync.Mutex
+	view   *fleetView // the newest computed view, shared by streams
 }
 
 type consoleCode struct {
@@ -110,7 +100,16 @@ type webSession struct {
 	key     string // the technician's peer ID: the technician is looked up per request
 	csrf    string
 	expires time.Time
+	streams int           // open event streams; webConsole.mu guards it
+	ended   chan struct{} // closed when signed out, expired or removed: its streams end
 }
+
+// Per-key bounds.
+const (
+	consoleCodesPerKey    = 5
+	consoleSessionsPerKey = 20
+	consoleStreamsPerKey  = 4 // per sign-in: a few tabs
+)
 
 func newWebConsole(b *Broker) *webConsole {
 	return &webConsole{b: b, done: make(chan struct{}), codes: map[string]consoleCode{}, sessions: map[string]*webSession{}}
@@ -127,9 +126,21 @@ func hashed(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// prune drops expired codes and sessions and, past the bound, the ones
-// that expire first. Called with mu held.
+// endSession removes a sign-in and ends its streams. Called with mu held.
+func (c *webConsole) endSession(k string) {
+	if ws := c.sessions[k]; ws != nil {
+		delete(c.sessions, k)
+		close(ws.ended)
+	}
+}
+
+// prune drops expired codes and sign-ins, at most once a second. Called
+// with mu held.
 func (c *webConsole) prune(now time.Time) {
+	if now.Sub(c.pruned) < time.Second && now.After(c.pruned) {
+		return
+	}
+	c.pruned = now
 	for k, v := range c.codes {
 		if !now.Before(v.expires) {
 			delete(c.codes, k)
@@ -137,25 +148,26 @@ func (c *webConsole) prune(now time.Time) {
 	}
 	for k, v := range c.sessions {
 		if !now.Before(v.expires) {
-			delete(c.sessions, k)
+			c.endSession(k)
 		}
 	}
-	for len(c.sessions)+len(c.codes) > consoleMaxSessions {
-		oldest, at := "", time.Time{}
-		for k, v := range c.sessions {
-			if oldest == "" || v.expires.Before(at) {
-				oldest, at = k, v.expires
-			}
-		}
-		if oldest == "" {
-			for k := range c.codes {
-				delete(c.codes, k)
-				break
-			}
+}
+
+// oldestOf returns the key of the entry of technician key that expires
+// first among m, and how many key has.
+func oldestOf[V any](m map[string]V, key string, of func(V) (string, time.Time)) (string, int) {
+	oldest, at, n := "", time.Time{}, 0
+	for k, v := range m {
+		owner, exp := of(v)
+		if owner != key {
 			continue
 		}
-		delete(c.sessions, oldest)
+		n++
+		if oldest == "" || exp.Before(at) {
+			oldest, at = k, exp
+		}
 	}
+	return oldest, n
 }
 
 // issueCode answers OpConsoleLogin for the technician with key techID.
@@ -167,11 +179,23 @@ func (b *Broker) issueCode(t *wire.Technician, techID peer.ID) (wire.ConsoleLogi
 		return wire.ConsoleLogin{}, wire.Errorf(wire.CodeUnavailable, "this broker was built without the console's assets: build it with make build")
 	}
 	now := b.cfg.Now()
-	code := secret("rmc1_")
 	c := b.console
+	if !c.rate.allow("code:"+string(techID), now) {
+		return wire.ConsoleLogin{}, wire.Errorf(wire.CodeUnavailable, "too many console sign-in links asked for; wait a moment")
+	}
+	code := secret("rmc1_")
 	c.mu.Lock()
 	c.prune(now)
-	c.codes[hashed(code)] = consoleCode{key: techID.String(), expires: now.Add(consoleCodeTTL)}
+	key := techID.String()
+	if old, n := oldestOf(c.codes, key, func(v consoleCode) (string, time.Time) { return v.key, v.expires }); n >= consoleCodesPerKey {
+		delete(c.codes, old)
+	}
+	if len(c.codes)+len(c.sessions) >= consoleMaxSessions {
+		c.mu.Unlock()
+		b.log.Warn("console sign-in code refused: the broker holds its maximum of codes and sign-ins", "max", consoleMaxSessions)
+		return wire.ConsoleLogin{}, wire.Errorf(wire.CodeUnavailable, "this broker holds %d console sign-ins; try again later", consoleMaxSessions)
+	}
+	c.codes[hashed(code)] = consoleCode{key: key, expires: now.Add(consoleCodeTTL)}
 	c.mu.Unlock()
 	b.log.Info("console sign-in code issued", "technician", t.Name)
 	return wire.ConsoleLogin{Code: code, URL: b.consoleURL() + "/#login=" + code, Expires: now.Add(consoleCodeTTL).UTC()}, nil
@@ -251,7 +275,7 @@ func (c *webConsole) auth(w http.ResponseWriter, r *http.Request) (*authed, bool
 	c.mu.Lock()
 	ws := c.sessions[key]
 	if ws != nil && !now.Before(ws.expires) {
-		delete(c.sessions, key)
+		c.endSession(key)
 		ws = nil
 	}
 	c.mu.Unlock()
@@ -262,7 +286,7 @@ func (c *webConsole) auth(w http.ResponseWriter, r *http.Request) (*authed, bool
 	t, err := c.b.store.TechnicianByKey(ws.key)
 	if err != nil {
 		c.mu.Lock()
-		delete(c.sessions, key)
+		c.endSession(key)
 		c.mu.Unlock()
 		c.b.log.Warn("console session of a removed technician key ended", "key", ws.key)
 		writeErr(w, wire.Errorf(wire.CodeUnauthorized, "this technician's key is no longer known to the broker"))
@@ -280,20 +304,28 @@ func (c *webConsole) auth(w http.ResponseWriter, r *http.Request) (*authed, bool
 }
 
 func (c *webConsole) login(w http.ResponseWriter, r *http.Request) {
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	now := c.b.cfg.Now()
+	if !c.rate.allow("login:"+host, now) {
+		c.b.metrics.refused.WithLabelValues("console:login", "rate").Inc()
+		writeErr(w, wire.Errorf(wire.CodeUnavailable, "too many sign-in attempts from this address; wait a moment"))
+		return
+	}
 	var body struct {
 		Code string `json:"code"`
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&body); err != nil || body.Code == "" {
+		c.b.log.Info("console sign-in refused: malformed body", "remote", r.RemoteAddr)
 		writeErr(w, wire.Errorf(wire.CodeBadRequest, "the body must be {\"code\": \"rmc1_…\"}"))
 		return
 	}
-	now := c.b.cfg.Now()
+	h := hashed(strings.TrimSpace(body.Code))
 	c.mu.Lock()
 	c.prune(now)
-	code, ok := c.codes[hashed(strings.TrimSpace(body.Code))]
-	delete(c.codes, hashed(strings.TrimSpace(body.Code)))
+	code, ok := c.codes[h]
+	delete(c.codes, h)
 	c.mu.Unlock()
-	if !ok {
+	if !ok || !now.Before(code.expires) {
 		c.b.metrics.refused.WithLabelValues("console:login", wire.CodeUnauthorized).Inc()
 		c.b.log.Warn("console sign-in refused: unknown, used or expired code", "remote", r.RemoteAddr)
 		writeErr(w, wire.Errorf(wire.CodeUnauthorized, "this sign-in code is unknown, used or expired: run meshctl console for a new one"))
@@ -305,26 +337,47 @@ func (c *webConsole) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cookie := secret("")
-	ws := &webSession{key: code.key, csrf: secret(""), expires: now.Add(consoleSessionTTL)}
+	ws := &webSession{key: code.key, csrf: secret(""), expires: now.Add(consoleSessionTTL), ended: make(chan struct{})}
 	c.mu.Lock()
+	// This browser's previous sign-in, if any, ends: one per browser.
+	if old, err := r.Cookie(cookieName); err == nil {
+		c.endSession(hashed(old.Value))
+	}
+	if old, n := oldestOf(c.sessions, code.key, func(v *webSession) (string, time.Time) { return v.key, v.expires }); n >= consoleSessionsPerKey {
+		c.endSession(old)
+	}
+	if len(c.codes)+len(c.sessions) >= consoleMaxSessions {
+		c.mu.Unlock()
+		c.b.log.Warn("console sign-in refused: the broker holds its maximum of sign-ins", "max", consoleMaxSessions)
+		writeErr(w, wire.Errorf(wire.CodeUnavailable, "this broker holds %d console sign-ins; try again later", consoleMaxSessions))
+		return
+	}
 	c.sessions[hashed(cookie)] = ws
 	c.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: cookie, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, Expires: ws.expires})
+		SameSite: http.SameSiteStrictMode, Secure: c.b.secureCookies(r), Expires: ws.expires})
 	c.b.log.Info("console sign-in", "technician", t.Name, "remote", r.RemoteAddr)
 	c.b.audit(wire.AuditEntry{Event: wire.AuditConsoleLogin, Technician: t.Name, Detail: "from " + r.RemoteAddr})
 	writeJSON(w, http.StatusOK, map[string]any{"technician": publicTech(t), "csrf": ws.csrf, "broker": c.b.cfg.Name})
+}
+
+// secureCookies says whether the console's cookie is for HTTPS only: the
+// request came over TLS, or the console's URL is https (a TLS proxy in
+// front of the broker).
+func (b *Broker) secureCookies(r *http.Request) bool {
+	return r.TLS != nil || strings.HasPrefix(b.cfg.ConsoleURL, "https://")
 }
 
 func (c *webConsole) logout(w http.ResponseWriter, r *http.Request, a *authed) {
 	c.mu.Lock()
 	for k, v := range c.sessions {
 		if v == a.ws {
-			delete(c.sessions, k)
+			c.endSession(k)
 		}
 	}
 	c.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: c.b.secureCookies(r), MaxAge: -1})
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -473,9 +526,12 @@ func (c *webConsole) openSession(w http.ResponseWriter, r *http.Request, a *auth
 		if err != nil {
 			return nil, wire.Errorf(wire.CodeBadRequest, "the offer: %v", err)
 		}
+		if len(fps) > 4 {
+			return nil, wire.Errorf(wire.CodeBadRequest, "the offer declares %d DTLS fingerprints; at most 4", len(fps))
+		}
 		return fps, nil
 	}
-	res, werr := c.b.requestSession(&a.tech, a.id, args, true, check)
+	res, werr := c.b.requestSession(r.Context(), &a.tech, a.id, args, true, check)
 	if werr != nil {
 		writeErr(w, werr)
 		return
@@ -515,149 +571,4 @@ func writeErr(w http.ResponseWriter, e *wire.Error) {
 		status = http.StatusInternalServerError
 	}
 	writeJSON(w, status, map[string]any{"error": e})
-}
-
-// events is the live-update stream (server-sent events): a `card` event
-// for each visible machine whose card changed, `gone` for one no longer
-// visible, and `alerts`, `queue` or `audit` when that list changed. The
-// broker pushes on change; nothing polls. The view is computed per
-// technician, with the technician's scopes as of each send.
-func (c *webConsole) events(w http.ResponseWriter, r *http.Request, a *authed) {
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		writeErr(w, wire.Errorf(wire.CodeInternal, "streaming not supported"))
-		return
-	}
-	c.mu.Lock()
-	if c.streams >= consoleMaxStreams {
-		c.mu.Unlock()
-		writeErr(w, wire.Errorf(wire.CodeUnavailable, "too many open console streams on this broker"))
-		return
-	}
-	c.streams++
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.streams--
-		c.mu.Unlock()
-	}()
-	// The baseline is taken before the stream opens: the app reloads its
-	// view when the stream opens, so no change falls between the two.
-	v := &view{cards: map[string]string{}}
-	wait := c.b.changes.wait()
-	c.diff(r.Context(), a, v, nil)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, "event: hello\ndata: {}\n\n")
-	flusher.Flush()
-	refresh := time.NewTicker(consoleRefresh)
-	defer refresh.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case <-c.done:
-			return
-		case <-refresh.C:
-		case <-wait:
-			// Gather the rest of a burst.
-			t := time.NewTimer(consoleCoalesce)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			case <-c.done:
-				t.Stop()
-				return
-			}
-		}
-		wait = c.b.changes.wait()
-		// Scopes may have changed since the last send.
-		t, err := c.b.store.TechnicianByKey(a.ws.key)
-		if err != nil {
-			fmt.Fprint(w, "event: signed-out\ndata: {}\n\n")
-			flusher.Flush()
-			return
-		}
-		a.tech = t
-		send := func(event string, data []byte) {
-			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data)
-		}
-		if c.diff(r.Context(), a, v, send) {
-			if _, err := io.WriteString(w, ": sent\n\n"); err != nil {
-				return
-			}
-		} else if _, err := io.WriteString(w, ": idle\n\n"); err != nil {
-			return
-		}
-		flusher.Flush()
-	}
-}
-
-// view is what one stream last sent: each card's comparison form and a
-// digest of each list.
-type view struct {
-	cards                map[string]string
-	alerts, queue, audit [32]byte
-}
-
-// diff computes the technician's view, calls send for what differs from
-// v (nil send just records), updates v, and reports whether it sent.
-func (c *webConsole) diff(ctx context.Context, a *authed, v *view, send func(event string, data []byte)) bool {
-	sent := false
-	emit := func(event string, data []byte) {
-		if send != nil {
-			send(event, data)
-			sent = true
-		}
-	}
-	if res, werr := c.call(ctx, a, wire.OpMachines, wire.MachinesArgs{}); werr == nil {
-		cards, _ := res.([]wire.Card)
-		seen := make(map[string]bool, len(cards))
-		for i := range cards {
-			card := &cards[i]
-			seen[card.ID] = true
-			full, _ := json.Marshal(card)
-			// Ages tick and load wanders with every heartbeat: neither is
-			// a change worth pushing (the page ages times itself).
-			cmp := *card
-			cmp.Readiness.SnapshotAgeSec, cmp.Reachability.Load1 = nil, nil
-			key, _ := json.Marshal(cmp)
-			if v.cards[card.ID] != string(key) {
-				v.cards[card.ID] = string(key)
-				emit("card", full)
-			}
-		}
-		for id := range v.cards {
-			if !seen[id] {
-				delete(v.cards, id)
-				raw, _ := json.Marshal(map[string]string{"id": id})
-				emit("gone", raw)
-			}
-		}
-	}
-	for _, l := range []struct {
-		event string
-		op    string
-		args  any
-		last  *[32]byte
-	}{
-		{"alerts", wire.OpAlerts, nil, &v.alerts},
-		{"queue", wire.OpQueueList, wire.QueueListArgs{}, &v.queue},
-		{"audit", wire.OpAudit, wire.AuditArgs{Limit: 1}, &v.audit},
-	} {
-		res, werr := c.call(ctx, a, l.op, l.args)
-		if werr != nil {
-			continue
-		}
-		raw, _ := json.Marshal(res)
-		if d := sha256.Sum256(raw); d != *l.last {
-			*l.last = d
-			emit(l.event, []byte("{}"))
-		}
-	}
-	return sent
 }

@@ -45,7 +45,7 @@ func newPresence() *presence { return &presence{live: map[string]*live{}} }
 // an older one: an agent that reconnects after a silent loss must not wait
 // for its old stream to time out.
 func (p *presence) open(id string, s network.Stream, now time.Time) uint64 {
-	defer p.changed()
+	defer p.changed() // runs after the unlock below
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.gen++
@@ -91,13 +91,14 @@ func (p *presence) lastBeat(id string, gen uint64) (time.Time, bool) {
 // current one, and when it last beat.
 func (p *presence) close(id string, gen uint64) (current bool, lastBeat time.Time) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	l := p.live[id]
 	if l == nil || l.gen != gen {
+		p.mu.Unlock()
 		return false, time.Time{}
 	}
 	delete(p.live, id)
-	defer p.changed()
+	p.mu.Unlock()
+	p.changed()
 	return true, l.lastBeat
 }
 
@@ -149,13 +150,15 @@ func (p *presence) online(id string) bool {
 // setSessions records id's live sessions; false if id is not online here.
 func (p *presence) setSessions(id string, ss []wire.SessionInfo) bool {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	l := p.live[id]
+	if l != nil {
+		l.sessions = ss
+	}
+	p.mu.Unlock()
 	if l == nil {
 		return false
 	}
-	l.sessions = ss
-	defer p.changed()
+	p.changed()
 	return true
 }
 

@@ -28,20 +28,22 @@ import (
 // The broker that holds the machine's bridge does this; any other broker
 // answers with a redirect to it, so the offer, the relay and the agent's
 // bridge are on one broker.
-func (b *Broker) openSession(t *wire.Technician, techID peer.ID, req *wire.Request) (any, *wire.Error) {
+func (b *Broker) openSession(ctx context.Context, t *wire.Technician, techID peer.ID, req *wire.Request) (any, *wire.Error) {
 	var a wire.SessionArgs
 	json.Unmarshal(req.Args, &a)
-	return b.requestSession(t, techID, &a, false, func() ([]string, *wire.Error) { return nil, decodeArgs(req, &a) })
+	return b.requestSession(ctx, t, techID, &a, false, func() ([]string, *wire.Error) { return nil, decodeArgs(req, &a) })
 }
 
 // requestSession is openSession for arguments a that check validates.
 // For a web-console session, check returns the browser's DTLS
-// fingerprints, which the grant binds.
-func (b *Broker) requestSession(t *wire.Technician, techID peer.ID, a *wire.SessionArgs, console bool, check func() ([]string, *wire.Error)) (any, *wire.Error) {
+// fingerprints, which the grant binds. ctx ends when the technician goes
+// away: a request withdrawn while the agent asks for consent is not
+// granted.
+func (b *Broker) requestSession(ctx context.Context, t *wire.Technician, techID peer.ID, a *wire.SessionArgs, console bool, check func() ([]string, *wire.Error)) (any, *wire.Error) {
 	// Every request goes into the audit log with its outcome: granted
 	// (after the agent accepted, and after consent where the policy asks
 	// for it) or refused, by the broker or by the agent.
-	if !b.sessionRate.allow(techID, b.cfg.Now()) {
+	if !b.sessionRate.allow(string(techID), b.cfg.Now()) {
 		// Counted, not audited: a flood must not push real entries out.
 		b.metrics.refused.WithLabelValues("tech:"+wire.OpSessionOpen, "rate").Inc()
 		return nil, wire.Errorf(wire.CodeUnavailable, "too many session requests from this technician; wait a moment")
@@ -56,7 +58,7 @@ func (b *Broker) requestSession(t *wire.Technician, techID peer.ID, a *wire.Sess
 	var res any
 	fingerprints, werr := check()
 	if werr == nil {
-		res, werr = b.openSessionAudited(t, techID, a, fingerprints, &ev)
+		res, werr = b.openSessionAudited(ctx, t, techID, a, fingerprints, &ev)
 	}
 	switch r, _ := res.(wire.SessionResult); {
 	case werr != nil:
@@ -81,7 +83,7 @@ func (b *Broker) audit(e wire.AuditEntry) {
 	}
 }
 
-func (b *Broker) openSessionAudited(t *wire.Technician, techID peer.ID, a *wire.SessionArgs, fingerprints []string, ev *wire.AuditEntry) (any, *wire.Error) {
+func (b *Broker) openSessionAudited(ctx context.Context, t *wire.Technician, techID peer.ID, a *wire.SessionArgs, fingerprints []string, ev *wire.AuditEntry) (any, *wire.Error) {
 	m, werr := b.findMachine(t, a.Machine)
 	if werr != nil {
 		return nil, werr
@@ -145,7 +147,7 @@ func (b *Broker) openSessionAudited(t *wire.Technician, techID peer.ID, a *wire.
 	}
 	// The agent answers at once, or after the person at the machine
 	// approves (its consent timeout is 2 minutes by default).
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	if a.StunToken != "" && b.stunObs != nil {
 		wctx, wcancel := context.WithTimeout(ctx, 250*time.Millisecond)
@@ -343,8 +345,7 @@ func (b *Broker) auditLog(t *wire.Technician, req *wire.Request) (any, *wire.Err
 		a.Limit = 100
 	}
 	keep := func(e *wire.AuditEntry) bool {
-		client, _, ok := strings.Cut(e.Machine, "/")
-		if !t.Admin && (!ok || !visible(t, client)) {
+		if !auditVisible(t, e) {
 			return false
 		}
 		return (a.Machine == "" || e.Machine == a.Machine || strings.HasSuffix(e.Machine, "/"+a.Machine)) &&
@@ -355,6 +356,13 @@ func (b *Broker) auditLog(t *wire.Technician, req *wire.Request) (any, *wire.Err
 		return nil, wire.Errorf(wire.CodeInternal, "%v", err)
 	}
 	return es, nil
+}
+
+// auditVisible says whether technician t may see audit entry e: an admin
+// sees all; others the entries of machines in their clients.
+func auditVisible(t *wire.Technician, e *wire.AuditEntry) bool {
+	client, _, ok := strings.Cut(e.Machine, "/")
+	return t.Admin || (ok && visible(t, client))
 }
 
 // cardSession builds a card's session part from what the agent reported.
@@ -593,7 +601,7 @@ func (b *Broker) splice(x, y network.Stream) int64 {
 // technician gets a burst of 10, then one every 200 ms.
 type sessionRate struct {
 	mu      sync.Mutex
-	buckets map[peer.ID]*rateBucket
+	buckets map[string]*rateBucket // by key: a technician's peer ID, or an address
 }
 
 type rateBucket struct {
@@ -606,11 +614,11 @@ const (
 	sessionEvery = 200 * time.Millisecond
 )
 
-func (r *sessionRate) allow(p peer.ID, now time.Time) bool {
+func (r *sessionRate) allow(p string, now time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.buckets == nil {
-		r.buckets = map[peer.ID]*rateBucket{}
+		r.buckets = map[string]*rateBucket{}
 	}
 	if len(r.buckets) > 10000 {
 		for k, b := range r.buckets {

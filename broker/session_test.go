@@ -9,7 +9,7 @@ import (
 
 func TestSessionRate(t *testing.T) {
 	var r sessionRate
-	p := peer.ID("tech")
+	p := "tech"
 	now := time.Unix(1000, 0)
 	for i := range sessionBurst {
 		if !r.allow(p, now) {
@@ -19,7 +19,7 @@ func TestSessionRate(t *testing.T) {
 	if r.allow(p, now) {
 		t.Fatal("request beyond the burst allowed")
 	}
-	if !r.allow(peer.ID("other"), now) {
+	if !r.allow("other", now) {
 		t.Fatal("another technician was limited too")
 	}
 	if !r.allow(p, now.Add(sessionEvery)) || r.allow(p, now.Add(sessionEvery)) {

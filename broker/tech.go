@@ -124,7 +124,7 @@ func (b *Broker) techOp(ctx context.Context, t *wire.Technician, techID peer.ID,
 	case wire.OpBrokers:
 		return b.members(), nil
 	case wire.OpSessionOpen:
-		return b.openSession(t, techID, req)
+		return b.openSession(ctx, t, techID, req)
 	case wire.OpQueueAdd:
 		return b.queueAdd(t, req)
 	case wire.OpQueueList:

@@ -189,9 +189,11 @@ func (l *Listener) answerWebRTC(ctx context.Context, g wire.Grant, o *wire.Offer
 			serveRTCBytes(rs.Bytes())
 		}()
 		sctx, send := context.WithCancel(l.ctx)
+		served := make(chan struct{})
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
+			defer close(served)
 			l.serveRTCChannels(sctx, rs, as, g)
 		}()
 		select {
@@ -200,6 +202,9 @@ func (l *Listener) answerWebRTC(ctx context.Context, g wire.Grant, o *wire.Offer
 		}
 		send()
 		rs.Close()
+		// The session ends when its handlers have: a terminal's last
+		// output and exit, its transcript, its processes.
+		<-served
 		l.mu.Lock()
 		delete(l.active, g.Session)
 		l.mu.Unlock()

@@ -64,6 +64,35 @@ func (s *Store) AuditLog(limit int, keep func(*wire.AuditEntry) bool) ([]wire.Au
 	return out, err
 }
 
+// AuditSince returns the newest audit sequence number and whether an
+// entry newer than after passes keep. It reads only the entries newer
+// than after, newest first, and stops at the first kept one: a cheap
+// "did anything I may see happen" for the console's live updates.
+func (s *Store) AuditSince(after uint64, keep func(*wire.AuditEntry) bool) (newest uint64, found bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bktAudit).Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			seq := binary.BigEndian.Uint64(k)
+			if newest == 0 {
+				newest = seq
+			}
+			if seq <= after {
+				return nil
+			}
+			var e wire.AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("audit %x: %w", k, err)
+			}
+			if keep == nil || keep(&e) {
+				found = true
+				return nil
+			}
+		}
+		return nil
+	})
+	return newest, found, err
+}
+
 // TranscriptLimit is how many transcripts a broker keeps, and
 // TranscriptsPerMachine how many of one machine; the oldest go first.
 const (

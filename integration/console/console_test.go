@@ -144,8 +144,9 @@ func TestConsole(t *testing.T) {
 		a := ba.on(t)
 		a.run("open acme-fs01", chromedp.Navigate(f.http+"/#/machine/"+fs01.id))
 		a.waitFor("the machine page", `document.querySelector('#machine') && document.querySelector('#connect')`, 10*time.Second)
-		a.run("pick interactive and connect",
+		a.run("pick interactive, let others watch, and connect",
 			chromedp.SetValue(chromedp.CSS("#connect-mode"), wire.ModeInteractive),
+			chromedp.Click(chromedp.CSS("#connect-share")),
 			chromedp.Click(chromedp.CSS("#connect")))
 		a.waitFor("an active session", `(document.querySelector('#session-state')||{}).textContent === 'active'`, 20*time.Second)
 		a.waitFor("a shell prompt", `(document.querySelector('#terminal .xterm-rows')||{}).textContent.includes('$')`, 10*time.Second)
@@ -254,6 +255,21 @@ func TestConsole(t *testing.T) {
 		a.waitFor("the relayed path", `(document.querySelector('#session-path')||{}).textContent.includes('relayed-turn')`, 10*time.Second)
 		a.typeInto("echo relayed-$((3*3))\r")
 		a.waitFor("the command's output", `document.querySelector('#terminal .xterm-rows').textContent.includes('relayed-9')`, 10*time.Second)
+		// Not shared: nobody else is offered to watch it.
+		relayed := a.text("#session-id")
+		f.waitCards(func(cs []wire.Card) (bool, string) {
+			for _, c := range cs {
+				if c.ID == fs01.id && c.Session != nil {
+					for _, s := range c.Session.Shared {
+						if s.Session == relayed {
+							return false, "the relayed session is offered to watch"
+						}
+					}
+					return strings.Contains(c.Session.Path, wire.PathRelayedTURN), "session part " + c.Session.Path
+				}
+			}
+			return false, "no session on the card"
+		})
 	})
 
 	t.Run("waiting for approval", func(t *testing.T) {

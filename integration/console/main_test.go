@@ -23,13 +23,22 @@ var bins struct {
 	skip string
 }
 
+// binEnv passes the binaries' directory to the test binary in the namespace.
+const binEnv = "READYMESH_CONSOLE_BIN"
+
+// TestMain builds the binaries (in the host's namespace, where the module
+// cache and proxy are), then runs the tests inside a namespace of their
+// own.
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) == "" {
-		code, why := runInNamespace()
-		if why == "" {
-			os.Exit(code)
-		}
-		bins.skip = why
+	if os.Getenv(childEnv) != "" {
+		dir := os.Getenv(binEnv)
+		bins.broker = filepath.Join(dir, "broker")
+		bins.sessiond = filepath.Join(dir, "sessiond")
+		bins.meshctl = filepath.Join(dir, "meshctl")
+		os.Exit(m.Run())
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
+		bins.skip = "no /usr/bin/chromium (make deps installs Debian's chromium)"
 		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "readymesh-console-bin-")
@@ -42,18 +51,19 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "console:", err)
 		os.Exit(1)
 	}
-	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
-		bins.skip = "no /usr/bin/chromium (make deps installs Debian's chromium)"
-	}
-	code := m.Run()
+	code, why := runInNamespace(dir)
 	os.RemoveAll(dir)
+	if why != "" {
+		bins.skip = why
+		code = m.Run()
+	}
 	os.Exit(code)
 }
 
 // runInNamespace runs this test binary, with its arguments, in a new
 // network namespace with only loopback up, and returns its exit code. It
 // returns a reason instead when it cannot make a namespace here.
-func runInNamespace() (int, string) {
+func runInNamespace(binDir string) (int, string) {
 	if os.Geteuid() != 0 {
 		return 0, "the browser tests need root for a network namespace that keeps WebRTC on loopback"
 	}
@@ -72,7 +82,7 @@ func runInNamespace() (int, string) {
 		return 1, ""
 	}
 	cmd := exec.Command(ip, append([]string{"netns", "exec", ns, os.Args[0]}, os.Args[1:]...)...)
-	cmd.Env = append(os.Environ(), childEnv+"="+ns)
+	cmd.Env = append(os.Environ(), childEnv+"="+ns, binEnv+"="+binDir)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	err = cmd.Run()

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 )
 
 // TestInBandChannels opens named channels from the offerer, as a browser
@@ -54,6 +56,18 @@ func TestInBandChannels(t *testing.T) {
 			t.Errorf("OpenChannel(%q) succeeded", bad)
 		}
 	}
+	// A channel that may drop or reorder messages is no byte stream: the
+	// answerer closes it instead of handing it out.
+	unordered := false
+	if _, err := p.off.p.pc.CreateDataChannel("terminal", &webrtc.DataChannelInit{Ordered: &unordered}); err != nil {
+		t.Fatal(err)
+	}
+	actx, acancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	if c, err := p.ans.AcceptChannel(actx); err == nil {
+		t.Errorf("the answerer accepted an unordered channel %q", c.Label)
+	}
+	acancel()
+
 	if _, err := p.ans.OpenChannel(ctx, "terminal"); err == nil {
 		t.Error("the answerer opened a channel")
 	}

@@ -142,7 +142,12 @@ func (p *peer) channelOpen(dc *webrtc.DataChannel) {
 // per session; anything else is closed at once.
 func (p *peer) onDataChannel(dc *webrtc.DataChannel) {
 	label := dc.Label()
-	if err := checkLabel(label); err != nil || !p.echoes {
+	err := checkLabel(label)
+	if err == nil && (!dc.Ordered() || dc.MaxRetransmits() != nil || dc.MaxPacketLifeTime() != nil) {
+		// A Channel is a byte stream: it needs every message, in order.
+		err = fmt.Errorf("channel %q is unordered or partially reliable", label)
+	}
+	if err != nil || !p.echoes {
 		p.log.Warn("closing a data channel the peer opened in-band", "label", label, "err", err)
 		_ = dc.Close()
 		return

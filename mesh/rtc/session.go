@@ -107,8 +107,9 @@ func (s *Session) Err() error { return s.p.err() }
 func (s *Session) Close() error { return s.p.close() }
 
 // MaxChannels bounds the channels one session may open besides echo and
-// bytes: a live session needs a handful (a terminal, an exec, a file
-// transfer), and each costs the answerer a worker.
+// bytes, over its whole life (closed ones count too): a live session
+// needs a handful (a terminal, an exec, a file transfer), each costs the
+// answerer a worker, and a session that needs more opens a new session.
 const MaxChannels = 32
 
 // Channel is a data channel the offerer opened in-band, as a byte stream

@@ -22,7 +22,8 @@ const utf8 = new TextEncoder();
 const text = new TextDecoder();
 
 // LiveSession runs one session. opts: machine, mode, observe (a session
-// ID to watch, or ''), relayOnly (use only the broker's TURN relay), size() → {rows, cols}, api (the fetch wrapper), and
+// ID to watch, or ''), relayOnly (use only the broker's TURN relay), share
+// (let other technicians watch the terminal), size() → {rows, cols}, api (the fetch wrapper), and
 // handlers:
 //   state(word)    requesting, waiting-for-approval, connecting, active, ended
 //   answer(resp)   the broker's answer to POST /api/sessions
@@ -121,7 +122,7 @@ export class LiveSession {
     const { rows, cols } = size();
     const header = observe
       ? { observe }
-      : { rows, cols, term: 'xterm-256color', allow_observers: true };
+      : { rows, cols, term: 'xterm-256color', allow_observers: !!this.opts.share };
     mark('open');
     this.send(frames.encode(frames.HEADER, utf8.encode(JSON.stringify(header))));
     this.setState('active');

@@ -102,18 +102,22 @@ class Machine {
     // check it or to keep this browser's address from the machine.
     this.path = h('select', { id: 'connect-path' },
       h('option', { value: 'auto' }, 'best path'), h('option', { value: 'relay' }, 'broker relay only'));
+    // Off by default: another technician watching is the opening
+    // technician's choice, as with meshctl connect --allow-observers.
+    this.share = h('input', { id: 'connect-share', type: 'checkbox' });
     const button = h('button', { id: 'connect', type: 'button', class: 'primary', disabled: !allowed.length,
       onclick: () => this.connect() }, 'Connect');
     return h('div', { class: 'connect' },
       h('label', { for: 'connect-mode' }, 'Mode'), this.mode,
-      h('label', { for: 'connect-path' }, 'Path'), this.path, button,
+      h('label', { for: 'connect-path' }, 'Path'), this.path,
+      h('label', { class: 'check' }, this.share, ' let other technicians watch'), button,
       allowed.length ? null : h('span', { class: 'muted' }, 'Your account allows no session modes.'));
   }
 
   connect() {
     if (!this.mode.value) return;
     noteConnectClick();
-    this.ctx.go(sessionHash(this.id, this.mode.value, '', this.path.value));
+    this.ctx.go(sessionHash(this.id, this.mode.value, '', this.path.value, this.share.checked));
   }
 
   // layers draws the readiness, reachability and session panels.
@@ -156,10 +160,11 @@ class Machine {
 }
 
 // sessionHash is the session page's address.
-export function sessionHash(machine, mode, observe, path) {
+export function sessionHash(machine, mode, observe, path, share) {
   const q = new URLSearchParams({ machine, mode });
   if (observe) q.set('observe', observe);
   if (path === 'relay') q.set('path', 'relay');
+  if (share) q.set('share', '1');
   return `#/session?${q}`;
 }
 

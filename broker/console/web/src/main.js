@@ -3,7 +3,7 @@
 //
 //   #/fleet (default)       machines by client
 //   #/machine/ID            one machine's card and stored state
-//   #/session?machine=ID&mode=M[&observe=SID][&path=relay]   a live terminal
+//   #/session?machine=ID&mode=M[&observe=SID][&path=relay][&share=1]   a live terminal
 //   #/alerts, #/queue, #/audit
 //   #login=CODE             the sign-in form, code filled in (meshctl console's link)
 //

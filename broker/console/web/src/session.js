@@ -28,6 +28,7 @@ class SessionPage {
     this.mode = params.get('mode') || 'read-only';
     this.observe = params.get('observe') || '';
     this.relayOnly = params.get('path') === 'relay';
+    this.share = params.get('share') === '1';
     this.name = this.machine;
     this.watched = ''; // the technician whose terminal we observe, once known
     this.cardRequested = false;
@@ -78,6 +79,7 @@ class SessionPage {
       mode: this.mode,
       observe: this.observe,
       relayOnly: this.relayOnly,
+      share: this.share,
       size: () => ({ rows: this.term.rows, cols: this.term.cols }),
       handlers: {
         state: (s) => this.setState(s),
