@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,6 +137,12 @@ func New(cfg Config) (*Broker, error) {
 			b.host.Close()
 			b.store.Close()
 			return nil, fmt.Errorf("broker: http listen: %w", err)
+		}
+		if !loopback(b.httpLn.Addr().String()) && !strings.HasPrefix(cfg.ConsoleURL, "https://") {
+			// The console's cookie and the browser's session offers would
+			// cross the network in clear.
+			b.log.Warn("the web console is served over plain HTTP beyond loopback: put a TLS proxy in front of it and set --console-url https://…",
+				"http", b.httpLn.Addr().String())
 		}
 	}
 	if b.cluster, err = b.newCluster(); err != nil {

@@ -183,22 +183,29 @@ func (b *Broker) issueCode(t *wire.Technician, techID peer.ID) (wire.ConsoleLogi
 	if !c.rate.allow("code:"+string(techID), now) {
 		return wire.ConsoleLogin{}, wire.Errorf(wire.CodeUnavailable, "too many console sign-in links asked for; wait a moment")
 	}
+	code, werr := c.newCode(techID.String(), now)
+	if werr != nil {
+		b.log.Warn("console sign-in code refused", "technician", t.Name, "err", werr.Message)
+		return wire.ConsoleLogin{}, werr
+	}
+	b.log.Info("console sign-in code issued", "technician", t.Name)
+	return wire.ConsoleLogin{Code: code, URL: b.consoleURL() + "/#login=" + code, Expires: now.Add(consoleCodeTTL).UTC()}, nil
+}
+
+// newCode makes a sign-in code for technician key, within the bounds.
+func (c *webConsole) newCode(key string, now time.Time) (string, *wire.Error) {
 	code := secret("rmc1_")
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.prune(now)
-	key := techID.String()
 	if old, n := oldestOf(c.codes, key, func(v consoleCode) (string, time.Time) { return v.key, v.expires }); n >= consoleCodesPerKey {
 		delete(c.codes, old)
 	}
 	if len(c.codes)+len(c.sessions) >= consoleMaxSessions {
-		c.mu.Unlock()
-		b.log.Warn("console sign-in code refused: the broker holds its maximum of codes and sign-ins", "max", consoleMaxSessions)
-		return wire.ConsoleLogin{}, wire.Errorf(wire.CodeUnavailable, "this broker holds %d console sign-ins; try again later", consoleMaxSessions)
+		return "", wire.Errorf(wire.CodeUnavailable, "this broker holds %d console sign-ins; try again later", consoleMaxSessions)
 	}
 	c.codes[hashed(code)] = consoleCode{key: key, expires: now.Add(consoleCodeTTL)}
-	c.mu.Unlock()
-	b.log.Info("console sign-in code issued", "technician", t.Name)
-	return wire.ConsoleLogin{Code: code, URL: b.consoleURL() + "/#login=" + code, Expires: now.Add(consoleCodeTTL).UTC()}, nil
+	return code, nil
 }
 
 // consoleURL is the console's address as technicians reach it.

@@ -52,10 +52,10 @@ func signInCode(t *testing.T, tb *testBroker, c *testClient) string {
 	if !console.Built() {
 		wantCode(t, werr, wire.CodeUnavailable)
 		t.Log("console assets not built: OpConsoleLogin refused as it should; placing a code directly")
-		code := secret("rmc1_")
-		tb.console.mu.Lock()
-		tb.console.codes[hashed(code)] = consoleCode{key: c.ID(), expires: tb.cfg.Now().Add(consoleCodeTTL)}
-		tb.console.mu.Unlock()
+		code, werr := tb.console.newCode(c.ID(), tb.cfg.Now())
+		if werr != nil {
+			t.Fatal(werr)
+		}
 		return code
 	}
 	if werr != nil {
@@ -175,4 +175,54 @@ func TestConsoleEvents(t *testing.T) {
 		}
 	}
 	t.Fatal("the stream ended without the machine's card")
+}
+
+// TestConsoleSignOutEndsStreams: signing out ends the sign-in's open
+// event streams at once, and a technician's codes beyond the per-key
+// bound push out that technician's own oldest.
+func TestConsoleSignOutEndsStreams(t *testing.T) {
+	tb := startBroker(t)
+	admin, _ := tb.fleet(t)
+	c := newConsoleClient(t, tb)
+	status, body := c.do("POST", "/api/login", `{"code":"`+signInCode(t, tb, admin)+`"}`)
+	if status != http.StatusOK {
+		t.Fatalf("sign in: %d %s", status, body)
+	}
+	var me struct{ CSRF string }
+	json.Unmarshal([]byte(body), &me)
+	c.csrf = me.CSRF
+	req, _ := http.NewRequest("GET", c.base+"/api/events", nil)
+	res, err := c.hc.Do(req)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("events: %v %+v", err, res)
+	}
+	defer res.Body.Close()
+	ended := make(chan string, 1)
+	go func() {
+		var all strings.Builder
+		bufio.NewReader(res.Body).WriteTo(&all)
+		ended <- all.String()
+	}()
+	if status, _ := c.do("POST", "/api/logout", ""); status != http.StatusNoContent {
+		t.Fatalf("logout: %d", status)
+	}
+	select {
+	case all := <-ended:
+		if !strings.Contains(all, "event: signed-out") {
+			t.Errorf("stream ended without signed-out: %q", all)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream outlived its sign-in")
+	}
+
+	var first string
+	for i := range consoleCodesPerKey + 1 {
+		code := signInCode(t, tb, admin)
+		if i == 0 {
+			first = code
+		}
+	}
+	if status, _ := c.do("POST", "/api/login", `{"code":"`+first+`"}`); status != http.StatusUnauthorized {
+		t.Errorf("the technician's oldest code beyond the bound still works: %d", status)
+	}
 }
