@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/readymesh/readymesh/integration/internal/binaries"
 )
 
 // bins holds the binaries TestMain built. skip is set instead when they
@@ -41,24 +43,13 @@ func TestMain(m *testing.M) {
 // build compiles the three binaries into dir. A missing toolchain is a
 // reason to skip; a compile error is a failure.
 func build(dir string) error {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
+	if _, err := exec.LookPath("go"); err != nil {
 		bins.skip = "no go command on PATH to build the binaries with"
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", dir,
-		"github.com/readymesh/readymesh/broker/cmd/broker",
-		"github.com/readymesh/readymesh/sessiond/cmd/sessiond",
-		"github.com/readymesh/readymesh/peer/cmd/meshctl")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	bins.broker = filepath.Join(dir, "broker")
-	bins.sessiond = filepath.Join(dir, "sessiond")
-	bins.meshctl = filepath.Join(dir, "meshctl")
-	return nil
+	p, err := binaries.Build(dir)
+	bins.broker, bins.sessiond, bins.meshctl = p.Broker, p.Sessiond, p.Meshctl
+	return err
 }
 
 // needBinaries skips t, saying why, when the binaries could not be built.

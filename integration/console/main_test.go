@@ -1,17 +1,16 @@
 package console
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/readymesh/readymesh/integration/internal/binaries"
 )
 
 // childEnv marks the test binary running inside its namespace.
@@ -31,10 +30,8 @@ const binEnv = "READYMESH_CONSOLE_BIN"
 // own.
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
-		dir := os.Getenv(binEnv)
-		bins.broker = filepath.Join(dir, "broker")
-		bins.sessiond = filepath.Join(dir, "sessiond")
-		bins.meshctl = filepath.Join(dir, "meshctl")
+		p := binaries.In(os.Getenv(binEnv))
+		bins.broker, bins.sessiond, bins.meshctl = p.Broker, p.Sessiond, p.Meshctl
 		os.Exit(m.Run())
 	}
 	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
@@ -46,7 +43,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "console:", err)
 		os.Exit(1)
 	}
-	if err := build(dir); err != nil {
+	if _, err := binaries.Build(dir); err != nil {
 		os.RemoveAll(dir)
 		fmt.Fprintln(os.Stderr, "console:", err)
 		os.Exit(1)
@@ -115,23 +112,6 @@ func removeStale(ip string) {
 		}
 		exec.Command(ip, "netns", "del", name).Run()
 	}
-}
-
-// build compiles the binaries into dir.
-func build(dir string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir,
-		"github.com/readymesh/readymesh/broker/cmd/broker",
-		"github.com/readymesh/readymesh/sessiond/cmd/sessiond",
-		"github.com/readymesh/readymesh/peer/cmd/meshctl")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	bins.broker = filepath.Join(dir, "broker")
-	bins.sessiond = filepath.Join(dir, "sessiond")
-	bins.meshctl = filepath.Join(dir, "meshctl")
-	return nil
 }
 
 // needSetup skips (or, under READYMESH_REQUIRE_NETNS=1, fails) a test

@@ -70,7 +70,7 @@ func (e *env) consoleCmd(args []string) error {
 	if *asJSON {
 		return printJSON(e.out, l)
 	}
-	fmt.Fprintf(e.out, "open this link within %s (it works once):\n  %s\n", l.Expires.Sub(time.Now()).Round(time.Second), l.URL)
+	fmt.Fprintf(e.out, "open this link within %s (it works once):\n  %s\n", time.Until(l.Expires).Round(time.Second), l.URL)
 	return nil
 }
 
