@@ -63,28 +63,31 @@ export class LiveSession {
     // A connection the machine page made has its candidates gathered;
     // relay-only sessions gather their own, relay candidates only.
     const relayOnly = !!this.opts.relayOnly;
-    let pc = relayOnly ? null : take();
-    if (!pc) {
+    const ready = relayOnly ? null : await take();
+    if (ready && this.ended()) {
+      ready.pc.close();
+      return;
+    }
+    let pc;
+    let dc;
+    if (ready) {
+      ({ pc, dc } = ready); // its offer is made and its candidates gathered
+      this.pc = pc;
+    } else {
       const ice = await api('/api/ice', { signal: this.abort.signal });
       mark('ice');
       if (this.ended()) return;
       pc = new RTCPeerConnection({ iceServers: (ice && ice.iceServers) || [],
         iceTransportPolicy: relayOnly ? 'relay' : 'all' });
+      this.pc = pc;
+      dc = offerChannels(pc);
+      await pc.setLocalDescription(await pc.createOffer());
     }
-    this.pc = pc;
     pc.addEventListener('connectionstatechange', () => this.onConnectionState());
-    // The agent's peer connection has these two channels negotiated out of
-    // band with fixed IDs (mesh/rtc); the offer must have them too.
-    pc.createDataChannel('echo', { negotiated: true, id: 0 });
-    pc.createDataChannel('bytes', { negotiated: true, id: 1 });
-    const dc = pc.createDataChannel('terminal'); // ordered and reliable by default
-    dc.binaryType = 'arraybuffer';
     dc.addEventListener('open', () => this.onOpen());
     dc.addEventListener('message', (e) => this.onMessage(e.data));
     dc.addEventListener('close', () => this.onChannelClose());
     this.dc = dc;
-
-    await pc.setLocalDescription(await pc.createOffer());
     mark('offer');
     await gathered(pc, GATHER_MS);
     mark('gathered');
@@ -258,6 +261,18 @@ function mark(name) {
 }
 
 // gathered resolves when ICE gathering is complete or after ms.
+// offerChannels creates the channels of a session's offer and returns the
+// terminal's. The agent's peer connection has echo and bytes negotiated
+// out of band with fixed IDs (mesh/rtc), so the offer must have them too;
+// the terminal is opened in-band, and the agent serves it by its label.
+export function offerChannels(pc) {
+  pc.createDataChannel('echo', { negotiated: true, id: 0 });
+  pc.createDataChannel('bytes', { negotiated: true, id: 1 });
+  const dc = pc.createDataChannel('terminal'); // ordered and reliable by default
+  dc.binaryType = 'arraybuffer';
+  return dc;
+}
+
 function gathered(pc, ms) {
   if (pc.iceGatheringState === 'complete') return Promise.resolve();
   // Chromium reports gathering complete some 50 ms after its last useful

@@ -80,7 +80,7 @@ class SessionPage {
       observe: this.observe,
       relayOnly: this.relayOnly,
       share: this.share,
-      size: () => ({ rows: this.term.rows, cols: this.term.cols }),
+      size: () => (this.term ? { rows: this.term.rows, cols: this.term.cols } : { rows: 24, cols: 80 }),
       handlers: {
         state: (s) => this.setState(s),
         answer: (r) => this.answered(r),
@@ -93,14 +93,19 @@ class SessionPage {
     });
     // Negotiation starts first: it waits on the network, and the
     // terminal is made meanwhile (it is needed when the channel opens).
+    // Building the terminal takes the main thread for a while, so it
+    // waits one task: the offer, created off the main thread, is not
+    // held up behind it.
     this.live.start();
-    this.openTerminal();
+    this.termTimer = setTimeout(() => this.openTerminal(), 0);
   }
 
   // openTerminal makes the xterm with the DOM renderer (no canvas or
   // WebGL addon), so the text is in .xterm-rows for tests and screen
   // readers, and fits it to its box.
   openTerminal() {
+    if (this.term) return;
+    clearTimeout(this.termTimer);
     const term = new Terminal({
       cursorBlink: true,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace',
@@ -178,7 +183,7 @@ class SessionPage {
       this.waitShown = true;
       this.term.write('\x1b[2mWaiting for the person at the machine to approve this session…\x1b[0m\r\n');
     }
-    if (s === 'active') this.term.focus();
+    if (s === 'active' && this.term) this.term.focus();
     if (s === 'ended') this.ended();
   }
 
@@ -208,6 +213,7 @@ class SessionPage {
 
   output(bytes) {
     firstByte();
+    if (!this.term) this.openTerminal();
     this.term.write(bytes);
   }
 
@@ -249,6 +255,7 @@ class SessionPage {
 
   // dispose ends the session: leaving the page closes the connection.
   dispose() {
+    clearTimeout(this.termTimer);
     if (this.live) this.live.end();
     window.removeEventListener('resize', this.onWindowResize);
     cancelAnimationFrame(this.frame);
