@@ -72,7 +72,7 @@ func BenchmarkConsoleConnect(b *testing.B) {
 				// Where the time went, by the page's performance marks.
 				phases, _ := eval[map[string]float64](br, `(() => {
 					const out = {};
-					for (const n of ['start', 'ice', 'offer', 'gathered', 'answer', 'open']) {
+					for (const n of ['start', 'termstart', 'termend', 'ice', 'offer', 'gathered', 'answer', 'open']) {
 						const e = performance.getEntriesByName('rm:' + n).at(-1);
 						if (e && e.startTime >= window.rmTiming.start) out[n] = e.startTime - window.rmTiming.start;
 					}
@@ -87,7 +87,7 @@ func BenchmarkConsoleConnect(b *testing.B) {
 			}
 			b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
 			var parts []string
-			for _, k := range []string{"start", "ice", "offer", "gathered", "answer", "open", "firstByte"} {
+			for _, k := range []string{"start", "termstart", "termend", "ice", "offer", "gathered", "answer", "open", "firstByte"} {
 				if v, ok := sums[k]; ok {
 					parts = append(parts, fmt.Sprintf("%s %.1f ms", k, v/float64(b.N)))
 				}

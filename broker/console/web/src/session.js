@@ -106,6 +106,7 @@ class SessionPage {
   openTerminal() {
     if (this.term) return;
     clearTimeout(this.termTimer);
+    performance.mark('rm:termstart');
     const term = new Terminal({
       cursorBlink: true,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace',
@@ -128,6 +129,7 @@ class SessionPage {
       this.frame = requestAnimationFrame(() => this.refit());
     };
     window.addEventListener('resize', this.onWindowResize);
+    performance.mark('rm:termend');
   }
 
   refit() {
