@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -56,6 +59,17 @@ func TestConsole(t *testing.T) {
 			if got := a.text(fmt.Sprintf(`section.client[data-client=%q] %s td.name`, ag.client, row)); got != name {
 				t.Errorf("%s: not listed under its client %s (got %q)", name, ag.client, got)
 			}
+		}
+		// Every control has a name, and every dot its word.
+		unnamed, _ := eval[[]string](a, `[...document.querySelectorAll('input, select, button, a[href]')]
+			.filter((el) => !((el.labels && el.labels.length) || el.getAttribute('aria-label') || el.textContent.trim()))
+			.map((el) => el.outerHTML.slice(0, 80))`)
+		if len(unnamed) > 0 {
+			t.Errorf("controls without a name: %v", unnamed)
+		}
+		mute, _ := eval[int](a, `[...document.querySelectorAll('.dot')].filter((d) => !(d.nextElementSibling && d.nextElementSibling.textContent.trim())).length`)
+		if mute > 0 {
+			t.Errorf("%d dots without a word beside them", mute)
 		}
 		a.screenshot(t, "fleet.png")
 	})
@@ -158,6 +172,29 @@ func TestConsole(t *testing.T) {
 		if m := a.text("#session-mode"); m != wire.ModeInteractive {
 			t.Errorf("session mode %q", m)
 		}
+		// The PTY has the page's terminal size, and follows it when the
+		// window changes.
+		rows, _ := eval[int](a, `document.querySelectorAll('#terminal .xterm-rows > div').length`)
+		a.typeInto("stty size\r")
+		sizeLine := func(rows int) string { // a terminal row that is just "ROWS COLS"
+			return fmt.Sprintf(`[...document.querySelectorAll('#terminal .xterm-rows > div')].some((r) => /^%d \d+\s*$/.test(r.textContent))`, rows)
+		}
+		a.waitFor("the PTY's size", sizeLine(rows), 10*time.Second)
+		a.run("a smaller window", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{Width: 900, Height: 500, DeviceScaleFactor: 1})
+			return err
+		}))
+		a.waitFor("fewer rows", fmt.Sprintf(`document.querySelectorAll('#terminal .xterm-rows > div').length < %d`, rows), 10*time.Second)
+		smaller, _ := eval[int](a, `document.querySelectorAll('#terminal .xterm-rows > div').length`)
+		a.typeInto("clear; stty size\r")
+		a.waitFor("the PTY resized", sizeLine(smaller), 10*time.Second)
+		a.run("the window back", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.ClearDeviceMetricsOverride, cdp.Empty{})
+			return err
+		}))
+		// After the clear, for the observer below to find in the backlog.
+		a.typeInto("echo rm-$((6*7))\r")
+		a.waitFor("the command's output again", `document.querySelector('#terminal .xterm-rows').textContent.includes('rm-42')`, 10*time.Second)
 		shared = a.text("#session-id")
 		if len(shared) != 32 {
 			t.Fatalf("session id %q", shared)
