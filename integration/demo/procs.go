@@ -230,6 +230,9 @@ The web console (fleet, machine cards, live terminals over WebRTC):
 
 The link signs you in as admin once, within 2 minutes; for a new one run
   READYMESH_HOME=%s %s/meshctl console
+The demo's agents listen on loopback only, and browsers leave loopback out
+of WebRTC: for the console's terminals start the browser with
+  chromium --allow-loopback-in-peer-connection
 `, l.URL, d.home, d.cfg.bin)
 }
 
