@@ -236,8 +236,15 @@ func (b *Broker) consoleHandler(mux *http.ServeMux) http.Handler {
 	api := func(pattern string, h func(w http.ResponseWriter, r *http.Request, a *authed)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			a, ok := c.auth(w, r)
-			if ok {
-				h(w, r, a)
+			if !ok {
+				return
+			}
+			rec := &statusWriter{ResponseWriter: w}
+			h(rec, r, a)
+			if rec.status >= 400 {
+				c.b.metrics.refused.WithLabelValues("console:"+pattern, strconv.Itoa(rec.status)).Inc() // the pattern, not the path: bounded labels
+				c.b.log.Info("console request refused", "technician", a.tech.Name, "method", r.Method,
+					"path", r.URL.Path, "status", rec.status)
 			}
 		})
 	}
@@ -556,6 +563,22 @@ func (c *webConsole) openSession(w http.ResponseWriter, r *http.Request, a *auth
 	writeJSON(w, http.StatusOK, map[string]any{"session": sr.Session, "machine": sr.Machine, "name": sr.Name,
 		"mode": args.Mode, "sdp": sr.Answer.SDP})
 }
+
+// statusWriter remembers the status a handler wrote, for the log. It
+// passes Flush and the rest through Unwrap (http.ResponseController).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // writeJSON writes v with status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
