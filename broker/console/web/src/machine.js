@@ -7,6 +7,7 @@ import { time, clock, stamp, ago, span, reachWhen, sessionWords, sessionDetail, 
 import { isAbort } from './api.js';
 import { noteConnectClick } from './timing.js';
 import { warm, releaseSoon } from './warm.js';
+import { prepare, discardSoon } from './spareterm.js';
 
 export const MODES = ['read-only', 'interactive', 'elevated'];
 
@@ -123,7 +124,10 @@ class Machine {
   // layers draws the readiness, reachability and session panels.
   layers(card) {
     // A session is likely from here: gather ICE candidates now (warm.js).
-    if (card.reachability && card.reachability.online && this.mode.value) warm(this.ctx.api);
+    if (card.reachability && card.reachability.online && this.mode.value) {
+      warm(this.ctx.api);
+      prepare();
+    }
     fill(this.readiness, readinessPanel(card.readiness));
     fill(this.reach, reachPanel(card.reachability));
     fill(this.sessionInfo, sessionPanel(card.session));
@@ -156,6 +160,7 @@ class Machine {
     this.gen++;
     if (this.abort) this.abort.abort();
     releaseSoon();
+    discardSoon();
   }
 }
 

@@ -2,8 +2,7 @@
 // terminal in xterm.js, with the session's state, mode, network path and
 // the agent's notices around it.
 
-import { Terminal } from '@xterm/xterm';
-import { FitAddon } from '@xterm/addon-fit';
+import { takeSpare, terminal } from './spareterm.js';
 import { h, fill, setText } from './dom.js';
 import { LiveSession } from './live.js';
 import { MODES } from './machine.js';
@@ -92,31 +91,24 @@ class SessionPage {
       },
     });
     // Negotiation starts first: it waits on the network, and the
-    // terminal is made meanwhile (it is needed when the channel opens).
-    // Building the terminal takes the main thread for a while, so it
-    // waits one task: the offer, created off the main thread, is not
+    // terminal is put in place meanwhile (it is needed when the channel
+    // opens). The machine page usually left one ready (spareterm.js);
+    // either way it waits one task, so that the session request is not
     // held up behind it.
+    this.spare = takeSpare();
     this.live.start();
     this.termTimer = setTimeout(() => this.openTerminal(), 0);
   }
 
-  // openTerminal makes the xterm with the DOM renderer (no canvas or
-  // WebGL addon), so the text is in .xterm-rows for tests and screen
-  // readers, and fits it to its box.
+  // openTerminal puts the terminal in its box, the spare one from the
+  // machine page or a new one, and fits it.
   openTerminal() {
     if (this.term) return;
     clearTimeout(this.termTimer);
     performance.mark('rm:termstart');
-    const term = new Terminal({
-      cursorBlink: true,
-      fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace',
-      fontSize: 14,
-      scrollback: 5000,
-      theme: { background: '#16181d', foreground: '#e6e6e6' },
-    });
-    this.fit = new FitAddon();
-    term.loadAddon(this.fit);
-    term.open(this.termEl);
+    const { term, fit } = terminal(this.termEl, this.spare);
+    this.spare = null;
+    this.fit = fit;
     this.term = term;
     this.refit();
     term.onData((d) => this.live && this.live.sendInput(utf8.encode(d)));
@@ -215,7 +207,7 @@ class SessionPage {
 
   output(bytes) {
     firstByte();
-    if (!this.term) this.openTerminal();
+    if (!this.term) this.openTerminal(); // only if output outran the timer
     this.term.write(bytes);
   }
 
@@ -258,6 +250,10 @@ class SessionPage {
   // dispose ends the session: leaving the page closes the connection.
   dispose() {
     clearTimeout(this.termTimer);
+    if (this.spare) {
+      this.spare.term.dispose();
+      this.spare.box.remove();
+    }
     if (this.live) this.live.end();
     window.removeEventListener('resize', this.onWindowResize);
     cancelAnimationFrame(this.frame);
