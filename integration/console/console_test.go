@@ -172,6 +172,7 @@ func TestConsole(t *testing.T) {
 		if m := a.text("#session-mode"); m != wire.ModeInteractive {
 			t.Errorf("session mode %q", m)
 		}
+		a.screenshot(t, "session.png")
 		// The PTY has the page's terminal size, and follows it when the
 		// window changes.
 		rows, _ := eval[int](a, `document.querySelectorAll('#terminal .xterm-rows > div').length`)
@@ -192,6 +193,7 @@ func TestConsole(t *testing.T) {
 			_, err := cdp.Call(ctx, tg, emulation.ClearDeviceMetricsOverride, cdp.Empty{})
 			return err
 		}))
+		a.waitFor("the rows back", fmt.Sprintf(`document.querySelectorAll('#terminal .xterm-rows > div').length === %d`, rows), 10*time.Second)
 		// After the clear, for the observer below to find in the backlog.
 		a.typeInto("echo rm-$((6*7))\r")
 		a.waitFor("the command's output again", `document.querySelector('#terminal .xterm-rows').textContent.includes('rm-42')`, 10*time.Second)
@@ -209,7 +211,6 @@ func TestConsole(t *testing.T) {
 			}
 			return false, "no card"
 		})
-		a.screenshot(t, "session.png")
 	})
 
 	bb := newBrowser(t)
