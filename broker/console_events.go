@@ -59,17 +59,24 @@ type fleetView struct {
 	gen uint64
 	at  time.Time
 
-	cards []viewCard
+	cards []*viewCard
 	// jobs and alerts, each with its client and a hash of its JSON.
 	jobs, alerts []viewItem
 	auditSeq     uint64
 }
 
 type viewCard struct {
-	client string
-	id     string
-	full   []byte   // the card's JSON, as sent
-	cmp    [32]byte // hash of the card without what ticks (age, load)
+	card wire.Card
+	cmp  [32]byte // hash of the card without what ticks (age, load)
+
+	once sync.Once
+	full []byte // the card's JSON, made when a stream first sends it
+}
+
+// json returns the card as sent, encoded once per view.
+func (v *viewCard) json() []byte {
+	v.once.Do(func() { v.full, _ = json.Marshal(&v.card) })
+	return v.full
 }
 
 type viewItem struct {
@@ -102,16 +109,16 @@ func (c *webConsole) fleetView(gen uint64) *fleetView {
 		return res
 	}
 	cards, _ := call(wire.OpMachines, wire.MachinesArgs{}).([]wire.Card)
-	v.cards = make([]viewCard, len(cards))
+	v.cards = make([]*viewCard, len(cards))
 	for i := range cards {
-		card := &cards[i]
-		full, _ := json.Marshal(card)
+		vc := &viewCard{card: cards[i]}
 		// Ages tick and load wanders with every heartbeat: neither is a
 		// change worth pushing (the page ages times itself).
-		cmp := *card
+		cmp := cards[i]
 		cmp.Readiness.SnapshotAgeSec, cmp.Reachability.Load1 = nil, nil
-		key, _ := json.Marshal(cmp)
-		v.cards[i] = viewCard{client: card.Client, id: card.ID, full: full, cmp: sha256.Sum256(key)}
+		key, _ := json.Marshal(&cmp)
+		vc.cmp = sha256.Sum256(key)
+		v.cards[i] = vc
 	}
 	jobs, _ := call(wire.OpQueueList, wire.QueueListArgs{}).([]wire.Job)
 	for _, j := range jobs {
@@ -148,15 +155,17 @@ func (c *webConsole) diff(t *wire.Technician, v *fleetView, s *streamState, send
 		}
 	}
 	seen := make(map[string]bool, len(s.cards))
-	for i := range v.cards {
-		card := &v.cards[i]
-		if !visible(t, card.client) {
+	for _, vc := range v.cards {
+		if !visible(t, vc.card.Client) {
 			continue
 		}
-		seen[card.id] = true
-		if s.cards[card.id] != card.cmp {
-			s.cards[card.id] = card.cmp
-			emit("card", card.full)
+		id := vc.card.ID
+		seen[id] = true
+		if s.cards[id] != vc.cmp {
+			s.cards[id] = vc.cmp
+			if send != nil {
+				emit("card", vc.json())
+			}
 		}
 	}
 	for id := range s.cards {
