@@ -260,6 +260,9 @@ func (b *Broker) consoleHandler(mux *http.ServeMux) http.Handler {
 		n, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 		return wire.AuditArgs{Limit: n, Machine: r.URL.Query().Get("machine")}
 	}))
+	api("POST /api/queue/{id}/cancel", c.op(wire.OpQueueCancel, func(r *http.Request) any {
+		return wire.JobArgs{ID: r.PathValue("id")}
+	}))
 	api("GET /api/ice", c.ice)
 	api("POST /api/sessions", c.openSession)
 	api("GET /api/events", c.events)

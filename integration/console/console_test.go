@@ -355,6 +355,20 @@ func TestConsole(t *testing.T) {
 		if ok, _ := eval[bool](a, `window.rmNoReload === true`); !ok {
 			t.Error("the page reloaded")
 		}
+		// A job for the offline kiosk waits; the console cancels it.
+		kiosk := f.agents["globex-kiosk-03"]
+		f.admin.meshctl("queue", "add", "--machine", kiosk.client+"/"+kiosk.name, "--script", script)
+		row := `[...document.querySelectorAll('#queue tr.job')].find((r) => r.textContent.includes('globex-kiosk-03'))`
+		a.waitFor("the kiosk's job, queued", row+` && `+row+`.querySelector('button.cancel')`, 10*time.Second)
+		a.run("cancel it", chromedp.Evaluate[chromedp.Void](row+`.querySelector('button.cancel').click()`))
+		a.waitFor("the job cancelled", row+` && `+row+`.textContent.includes('cancelled')`, 10*time.Second)
+		var jobs []wire.Job
+		json.Unmarshal([]byte(f.admin.meshctl("queue", "ls", "--json")), &jobs)
+		for _, j := range jobs {
+			if j.Machine == kiosk.client+"/"+kiosk.name && j.State != "cancelled" {
+				t.Errorf("the kiosk's job is %s after the console cancelled it", j.State)
+			}
+		}
 	})
 
 	t.Run("api", func(t *testing.T) { checkAPI(t, f, bob, web02.id, fs01.id) })
@@ -442,6 +456,21 @@ func checkAPI(t *testing.T, f *fleet, c *tech, hidden, visible string) {
 	}
 	if code, raw := call("POST", "/api/sessions", me.CSRF, open, nil); code != http.StatusBadRequest {
 		t.Errorf("a session request with a bad offer: %d %s, want 400", code, raw)
+	}
+	// Another client's job cannot be touched, or even confirmed to exist.
+	var jobs []wire.Job
+	json.Unmarshal([]byte(f.admin.meshctl("queue", "ls", "--json")), &jobs)
+	tried := 0
+	for _, j := range jobs {
+		if strings.HasPrefix(j.Machine, "globex/") {
+			tried++
+			if code, raw := call("POST", "/api/queue/"+j.ID+"/cancel", me.CSRF, nil, nil); code != http.StatusNotFound {
+				t.Errorf("cancel of another client's job: %d %s, want 404", code, raw)
+			}
+		}
+	}
+	if tried == 0 {
+		t.Error("no globex job to try (the queue subtest makes one)")
 	}
 
 	// The live stream: a change on a hidden machine sends nothing about

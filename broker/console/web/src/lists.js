@@ -33,8 +33,8 @@ const LISTS = {
     url: '/api/queue',
     rowClass: 'job',
     empty: 'The queue is empty.',
-    heads: ['State', 'Machine', 'Mode', 'Created by', 'Created', 'Script', 'Exit', 'Result'],
-    cells: (j) => [
+    heads: ['State', 'Machine', 'Mode', 'Created by', 'Created', 'Script', 'Exit', 'Result', ''],
+    cells: (j, list) => [
       h('td', { class: 'status', 'data-status': j.state }, j.state),
       machineLink(j.machine_id, j.machine),
       j.mode,
@@ -43,6 +43,9 @@ const LISTS = {
       h('td', { class: 'mono script', title: j.script || '' }, firstLine(j.script)),
       j.exit_code == null ? '' : String(j.exit_code),
       result(j),
+      // Only a queued job can be cancelled; the broker says so otherwise.
+      h('td', null, j.state === 'queued' ? h('button', { type: 'button', class: 'cancel',
+        'aria-label': `Cancel the job for ${j.machine}`, onclick: () => list.cancel(j) }, 'Cancel') : ''),
     ],
   },
   audit: {
@@ -102,12 +105,22 @@ class List {
 
   render(items) {
     const rows = items.map((it) => h('tr', { class: this.spec.rowClass, 'data-id': it.id != null ? it.id : it.seq },
-      this.spec.cells(it).map(cell)));
+      this.spec.cells(it, this).map(cell)));
     if (!rows.length) rows.push(h('tr', { class: 'empty' }, h('td', { colspan: this.spec.heads.length }, this.spec.empty)));
     fill(this.tbody, rows);
   }
 
   reload() {
+    this.load();
+  }
+
+  // cancel cancels a queued job; the stream's queue event redraws it.
+  async cancel(j) {
+    try {
+      await this.ctx.api(`/api/queue/${encodeURIComponent(j.id)}/cancel`, { method: 'POST' });
+    } catch (err) {
+      this.ctx.error(err);
+    }
     this.load();
   }
 
