@@ -34,7 +34,7 @@ func BenchmarkConsoleChange(b *testing.B) {
 			c.viewMu.Unlock()
 			v := c.fleetView(gen)
 			for i := range states {
-				states[i] = &streamState{cards: map[string][32]byte{}}
+				states[i] = &streamState{}
 				c.diff(t, v, states[i], nil)
 			}
 			for b.Loop() {

@@ -60,6 +60,7 @@ type fleetView struct {
 	at  time.Time
 
 	cards []*viewCard
+	byID  map[string]*viewCard
 	// jobs and alerts, each with its client and a hash of its JSON.
 	jobs, alerts []viewItem
 	auditSeq     uint64
@@ -110,6 +111,7 @@ func (c *webConsole) fleetView(gen uint64) *fleetView {
 	}
 	cards, _ := call(wire.OpMachines, wire.MachinesArgs{}).([]wire.Card)
 	v.cards = make([]*viewCard, len(cards))
+	v.byID = make(map[string]*viewCard, len(cards))
 	for i := range cards {
 		vc := &viewCard{card: cards[i]}
 		// Ages tick and load wanders with every heartbeat: neither is a
@@ -119,6 +121,7 @@ func (c *webConsole) fleetView(gen uint64) *fleetView {
 		key, _ := json.Marshal(&cmp)
 		vc.cmp = sha256.Sum256(key)
 		v.cards[i] = vc
+		v.byID[vc.card.ID] = vc
 	}
 	jobs, _ := call(wire.OpQueueList, wire.QueueListArgs{}).([]wire.Job)
 	for _, j := range jobs {
@@ -136,9 +139,13 @@ func (c *webConsole) fleetView(gen uint64) *fleetView {
 	return v
 }
 
-// streamState is what one stream last sent.
+// streamState is what one stream last sent: the view it was compared
+// against and the technician as it was then (what it sent of the cards
+// is that view filtered by those scopes, so a stream keeps no copy of
+// its own), and digests of the lists.
 type streamState struct {
-	cards         map[string][32]byte
+	view          *fleetView
+	tech          wire.Technician
 	alerts, queue [32]byte
 	auditSeq      uint64
 }
@@ -154,27 +161,30 @@ func (c *webConsole) diff(t *wire.Technician, v *fleetView, s *streamState, send
 			sent = true
 		}
 	}
-	seen := make(map[string]bool, len(s.cards))
-	for _, vc := range v.cards {
-		if !visible(t, vc.card.Client) {
-			continue
+	if prev, pt := s.view, &s.tech; prev != nil && send != nil {
+		// sentBefore says whether the stream already sent this version of
+		// a card: it was in the last view, visible to the technician as
+		// it was then, and has not changed.
+		for _, vc := range v.cards {
+			if !visible(t, vc.card.Client) {
+				continue
+			}
+			if old := prev.byID[vc.card.ID]; old != nil && old.cmp == vc.cmp && visible(pt, old.card.Client) {
+				continue
+			}
+			emit("card", vc.json())
 		}
-		id := vc.card.ID
-		seen[id] = true
-		if s.cards[id] != vc.cmp {
-			s.cards[id] = vc.cmp
-			if send != nil {
-				emit("card", vc.json())
+		for _, old := range prev.cards {
+			if !visible(pt, old.card.Client) {
+				continue
+			}
+			if now := v.byID[old.card.ID]; now == nil || !visible(t, now.card.Client) {
+				raw, _ := json.Marshal(map[string]string{"id": old.card.ID})
+				emit("gone", raw)
 			}
 		}
 	}
-	for id := range s.cards {
-		if !seen[id] {
-			delete(s.cards, id)
-			raw, _ := json.Marshal(map[string]string{"id": id})
-			emit("gone", raw)
-		}
-	}
+	s.view, s.tech = v, *t
 	for _, l := range []struct {
 		event string
 		items []viewItem
@@ -227,7 +237,7 @@ func (c *webConsole) events(w http.ResponseWriter, r *http.Request, a *authed) {
 	}()
 	// The baseline is taken before the stream opens: the page reloads its
 	// view when the stream opens, so no change falls between the two.
-	s := &streamState{cards: map[string][32]byte{}}
+	s := &streamState{}
 	wait, gen := c.b.changes.wait()
 	c.diff(&a.tech, c.fleetView(gen), s, nil)
 	// A reader that stops reading does not hold the stream: each write

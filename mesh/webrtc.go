@@ -176,7 +176,7 @@ func (l *Listener) answerWebRTC(ctx context.Context, g wire.Grant, o *wire.Offer
 		if p.Kind == rtc.PathRelayed {
 			path += " via " + via
 		}
-		as := &agentSession{rtc: rs, info: wire.SessionInfo{Session: g.Session, Technician: g.TechnicianName,
+		as := &agentSession{rtc: rs, grant: g, info: wire.SessionInfo{Session: g.Session, Technician: g.TechnicianName,
 			Mode: g.Mode, Path: path, Remote: p.Remote, Started: l.cfg.Now().UTC()}}
 		l.mu.Lock()
 		l.active[g.Session] = as
@@ -194,7 +194,7 @@ func (l *Listener) answerWebRTC(ctx context.Context, g wire.Grant, o *wire.Offer
 		go func() {
 			defer l.wg.Done()
 			defer close(served)
-			l.serveRTCChannels(sctx, rs, as, g)
+			l.serveRTCChannels(sctx, rs, as)
 		}()
 		select {
 		case <-rs.Done():
@@ -218,7 +218,7 @@ func (l *Listener) answerWebRTC(ctx context.Context, g wire.Grant, o *wire.Offer
 // WebRTC session with the agent's channel handlers, as QUIC streams are
 // served: a browser's terminal arrives this way. ctx ends with the
 // session; so does every handler's.
-func (l *Listener) serveRTCChannels(ctx context.Context, rs *rtc.Session, as *agentSession, g wire.Grant) {
+func (l *Listener) serveRTCChannels(ctx context.Context, rs *rtc.Session, as *agentSession) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -228,7 +228,7 @@ func (l *Listener) serveRTCChannels(ctx context.Context, rs *rtc.Session, as *ag
 		}
 		h := l.cfg.Channels[c.Label]
 		if h == nil {
-			l.log.Info("refused an unknown channel", "session", g.Session, "channel", c.Label)
+			l.log.Info("refused an unknown channel", "session", as.info.Session, "channel", c.Label)
 			c.Stream.Close()
 			continue
 		}
@@ -236,7 +236,7 @@ func (l *Listener) serveRTCChannels(ctx context.Context, rs *rtc.Session, as *ag
 		go func() {
 			defer wg.Done()
 			defer c.Stream.Close()
-			h(ctx, &Channel{Stream: c.Stream, Name: c.Label, Session: as.info, Grant: g})
+			h(ctx, &Channel{Stream: c.Stream, Name: c.Label, Session: as.info, Grant: as.grant})
 		}()
 	}
 }
