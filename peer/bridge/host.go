@@ -3,6 +3,7 @@ package bridge
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,10 +14,12 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/quicreuse"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/libp2p/go-libp2p/p2p/transport/websocket"
 	"github.com/libp2p/go-libp2p/x/rate"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/pion/transport/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/readymesh/readymesh/peer/identity"
@@ -37,6 +40,13 @@ type HostConfig struct {
 	// Metrics, if not nil, receives libp2p's Prometheus metrics. Nil
 	// disables them, so many hosts can live in one process.
 	Metrics prometheus.Registerer
+	// Net is the network the host's UDP sockets come from. Nil means the
+	// host's own network with every bridge transport. A non-nil Net (a
+	// pion vnet in tests) carries UDP only, so the host then runs QUIC
+	// alone, without SO_REUSEPORT: every socket it listens or dials on is
+	// Net's. Listen addresses must then be QUIC multiaddrs or host:port
+	// (whose TCP and WebSocket parts are dropped).
+	Net transport.Net
 }
 
 // NewHost returns a libp2p host with the bridge transports: QUIC, TCP and
@@ -50,10 +60,17 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Key.Priv),
 		libp2p.Transport(libp2pquic.NewTransport),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Transport(websocket.New),
 		libp2p.DisableRelay(),
 		libp2p.UserAgent("readymesh"),
+	}
+	if cfg.Net == nil {
+		opts = append(opts, libp2p.Transport(tcp.NewTCPTransport), libp2p.Transport(websocket.New))
+	} else {
+		listen := func(network string, laddr *net.UDPAddr) (net.PacketConn, error) {
+			return cfg.Net.ListenUDP(network, laddr)
+		}
+		opts = append(opts, libp2p.QUICReuse(quicreuse.NewConnManager,
+			quicreuse.OverrideListenUDP(listen), quicreuse.DisableReuseport()))
 	}
 	if len(cfg.Listen) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)
@@ -61,6 +78,12 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		addrs, err := ListenAddrs(cfg.Listen)
 		if err != nil {
 			return nil, err
+		}
+		if cfg.Net != nil {
+			addrs = slices.DeleteFunc(addrs, func(a ma.Multiaddr) bool {
+				_, err := a.ValueForProtocol(ma.P_QUIC_V1)
+				return err != nil
+			})
 		}
 		opts = append(opts, libp2p.ListenAddrs(addrs...))
 	}
