@@ -265,7 +265,7 @@ func TestCheckInConcurrent(t *testing.T) {
 	}
 	s, cfg := enrolled(t, 0, ids...)
 
-	var mu sync.Mutex
+	var mu sync.Mutex // guards acked
 	acked := map[string][]uint64{}
 	var wg sync.WaitGroup
 	for i, id := range ids {

@@ -15,8 +15,9 @@ import (
 // origin, and no two writes carry the same clock: each broker's clock only
 // moves forward and broker names are unique in a cluster.
 //
-// Every control record (client, token, technician, admin credential) carries
-// the clock of its last write; the later clock wins a conflict.
+// Every control record (client, token, technician, admin credential, job)
+// carries the clock of its last write; the later clock wins a conflict
+// (for jobs, only between copies equally far along: see mergeJob).
 type Clock struct {
 	Wall    int64  `json:"wall_ms"`
 	Counter uint32 `json:"counter"`

@@ -10,7 +10,7 @@ import (
 )
 
 // Reading and writing control records (clients, tokens, technicians, the
-// admin credential) by key, the same way for local writes, imports,
+// admin credential, jobs) by key, the same way for local writes, imports,
 // exports and loading the index.
 
 // controlPlace is the bucket and key a control record is stored under.

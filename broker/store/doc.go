@@ -1,6 +1,8 @@
 // Package store is the broker's durable state in one bbolt file: machine
 // records with their latest snapshot and a bounded history, clients,
-// enrolment tokens, technicians and their keys, and the admin credential.
+// enrolment tokens, technicians and their keys, the admin credential and
+// queued jobs, all replicated; and the broker's own audit log and session
+// transcripts, which stay on the broker that wrote them.
 //
 // The store is the readiness layer's source of truth. Its contract with the
 // rest of the broker is commit before acknowledge: CheckIn returns only after
@@ -12,8 +14,8 @@
 // agents share one fsync. bbolt's own Batch cuts groups on a timer instead,
 // which here kept groups small under load and made a lone agent wait the
 // full delay; the measurements are in the benchmark's comments. Every other
-// write (control records, imports from other brokers) goes through the same
-// writer.
+// write (control records, jobs, audit entries, transcripts, imports from
+// other brokers) goes through the same writer.
 //
 // Writes are validated before they start and run in one transaction, so a
 // refused write changes nothing. Machine records (without snapshots) are also
@@ -49,8 +51,8 @@
 //     later of the two. History items merge as a set keyed by seq (at
 //     equal seq the earlier item wins), of which the newest HistoryLimit
 //     are kept; every broker must use the same HistoryLimit.
-//   - Control records (clients, tokens, technicians, the admin credential)
-//     carry a hybrid logical clock (clock.go): wall milliseconds, a
+//   - Control records (clients, tokens, technicians, the admin credential,
+//     jobs) carry a hybrid logical clock (clock.go): wall milliseconds, a
 //     counter, and the origin broker's name as the final tie-break. The
 //     later clock wins (last writer wins). Each broker's clock moves past
 //     every clock it stores or imports, so a local write always wins over
@@ -58,6 +60,10 @@
 //     Config.MaxClockSkew ahead of this broker's clock are deferred. Two
 //     writes can carry one clock only if two brokers share a name; then
 //     the greater content (its JSON) wins, so they still converge.
+//   - Jobs are control records with one exception: a job only moves
+//     forward (queued, running, then an end, a result outranking a
+//     cancellation or expiry), so the further state wins and the clock
+//     decides only between copies equally far along (mergeJob in jobs.go).
 //   - Deletions are tombstones: the record's name, the deletion's clock and
 //     the incarnation it ended. A tombstone beats every older write and
 //     loses to a newer one (creating the record again). Tombstones are kept
@@ -102,6 +108,10 @@
 //	technicians  name → TechnicianRecord
 //	techkeys     peer ID → technician name
 //	logins       sha256(login token) → technician name (unused logins only)
+//	jobs         job ID → JobRecord
+//	audit        sequence number (8 bytes) → AuditEntry, this broker's only
+//	transcripts  machine ID + "/" + session + "/" + name → Transcript, this broker's only
+//	transcript_order  sequence number (8 bytes) → transcript key, oldest first
 //
 // Control records and tombstones share their buckets; readers skip
 // tombstones. Schema 1 files (before replication) are migrated in place at

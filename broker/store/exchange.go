@@ -84,53 +84,42 @@ type ImportResult struct {
 
 // DecodeRecords decodes and validates a JSON list of records.
 func DecodeRecords(data []byte) ([]Record, error) {
-	var recs []Record
-	if err := decodeStrict(data, &recs); err != nil {
-		return nil, err
-	}
-	if len(recs) > MaxRecords {
-		return nil, malformed("%d records, limit %d", len(recs), MaxRecords)
-	}
-	for i := range recs {
-		if err := recs[i].Validate(); err != nil {
-			return nil, fmt.Errorf("record %d: %w", i, err)
-		}
-	}
-	return recs, nil
+	return decodeList[Record](data, MaxRecords, "record")
 }
 
 // DecodeVersions decodes and validates a JSON list of versions.
 func DecodeVersions(data []byte) ([]Version, error) {
-	var vs []Version
-	if err := decodeStrict(data, &vs); err != nil {
-		return nil, err
-	}
-	if len(vs) > MaxKeys {
-		return nil, malformed("%d versions, limit %d", len(vs), MaxKeys)
-	}
-	for i := range vs {
-		if err := vs[i].Validate(); err != nil {
-			return nil, fmt.Errorf("version %d: %w", i, err)
-		}
-	}
-	return vs, nil
+	return decodeList[Version](data, MaxKeys, "version")
 }
 
 // DecodeKeys decodes and validates a JSON list of keys.
 func DecodeKeys(data []byte) ([]Key, error) {
-	var ks []Key
-	if err := decodeStrict(data, &ks); err != nil {
+	return decodeList[Key](data, MaxKeys, "key")
+}
+
+// validator is a pointer to a list element that can check itself.
+type validator[T any] interface {
+	*T
+	Validate() error
+}
+
+// decodeList decodes a JSON list strictly, refuses more than limit
+// elements and validates each one. what names one element in errors
+// ("record 3: ...", "4097 records, limit 4096").
+func decodeList[T any, P validator[T]](data []byte, limit int, what string) ([]T, error) {
+	var list []T
+	if err := decodeStrict(data, &list); err != nil {
 		return nil, err
 	}
-	if len(ks) > MaxKeys {
-		return nil, malformed("%d keys, limit %d", len(ks), MaxKeys)
+	if len(list) > limit {
+		return nil, malformed("%d %ss, limit %d", len(list), what, limit)
 	}
-	for i := range ks {
-		if err := ks[i].Validate(); err != nil {
-			return nil, fmt.Errorf("key %d: %w", i, err)
+	for i := range list {
+		if err := P(&list[i]).Validate(); err != nil {
+			return nil, fmt.Errorf("%s %d: %w", what, i, err)
 		}
 	}
-	return ks, nil
+	return list, nil
 }
 
 // decodeStrict decodes exactly one JSON value into v, refusing unknown

@@ -98,7 +98,8 @@ func (j *JobRecord) check(id string) error {
 	return j.Stamp.check()
 }
 
-// mergeJob: the further state wins; at the same state the later clock.
+// mergeJob: the further state wins (by jobRank); equally far along, the
+// later clock.
 func mergeJob(l, r *JobRecord) *JobRecord {
 	if lr, rr := jobRank(l.State), jobRank(r.State); lr != rr {
 		if rr > lr {
@@ -186,7 +187,7 @@ func (s *Store) Jobs(keep func(*JobRecord) bool) ([]JobRecord, error) {
 	return out, err
 }
 
-// JobSummary is a job as listings show it.
+// Summary is the job as listings show it.
 func (j *JobRecord) Summary() wire.Job {
 	out := wire.Job{ID: j.ID, Machine: j.Client + "/" + j.Name, MachineID: j.Machine, Mode: j.Mode, State: j.State,
 		CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt, Expires: j.Expires, RequiresConsent: j.RequiresConsent,

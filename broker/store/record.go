@@ -8,8 +8,9 @@ import (
 
 // Machine is one machine's durable record without its full snapshot: what
 // the broker needs to build a machine card and answer queue queries. The
-// fields under "from the latest snapshot" are copied out of it at check-in so
-// a fleet listing never decodes snapshots.
+// fields under "from the latest snapshot" are copied out of it when it is
+// stored (at check-in, or imported from another broker), so a fleet listing
+// never decodes snapshots.
 type Machine struct {
 	ID string `json:"id"` // the agent's peer ID
 	// Rev counts committed writes of this record.

@@ -11,7 +11,7 @@ import (
 // fakeClock is a store's physical clock in replication tests, so that
 // which write wins is decided by the test, not by the scheduler.
 type fakeClock struct {
-	mu sync.Mutex
+	mu sync.Mutex // guards all following fields
 	t  time.Time
 }
 

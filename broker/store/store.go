@@ -108,8 +108,9 @@ type Store struct {
 	skew     time.Duration
 	tombTTL  time.Duration
 	maxSnap  int
-	closed   sync.Once
 	onCommit func()
+
+	closed sync.Once // makes Close run once
 
 	// The writer goroutine (see writer.go) owns every write, and clock.
 	ops     chan *op      // unbuffered: a send succeeds only when the writer takes it
@@ -117,8 +118,9 @@ type Store struct {
 	stopped chan struct{} // closed when the writer has exited
 	clock   hlc
 
-	// mu guards the following fields, which hold what has been committed.
-	// Only the writer (and Open) changes them.
+	// mu guards all following fields, which hold what has been committed.
+	// Only the writer (and Open, before the writer starts) changes them;
+	// readers take it shared.
 	mu       sync.RWMutex
 	machines map[string]*Machine // the machine records
 	idx      *index              // every record's version, and the digest

@@ -14,11 +14,11 @@ var ErrClosed = errors.New("store: closed")
 const maxBatch = 4096
 
 // The store has one writer goroutine. Every write (enrolment, check-in,
-// last-seen, control records, imports from other brokers) is an op handed
-// to it. It takes
-// every op that is waiting, applies them in one bbolt transaction, commits
-// (one fsync pair for all of them), updates the in-memory index, and only
-// then answers each op. While it commits, new ops queue up and form the
+// last-seen, control records, jobs, audit entries, transcripts, imports
+// from other brokers) is an op handed to it. It takes every op that is
+// waiting, applies them in one bbolt transaction, commits (one fsync pair
+// for all of them), updates the in-memory index, and only then answers
+// each op. While it commits, new ops queue up and form the
 // next batch, so the batch grows with the load instead of waiting on a
 // timer: a lone agent pays one commit, a thousand agents share a few.
 //
@@ -30,7 +30,8 @@ const maxBatch = 4096
 
 // op is one write. fn applies it to the batch in progress. A refusal (an
 // error made with refuse) means fn wrote nothing and the others go on; any
-// other error aborts the transaction, which is then retried without it.
+// other error aborts the transaction, whose ops are then retried one at a
+// time, so only the op that failed fails.
 type op struct {
 	fn   func(b *batch) error
 	err  error
