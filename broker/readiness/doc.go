@@ -27,10 +27,10 @@
 //   - consent-required: the machine requires approval for sessions and has
 //     no approval on record, or no expiry for it, or the approval has
 //     expired (an approval expiring exactly now has expired).
-//   - degraded: the agent is older than the newest agent version in the
-//     fleet, or it has more than Policy.MaxPendingUpdates pending updates, or
-//     an update first seen more than Policy.MaxPendingAge ago is still
-//     pending.
+//   - degraded: the agent is older than Policy.AgentVersion (when that is
+//     not set, than the newest agent version in the fleet), or it has more
+//     than Policy.MaxPendingUpdates pending updates, or an update first
+//     seen more than Policy.MaxPendingAge ago is still pending.
 //   - ready: none of the above.
 //
 // Reasons lists every rule that applies, not only the winning one, as short

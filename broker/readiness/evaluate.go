@@ -86,8 +86,8 @@ func newEvaluator(newest string, now time.Time, p Policy) *evaluator {
 }
 
 // Evaluate computes the readiness layer of m's card. newestAgent is the
-// newest agent version in the fleet (see Newest); empty means no agent is
-// judged behind. Every field of the result is set; Reasons and
+// version agents are judged against (see Policy.Newest); empty means no
+// agent is judged behind. Every field of the result is set; Reasons and
 // PendingUpdates are never nil. SnapshotAgeSec is nil before the first
 // check-in, and negative if the agent's clock runs ahead of the broker's.
 //

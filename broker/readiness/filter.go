@@ -10,7 +10,8 @@ import (
 // Match reports whether c passes every filter set in a: Client (exact),
 // Readiness (exact state), Online, and PendingUpdate, which must equal the
 // ID of one of the card's pending updates ignoring case. Zero fields match
-// everything.
+// everything. For is not applied here: whether a machine is fit for a kind
+// of work depends on its live session status, which only the broker knows.
 func Match(c *wire.Card, a *wire.MachinesArgs) bool {
 	return matches(a, c.Client, c.Readiness.State, c.Reachability.Online, c.Readiness.PendingUpdates)
 }
@@ -36,9 +37,9 @@ func hasUpdate(ups []wire.PendingUpdate, id string) bool {
 	return false
 }
 
-// ValidateArgs checks a machines filter. Its only failure is a readiness
-// state that does not exist, reported as ErrUnknownState with the valid
-// states listed.
+// ValidateArgs checks a machines filter: For must be empty or a known
+// kind of work, and a readiness state that does not exist is reported as
+// ErrUnknownState with the valid states listed.
 func ValidateArgs(a *wire.MachinesArgs) error {
 	switch a.For {
 	case "", wire.ForQuickFix, wire.ForMaintenance:

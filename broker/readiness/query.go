@@ -13,12 +13,13 @@ import (
 // client is visible and that match a, in queue order (see Sort).
 //
 // The newest agent version is p.AgentVersion or else taken from the whole
-// of ms, not only the visible part, so every technician sees the same readiness for a machine.
-// reach returns a machine's live reachability; nil means every machine
-// is offline. It is called from several goroutines at once, so it must be
-// safe for concurrent use. visible says whether the technician may see a
-// client's machines; nil shows nothing, so scope is never implicit. a should
-// have passed ValidateArgs; an unknown state matches nothing.
+// of ms, not only the visible part, so every technician sees the same
+// readiness for a machine. reach returns a machine's live reachability;
+// nil means every machine is offline. It is called from several goroutines
+// at once, so it must be safe for concurrent use. visible says whether the
+// technician may see a client's machines; nil shows nothing, so scope is
+// never implicit. a should have passed ValidateArgs; an unknown state
+// matches nothing, and a.For is not applied (see Match).
 //
 // Large listings are evaluated and sorted on up to one goroutine per
 // processor; all of them have finished when Query returns. The cards share
