@@ -23,7 +23,7 @@ import (
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond/collect"
 	"github.com/readymesh/readymesh/sessiond/live"
-	"github.com/readymesh/readymesh/sessiond/spool"
+	"github.com/readymesh/readymesh/sessiond/localdb"
 )
 
 // Agent is a running agent.
@@ -33,8 +33,8 @@ type Agent struct {
 
 	// Immutable after New.
 	key        *identity.Key
-	spool      *spool.Spool
-	enrolment  spool.Enrolment
+	db         *localdb.DB
+	enrolment  localdb.Enrolment
 	brokers    *brokerSet
 	host       host.Host
 	collectors []collect.Collector
@@ -51,7 +51,7 @@ type Agent struct {
 	statusKick  chan struct{} // session changes → status upkeep
 
 	// ackedSeq is the newest acknowledged check-in sequence, as in the
-	// spool, kept here so heartbeats do not read the spool each time.
+	// local database, kept here so heartbeats do not read it each time.
 	ackedSeq atomic.Uint64
 
 	mu        sync.Mutex
@@ -87,11 +87,11 @@ func New(cfg Config) (*Agent, error) {
 		}
 		return nil, fmt.Errorf("sessiond: %w", err)
 	}
-	if a.spool, err = spool.Open(filepath.Join(cfg.StateDir, SpoolFile)); err != nil {
+	if a.db, err = localdb.Open(filepath.Join(cfg.StateDir, DBFile)); err != nil {
 		return nil, fmt.Errorf("sessiond: %w", err)
 	}
 	if err := a.init(); err != nil {
-		a.spool.Close()
+		a.db.Close()
 		return nil, err
 	}
 	return a, nil
@@ -99,7 +99,7 @@ func New(cfg Config) (*Agent, error) {
 
 func (a *Agent) init() error {
 	var err error
-	if a.enrolment, err = a.spool.Enrolment(); err != nil {
+	if a.enrolment, err = a.db.Enrolment(); err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}
 	if a.enrolment.MachineID != a.key.ID.String() {
@@ -109,7 +109,7 @@ func (a *Agent) init() error {
 		return fmt.Errorf("sessiond: %w", err)
 	}
 	a.brokers = newBrokerSet(a.enrolment.Broker, a.enrolment.Brokers)
-	if last, ok, err := a.spool.Last(); err != nil {
+	if last, ok, err := a.db.Last(); err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	} else if ok {
 		a.ackedSeq.Store(last.Seq)
@@ -182,7 +182,7 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) close() {
 	a.sessions.Close()
 	a.host.Close()
-	a.spool.Close()
+	a.db.Close()
 }
 
 // setUp records whether the bridge is up (to broker, when up) and wakes

@@ -93,7 +93,7 @@ func (s *brokerSet) rank(b wire.BrokerInfo) int {
 	return 1
 }
 
-// all returns a copy of the candidates, for the spool.
+// all returns a copy of the candidates, for the local database.
 func (s *brokerSet) all() []wire.BrokerInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -11,8 +11,8 @@ import (
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond/collect"
+	"github.com/readymesh/readymesh/sessiond/localdb"
 	"github.com/readymesh/readymesh/sessiond/netwatch"
-	"github.com/readymesh/readymesh/sessiond/spool"
 )
 
 // checkInResult answers a demand for a check-in.
@@ -128,7 +128,7 @@ func (a *Agent) checkInWhenUp(ctx context.Context, reason string) (uint64, strin
 
 // startReason tells a reboot from a restart by the boot ID.
 func (a *Agent) startReason(bootID string) string {
-	last, ok, _ := a.spool.Last()
+	last, ok, _ := a.db.Last()
 	switch {
 	case !ok:
 		return wire.ReasonEnroll
@@ -143,7 +143,7 @@ func (a *Agent) startReason(bootID string) string {
 // state directory was restored from a backup), it moves past it once.
 func (a *Agent) send(ctx context.Context, broker peer.ID, reason string, snap *wire.Snapshot) (uint64, error) {
 	for attempt := 0; attempt < 2; attempt++ {
-		seq, err := a.spool.NextSeq()
+		seq, err := a.db.NextSeq()
 		if err != nil {
 			return 0, err
 		}
@@ -153,8 +153,8 @@ func (a *Agent) send(ctx context.Context, broker peer.ID, reason string, snap *w
 			return 0, err
 		}
 		if ack.Error == nil {
-			last := spool.LastCheckIn{Seq: seq, BootID: snap.BootID, At: ack.StoredAt, Reason: reason}
-			if err := a.spool.SetLast(last); err != nil {
+			last := localdb.LastCheckIn{Seq: seq, BootID: snap.BootID, At: ack.StoredAt, Reason: reason}
+			if err := a.db.SetLast(last); err != nil {
 				return seq, err
 			}
 			a.ackedSeq.Store(seq)
@@ -165,7 +165,7 @@ func (a *Agent) send(ctx context.Context, broker peer.ID, reason string, snap *w
 			return 0, fmt.Errorf("broker refused check-in %d: %w", seq, ack.Error)
 		}
 		a.log.Warn("broker holds a newer check-in sequence; moving past it", "ours", seq, "stored", ack.Seq)
-		if err := a.spool.SkipTo(ack.Seq); err != nil {
+		if err := a.db.SkipTo(ack.Seq); err != nil {
 			return 0, err
 		}
 	}

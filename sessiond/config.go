@@ -14,15 +14,16 @@ var Version = "0.1.0"
 // File names inside the state directory.
 const (
 	KeyFile    = "agent.key"
-	SpoolFile  = "agent.db"
+	DBFile     = "agent.db"
 	InfoFile   = "agent.json"
 	SocketFile = "sessiond.sock"
 )
 
 // Config configures an agent.
 type Config struct {
-	// StateDir holds the key, the spool, agent.json and the control socket.
-	// It must not be empty; it is created with mode 0700.
+	// StateDir holds the key, the local database (DBFile), agent.json and
+	// the control socket. It must not be empty; it is created with mode
+	// 0700.
 	StateDir string
 	// Inventory, if set, is a JSON fixture (wire.Snapshot shape) that
 	// replaces the machine collectors, so a demo or test can play a Windows

@@ -12,7 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/readymesh/readymesh/peer/wire"
-	"github.com/readymesh/readymesh/sessiond/spool"
+	"github.com/readymesh/readymesh/sessiond/localdb"
 )
 
 // Consent errors, as the technician reads them.
@@ -29,7 +29,7 @@ type consent struct {
 	mu       sync.Mutex
 	policy   string
 	window   time.Duration
-	approval spool.Approval
+	approval localdb.Approval
 	known    bool // policy or approval set here, not only from the flag
 	requests map[string]*consentRequest
 }
@@ -43,7 +43,7 @@ type consentRequest struct {
 // until a technician with admin rights sets a policy.
 func (a *Agent) loadConsent() error {
 	a.consent = &consent{policy: a.cfg.ConsentPolicy, window: a.cfg.ConsentWindow, requests: map[string]*consentRequest{}}
-	st, ok, err := a.spool.Consent()
+	st, ok, err := a.db.Consent()
 	if err != nil {
 		return err
 	}
@@ -142,14 +142,14 @@ func (a *Agent) answer(id string, ok bool) ([]wire.ConsentRequest, error) {
 		}
 		// A window covers sessions up to the mode approved: approving a
 		// read-only session does not let elevated ones through.
-		c.approval = spool.Approval{LastApprovedAt: &now, ApprovedBy: who, Mode: top}
+		c.approval = localdb.Approval{LastApprovedAt: &now, ApprovedBy: who, Mode: top}
 		if c.policy == wire.ConsentWindow {
 			exp := now.Add(c.window)
 			c.approval.ExpiresAt = &exp
 		}
 		c.known = true
 	}
-	st := spool.ConsentState{Policy: c.policy, WindowSec: int64(c.window / time.Second), Approval: c.approval}
+	st := localdb.ConsentState{Policy: c.policy, WindowSec: int64(c.window / time.Second), Approval: c.approval}
 	c.mu.Unlock()
 	if len(done) == 0 {
 		if id == "" {
@@ -158,7 +158,7 @@ func (a *Agent) answer(id string, ok bool) ([]wire.ConsentRequest, error) {
 		return nil, fmt.Errorf("no waiting request %q (see sessiond requests)", id)
 	}
 	if ok {
-		if err := a.spool.SetConsent(st); err != nil {
+		if err := a.db.SetConsent(st); err != nil {
 			return done, err
 		}
 		go a.requestCheckIn(context.Background()) // readiness shows the approval
@@ -213,9 +213,9 @@ func (a *Agent) handlePolicy(s network.Stream) {
 	if p.WindowSec > 0 {
 		c.window = time.Duration(p.WindowSec) * time.Second
 	}
-	st := spool.ConsentState{Policy: c.policy, WindowSec: int64(c.window / time.Second), Approval: c.approval}
+	st := localdb.ConsentState{Policy: c.policy, WindowSec: int64(c.window / time.Second), Approval: c.approval}
 	c.mu.Unlock()
-	if err := a.spool.SetConsent(st); err != nil {
+	if err := a.db.SetConsent(st); err != nil {
 		wire.Write(s, &wire.Reply{Error: &wire.Error{Code: wire.CodeInternal, Message: err.Error()}})
 		return
 	}

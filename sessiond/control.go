@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/readymesh/readymesh/peer/wire"
-	"github.com/readymesh/readymesh/sessiond/spool"
+	"github.com/readymesh/readymesh/sessiond/localdb"
 )
 
 // The control socket lets local commands (`sessiond checkin`, `sessiond
@@ -28,13 +28,13 @@ type controlRequest struct {
 
 // Status is the agent's own view, as `sessiond status` prints it.
 type Status struct {
-	MachineID   string             `json:"machine_id"`
-	Name        string             `json:"name"`
-	Client      string             `json:"client"`
-	Broker      string             `json:"broker"`
-	BridgeUp    bool               `json:"bridge_up"`
-	LastError   string             `json:"last_error,omitempty"`
-	LastCheckIn *spool.LastCheckIn `json:"last_check_in"`
+	MachineID   string               `json:"machine_id"`
+	Name        string               `json:"name"`
+	Client      string               `json:"client"`
+	Broker      string               `json:"broker"`
+	BridgeUp    bool                 `json:"bridge_up"`
+	LastError   string               `json:"last_error,omitempty"`
+	LastCheckIn *localdb.LastCheckIn `json:"last_check_in"`
 	// SessionPort is the UDP port of the live-session socket.
 	SessionPort int `json:"session_port"`
 	// InputPaused: remote input is paused (sessiond pause-input).
@@ -53,7 +53,8 @@ type controlReply struct {
 
 func listenControl(path string) (net.Listener, error) {
 	// A socket file left by a crashed agent would make Listen fail. The
-	// spool's lock proves no other agent runs on this state directory.
+	// local database's lock proves no other agent runs on this state
+	// directory.
 	os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -120,7 +121,7 @@ func (a *Agent) status() *Status {
 	st := &Status{MachineID: a.key.ID.String(), Name: a.enrolment.Name, Client: a.enrolment.Client,
 		Broker: a.connected.String(), BridgeUp: a.up, LastError: a.lastErr}
 	a.mu.Unlock()
-	if last, ok, _ := a.spool.Last(); ok {
+	if last, ok, _ := a.db.Last(); ok {
 		st.LastCheckIn = &last
 	}
 	st.SessionPort, st.Sessions = a.sessions.Port(), a.liveSessions()

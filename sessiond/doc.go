@@ -5,10 +5,11 @@
 // acknowledged check-in, else restart), every CheckInInterval, when an
 // address or the default route changes, and on demand. Each check-in is a
 // readiness snapshot from the collectors (package collect) with a sequence
-// number that is committed to the local spool before it is sent, so it
-// survives restarts. And it keeps a presence stream open with heartbeats
-// carrying live signals (load, whether a person is logged in), which is how
-// the broker knows the machine is reachable right now.
+// number that is committed to the local database (package localdb) before
+// it is sent, so it survives restarts. And it keeps a presence stream open
+// with heartbeats carrying heartbeat signals (load, whether a person is
+// logged in), which is how the broker knows the machine is reachable right
+// now.
 //
 // When the bridge drops, the agent reconnects with jittered exponential
 // backoff, so a broker restart does not bring every agent back in the same

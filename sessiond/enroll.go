@@ -12,7 +12,7 @@ import (
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/identity"
 	"github.com/readymesh/readymesh/peer/wire"
-	"github.com/readymesh/readymesh/sessiond/spool"
+	"github.com/readymesh/readymesh/sessiond/localdb"
 )
 
 // EnrollConfig is what `sessiond enroll` needs.
@@ -30,22 +30,22 @@ type EnrollConfig struct {
 // Enroll enrols this agent: it creates the agent's key, dials the broker the
 // token pins and turns the token into a machine record. On any refusal
 // nothing is stored, on the broker or here, apart from the key.
-func Enroll(ctx context.Context, cfg EnrollConfig) (spool.Enrolment, error) {
+func Enroll(ctx context.Context, cfg EnrollConfig) (localdb.Enrolment, error) {
 	if cfg.StateDir == "" {
-		return spool.Enrolment{}, errors.New("enroll: --state is required")
+		return localdb.Enrolment{}, errors.New("enroll: --state is required")
 	}
 	if err := wire.ValidName("machine name", cfg.Name); err != nil {
-		return spool.Enrolment{}, fmt.Errorf("enroll: %w", err)
+		return localdb.Enrolment{}, fmt.Errorf("enroll: %w", err)
 	}
 	tok, err := wire.ParseToken(wire.KindEnroll, cfg.Token)
 	if err != nil {
-		return spool.Enrolment{}, fmt.Errorf("enroll: %w", err)
+		return localdb.Enrolment{}, fmt.Errorf("enroll: %w", err)
 	}
 	info := tok.Broker
 	if cfg.Broker != "" {
 		over, err := bridge.ResolveBroker(cfg.Broker)
 		if err != nil {
-			return spool.Enrolment{}, fmt.Errorf("enroll: %w", err)
+			return localdb.Enrolment{}, fmt.Errorf("enroll: %w", err)
 		}
 		// Another broker of the issuing broker's cluster accepts the
 		// token; any other broker refuses it, saying which broker issued
@@ -53,19 +53,19 @@ func Enroll(ctx context.Context, cfg EnrollConfig) (spool.Enrolment, error) {
 		info = over
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return spool.Enrolment{}, fmt.Errorf("enroll: %w", err)
+		return localdb.Enrolment{}, fmt.Errorf("enroll: %w", err)
 	}
-	sp, err := spool.Open(filepath.Join(cfg.StateDir, SpoolFile))
+	db, err := localdb.Open(filepath.Join(cfg.StateDir, DBFile))
 	if err != nil {
-		return spool.Enrolment{}, fmt.Errorf("enroll: %w", err)
+		return localdb.Enrolment{}, fmt.Errorf("enroll: %w", err)
 	}
-	defer sp.Close()
-	if e, err := sp.Enrolment(); err == nil {
-		return spool.Enrolment{}, fmt.Errorf("enroll: %s is already enrolled as %s in client %s; use another --state directory to enrol again", cfg.StateDir, e.Name, e.Client)
+	defer db.Close()
+	if e, err := db.Enrolment(); err == nil {
+		return localdb.Enrolment{}, fmt.Errorf("enroll: %s is already enrolled as %s in client %s; use another --state directory to enrol again", cfg.StateDir, e.Name, e.Client)
 	}
 	key, _, err := identity.LoadOrCreate(filepath.Join(cfg.StateDir, KeyFile))
 	if err != nil {
-		return spool.Enrolment{}, fmt.Errorf("enroll: %w", err)
+		return localdb.Enrolment{}, fmt.Errorf("enroll: %w", err)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 20 * time.Second
@@ -74,12 +74,12 @@ func Enroll(ctx context.Context, cfg EnrollConfig) (spool.Enrolment, error) {
 	defer cancel()
 	reply, err := enrollCall(ctx, key, info, tok, cfg.Name)
 	if err != nil {
-		return spool.Enrolment{}, err
+		return localdb.Enrolment{}, err
 	}
-	e := spool.Enrolment{MachineID: reply.MachineID, Name: reply.Name, Client: reply.Client,
+	e := localdb.Enrolment{MachineID: reply.MachineID, Name: reply.Name, Client: reply.Client,
 		Broker: reply.Broker, EnrolledAt: time.Now().UTC()}
-	if err := sp.SetEnrolment(e); err != nil {
-		return spool.Enrolment{}, fmt.Errorf("enroll: enrolled on the broker but could not save it here: %w", err)
+	if err := db.SetEnrolment(e); err != nil {
+		return localdb.Enrolment{}, fmt.Errorf("enroll: enrolled on the broker but could not save it here: %w", err)
 	}
 	return e, nil
 }

@@ -24,7 +24,7 @@ type history struct {
 
 // recordCommand keeps an exec'd command for the machine's history.
 func (a *Agent) recordCommand(c wire.CommandRecord) {
-	if err := a.spool.AddCommand(c); err != nil {
+	if err := a.db.AddCommand(c); err != nil {
 		a.log.Warn("command history", "err", err)
 	}
 }
@@ -53,7 +53,7 @@ func (a *Agent) sessionsChanged(cur []wire.SessionInfo) {
 	h.mu.Unlock()
 	for _, s := range ended {
 		rec := wire.SessionRecord{ID: s.Session, Technician: s.Technician, Mode: s.Mode, Path: s.Path, Start: s.Started, End: now}
-		if err := a.spool.AddSession(rec); err != nil {
+		if err := a.db.AddSession(rec); err != nil {
 			a.log.Warn("session history", "err", err)
 		}
 		a.sendTranscripts(s.Session)
@@ -93,7 +93,7 @@ func (a *Agent) sendTranscripts(session string) {
 // applyHistory summarises the history into a snapshot: the last 10
 // commands and the last 10 sessions.
 func (a *Agent) applyHistory(s *wire.Snapshot) {
-	h, err := a.spool.History()
+	h, err := a.db.History()
 	if err != nil {
 		return
 	}

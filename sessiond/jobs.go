@@ -9,12 +9,13 @@ import (
 
 	"github.com/readymesh/readymesh/mesh"
 	"github.com/readymesh/readymesh/peer/wire"
-	"github.com/readymesh/readymesh/sessiond/spool"
+	"github.com/readymesh/readymesh/sessiond/localdb"
 )
 
 // handleJob runs a queued job a broker this agent trusts sends, under the
 // grant that broker issued to itself: consent as the policy (or the job)
-// asks, then once and only once, by the job ID recorded in the spool
+// asks, then once and only once, by the job ID recorded in the local
+// database
 // before the script starts.
 func (a *Agent) handleJob(s network.Stream) {
 	defer s.Close()
@@ -55,7 +56,7 @@ func (a *Agent) handleJob(s network.Stream) {
 		refuse(wire.CodeUnavailable, "job "+req.Job[:8]+" is still running")
 		return
 	}
-	prev, seen, err := a.spool.JobRecord(req.Job)
+	prev, seen, err := a.db.JobRecord(req.Job)
 	switch {
 	case err != nil:
 		refuse(wire.CodeInternal, err.Error())
@@ -95,7 +96,7 @@ func (a *Agent) handleJob(s network.Stream) {
 		delete(a.jobsRunning, req.Job)
 		a.jobsMu.Unlock()
 	}()
-	prev, first, err := a.spool.StartJob(req.Job, a.cfg.Now())
+	prev, first, err := a.db.StartJob(req.Job, a.cfg.Now())
 	if err != nil {
 		refuse(wire.CodeInternal, err.Error())
 		return
@@ -107,12 +108,12 @@ func (a *Agent) handleJob(s network.Stream) {
 	code, out, err := a.live.RunScript(ctx, g.Mode, req.Script, g.Session, req.Job[:8])
 	if err != nil {
 		done := a.cfg.Now().UTC()
-		a.spool.FinishJob(req.Job, spool.JobRun{Started: prev.Started, Finished: &done, ExitCode: -1, Output: err.Error()})
+		a.db.FinishJob(req.Job, localdb.JobRun{Started: prev.Started, Finished: &done, ExitCode: -1, Output: err.Error()})
 		refuse(wire.CodeForbidden, err.Error())
 		return
 	}
 	done := a.cfg.Now().UTC()
-	if err := a.spool.FinishJob(req.Job, spool.JobRun{Started: prev.Started, Finished: &done, ExitCode: code, Output: out}); err != nil {
+	if err := a.db.FinishJob(req.Job, localdb.JobRun{Started: prev.Started, Finished: &done, ExitCode: code, Output: out}); err != nil {
 		a.log.Warn("job result not recorded", "job", req.Job, "err", err)
 	}
 	reply(wire.JobReply{ExitCode: code, Output: out})

@@ -107,14 +107,14 @@ func (a *Agent) presence(ctx context.Context, broker wire.BrokerInfo) error {
 }
 
 // learnBrokers merges the brokers a broker listed and keeps them in the
-// spool, so a restarted agent can fail over even if its own broker is the
+// local database, so a restarted agent can fail over even if its own broker is the
 // one that is down.
 func (a *Agent) learnBrokers(infos []wire.BrokerInfo) {
 	if !a.brokers.learn(infos) {
 		return
 	}
 	a.enrolment.Brokers = a.brokers.all()
-	if err := a.spool.SetEnrolment(a.enrolment); err != nil {
+	if err := a.db.SetEnrolment(a.enrolment); err != nil {
 		a.log.Warn("could not keep the broker list", "err", err)
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond/live"
-	"github.com/readymesh/readymesh/sessiond/spool"
+	"github.com/readymesh/readymesh/sessiond/localdb"
 )
 
 // startSessions opens the session socket and serves offers from brokers.
@@ -226,11 +226,11 @@ func equalSessions(x, y []wire.SessionInfo) bool {
 	return true
 }
 
-// markGrantUsed records a used grant in the spool, reporting a repeat as
+// markGrantUsed records a used grant in the local database, reporting a repeat as
 // mesh.ErrGrantUsed.
 func (a *Agent) markGrantUsed(session string, expires time.Time) error {
-	err := a.spool.MarkGrantUsed(session, expires)
-	if errors.Is(err, spool.ErrGrantUsed) {
+	err := a.db.MarkGrantUsed(session, expires)
+	if errors.Is(err, localdb.ErrGrantUsed) {
 		return fmt.Errorf("%w: session %s (recorded before a restart)", mesh.ErrGrantUsed, session)
 	}
 	return err

@@ -1,4 +1,4 @@
-package spool
+package localdb
 
 import (
 	"errors"
@@ -78,6 +78,6 @@ func TestLockedByAnotherProcess(t *testing.T) {
 	// same process is refused just as another process would be.
 	if s2, err := Open(path); err == nil {
 		s2.Close()
-		t.Fatal("second Open of a locked spool succeeded")
+		t.Fatal("second Open of a locked database succeeded")
 	}
 }
