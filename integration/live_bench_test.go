@@ -66,7 +66,7 @@ func BenchmarkKeystrokeEcho(b *testing.B) {
 		}
 		defer st.Close()
 		hdr, _ := json.Marshal(wire.TerminalRequest{Rows: 24, Cols: 80, Term: "dumb"})
-		wire.WriteLiveFrame(st, wire.FrameHeader, hdr)
+		wire.WriteChannelFrame(st, wire.FrameHeader, hdr)
 		// Wait for the prompt, then type one letter at a time; erase each
 		// so the line never grows.
 		time.Sleep(300 * time.Millisecond)
@@ -74,10 +74,10 @@ func BenchmarkKeystrokeEcho(b *testing.B) {
 		var rtts []time.Duration
 		for b.Loop() {
 			start := time.Now()
-			wire.WriteLiveFrame(st, wire.FrameInput, []byte("a"))
+			wire.WriteChannelFrame(st, wire.FrameInput, []byte("a"))
 			waitOutput(b, st, 'a')
 			rtts = append(rtts, time.Since(start))
-			wire.WriteLiveFrame(st, wire.FrameInput, []byte{0x7f})
+			wire.WriteChannelFrame(st, wire.FrameInput, []byte{0x7f})
 			waitOutput(b, st, '\b')
 		}
 		percentiles(b, rtts)
@@ -105,7 +105,7 @@ func BenchmarkKeystrokeEcho(b *testing.B) {
 // waitOutput reads output frames until one contains c.
 func waitOutput(b *testing.B, r io.Reader, c byte) {
 	for {
-		typ, p, err := wire.ReadLiveFrame(r)
+		typ, p, err := wire.ReadChannelFrame(r)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -122,7 +122,7 @@ func drain(st interface {
 }, d time.Duration) {
 	st.SetReadDeadline(time.Now().Add(d))
 	for {
-		if _, _, err := wire.ReadLiveFrame(st); err != nil {
+		if _, _, err := wire.ReadChannelFrame(st); err != nil {
 			break
 		}
 	}

@@ -21,8 +21,8 @@ import (
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/identity"
 	"github.com/readymesh/readymesh/peer/wire"
+	"github.com/readymesh/readymesh/sessiond/channel"
 	"github.com/readymesh/readymesh/sessiond/collect"
-	"github.com/readymesh/readymesh/sessiond/live"
 	"github.com/readymesh/readymesh/sessiond/localdb"
 )
 
@@ -47,7 +47,7 @@ type Agent struct {
 	jobsMu      sync.Mutex
 	jobsRunning map[string]bool // queued jobs running now
 	history     history
-	live        *live.Server
+	channels    *channel.Server
 	statusKick  chan struct{} // session changes → status upkeep
 
 	// ackedSeq is the newest acknowledged check-in sequence, as in the

@@ -125,7 +125,7 @@ func (a *Agent) status() *Status {
 		st.LastCheckIn = &last
 	}
 	st.SessionPort, st.Sessions = a.sessions.Port(), a.liveSessions()
-	st.InputPaused = a.live.InputPaused()
+	st.InputPaused = a.channels.InputPaused()
 	return st
 }
 

@@ -11,6 +11,13 @@
 // logged in), which is how the broker knows the machine is reachable right
 // now.
 //
+// Over the same bridge, brokers carry technicians' session offers: the
+// agent asks the person at the machine for consent when its policy says
+// so, answers on its session socket (package mesh), and serves the session
+// channels inside each live session (package channel: terminal, exec,
+// files). Brokers also send queued jobs, which the agent runs at most once
+// each.
+//
 // When the bridge drops, the agent reconnects with jittered exponential
 // backoff, so a broker restart does not bring every agent back in the same
 // second. A local control socket in the state directory lets the person at

@@ -105,7 +105,7 @@ func (a *Agent) handleJob(s network.Stream) {
 		refuse(wire.CodeUnavailable, "job "+req.Job[:8]+" is already running")
 		return
 	}
-	code, out, err := a.live.RunScript(ctx, g.Mode, req.Script, g.Session, req.Job[:8])
+	code, out, err := a.channels.RunScript(ctx, g.Mode, req.Script, g.Session, req.Job[:8])
 	if err != nil {
 		done := a.cfg.Now().UTC()
 		a.db.FinishJob(req.Job, localdb.JobRun{Started: prev.Started, Finished: &done, ExitCode: -1, Output: err.Error()})

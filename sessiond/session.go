@@ -16,21 +16,21 @@ import (
 	"github.com/readymesh/readymesh/mesh"
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/wire"
-	"github.com/readymesh/readymesh/sessiond/live"
+	"github.com/readymesh/readymesh/sessiond/channel"
 	"github.com/readymesh/readymesh/sessiond/localdb"
 )
 
 // startSessions opens the session socket and serves offers from brokers.
 func (a *Agent) startSessions() error {
-	lv, err := live.New(live.Config{User: a.cfg.SessionUser, Logger: a.log,
+	chs, err := channel.New(channel.Config{User: a.cfg.SessionUser, Logger: a.log,
 		TranscriptDir: filepath.Join(a.cfg.StateDir, TranscriptDir), OnCommand: a.recordCommand, RecordInput: a.cfg.RecordInput,
 		OnShare: a.kickStatus})
 	if err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}
-	a.live = lv
+	a.channels = chs
 	l, err := mesh.Listen(mesh.ListenConfig{
-		Channels: lv.Handlers(),
+		Channels: chs.Handlers(),
 		Consent:  a.askConsent,
 		Key:      a.key,
 		Addr:     a.cfg.SessionAddr,
@@ -240,8 +240,8 @@ func (a *Agent) markGrantUsed(session string, expires time.Time) error {
 func (a *Agent) liveSessions() []wire.SessionInfo {
 	ss := a.sessions.Sessions()
 	for i := range ss {
-		ss[i].InputPaused, ss[i].State = a.live.InputPaused(), "active"
-		ss[i].Shared = a.live.Shared(ss[i].Session)
+		ss[i].InputPaused, ss[i].State = a.channels.InputPaused(), "active"
+		ss[i].Shared = a.channels.Shared(ss[i].Session)
 	}
 	for _, r := range a.waiting() {
 		ss = append(ss, wire.SessionInfo{Session: r.Session, Technician: r.Technician, Mode: r.Mode,
@@ -252,6 +252,6 @@ func (a *Agent) liveSessions() []wire.SessionInfo {
 
 // setInputPaused pauses or resumes remote input and tells the broker.
 func (a *Agent) setInputPaused(p bool) {
-	a.live.SetInputPaused(p)
+	a.channels.SetInputPaused(p)
 	a.kickStatus()
 }

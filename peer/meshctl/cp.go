@@ -93,7 +93,7 @@ func (e *env) fetch(st io.ReadWriter, rpath, dst string) (int64, error) {
 	fi, _ := f.Stat()
 	offset := fi.Size()
 	hdr, _ := json.Marshal(wire.FileRequest{Op: "get", Path: rpath, Offset: offset})
-	if err := wire.WriteLiveFrame(st, wire.FrameHeader, hdr); err != nil {
+	if err := wire.WriteChannelFrame(st, wire.FrameHeader, hdr); err != nil {
 		return 0, err
 	}
 	var info wire.FileInfo
@@ -108,7 +108,7 @@ func (e *env) fetch(st io.ReadWriter, rpath, dst string) (int64, error) {
 	bar := newProgress(info.Size, offset)
 	n := offset
 	for {
-		typ, p, err := wire.ReadLiveFrame(st)
+		typ, p, err := wire.ReadChannelFrame(st)
 		if err != nil {
 			return n, fmt.Errorf("copy interrupted at %d of %d bytes; run it again to resume: %w", n, info.Size, err)
 		}
@@ -151,7 +151,7 @@ func (e *env) send(st io.ReadWriter, src, rpath string) (int64, error) {
 		return 0, err
 	}
 	hdr, _ := json.Marshal(wire.FileRequest{Op: "put", Path: rpath, Size: fi.Size(), Mode: uint32(fi.Mode().Perm())})
-	if err := wire.WriteLiveFrame(st, wire.FrameHeader, hdr); err != nil {
+	if err := wire.WriteChannelFrame(st, wire.FrameHeader, hdr); err != nil {
 		return 0, err
 	}
 	var info wire.FileInfo
@@ -170,7 +170,7 @@ func (e *env) send(st io.ReadWriter, src, rpath string) (int64, error) {
 		k, rerr := f.Read(buf)
 		if k > 0 {
 			h.Write(buf[:k])
-			if err := wire.WriteLiveFrame(st, wire.FrameInput, buf[:k]); err != nil {
+			if err := wire.WriteChannelFrame(st, wire.FrameInput, buf[:k]); err != nil {
 				return n, fmt.Errorf("copy interrupted at %d of %d bytes; run it again to resume: %w", n, fi.Size(), err)
 			}
 			n += int64(k)
@@ -183,11 +183,11 @@ func (e *env) send(st io.ReadWriter, src, rpath string) (int64, error) {
 			return n, rerr
 		}
 	}
-	if err := wire.WriteLiveFrame(st, wire.FrameDone, []byte(hex.EncodeToString(h.Sum(nil)))); err != nil {
+	if err := wire.WriteChannelFrame(st, wire.FrameDone, []byte(hex.EncodeToString(h.Sum(nil)))); err != nil {
 		return n, err
 	}
 	for {
-		typ, p, err := wire.ReadLiveFrame(st)
+		typ, p, err := wire.ReadChannelFrame(st)
 		if err != nil {
 			return n, err
 		}
@@ -202,7 +202,7 @@ func (e *env) send(st io.ReadWriter, src, rpath string) (int64, error) {
 }
 
 func expectInfo(r io.Reader, info *wire.FileInfo) error {
-	typ, p, err := wire.ReadLiveFrame(r)
+	typ, p, err := wire.ReadChannelFrame(r)
 	if err != nil {
 		return err
 	}

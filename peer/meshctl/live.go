@@ -56,7 +56,7 @@ func (e *env) execCmd(args []string) error {
 	}
 	defer st.Close()
 	hdr, _ := json.Marshal(wire.ExecRequest{Argv: argv, Stdin: *stdin})
-	if err := wire.WriteLiveFrame(st, wire.FrameHeader, hdr); err != nil {
+	if err := wire.WriteChannelFrame(st, wire.FrameHeader, hdr); err != nil {
 		return err
 	}
 	if *stdin {
@@ -71,12 +71,12 @@ func pumpInput(w io.Writer, r io.Reader) {
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			if wire.WriteLiveFrame(w, wire.FrameInput, buf[:n]) != nil {
+			if wire.WriteChannelFrame(w, wire.FrameInput, buf[:n]) != nil {
 				return
 			}
 		}
 		if err != nil {
-			wire.WriteLiveFrame(w, wire.FrameInput, nil)
+			wire.WriteChannelFrame(w, wire.FrameInput, nil)
 			return
 		}
 	}
@@ -86,7 +86,7 @@ func pumpInput(w io.Writer, r io.Reader) {
 // returns as an ExitError when not zero.
 func (e *env) readLive(r io.Reader, stderr io.Writer, raw *term.State) error {
 	for {
-		typ, p, err := wire.ReadLiveFrame(r)
+		typ, p, err := wire.ReadChannelFrame(r)
 		if err != nil {
 			return fmt.Errorf("the session ended before the command did: %w", err)
 		}
@@ -145,20 +145,20 @@ func (e *env) terminal(s *mesh.Session, req wire.TerminalRequest) error {
 					var b [4]byte
 					binary.BigEndian.PutUint16(b[:], uint16(h))
 					binary.BigEndian.PutUint16(b[2:], uint16(w))
-					wire.WriteLiveFrame(st, wire.FrameResize, b[:])
+					wire.WriteChannelFrame(st, wire.FrameResize, b[:])
 				}
 			}
 		}()
 	}
 	hdr, _ := json.Marshal(req)
-	if err := wire.WriteLiveFrame(st, wire.FrameHeader, hdr); err != nil {
+	if err := wire.WriteChannelFrame(st, wire.FrameHeader, hdr); err != nil {
 		return err
 	}
 	go func() {
 		buf := make([]byte, 4096)
 		for {
 			n, err := os.Stdin.Read(buf)
-			if n > 0 && wire.WriteLiveFrame(st, wire.FrameInput, buf[:n]) != nil {
+			if n > 0 && wire.WriteChannelFrame(st, wire.FrameInput, buf[:n]) != nil {
 				return
 			}
 			if err != nil {
@@ -166,7 +166,7 @@ func (e *env) terminal(s *mesh.Session, req wire.TerminalRequest) error {
 					// End of a piped script: end the shell as Ctrl-D would,
 					// and if it does not end (a read-only session refuses
 					// even that), close the terminal.
-					wire.WriteLiveFrame(st, wire.FrameInput, []byte{4})
+					wire.WriteChannelFrame(st, wire.FrameInput, []byte{4})
 					select {
 					case <-time.After(3 * time.Second):
 						st.CancelWrite(0)

@@ -1,4 +1,4 @@
-package live
+package channel
 
 import (
 	"context"
@@ -66,7 +66,7 @@ func (s *Server) exec(ctx context.Context, ch *mesh.Channel) {
 	go func() {
 		defer cancel()
 		for {
-			typ, p, err := wire.ReadLiveFrame(ch.Stream)
+			typ, p, err := wire.ReadChannelFrame(ch.Stream)
 			if err != nil {
 				return
 			}

@@ -1,16 +1,23 @@
-// Package live serves what a technician does in a live session on the
-// agent: a terminal on a real PTY and commands with streamed output and
-// their exit status. The agent enforces the session's mode here, whatever
-// the technician's client sends:
+// Package channel serves the session channels an agent offers inside a
+// live session: a terminal on a real PTY (which other technicians may
+// observe), commands with streamed output and their exit status, and file
+// copies. It also runs queued jobs' scripts, under the same account rules.
+// The mesh listener (package mesh) authenticates the technician and checks
+// the grant; this package then enforces the session's mode, whatever the
+// technician's client sends:
 //
-//   - read-only: the technician sees a terminal's output; the agent never
-//     delivers input (each attempt is answered with a notice), and exec
-//     is refused.
-//   - interactive: input and exec, as the configured session user (an
-//     unprivileged account when the agent runs as root).
+//   - read-only: the technician sees a terminal's output and may read
+//     files; the agent never delivers input (each attempt is answered with
+//     a notice), and exec and file writes are refused.
+//   - interactive: input, exec and file writes, as the configured session
+//     user (an unprivileged account when the agent runs as root).
 //   - elevated: as the agent's own user, root on a managed endpoint; only
 //     an elevated grant gets there.
-package live
+//
+// The person at the machine may pause remote input; while it is paused
+// every channel refuses input, exec and writes, and nothing is queued for
+// later.
+package channel
 
 import (
 	"bufio"
@@ -33,13 +40,14 @@ import (
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
-// Channel names.
+// Channel names, as a technician's client opens them.
 const (
-	ChanTerminal = "terminal"
-	ChanExec     = "exec"
+	Terminal = "terminal"
+	Exec     = "exec"
+	Files    = "files"
 )
 
-// Config configures the live channels.
+// Config configures the session channels.
 type Config struct {
 	// User is the account interactive sessions run as. Empty means
 	// "nobody" when the agent runs as root, else the agent's own user.
@@ -60,18 +68,21 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Server serves the live channels.
+// Server serves the session channels of every live session on the agent.
 type Server struct {
-	cfg Config
-	log *slog.Logger
+	// Immutable after New.
+	cfg  Config
+	log  *slog.Logger
+	self identity // the agent's own user: elevated sessions
+	user identity // interactive sessions
+	root bool
+
 	// paused is set while the person at the machine has paused remote
 	// input: technician input is refused, never queued for later.
 	paused atomic.Bool
-	self   identity // the agent's own user: elevated sessions
-	user   identity // interactive sessions
-	root   bool
 	seq    atomic.Uint64 // numbers transcripts
 
+	// termsMu guards terms.
 	termsMu sync.Mutex
 	terms   map[string]*shared // open terminals by session
 }
@@ -92,7 +103,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	self, err := user.Current()
 	if err != nil {
-		return nil, fmt.Errorf("live: current user: %w", err)
+		return nil, fmt.Errorf("channel: current user: %w", err)
 	}
 	if s.self, err = lookup(self.Username); err != nil {
 		return nil, err
@@ -108,7 +119,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if !s.root && s.user.uid != s.self.uid {
-		return nil, fmt.Errorf("live: session user %s needs the agent to run as root", name)
+		return nil, fmt.Errorf("channel: session user %s needs the agent to run as root", name)
 	}
 	return s, nil
 }
@@ -116,7 +127,7 @@ func New(cfg Config) (*Server, error) {
 func lookup(name string) (identity, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
-		return identity{}, fmt.Errorf("live: session user %q: %w", name, err)
+		return identity{}, fmt.Errorf("channel: session user %q: %w", name, err)
 	}
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
@@ -149,7 +160,7 @@ func passwdShell(name string) string {
 
 // Handlers returns the channel handlers for mesh.ListenConfig.Channels.
 func (s *Server) Handlers() map[string]mesh.ChannelHandler {
-	return map[string]mesh.ChannelHandler{ChanTerminal: s.terminal, ChanExec: s.exec, ChanFiles: s.files}
+	return map[string]mesh.ChannelHandler{Terminal: s.terminal, Exec: s.exec, Files: s.files}
 }
 
 // account picks the account for a mode, or refuses.
@@ -177,12 +188,12 @@ func (s *Server) command(cmd *exec.Cmd, id identity) {
 // refuse ends a channel with a refusal the technician sees.
 func refuse(w io.Writer, code, msg string) {
 	raw, _ := json.Marshal(wire.Error{Code: code, Message: msg})
-	wire.WriteLiveFrame(w, wire.FrameError, raw)
+	wire.WriteChannelFrame(w, wire.FrameError, raw)
 }
 
 // header reads the channel's first frame into v.
 func header(r io.Reader, v any) error {
-	typ, p, err := wire.ReadLiveFrame(r)
+	typ, p, err := wire.ReadChannelFrame(r)
 	if err != nil {
 		return err
 	}
@@ -211,7 +222,7 @@ func exitStatus(err error) int32 {
 func exitFrame(w io.Writer, code int32) error {
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], uint32(code))
-	return wire.WriteLiveFrame(w, wire.FrameExit, b[:])
+	return wire.WriteChannelFrame(w, wire.FrameExit, b[:])
 }
 
 // lockedWriter serialises frame writes from several goroutines.
@@ -223,7 +234,7 @@ type lockedWriter struct {
 func (l *lockedWriter) frame(typ byte, p []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return wire.WriteLiveFrame(l.w, typ, p)
+	return wire.WriteChannelFrame(l.w, typ, p)
 }
 
 // frameWriter is an io.Writer that sends each write as one frame.

@@ -1,4 +1,4 @@
-package live
+package channel
 
 import (
 	"context"
@@ -92,7 +92,7 @@ func (s *Server) terminal(ctx context.Context, ch *mesh.Channel) {
 		defer cancel()
 		refused, paused := 0, 0
 		for {
-			typ, p, err := wire.ReadLiveFrame(ch.Stream)
+			typ, p, err := wire.ReadChannelFrame(ch.Stream)
 			if err != nil {
 				return
 			}

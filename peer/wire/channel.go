@@ -7,12 +7,14 @@ import (
 	"io"
 )
 
-// Live channels (terminal, exec) carry frames: a type byte, a 4-byte
-// big-endian length and the payload. The first frame from the technician is
-// FrameHeader with the channel's JSON request; after it come input and
-// resize frames one way, output, notices and the exit status the other.
+// Session channels are the streams a technician opens inside a live
+// session: terminal, exec and files (one QUIC stream or WebRTC data channel
+// each). They carry frames: a type byte, a 4-byte big-endian length and the
+// payload. The first frame from the technician is FrameHeader with the
+// channel's JSON request; after it come input and resize frames one way,
+// output, notices and the exit status the other.
 const (
-	FrameHeader = 'h' // technician → agent: ExecRequest or TerminalRequest (JSON)
+	FrameHeader = 'h' // technician → agent: ExecRequest, TerminalRequest or FileRequest (JSON)
 	FrameInput  = 'i' // technician → agent: input bytes; empty means end of input
 	FrameResize = 'r' // technician → agent: 2+2 bytes, rows and columns
 	FrameOutput = 'o' // agent → technician: output (a PTY's, or stdout)
@@ -24,14 +26,14 @@ const (
 	FrameDone   = 'd' // technician → agent: a put's end, with the whole file's hex SHA-256
 )
 
-// MaxFrame bounds a live frame's payload.
+// MaxFrame bounds a channel frame's payload.
 const MaxFrame = 1 << 20
 
-// ErrFrame marks a malformed live frame.
-var ErrFrame = errors.New("malformed live frame")
+// ErrFrame marks a malformed channel frame.
+var ErrFrame = errors.New("malformed channel frame")
 
-// WriteLiveFrame writes one frame.
-func WriteLiveFrame(w io.Writer, typ byte, payload []byte) error {
+// WriteChannelFrame writes one frame of a session channel.
+func WriteChannelFrame(w io.Writer, typ byte, payload []byte) error {
 	if len(payload) > MaxFrame {
 		return fmt.Errorf("%w: %d bytes", ErrFrame, len(payload))
 	}
@@ -54,8 +56,8 @@ func WriteLiveFrame(w io.Writer, typ byte, payload []byte) error {
 	return err
 }
 
-// ReadLiveFrame reads one frame.
-func ReadLiveFrame(r io.Reader) (byte, []byte, error) {
+// ReadChannelFrame reads one frame of a session channel.
+func ReadChannelFrame(r io.Reader) (byte, []byte, error) {
 	var h [5]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return 0, nil, err

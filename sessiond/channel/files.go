@@ -1,4 +1,4 @@
-package live
+package channel
 
 import (
 	"context"
@@ -14,9 +14,6 @@ import (
 	"github.com/readymesh/readymesh/mesh"
 	"github.com/readymesh/readymesh/peer/wire"
 )
-
-// ChanFiles copies files both ways.
-const ChanFiles = "files"
 
 // files serves one copy. Reads are allowed in every mode (a read-only
 // technician may collect a log); writes need an interactive or elevated
@@ -124,7 +121,7 @@ func (s *Server) get(w io.Writer, req wire.FileRequest) error {
 		return err
 	}
 	info, _ := json.Marshal(wire.FileInfo{Size: size, SHA256: hex.EncodeToString(h.Sum(nil))})
-	if err := wire.WriteLiveFrame(w, wire.FrameInfo, info); err != nil {
+	if err := wire.WriteChannelFrame(w, wire.FrameInfo, info); err != nil {
 		return err
 	}
 	if req.Offset > size {
@@ -155,7 +152,7 @@ func (s *Server) put(rw io.ReadWriter, req wire.FileRequest) error {
 	}
 	have := min(fi.Size(), req.Size)
 	info, _ := json.Marshal(wire.FileInfo{Size: req.Size, Have: have})
-	if err := wire.WriteLiveFrame(rw, wire.FrameInfo, info); err != nil {
+	if err := wire.WriteChannelFrame(rw, wire.FrameInfo, info); err != nil {
 		return err
 	}
 	if err := f.Truncate(have); err != nil {
@@ -172,7 +169,7 @@ func (s *Server) put(rw io.ReadWriter, req wire.FileRequest) error {
 	n := have
 	var want string
 	for want == "" {
-		typ, p, err := wire.ReadLiveFrame(rw)
+		typ, p, err := wire.ReadChannelFrame(rw)
 		if err != nil {
 			return fmt.Errorf("copy interrupted at %d of %d bytes (resume it): %w", n, req.Size, err)
 		}

@@ -1,4 +1,4 @@
-package live
+package channel
 
 import (
 	"context"
@@ -146,7 +146,7 @@ func (s *Server) observe(ctx context.Context, ch *mesh.Channel, req wire.Termina
 		defer cancel()
 		refused := 0
 		for {
-			typ, _, err := wire.ReadLiveFrame(ch.Stream)
+			typ, _, err := wire.ReadChannelFrame(ch.Stream)
 			if err != nil {
 				return
 			}
