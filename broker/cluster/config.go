@@ -75,16 +75,18 @@ type Config struct {
 // node and every node probes every other, so the timing fits the slowest
 // path a broker probes.
 //
-// The rule: brokers of a single region run ProfileLAN; a cluster that
-// spans regions runs ProfileWAN on every broker. Region cannot pick the
-// profile automatically: the profile must be chosen before a broker knows
-// who it will meet, and a LAN-timed broker probing across an ocean
-// suspects healthy peers whenever the round trip spikes past 500 ms. The
-// price of WAN timing is slower detection of a dead broker (tens of
-// seconds instead of a few); that delays only the cluster's view of the
-// presence that broker held, because its agents reconnect elsewhere on
-// their own. A LAN-profile broker that meets a member from another region
-// logs a warning saying so.
+// The rule: a pool whose brokers are all in one region runs ProfileLAN; a
+// pool that spans regions runs ProfileWAN on every broker. Brokers of
+// several regions can therefore run one WAN pool, or two pools each (see
+// Pools): a LAN pool per region and one WAN pool of all brokers. Region
+// cannot pick the profile automatically: the profile must be chosen before
+// a broker knows who it will meet, and a LAN-timed broker probing across
+// an ocean suspects healthy peers whenever the round trip spikes past
+// 500 ms. The price of WAN timing is slower detection of a dead broker
+// (tens of seconds instead of a few); that delays only the cluster's view
+// of the presence that broker held, because its agents reconnect
+// elsewhere on their own. A LAN-profile broker that meets a member from
+// another region logs a warning saying so.
 type Profile string
 
 // Timing presets.
@@ -96,8 +98,10 @@ const (
 	// 2.4–14.4 s later (faster with a confirmation).
 	ProfileLAN Profile = "lan"
 	// ProfileWAN is memberlist's DefaultWANConfig: probe every 5 s with a
-	// 3 s timeout, gossip every 500 ms to 4 nodes, push/pull every 60 s,
-	// suspicion 6–36 s and more.
+	// 3 s timeout, gossip every 500 ms to 4 nodes, push/pull every 60 s.
+	// A broker that stops answering is suspected at the next probe of it
+	// and declared dead 30 s to 3 min later (up to 10 brokers; the bounds
+	// grow with the log of the cluster's size).
 	ProfileWAN Profile = "wan"
 	// ProfileLocal is memberlist's DefaultLocalConfig, for tests and a
 	// single host: 200 ms probe timeout, gossip every 100 ms, push/pull

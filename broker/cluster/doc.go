@@ -12,6 +12,11 @@
 // until a peer answers, and failed members are re-joined periodically, so
 // brokers start in any order and partitions heal.
 //
+// A Cluster is one gossip pool with one timing. Brokers in several
+// regions may run two (Pools): a fast LAN pool per region and a tolerant
+// WAN pool of all brokers, so a neighbour's failure is noticed in seconds
+// without mistaking a slow ocean crossing for one.
+//
 // Presence is reachability: which broker holds which machine's bridge right
 // now. It is ephemeral and never stored. Each broker states only what it
 // holds itself (SetOnline, SetOffline); statements are versioned per origin
