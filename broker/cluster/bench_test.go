@@ -33,7 +33,7 @@ func benchPropagation(b *testing.B, n int) {
 	l.logs.quiet = true
 	cs := l.cluster(n, withKeys(key(1)))
 
-	var mu sync.Mutex
+	var mu sync.Mutex // guards arrived
 	arrived := map[string]int{}
 	done := make(chan struct{}, 1)
 	for _, c := range cs {

@@ -15,7 +15,7 @@ import (
 func TestBroadcast(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newMemLab(t, ProfileLAN).cluster(4)
-		var mu sync.Mutex
+		var mu sync.Mutex // guards got
 		got := map[string][]string{}
 		for _, c := range cs {
 			c.OnMessage("record", func(from string, p []byte) {
@@ -118,7 +118,7 @@ func TestWindow(t *testing.T) {
 // stubHook records digests.
 type stubHook struct {
 	name string
-	mu   sync.Mutex
+	mu   sync.Mutex        // guards all following fields
 	got  map[string]string // from → digest
 }
 

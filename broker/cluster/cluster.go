@@ -52,10 +52,20 @@ type Cluster struct {
 	push    chan []byte   // news to push at once (see pushLoop)
 	joined  chan struct{} // closed on the first successful join
 	done    chan struct{} // closed once memberlist is shut down
-	leave   atomic.Bool   // leave before shutting down
-	live    atomic.Int32  // live members, scales broadcast retransmits
 
-	mu           sync.Mutex // guards all following fields; a leaf lock: never call memberlist while holding it
+	// Atomic, read and written without mu.
+	leave atomic.Bool  // leave before shutting down
+	live  atomic.Int32 // live members, scales broadcast retransmits
+
+	wg       sync.WaitGroup // the run goroutine
+	stopOnce sync.Once      // guards stopErr: stop sets it once, Close reads it after
+	stopErr  error
+
+	// mu guards all following fields. It is a leaf lock: while holding it,
+	// call nothing that takes another lock of this package or of
+	// memberlist, except memberlist's broadcast queue, whose lock is taken
+	// under ours and never the other way round.
+	mu           sync.Mutex
 	started      bool
 	closed       bool
 	cancel       context.CancelFunc
@@ -76,10 +86,6 @@ type Cluster struct {
 	leaving      map[string]bool      // members that announced they are leaving
 	regionWarned map[string]bool
 	dropped      int // broadcasts dropped since last logged: inbox full
-
-	stopOnce sync.Once
-	stopErr  error
-	wg       sync.WaitGroup // the run goroutine
 }
 
 // New validates cfg, binds the gossip transport and starts memberlist,
@@ -359,42 +365,4 @@ func (c *Cluster) setMeta(m Meta) error {
 			"kept", len(m.Bridge), "dropped", dropped)
 	}
 	return nil
-}
-
-// delegate implements memberlist's delegate interfaces for a Cluster, so
-// their methods stay off the Cluster's own API.
-type delegate struct{ c *Cluster }
-
-var (
-	_ memberlist.Delegate         = delegate{}
-	_ memberlist.EventDelegate    = delegate{}
-	_ memberlist.PingDelegate     = delegate{}
-	_ memberlist.ConflictDelegate = delegate{}
-)
-
-func (d delegate) NodeMeta(limit int) []byte {
-	d.c.mu.Lock()
-	defer d.c.mu.Unlock()
-	if len(d.c.metaEnc) > limit {
-		return nil // cannot happen: encodeMeta keeps to MetaMaxSize
-	}
-	return d.c.metaEnc
-}
-
-func (d delegate) NotifyMsg(b []byte) { d.c.receive(b) }
-func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
-	return d.c.queue.GetBroadcasts(overhead, limit)
-}
-func (d delegate) LocalState(join bool) []byte          { return d.c.localState() }
-func (d delegate) MergeRemoteState(b []byte, join bool) { d.c.mergeState(b) }
-func (d delegate) NotifyJoin(n *memberlist.Node)        { d.c.memberAlive(n) }
-func (d delegate) NotifyUpdate(n *memberlist.Node)      { d.c.memberAlive(n) }
-func (d delegate) NotifyLeave(n *memberlist.Node)       { d.c.memberGone(n) }
-func (d delegate) AckPayload() []byte                   { return nil }
-func (d delegate) NotifyPingComplete(n *memberlist.Node, rtt time.Duration, _ []byte) {
-	d.c.probed(n.Name, rtt)
-}
-func (d delegate) NotifyConflict(existing, other *memberlist.Node) {
-	d.c.log.Warn("another broker claims this node name: names must be unique",
-		"broker", existing.Name, "known_addr", existing.Address(), "other_addr", other.Address())
 }

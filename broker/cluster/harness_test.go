@@ -157,9 +157,9 @@ type logSink struct {
 	debug bool
 	quiet bool // collect, but do not write through t.Log
 
-	mu    sync.Mutex
-	done  bool     // mu guards all following
-	lines []string // info and above
+	mu    sync.Mutex // guards all following fields
+	done  bool       // the test's cleanups have begun
+	lines []string   // info and above
 }
 
 func newLogSink(t testing.TB) *logSink {

@@ -22,9 +22,9 @@ import (
 // while others run races on its maps, and a send to a node that has shut
 // down blocks the sender forever, which is exactly what failure tests do.
 type memNet struct {
-	mu    sync.Mutex
-	port  int
-	nodes map[string]*memTransport // mu guards; by "ip:port"
+	mu    sync.Mutex               // guards all following fields
+	port  int                      // the last port given out
+	nodes map[string]*memTransport // by "ip:port"
 }
 
 func newMemNet() *memNet { return &memNet{port: 7000, nodes: map[string]*memTransport{}} }

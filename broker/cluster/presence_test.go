@@ -267,7 +267,7 @@ func TestPresenceCallback(t *testing.T) {
 
 // recorder collects OnPresence calls per machine.
 type recorder struct {
-	mu  sync.Mutex
+	mu  sync.Mutex // guards all following fields
 	got map[string][]PresenceEntry
 }
 

@@ -57,7 +57,7 @@ func restRate(b *testing.B, n, machines int, window time.Duration) float64 {
 	l := newLoopbackLab(b, ProfileLAN)
 	l.logs.quiet = true
 	var counters []*countTransport
-	var mu sync.Mutex
+	var mu sync.Mutex // guards counters
 	count := func(cfg *Config) {
 		ct := newCountTransport(cfg.Transport.(memberlist.NodeAwareTransport))
 		mu.Lock()
