@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/readymesh/readymesh/broker/internal/fleettest"
 	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/wire"
 )
@@ -93,59 +94,11 @@ func seededBroker(b *testing.B, n int) *Broker {
 		return br
 	}
 	br := runClusterBroker(nil, fmt.Sprintf("seed-%d", n), "")
-	st := br.store
-	now := time.Now()
-	if _, err := st.CreateClient("acme", now); err != nil {
+	if err := fleettest.Seed(br.store, "acme", n); err != nil {
 		b.Fatal(err)
-	}
-	hash := wire.HashSecret(wire.NewSecret())
-	if err := st.CreateToken(hash, store.Token{Client: "acme", UsesLeft: n, Uses: n, ExpiresAt: now.Add(time.Hour), CreatedAt: now}); err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 1)
-	const workers = 256
-	for w := 0; w < workers; w++ {
-		wg.Go(func() {
-			for i := w; i < n; i += workers {
-				id := fmt.Sprintf("bench-machine-%07d", i)
-				if _, err := st.Enroll(store.EnrollRequest{TokenHash: hash, MachineID: id, Name: id, Now: now}); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-					return
-				}
-				ci := &wire.CheckIn{MachineID: id, Seq: 1, Reason: wire.ReasonEnroll, Snapshot: benchSnapshot(id)}
-				if _, err := st.CheckIn(ci, now); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	select {
-	case err := <-errs:
-		b.Fatal(err)
-	default:
 	}
 	seeds[n] = br
 	return br
-}
-
-func benchSnapshot(host string) wire.Snapshot {
-	s := wire.Snapshot{CollectedAt: time.Now(), Hostname: host, AgentVersion: "0.1.0",
-		OS:      wire.OS{Family: "linux", ID: "debian", Name: "Debian GNU/Linux 12", Version: "12", Arch: "amd64"},
-		Runtime: wire.RuntimeConfig{CheckInIntervalSec: 3600, ConsentPolicy: wire.ConsentNever}}
-	for i := 0; i < 20; i++ {
-		s.Packages = append(s.Packages, wire.Package{Name: fmt.Sprintf("pkg-%02d", i), Version: "1.0." + fmt.Sprint(i)})
-	}
-	s.PendingUpdates = []wire.PendingUpdate{{ID: "openssl", Version: "3.0.13", Source: "apt", Security: true}}
-	return s
 }
 
 // runClusterBroker starts a broker that gossips on loopback (joining join

@@ -2,7 +2,10 @@ package broker
 
 import (
 	"log/slog"
+	"net"
 	"time"
+
+	"github.com/pion/transport/v5"
 
 	"github.com/readymesh/readymesh/broker/readiness"
 )
@@ -25,6 +28,16 @@ type Config struct {
 	// HTTP is the health and metrics listen address. Empty means
 	// 127.0.0.1:7480; "off" disables it.
 	HTTP string
+	// Net is the network the broker's UDP sockets come from: the bridge's
+	// QUIC and the STUN/TURN port. Nil means the host's network. A pion
+	// vnet (tests) carries UDP only, so the bridge then runs QUIC alone
+	// (see bridge.HostConfig.Net), and HTTP is served only on
+	// HTTPListener. Gossip (memberlist) always uses the host's network.
+	Net transport.Net
+	// HTTPListener, if not nil, is the listener health, metrics and the
+	// web console are served on, in place of listening on HTTP. The
+	// broker closes it.
+	HTTPListener net.Listener
 	// ConsoleURL is the web console's address as technicians' browsers
 	// reach it (behind a TLS proxy, say), used in the sign-in links of
 	// meshctl console. Empty means http:// and the HTTP address, with

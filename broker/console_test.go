@@ -52,7 +52,7 @@ func signInCode(t *testing.T, tb *testBroker, c *testClient) string {
 	if !console.Built() {
 		wantCode(t, werr, wire.CodeUnavailable)
 		t.Log("console assets not built: OpConsoleLogin refused as it should; placing a code directly")
-		code, werr := tb.console.newCode(c.ID(), tb.cfg.Now())
+		code, werr := tb.console.TestOnlyCode(c.ID())
 		if werr != nil {
 			t.Fatal(werr)
 		}
@@ -83,7 +83,7 @@ func TestConsoleSignIn(t *testing.T) {
 	}
 	// An expired code is refused, and used up by the attempt.
 	old := signInCode(t, tb, admin)
-	clock.Advance(consoleCodeTTL + time.Second)
+	clock.Advance(console.CodeTTL + time.Second)
 	if code, body := c.do("POST", "/api/login", `{"code":"`+old+`"}`); code != http.StatusUnauthorized {
 		t.Errorf("expired code: %d %s", code, body)
 	}
@@ -117,7 +117,7 @@ func TestConsoleSignIn(t *testing.T) {
 		t.Errorf("the sign-in is not in the audit log: %+v", audit)
 	}
 	// A working day later the session is over.
-	clock.Advance(consoleSessionTTL)
+	clock.Advance(console.SessionTTL)
 	if status, _ := c.do("GET", "/api/me", ""); status != http.StatusUnauthorized {
 		t.Errorf("me after the session's lifetime: %d", status)
 	}
@@ -216,7 +216,7 @@ func TestConsoleSignOutEndsStreams(t *testing.T) {
 	}
 
 	var first string
-	for i := range consoleCodesPerKey + 1 {
+	for i := range console.CodesPerKey + 1 {
 		code := signInCode(t, tb, admin)
 		if i == 0 {
 			first = code

@@ -10,9 +10,9 @@ import (
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
-// session exercises every protocol once and leaves a presence stream open,
+// oneSession exercises every protocol once and leaves a presence stream open,
 // so shutdown has live streams to tear down. Cleanups stop everything.
-func session(t *testing.T) {
+func oneSession(t *testing.T) {
 	tb := startBroker(t)
 	admin, tok := tb.fleet(t)
 	agent := tb.agent(t, tok, "desk-01")
@@ -38,9 +38,9 @@ func session(t *testing.T) {
 // warms up the process-wide goroutines of libp2p and quic-go, which live as
 // long as the process.
 func TestNoGoroutineLeak(t *testing.T) {
-	t.Run("warm-up", session)
+	t.Run("warm-up", oneSession)
 	base := settledGoroutines(500 * time.Millisecond)
-	t.Run("session", session)
+	t.Run("session", oneSession)
 	const slack = 2
 	deadline := time.Now().Add(5 * time.Second)
 	n := runtime.NumGoroutine()

@@ -1,123 +1,172 @@
-// Package console serves the broker's web console: the browser app that
-// technicians use to see their fleet and open live sessions.
-//
-// The app's files are embedded in the broker binary, so a broker is one
-// file to deploy and the console comes from the same origin as the API it
-// calls: no separate web server, no CORS, and the cookie and CSP can be
-// strict. The app itself is a static bundle (dist/index.html, app.js and
-// app.css) made by `go run ./broker/console/build`, which `make build` runs;
-// a broker compiled without running it still starts, and its console says
-// so with a 503 instead of a blank page.
-//
-// Everything the app shows comes from the broker's /api endpoints, which
-// live in package broker; this package only serves the files.
 package console
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"embed"
-	"encoding/hex"
-	"io/fs"
-	"net/http"
+	"context"
+	"log/slog"
+	"net"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/readymesh/readymesh/broker/audit"
+	"github.com/readymesh/readymesh/broker/internal/rate"
+	"github.com/readymesh/readymesh/broker/session"
+	"github.com/readymesh/readymesh/peer/wire"
 )
 
-//go:embed all:dist
-var dist embed.FS
+// Console limits and lifetimes.
+const (
+	// CodeTTL is how long a sign-in code from meshctl console is good for.
+	CodeTTL = 2 * time.Minute
+	// SessionTTL is how long a console sign-in lasts: a working day. The
+	// technician signs in again with meshctl console.
+	SessionTTL = 12 * time.Hour
+	// maxSessions bounds signed-in browsers (and codes) held in memory.
+	maxSessions = 10000
+	// maxStreams bounds open event streams.
+	maxStreams = 2000
+	// coalesce is how long an event stream gathers changes before it
+	// sends, so a burst of check-ins costs one comparison.
+	coalesce = 250 * time.Millisecond
+	// refresh re-evaluates a stream's view even without a change, for
+	// states that age (stale snapshots, alert windows), and keeps proxies
+	// from closing an idle stream.
+	refresh    = 30 * time.Second
+	cookieName = "rm_console"
+)
 
-// notBuilt is the body of every answer when the assets are missing.
-const notBuilt = "the console's assets were not built into this broker: run make build\n"
+// Per-key bounds.
+const (
+	// CodesPerKey is how many unused sign-in codes one technician key
+	// holds; a new one pushes out its oldest.
+	CodesPerKey    = 5
+	sessionsPerKey = 20
+	streamsPerKey  = 4 // per sign-in: a few tabs
+)
 
-// Response headers on everything the handler writes. The CSP allows only
-// this origin's scripts, so an injected string cannot run; 'unsafe-inline'
-// styles are needed by xterm.js, which sizes its rows with style attributes.
-var headers = map[string]string{
-	"Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; " +
-		"style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
-	"X-Content-Type-Options": "nosniff",
-	"Referrer-Policy":        "no-referrer",
-	"Cache-Control":          "no-cache", // revalidate: the ETag makes that cheap
+// Config configures the console.
+type Config struct {
+	// Name is this broker's name, shown by the page.
+	Name string
+	// URL is the console's address as technicians' browsers reach it
+	// (behind a TLS proxy, say), used in sign-in links. Empty means
+	// http:// and Addr, with 127.0.0.1 for an unspecified address.
+	URL string
+	// Addr is the HTTP listener's address. Nil means the broker serves no
+	// HTTP, and so no console: sign-in codes are refused.
+	Addr net.Addr
+	// Logger receives the logs. Nil means discard.
+	Logger *slog.Logger
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
 }
 
-// asset is one file the handler serves.
-type asset struct {
-	name        string // in dist
-	contentType string
-	body        []byte
-	etag        string
+// Ops runs a technician operation as meshctl would: args is the
+// operation's arguments, encoded as meshctl encodes them.
+type Ops interface {
+	Do(ctx context.Context, t *wire.Technician, techID peer.ID, op string, args any) (any, *wire.Error)
 }
 
-// routes maps request paths to the files in dist.
-var routes = map[string]asset{
-	"/":        {name: "index.html", contentType: "text/html; charset=utf-8"},
-	"/app.js":  {name: "app.js", contentType: "text/javascript; charset=utf-8"},
-	"/app.css": {name: "app.css", contentType: "text/css; charset=utf-8"},
+// Sessions opens live sessions.
+type Sessions interface {
+	Request(ctx context.Context, r session.Request) (wire.SessionResult, *wire.Error)
 }
 
-// embedded is the assets of the binary's own dist, loaded once.
-var embedded = sync.OnceValue(func() map[string]asset { return load(dist, "dist") })
-
-// Built reports whether the console's assets were built into this binary
-// (all of index.html, app.js and app.css). When it is false, Handler
-// answers every request with 503.
-func Built() bool {
-	return embedded() != nil
+// Store is what the console reads of stored state directly.
+type Store interface {
+	TechnicianByKey(key string) (wire.Technician, error)
+	AuditSince(after uint64, keep func(*wire.AuditEntry) bool) (newest uint64, found bool, err error)
 }
 
-// Handler returns the handler for the console's pages: "/" is the app's
-// page, "/app.js" and "/app.css" its bundle; any other path is 404. Only
-// GET and HEAD are allowed. The broker mounts it at "/" beside /api/.
-func Handler() http.Handler {
-	return newHandler(embedded())
+// ICE is the broker's STUN and TURN, as browsers reach them.
+type ICE interface {
+	STUNAddr() *net.UDPAddr
+	TURNHost() string
+	TURNCredentials(user string) (string, string)
 }
 
-// load reads the routed files from dir in fsys. It returns nil if any is
-// missing, which is the state of a checkout where only dist/README.txt
-// exists.
-func load(fsys fs.FS, dir string) map[string]asset {
-	out := make(map[string]asset, len(routes))
-	for path, a := range routes {
-		b, err := fs.ReadFile(fsys, dir+"/"+a.name)
-		if err != nil {
-			return nil
-		}
-		sum := sha256.Sum256(b)
-		a.body = b
-		a.etag = `"` + hex.EncodeToString(sum[:12]) + `"`
-		out[path] = a
+// Deps are the console's collaborators; none may be nil.
+type Deps struct {
+	Ops      Ops
+	Sessions Sessions
+	Store    Store
+	ICE      ICE
+	Audit    *audit.Log
+	// Changes is notified whenever what the console shows may have
+	// changed.
+	Changes *Changes
+	// Refused counts refused API requests by route and status.
+	Refused func(request, code string)
+}
+
+// Console holds sign-in codes and signed-in browsers. Both are in memory:
+// a broker restart signs everyone out, which is the safe failure.
+//
+// Bounds: each technician key holds at most CodesPerKey codes and
+// sessionsPerKey sign-ins (its own oldest go first), and the broker at
+// most maxSessions of both. At that bound new sign-ins are refused rather
+// than anyone else's ended: one technician cannot sign the others out.
+type Console struct {
+	cfg  Config
+	deps Deps
+	done chan struct{} // closed by Close: streams end
+	// rate limits meshctl console per technician key, and failed sign-ins
+	// per remote address.
+	rate      rate.Limiter
+	closeOnce sync.Once
+
+	mu       sync.Mutex
+	codes    map[string]code        // mu guards all following fields; by SHA-256 of the code
+	sessions map[string]*webSession // by SHA-256 of the cookie
+	streams  int
+	pruned   time.Time
+
+	viewMu sync.Mutex
+	view   *fleetView // viewMu guards; the newest computed view, shared by streams
+}
+
+type code struct {
+	key     string // the technician's peer ID
+	expires time.Time
+}
+
+type webSession struct {
+	key     string // the technician's peer ID: the technician is looked up per request
+	csrf    string
+	expires time.Time
+	streams int           // open event streams; Console.mu guards it
+	ended   chan struct{} // closed when signed out, expired or removed: its streams end
+}
+
+// New returns the console.
+func New(cfg Config, deps Deps) *Console {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return out
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Console{cfg: cfg, deps: deps, done: make(chan struct{}),
+		rate:  rate.Limiter{Burst: 10, Every: 200 * time.Millisecond},
+		codes: map[string]code{}, sessions: map[string]*webSession{}}
 }
 
-// newHandler serves assets, or the 503 page when assets is nil.
-func newHandler(assets map[string]asset) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		for k, v := range headers {
-			h.Set(k, v)
-		}
-		if assets == nil {
-			h.Set("Content-Type", "text/plain; charset=utf-8")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(notBuilt))
-			return
-		}
-		a, ok := assets[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			h.Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		h.Set("Content-Type", a.contentType)
-		h.Set("ETag", a.etag)
-		// The zero time leaves Last-Modified out; ServeContent answers
-		// If-None-Match and HEAD.
-		http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(a.body))
-	})
+// Close ends every event stream; it is idempotent. The HTTP server's
+// shutdown waits for the handlers.
+func (c *Console) Close() {
+	c.closeOnce.Do(func() { close(c.done) })
+}
+
+// URL is the console's address as technicians reach it.
+func (c *Console) URL() string {
+	if c.cfg.URL != "" {
+		return strings.TrimRight(c.cfg.URL, "/")
+	}
+	host, port, _ := net.SplitHostPort(c.cfg.Addr.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

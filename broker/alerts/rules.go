@@ -1,0 +1,73 @@
+package alerts
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/readymesh/readymesh/broker/readiness"
+	"github.com/readymesh/readymesh/broker/store"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// Evaluate works out the alerts that hold at now, by alert ID, with the
+// thresholds of c (whose Policy must be resolved).
+func Evaluate(ms []store.Machine, reach func(*store.Machine) wire.Reachability, now time.Time, c *Config) map[string]wire.Alert {
+	out := map[string]wire.Alert{}
+	newest := c.Policy.Newest(ms)
+	for i := range ms {
+		m := &ms[i]
+		add := func(kind, cadence string, since time.Time, detail string) {
+			a := wire.Alert{ID: m.ID + "/" + kind, Kind: kind, Cadence: cadence, Machine: m.Client + "/" + m.Name,
+				Client: m.Client, Since: since.UTC(), Detail: detail}
+			out[a.ID] = a
+		}
+		if rc := reach(m); !rc.Online && m.LastSeen != nil && now.Sub(*m.LastSeen) > c.Offline {
+			add(wire.AlertOffline, wire.CadenceReachability, *m.LastSeen,
+				fmt.Sprintf("offline since %s (threshold %s)", m.LastSeen.UTC().Format(time.RFC3339), c.Offline))
+		}
+		readinessAlerts(m, newest, now, c, add)
+	}
+	return out
+}
+
+// readinessAlerts adds m's alerts on stored state.
+func readinessAlerts(m *store.Machine, newest string, now time.Time, c *Config, add func(kind, cadence string, since time.Time, detail string)) {
+	if m.LastCheckIn == nil {
+		if now.Sub(m.EnrolledAt) > c.NeverCheckedIn {
+			add(wire.AlertNeverCheckedIn, wire.CadenceReadiness, m.EnrolledAt,
+				fmt.Sprintf("enrolled %s ago and never checked in", now.Sub(m.EnrolledAt).Round(time.Minute)))
+		}
+		return
+	}
+	interval := time.Duration(m.Runtime.CheckInIntervalSec) * time.Second
+	if interval <= 0 {
+		interval = c.Policy.DefaultInterval
+	}
+	if limit := time.Duration(c.OverdueIntervals) * interval; now.Sub(m.LastCheckIn.At) > limit {
+		add(wire.AlertCheckInOverdue, wire.CadenceReadiness, m.LastCheckIn.At.Add(limit),
+			fmt.Sprintf("no check-in for %s (%d intervals of %s)", now.Sub(m.LastCheckIn.At).Round(time.Second), c.OverdueIntervals, interval))
+	}
+	if card := readiness.Evaluate(m, newest, now, c.Policy); card.AgentBehind {
+		add(wire.AlertAgentBehind, wire.CadenceReadiness, m.LastCheckIn.At,
+			fmt.Sprintf("agent %s is behind %s", m.AgentVersion, card.NewestAgentVersion))
+	}
+	updateAlerts(m, now, c, add)
+}
+
+// updateAlerts adds m's alert on pending updates: too many, or one too old.
+func updateAlerts(m *store.Machine, now time.Time, c *Config, add func(kind, cadence string, since time.Time, detail string)) {
+	var oldest *time.Time
+	for _, u := range m.PendingUpdates {
+		if u.FirstSeen != nil && (oldest == nil || u.FirstSeen.Before(*oldest)) {
+			oldest = u.FirstSeen
+		}
+	}
+	switch n := len(m.PendingUpdates); {
+	case n > c.Policy.MaxPendingUpdates:
+		add(wire.AlertUpdates, wire.CadenceReadiness, m.LastCheckIn.At,
+			fmt.Sprintf("%d pending updates (limit %d)", n, c.Policy.MaxPendingUpdates))
+	case oldest != nil && now.Sub(*oldest) > c.Policy.MaxPendingAge:
+		add(wire.AlertUpdates, wire.CadenceReadiness, oldest.Add(c.Policy.MaxPendingAge),
+			fmt.Sprintf("an update pending since %s (limit %s)", oldest.UTC().Format(time.DateOnly), c.Policy.MaxPendingAge))
+	}
+}

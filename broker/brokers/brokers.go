@@ -1,0 +1,156 @@
+// Package brokers is the list of brokers that peers see, and what this
+// broker tells the other brokers about itself.
+//
+// Peers see brokers three ways: meshctl brokers lists them with their
+// agent and technician counts; every presence hello gives an agent the
+// live brokers it may fail over to, this one first; and a session request
+// for a machine bridged elsewhere is redirected to the broker that holds
+// it. All three come from the gossip's membership, each broker's gossiped
+// metadata (its peer ID, bridge addresses and counts), which Publish keeps
+// current.
+package brokers
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/readymesh/readymesh/broker/cluster"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// publishEvery is how often the gossiped counts are refreshed, when they
+// changed.
+const publishEvery = 2 * time.Second
+
+// Cluster is the gossip, as the list needs it.
+type Cluster interface {
+	Members() []cluster.Member
+	LocalName() string
+	UpdateMeta(m cluster.Meta) error
+}
+
+// List is the broker list of one broker.
+type List struct {
+	name, region string
+	info         func() wire.BrokerInfo
+	cluster      Cluster // nil when the broker runs alone
+	log          *slog.Logger
+	// agents and technicians count the peers bridged here now; nil until
+	// Count is called (they count 0).
+	agents, technicians func() int
+}
+
+// New returns the list of broker name in region. info describes this
+// broker; c is nil when the broker runs alone.
+func New(name, region string, info func() wire.BrokerInfo, c Cluster, log *slog.Logger) *List {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &List{name: name, region: region, info: info, cluster: c, log: log}
+}
+
+// Count connects the counts of agents and technicians bridged here.
+func (l *List) Count(agents, technicians func() int) { l.agents, l.technicians = agents, technicians }
+
+func (l *List) counts() (agents, technicians int) {
+	if l.agents == nil {
+		return 0, 0
+	}
+	return l.agents(), l.technicians()
+}
+
+// self describes this broker for the list.
+func (l *List) self() wire.BrokerMember {
+	info := l.info()
+	a, t := l.counts()
+	return wire.BrokerMember{Name: l.name, Region: l.region, State: "alive", PeerID: info.PeerID,
+		HTTP: info.HTTP, Bridge: info.Addrs, Agents: a, Technicians: t, Self: true}
+}
+
+// Members lists the brokers of the cluster, this one first.
+func (l *List) Members() []wire.BrokerMember {
+	if l.cluster == nil {
+		return []wire.BrokerMember{l.self()}
+	}
+	var out []wire.BrokerMember
+	for _, m := range l.cluster.Members() {
+		if m.Name == l.cluster.LocalName() {
+			self := l.self()
+			self.GossipAddr = m.Addr
+			out = append([]wire.BrokerMember{self}, out...)
+			continue
+		}
+		out = append(out, wire.BrokerMember{Name: m.Meta.Name, Region: m.Region, State: m.State,
+			PeerID: m.Meta.PeerID, HTTP: m.Meta.HTTP, GossipAddr: m.Addr, Bridge: m.Meta.Bridge,
+			Agents: m.Meta.Agents, Technicians: m.Meta.Technicians})
+	}
+	return out
+}
+
+// Infos lists the live brokers agents may fail over to, this one first.
+func (l *List) Infos() []wire.BrokerInfo {
+	infos := []wire.BrokerInfo{l.info()}
+	if l.cluster == nil {
+		return infos
+	}
+	for _, m := range l.cluster.Members() {
+		if m.Name == l.cluster.LocalName() || m.State != cluster.StateAlive || m.Meta.PeerID == "" || len(m.Meta.Bridge) == 0 {
+			continue
+		}
+		infos = append(infos, wire.BrokerInfo{PeerID: m.Meta.PeerID, Addrs: m.Meta.Bridge, HTTP: m.Meta.HTTP,
+			Name: m.Meta.Name, Region: m.Region, Gossip: m.Addr})
+	}
+	return infos
+}
+
+// Describe describes a broker of the cluster by name, for redirects.
+func (l *List) Describe(name string) (wire.BrokerInfo, bool) {
+	for _, m := range l.Members() {
+		if m.Name == name && m.PeerID != "" && len(m.Bridge) > 0 {
+			return wire.BrokerInfo{PeerID: m.PeerID, Addrs: m.Bridge, Name: m.Name, Region: m.Region, HTTP: m.HTTP}, true
+		}
+	}
+	return wire.BrokerInfo{}, false
+}
+
+// Meta is what this broker gossips about itself.
+func (l *List) Meta() cluster.Meta {
+	info := l.info()
+	// Plain transport addresses: the peer ID travels once, in PeerID, and
+	// the 512-byte metadata budget goes to addresses.
+	var bridge []string
+	for _, a := range info.Addrs {
+		addr, _, _ := strings.Cut(a, "/p2p/")
+		bridge = append(bridge, addr)
+	}
+	a, t := l.counts()
+	return cluster.Meta{Name: l.name, Region: l.region, PeerID: info.PeerID, HTTP: info.HTTP,
+		Bridge: bridge, Agents: a, Technicians: t}
+}
+
+// Publish keeps the gossiped agent and technician counts current until
+// ctx ends.
+func (l *List) Publish(ctx context.Context) {
+	if l.cluster == nil {
+		return
+	}
+	t := time.NewTicker(publishEvery)
+	defer t.Stop()
+	var last cluster.Meta
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		m := l.Meta()
+		if m.Agents != last.Agents || m.Technicians != last.Technicians {
+			if err := l.cluster.UpdateMeta(m); err != nil {
+				l.log.Warn("cluster metadata", "err", err)
+			}
+			last = m
+		}
+	}
+}

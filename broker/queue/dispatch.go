@@ -1,0 +1,100 @@
+package queue
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/readymesh/readymesh/broker/store"
+)
+
+// maxDispatch bounds the machines whose jobs run at once on one broker.
+const maxDispatch = 64
+
+// Run looks for work every second, and at once when kicked, until ctx
+// ends; then it waits for the jobs in flight.
+func (q *Queue) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, maxDispatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-q.wake:
+		}
+		byMachine, err := q.open()
+		if err != nil {
+			continue
+		}
+		for id, jobs := range byMachine {
+			if q.deps.Reach.Online(id) && q.claimMachine(id, slots) {
+				wg.Go(func() { q.runMachine(ctx, id, jobs, slots) })
+			}
+		}
+	}
+}
+
+// open returns the jobs that still need this broker, by machine, and
+// notes which machines have work pending.
+func (q *Queue) open() (map[string][]store.JobRecord, error) {
+	js, err := q.deps.Store.Jobs(func(j *store.JobRecord) bool {
+		return j.State == store.JobQueued || j.State == store.JobRunning || cancelledAfterStart(j)
+	})
+	if err != nil {
+		return nil, err
+	}
+	byMachine := map[string][]store.JobRecord{}
+	pending := map[string]bool{}
+	for _, j := range js {
+		byMachine[j.Machine] = append(byMachine[j.Machine], j)
+		pending[j.Machine] = true
+	}
+	q.mu.Lock()
+	q.pending = pending
+	q.mu.Unlock()
+	return byMachine, nil
+}
+
+// claimMachine marks id busy here and takes a dispatch slot, or reports
+// false when id is busy already or every slot is taken (next round).
+func (q *Queue) claimMachine(id string, slots chan struct{}) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.busy[id] {
+		return false
+	}
+	select {
+	case slots <- struct{}{}:
+		q.busy[id] = true
+		return true
+	default:
+		return false
+	}
+}
+
+// runMachine moves id's jobs on, oldest first, one at a time: a job that
+// has not ended (its answer lost, its script still running) holds the
+// ones after it.
+func (q *Queue) runMachine(ctx context.Context, id string, jobs []store.JobRecord, slots chan struct{}) {
+	defer func() {
+		<-slots
+		q.mu.Lock()
+		delete(q.busy, id)
+		q.mu.Unlock()
+	}()
+	for _, j := range jobs {
+		if ctx.Err() != nil || !q.deps.Reach.Online(id) || !q.dispatch(ctx, j) {
+			return
+		}
+	}
+}
+
+// cancelledAfterStart: a cancellation that raced with a start elsewhere;
+// the agent's record says whether the job ran.
+func cancelledAfterStart(j *store.JobRecord) bool {
+	return j.State == store.JobCancelled && j.Result != nil && j.Result.Session != "" && j.Result.Finished.IsZero()
+}

@@ -1,0 +1,19 @@
+// Package reach is the reachability layer: which machines have a control
+// channel open to this broker right now, and, through the cluster's
+// gossip, to which other broker.
+//
+// Reachability is ephemeral, a network signal and never a health verdict.
+// A machine is online while its presence stream is open and heartbeats
+// arrive; a clean close shows it offline at once, a silent loss after
+// Config.MissedHeartbeats intervals. The table lives in memory. The only
+// trace it leaves in the store is last_seen, written when a machine goes
+// offline and every Config.LastSeenFlush while it is online.
+//
+// The signals a heartbeat carries (load, a person logged in) are session
+// status, not reachability: they are handed to the session-status table
+// (the Signals interface) and never kept here.
+//
+// When the broker is in a cluster, every machine coming or going is
+// announced to the other brokers (Announcer), and a machine bridged to
+// another broker shows online through it (Directory).
+package reach

@@ -1,0 +1,168 @@
+package reach
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	"github.com/readymesh/readymesh/broker/internal/serve"
+	"github.com/readymesh/readymesh/broker/store"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// helloTimeout bounds the wait for a presence stream's hello and the
+// write of its reply.
+const helloTimeout = 10 * time.Second
+
+// Spec is how presence streams open: the hello within helloTimeout, and a
+// small reader, since a heartbeat is under 200 bytes and the reader is held
+// for every connected agent (512 bytes instead of 4 KiB saves 3.5 KiB an
+// agent).
+var Spec = serve.Spec{Name: "presence", Deadline: helloTimeout, MaxRequest: wire.MaxControl, ReadBuffer: 512,
+	Reply: func() wire.Refusable { return &wire.HelloReply{} }}
+
+// Why a presence stream ended, as logged.
+const (
+	endClosed    = "closed by agent"
+	endBad       = "bad heartbeat"
+	endMissed    = "heartbeats missed"
+	endLost      = "bridge lost"
+	endHelloFail = "hello reply failed"
+)
+
+// ServePresence serves one presence stream (wire.ProtoPresence): hello,
+// then heartbeats until the stream ends or falls silent for
+// MissedHeartbeats intervals.
+func (l *Layer) ServePresence(s *serve.Stream, hello *wire.Hello) (any, error) {
+	id := s.Remote.String()
+	if hello.MachineID != id {
+		return nil, wire.Errorf(wire.CodeForbidden,
+			"hello names machine %s, but the bridge is authenticated as %s", hello.MachineID, id)
+	}
+	m, ok := l.deps.Store.Machine(id)
+	if !ok {
+		return nil, wire.Errorf(wire.CodeUnauthorized, "machine is not enrolled on this broker")
+	}
+	gen := l.arrive(s, &m)
+	reason := l.heartbeats(s, id, gen)
+	l.leave(s, &m, gen, reason)
+	return nil, nil
+}
+
+// arrive puts m in the table and tells the cluster and the queue.
+func (l *Layer) arrive(s *serve.Stream, m *store.Machine) uint64 {
+	now := l.cfg.Now()
+	gen := l.table.open(m.ID, s.Stream, now)
+	l.deps.Signals.Gone(m.ID) // a new stream starts with no sessions reported
+	l.changed()
+	l.work.Kick() // work may be waiting for this machine
+	if l.announcer != nil {
+		l.announcer.SetOnline(m.ID, now)
+	}
+	l.online.Set(float64(l.table.count()))
+	l.cfg.Logger.Info("machine online", "machine", m.Name, "client", m.Client, "id", m.ID)
+	return gen
+}
+
+// leave takes m out of the table once stream gen ended for reason, unless
+// a newer stream replaced it.
+func (l *Layer) leave(s *serve.Stream, m *store.Machine, gen uint64, reason string) {
+	// Store last_seen before the machine leaves the table, so no card ever
+	// shows it offline without one.
+	if last, current := l.table.lastBeat(m.ID, gen); current {
+		if err := l.deps.Store.SetLastSeen(map[string]time.Time{m.ID: last}); err != nil {
+			l.cfg.Logger.Warn("storing last-seen time", "id", m.ID, "err", err)
+		}
+	}
+	if !l.table.close(m.ID, gen) {
+		return
+	}
+	l.deps.Signals.Gone(m.ID)
+	l.changed()
+	if l.announcer != nil {
+		l.announcer.SetOffline(m.ID, l.cfg.Now())
+	}
+	l.online.Set(float64(l.table.count()))
+	l.cfg.Logger.Info("machine offline", "machine", m.Name, "client", m.Client, "id", m.ID, "reason", reason)
+	if reason == endMissed {
+		// The agent may be frozen or cut off; close its bridge so it
+		// reconnects cleanly when it comes back.
+		s.Conn().Close()
+	}
+}
+
+// heartbeats answers the hello and then each heartbeat, and returns why
+// the stream ended.
+func (l *Layer) heartbeats(s *serve.Stream, id string, gen uint64) string {
+	reply := wire.HelloReply{HeartbeatMS: l.cfg.Heartbeat.Milliseconds(), Brokers: l.deps.Brokers.Infos()}
+	s.SetWriteDeadline(time.Now().Add(helloTimeout))
+	if err := wire.Write(s, &reply); err != nil {
+		return endHelloFail
+	}
+	silence := time.Duration(l.cfg.MissedHeartbeats) * l.cfg.Heartbeat
+	asked := false // a check-in was asked for on this stream
+	for {
+		s.SetReadDeadline(time.Now().Add(silence))
+		var hb wire.Heartbeat
+		if why := readEnd(s.Reader.Read(wire.MaxControl, &hb)); why != "" {
+			if why == endBad {
+				l.cfg.Logger.Warn("bad heartbeat", "id", id)
+				s.Reset()
+			}
+			return why
+		}
+		l.table.beat(id, gen, l.cfg.Now())
+		l.deps.Signals.Beat(id, &hb)
+		ack := wire.HeartbeatAck{Seq: hb.Seq}
+		if !asked && l.wantsCheckIn(id, hb.CheckInSeq) {
+			ack.CheckIn, asked = true, true
+		}
+		s.SetWriteDeadline(time.Now().Add(silence))
+		if err := wire.Write(s, &ack); err != nil {
+			return endLost
+		}
+	}
+}
+
+// readEnd says why a heartbeat read ended the stream, or "" if it did not.
+func readEnd(err error) string {
+	var timeout interface{ Timeout() bool }
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, io.EOF):
+		return endClosed
+	case errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrTooLarge):
+		return endBad
+	case errors.As(err, &timeout) && timeout.Timeout():
+		return endMissed
+	}
+	return endLost
+}
+
+// wantsCheckIn decides whether a heartbeat's ack asks for a check-in now.
+func (l *Layer) wantsCheckIn(id string, agentSeq uint64) bool {
+	if l.work.WantsCheckIn(id) {
+		// Work is queued for it, judged by a check-in made now: a bridge
+		// that reconnected after a network blip brings none.
+		return true
+	}
+	if l.behind(id, agentSeq) {
+		// The agent has an acknowledged check-in this broker does not
+		// hold (its disk was restored from a backup, or replaced): ask
+		// for a fresh one now rather than at the next interval.
+		l.cfg.Logger.Info("asking for a check-in", "id", id, "agent_seq", agentSeq)
+		return true
+	}
+	return false
+}
+
+// behind reports whether the store lacks a check-in the agent says was
+// acknowledged.
+func (l *Layer) behind(id string, agentSeq uint64) bool {
+	if agentSeq == 0 {
+		return false
+	}
+	m, ok := l.deps.Store.Machine(id)
+	return ok && (m.LastCheckIn == nil || m.LastCheckIn.Seq < agentSeq)
+}

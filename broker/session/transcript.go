@@ -1,0 +1,86 @@
+package session
+
+import (
+	"sync"
+	"time"
+
+	"github.com/readymesh/readymesh/broker/internal/serve"
+	"github.com/readymesh/readymesh/broker/scope"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// grantMemory remembers which machine each recent session was granted
+// to, so an agent can only file transcripts of its own sessions.
+type grantMemory struct {
+	mu    sync.Mutex
+	m     map[string]string // mu guards all following fields; session → machine
+	order []string          // sessions, oldest first
+}
+
+// grantsKept bounds the sessions remembered.
+const grantsKept = 100_000
+
+func (g *grantMemory) add(session, machine string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil {
+		g.m = map[string]string{}
+	}
+	g.m[session] = machine
+	g.order = append(g.order, session)
+	if len(g.order) > grantsKept {
+		delete(g.m, g.order[0])
+		g.order = g.order[1:]
+	}
+}
+
+func (g *grantMemory) grantedTo(session, machine string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.m[session] == machine
+}
+
+// TranscriptSpec is how transcript streams open: a transcript is base64
+// in JSON, so the request may be a third larger than MaxTranscript.
+var TranscriptSpec = serve.Spec{Name: "transcript", Deadline: time.Minute,
+	MaxRequest: wire.MaxTranscript/3*4 + 64<<10,
+	Reply:      func() wire.Refusable { return &wire.Reply{} }}
+
+// ServeTranscript stores a transcript an agent files after a session
+// (wire.ProtoTranscript).
+func (s *Service) ServeTranscript(st *serve.Stream, t *wire.Transcript) (any, error) {
+	id := st.Remote.String()
+	switch {
+	case len(t.Cast) > wire.MaxTranscript:
+		return nil, wire.Errorf(wire.CodeTooLarge, "transcript over 16 MiB")
+	case !s.grants.grantedTo(t.Session, id):
+		return nil, wire.Errorf(wire.CodeForbidden, "no session %s was granted to this machine here", t.Session)
+	}
+	if _, ok := s.deps.Store.Machine(id); !ok {
+		return nil, wire.Errorf(wire.CodeUnauthorized, "not an enrolled machine")
+	}
+	t.Machine = id // an agent can only write its own records
+	if err := s.deps.Store.PutTranscript(*t); err != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "%v", err)
+	}
+	return &wire.Reply{}, nil
+}
+
+// Transcripts answers OpTranscript for the machines t may see.
+func (s *Service) Transcripts(t *wire.Technician, a *wire.TranscriptArgs) ([]wire.Transcript, *wire.Error) {
+	ts, err := s.deps.Store.Transcripts(a.Session)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "%v", err)
+	}
+	out := []wire.Transcript{}
+	for _, x := range ts {
+		if m, ok := s.deps.Store.Machine(x.Machine); ok && scope.Visible(t, m.Client) {
+			x.Machine = m.Client + "/" + m.Name
+			out = append(out, x)
+		}
+	}
+	if len(out) == 0 {
+		return nil, wire.Errorf(wire.CodeNotFound, "no transcript of session %s among the machines you can see (on this broker)", a.Session)
+	}
+	return out, nil
+}
