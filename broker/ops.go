@@ -3,14 +3,12 @@ package broker
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/readymesh/readymesh/broker/internal/serve"
-	"github.com/readymesh/readymesh/broker/scope"
 	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/wire"
 )
@@ -129,9 +127,4 @@ func watchConn(ctx context.Context, cancel context.CancelFunc, s *serve.Stream) 
 			}
 		}
 	}
-}
-
-// visibleClients filters clients to those t may see.
-func visibleClients(t *wire.Technician, cs []wire.Client) []wire.Client {
-	return slices.DeleteFunc(cs, func(c wire.Client) bool { return !scope.Visible(t, c.Name) })
 }

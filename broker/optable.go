@@ -147,5 +147,5 @@ func (r *rooms) createClient(_ context.Context, _ *call, a *wire.ClientArgs) (an
 // listClients runs OpClientsList: the clients c's technician may see.
 func (r *rooms) listClients(_ context.Context, c *call) (any, *wire.Error) {
 	cs, err := r.store.Clients()
-	return visibleClients(c.t, cs), serve.StoreError(err)
+	return scope.Clients(c.t, cs), serve.StoreError(err)
 }

@@ -3,7 +3,7 @@
 //
 // Peers see brokers three ways: meshctl brokers lists them with their
 // agent and technician counts; every presence hello gives an agent the
-// live brokers it may fail over to, this one first; and a session request
+// alive brokers it may fail over to, this one first; and a session request
 // for a machine bridged elsewhere is redirected to the broker that holds
 // it. All three come from the gossip's membership, each broker's gossiped
 // metadata (its peer ID, bridge addresses and counts), which Publish keeps
@@ -89,7 +89,7 @@ func (l *List) Members() []wire.BrokerMember {
 	return out
 }
 
-// Infos lists the live brokers agents may fail over to, this one first.
+// Infos lists the alive brokers agents may fail over to, this one first.
 func (l *List) Infos() []wire.BrokerInfo {
 	infos := []wire.BrokerInfo{l.info()}
 	if l.cluster == nil {

@@ -55,7 +55,7 @@ type Cluster struct {
 
 	// Atomic, read and written without mu.
 	leave atomic.Bool  // leave before shutting down
-	live  atomic.Int32 // live members, scales broadcast retransmits
+	alive atomic.Int32 // alive members, scales broadcast retransmits
 
 	wg       sync.WaitGroup // the run goroutine
 	stopOnce sync.Once      // guards stopErr: stop sets it once, Close reads it after
@@ -116,7 +116,7 @@ func New(cfg Config) (*Cluster, error) {
 		c.now = time.Now
 	}
 	c.leave.Store(cfg.LeaveTimeout >= 0)
-	c.live.Store(1)
+	c.alive.Store(1)
 	c.inc = uint64(max(c.now().UnixNano(), 1))
 	c.pres.table(c.name, c.inc, func(string) {})
 	if err := c.setMeta(cfg.Meta); err != nil {
@@ -149,7 +149,7 @@ func (c *Cluster) startMemberlist() error {
 		mc.Keyring = kr
 	}
 	c.queue = &memberlist.TransmitLimitedQueue{
-		NumNodes:       func() int { return int(c.live.Load()) },
+		NumNodes:       func() int { return int(c.alive.Load()) },
 		RetransmitMult: mc.RetransmitMult,
 	}
 
@@ -297,7 +297,7 @@ func (c *Cluster) announceLeave(timeout time.Duration) {
 	c.mu.Unlock()
 	done := make(chan struct{})
 	c.queue.QueueBroadcast(&namedBroadcast{name: noticeName(kindLeave, c.name), msg: msg, done: done})
-	if c.live.Load() <= 1 {
+	if c.alive.Load() <= 1 {
 		return // nobody to tell
 	}
 	t := time.NewTimer(timeout)

@@ -9,7 +9,7 @@ import (
 
 // SetOnline records that this broker holds machineID's bridge since the
 // given time, and gossips it. The cluster's view of the machine is the
-// newest Since among live brokers holding it (see Presence). machineID
+// newest Since among alive brokers holding it (see Presence). machineID
 // must be 1–256 bytes; others are logged and ignored.
 func (c *Cluster) SetOnline(machineID string, since time.Time) {
 	c.state(machineID, true, since)

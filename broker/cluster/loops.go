@@ -122,7 +122,7 @@ func (c *Cluster) reconnectTargets() []string {
 			addrs = append(addrs, m.Addr)
 		}
 	}
-	alone := c.live.Load() <= 1
+	alone := c.alive.Load() <= 1
 	c.mu.Unlock()
 	rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
 	addrs = addrs[:min(len(addrs), 3)]

@@ -74,7 +74,7 @@ func (c *Cluster) countLiveLocked() {
 			n++
 		}
 	}
-	c.live.Store(int32(max(n, 1)))
+	c.alive.Store(int32(max(n, 1)))
 }
 
 // The memberlist event hooks below run with memberlist's node lock held:

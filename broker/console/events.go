@@ -9,7 +9,7 @@ import (
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
-// The console's live updates are server-sent events: the broker pushes,
+// The console's event streams are server-sent events: the broker pushes,
 // the page never polls. Any write that may change what the console shows
 // notifies Changes; each stream then waits a moment for the rest of the
 // burst and sends what differs from what it last sent (view.go).

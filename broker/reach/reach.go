@@ -90,7 +90,7 @@ type Work interface {
 	Kick()
 }
 
-// Brokers lists the live brokers an agent may fail over to, this one
+// Brokers lists the alive brokers an agent may fail over to, this one
 // first: every hello reply carries the list.
 type Brokers interface {
 	Infos() []wire.BrokerInfo

@@ -27,7 +27,7 @@ func (r *Replicator) Written(keys ...store.Key) {
 	}
 }
 
-// CopyToPeer pushes records just written here to one other live broker,
+// CopyToPeer pushes records just written here to one other alive broker,
 // preferring this broker's region, and returns once that broker has
 // committed them. Check-ins and enrolments are acknowledged only after
 // this, so losing the broker an agent talked to loses no acknowledged
@@ -59,7 +59,7 @@ func (r *Replicator) CopyToPeer(ctx context.Context, keys ...store.Key) {
 	r.cfg.Logger.Warn("acknowledged with no second copy: no other broker took it", "keys", len(keys))
 }
 
-// copyTargets lists the other live brokers, this broker's region first,
+// copyTargets lists the other alive brokers, this broker's region first,
 // starting at a rotating offset so copies spread across the cluster.
 func (r *Replicator) copyTargets() []cluster.Member {
 	var same, other []cluster.Member

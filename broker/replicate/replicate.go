@@ -13,7 +13,7 @@
 //     enrolment or a check-in is on every broker within a gossip round
 //     instead of a push/pull interval.
 //
-// Check-ins and enrolments are also copied to one other live broker before
+// Check-ins and enrolments are also copied to one other alive broker before
 // they are acknowledged (CopyToPeer), so losing the broker an agent talked
 // to loses no acknowledged data.
 //

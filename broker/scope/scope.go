@@ -6,6 +6,7 @@
 package scope
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/readymesh/readymesh/broker/store"
@@ -27,6 +28,11 @@ func Visible(t *wire.Technician, client string) bool {
 		}
 	}
 	return false
+}
+
+// Clients returns the clients among cs that t may see; it reuses cs.
+func Clients(t *wire.Technician, cs []wire.Client) []wire.Client {
+	return slices.DeleteFunc(cs, func(c wire.Client) bool { return !Visible(t, c.Name) })
 }
 
 // AuditVisible reports whether t may see audit entry e: an admin sees

@@ -67,7 +67,7 @@ func (s *Store) AuditLog(limit int, keep func(*wire.AuditEntry) bool) ([]wire.Au
 // AuditSince returns the newest audit sequence number and whether an
 // entry newer than after passes keep. It reads only the entries newer
 // than after, newest first, and stops at the first kept one: a cheap
-// "did anything I may see happen" for the console's live updates.
+// "did anything I may see happen" for the console's event streams.
 func (s *Store) AuditSince(after uint64, keep func(*wire.AuditEntry) bool) (newest uint64, found bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bktAudit).Cursor()

@@ -20,10 +20,10 @@ func (s *Store) CreateClient(name string, now time.Time) (wire.Client, error) {
 		if err := wire.ValidName("client name", name); err != nil {
 			return refuse(fmt.Errorf("%w: %v", ErrMalformed, err))
 		}
-		switch live, err := b.clientLive(name); {
+		switch exists, err := b.clientExists(name); {
 		case err != nil:
 			return err
-		case live:
+		case exists:
 			return refuse(fmt.Errorf("client %q: %w", name, ErrExists))
 		}
 		rec := &ClientRecord{Name: name, CreatedAt: c.CreatedAt, Stamp: b.stamp()}
@@ -41,7 +41,7 @@ func (s *Store) Clients() ([]wire.Client, error) {
 			if err := json.Unmarshal(v, &c); err != nil {
 				return fmt.Errorf("client %s: %w", k, err)
 			}
-			if c.live() {
+			if c.exists() {
 				out = append(out, wire.Client{Name: c.Name, CreatedAt: c.CreatedAt})
 			}
 			return nil
@@ -68,7 +68,7 @@ func (s *Store) ClientExists(name string) bool {
 		found, _ = getJSON(tx.Bucket(bktClients), []byte(name), &c)
 		return nil
 	})
-	return found && c.live()
+	return found && c.exists()
 }
 
 // CreateToken stores an enrolment token under the hash of its secret. The
@@ -76,16 +76,16 @@ func (s *Store) ClientExists(name string) bool {
 // spent (UsesLeft below Uses) count as spent on this broker.
 func (s *Store) CreateToken(hash string, t Token) error {
 	return s.write(func(b *batch) error {
-		switch live, err := b.clientLive(t.Client); {
+		switch exists, err := b.clientExists(t.Client); {
 		case err != nil:
 			return err
-		case !live:
+		case !exists:
 			return refuse(fmt.Errorf("client %q: %w", t.Client, ErrNotFound))
 		}
 		switch old, found, err := b.token(hash); {
 		case err != nil:
 			return err
-		case found && old.live():
+		case found && old.exists():
 			return refuse(fmt.Errorf("token: %w", ErrExists))
 		}
 		if t.UsesLeft > t.Uses {
@@ -112,7 +112,7 @@ func (s *Store) Token(hash string) (Token, error) {
 	var t TokenRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
 		ok, err := getJSON(tx.Bucket(bktTokens), []byte(hash), &t)
-		if err == nil && (!ok || !t.live()) {
+		if err == nil && (!ok || !t.exists()) {
 			err = ErrTokenUnknown
 		}
 		return err
@@ -183,7 +183,7 @@ func enrollable(b *batch, r EnrollRequest) (*TokenRecord, error) {
 	switch {
 	case err != nil:
 		return nil, err
-	case !ok || !t.live():
+	case !ok || !t.exists():
 		return nil, refuse(ErrTokenUnknown)
 	}
 	if m, found := b.machine(r.MachineID); found {

@@ -170,9 +170,9 @@ func (b *batch) client(name string) (*ClientRecord, bool, error) {
 	return rec.(*ClientRecord), found, err
 }
 
-func (b *batch) clientLive(name string) (bool, error) {
+func (b *batch) clientExists(name string) (bool, error) {
 	c, found, err := b.client(name)
-	return found && c.live(), err
+	return found && c.exists(), err
 }
 
 func (b *batch) token(hash string) (*TokenRecord, bool, error) {

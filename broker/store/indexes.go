@@ -68,14 +68,14 @@ func (b *batch) releaseName(id, client, name string) error {
 // activeLogin is the login hash a technician record can still log in
 // with, or "".
 func activeLogin(t *TechnicianRecord) string {
-	if t == nil || !t.live() || t.LoginUsed {
+	if t == nil || !t.exists() || t.LoginUsed {
 		return ""
 	}
 	return t.LoginHash
 }
 
 func liveKeys(t *TechnicianRecord) []string {
-	if t == nil || !t.live() {
+	if t == nil || !t.exists() {
 		return nil
 	}
 	return t.Keys
@@ -132,7 +132,7 @@ func (b *batch) reindexTechnician(old, new *TechnicianRecord) error {
 	return nil
 }
 
-// keyHolder returns the smallest name of a live technician other than
+// keyHolder returns the smallest name of an existing technician other than
 // except that has key, or "".
 func (b *batch) keyHolder(key, except string) (string, error) {
 	holder := ""
@@ -144,7 +144,7 @@ func (b *batch) keyHolder(key, except string) (string, error) {
 		if err := json.Unmarshal(v, &t); err != nil {
 			return err
 		}
-		if t.live() && slices.Contains(t.Keys, key) {
+		if t.exists() && slices.Contains(t.Keys, key) {
 			holder = t.Name
 		}
 		return nil

@@ -133,5 +133,5 @@ func (t *TokenRecord) spent() int {
 // settle recomputes UsesLeft from Uses and Spent.
 func (t *TokenRecord) settle() { t.UsesLeft = max(0, t.Uses-t.spent()) }
 
-// live reports whether the record exists (is not a tombstone).
-func (st Stamp) live() bool { return !st.Deleted }
+// exists reports whether the record exists (is not a tombstone).
+func (st Stamp) exists() bool { return !st.Deleted }

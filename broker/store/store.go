@@ -64,7 +64,7 @@ type Config struct {
 
 	// OnCommit, if set, is called by the writer after each committed
 	// transaction, so readers that show the store (the web console's
-	// live updates) know to look again. It must return at once.
+	// event streams) know to look again. It must return at once.
 	OnCommit func()
 
 	// Broker is this broker's name in the cluster: the origin stamped on

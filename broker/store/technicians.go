@@ -28,7 +28,7 @@ func (s *Store) AdminHash() string {
 		getJSON(tx.Bucket(bktMeta), keyAdmin, &rec)
 		return nil
 	})
-	if !rec.live() {
+	if !rec.exists() {
 		return ""
 	}
 	return rec.Hash
@@ -44,7 +44,7 @@ func (s *Store) SetAdminHash(hash string, now time.Time) error {
 			return err
 		}
 		rec := &AdminRecord{Hash: hash, Stamp: b.stamp()}
-		if found && old.live() {
+		if found && old.exists() {
 			rec.Born = old.Born
 		}
 		if err := rec.check(); err != nil {
@@ -53,7 +53,7 @@ func (s *Store) SetAdminHash(hash string, now time.Time) error {
 		switch t, found, err := b.technician(AdminName); {
 		case err != nil:
 			return err
-		case found && t.live():
+		case found && t.exists():
 			return b.putControl(Key{KindAdmin, AdminName}, rec)
 		}
 		t := &TechnicianRecord{Technician: Technician{Technician: wire.Technician{Name: AdminName, Admin: true,
@@ -74,14 +74,14 @@ func (s *Store) CreateTechnician(t wire.Technician, loginHash string, expires ti
 		switch old, found, err := b.technician(t.Name); {
 		case err != nil:
 			return err
-		case found && old.live():
+		case found && old.exists():
 			return refuse(fmt.Errorf("technician %q: %w", t.Name, ErrExists))
 		}
 		for _, c := range t.Clients {
-			switch live, err := b.clientLive(c); {
+			switch exists, err := b.clientExists(c); {
 			case err != nil:
 				return err
-			case !live:
+			case !exists:
 				return refuse(fmt.Errorf("client %q: %w", c, ErrNotFound))
 			}
 		}
@@ -123,7 +123,7 @@ func (s *Store) Login(hash, key string, admin bool, now time.Time) (wire.Technic
 		switch {
 		case err != nil:
 			return err
-		case !found || !rec.live():
+		case !found || !rec.exists():
 			return refuse(fmt.Errorf("technician %s: %w", name, ErrNotFound))
 		}
 		out = rec.Technician.Technician
@@ -173,7 +173,7 @@ func (s *Store) TechnicianByKey(key string) (wire.Technician, error) {
 			return ErrNotFound
 		}
 		found, err := getJSON(tx.Bucket(bktTechnicians), name, &rec)
-		if err == nil && (!found || !rec.live() || !slices.Contains(rec.Keys, key)) {
+		if err == nil && (!found || !rec.exists() || !slices.Contains(rec.Keys, key)) {
 			err = ErrNotFound
 		}
 		return err
@@ -190,7 +190,7 @@ func (s *Store) Technicians() ([]wire.Technician, error) {
 			if _, err := getJSON(tx.Bucket(bktTechnicians), k, &rec); err != nil {
 				return err
 			}
-			if rec.live() {
+			if rec.exists() {
 				out = append(out, rec.Technician.Technician)
 			}
 			return nil

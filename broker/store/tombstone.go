@@ -61,7 +61,7 @@ func (s *Store) remove(k Key) error {
 		switch {
 		case err != nil:
 			return err
-		case !found || !stampOf(rec).live():
+		case !found || !stampOf(rec).exists():
 			return refuse(fmt.Errorf("%s: %w", k, ErrNotFound))
 		}
 		t := tombstone(rec, b.s.clock.tick())
