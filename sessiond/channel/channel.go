@@ -227,7 +227,7 @@ func exitFrame(w io.Writer, code int32) error {
 
 // lockedWriter serialises frame writes from several goroutines.
 type lockedWriter struct {
-	mu sync.Mutex
+	mu sync.Mutex // mu guards writes to w: one frame at a time
 	w  io.Writer
 }
 
@@ -235,6 +235,13 @@ func (l *lockedWriter) frame(typ byte, p []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return wire.WriteChannelFrame(l.w, typ, p)
+}
+
+// exit writes the exit status, the channel's last frame.
+func (l *lockedWriter) exit(code int32) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return exitFrame(l.w, code)
 }
 
 // frameWriter is an io.Writer that sends each write as one frame.

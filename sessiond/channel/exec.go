@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -23,36 +23,17 @@ func (s *Server) exec(ctx context.Context, ch *mesh.Channel) {
 		return
 	}
 	log := s.log.With("session", ch.Session.Session, "technician", ch.Session.Technician, "mode", ch.Grant.Mode)
-	if ch.Grant.Mode == wire.ModeReadOnly {
-		log.Warn("refused exec in a read-only session", "argv", req.Argv)
-		refuse(ch.Stream, wire.CodeForbidden, "read-only session: commands are not run; ask for an interactive session")
-		return
-	}
-	if s.InputPaused() {
-		log.Info("refused exec: input paused", "argv", req.Argv)
-		refuse(ch.Stream, wire.CodeForbidden, pausedNotice)
-		return
-	}
-	id, err := s.account(ch.Grant.Mode)
-	if err != nil {
-		refuse(ch.Stream, wire.CodeForbidden, err.Error())
+	id, ok := s.admitExec(ch, req.Argv, log)
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
-	s.command(cmd, id)
 	w := &lockedWriter{w: ch.Stream}
-	cmd.Stdout, cmd.Stderr = frameWriter{w: w, typ: wire.FrameOutput}, frameWriter{w: w, typ: wire.FrameStderr}
-	// A child that keeps stdout open after the command exits (a daemon it
-	// started) must not hold the channel forever.
-	cmd.WaitDelay = 5 * time.Second
-	var stdin io.WriteCloser
-	if req.Stdin {
-		if stdin, err = cmd.StdinPipe(); err != nil {
-			refuse(ch.Stream, wire.CodeInternal, err.Error())
-			return
-		}
+	cmd, stdin, err := s.execCommand(req, id, w)
+	if err != nil {
+		refuse(ch.Stream, wire.CodeInternal, err.Error())
+		return
 	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -65,48 +46,103 @@ func (s *Server) exec(ctx context.Context, ch *mesh.Channel) {
 	// Input, and the technician going away: both come from the stream.
 	go func() {
 		defer cancel()
-		for {
-			typ, p, err := wire.ReadChannelFrame(ch.Stream)
-			if err != nil {
-				return
-			}
-			if typ == wire.FrameInput && stdin != nil && s.InputPaused() {
-				w.frame(wire.FrameNotice, []byte(pausedNotice))
-				continue
-			}
-			if typ == wire.FrameInput && stdin != nil {
-				if len(p) == 0 {
-					stdin.Close()
-					stdin = nil
-					continue
-				}
-				stdin.Write(p)
-			}
-		}
+		s.feedStdin(ch.Stream, w, stdin)
 	}()
+	code := waitExec(ctx, cmd)
+	log.Info("exec ended", "argv", req.Argv, "exit", code, "duration", time.Since(start).Round(time.Millisecond))
+	s.recordExec(req.Argv, start, code, ch.Session.Session)
+	w.exit(code)
+}
+
+// admitExec refuses a command in a read-only session or while input is
+// paused, and otherwise returns the account the session's mode runs it as.
+func (s *Server) admitExec(ch *mesh.Channel, argv []string, log *slog.Logger) (identity, bool) {
+	if ch.Grant.Mode == wire.ModeReadOnly {
+		log.Warn("refused exec in a read-only session", "argv", argv)
+		refuse(ch.Stream, wire.CodeForbidden, "read-only session: commands are not run; ask for an interactive session")
+		return identity{}, false
+	}
+	if s.InputPaused() {
+		log.Info("refused exec: input paused", "argv", argv)
+		refuse(ch.Stream, wire.CodeForbidden, pausedNotice)
+		return identity{}, false
+	}
+	id, err := s.account(ch.Grant.Mode)
+	if err != nil {
+		refuse(ch.Stream, wire.CodeForbidden, err.Error())
+		return identity{}, false
+	}
+	return id, true
+}
+
+// execCommand prepares req's command to run as id, its stdout and stderr
+// sent as frames through w, with a stdin pipe when the technician will
+// send input (else stdin is nil and the command's is empty).
+func (s *Server) execCommand(req wire.ExecRequest, id identity, w *lockedWriter) (*exec.Cmd, io.WriteCloser, error) {
+	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
+	s.command(cmd, id)
+	cmd.Stdout, cmd.Stderr = frameWriter{w: w, typ: wire.FrameOutput}, frameWriter{w: w, typ: wire.FrameStderr}
+	// A child that keeps stdout open after the command exits (a daemon it
+	// started) must not hold the channel forever.
+	cmd.WaitDelay = 5 * time.Second
+	if !req.Stdin {
+		return cmd, nil, nil
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	return cmd, stdin, nil
+}
+
+// feedStdin reads the technician's frames until the stream ends. Input
+// goes to stdin (an empty frame closes it), or is refused with a notice
+// while input is paused; without stdin, frames are only read, so that the
+// technician leaving is noticed.
+func (s *Server) feedStdin(r io.Reader, w *lockedWriter, stdin io.WriteCloser) {
+	for {
+		typ, p, err := wire.ReadChannelFrame(r)
+		if err != nil {
+			return
+		}
+		switch {
+		case typ != wire.FrameInput || stdin == nil:
+		case s.InputPaused():
+			w.frame(wire.FrameNotice, []byte(pausedNotice))
+		case len(p) == 0:
+			stdin.Close()
+			stdin = nil
+		default:
+			stdin.Write(p)
+		}
+	}
+}
+
+// waitExec returns cmd's exit status. When the technician leaves first
+// (ctx), it ends the command's whole process group.
+func waitExec(ctx context.Context, cmd *exec.Cmd) int32 {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	var werr error
 	select {
-	case werr = <-done:
+	case err := <-done:
+		return exitStatus(err)
 	case <-ctx.Done():
-		// The technician left: end the command's whole process group.
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		werr = <-done
+		return exitStatus(<-done)
 	}
-	code := exitStatus(werr)
-	log.Info("exec ended", "argv", req.Argv, "exit", code, "duration", time.Since(start).Round(time.Millisecond))
-	if s.cfg.OnCommand != nil {
-		cmdline := shellQuote(req.Argv)
-		if len(cmdline) > maxCommandRecord { // history rides in every check-in
-			cmdline = cmdline[:maxCommandRecord] + "…"
-		}
-		s.cfg.OnCommand(wire.CommandRecord{At: start.UTC(), Command: cmdline, ExitCode: int(code),
-			Session: ch.Session.Session})
+}
+
+// recordExec tells OnCommand of a command that ran, for the machine's
+// command history.
+func (s *Server) recordExec(argv []string, start time.Time, code int32, session string) {
+	if s.cfg.OnCommand == nil {
+		return
 	}
-	w.mu.Lock()
-	exitFrame(ch.Stream, code)
-	w.mu.Unlock()
+	cmdline := shellQuote(argv)
+	if len(cmdline) > maxCommandRecord { // history rides in every check-in
+		cmdline = cmdline[:maxCommandRecord] + "…"
+	}
+	s.cfg.OnCommand(wire.CommandRecord{At: start.UTC(), Command: cmdline, ExitCode: int(code), Session: session})
 }
 
 // maxCommandRecord bounds a command line kept in history.
@@ -126,68 +162,4 @@ func shellQuote(argv []string) string {
 		out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
 	return strings.Join(out, " ")
-}
-
-// MaxJobOutput bounds the output a queued job reports.
-const MaxJobOutput = 64 << 10
-
-// RunScript runs a queued job's script with sh, as the account the mode
-// gives, and returns its exit status and the first MaxJobOutput bytes of
-// its output (stdout and stderr together). It is recorded in the command
-// history like an exec.
-func (s *Server) RunScript(ctx context.Context, mode, script, session, label string) (int, string, error) {
-	if mode == wire.ModeReadOnly {
-		return 0, "", fmt.Errorf("read-only: queued work runs interactive or elevated")
-	}
-	if s.InputPaused() {
-		return 0, "", fmt.Errorf("%s", pausedNotice)
-	}
-	id, err := s.account(mode)
-	if err != nil {
-		return 0, "", err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
-	s.command(cmd, id)
-	cmd.WaitDelay = 5 * time.Second
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) } // the whole group
-	var out capped
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	err = cmd.Run()
-	code := exitStatus(err)
-	s.log.Info("queued job ran", "session", session, "job", label, "as", id.name, "exit", code,
-		"duration", time.Since(start).Round(time.Millisecond))
-	if s.cfg.OnCommand != nil {
-		s.cfg.OnCommand(wire.CommandRecord{At: start.UTC(), Command: "queued job " + label, ExitCode: int(code), Session: session})
-	}
-	return int(code), out.String(), nil
-}
-
-// capped keeps the first MaxJobOutput bytes written to it.
-type capped struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if room := MaxJobOutput - len(c.b); room > 0 {
-		c.b = append(c.b, p[:min(len(p), room)]...)
-	}
-	return len(p), nil
-}
-
-// String is the output as valid UTF-8 (bad bytes become U+FFFD), cut so
-// that it stays within MaxJobOutput bytes also after that.
-func (c *capped) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := strings.ToValidUTF8(string(c.b), "\uFFFD")
-	for len(s) > MaxJobOutput {
-		s = strings.ToValidUTF8(s[:MaxJobOutput-3], "")
-	}
-	return s
 }

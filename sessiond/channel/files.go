@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -134,69 +135,105 @@ func (s *Server) get(w io.Writer, req wire.FileRequest) error {
 	return err
 }
 
+// put receives a file into PATH.readymesh-partial, resuming a partial
+// copy, and installs it only when the whole file's SHA-256 matches.
 func (s *Server) put(rw io.ReadWriter, req wire.FileRequest) error {
 	partial := req.Path + ".readymesh-partial"
-	// O_NOFOLLOW: a partial file planted as a symlink is refused, not
-	// written through.
-	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	f, have, err := openPartial(partial, req.Size)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", partial)
-	}
-	have := min(fi.Size(), req.Size)
 	info, _ := json.Marshal(wire.FileInfo{Size: req.Size, Have: have})
 	if err := wire.WriteChannelFrame(rw, wire.FrameInfo, info); err != nil {
 		return err
 	}
-	if err := f.Truncate(have); err != nil {
+	h, err := resume(f, have)
+	if err != nil {
 		return err
 	}
-	// Hash what a resumed copy already has, then each byte as it lands.
-	h := sha256.New()
-	if _, err := io.Copy(h, io.LimitReader(f, have)); err != nil {
+	want, err := receive(rw, f, h, have, req.Size)
+	if err != nil {
 		return err
-	}
-	if _, err := f.Seek(have, io.SeekStart); err != nil {
-		return err
-	}
-	n := have
-	var want string
-	for want == "" {
-		typ, p, err := wire.ReadChannelFrame(rw)
-		if err != nil {
-			return fmt.Errorf("copy interrupted at %d of %d bytes (resume it): %w", n, req.Size, err)
-		}
-		switch typ {
-		case wire.FrameInput:
-			if n+int64(len(p)) > req.Size {
-				return fmt.Errorf("more than the announced %d bytes", req.Size)
-			}
-			if _, err := f.Write(p); err != nil {
-				return err
-			}
-			h.Write(p)
-			n += int64(len(p))
-		case wire.FrameDone:
-			if len(p) != 64 {
-				return fmt.Errorf("%w: the closing checksum is not a hex SHA-256", wire.ErrFrame)
-			}
-			want = string(p)
-		}
-	}
-	if n != req.Size {
-		return fmt.Errorf("got %d of %d bytes", n, req.Size)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
 		os.Remove(partial)
 		return &wire.Error{Code: wire.CodeConflict, Message: fmt.Sprintf("checksum mismatch: got %s, want %s; the file was not replaced", got, want)}
 	}
+	return install(f, partial, req)
+}
+
+// openPartial opens (or creates) a put's partial file and returns how much
+// of the size bytes it already holds.
+func openPartial(partial string, size int64) (*os.File, int64, error) {
+	// O_NOFOLLOW: a partial file planted as a symlink is refused, not
+	// written through.
+	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s is not a regular file", partial)
+	}
+	return f, min(fi.Size(), size), nil
+}
+
+// resume cuts the partial file to the have bytes kept, hashes them, and
+// leaves f at their end, where the copy goes on.
+func resume(f *os.File, have int64) (hash.Hash, error) {
+	if err := f.Truncate(have); err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(f, have)); err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(have, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// receive writes the technician's data frames to f and h, after the n
+// bytes already there, until the closing frame, and returns the whole
+// file's SHA-256 that frame carries.
+func receive(r io.Reader, f *os.File, h hash.Hash, n, size int64) (string, error) {
+	for {
+		typ, p, err := wire.ReadChannelFrame(r)
+		if err != nil {
+			return "", fmt.Errorf("copy interrupted at %d of %d bytes (resume it): %w", n, size, err)
+		}
+		switch typ {
+		case wire.FrameInput:
+			if n+int64(len(p)) > size {
+				return "", fmt.Errorf("more than the announced %d bytes", size)
+			}
+			if _, err := f.Write(p); err != nil {
+				return "", err
+			}
+			h.Write(p)
+			n += int64(len(p))
+		case wire.FrameDone:
+			if len(p) != 64 {
+				return "", fmt.Errorf("%w: the closing checksum is not a hex SHA-256", wire.ErrFrame)
+			}
+			if n != size {
+				return "", fmt.Errorf("got %d of %d bytes", n, size)
+			}
+			return string(p), nil
+		}
+	}
+}
+
+// install makes the verified file durable, gives it its mode (0644 when
+// none was sent) and renames it into place.
+func install(f *os.File, partial string, req wire.FileRequest) error {
 	if err := f.Sync(); err != nil {
 		return err
 	}

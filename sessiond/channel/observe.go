@@ -2,6 +2,8 @@ package channel
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -17,13 +19,14 @@ const backlog = 16 << 10
 // opened it allows observers; they get its output and nothing they type
 // reaches it.
 type shared struct {
+	// Immutable after share.
 	session string
 	allow   bool
+	done    chan struct{} // closed when the terminal ends
 
-	mu        sync.Mutex
-	observers map[*observer]bool
-	recent    []byte
-	done      chan struct{}
+	mu        sync.Mutex         // mu guards all following fields
+	observers map[*observer]bool // watchers now; one that falls behind is dropped
+	recent    []byte             // the last backlog bytes of output
 }
 
 // observer is one watcher: output reaches it through a bounded queue, so a
@@ -94,29 +97,15 @@ func (t *shared) output(p []byte) {
 // observe joins the terminal of session req.Observe as an observer.
 func (s *Server) observe(ctx context.Context, ch *mesh.Channel, req wire.TerminalRequest) {
 	log := s.log.With("session", ch.Session.Session, "technician", ch.Session.Technician, "observes", req.Observe)
-	s.termsMu.Lock()
-	t := s.terms[req.Observe]
-	s.termsMu.Unlock()
-	switch {
-	case t == nil:
-		refuse(ch.Stream, wire.CodeNotFound, "no terminal is open in session "+req.Observe)
-		return
-	case !t.allow:
-		log.Info("refused an observer: not allowed by the terminal's technician")
-		refuse(ch.Stream, wire.CodeForbidden, "the technician of session "+req.Observe+" does not allow observers")
+	t := s.sharedTerminal(ch.Stream, req.Observe, log)
+	if t == nil {
 		return
 	}
 	w := &lockedWriter{w: ch.Stream}
-	o := &observer{q: make(chan []byte, 256), dropped: make(chan struct{})}
-	t.mu.Lock()
-	recent := append([]byte(nil), t.recent...)
-	t.observers[o] = true
-	t.mu.Unlock()
+	o, recent := t.join()
 	log.Info("observer joined")
 	defer func() {
-		t.mu.Lock()
-		delete(t.observers, o)
-		t.mu.Unlock()
+		t.leave(o)
 		log.Info("observer left")
 	}()
 	ctx, cancel := context.WithCancel(ctx)
@@ -125,47 +114,99 @@ func (s *Server) observe(ctx context.Context, ch *mesh.Channel, req wire.Termina
 	if len(recent) > 0 {
 		w.frame(wire.FrameOutput, recent)
 	}
-	go func() { // the queue → the observer's stream
-		for {
-			select {
-			case p := <-o.q:
-				if w.frame(wire.FrameOutput, p) != nil {
-					cancel()
-					return
-				}
-			case <-o.dropped:
-				w.frame(wire.FrameNotice, []byte("observation ended: this connection fell too far behind"))
-				cancel()
-				return
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	go o.forward(ctx, cancel, w)
 	go func() {
 		defer cancel()
-		refused := 0
-		for {
-			typ, _, err := wire.ReadChannelFrame(ch.Stream)
-			if err != nil {
-				return
-			}
-			if typ == wire.FrameInput {
-				if refused++; refused == 1 || refused%50 == 0 {
-					w.frame(wire.FrameNotice, []byte("input refused: observers cannot type"))
-				}
-			}
-		}
+		refuseObserverInput(ch.Stream, w)
 	}()
 	select {
 	case <-ctx.Done():
 	case <-t.done:
-		// Let the last output reach the observer before the end.
-		for i := 0; i < 100 && len(o.q) > 0; i++ {
-			time.Sleep(10 * time.Millisecond)
+		o.drain()
+		w.exit(0)
+	}
+}
+
+// sharedTerminal finds the terminal of session that an observer asks to
+// watch. When there is none, or its technician does not allow observers,
+// it refuses the channel and returns nil.
+func (s *Server) sharedTerminal(w io.Writer, session string, log *slog.Logger) *shared {
+	s.termsMu.Lock()
+	t := s.terms[session]
+	s.termsMu.Unlock()
+	switch {
+	case t == nil:
+		refuse(w, wire.CodeNotFound, "no terminal is open in session "+session)
+		return nil
+	case !t.allow:
+		log.Info("refused an observer: not allowed by the terminal's technician")
+		refuse(w, wire.CodeForbidden, "the technician of session "+session+" does not allow observers")
+		return nil
+	}
+	return t
+}
+
+// join adds an observer and returns it with the recent output it sees
+// first.
+func (t *shared) join() (*observer, []byte) {
+	o := &observer{q: make(chan []byte, 256), dropped: make(chan struct{})}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.observers[o] = true
+	return o, append([]byte(nil), t.recent...)
+}
+
+// leave removes an observer (one dropped for falling behind is gone
+// already).
+func (t *shared) leave(o *observer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.observers, o)
+}
+
+// forward sends the observer's queue to its stream until ctx is done. A
+// stream that fails, or a queue that overflowed, ends the observation
+// (cancel).
+func (o *observer) forward(ctx context.Context, cancel context.CancelFunc, w *lockedWriter) {
+	for {
+		select {
+		case p := <-o.q:
+			if w.frame(wire.FrameOutput, p) != nil {
+				cancel()
+				return
+			}
+		case <-o.dropped:
+			w.frame(wire.FrameNotice, []byte("observation ended: this connection fell too far behind"))
+			cancel()
+			return
+		case <-ctx.Done():
+			return
 		}
-		w.mu.Lock()
-		exitFrame(ch.Stream, 0)
-		w.mu.Unlock()
+	}
+}
+
+// drain gives the terminal's last output up to a second to reach the
+// observer before the end.
+func (o *observer) drain() {
+	for i := 0; i < 100 && len(o.q) > 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// refuseObserverInput reads an observer's frames until its stream ends.
+// Nothing it types is delivered; it gets a notice the first time and every
+// 50th after.
+func refuseObserverInput(r io.Reader, w *lockedWriter) {
+	refused := 0
+	for {
+		typ, _, err := wire.ReadChannelFrame(r)
+		if err != nil {
+			return
+		}
+		if typ == wire.FrameInput {
+			if refused++; refused == 1 || refused%50 == 0 {
+				w.frame(wire.FrameNotice, []byte("input refused: observers cannot type"))
+			}
+		}
 	}
 }

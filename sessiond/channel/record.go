@@ -22,13 +22,15 @@ const markerRoom = 256
 // then one [seconds, "o"|"i", text] line per event. The standard asciinema
 // player plays it. Input events are kept only when the policy says so.
 type transcript struct {
-	mu      sync.Mutex
-	f       *os.File
-	w       *bufio.Writer
-	start   time.Time
-	n       int64
-	input   bool
-	stopped bool
+	// Immutable after newTranscript.
+	f     *os.File
+	start time.Time
+	input bool // keep input events
+
+	mu      sync.Mutex    // mu guards all following fields, and writes to f through w
+	w       *bufio.Writer // buffers f
+	n       int64         // bytes written so far
+	stopped bool          // past MaxTranscript: nothing more is written
 }
 
 type castHeader struct {

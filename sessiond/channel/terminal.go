@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
@@ -32,122 +34,196 @@ func (s *Server) terminal(ctx context.Context, ch *mesh.Channel) {
 		refuse(ch.Stream, wire.CodeForbidden, err.Error())
 		return
 	}
-	log := s.log.With("session", ch.Session.Session, "technician", ch.Session.Technician, "mode", ch.Grant.Mode)
-	readOnly := ch.Grant.Mode == wire.ModeReadOnly
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := exec.Command(id.shell, "-l")
-	s.command(cmd, id)
-	cmd.SysProcAttr.Setpgid = false // the PTY's session leader has its own group
-	term := req.Term
-	if term == "" {
-		term = "xterm-256color"
-	}
-	cmd.Env = append(cmd.Env, "TERM="+term)
-	size := &pty.Winsize{Rows: max(req.Rows, 1), Cols: max(req.Cols, 1)}
-	if req.Rows == 0 || req.Cols == 0 {
-		size = &pty.Winsize{Rows: 24, Cols: 80}
-	}
-	f, err := pty.StartWithSize(cmd, size)
-	if err != nil {
+	t := &term{s: s, ch: ch, w: &lockedWriter{w: ch.Stream}, readOnly: ch.Grant.Mode == wire.ModeReadOnly,
+		log: s.log.With("session", ch.Session.Session, "technician", ch.Session.Technician, "mode", ch.Grant.Mode)}
+	if err := t.start(id, req); err != nil {
 		refuse(ch.Stream, wire.CodeInternal, "start a shell: "+err.Error())
 		return
 	}
-	defer f.Close()
-	log.Info("terminal opened", "shell", id.shell, "as", id.name, "pid", cmd.Process.Pid)
-	var rec *transcript
-	if s.cfg.TranscriptDir != "" {
-		name := fmt.Sprintf("%s-%d.cast", ch.Session.Session, s.seq.Add(1))
-		title := fmt.Sprintf("readymesh session %s: %s, %s", ch.Session.Session[:8], ch.Session.Technician, ch.Grant.Mode)
-		rec, err = newTranscript(filepath.Join(s.cfg.TranscriptDir, name), int(size.Cols), int(size.Rows), title,
-			map[string]string{"TERM": term, "SHELL": id.shell}, s.cfg.RecordInput)
-		if err != nil {
-			log.Warn("no transcript", "err", err)
-		}
-		defer rec.close()
-	}
-	w := &lockedWriter{w: ch.Stream}
+	defer t.pty.Close()
+	t.rec = t.record(id)
+	defer t.rec.close()
 	sh, unshare := s.share(ch.Session.Session, req.AllowObservers)
 	defer unshare()
+	t.sh = sh
+	t.serve(ctx, cancel)
+}
+
+// term is one open terminal: a shell on a PTY and where its output goes.
+type term struct {
+	// Set before serve starts, then read only.
+	s        *Server
+	ch       *mesh.Channel
+	log      *slog.Logger
+	w        *lockedWriter
+	readOnly bool
+	cmd      *exec.Cmd
+	pty      *os.File
+	size     *pty.Winsize
+	termName string      // TERM
+	rec      *transcript // nil when not recorded
+	sh       *shared
+
+	// Owned by the input goroutine: refused input since the last
+	// delivered, counted so that notices do not flood the technician.
+	refused, paused int
+}
+
+// start runs id's login shell on a new PTY of the size the technician
+// asked for (24x80 when it did not say).
+func (t *term) start(id identity, req wire.TerminalRequest) error {
+	cmd := exec.Command(id.shell, "-l")
+	t.s.command(cmd, id)
+	cmd.SysProcAttr.Setpgid = false // the PTY's session leader has its own group
+	t.termName = req.Term
+	if t.termName == "" {
+		t.termName = "xterm-256color"
+	}
+	cmd.Env = append(cmd.Env, "TERM="+t.termName)
+	t.size = &pty.Winsize{Rows: max(req.Rows, 1), Cols: max(req.Cols, 1)}
+	if req.Rows == 0 || req.Cols == 0 {
+		t.size = &pty.Winsize{Rows: 24, Cols: 80}
+	}
+	f, err := pty.StartWithSize(cmd, t.size)
+	if err != nil {
+		return err
+	}
+	t.cmd, t.pty = cmd, f
+	t.log.Info("terminal opened", "shell", id.shell, "as", id.name, "pid", cmd.Process.Pid)
+	return nil
+}
+
+// record opens the terminal's transcript, or returns nil when transcripts
+// are off or the file cannot be made (the terminal goes on unrecorded).
+func (t *term) record(id identity) *transcript {
+	if t.s.cfg.TranscriptDir == "" {
+		return nil
+	}
+	session := t.ch.Session.Session
+	name := fmt.Sprintf("%s-%d.cast", session, t.s.seq.Add(1))
+	title := fmt.Sprintf("readymesh session %s: %s, %s", session[:8], t.ch.Session.Technician, t.ch.Grant.Mode)
+	rec, err := newTranscript(filepath.Join(t.s.cfg.TranscriptDir, name), int(t.size.Cols), int(t.size.Rows), title,
+		map[string]string{"TERM": t.termName, "SHELL": id.shell}, t.s.cfg.RecordInput)
+	if err != nil {
+		t.log.Warn("no transcript", "err", err)
+		return nil
+	}
+	return rec
+}
+
+// serve moves output and input until the shell exits or the technician
+// leaves (cancel), then sends the exit status, the channel's last frame.
+func (t *term) serve(ctx context.Context, cancel context.CancelFunc) {
 	outDone := make(chan struct{})
 	go func() {
 		defer close(outDone)
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := f.Read(buf)
-			if n > 0 {
-				rec.event("o", buf[:n])
-				sh.output(buf[:n])
-				if w.frame(wire.FrameOutput, buf[:n]) != nil {
-					cancel()
-					return
-				}
-			}
-			if err != nil {
-				return
-			}
-		}
+		t.copyOutput(cancel)
 	}()
 	go func() {
 		defer cancel()
-		refused, paused := 0, 0
-		for {
-			typ, p, err := wire.ReadChannelFrame(ch.Stream)
-			if err != nil {
+		t.readFrames()
+	}()
+	code := t.wait(ctx, outDone)
+	t.log.Info("terminal closed", "exit", code)
+	t.w.exit(code)
+}
+
+// copyOutput sends the PTY's output to the technician, the transcript and
+// any observers until the PTY closes. A technician's stream that fails
+// ends the terminal.
+func (t *term) copyOutput(cancel context.CancelFunc) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := t.pty.Read(buf)
+		if n > 0 {
+			t.rec.event("o", buf[:n])
+			t.sh.output(buf[:n])
+			if t.w.frame(wire.FrameOutput, buf[:n]) != nil {
+				cancel()
 				return
 			}
-			switch typ {
-			case wire.FrameInput:
-				if s.InputPaused() {
-					if paused++; paused == 1 || paused%50 == 0 {
-						log.Info("refused terminal input: input paused", "refused", paused)
-						w.frame(wire.FrameNotice, []byte(pausedNotice))
-					}
-					continue
-				}
-				paused = 0
-				if readOnly {
-					// Never delivered, never queued for later.
-					if refused++; refused == 1 || refused%50 == 0 {
-						log.Warn("refused terminal input in a read-only session", "refused", refused)
-						w.frame(wire.FrameNotice, []byte("input refused: this session is read-only"))
-					}
-					continue
-				}
-				rec.event("i", p)
-				f.Write(p)
-			case wire.FrameResize:
-				if len(p) == 4 {
-					pty.Setsize(f, &pty.Winsize{Rows: binary.BigEndian.Uint16(p), Cols: binary.BigEndian.Uint16(p[2:])})
-				}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// readFrames reads the technician's frames until the stream ends: input
+// and window resizes.
+func (t *term) readFrames() {
+	for {
+		typ, p, err := wire.ReadChannelFrame(t.ch.Stream)
+		if err != nil {
+			return
+		}
+		switch typ {
+		case wire.FrameInput:
+			t.input(p)
+		case wire.FrameResize:
+			if len(p) == 4 {
+				pty.Setsize(t.pty, &pty.Winsize{Rows: binary.BigEndian.Uint16(p), Cols: binary.BigEndian.Uint16(p[2:])})
 			}
 		}
-	}()
+	}
+}
+
+// input delivers p to the shell, unless input is paused or the session is
+// read-only. Refused input is never delivered and never queued for later;
+// the technician gets a notice the first time and every 50th after.
+func (t *term) input(p []byte) {
+	if t.s.InputPaused() {
+		if t.paused++; t.paused == 1 || t.paused%50 == 0 {
+			t.log.Info("refused terminal input: input paused", "refused", t.paused)
+			t.w.frame(wire.FrameNotice, []byte(pausedNotice))
+		}
+		return
+	}
+	t.paused = 0
+	if t.readOnly {
+		if t.refused++; t.refused == 1 || t.refused%50 == 0 {
+			t.log.Warn("refused terminal input in a read-only session", "refused", t.refused)
+			t.w.frame(wire.FrameNotice, []byte("input refused: this session is read-only"))
+		}
+		return
+	}
+	t.rec.event("i", p)
+	t.pty.Write(p)
+}
+
+// wait returns the shell's exit status when it exits, or hangs it up when
+// the technician leaves first. Either way nothing the session started
+// outlives it, and the PTY's last output goes out before the status.
+func (t *term) wait(ctx context.Context, outDone <-chan struct{}) int32 {
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { done <- t.cmd.Wait() }()
 	var werr error
 	select {
 	case werr = <-done:
 	case <-ctx.Done():
-		killSession(cmd.Process.Pid, syscall.SIGHUP)
-		select {
-		case werr = <-done:
-		case <-time.After(2 * time.Second):
-			killSession(cmd.Process.Pid, syscall.SIGKILL)
-			werr = <-done
-		}
+		werr = t.hangUp(done)
 	}
-	// Nothing the session started outlives it: background jobs sit in
-	// other process groups of the same session.
-	killSession(cmd.Process.Pid, syscall.SIGKILL)
-	// The PTY's last output before the exit status.
+	// Background jobs sit in other process groups of the same session.
+	killSession(t.cmd.Process.Pid, syscall.SIGKILL)
 	select {
 	case <-outDone:
 	case <-time.After(time.Second):
 	}
-	code := exitStatus(werr)
-	log.Info("terminal closed", "exit", code)
-	w.mu.Lock()
-	exitFrame(ch.Stream, code)
-	w.mu.Unlock()
+	return exitStatus(werr)
+}
+
+// hangUp sends SIGHUP to the shell's session, as a closed terminal would,
+// and SIGKILL if the shell is still there 2 s later; done delivers the
+// shell's Wait.
+func (t *term) hangUp(done <-chan error) error {
+	killSession(t.cmd.Process.Pid, syscall.SIGHUP)
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(2 * time.Second):
+		killSession(t.cmd.Process.Pid, syscall.SIGKILL)
+		return <-done
+	}
 }

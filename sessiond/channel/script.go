@@ -1,0 +1,77 @@
+package channel
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// MaxJobOutput bounds the output a queued job reports.
+const MaxJobOutput = 64 << 10
+
+// RunScript runs a queued job's script with sh, as the account the mode
+// gives, and returns its exit status and the first MaxJobOutput bytes of
+// its output (stdout and stderr together). It is recorded in the command
+// history like an exec.
+func (s *Server) RunScript(ctx context.Context, mode, script, session, label string) (int, string, error) {
+	if mode == wire.ModeReadOnly {
+		return 0, "", fmt.Errorf("read-only: queued work runs interactive or elevated")
+	}
+	if s.InputPaused() {
+		return 0, "", fmt.Errorf("%s", pausedNotice)
+	}
+	id, err := s.account(mode)
+	if err != nil {
+		return 0, "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
+	s.command(cmd, id)
+	cmd.WaitDelay = 5 * time.Second
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) } // the whole group
+	var out capped
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err = cmd.Run()
+	code := exitStatus(err)
+	s.log.Info("queued job ran", "session", session, "job", label, "as", id.name, "exit", code,
+		"duration", time.Since(start).Round(time.Millisecond))
+	if s.cfg.OnCommand != nil {
+		s.cfg.OnCommand(wire.CommandRecord{At: start.UTC(), Command: "queued job " + label, ExitCode: int(code), Session: session})
+	}
+	return int(code), out.String(), nil
+}
+
+// capped keeps the first MaxJobOutput bytes written to it.
+type capped struct {
+	mu sync.Mutex // mu guards b: stdout and stderr are copied concurrently
+	b  []byte
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if room := MaxJobOutput - len(c.b); room > 0 {
+		c.b = append(c.b, p[:min(len(p), room)]...)
+	}
+	return len(p), nil
+}
+
+// String is the output as valid UTF-8 (bad bytes become U+FFFD), cut so
+// that it stays within MaxJobOutput bytes also after that.
+func (c *capped) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := strings.ToValidUTF8(string(c.b), "\uFFFD")
+	for len(s) > MaxJobOutput {
+		s = strings.ToValidUTF8(s[:MaxJobOutput-3], "")
+	}
+	return s
+}
