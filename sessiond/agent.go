@@ -28,36 +28,38 @@ import (
 
 // Agent is a running agent.
 type Agent struct {
-	cfg Config
-	log *slog.Logger
-
 	// Immutable after New.
+	cfg        Config
+	log        *slog.Logger
 	key        *identity.Key
 	db         *localdb.DB
-	enrolment  localdb.Enrolment
 	brokers    *brokerSet
 	host       host.Host
 	collectors []collect.Collector
+	sessions   *mesh.Listener
+	channels   *channel.Server
+	consent    *consent
+	demand     chan chan checkInResult // control socket → check-in loop
+	statusKick chan struct{}           // session changes → status upkeep
 
-	demand chan chan checkInResult // control socket → check-in loop
+	// enrolment is read from the local database in New. Only its Brokers
+	// change afterwards, and only on the bridge goroutine (learnBrokers),
+	// the one goroutine that reads them.
+	enrolment localdb.Enrolment
 
-	sessions *mesh.Listener
-	consent  *consent
-
-	jobsMu      sync.Mutex
-	jobsRunning map[string]bool // queued jobs running now
-	history     history
-	channels    *channel.Server
-	statusKick  chan struct{} // session changes → status upkeep
+	jobs    runningJobs // queued jobs running now; has its own lock
+	history history     // sessions seen open; has its own lock
 
 	// ackedSeq is the newest acknowledged check-in sequence, as in the
 	// local database, kept here so heartbeats do not read it each time.
 	ackedSeq atomic.Uint64
 
+	// mu guards all following fields: the bridge's state, and the STUN
+	// server the session upkeep refreshes the reflexive address with.
 	mu        sync.Mutex
-	up        bool          // mu guards all following fields; bridge up now
-	upChanged chan struct{} // closed and replaced whenever up changes
-	lastErr   string
+	up        bool           // the bridge is up now
+	upChanged chan struct{}  // closed and replaced whenever up changes
+	lastErr   string         // why the bridge went down last
 	connected peer.ID        // the broker holding the bridge while up
 	stun      netip.AddrPort // the broker's STUN server, learned from offers
 }
@@ -120,7 +122,7 @@ func (a *Agent) init() error {
 	if a.collectors, err = a.newCollectors(); err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}
-	if a.host, err = bridge.NewHost(bridge.HostConfig{Key: a.key}); err != nil {
+	if a.host, err = bridge.NewHost(bridge.HostConfig{Key: a.key, Net: a.cfg.Net}); err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}
 	if err := a.startSessions(); err != nil {

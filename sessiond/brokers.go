@@ -16,8 +16,8 @@ import (
 // Learned brokers are trusted because they were named by a broker the agent
 // had already authenticated; each is still dialled by its pinned peer ID.
 type brokerSet struct {
-	mu     sync.Mutex
-	region string            // mu guards all following fields; the home region
+	mu     sync.Mutex        // mu guards all following fields
+	region string            // the home region
 	list   []wire.BrokerInfo // candidates in preference order
 	cur    int               // index of the broker tried now
 	tried  int               // failed attempts since the last success
@@ -79,14 +79,15 @@ func (s *brokerSet) learn(infos []wire.BrokerInfo) bool {
 		// Home region first; the sort is stable, so the enrolled broker
 		// leads its region and learned brokers keep their order.
 		slices.SortStableFunc(s.list, func(a, b wire.BrokerInfo) int {
-			return s.rank(a) - s.rank(b)
+			return s.rankLocked(a) - s.rankLocked(b)
 		})
 		s.cur = slices.IndexFunc(s.list, func(b wire.BrokerInfo) bool { return b.PeerID == curID })
 	}
 	return changed
 }
 
-func (s *brokerSet) rank(b wire.BrokerInfo) int {
+// rankLocked orders brokers of the home region first. s.mu must be held.
+func (s *brokerSet) rankLocked(b wire.BrokerInfo) int {
 	if b.Region == s.region {
 		return 0
 	}

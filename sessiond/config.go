@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pion/transport/v5"
+
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -59,6 +61,12 @@ type Config struct {
 	SessionUser string
 	// AptTimeout bounds the pending-updates collector. Zero means 60 s.
 	AptTimeout time.Duration
+	// Net is the network the agent takes every UDP socket from: the
+	// session socket (direct QUIC, hole punching and WebRTC) and the
+	// bridge host's. Nil means the host's network; tests pass a pion vnet,
+	// and the bridge then runs QUIC alone (see bridge.HostConfig.Net). The
+	// control socket is a Unix socket in StateDir either way.
+	Net transport.Net
 	// Logger receives the agent's logs. Nil means discard.
 	Logger *slog.Logger
 	// Now returns the current time. Nil means time.Now.

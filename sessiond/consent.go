@@ -26,6 +26,8 @@ var (
 // the machine. The agent is the source of truth; the broker learns it
 // from session status (waiting requests) and check-ins (policy, approval).
 type consent struct {
+	// mu guards all following fields. It is never held while waiting for
+	// an answer or writing to the local database.
 	mu       sync.Mutex
 	policy   string
 	window   time.Duration
@@ -117,8 +119,31 @@ func (a *Agent) askConsentFor(ctx context.Context, g wire.Grant, always bool) er
 func (a *Agent) answer(id string, ok bool) ([]wire.ConsentRequest, error) {
 	c := a.consent
 	c.mu.Lock()
-	var done []wire.ConsentRequest
-	top := ""
+	done, top := c.deliverLocked(id, ok)
+	if ok && len(done) > 0 {
+		c.approveLocked(top, a.cfg.Now().UTC())
+	}
+	st := c.stateLocked()
+	c.mu.Unlock()
+	if len(done) == 0 {
+		if id == "" {
+			return nil, errors.New("no requests are waiting")
+		}
+		return nil, fmt.Errorf("no waiting request %q (see sessiond requests)", id)
+	}
+	if ok {
+		if err := a.db.SetConsent(st); err != nil {
+			return done, err
+		}
+		go a.requestCheckIn(context.Background()) // readiness shows the approval
+	}
+	return done, nil
+}
+
+// deliverLocked gives the answer to the waiting requests it is for (id,
+// or all with id "") and returns them, with the highest mode among them.
+// c.mu must be held.
+func (c *consent) deliverLocked(id string, ok bool) (done []wire.ConsentRequest, top string) {
 	for rid, r := range c.requests {
 		if id != "" && rid != id {
 			continue
@@ -134,36 +159,30 @@ func (a *Agent) answer(id string, ok bool) ([]wire.ConsentRequest, error) {
 		default:
 		}
 	}
-	if ok && len(done) > 0 {
-		now := a.cfg.Now().UTC()
-		who := "the person at the machine"
-		if u, err := user.Current(); err == nil {
-			who = u.Username + " at the machine"
-		}
-		// A window covers sessions up to the mode approved: approving a
-		// read-only session does not let elevated ones through.
-		c.approval = localdb.Approval{LastApprovedAt: &now, ApprovedBy: who, Mode: top}
-		if c.policy == wire.ConsentWindow {
-			exp := now.Add(c.window)
-			c.approval.ExpiresAt = &exp
-		}
-		c.known = true
+	return done, top
+}
+
+// approveLocked records an approval given now for sessions up to mode
+// top, with its expiry under the window policy. c.mu must be held.
+func (c *consent) approveLocked(top string, now time.Time) {
+	who := "the person at the machine"
+	if u, err := user.Current(); err == nil {
+		who = u.Username + " at the machine"
 	}
-	st := localdb.ConsentState{Policy: c.policy, WindowSec: int64(c.window / time.Second), Approval: c.approval}
-	c.mu.Unlock()
-	if len(done) == 0 {
-		if id == "" {
-			return nil, errors.New("no requests are waiting")
-		}
-		return nil, fmt.Errorf("no waiting request %q (see sessiond requests)", id)
+	// A window covers sessions up to the mode approved: approving a
+	// read-only session does not let elevated ones through.
+	c.approval = localdb.Approval{LastApprovedAt: &now, ApprovedBy: who, Mode: top}
+	if c.policy == wire.ConsentWindow {
+		exp := now.Add(c.window)
+		c.approval.ExpiresAt = &exp
 	}
-	if ok {
-		if err := a.db.SetConsent(st); err != nil {
-			return done, err
-		}
-		go a.requestCheckIn(context.Background()) // readiness shows the approval
-	}
-	return done, nil
+	c.known = true
+}
+
+// stateLocked is the posture as the local database keeps it. c.mu must be
+// held.
+func (c *consent) stateLocked() localdb.ConsentState {
+	return localdb.ConsentState{Policy: c.policy, WindowSec: int64(c.window / time.Second), Approval: c.approval}
 }
 
 // waiting lists the requests waiting for an answer, oldest first.
@@ -213,13 +232,13 @@ func (a *Agent) handlePolicy(s network.Stream) {
 	if p.WindowSec > 0 {
 		c.window = time.Duration(p.WindowSec) * time.Second
 	}
-	st := localdb.ConsentState{Policy: c.policy, WindowSec: int64(c.window / time.Second), Approval: c.approval}
+	st := c.stateLocked()
 	c.mu.Unlock()
 	if err := a.db.SetConsent(st); err != nil {
 		wire.Write(s, &wire.Reply{Error: &wire.Error{Code: wire.CodeInternal, Message: err.Error()}})
 		return
 	}
-	a.log.Info("consent policy set by a technician", "policy", p.Policy, "window", c.window, "by", p.By)
+	a.log.Info("consent policy set by a technician", "policy", p.Policy, "window", time.Duration(st.WindowSec)*time.Second, "by", p.By)
 	wire.Write(s, &wire.Reply{})
 	go a.requestCheckIn(context.Background())
 }

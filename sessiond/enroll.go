@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pion/transport/v5"
+
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/identity"
 	"github.com/readymesh/readymesh/peer/wire"
@@ -25,32 +27,19 @@ type EnrollConfig struct {
 	// of its cluster.
 	Broker  string
 	Timeout time.Duration // zero means 20 s
+	// Net is the network the enrolment's bridge host takes its UDP
+	// sockets from. Nil means the host's network; tests pass a pion vnet,
+	// and the bridge then runs QUIC alone (see bridge.HostConfig.Net).
+	Net transport.Net
 }
 
 // Enroll enrols this agent: it creates the agent's key, dials the broker the
 // token pins and turns the token into a machine record. On any refusal
 // nothing is stored, on the broker or here, apart from the key.
 func Enroll(ctx context.Context, cfg EnrollConfig) (localdb.Enrolment, error) {
-	if cfg.StateDir == "" {
-		return localdb.Enrolment{}, errors.New("enroll: --state is required")
-	}
-	if err := wire.ValidName("machine name", cfg.Name); err != nil {
-		return localdb.Enrolment{}, fmt.Errorf("enroll: %w", err)
-	}
-	tok, err := wire.ParseToken(wire.KindEnroll, cfg.Token)
+	tok, info, err := cfg.target()
 	if err != nil {
-		return localdb.Enrolment{}, fmt.Errorf("enroll: %w", err)
-	}
-	info := tok.Broker
-	if cfg.Broker != "" {
-		over, err := bridge.ResolveBroker(cfg.Broker)
-		if err != nil {
-			return localdb.Enrolment{}, fmt.Errorf("enroll: %w", err)
-		}
-		// Another broker of the issuing broker's cluster accepts the
-		// token; any other broker refuses it, saying which broker issued
-		// it. The broker dialled is pinned by the identity given here.
-		info = over
+		return localdb.Enrolment{}, err
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return localdb.Enrolment{}, fmt.Errorf("enroll: %w", err)
@@ -72,7 +61,7 @@ func Enroll(ctx context.Context, cfg EnrollConfig) (localdb.Enrolment, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	reply, err := enrollCall(ctx, key, info, tok, cfg.Name)
+	reply, err := enrollCall(ctx, bridge.HostConfig{Key: key, Net: cfg.Net}, info, tok, cfg.Name)
 	if err != nil {
 		return localdb.Enrolment{}, err
 	}
@@ -84,8 +73,36 @@ func Enroll(ctx context.Context, cfg EnrollConfig) (localdb.Enrolment, error) {
 	return e, nil
 }
 
-func enrollCall(ctx context.Context, key *identity.Key, info wire.BrokerInfo, tok wire.Token, name string) (*wire.EnrollReply, error) {
-	h, err := bridge.NewHost(bridge.HostConfig{Key: key})
+// target checks the configuration and returns the token and the broker to
+// dial: the one the token names, unless Broker overrides it.
+func (cfg *EnrollConfig) target() (wire.Token, wire.BrokerInfo, error) {
+	if cfg.StateDir == "" {
+		return wire.Token{}, wire.BrokerInfo{}, errors.New("enroll: --state is required")
+	}
+	if err := wire.ValidName("machine name", cfg.Name); err != nil {
+		return wire.Token{}, wire.BrokerInfo{}, fmt.Errorf("enroll: %w", err)
+	}
+	tok, err := wire.ParseToken(wire.KindEnroll, cfg.Token)
+	if err != nil {
+		return wire.Token{}, wire.BrokerInfo{}, fmt.Errorf("enroll: %w", err)
+	}
+	if cfg.Broker == "" {
+		return tok, tok.Broker, nil
+	}
+	// Another broker of the issuing broker's cluster accepts the token;
+	// any other broker refuses it, saying which broker issued it. The
+	// broker dialled is pinned by the identity given here.
+	over, err := bridge.ResolveBroker(cfg.Broker)
+	if err != nil {
+		return wire.Token{}, wire.BrokerInfo{}, fmt.Errorf("enroll: %w", err)
+	}
+	return tok, over, nil
+}
+
+// enrollCall dials the broker from a short-lived bridge host made with hc
+// and asks it to turn the token into a machine record.
+func enrollCall(ctx context.Context, hc bridge.HostConfig, info wire.BrokerInfo, tok wire.Token, name string) (*wire.EnrollReply, error) {
+	h, err := bridge.NewHost(hc)
 	if err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}

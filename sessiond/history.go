@@ -18,8 +18,8 @@ const TranscriptDir = "transcripts"
 // history notices sessions that end, records them, and sends their
 // transcripts to the broker. It keeps the last session list it saw.
 type history struct {
-	mu     sync.Mutex
-	active map[string]wire.SessionInfo
+	mu     sync.Mutex                  // mu guards active
+	active map[string]wire.SessionInfo // open sessions by ID, as last seen
 }
 
 // recordCommand keeps an exec'd command for the machine's history.

@@ -30,16 +30,18 @@ func (a *Agent) startSessions() error {
 	}
 	a.channels = chs
 	l, err := mesh.Listen(mesh.ListenConfig{
-		Channels: chs.Handlers(),
-		Consent:  a.askConsent,
-		Key:      a.key,
-		Addr:     a.cfg.SessionAddr,
-		Trusted:  a.trustedBroker,
-		MarkUsed: a.markGrantUsed,
-		Relay:    a.openRelay,
-		OnChange: a.sessionsChanged,
-		Logger:   a.log,
-		Now:      a.cfg.Now,
+		Channels:  chs.Handlers(),
+		Consent:   a.askConsent,
+		Key:       a.key,
+		Addr:      a.cfg.SessionAddr,
+		Trusted:   a.trustedBroker,
+		MarkUsed:  a.markGrantUsed,
+		Relay:     a.openRelay,
+		OnChange:  a.sessionsChanged,
+		Logger:    a.log,
+		Now:       a.cfg.Now,
+		Net:       a.cfg.Net,
+		WebRTCNet: a.cfg.Net,
 	})
 	if err != nil {
 		return fmt.Errorf("sessiond: %w", err)
@@ -62,30 +64,25 @@ func (a *Agent) trustedBroker(p peer.ID) bool {
 	return false
 }
 
-// handleOffer answers a session offer carried by a broker.
+// handleOffer answers a session offer carried by a broker: the agent's
+// side of the session, signed with its key, or why it refused.
 func (a *Agent) handleOffer(s network.Stream) {
 	defer s.Close()
 	from := s.Conn().RemotePeer()
 	s.SetDeadline(time.Now().Add(a.cfg.ConsentTimeout + 30*time.Second))
-	reply := func(e *wire.Error, p *wire.PeerParams) {
-		ans := wire.Answer{Error: e}
-		if p != nil {
-			ans.Params = *p
-			sig, err := mesh.SignParams(a.key.Priv, *p)
-			if err != nil {
-				e = &wire.Error{Code: wire.CodeInternal, Message: "sign the answer: " + err.Error()}
-				ans = wire.Answer{Error: e}
-			}
-			ans.ParamsSig = sig
-		}
-		if e != nil {
-			a.log.Warn("refused a session offer", "from", from, "code", e.Code, "reason", e.Message)
-		}
-		wire.Write(s, &ans)
+	ans := a.signedAnswer(a.offer(s, from))
+	if e := ans.Error; e != nil {
+		a.log.Warn("refused a session offer", "from", from, "code", e.Code, "reason", e.Message)
 	}
+	wire.Write(s, &ans)
+}
+
+// offer reads a session offer from broker from and hands it to the
+// session listener, which checks the grant, asks for consent and prepares
+// the agent's side of the session.
+func (a *Agent) offer(s network.Stream, from peer.ID) (*wire.PeerParams, *wire.Error) {
 	if !a.trustedBroker(from) {
-		reply(&wire.Error{Code: wire.CodeForbidden, Message: "only this agent's brokers may offer sessions"}, nil)
-		return
+		return nil, &wire.Error{Code: wire.CodeForbidden, Message: "only this agent's brokers may offer sessions"}
 	}
 	var o wire.Offer
 	if err := wire.NewReader(s).Read(wire.MaxControl, &o); err != nil {
@@ -93,32 +90,57 @@ func (a *Agent) handleOffer(s network.Stream) {
 		if errors.Is(err, wire.ErrTooLarge) {
 			code = wire.CodeTooLarge
 		}
-		reply(&wire.Error{Code: code, Message: err.Error()}, nil)
-		return
+		return nil, &wire.Error{Code: code, Message: err.Error()}
 	}
-	var stunSrv netip.AddrPort
-	if o.STUNPort > 0 {
-		if ip, ok := remoteIP(s.Conn()); ok {
-			stunSrv = netip.AddrPortFrom(ip, uint16(o.STUNPort))
-		}
-	}
+	stunSrv := brokerSTUN(s.Conn(), o.STUNPort)
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ConsentTimeout+20*time.Second)
 	defer cancel()
-	name := ""
-	for _, b := range a.brokers.all() {
-		if b.PeerID == from.String() {
-			name = b.Name
-		}
-	}
-	p, err := a.sessions.Offer(ctx, from, name, &o, stunSrv)
+	p, err := a.sessions.Offer(ctx, from, a.brokerName(from), &o, stunSrv)
 	if err != nil {
-		reply(&wire.Error{Code: offerCode(err), Message: err.Error()}, nil)
-		return
+		return nil, &wire.Error{Code: offerCode(err), Message: err.Error()}
 	}
 	if stunSrv.IsValid() {
 		a.setSTUN(stunSrv)
 	}
-	reply(nil, p)
+	return p, nil
+}
+
+// signedAnswer is the answer to an offer: the refusal, or the agent's
+// params signed with its key.
+func (a *Agent) signedAnswer(p *wire.PeerParams, refusal *wire.Error) wire.Answer {
+	if refusal != nil {
+		return wire.Answer{Error: refusal}
+	}
+	sig, err := mesh.SignParams(a.key.Priv, *p)
+	if err != nil {
+		return wire.Answer{Error: &wire.Error{Code: wire.CodeInternal, Message: "sign the answer: " + err.Error()}}
+	}
+	return wire.Answer{Params: *p, ParamsSig: sig}
+}
+
+// brokerName is the name of the known broker with peer ID p, or "".
+func (a *Agent) brokerName(p peer.ID) string {
+	name := ""
+	for _, b := range a.brokers.all() {
+		if b.PeerID == p.String() {
+			name = b.Name
+		}
+	}
+	return name
+}
+
+// brokerSTUN is the broker's STUN server: the broker's address on the
+// bridge with the port its offer names, or the zero AddrPort when it
+// names none.
+func brokerSTUN(c network.Conn, port int) netip.AddrPort {
+	if port <= 0 {
+		return netip.AddrPort{}
+	}
+	ip, ok := remoteIP(c)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ip, uint16(port))
 }
 
 func offerCode(err error) string {
@@ -149,83 +171,6 @@ func (a *Agent) openRelay(ctx context.Context, broker peer.ID, session string) (
 	return bridge.OpenRelay(ctx, a.host, broker, session)
 }
 
-// setSTUN remembers the broker's STUN server for refreshes.
-func (a *Agent) setSTUN(ap netip.AddrPort) {
-	a.mu.Lock()
-	a.stun = ap
-	a.mu.Unlock()
-}
-
-// runSessionUpkeep keeps the server-reflexive address fresh (and with it
-// the NAT mapping of the session socket), so an offer is answered without
-// a STUN round trip, and tells the broker about session changes.
-func (a *Agent) runSessionUpkeep(ctx context.Context) {
-	refresh := time.NewTicker(20 * time.Second)
-	defer refresh.Stop()
-	var last []wire.SessionInfo
-	sent := false
-	for {
-		a.mu.Lock()
-		upCh := a.upChanged
-		a.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return
-		case <-refresh.C:
-			a.mu.Lock()
-			srv := a.stun
-			a.mu.Unlock()
-			if srv.IsValid() {
-				rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-				a.sessions.Reflexive(rctx, srv)
-				cancel()
-			}
-			continue
-		case <-a.statusKick:
-		case <-upCh:
-			sent = false // a new broker holds the bridge: tell it
-		}
-		cur := a.liveSessions()
-		if sent && equalSessions(cur, last) {
-			continue
-		}
-		a.mu.Lock()
-		broker, up := a.connected, a.up
-		a.mu.Unlock()
-		if !up {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		var r wire.Reply
-		err := bridge.Call(cctx, a.host, broker, wire.ProtoSessionStatus, &wire.SessionStatus{Sessions: cur}, &r, wire.MaxControl)
-		cancel()
-		if err == nil && r.Error == nil {
-			last, sent = cur, true
-		} else if err == nil {
-			a.log.Info("broker refused the session status", "err", r.Error.Message)
-		}
-	}
-}
-
-func (a *Agent) kickStatus() {
-	select {
-	case a.statusKick <- struct{}{}:
-	default:
-	}
-}
-
-func equalSessions(x, y []wire.SessionInfo) bool {
-	if len(x) != len(y) {
-		return false
-	}
-	for i := range x {
-		if x[i] != y[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // markGrantUsed records a used grant in the local database, reporting a repeat as
 // mesh.ErrGrantUsed.
 func (a *Agent) markGrantUsed(session string, expires time.Time) error {
@@ -234,24 +179,4 @@ func (a *Agent) markGrantUsed(session string, expires time.Time) error {
 		return fmt.Errorf("%w: session %s (recorded before a restart)", mesh.ErrGrantUsed, session)
 	}
 	return err
-}
-
-// liveSessions is the session list with the input-pause state.
-func (a *Agent) liveSessions() []wire.SessionInfo {
-	ss := a.sessions.Sessions()
-	for i := range ss {
-		ss[i].InputPaused, ss[i].State = a.channels.InputPaused(), "active"
-		ss[i].Shared = a.channels.Shared(ss[i].Session)
-	}
-	for _, r := range a.waiting() {
-		ss = append(ss, wire.SessionInfo{Session: r.Session, Technician: r.Technician, Mode: r.Mode,
-			Started: r.Asked, State: "waiting-for-approval"})
-	}
-	return ss
-}
-
-// setInputPaused pauses or resumes remote input and tells the broker.
-func (a *Agent) setInputPaused(p bool) {
-	a.channels.SetInputPaused(p)
-	a.kickStatus()
 }
