@@ -204,16 +204,14 @@ func (a *Agent) setUp(up bool, broker peer.ID, why string) {
 // broker holding it.
 func (a *Agent) waitUp(ctx context.Context) (peer.ID, error) {
 	for {
-		a.mu.Lock()
-		up, ch, broker := a.up, a.upChanged, a.connected
-		a.mu.Unlock()
+		up, broker, changed := a.bridgeState()
 		if up {
 			return broker, nil
 		}
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
-		case <-ch:
+		case <-changed:
 		}
 	}
 }

@@ -22,7 +22,7 @@ type Collector interface {
 // DefaultAptTimeout bounds a simulated upgrade when Config.AptTimeout is zero.
 const DefaultAptTimeout = 60 * time.Second
 
-// Config configures the Linux collectors and the live signals. The zero
+// Config configures the Linux collectors and the heartbeat signals. The zero
 // value is usable; each field says what zero means.
 type Config struct {
 	// AgentVersion is reported as the snapshot's agent version. The broker

@@ -8,9 +8,9 @@
 // because a machine whose package database is locked is still worth knowing
 // about.
 //
-// Load1 and Users are the live signals sent in heartbeats. They are cheap to
-// read and are never stored in a snapshot: they describe the machine now,
-// not what it is.
+// Load1 and Users are the heartbeat signals. They are cheap to read and are
+// never stored in a snapshot: they describe the machine now, not what it
+// is.
 //
 // Everything read from files is read below Config.Root, so tests can point a
 // collector at a fixture tree instead of the machine they run on.
