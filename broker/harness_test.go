@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/pion/transport/v5"
 
 	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/bridge"
@@ -196,13 +197,16 @@ type testClient struct {
 func (c *testClient) ID() string { return c.key.ID.String() }
 
 // newClient makes a key and a dial-only bridge host and connects it.
-func (tb *testBroker) newClient(t testing.TB) *testClient {
+func (tb *testBroker) newClient(t testing.TB) *testClient { return tb.newClientOn(t, nil) }
+
+// newClientOn is newClient on network n (nil: the host's).
+func (tb *testBroker) newClientOn(t testing.TB, n transport.Net) *testClient {
 	t.Helper()
 	key, _, err := identity.LoadOrCreate(filepath.Join(t.TempDir(), "client.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := bridge.NewHost(bridge.HostConfig{Key: key})
+	h, err := bridge.NewHost(bridge.HostConfig{Key: key, Net: n})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,13 +316,16 @@ func (c *testClient) login(token string) wire.LoginReply {
 }
 
 // admin returns a client logged in with the broker's admin credential.
-func (tb *testBroker) admin(t testing.TB) *testClient {
+func (tb *testBroker) admin(t testing.TB) *testClient { return tb.adminOn(t, nil) }
+
+// adminOn is admin on network n (nil: the host's).
+func (tb *testBroker) adminOn(t testing.TB, n transport.Net) *testClient {
 	t.Helper()
 	raw, err := os.ReadFile(tb.cred)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := tb.newClient(t)
+	c := tb.newClientOn(t, n)
 	if r := c.login(strings.TrimSpace(string(raw))); r.Error != nil || !r.Technician.Admin {
 		t.Fatalf("admin login: %+v", r)
 	}

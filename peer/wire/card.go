@@ -53,7 +53,12 @@ type Reachability struct {
 	Broker   string     `json:"broker"`
 	// Transport is the bridge's transport: quic, tcp or websocket. A
 	// machine on tcp or websocket sits on a network that blocks UDP.
-	Transport   string   `json:"transport,omitempty"`
+	Transport string `json:"transport,omitempty"`
+	// Load1 and UserPresent are the heartbeat signals of a machine bridged
+	// to the answering broker (null otherwise). They are session status
+	// (Session.Busy, Session.UserPresent), which the broker keeps in its
+	// session-status table; the card carries them here too, where scripts
+	// have always read them.
 	Load1       *float64 `json:"load1"`
 	UserPresent *bool    `json:"user_present"`
 }
@@ -61,7 +66,7 @@ type Reachability struct {
 // Session is the session-status layer: null unless a live session is open
 // or waiting for approval. The agent is its source of truth; the broker
 // holding the agent's bridge shows what the agent last reported, with the
-// live signals of its heartbeats.
+// signals of its heartbeats.
 type Session struct {
 	State       string   `json:"state"` // active, or waiting-for-approval
 	Mode        string   `json:"mode,omitempty"`

@@ -143,8 +143,9 @@ type HelloReply struct {
 	Brokers     []BrokerInfo `json:"brokers,omitempty"`
 }
 
-// Heartbeat carries the live signals. They update the reachability overlay,
-// never the stored snapshot.
+// Heartbeat keeps a presence stream alive (reachability) and carries the
+// heartbeat signals, load and a person logged in, which are session status.
+// Neither is ever stored in the snapshot.
 type Heartbeat struct {
 	Seq uint64 `json:"seq"`
 	// Load1 is the one-minute load average divided by the CPU count, so 1.0

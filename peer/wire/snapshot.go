@@ -74,8 +74,9 @@ type Approval struct {
 	ApprovedBy     string     `json:"approved_by,omitempty"`
 }
 
-// CommandRecord is one command run in a live session (empty until live
-// sessions exist).
+// CommandRecord is one command an agent ran: exec'd in a live session, or
+// a queued job's script. The agent keeps the last 100 and reports the last
+// 10 in each snapshot's history.
 type CommandRecord struct {
 	At       time.Time `json:"at"`
 	Command  string    `json:"command"`

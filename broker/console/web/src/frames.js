@@ -1,5 +1,5 @@
 // Live frames: the byte-stream protocol on the "terminal" data channel
-// (peer/wire/live.go). A frame is one type byte, a 4-byte big-endian
+// (peer/wire/channel.go). A frame is one type byte, a 4-byte big-endian
 // payload length and the payload. Data-channel message boundaries mean
 // nothing: a frame may span messages and a message may hold many frames.
 
