@@ -215,7 +215,7 @@ func (tb *testBroker) tcpRelay(b testing.TB) Relay {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { ln.Close() })
-	var mu sync.Mutex
+	var mu sync.Mutex // mu guards waiting
 	waiting := map[string]net.Conn{}
 	go func() {
 		for {

@@ -2,7 +2,7 @@ package mesh
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,7 +13,6 @@ import (
 	"github.com/pion/stun/v4"
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
-	"github.com/quic-go/quic-go"
 
 	"github.com/readymesh/readymesh/peer/identity"
 	"github.com/readymesh/readymesh/peer/wire"
@@ -23,11 +22,14 @@ import (
 type DialConfig struct {
 	// Key is the technician's identity; the agent pins it from the grant.
 	Key *identity.Key
-	// Transport is wire.TransportAuto (the default), TransportQUIC or
-	// TransportRelay. WebRTC sessions are opened with package rtc.
+	// Transport is wire.TransportAuto (the default), TransportQUIC,
+	// TransportRelay or TransportWebRTC (a WebRTC data channel, see
+	// ICEServers and WebRTCNet).
 	Transport string
-	// STUN is the broker's STUN server. Invalid means no server-reflexive
-	// candidate of our own; the broker still observes one from StunToken.
+	// STUN is the broker's STUN server. Dial sends it a binding request
+	// carrying the session's STUN token, so the broker can add the
+	// server-reflexive address it observes to the offer. Invalid means
+	// none: the agent learns only our host candidates.
 	STUN netip.AddrPort
 	// Signal carries our parameters to the agent through the broker and
 	// returns the grant and the agent's parameters. stunToken ties the
@@ -62,7 +64,8 @@ type DialConfig struct {
 	// vnet. WebRTCNet is the same for transport webrtc.
 	Net       transport.Net
 	WebRTCNet transport.Net
-	Logger    *slog.Logger
+	// Logger receives the session's logs. Nil means discard.
+	Logger *slog.Logger
 }
 
 func (c *DialConfig) setDefaults() {
@@ -83,323 +86,119 @@ func (c *DialConfig) setDefaults() {
 	}
 }
 
-// attempt is one way of reaching the agent.
-type attempt struct {
-	addr    netip.AddrPort // a candidate, or the relay's virtual address
-	relayed bool
-}
-
-type won struct {
-	a    attempt
-	conn *quic.Conn
-	pump *pump // the relay's, for the relayed attempt
-	err  error
-}
-
 // Dial opens a session: signal through the broker, then race the relay
 // against direct QUIC to each of the agent's candidates. The first
 // connection whose grant the agent accepts wins; a relayed winner moves
 // to a direct path when a probe gets through.
 func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 	cfg.setDefaults()
-	start := time.Now()
+	began := time.Now()
 	switch cfg.Transport {
 	case wire.TransportAuto, wire.TransportQUIC, wire.TransportRelay:
 	case wire.TransportWebRTC:
-		return dialWebRTC(ctx, cfg, start)
+		return dialWebRTC(ctx, cfg, began)
 	default:
 		return nil, fmt.Errorf("mesh: transport %q is not auto, quic, webrtc or relay", cfg.Transport)
 	}
+	d, err := newDialer(cfg, began)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.dial(ctx); err != nil {
+		return d.fail(err)
+	}
+	return d.s, nil
+}
+
+// dialer is one Dial of a QUIC session, from the socket to the open
+// session. The goroutine running Dial writes its fields; the goroutines it
+// starts only read fields written before they start.
+type dialer struct {
+	cfg   DialConfig
+	began time.Time
+	udp   net.PacketConn
+	pc    pathConn // udp as quic-go sees it
+	sock  *socket
+	// sctx is the session's context: it ends when the session closes, or
+	// when Dial fails.
+	sctx context.Context
+	s    *Session
+	pr   *prober // nil when not punching
+}
+
+// newDialer opens the session socket and starts reading it.
+func newDialer(cfg DialConfig, began time.Time) (*dialer, error) {
 	udp, err := listenUDP(cfg.Net, cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: session socket: %w", err)
 	}
 	pc := newPathConn(udp)
-	sock := newSocket(udp, pc, cfg.Logger)
-	sctx, cancel := context.WithCancel(context.Background())
-	s := &Session{cancel: cancel, changed: make(chan struct{}), pings: map[uint64]chan struct{}{}}
-	fail := func(err error) (*Session, error) {
-		cancel()
-		sock.tr.Close()
-		udp.Close()
-		s.wg.Wait()
-		for _, f := range s.cleanup {
-			f()
-		}
-		return nil, err
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		sock.run(sctx)
-	}()
-
-	ufrag, pwd := randHex(8), randHex(16)
-	params := wire.PeerParams{Ufrag: ufrag, Pwd: pwd}
-	token := ""
-	if cfg.Transport != wire.TransportRelay {
-		for _, a := range sock.hostCandidates(cfg.Net) {
-			params.Candidates = append(params.Candidates, wire.Candidate{Kind: wire.CandHost, Addr: a.String()})
-		}
-		if cfg.STUN.IsValid() {
-			token = randHex(12)
-			sendTokenBinding(sock, cfg.STUN, token)
-		}
-		if len(params.Candidates) > wire.MaxCandidates-1 {
-			params.Candidates = params.Candidates[:wire.MaxCandidates-1]
-		}
-	}
-	sig, err := SignParams(cfg.Key.Priv, params)
-	if err != nil {
-		return fail(fmt.Errorf("mesh: sign parameters: %w", err))
-	}
-	res, err := cfg.Signal(ctx, params, sig, token)
-	if err != nil {
-		return fail(err)
-	}
-	g, machine, err := CheckResult(res, cfg.Key.ID, cfg.Broker)
-	if err != nil {
-		return fail(fmt.Errorf("mesh: %w", err))
-	}
-	s.ID, s.Machine, s.Mode, s.Grant = g.Session, machine, g.Mode, g
-
-	cert, err := certificate(cfg.Key.Priv)
-	if err != nil {
-		return fail(err)
-	}
-	tlsConf := clientTLS(cert, g.Session, machine)
-
-	var targets []netip.AddrPort
-	for _, c := range res.Answer.Candidates {
-		if ap, err := netip.ParseAddrPort(c.Addr); err == nil {
-			targets = append(targets, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
-		}
-	}
-	var pr *prober
-	if cfg.Transport != wire.TransportRelay && res.Answer.Ufrag != "" {
-		pr = sock.newProber(ufrag, pwd, res.Answer.Ufrag, res.Answer.Pwd, targets)
-		s.cleanup = append(s.cleanup, pr.close)
-		pctx, pcancel := context.WithTimeout(sctx, cfg.PunchTimeout)
-		s.cleanup = append(s.cleanup, pcancel)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			pr.run(pctx, 0)
-		}()
-	}
-
-	// Race the attempts.
-	rctx, rcancel := context.WithTimeout(ctx, cfg.PunchTimeout)
-	defer rcancel()
-	results := make(chan won, len(targets)+1)
-	n := 0
-	if cfg.Transport != wire.TransportRelay {
-		for _, t := range targets {
-			n++
-			go func() {
-				a := attempt{addr: t}
-				conn, err := sock.tr.Dial(rctx, net.UDPAddrFromAddrPort(a.addr), tlsConf, quicConfig())
-				results <- won{a: a, conn: conn, err: err}
-			}()
-		}
-	}
-	v := virtualAddr(1)
-	if cfg.Transport != wire.TransportQUIC && res.Relay && cfg.Relay != nil {
-		n++
-		go func() {
-			a := attempt{addr: v, relayed: true}
-			stream, err := cfg.Relay(rctx, g.Session)
-			if err != nil {
-				results <- won{a: a, err: fmt.Errorf("relay: %w", err)}
-				return
-			}
-			p, err := newPump(cfg.Net, stream, sock.port())
-			if err != nil {
-				stream.Close()
-				results <- won{a: a, err: err}
-				return
-			}
-			go p.run()
-			pc.setRoute(v, p.addr())
-			conn, err := sock.tr.Dial(rctx, net.UDPAddrFromAddrPort(v), tlsConf, quicConfig())
-			results <- won{a: a, conn: conn, pump: p, err: err}
-		}()
-	}
-	if n == 0 {
-		return fail(fmt.Errorf("mesh: no path to try: the agent gave no candidates and no relay is offered"))
-	}
-	// The first connection wins; the rest are cancelled and cleaned up in
-	// the background, so a slow loser (a relay the agent never joins)
-	// does not hold up the winner.
-	var winner *won
-	var errs []error
-	for i := 0; i < n && winner == nil; i++ {
-		r := <-results
-		if r.err != nil {
-			if r.pump != nil {
-				r.pump.close()
-			}
-			errs = append(errs, fmt.Errorf("%s: %w", describe(r.a), r.err))
-			continue
-		}
-		winner = &r
-		rcancel()
-		go func(left int) {
-			for range left {
-				r := <-results
-				if r.conn != nil {
-					r.conn.CloseWithError(0, "another path won")
-				}
-				if r.pump != nil {
-					r.pump.close()
-				}
-			}
-		}(n - i - 1)
-	}
-	if winner == nil {
-		return fail(fmt.Errorf("mesh: no path to %s: %w", g.Machine, errors.Join(errs...)))
-	}
-	if !winner.a.relayed {
-		pc.dropRoute(v)
-	}
-	relayPump := winner.pump
-	s.conn = winner.conn
-	// Claim the grant on the winning connection only. With Pipeline the
-	// claim travels with whatever the caller sends first, and the agent
-	// serves that only once the claim is accepted.
-	st, err := sendClaim(ctx, s.conn, g.Session)
-	if err != nil {
-		s.conn.CloseWithError(1, "claim failed")
-		if relayPump != nil {
-			relayPump.close()
-		}
-		return fail(fmt.Errorf("mesh: claim session %s: %w", g.Session, err))
-	}
-	s.claimed = make(chan struct{})
-	if cfg.Pipeline {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.readClaim(st)
-		}()
-	} else {
-		s.readClaim(st)
-		if s.claimErr != nil {
-			s.conn.CloseWithError(1, "claim refused")
-			if relayPump != nil {
-				relayPump.close()
-			}
-			return fail(fmt.Errorf("mesh: session %s: %w", g.Session, s.claimErr))
-		}
-	}
-	s.Setup = time.Since(start)
-	if winner.a.relayed {
-		s.path = Path{Kind: wire.PathRelayed, Via: res.RelayName}
-	} else {
-		s.path = Path{Kind: wire.PathDirectQUIC, Remote: winner.a.addr.String()}
-	}
-	s.cleanup = append(s.cleanup, func() {
-		if relayPump != nil {
-			relayPump.close()
-		}
-		sock.tr.Close()
-		udp.Close()
-	})
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.readDatagrams(sctx)
-	}()
-	if relayPump != nil {
-		// A relay that ends (the broker's limits, a broker restart) while
-		// the session still uses it ends the session at once rather than
-		// after QUIC's idle timeout.
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			select {
-			case <-sctx.Done():
-			case <-relayPump.done:
-				if s.Path().Kind == wire.PathRelayed {
-					s.conn.CloseWithError(0, "the relay closed")
-				}
-			}
-		}()
-	}
-	if winner.a.relayed && pr != nil {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.upgrade(sctx, cfg, pc, pr, winner.a.addr, relayPump)
-		}()
-	}
-	cfg.Logger.Info("session open", "session", s.ID, "machine", g.Machine, "mode", s.Mode, "path", s.path.String(), "setup", s.Setup)
-	return s, nil
+	d := &dialer{cfg: cfg, began: began, udp: udp, pc: pc, sock: newSocket(udp, pc, cfg.Logger)}
+	var cancel context.CancelFunc
+	d.sctx, cancel = context.WithCancel(context.Background())
+	d.s = &Session{cancel: cancel, changed: make(chan struct{}), pings: map[uint64]chan struct{}{}}
+	d.s.wg.Go(func() { d.sock.run(d.sctx) })
+	return d, nil
 }
 
-func describe(a attempt) string {
-	if a.relayed {
-		return "relay"
+// dial runs the phases of Dial in order: gather, signal, race, claim,
+// start.
+func (d *dialer) dial(ctx context.Context) error {
+	params, token := d.gather()
+	res, err := d.signal(ctx, params, token)
+	if err != nil {
+		return err
 	}
-	return "direct " + a.addr.String()
+	tlsConf, err := d.tlsConfig()
+	if err != nil {
+		return err
+	}
+	targets := answerTargets(res.Answer)
+	d.startProbing(params, res.Answer, targets)
+	w, err := d.race(ctx, res, targets, tlsConf)
+	if err != nil {
+		return err
+	}
+	if err := d.claim(ctx, w); err != nil {
+		return err
+	}
+	d.start(res, w)
+	return nil
 }
 
-// upgrade moves a relayed session to the direct path once a probe is
-// answered: the route behind the connection's virtual address changes, the
-// agent's QUIC server validates the new path and migrates, and the relay
-// closes after a grace period. The move is confirmed when pings are
-// answered while nothing more arrives through the relay.
-func (s *Session) upgrade(ctx context.Context, cfg DialConfig, pc pathConn, pr *prober, v netip.AddrPort, relay *pump) {
-	t := time.NewTimer(cfg.PunchTimeout)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return
-	case <-t.C:
-		cfg.Logger.Info("no direct path; staying on the relay", "session", s.ID)
-		return
-	case <-pr.Found():
+// fail undoes a Dial that did not open a session and returns err: the
+// session's context ends, the socket closes, and once every goroutine is
+// done the cleanups run.
+func (d *dialer) fail(err error) (*Session, error) {
+	d.s.cancel()
+	d.sock.tr.Close()
+	d.udp.Close()
+	d.s.wg.Wait()
+	for _, f := range d.s.cleanup {
+		f()
 	}
-	addr := pr.Addr()
-	if !addr.Addr().Is4() {
-		// The virtual address is IPv4; quic-go's ECN control messages must
-		// match the family of the address it thinks it sends to.
-		cfg.Logger.Info("direct path is IPv6; staying on the relay", "session", s.ID, "remote", addr)
-		return
+	return nil, err
+}
+
+// gather makes our parameters: probe credentials and, unless the session
+// is relay-only, our host candidates, plus a STUN token whose binding
+// request lets the broker observe our server-reflexive address.
+func (d *dialer) gather() (params wire.PeerParams, token string) {
+	params = wire.PeerParams{Ufrag: randHex(8), Pwd: randHex(16)}
+	if d.cfg.Transport == wire.TransportRelay {
+		return params, ""
 	}
-	pc.setRoute(v, addr)
-	quiet := 0
-	for range 50 {
-		before := relay.in.Load()
-		pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
-		_, err := s.Ping(pctx)
-		pcancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if err == nil && relay.in.Load() == before {
-			if quiet++; quiet >= 2 {
-				s.setPath(Path{Kind: wire.PathDirectQUIC, Remote: addr.String()})
-				cfg.Logger.Info("session moved to a direct path", "session", s.ID, "remote", addr)
-				break
-			}
-		} else {
-			quiet = 0
-		}
-		time.Sleep(20 * time.Millisecond)
+	for _, a := range d.sock.hostCandidates(d.cfg.Net) {
+		params.Candidates = append(params.Candidates, wire.Candidate{Kind: wire.CandHost, Addr: a.String()})
 	}
-	if s.Path().Kind != wire.PathDirectQUIC {
-		cfg.Logger.Info("the agent did not move to the direct path; staying on the relay", "session", s.ID, "remote", addr)
-		pc.setRoute(v, relay.addr())
-		return
+	if d.cfg.STUN.IsValid() {
+		token = randHex(12)
+		sendTokenBinding(d.sock, d.cfg.STUN, token)
 	}
-	g := time.NewTimer(cfg.RelayGrace)
-	defer g.Stop()
-	select {
-	case <-ctx.Done():
-	case <-g.C:
-		relay.close()
+	if len(params.Candidates) > wire.MaxCandidates-1 {
+		params.Candidates = params.Candidates[:wire.MaxCandidates-1]
 	}
+	return params, token
 }
 
 // sendTokenBinding sends one STUN binding request carrying token to the
@@ -416,3 +215,101 @@ func sendTokenBinding(sock *socket, server netip.AddrPort, token string) {
 
 // TokenPrefix marks STUN usernames that carry a session's STUN token.
 const TokenPrefix = "readymesh-token:"
+
+// signal signs our parameters, has the broker carry them to the agent,
+// and checks the answer: the grant names us, and the agent's parameters
+// are the granted machine's.
+func (d *dialer) signal(ctx context.Context, params wire.PeerParams, token string) (*wire.SessionResult, error) {
+	sig, err := SignParams(d.cfg.Key.Priv, params)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: sign parameters: %w", err)
+	}
+	res, err := d.cfg.Signal(ctx, params, sig, token)
+	if err != nil {
+		return nil, err
+	}
+	g, machine, err := CheckResult(res, d.cfg.Key.ID, d.cfg.Broker)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: %w", err)
+	}
+	d.s.ID, d.s.Machine, d.s.Mode, d.s.Grant = g.Session, machine, g.Mode, g
+	return res, nil
+}
+
+// tlsConfig is the TLS configuration of every attempt: our key, and a pin
+// on the granted machine's.
+func (d *dialer) tlsConfig() (*tls.Config, error) {
+	cert, err := certificate(d.cfg.Key.Priv)
+	if err != nil {
+		return nil, err
+	}
+	return clientTLS(cert, d.s.ID, d.s.Machine), nil
+}
+
+// claim claims the grant on the winning connection only. With Pipeline
+// the claim travels with whatever the caller sends first, and the agent
+// serves that only once the claim is accepted; without it, Dial waits for
+// the agent's verdict.
+func (d *dialer) claim(ctx context.Context, w *won) error {
+	s := d.s
+	s.conn = w.conn
+	st, err := sendClaim(ctx, s.conn, s.ID)
+	if err != nil {
+		s.conn.CloseWithError(1, "claim failed")
+		w.closePump()
+		return fmt.Errorf("mesh: claim session %s: %w", s.ID, err)
+	}
+	s.claimed = make(chan struct{})
+	if d.cfg.Pipeline {
+		s.wg.Go(func() { s.readClaim(st) })
+		return nil
+	}
+	s.readClaim(st)
+	if s.claimErr != nil {
+		s.conn.CloseWithError(1, "claim refused")
+		w.closePump()
+		return fmt.Errorf("mesh: session %s: %w", s.ID, s.claimErr)
+	}
+	return nil
+}
+
+// start sets the session going on the winning path: its path and cleanup,
+// the reader of ping answers, the watch on its relay and, for a relayed
+// winner, the move to a direct path.
+func (d *dialer) start(res *wire.SessionResult, w *won) {
+	s, relay := d.s, w.pump
+	s.Setup = time.Since(d.began)
+	if w.a.relayed {
+		s.path = Path{Kind: wire.PathRelayed, Via: res.RelayName}
+	} else {
+		s.path = Path{Kind: wire.PathDirectQUIC, Remote: w.a.addr.String()}
+	}
+	s.cleanup = append(s.cleanup, func() {
+		if relay != nil {
+			relay.close()
+		}
+		d.sock.tr.Close()
+		d.udp.Close()
+	})
+	s.wg.Go(func() { s.readDatagrams(d.sctx) })
+	if relay != nil {
+		s.wg.Go(func() { s.closeWithRelay(d.sctx, relay) })
+	}
+	if w.a.relayed && d.pr != nil {
+		s.wg.Go(func() { s.upgrade(d.sctx, d.cfg, d.pc, d.pr, w.a.addr, relay) })
+	}
+	d.cfg.Logger.Info("session open", "session", s.ID, "machine", s.Grant.Machine, "mode", s.Mode, "path", s.path.String(), "setup", s.Setup)
+}
+
+// closeWithRelay ends the session at once when its relay ends (the
+// broker's limits, a broker restart) while the session still uses it,
+// rather than after QUIC's idle timeout.
+func (s *Session) closeWithRelay(ctx context.Context, relay *pump) {
+	select {
+	case <-ctx.Done():
+	case <-relay.done:
+		if s.Path().Kind == wire.PathRelayed {
+			s.conn.CloseWithError(0, "the relay closed")
+		}
+	}
+}

@@ -1,7 +1,7 @@
 // Package mesh is the data path of live sessions between a technician and
 // an agent: grants, candidate gathering, UDP hole punching, direct QUIC,
 // the relayed path through the broker, and moving a session from the relay
-// to a direct path without dropping it. WebRTC sessions live in mesh/rtc,
+// to a direct path without dropping it. WebRTC sessions are in mesh/rtc,
 // the broker's TURN server in mesh/turnserver.
 //
 // The shape follows from three facts about the networks agents sit on.

@@ -25,10 +25,11 @@ type testBroker struct {
 	key  *identity.Key
 	name string
 
+	// mu guards relays.
 	mu     sync.Mutex
 	relays map[string]net.Conn // session → the second side's end, waiting
 
-	// relayed counts bytes that crossed the relay.
+	// relayed counts bytes that crossed the relay; relayedMu guards it.
 	relayedMu sync.Mutex
 	relayed   int64
 

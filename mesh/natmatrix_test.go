@@ -49,6 +49,8 @@ func directPossible(a, b natKind) bool {
 	return true
 }
 
+// vnetBuild guards pion vnet's global MAC address counter: labs are built
+// one at a time.
 var vnetBuild sync.Mutex
 
 // vnetLab is a WAN with a STUN server and sites behind NATs.

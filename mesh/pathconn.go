@@ -27,8 +27,11 @@ type pathConn interface {
 	dropRoute(virtual netip.AddrPort)
 }
 
-// routes maps virtual addresses to real ones; copy on write.
+// routes maps virtual addresses to real ones, copied on write: every
+// packet sent reads the map without a lock.
 type routes struct {
+	// mu serialises the writers of m (setRoute, dropRoute); readers load
+	// m without it.
 	mu sync.Mutex
 	m  atomic.Pointer[map[netip.AddrPort]netip.AddrPort]
 }
@@ -79,8 +82,8 @@ func (r *routes) lookup(addr *net.UDPAddr) (real *net.UDPAddr, drop bool) {
 	return net.UDPAddrFromAddrPort(x), false
 }
 
-// isVirtual reports whether ip is in 240.0.0.0/4, where virtual addresses
-// live.
+// isVirtual reports whether ip is in 240.0.0.0/4, the range virtual
+// addresses are taken from.
 func isVirtual(ip net.IP) bool {
 	v4 := ip.To4()
 	return v4 != nil && v4[0]&0xf0 == 240

@@ -21,18 +21,23 @@ import (
 // port per destination) adds that address as a target: ICE's
 // peer-reflexive candidate.
 type prober struct {
+	// Immutable after newProber.
 	s                     *socket
 	localUfrag, localPwd  string
 	remoteUfrag, remotePw string
+	added                 chan struct{} // wakes the send loop for a new target
 
+	// mu guards closed, targets and txs. It is taken before s.mu when
+	// both are needed.
 	mu      sync.Mutex
 	closed  bool // no more sends or registrations after close
 	targets []netip.AddrPort
-	txs     map[[stun.TransactionIDSize]byte]netip.AddrPort
-	added   chan struct{} // wakes the send loop for a new target
+	txs     map[[stun.TransactionIDSize]byte]netip.AddrPort // probes in flight → their target
 
+	// once closes found, after addr is set, when the first probe is
+	// answered; addr is read only after found is closed.
 	once  sync.Once
-	found chan struct{} // closed with addr set when a probe is answered
+	found chan struct{}
 	addr  netip.AddrPort
 }
 

@@ -220,7 +220,7 @@ func TestMalformedSignalling(t *testing.T) {
 // anyTicket is a client session cache that offers whatever ticket it last
 // got for any server name: what an attacker holding an old ticket does.
 type anyTicket struct {
-	mu sync.Mutex
+	mu sync.Mutex // mu guards cs
 	cs *tls.ClientSessionState
 }
 
@@ -299,7 +299,7 @@ func TestProbingEndsWithOffers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Grants live a minute; end the offers as the listener's context would.
+	// Grants last a minute; end the offers as the listener's context would.
 	p.l.mu.Lock()
 	for _, ps := range p.l.pending {
 		ps.cancel()

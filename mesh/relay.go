@@ -70,8 +70,8 @@ type pump struct {
 	in atomic.Uint64 // packets from the relay to the session socket
 }
 
-// newPump starts a pump between stream and the session socket listening on
-// port (bound to every address, so loopback reaches it).
+// newPump makes a pump between stream and the session socket listening on
+// port (bound to every address, so loopback reaches it). run starts it.
 func newPump(n transport.Net, stream io.ReadWriteCloser, port int) (*pump, error) {
 	udp, err := n.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {

@@ -109,7 +109,8 @@ type Session struct {
 	Machine peer.ID
 	Mode    string
 	Grant   wire.Grant
-	// Setup is the time from Dial to the agent accepting the grant.
+	// Setup is the time from Dial to the agent accepting the grant (with
+	// DialConfig.Pipeline, to the claim being sent).
 	Setup time.Duration
 
 	conn *quic.Conn
@@ -118,14 +119,20 @@ type Session struct {
 	claimed  chan struct{} // closed with claimErr set when the agent answered
 	claimErr error
 
+	// mu guards path and changed, which is closed and replaced at every
+	// change of path.
 	mu      sync.Mutex
 	path    Path
 	changed chan struct{}
 
+	// pingMu guards pingSeq and pings: the channel of each ping waiting
+	// for its echo, by sequence number.
 	pingMu  sync.Mutex
 	pingSeq uint64
 	pings   map[uint64]chan struct{}
 
+	// Set by Dial. cancel ends the session's goroutines, which wg counts;
+	// cleanup runs at Close, after they are done.
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	cleanup []func()

@@ -21,12 +21,15 @@ import (
 // (hole punching, as ICE connectivity checks do). Sharing matters: a NAT
 // maps each local port on its own, so only probes sent from the QUIC
 // socket open the mapping QUIC will use. quic-go hands every packet that is
-// not QUIC to ReadNonQUICPacket, where readLoop takes it.
+// not QUIC to ReadNonQUICPacket, where run takes it.
 type socket struct {
+	// Immutable after newSocket.
 	tr  *quic.Transport
 	udp net.PacketConn
 	log *slog.Logger
 
+	// mu guards pending and probes. A prober takes it inside its own mu,
+	// never the other way round.
 	mu      sync.Mutex
 	pending map[[stun.TransactionIDSize]byte]chan stunReply // binding requests in flight
 	probes  map[string]*prober                              // local ufrag → the session probing with it
@@ -107,8 +110,8 @@ func (s *socket) transaction(id [stun.TransactionIDSize]byte) (chan stunReply, f
 }
 
 // reflexive asks a STUN server which address it sees this socket as,
-// retransmitting on RFC 5389's schedule (shortened: 100 ms doubling) until
-// ctx ends.
+// retransmitting on RFC 5389's schedule, shortened (100 ms, doubling up to
+// 1 s): 8 requests at most, fewer if ctx ends first.
 func (s *socket) reflexive(ctx context.Context, server netip.AddrPort) (netip.AddrPort, error) {
 	m, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
 	if err != nil {

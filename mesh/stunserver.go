@@ -18,10 +18,13 @@ import (
 // can put the technician's server-reflexive address into the offer itself,
 // and the technician saves a STUN round trip before signalling.
 type Observer struct {
-	mu    sync.Mutex
-	seen  map[string]observation
-	wake  chan struct{}
-	limit int
+	limit int // tokens remembered at most; immutable
+
+	// mu guards seen and wake. wake is closed and replaced whenever a
+	// token is seen, to wake every Wait.
+	mu   sync.Mutex
+	seen map[string]observation
+	wake chan struct{}
 }
 
 type observation struct {
@@ -29,7 +32,9 @@ type observation struct {
 	at   time.Time
 }
 
-// NewObserver returns an Observer remembering at most 4096 tokens for 30 s.
+// NewObserver returns an Observer that remembers up to 4096 tokens. When
+// it is full, a new token makes it forget those older than 30 s, and
+// others, in no particular order, until there is room.
 func NewObserver() *Observer {
 	return &Observer{seen: map[string]observation{}, wake: make(chan struct{}), limit: 4096}
 }

@@ -18,9 +18,9 @@ import (
 // alpn names the session protocol inside QUIC's TLS handshake.
 const alpn = "readymesh-session/1"
 
-// certificate makes a short-lived self-signed TLS certificate whose key is
-// the peer's own ed25519 identity key, so the other side can pin the peer
-// ID it expects straight from the certificate. No CA is involved: the
+// certificate makes a self-signed TLS certificate, valid for a day, whose
+// key is the peer's own ed25519 identity key, so the other side can pin the
+// peer ID it expects straight from the certificate. No CA is involved: the
 // grant says which two keys may talk, and each side checks the other's.
 func certificate(key crypto.PrivKey) (tls.Certificate, error) {
 	raw, err := key.Raw()

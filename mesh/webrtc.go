@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -138,125 +137,6 @@ func serveRTCBytes(st io.ReadWriter) {
 			return
 		}
 	}
-}
-
-// answerWebRTC handles the agent's side of a WebRTC offer whose grant and
-// signature are already checked: the grant is used now (the offer's DTLS
-// fingerprint is the granted technician's), the answer returned, and the
-// session tracked once ICE and DTLS complete.
-func (l *Listener) answerWebRTC(ctx context.Context, g wire.Grant, o *wire.Offer, stunServer netip.AddrPort, via string) (*wire.PeerParams, error) {
-	l.mu.Lock()
-	n := len(l.pending) + len(l.active)
-	l.mu.Unlock()
-	if n >= MaxSessions {
-		return nil, fmt.Errorf("%w: %d sessions open or offered on this agent", ErrTooManySessions, MaxSessions)
-	}
-	if err := l.markUsed(g); err != nil {
-		return nil, err
-	}
-	rcfg := rtcConfig(l.cfg.Addr, ICEServers(stunServer, o.TURNUser, o.TURNPassword))
-	rcfg.Net, rcfg.Logger = l.cfg.WebRTCNet, l.log
-	ans, sdp, err := rtc.Answer(ctx, rcfg, o.Params.SDP)
-	if err != nil {
-		return nil, fmt.Errorf("webrtc answer: %w", err)
-	}
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		defer ans.Close()
-		wctx, cancel := context.WithTimeout(l.ctx, l.cfg.PunchTimeout+5*time.Second)
-		rs, err := ans.Session(wctx)
-		cancel()
-		if err != nil {
-			l.log.Info("webrtc session never opened", "session", g.Session, "err", err)
-			return
-		}
-		p := rs.Path()
-		path := p.Kind
-		if p.Kind == rtc.PathRelayed {
-			path += " via " + via
-		}
-		as := &agentSession{rtc: rs, grant: g, info: wire.SessionInfo{Session: g.Session, Technician: g.TechnicianName,
-			Mode: g.Mode, Path: path, Remote: p.Remote, Started: l.cfg.Now().UTC()}}
-		l.mu.Lock()
-		l.active[g.Session] = as
-		l.mu.Unlock()
-		l.log.Info("session accepted", "session", g.Session, "technician", g.TechnicianName, "mode", g.Mode, "path", path, "remote", p.Remote)
-		l.changed()
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			serveRTCBytes(rs.Bytes())
-		}()
-		sctx, send := context.WithCancel(l.ctx)
-		served := make(chan struct{})
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			defer close(served)
-			l.serveRTCChannels(sctx, rs, as)
-		}()
-		select {
-		case <-rs.Done():
-		case <-l.ctx.Done():
-		}
-		send()
-		rs.Close()
-		// The session ends when its handlers have: a terminal's last
-		// output and exit, its transcript, its processes.
-		<-served
-		l.mu.Lock()
-		delete(l.active, g.Session)
-		l.mu.Unlock()
-		l.log.Info("session ended", "session", g.Session)
-		l.changed()
-	}()
-	return &wire.PeerParams{SDP: sdp}, nil
-}
-
-// serveRTCChannels serves the channels the technician opens in-band on a
-// WebRTC session with the agent's channel handlers, as QUIC streams are
-// served: a browser's terminal arrives this way. ctx ends with the
-// session; so does every handler's.
-func (l *Listener) serveRTCChannels(ctx context.Context, rs *rtc.Session, as *agentSession) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		c, err := rs.AcceptChannel(ctx)
-		if err != nil {
-			return
-		}
-		h := l.cfg.Channels[c.Label]
-		if h == nil {
-			l.log.Info("refused an unknown channel", "session", as.info.Session, "channel", c.Label)
-			c.Stream.Close()
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer c.Stream.Close()
-			h(ctx, &Channel{Stream: c.Stream, Name: c.Label, Session: as.info, Grant: as.grant})
-		}()
-	}
-}
-
-// markUsed records a grant as used, in memory and through MarkUsed.
-func (l *Listener) markUsed(g wire.Grant) error {
-	l.mu.Lock()
-	if _, used := l.used[g.Session]; used {
-		l.mu.Unlock()
-		return fmt.Errorf("%w: session %s", ErrGrantUsed, g.Session)
-	}
-	l.pruneUsed()
-	l.used[g.Session] = g.Expires
-	l.mu.Unlock()
-	if l.cfg.MarkUsed != nil {
-		if err := l.cfg.MarkUsed(g.Session, g.Expires); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 var errNotQUIC = errors.New("this call needs a QUIC session; on WebRTC open channels with OpenChannel")

@@ -90,7 +90,8 @@ type Config struct {
 	// before the connection counts as disconnected (it may recover), and
 	// FailedTimeout how long after that it is given up, closing
 	// Session.Done. Keepalives every KeepaliveInterval keep an idle
-	// session's NAT mappings and liveness fresh. Defaults 5 s, 15 s, 2 s.
+	// session's NAT mappings open and show the peer is still there.
+	// Defaults 5 s, 15 s, 2 s.
 	DisconnectedTimeout, FailedTimeout, KeepaliveInterval time.Duration
 
 	// SocketBuffer is the receive and send buffer size, in bytes, asked of

@@ -20,8 +20,13 @@
 // band with fixed IDs so neither side waits for an in-band open handshake:
 //
 //   - "echo": the answerer writes every message back. The offerer measures
-//     round trips on it (Session.Ping) and checks liveness.
+//     round trips on it (Session.Ping) and checks that the peer answers.
 //   - "bytes": a byte stream for bulk transfer and measurement.
+//
+// The agent's own channels (a terminal, an exec, a file transfer) are
+// opened in-band by the offerer, the way a browser opens them
+// (Session.OpenChannel), and taken by the answerer with
+// Session.AcceptChannel.
 //
 // pion's ICE waits before it nominates a server-reflexive, peer-reflexive
 // or relay pair, so that a better pair found a moment later can win. Its

@@ -22,7 +22,7 @@ func testLogger(t testing.TB, name string) *slog.Logger {
 	return pionlog.TestLogger(t, name, "RTC_DEBUG")
 }
 
-// checkLeaks fails t if goroutines outlive the test.
+// checkLeaks fails t if goroutines are still running after the test.
 func checkLeaks(t *testing.T) { pionlog.CheckLeaks(t) }
 
 // pair is an open session seen from both sides.

@@ -40,7 +40,9 @@ type peer struct {
 	// it opens, a worker owned by the peer writes every message back.
 	echoes bool
 
-	mu      sync.Mutex // guards the fields below
+	// mu guards echo, bytes, closed, doneErr and inband, and the sends on
+	// incoming.
+	mu      sync.Mutex
 	echo    channel
 	bytes   channel
 	closed  bool  // Close has begun; no more workers start
@@ -54,6 +56,8 @@ type peer struct {
 	incoming chan Channel
 	inband   int
 
+	// closeOnce runs close once; closeErr is written inside it and read
+	// after it.
 	closeOnce sync.Once
 	closeErr  error
 }

@@ -13,7 +13,7 @@ import (
 type Offerer struct {
 	p *peer
 
-	mu       sync.Mutex // guards accepted
+	mu       sync.Mutex // mu guards accepted
 	accepted bool
 }
 

@@ -63,8 +63,10 @@ type Session struct {
 	echo    io.ReadWriteCloser
 	bytes   *stream
 
-	pingMu  sync.Mutex // one Ping at a time owns the echo channel's reads
-	pingSeq uint64     // pingMu guards
+	// pingMu guards pingSeq, and lets one Ping at a time own the echo
+	// channel's reads.
+	pingMu  sync.Mutex
+	pingSeq uint64
 }
 
 func newSession(p *peer, offerer bool) *Session {

@@ -27,11 +27,11 @@ const (
 type stream struct {
 	ch channel
 
-	rmu  sync.Mutex // guards the read buffer
+	rmu  sync.Mutex // rmu guards rbuf, r and w: the read buffer
 	rbuf []byte     // allocated on first use
 	r, w int        // unread bytes are rbuf[r:w]
 
-	wmu sync.Mutex // keeps one Write's chunks together
+	wmu sync.Mutex // wmu guards no field: it keeps one Write's chunks together
 }
 
 var _ io.ReadWriteCloser = (*stream)(nil)

@@ -53,13 +53,13 @@ type Config struct {
 	// Credentials). At least MinSecretLen bytes; 32 random bytes is right.
 	// Required.
 	Secret []byte
-	// MaxAllocations caps live allocations across all users. Each one is
+	// MaxAllocations caps open allocations across all users. Each one is
 	// a UDP socket on the broker and may carry a session's traffic, so the
 	// cap bounds both file descriptors and relayed bandwidth. Requests
 	// beyond it get 486 (Allocation Quota Reached) and ICE falls back to
 	// whatever else it has. Zero means 1024; negative means no cap.
 	MaxAllocations int
-	// AllocationLifetime is how long an allocation lives unless refreshed
+	// AllocationLifetime is how long an allocation lasts unless refreshed
 	// (clients refresh well before it ends). Shorter frees the sockets of
 	// vanished clients sooner; longer tolerates lost refreshes. Zero means
 	// 10 minutes; at most one hour is granted whatever the client asks.
@@ -68,7 +68,7 @@ type Config struct {
 	// TURN CreatePermission and ChannelBind checks). A relay sends from
 	// the broker's own network, so whatever it may reach, every holder of
 	// credentials may reach. Nil means the default policy: refuse
-	// unspecified, multicast, link-local (cloud metadata services live
+	// unspecified, multicast, link-local (cloud metadata services sit
 	// there) and loopback peers, except that loopback peers are allowed
 	// when RelayIP is itself loopback (a server on 127.0.0.1 in tests
 	// relays between loopback clients). Private ranges stay allowed, since

@@ -17,9 +17,9 @@ import (
 // can hand them out over signalling to any peer it admits.
 //
 // The expiry bounds how long a leaked credential can start new allocations.
-// An allocation made before expiry is kept alive by its client's refreshes,
-// which are authenticated with the same credential and so also stop at
-// expiry: choose an expiry that covers the longest session, or mint new
+// An allocation made before expiry lasts while its client refreshes it;
+// the refreshes are authenticated with the same credential and so also
+// stop at expiry: choose an expiry that covers the longest session, or mint new
 // credentials for long ones.
 func Credentials(secret []byte, user string, expiry time.Time) (username, password string) {
 	username = strconv.FormatInt(expiry.Unix(), 10) + ":" + user

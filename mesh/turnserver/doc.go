@@ -14,9 +14,9 @@
 // Relaying costs the broker bandwidth, so only holders of credentials minted
 // by the broker (Credentials, TURN REST style: an expiry and an HMAC of it
 // under a secret only the broker knows) may allocate, and the number of
-// live allocations is capped. STUN Binding needs no credentials.
+// open allocations is capped. STUN Binding needs no credentials.
 //
 // The protocol engine is pion/turn; this package decides who may allocate,
-// where relay sockets live, how many there may be, and counts what they
-// carry.
+// on which address relay sockets open, how many there may be, and counts
+// what they carry.
 package turnserver

@@ -20,7 +20,7 @@ func testLogger(t testing.TB, name string) *slog.Logger {
 	return pionlog.TestLogger(t, name, "TURNSERVER_DEBUG")
 }
 
-// checkLeaks fails t if goroutines outlive the test.
+// checkLeaks fails t if goroutines are still running after the test.
 // pion's TURN client (the test's, not the server under test) leaves a
 // channel-bind transaction waiting out its retransmission timer after
 // Close; that one is not the server's.

@@ -26,7 +26,7 @@ type Server struct {
 
 	// Counters, updated by pion's callbacks on its read loop and relay
 	// goroutines.
-	live     atomic.Int64 // allocations created and not yet deleted
+	open     atomic.Int64 // allocations created and not yet deleted
 	created  atomic.Uint64
 	refused  atomic.Uint64
 	authFail atomic.Uint64
@@ -45,12 +45,13 @@ type Server struct {
 
 // Stats is a snapshot of the server's counters.
 type Stats struct {
-	// Allocations is the number of live allocations.
+	// Allocations is the number of allocations created and not yet
+	// deleted.
 	Allocations int
 	// AllocationsCreated counts allocations made since New.
 	AllocationsCreated uint64
 	// AllocationsRefused counts allocation requests refused because
-	// MaxAllocations were live.
+	// MaxAllocations were open.
 	AllocationsRefused uint64
 	// AuthFailures counts TURN requests refused for their credentials:
 	// malformed or expired usernames, and wrong passwords.
@@ -132,7 +133,7 @@ func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
 	return Stats{
-		Allocations:        int(s.live.Load()),
+		Allocations:        int(s.open.Load()),
 		AllocationsCreated: s.created.Load(),
 		AllocationsRefused: s.refused.Load(),
 		AuthFailures:       s.authFail.Load(),
@@ -153,7 +154,7 @@ func (s *Server) Close() error {
 			errs = append(errs, fmt.Errorf("turnserver: close: %w", err))
 		}
 		if !s.waitStopped(stopTimeout) {
-			errs = append(errs, fmt.Errorf("%w: %d allocations still live after %v", ErrClosed, s.live.Load(), stopTimeout))
+			errs = append(errs, fmt.Errorf("%w: %d allocations still open after %v", ErrClosed, s.open.Load(), stopTimeout))
 		}
 		s.closeErr = errors.Join(errs...)
 		s.log.Info("STUN/TURN server closed", "addr", s.conn.LocalAddr())
@@ -178,7 +179,7 @@ func (s *Server) waitStopped(d time.Duration) bool {
 	}
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	for s.live.Load() > 0 {
+	for s.open.Load() > 0 {
 		select {
 		case <-tick.C:
 		case <-deadline.C:
@@ -225,7 +226,7 @@ func (s *Server) onAuth(src, _ net.Addr, _, username, _, method string, verdict 
 // on its single read loop, so the count it reads is never stale by more
 // than deletions.
 func (s *Server) quota(userID, _ string, src net.Addr) bool {
-	if s.cfg.MaxAllocations < 0 || s.live.Load() < int64(s.cfg.MaxAllocations) {
+	if s.cfg.MaxAllocations < 0 || s.open.Load() < int64(s.cfg.MaxAllocations) {
 		return true
 	}
 	s.refused.Add(1)
@@ -245,13 +246,13 @@ func (s *Server) permit(client net.Addr, peer net.IP) bool {
 }
 
 func (s *Server) onAllocationCreated(src, _ net.Addr, _, userID, _ string, relay net.Addr, _ int) {
-	s.live.Add(1)
+	s.open.Add(1)
 	s.created.Add(1)
 	s.log.Debug("TURN allocation created", "from", src, "user", userID, "relay", relay)
 }
 
 func (s *Server) onAllocationDeleted(src, _ net.Addr, _, userID, _ string) {
-	s.live.Add(-1)
+	s.open.Add(-1)
 	s.log.Debug("TURN allocation deleted", "from", src, "user", userID)
 }
 

@@ -178,7 +178,7 @@ func TestMaxAllocations(t *testing.T) {
 		t.Fatalf("third allocation: %v (code %d), want 486 Allocation Quota Reached", err, code)
 	}
 	if st := s.Stats(); st.Allocations != 2 || st.AllocationsRefused != 1 {
-		t.Fatalf("Stats = %+v, want 2 live and 1 refused", st)
+		t.Fatalf("Stats = %+v, want 2 open and 1 refused", st)
 	}
 
 	// A freed slot is available again.

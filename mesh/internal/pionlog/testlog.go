@@ -27,8 +27,8 @@ func TestLogger(t testing.TB, name, debugEnv string) *slog.Logger {
 type tWriter struct {
 	t      testing.TB
 	prefix string
-	mu     sync.Mutex
-	done   bool
+	mu     sync.Mutex // mu guards done, and keeps each Write whole
+	done   bool       // the test has finished: drop further lines
 }
 
 func (w *tWriter) Write(p []byte) (int, error) {
