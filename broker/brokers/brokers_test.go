@@ -1,0 +1,189 @@
+package brokers_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/readymesh/readymesh/broker/brokers"
+	"github.com/readymesh/readymesh/broker/cluster"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// selfInfo is how this broker describes itself: addresses ending in its
+// peer ID, as a libp2p host lists them.
+var selfInfo = wire.BrokerInfo{PeerID: "12D3KooSelf", HTTP: "127.0.0.1:8080", Name: "eu-1", Region: "eu",
+	Addrs: []string{"/ip4/127.0.0.1/udp/4001/quic-v1/p2p/12D3KooSelf", "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooSelf"}}
+
+func info() wire.BrokerInfo { return selfInfo }
+
+// alone is a list with no cluster, counting 3 agents and 2 technicians.
+func alone() *brokers.List {
+	l := brokers.New("eu-1", "eu", info, nil, nil)
+	l.Count(func() int { return 3 }, func() int { return 2 })
+	return l
+}
+
+func TestAloneMembers(t *testing.T) {
+	ms := alone().Members()
+	if len(ms) != 1 {
+		t.Fatalf("members %+v, want only self", ms)
+	}
+	m := ms[0]
+	if !m.Self || m.Name != "eu-1" || m.Region != "eu" || m.State != "alive" || m.PeerID != selfInfo.PeerID ||
+		m.HTTP != selfInfo.HTTP || !slices.Equal(m.Bridge, selfInfo.Addrs) || m.Agents != 3 || m.Technicians != 2 {
+		t.Errorf("self %+v", m)
+	}
+}
+
+func TestAloneCountsZeroUntilConnected(t *testing.T) {
+	l := brokers.New("eu-1", "eu", info, nil, nil)
+	if m := l.Members()[0]; m.Agents != 0 || m.Technicians != 0 {
+		t.Errorf("counts before Count: %d agents, %d technicians", m.Agents, m.Technicians)
+	}
+	if m := l.Meta(); m.Agents != 0 || m.Technicians != 0 {
+		t.Errorf("meta counts before Count: %+v", m)
+	}
+}
+
+func TestAloneInfos(t *testing.T) {
+	infos := alone().Infos()
+	if len(infos) != 1 || infos[0].PeerID != selfInfo.PeerID || !slices.Equal(infos[0].Addrs, selfInfo.Addrs) {
+		t.Errorf("infos %+v, want self alone", infos)
+	}
+}
+
+func TestAloneDescribe(t *testing.T) {
+	l := alone()
+	if info, ok := l.Describe("us-1"); ok {
+		t.Errorf("Describe(us-1) = %+v, want nothing", info)
+	}
+	// Itself it can describe (a redirect never names it, but the list
+	// is the same).
+	if info, ok := l.Describe("eu-1"); !ok || info.PeerID != selfInfo.PeerID {
+		t.Errorf("Describe(eu-1) = %+v, %v", info, ok)
+	}
+}
+
+func TestMeta(t *testing.T) {
+	m := alone().Meta()
+	want := []string{"/ip4/127.0.0.1/udp/4001/quic-v1", "/ip4/127.0.0.1/tcp/4001"}
+	if m.Name != "eu-1" || m.Region != "eu" || m.PeerID != selfInfo.PeerID || m.HTTP != selfInfo.HTTP ||
+		!slices.Equal(m.Bridge, want) || m.Agents != 3 || m.Technicians != 2 {
+		t.Errorf("meta %+v; want bridge %v without /p2p/ and counts 3, 2", m, want)
+	}
+}
+
+// gossip is a cluster of fixed members that records metadata updates.
+type gossip struct {
+	members []cluster.Member
+	local   string
+
+	mu      sync.Mutex
+	updates []cluster.Meta // mu guards
+}
+
+func (g *gossip) Members() []cluster.Member { return g.members }
+func (g *gossip) LocalName() string         { return g.local }
+func (g *gossip) UpdateMeta(m cluster.Meta) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.updates = append(g.updates, m)
+	return nil
+}
+
+func (g *gossip) metas() []cluster.Meta {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.updates)
+}
+
+// threeBrokers: this one (node "b"), an alive peer ("a", sorted first by
+// the cluster), a dead one, and an alive one that has not published its
+// bridge yet.
+func threeBrokers() *gossip {
+	return &gossip{local: "b", members: []cluster.Member{
+		{Name: "a", Region: "us", Addr: "10.0.0.1:7946", State: cluster.StateAlive,
+			Meta: cluster.Meta{Name: "us-1", PeerID: "12D3KooA", HTTP: "10.0.0.1:8080", Bridge: []string{"/ip4/10.0.0.1/udp/4001/quic-v1"}, Agents: 7, Technicians: 1}},
+		{Name: "b", Region: "eu", Addr: "10.0.0.2:7946", State: cluster.StateAlive, Meta: cluster.Meta{Name: "eu-1"}},
+		{Name: "c", Region: "us", Addr: "10.0.0.3:7946", State: cluster.StateDead,
+			Meta: cluster.Meta{Name: "us-2", PeerID: "12D3KooC", Bridge: []string{"/ip4/10.0.0.3/udp/4001/quic-v1"}}},
+		{Name: "d", Region: "us", Addr: "10.0.0.4:7946", State: cluster.StateAlive, Meta: cluster.Meta{Name: "us-3", PeerID: "12D3KooD"}},
+	}}
+}
+
+func TestClusterMembers(t *testing.T) {
+	l := brokers.New("eu-1", "eu", info, threeBrokers(), nil)
+	l.Count(func() int { return 3 }, func() int { return 2 })
+	ms := l.Members()
+	var names []string
+	for _, m := range ms {
+		names = append(names, m.Name)
+	}
+	if !slices.Equal(names, []string{"eu-1", "us-1", "us-2", "us-3"}) {
+		t.Fatalf("members %v, want self first", names)
+	}
+	if self := ms[0]; !self.Self || self.GossipAddr != "10.0.0.2:7946" || self.Agents != 3 {
+		t.Errorf("self %+v", self)
+	}
+	if a := ms[1]; a.Self || a.Agents != 7 || a.Technicians != 1 || a.State != cluster.StateAlive || a.GossipAddr != "10.0.0.1:7946" {
+		t.Errorf("us-1 %+v", a)
+	}
+}
+
+func TestClusterInfos(t *testing.T) {
+	infos := brokers.New("eu-1", "eu", info, threeBrokers(), nil).Infos()
+	if len(infos) != 2 || infos[0].PeerID != selfInfo.PeerID || infos[1].PeerID != "12D3KooA" || infos[1].Gossip != "10.0.0.1:7946" {
+		t.Errorf("infos %+v; want self, then the one alive broker with a bridge", infos)
+	}
+}
+
+func TestClusterDescribe(t *testing.T) {
+	l := brokers.New("eu-1", "eu", info, threeBrokers(), nil)
+	if info, ok := l.Describe("us-1"); !ok || info.PeerID != "12D3KooA" || info.Region != "us" || info.HTTP != "10.0.0.1:8080" {
+		t.Errorf("Describe(us-1) = %+v, %v", info, ok)
+	}
+	// A broker with no bridge addresses cannot be redirected to.
+	if _, ok := l.Describe("us-3"); ok {
+		t.Error("Describe(us-3) found a broker with no bridge")
+	}
+	if _, ok := l.Describe("nowhere"); ok {
+		t.Error("Describe(nowhere) found something")
+	}
+}
+
+// TestPublish: the counts are gossiped when they change, not at every
+// tick, and Publish returns when its context ends. It runs on synctest's
+// fake clock.
+func TestPublish(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := threeBrokers()
+		l := brokers.New("eu-1", "eu", info, g, nil)
+		var agents atomic.Int64
+		agents.Store(4)
+		l.Count(func() int { return int(agents.Load()) }, func() int { return 0 })
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			l.Publish(ctx)
+		}()
+		time.Sleep(10 * time.Second) // five ticks, one change
+		synctest.Wait()
+		if ms := g.metas(); len(ms) != 1 || ms[0].Agents != 4 || ms[0].PeerID != selfInfo.PeerID {
+			t.Errorf("after five ticks published %+v, want one update with 4 agents", ms)
+		}
+		agents.Store(5)
+		time.Sleep(2*time.Second + time.Millisecond)
+		synctest.Wait()
+		if ms := g.metas(); len(ms) != 2 || ms[1].Agents != 5 {
+			t.Errorf("after a change published %+v, want a second update with 5 agents", ms)
+		}
+		cancel()
+		<-done
+	})
+}
