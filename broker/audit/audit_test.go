@@ -1,12 +1,12 @@
 package audit_test
 
 import (
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/readymesh/readymesh/broker/audit"
+	"github.com/readymesh/readymesh/broker/internal/fleettest"
 	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/wire"
 )
@@ -17,11 +17,7 @@ var t0 = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 // clock reads t0.
 func newLog(t *testing.T) (*audit.Log, *store.Store) {
 	t.Helper()
-	st, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "broker.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := fleettest.Open(t)
 	return audit.New(st, nil, func() time.Time { return t0 }), st
 }
 

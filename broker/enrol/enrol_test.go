@@ -2,7 +2,6 @@ package enrol_test
 
 import (
 	"context"
-	"crypto/rand"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/readymesh/readymesh/broker/enrol"
+	"github.com/readymesh/readymesh/broker/internal/fleettest"
 	"github.com/readymesh/readymesh/broker/internal/serve"
 	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/wire"
@@ -54,33 +51,9 @@ var (
 	_ enrol.Store       = (*store.Store)(nil)
 )
 
-// newPeerID returns a fresh peer ID.
-func newPeerID(t *testing.T) peer.ID {
-	t.Helper()
-	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
 func newSelf(t *testing.T) *self {
-	id := newPeerID(t).String()
+	id := fleettest.PeerID(t).String()
 	return &self{info: wire.BrokerInfo{PeerID: id, Name: "eu-1", Addrs: []string{"/ip4/127.0.0.1/udp/4001/quic-v1/p2p/" + id}}}
-}
-
-func newStore(t *testing.T) *store.Store {
-	t.Helper()
-	st, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "broker.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
 }
 
 // readCredential parses the admin credential in dir.
@@ -98,7 +71,7 @@ func readCredential(t *testing.T, dir string) wire.Token {
 }
 
 func TestEnsureAdmin(t *testing.T) {
-	dir, st, me := t.TempDir(), newStore(t), newSelf(t)
+	dir, st, me := t.TempDir(), fleettest.Open(t), newSelf(t)
 	a := enrol.New(enrol.Config{DataDir: dir}, st, me, &repl{})
 	path, err := a.EnsureAdmin()
 	if err != nil {
@@ -152,7 +125,7 @@ func TestEnsureAdminRefuses(t *testing.T) {
 	}
 	for desc, content := range tests {
 		t.Run(desc, func(t *testing.T) {
-			dir, st := t.TempDir(), newStore(t)
+			dir, st := t.TempDir(), fleettest.Open(t)
 			path := filepath.Join(dir, enrol.CredentialFile)
 			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 				t.Fatal(err)
@@ -174,7 +147,7 @@ func TestEnsureAdminRefuses(t *testing.T) {
 // TestEnsureAdminJoining: a broker that joins a cluster whose admin
 // exists makes its own credential and leaves the replicated hash alone.
 func TestEnsureAdminJoining(t *testing.T) {
-	st := newStore(t)
+	st := fleettest.Open(t)
 	cluster := wire.HashSecret(wire.NewSecret())
 	if err := st.SetAdminHash(cluster, now); err != nil {
 		t.Fatal(err)
@@ -194,13 +167,13 @@ func TestEnsureAdminJoining(t *testing.T) {
 // TestAdminLogin: the credential logs in as the admin technician on this
 // broker, binding the caller's key.
 func TestAdminLogin(t *testing.T) {
-	dir, st := t.TempDir(), newStore(t)
+	dir, st := t.TempDir(), fleettest.Open(t)
 	a := enrol.New(enrol.Config{DataDir: dir}, st, newSelf(t), &repl{})
 	if _, err := a.EnsureAdmin(); err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := os.ReadFile(filepath.Join(dir, enrol.CredentialFile))
-	key := newPeerID(t)
+	key := fleettest.PeerID(t)
 	reply, err := a.ServeLogin(&serve.Stream{Remote: key}, &wire.Login{Token: string(raw)})
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +184,7 @@ func TestAdminLogin(t *testing.T) {
 }
 
 func TestCreateToken(t *testing.T) {
-	st := newStore(t)
+	st := fleettest.Open(t)
 	if _, err := st.CreateClient("acme", now); err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +238,7 @@ func TestCreateToken(t *testing.T) {
 }
 
 func TestAddTechnician(t *testing.T) {
-	st := newStore(t)
+	st := fleettest.Open(t)
 	if _, err := st.CreateClient("acme", now); err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +260,7 @@ func TestAddTechnician(t *testing.T) {
 		t.Errorf("replicated %v", keys)
 	}
 	// The login token logs in once, as alice.
-	key := newPeerID(t)
+	key := fleettest.PeerID(t)
 	reply, err := a.ServeLogin(&serve.Stream{Remote: key}, &wire.Login{Token: res.LoginToken})
 	if lr, ok := reply.(*wire.LoginReply); err != nil || !ok || lr.Technician.Name != "alice" || lr.Technician.Admin {
 		t.Errorf("login: %+v, %v", reply, err)

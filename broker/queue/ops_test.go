@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -67,15 +66,11 @@ var now = time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	st, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "broker.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := fleettest.Open(t)
 	for _, m := range []struct{ id, client, name string }{
 		{"id-acme-web", "acme", "web"}, {"id-acme-db", "acme", "db"}, {"id-beta-web", "beta", "web"},
 	} {
-		enrol(t, st, m.id, m.client, m.name)
+		fleettest.Enrol(t, st, m.id, m.client, m.name, now)
 	}
 	r := &rig{st: st}
 	r.q = New(Config{Name: "eu-1", Now: func() time.Time { return now }}, Deps{
@@ -94,22 +89,6 @@ func (r *rig) replicatedKeys() []store.Key {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.replicated)
-}
-
-func enrol(t *testing.T, st *store.Store, id, client, name string) {
-	t.Helper()
-	if !st.ClientExists(client) {
-		if _, err := st.CreateClient(client, now); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hash := wire.HashSecret(wire.NewSecret())
-	if err := st.CreateToken(hash, store.Token{Client: client, Uses: 1, UsesLeft: 1, ExpiresAt: time.Now().Add(time.Hour), CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Enroll(store.EnrollRequest{TokenHash: hash, MachineID: id, Name: name, Now: now}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // Technicians.

@@ -3,7 +3,6 @@ package reach
 import (
 	"context"
 	"io"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -47,37 +46,6 @@ func (w work) Kick()                       {}
 
 var _ Directory = (*directory)(nil)
 var _ Work = work{}
-
-// newStore opens a real store in a temporary directory.
-func newStore(t *testing.T) *store.Store {
-	t.Helper()
-	st, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "broker.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
-// enrol enrols machine id named name in client acme, and returns it.
-func enrol(t *testing.T, st *store.Store, id, name string) store.Machine {
-	t.Helper()
-	now := time.Now()
-	if !st.ClientExists("acme") {
-		if _, err := st.CreateClient("acme", now); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hash := wire.HashSecret(wire.NewSecret())
-	if err := st.CreateToken(hash, store.Token{Client: "acme", Uses: 1, UsesLeft: 1, ExpiresAt: now.Add(time.Hour), CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := st.Enroll(store.EnrollRequest{TokenHash: hash, MachineID: id, Name: name, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 // checkIn stores check-in seq of id.
 func checkIn(t *testing.T, st *store.Store, id string, seq uint64) {
@@ -167,8 +135,8 @@ func TestReachAlone(t *testing.T) {
 }
 
 func TestWaitOnline(t *testing.T) {
-	st := newStore(t)
-	m := enrol(t, st, "m1", "web")
+	st := fleettest.Open(t)
+	m := fleettest.Enrol(t, st, "m1", "acme", "web", time.Now())
 	seen := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
 	if err := st.SetLastSeen(map[string]time.Time{m.ID: seen}); err != nil {
 		t.Fatal(err)
@@ -229,9 +197,9 @@ func TestWaitOnline(t *testing.T) {
 // TestFlush stores online machines' last heartbeats as their last-seen
 // times, and never moves a stored time back.
 func TestFlush(t *testing.T) {
-	st := newStore(t)
-	enrol(t, st, "m1", "web")
-	enrol(t, st, "m2", "db")
+	st := fleettest.Open(t)
+	fleettest.Enrol(t, st, "m1", "acme", "web", time.Now())
+	fleettest.Enrol(t, st, "m2", "acme", "db", time.Now())
 	l, _ := newLayer(st)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	gen := l.table.open("m1", newStream(t, quicAddr), now.Add(-time.Minute))
@@ -254,9 +222,9 @@ func TestFlush(t *testing.T) {
 // waits for one, or when the agent holds an acknowledged check-in the
 // store lacks.
 func TestWantsCheckIn(t *testing.T) {
-	st := newStore(t)
-	enrol(t, st, "fresh", "fresh") // never checked in
-	enrol(t, st, "held", "held")
+	st := fleettest.Open(t)
+	fleettest.Enrol(t, st, "fresh", "acme", "fresh", time.Now()) // never checked in
+	fleettest.Enrol(t, st, "held", "acme", "held", time.Now())
 	checkIn(t, st, "held", 5)
 	l, _ := newLayer(st)
 	l.SetWork(work{wants: map[string]bool{"queued": true}})

@@ -3,13 +3,13 @@ package replicate
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/readymesh/readymesh/broker/cluster"
+	"github.com/readymesh/readymesh/broker/internal/fleettest"
 	"github.com/readymesh/readymesh/broker/internal/serve"
 	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/wire"
@@ -29,16 +29,6 @@ func (m *members) Broadcast(topic string, payload []byte) error {
 	return nil
 }
 
-func openStore(t *testing.T) *store.Store {
-	t.Helper()
-	st, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "r.db"), Broker: "b1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
 func code(err error) string {
 	var e *wire.Error
 	if errors.As(err, &e) {
@@ -50,7 +40,7 @@ func code(err error) string {
 // TestServeAdmitsMembersOnly: only a member's peer ID is admitted, before
 // its request is read; a broker that never joined a cluster admits none.
 func TestServeAdmitsMembersOnly(t *testing.T) {
-	r := New(Config{}, openStore(t), nil)
+	r := New(Config{}, fleettest.Open(t), nil)
 	const member = peer.ID("member-peer")
 	if err := r.Spec().Admit(member); code(err) != wire.CodeForbidden {
 		t.Fatalf("alone: admit %v, want forbidden", err)
@@ -67,7 +57,7 @@ func TestServeAdmitsMembersOnly(t *testing.T) {
 // TestServeRefusals: requests out of bounds are refused and change
 // nothing; a good export returns the records asked for.
 func TestServeRefusals(t *testing.T) {
-	st := openStore(t)
+	st := fleettest.Open(t)
 	if _, err := st.CreateClient("acme", time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +86,7 @@ func TestServeRefusals(t *testing.T) {
 // TestWrittenAndCopyAlone: a broker alone gossips nothing and copies to
 // nobody; in a cluster each written key is one notice.
 func TestWrittenAndCopyAlone(t *testing.T) {
-	r := New(Config{}, openStore(t), nil)
+	r := New(Config{}, fleettest.Open(t), nil)
 	r.Written(store.Key{Kind: store.KindClient, ID: "acme"})
 	r.CopyToPeer(context.Background(), store.Key{Kind: store.KindClient, ID: "acme"}) // no peer: returns at once
 	m := &members{local: "b1"}

@@ -1,12 +1,12 @@
 package scope_test
 
 import (
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/readymesh/readymesh/broker/internal/fleettest"
 	"github.com/readymesh/readymesh/broker/scope"
 	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/wire"
@@ -83,25 +83,9 @@ func TestFind(t *testing.T) {
 
 // TestFindStore resolves names among machines enrolled in a real store.
 func TestFindStore(t *testing.T) {
-	st, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "broker.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	now := time.Now()
+	st := fleettest.Open(t)
 	for _, m := range machines {
-		if !st.ClientExists(m.Client) {
-			if _, err := st.CreateClient(m.Client, now); err != nil {
-				t.Fatal(err)
-			}
-		}
-		hash := wire.HashSecret(wire.NewSecret())
-		if err := st.CreateToken(hash, store.Token{Client: m.Client, Uses: 1, UsesLeft: 1, ExpiresAt: now.Add(time.Hour), CreatedAt: now}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.Enroll(store.EnrollRequest{TokenHash: hash, MachineID: m.ID, Name: m.Name, Now: now}); err != nil {
-			t.Fatal(err)
-		}
+		fleettest.Enrol(t, st, m.ID, m.Client, m.Name, time.Now())
 	}
 	if m, werr := scope.Find(st, alice, "web"); werr != nil || m.ID != "id-acme-web" {
 		t.Errorf("alice finds web: %q, %v", m.ID, werr)

@@ -1,57 +1,25 @@
 package session
 
 import (
-	"crypto/rand"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/readymesh/readymesh/broker/internal/fleettest"
 	"github.com/readymesh/readymesh/broker/internal/serve"
 	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
-// newStore opens a real store in a temporary directory.
-func newStore(t *testing.T) *store.Store {
-	t.Helper()
-	st, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "broker.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
 // enrol enrols a machine with a fresh peer ID as client/name and returns
 // that peer ID.
 func enrol(t *testing.T, st *store.Store, client, name string) peer.ID {
 	t.Helper()
-	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	if !st.ClientExists(client) {
-		if _, err := st.CreateClient(client, now); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hash := wire.HashSecret(wire.NewSecret())
-	if err := st.CreateToken(hash, store.Token{Client: client, Uses: 1, UsesLeft: 1, ExpiresAt: now.Add(time.Hour), CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Enroll(store.EnrollRequest{TokenHash: hash, MachineID: id.String(), Name: name, Now: now}); err != nil {
-		t.Fatal(err)
-	}
+	id := fleettest.PeerID(t)
+	fleettest.Enrol(t, st, id.String(), client, name, time.Now())
 	return id
 }
 
@@ -75,7 +43,7 @@ const (
 )
 
 func TestTranscripts(t *testing.T) {
-	st := newStore(t)
+	st := fleettest.Open(t)
 	web, beta := enrol(t, st, "acme", "web"), enrol(t, st, "beta", "web")
 	for _, x := range []wire.Transcript{
 		{Session: sessWeb, Name: sessWeb + "-1.cast", Machine: web.String(), Cast: []byte("one")},
@@ -135,7 +103,7 @@ func TestTranscripts(t *testing.T) {
 // TestServeTranscript: an agent files transcripts only of sessions
 // granted to it, and only under its own machine.
 func TestServeTranscript(t *testing.T) {
-	st := newStore(t)
+	st := fleettest.Open(t)
 	web := enrol(t, st, "acme", "web")
 	s := newService(t, st)
 	s.grants.add(sessWeb, web.String())

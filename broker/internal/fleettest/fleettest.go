@@ -1,4 +1,6 @@
-// Package fleettest fills a real store with a fleet for benchmarks: n
+// Package fleettest gives the broker's tests and benchmarks real stores:
+// Open and Enrol for the rooms' unit tests, and Seed, which fills a store
+// with a fleet for benchmarks: n
 // machines of one client, each enrolled and checked in once with a
 // snapshot of about 1.5 KB. Benchmarks of the broker's rooms share it so
 // that they measure the same fleet.
