@@ -1,9 +1,7 @@
 // Package fleettest gives the broker's tests and benchmarks real stores:
 // Open and Enrol for the rooms' unit tests, and Seed, which fills a store
-// with a fleet for benchmarks: n
-// machines of one client, each enrolled and checked in once with a
-// snapshot of about 1.5 KB. Benchmarks of the broker's rooms share it so
-// that they measure the same fleet.
+// with n machines of one client, each enrolled and checked in once with a
+// snapshot of about 1.5 KB, so that benchmarks measure the same fleet.
 package fleettest
 
 import (
