@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"time"
 
@@ -15,20 +16,41 @@ import (
 
 const stateUsage = "state `dir`ectory of the running agent"
 
+// controlCmd is a command that talks to the agent running on --state.
+type controlCmd struct {
+	name string
+	fs   *flag.FlagSet
+	dir  *string
+}
+
+// control makes a control command's flag set, with --state; the command
+// adds its own flags to fs before parse.
+func (e *env) control(name string) *controlCmd {
+	fs := e.flags(name)
+	return &controlCmd{name: name, fs: fs, dir: fs.String("state", "", stateUsage)}
+}
+
+// parse parses args and requires --state.
+func (c *controlCmd) parse(args []string) error {
+	if err := parse(c.fs, args); err != nil {
+		return err
+	}
+	if *c.dir == "" {
+		return fmt.Errorf("%s needs --state", c.name)
+	}
+	return nil
+}
+
 // checkin asks the running agent for a check-in and waits for it; a
 // check-in may wait for the bridge, hence the long timeout.
 func (e *env) checkin(name string, args []string) error {
-	fs := e.flags(name)
-	dir := fs.String("state", "", stateUsage)
-	if err := parse(fs, args); err != nil {
+	c := e.control(name)
+	if err := c.parse(args); err != nil {
 		return err
-	}
-	if *dir == "" {
-		return fmt.Errorf("checkin needs --state")
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, 2*time.Minute)
 	defer cancel()
-	seq, reason, _, err := sessiond.Control(ctx, *dir, "checkin")
+	seq, reason, _, err := sessiond.Control(ctx, *c.dir, "checkin")
 	if err != nil {
 		return fmt.Errorf("check-in: %w", err)
 	}
@@ -38,18 +60,14 @@ func (e *env) checkin(name string, args []string) error {
 
 // status prints the running agent's own view.
 func (e *env) status(name string, args []string) error {
-	fs := e.flags(name)
-	dir := fs.String("state", "", stateUsage)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
+	c := e.control(name)
+	asJSON := c.fs.Bool("json", false, "print JSON")
+	if err := c.parse(args); err != nil {
 		return err
-	}
-	if *dir == "" {
-		return fmt.Errorf("status needs --state")
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 	defer cancel()
-	_, _, st, err := sessiond.Control(ctx, *dir, "status")
+	_, _, st, err := sessiond.Control(ctx, *c.dir, "status")
 	if err != nil {
 		return err
 	}
@@ -80,17 +98,13 @@ func (e *env) printStatus(st *sessiond.Status) {
 // pauseInput pauses (pause-input) or resumes (resume-input) remote input
 // on the running agent.
 func (e *env) pauseInput(name string, args []string) error {
-	fs := e.flags(name)
-	dir := fs.String("state", "", stateUsage)
-	if err := parse(fs, args); err != nil {
+	c := e.control(name)
+	if err := c.parse(args); err != nil {
 		return err
-	}
-	if *dir == "" {
-		return fmt.Errorf("%s needs --state", name)
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 	defer cancel()
-	_, _, st, err := sessiond.Control(ctx, *dir, name)
+	_, _, st, err := sessiond.Control(ctx, *c.dir, name)
 	if err != nil {
 		return err
 	}
@@ -104,18 +118,14 @@ func (e *env) pauseInput(name string, args []string) error {
 
 // requests lists the session requests waiting for approval.
 func (e *env) requests(name string, args []string) error {
-	fs := e.flags(name)
-	dir := fs.String("state", "", stateUsage)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
+	c := e.control(name)
+	asJSON := c.fs.Bool("json", false, "print JSON")
+	if err := c.parse(args); err != nil {
 		return err
-	}
-	if *dir == "" {
-		return fmt.Errorf("requests needs --state")
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 	defer cancel()
-	r, err := sessiond.ControlArg(ctx, *dir, "requests", "")
+	r, err := sessiond.ControlArg(ctx, *c.dir, "requests", "")
 	if err != nil {
 		return err
 	}
@@ -138,16 +148,13 @@ func (e *env) requests(name string, args []string) error {
 
 // answer approves (approve) or denies (deny) session requests.
 func (e *env) answer(name string, args []string) error {
-	fs := e.flags(name)
-	dir := fs.String("state", "", stateUsage)
-	all := fs.Bool("all", false, "every waiting request (approve only)")
-	if err := parse(fs, args); err != nil {
+	c := e.control(name)
+	all := c.fs.Bool("all", false, "every waiting request (approve only)")
+	if err := c.parse(args); err != nil {
 		return err
 	}
-	id := fs.Arg(0)
+	id := c.fs.Arg(0)
 	switch {
-	case *dir == "":
-		return fmt.Errorf("%s needs --state", name)
 	case id == "" && !(*all && name == "approve"):
 		return fmt.Errorf("%s needs a request ID (see sessiond requests)", name)
 	case id != "" && *all:
@@ -155,7 +162,7 @@ func (e *env) answer(name string, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 	defer cancel()
-	r, err := sessiond.ControlArg(ctx, *dir, name, id)
+	r, err := sessiond.ControlArg(ctx, *c.dir, name, id)
 	if err != nil {
 		return err
 	}
