@@ -1,0 +1,68 @@
+package bridge
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/network"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/x/rate"
+)
+
+// limits sizes the resource and connection managers for a broker holding
+// up to max bridges. Each bridge holds a few streams at a time (presence,
+// one request); memory is left to libp2p's scaled default.
+//
+// libp2p's defaults also admit at most 8 concurrent connections per IPv4
+// address and, past a burst of 16, one new connection per 5 s per address.
+// That suits a public DHT node, not a broker: every PC of an MSP's client
+// office arrives from the same NAT address, and after a broker restart they
+// all reconnect at once; technicians run meshctl (one connection a call)
+// from one address too. So a broker admits up to max connections per
+// address and PerIPConnRate new ones per second per address (with a burst
+// of the same size), and leaves abuse control to authentication: an
+// unknown key gets no record and no stream it may use.
+func limits(max int) (network.ResourceManager, *connmgr.BasicConnMgr, error) {
+	scaling := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&scaling)
+	base := scaling.AutoScale()
+	n := rcmgr.LimitVal(max)
+	streams := rcmgr.LimitVal(8 * max)
+	all := rcmgr.ResourceLimits{Conns: n, ConnsInbound: n, ConnsOutbound: n,
+		Streams: streams, StreamsInbound: streams, StreamsOutbound: streams, FD: n}
+	// Every bridge keeps one presence stream open, so the per-protocol
+	// default (512 inbound streams plus 256 per GiB of an eighth of RAM:
+	// 1,265 on a 24 GiB machine) would cap a broker's agents too.
+	perProto := rcmgr.ResourceLimits{Streams: streams, StreamsInbound: streams, StreamsOutbound: streams}
+	partial := rcmgr.PartialLimitConfig{System: all, Transient: all, ProtocolDefault: perProto,
+		ServiceDefault: perProto}
+	perIP := []rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: max}}
+	perIP6 := []rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: max}}
+	burst := rate.Limit{RPS: PerIPConnRate, Burst: int(PerIPConnRate)}
+	rl := &rate.Limiter{SubnetRateLimiter: rate.SubnetLimiter{
+		IPv4SubnetLimits: []rate.SubnetLimit{{PrefixLength: 32, Limit: burst}},
+		IPv6SubnetLimits: []rate.SubnetLimit{{PrefixLength: 56, Limit: burst}},
+		GracePeriod:      time.Minute,
+	}}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(base)),
+		rcmgr.WithLimitPerSubnet(perIP, perIP6), rcmgr.WithConnRateLimiters(rl))
+	if err != nil {
+		return nil, nil, fmt.Errorf("bridge: resource manager: %w", err)
+	}
+	// The connection manager must never trim bridges: every one is wanted.
+	// Its low/high water marks sit above the admitted maximum.
+	cm, err := connmgr.NewConnManager(max+1, max+2)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bridge: connection manager: %w", err)
+	}
+	return rm, cm, nil
+}
+
+// PerIPConnRate is how many new bridges per second a broker admits from
+// one address (IPv4, or IPv6 /56), with a burst of as many. 200 a second
+// brings a 2,000-PC site back within 10 s of a broker restart, which the
+// agents' jittered backoff spreads over about that window anyway.
+const PerIPConnRate = 200
+
