@@ -65,4 +65,3 @@ func limits(max int) (network.ResourceManager, *connmgr.BasicConnMgr, error) {
 // brings a 2,000-PC site back within 10 s of a broker restart, which the
 // agents' jittered backoff spreads over about that window anyway.
 const PerIPConnRate = 200
-
