@@ -72,19 +72,48 @@ func (r *Reader) Buffered() []byte {
 // ErrMalformed or ErrTooLarge for bad framing, and I/O errors (timeouts,
 // resets) wrapped but otherwise as they came.
 func (r *Reader) ReadRaw(max int) ([]byte, error) {
-	n, err := r.readLen()
+	n, err := r.Next(max)
 	if err != nil {
 		return nil, err
 	}
-	if n > uint64(max) {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, max)
+	return r.Body(n)
+}
+
+// Next reads the next message's length prefix and returns the length, or
+// ErrTooLarge (wrapped) if it exceeds max; the body is left unread. A
+// server that accounts memory reserves the length between Next and Body.
+func (r *Reader) Next(max int) (int, error) {
+	n, err := r.readLen()
+	if err != nil {
+		return 0, err
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r.br, body); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%w: stream ended after %d-byte length prefix, before the body", ErrMalformed, n)
+	if n > uint64(max) {
+		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, max)
+	}
+	return int(n), nil
+}
+
+// bodyChunk is the largest body allocated whole from its length prefix.
+// A larger body grows its buffer as its bytes arrive, so a peer that
+// announces megabytes and sends a trickle holds about what it sent, not
+// what it announced.
+const bodyChunk = 64 << 10
+
+// Body reads a body of n bytes, as announced by Next.
+func (r *Reader) Body(n int) ([]byte, error) {
+	body := make([]byte, 0, min(n, bodyChunk))
+	for len(body) < n {
+		if len(body) == cap(body) {
+			body = append(body, make([]byte, min(cap(body), n-len(body)))...)[:len(body)]
 		}
-		return nil, fmt.Errorf("wire: read body: %w", err)
+		m, err := io.ReadFull(r.br, body[len(body):min(cap(body), n)])
+		body = body[:len(body)+m]
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("%w: stream ended after %d-byte length prefix, %d bytes into the body", ErrMalformed, n, len(body))
+			}
+			return nil, fmt.Errorf("wire: read body: %w", err)
+		}
 	}
 	return body, nil
 }

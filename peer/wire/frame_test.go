@@ -200,3 +200,32 @@ func TestValidName(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyGrowsWithData: a body announced large but cut short costs about
+// what arrived, not what was announced.
+func TestBodyGrowsWithData(t *testing.T) {
+	const announced, sent = 16 << 20, 100 << 10
+	data := append(binary.AppendUvarint(nil, announced), bytes.Repeat([]byte{' '}, sent)...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := NewReader(bytes.NewReader(data)).ReadRaw(announced)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrMalformed) {
+		t.Fatalf("cut-short body: %v, want ErrMalformed", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 4*sent {
+		t.Errorf("reading %d of %d announced bytes allocated %d bytes, want at most %d", sent, announced, got, 4*sent)
+	}
+}
+
+// TestBodyWhole: bodies across the chunk size come back whole.
+func TestBodyWhole(t *testing.T) {
+	for _, n := range []int{0, 1, bodyChunk - 1, bodyChunk, bodyChunk + 1, 5*bodyChunk + 7} {
+		body := bytes.Repeat([]byte{'x'}, n)
+		data := append(binary.AppendUvarint(nil, uint64(n)), body...)
+		got, err := NewReader(bytes.NewReader(data)).ReadRaw(n)
+		if err != nil || !bytes.Equal(got, body) {
+			t.Errorf("%d-byte body: got %d bytes, %v", n, len(got), err)
+		}
+	}
+}
