@@ -93,6 +93,16 @@ type Config struct {
 	// MaxBridges is how many peer connections the broker admits. Zero
 	// means 20000.
 	MaxBridges int
+	// CheckInMemory bounds the bytes of check-ins the broker reads at
+	// once, from all agents; one agent may have two in flight. A check-in
+	// that would exceed it is refused ("unavailable") and the agent
+	// retries. Zero means 64 MiB: 64 full-size snapshots at a time.
+	CheckInMemory int64
+	// TranscriptMemory bounds the bytes of session transcripts the broker
+	// reads at once, from all agents; one agent may file one at a time.
+	// Zero means 64 MiB: two full-size (16 MiB) transcripts at a time, as
+	// transcripts are rare and may wait.
+	TranscriptMemory int64
 	// Readiness holds the readiness rules' thresholds.
 	Readiness readiness.Policy
 
@@ -195,6 +205,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBridges <= 0 {
 		c.MaxBridges = 20000
+	}
+	if c.CheckInMemory <= 0 {
+		c.CheckInMemory = 64 << 20
+	}
+	if c.TranscriptMemory <= 0 {
+		c.TranscriptMemory = 64 << 20
 	}
 	if c.STUN == "" {
 		c.STUN = ":3478"

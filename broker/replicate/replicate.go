@@ -48,6 +48,10 @@ const (
 	maxReplReply  = 64 << 20 // bytes per reply
 )
 
+// MaxRequest bounds a replication request (a push carries records) in
+// bytes.
+const MaxRequest = maxReplReply
+
 type request struct {
 	Op      string         `json:"op"` // "versions", "export" or "push"
 	Buckets []int          `json:"buckets,omitempty"`

@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/quicreuse"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -32,6 +33,10 @@ type HostConfig struct {
 	// defaults (a few hundred) are sized for desktop nodes. Zero means
 	// libp2p's scaled defaults.
 	MaxConns int
+	// Quotas bounds, per protocol, the request bytes handlers may buffer
+	// at once (see Quota). It applies with MaxConns only. Nil leaves
+	// libp2p's scaled defaults for every protocol.
+	Quotas map[protocol.ID]Quota
 	// Metrics, if not nil, receives libp2p's Prometheus metrics. Nil
 	// disables them, so many hosts can live in one process.
 	Metrics prometheus.Registerer
@@ -88,7 +93,7 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		opts = append(opts, libp2p.DisableMetrics())
 	}
 	if cfg.MaxConns > 0 {
-		rm, cm, err := limits(cfg.MaxConns)
+		rm, cm, err := limits(cfg.MaxConns, cfg.Quotas)
 		if err != nil {
 			return nil, err
 		}

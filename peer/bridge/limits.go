@@ -6,14 +6,28 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/x/rate"
 )
 
+// Quota bounds the request bytes a protocol's handlers may buffer at
+// once. Servers reserve each request's length from the stream's resource
+// scope before reading its body (broker/internal/serve), so these limits
+// hold what callers can make a broker buffer, whatever they announce.
+type Quota struct {
+	// Total bounds the bytes buffered for the protocol across all peers.
+	Total int64
+	// PerPeer bounds the bytes buffered for one peer. It must be at least
+	// the protocol's largest request.
+	PerPeer int64
+}
+
 // limits sizes the resource and connection managers for a broker holding
 // up to max bridges. Each bridge holds a few streams at a time (presence,
-// one request); memory is left to libp2p's scaled default.
+// one request). Request memory is bounded per protocol by quotas; other
+// memory is left to libp2p's scaled defaults.
 //
 // libp2p's defaults also admit at most 8 concurrent connections per IPv4
 // address and, past a burst of 16, one new connection per 5 s per address.
@@ -24,7 +38,7 @@ import (
 // address and PerIPConnRate new ones per second per address (with a burst
 // of the same size), and leaves abuse control to authentication: an
 // unknown key gets no record and no stream it may use.
-func limits(max int) (network.ResourceManager, *connmgr.BasicConnMgr, error) {
+func limits(max int, quotas map[protocol.ID]Quota) (network.ResourceManager, *connmgr.BasicConnMgr, error) {
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
 	base := scaling.AutoScale()
@@ -38,6 +52,7 @@ func limits(max int) (network.ResourceManager, *connmgr.BasicConnMgr, error) {
 	perProto := rcmgr.ResourceLimits{Streams: streams, StreamsInbound: streams, StreamsOutbound: streams}
 	partial := rcmgr.PartialLimitConfig{System: all, Transient: all, ProtocolDefault: perProto,
 		ServiceDefault: perProto}
+	applyQuotas(&partial, perProto, quotas)
 	perIP := []rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: max}}
 	perIP6 := []rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: max}}
 	burst := rate.Limit{RPS: PerIPConnRate, Burst: int(PerIPConnRate)}
@@ -65,3 +80,23 @@ func limits(max int) (network.ResourceManager, *connmgr.BasicConnMgr, error) {
 // brings a 2,000-PC site back within 10 s of a broker restart, which the
 // agents' jittered backoff spreads over about that window anyway.
 const PerIPConnRate = 200
+
+// applyQuotas sets each protocol's memory limits from its quota, and the
+// per-stream memory limit (libp2p's default is 16 MiB) to the largest
+// per-peer quota, so one large request fits a stream.
+func applyQuotas(partial *rcmgr.PartialLimitConfig, perProto rcmgr.ResourceLimits, quotas map[protocol.ID]Quota) {
+	if len(quotas) == 0 {
+		return
+	}
+	partial.Protocol = map[protocol.ID]rcmgr.ResourceLimits{}
+	partial.ProtocolPeer = map[protocol.ID]rcmgr.ResourceLimits{}
+	var largest int64
+	for id, q := range quotas {
+		total := perProto
+		total.Memory = rcmgr.LimitVal64(q.Total)
+		partial.Protocol[id] = total
+		partial.ProtocolPeer[id] = rcmgr.ResourceLimits{Memory: rcmgr.LimitVal64(q.PerPeer)}
+		largest = max(largest, q.PerPeer)
+	}
+	partial.Stream = rcmgr.ResourceLimits{Memory: rcmgr.LimitVal64(max(largest, 16<<20))}
+}

@@ -127,8 +127,10 @@ func Handle[Req any](srv *Server, spec Spec, f func(s *Stream, req *Req) (any, e
 			}
 		}
 		var req Req
-		if err := s.Reader.Read(spec.MaxRequest, &req); err != nil {
-			srv.refuse(s, &spec, nil, wire.Errorf(ReadCode(err), "%s", err.Error()))
+		release, err := readRequest(s, spec.MaxRequest, &req)
+		defer release()
+		if err != nil {
+			srv.refuse(s, &spec, nil, err)
 			return
 		}
 		reply, err := f(s, &req)
@@ -148,6 +150,34 @@ func Handle[Req any](srv *Server, spec Spec, f func(s *Stream, req *Req) (any, e
 			spec.result("ok")
 		}
 	}
+}
+
+// readRequest reads one request of at most max bytes into req. Its
+// length is reserved from the stream's resource scope before the body is
+// read, so the bytes a protocol, a peer and the broker buffer stay within
+// the resource manager's memory limits; release returns the reservation
+// once the handler is done with the request.
+func readRequest(s *Stream, max int, req any) (release func(), err error) {
+	release = func() {}
+	n, err := s.Reader.Next(max)
+	if err != nil {
+		return release, wire.Errorf(ReadCode(err), "%s", err.Error())
+	}
+	if scope := s.Scope(); scope != nil && n > 0 {
+		if err := scope.ReserveMemory(n, network.ReservationPriorityAlways); err != nil {
+			return release, wire.Errorf(wire.CodeUnavailable,
+				"no memory left for a %d-byte request on this protocol now (%v); retry later", n, err)
+		}
+		release = func() { scope.ReleaseMemory(n) }
+	}
+	body, err := s.Reader.Body(n)
+	if err != nil {
+		return release, wire.Errorf(ReadCode(err), "%s", err.Error())
+	}
+	if err := wire.Decode(body, req); err != nil {
+		return release, wire.Errorf(ReadCode(err), "%s", err.Error())
+	}
+	return release, nil
 }
 
 func (spec *Spec) result(r string) {
