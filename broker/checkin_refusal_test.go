@@ -58,7 +58,7 @@ func TestCheckInRefused(t *testing.T) {
 			closeWrite: true, code: wire.CodeBadRequest, msg: "length prefix"},
 		{name: "body shorter than its length prefix", from: agent,
 			data:       append(binary.AppendUvarint(nil, uint64(len(valid))+100), valid[1:]...),
-			closeWrite: true, code: wire.CodeBadRequest, msg: "before the body"},
+			closeWrite: true, code: wire.CodeBadRequest, msg: "into the body"},
 		{name: "empty body", from: agent, data: []byte{0}, closeWrite: true, code: wire.CodeBadRequest},
 		// Only the length prefix is sent and the stream stays open: a broker
 		// that tried to read the body would wait for its one-minute deadline.

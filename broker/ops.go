@@ -74,6 +74,19 @@ func (o *ops) run(ctx context.Context, c *call) (any, *wire.Error) {
 	return op.run(ctx, c)
 }
 
+// unknownOp is the label of operations the broker does not know. An
+// operation's name is the caller's input: only names in the table become
+// label values, so made-up names cost one series, not one each.
+const unknownOp = "unknown"
+
+// label is the metric label (and refusal log name) of operation name.
+func (o *ops) label(name string) string {
+	if _, ok := o.table[name]; ok {
+		return name
+	}
+	return unknownOp
+}
+
 // techSpec is how technician request streams open.
 var techSpec = serve.Spec{Name: "tech", Deadline: time.Minute, MaxRequest: wire.MaxControl,
 	Reply: func() wire.Refusable { return &wire.Reply{} }}
@@ -89,10 +102,11 @@ var opDeadline = map[string]time.Duration{
 func (o *ops) serve(s *serve.Stream, req *wire.Request) (any, error) {
 	t, err := o.store.TechnicianByKey(s.Remote.String())
 	if err != nil {
-		return nil, wire.Errorf(wire.CodeUnauthorized, "this key is not a technician of this broker; log in with meshctl login")
+		// Admitted a moment ago, removed since.
+		return nil, errNotTechnician
 	}
-	s.Op = req.Op
-	o.requests.WithLabelValues(req.Op).Inc()
+	s.Op = o.label(req.Op)
+	o.requests.WithLabelValues(s.Op).Inc()
 	if d, ok := opDeadline[req.Op]; ok {
 		s.SetDeadline(time.Now().Add(d))
 	}

@@ -2,11 +2,15 @@ package sessiond
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/wire"
@@ -82,12 +86,35 @@ func (a *Agent) sendTranscripts(session string) {
 				continue
 			}
 			t := wire.Transcript{Session: session, Name: filepath.Base(f), At: a.cfg.Now().UTC(), Cast: raw}
-			var r wire.Reply
-			if err := bridge.Call(ctx, a.host, broker, wire.ProtoTranscript, &t, &r, wire.MaxControl); err != nil || r.Error != nil {
-				a.log.Warn("transcript not sent", "file", f, "err", err, "refused", r.Error)
+			if err := a.sendTranscript(ctx, broker, &t); err != nil {
+				a.log.Warn("transcript not sent", "file", f, "err", err)
 			}
 		}
 	}()
+}
+
+// sendTranscript files one transcript. A broker whose transcript quota is
+// in use answers "unavailable"; the agent then tries again after a few
+// seconds (jittered, so agents that ended sessions together spread out),
+// until ctx ends.
+func (a *Agent) sendTranscript(ctx context.Context, broker peer.ID, t *wire.Transcript) error {
+	for {
+		var r wire.Reply
+		if err := bridge.Call(ctx, a.host, broker, wire.ProtoTranscript, t, &r, wire.MaxControl); err != nil {
+			return err
+		}
+		if r.Error == nil {
+			return nil
+		}
+		if r.Error.Code != wire.CodeUnavailable {
+			return r.Error
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (broker busy: %s)", ctx.Err(), r.Error.Message)
+		case <-time.After(2*time.Second + rand.N(4*time.Second)):
+		}
+	}
 }
 
 // applyHistory summarises the history into a snapshot: the last 10

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"github.com/libp2p/go-libp2p/core/peer"
 	"sync"
 	"time"
 
@@ -10,11 +11,13 @@ import (
 )
 
 // grantMemory remembers which machine each recent session was granted
-// to, so an agent can only file transcripts of its own sessions.
+// to, so an agent can only file transcripts of its own sessions, and
+// strangers none at all.
 type grantMemory struct {
-	mu    sync.Mutex
-	m     map[string]string // mu guards all following fields; session → machine
-	order []string          // sessions, oldest first
+	mu       sync.Mutex
+	m        map[string]string // mu guards all following fields; session → machine
+	order    []string          // sessions, oldest first
+	machines map[string]int    // machine → sessions of it remembered
 }
 
 // grantsKept bounds the sessions remembered.
@@ -24,13 +27,27 @@ func (g *grantMemory) add(session, machine string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.m == nil {
-		g.m = map[string]string{}
+		g.m, g.machines = map[string]string{}, map[string]int{}
+	}
+	if old, ok := g.m[session]; ok {
+		g.forgetLocked(old)
 	}
 	g.m[session] = machine
+	g.machines[machine]++
 	g.order = append(g.order, session)
 	if len(g.order) > grantsKept {
-		delete(g.m, g.order[0])
+		if old, ok := g.m[g.order[0]]; ok {
+			g.forgetLocked(old)
+			delete(g.m, g.order[0])
+		}
 		g.order = g.order[1:]
+	}
+}
+
+// forgetLocked counts one session of machine less.
+func (g *grantMemory) forgetLocked(machine string) {
+	if g.machines[machine]--; g.machines[machine] <= 0 {
+		delete(g.machines, machine)
 	}
 }
 
@@ -38,6 +55,23 @@ func (g *grantMemory) grantedTo(session, machine string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.m[session] == machine
+}
+
+// any reports whether a session was granted to machine recently.
+func (g *grantMemory) any(machine string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.machines[machine] > 0
+}
+
+// MayFileTranscript admits a transcript stream before its request is
+// read: only a machine that was granted a session here recently may file
+// one. The request may be 22 MB; a key that has no session costs nothing.
+func (s *Service) MayFileTranscript(remote peer.ID) error {
+	if !s.grants.any(remote.String()) {
+		return wire.Errorf(wire.CodeForbidden, "no session was granted to this machine here recently")
+	}
+	return nil
 }
 
 // TranscriptSpec is how transcript streams open: a transcript is base64
