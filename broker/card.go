@@ -38,8 +38,11 @@ func (f *fleet) Cards(t *wire.Technician, a wire.MachinesArgs) []wire.Card {
 	return cards
 }
 
-// Card is m's card; newest is the newest agent version in the fleet.
-func (f *fleet) Card(m *store.Machine, newest string) wire.Card {
+// Card is m's card. Its agent is judged against the newest version among
+// the machines of its own client (or the pinned one; see
+// readiness.Policy.NewestOf), as in Cards.
+func (f *fleet) Card(m *store.Machine) wire.Card {
+	newest := f.policy.NewestOf(f.store.Machines(), m.Client)
 	c := readiness.Card(m, f.reachability(m), newest, f.now(), f.policy)
 	f.addSession(&c)
 	return c
@@ -52,7 +55,7 @@ func (f *fleet) Show(t *wire.Technician, name string) (wire.Card, *wire.Error) {
 	if werr != nil {
 		return wire.Card{}, werr
 	}
-	card := f.Card(&m, f.policy.Newest(f.store.Machines()))
+	card := f.Card(&m)
 	snap, err := f.store.Snapshot(m.ID)
 	if err != nil {
 		return wire.Card{}, wire.Errorf(wire.CodeInternal, "%v", err)

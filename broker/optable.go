@@ -132,7 +132,7 @@ func (r *rooms) waitOnline(ctx context.Context, c *call, a *wire.WaitArgs) (any,
 	if werr != nil {
 		return nil, werr
 	}
-	return r.fleet.Card(&m, r.policy.Newest(r.store.Machines())), nil
+	return r.fleet.Card(&m), nil
 }
 
 // createClient runs OpClientsCreate.

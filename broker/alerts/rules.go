@@ -10,10 +10,13 @@ import (
 )
 
 // Evaluate works out the alerts that hold at now, by alert ID, with the
-// thresholds of c (whose Policy must be resolved).
+// thresholds of c (whose Policy must be resolved). An agent is behind when
+// it is older than the pinned version or else the newest among the
+// machines of its own client (readiness.Policy.Baseline): ms should hold
+// every machine.
 func Evaluate(ms []store.Machine, reach func(*store.Machine) wire.Reachability, now time.Time, c *Config) map[string]wire.Alert {
 	out := map[string]wire.Alert{}
-	newest := c.Policy.Newest(ms)
+	base := c.Policy.Baseline(ms)
 	for i := range ms {
 		m := &ms[i]
 		add := func(kind, cadence string, since time.Time, detail string) {
@@ -25,7 +28,7 @@ func Evaluate(ms []store.Machine, reach func(*store.Machine) wire.Reachability, 
 			add(wire.AlertOffline, wire.CadenceReachability, *m.LastSeen,
 				fmt.Sprintf("offline since %s (threshold %s)", m.LastSeen.UTC().Format(time.RFC3339), c.Offline))
 		}
-		readinessAlerts(m, newest, now, c, add)
+		readinessAlerts(m, base.For(m.Client), now, c, add)
 	}
 	return out
 }

@@ -28,7 +28,8 @@
 //     no approval on record, or no expiry for it, or the approval has
 //     expired (an approval expiring exactly now has expired).
 //   - degraded: the agent is older than Policy.AgentVersion (when that is
-//     not set, than the newest agent version in the fleet), or it has more
+//     not set, than the newest agent version among the machines of its own
+//     client: another client's agents never mark it behind), or it has more
 //     than Policy.MaxPendingUpdates pending updates, or an update first
 //     seen more than Policy.MaxPendingAge ago is still pending.
 //   - ready: none of the above.

@@ -47,14 +47,16 @@ const (
 )
 
 // facts is what assess learns about one machine: every rule that applies,
-// with the numbers its reason needs. It holds no pointers and costs no
-// allocation, so a machine that Query filters out costs no garbage.
+// with the numbers its reason needs. It costs no allocation (newest is
+// one of the Baseline's strings), so a machine that Query filters out
+// costs no garbage.
 type facts struct {
+	newest    string // the version m's agent is judged against
 	rank      uint8
 	never     bool // no committed check-in
 	noOS      bool // a check-in without an OS
 	stale     bool
-	behind    bool // agent older than the newest in the fleet
+	behind    bool // agent older than newest
 	tooMany   bool // more pending updates than allowed
 	consent   consentGap
 	oldCount  int32         // pending updates older than MaxPendingAge
@@ -67,9 +69,9 @@ type facts struct {
 // evaluator holds what is shared by every machine in one evaluation. It is
 // used by one goroutine.
 type evaluator struct {
-	newest string
-	now    time.Time
-	p      Policy // resolved
+	base Baseline
+	now  time.Time
+	p    Policy // resolved
 
 	// Scratch and slabs. When block is not zero, snapshot ages and reason
 	// lists are carved from blocks of that many, so that a large listing
@@ -81,20 +83,20 @@ type evaluator struct {
 	lists []string
 }
 
-func newEvaluator(newest string, now time.Time, p Policy) *evaluator {
-	return &evaluator{newest: newest, now: now, p: p.resolved()}
+func newEvaluator(base Baseline, now time.Time, p Policy) *evaluator {
+	return &evaluator{base: base, now: now, p: p.resolved()}
 }
 
 // Evaluate computes the readiness layer of m's card. newestAgent is the
-// version agents are judged against (see Policy.Newest); empty means no
-// agent is judged behind. Every field of the result is set; Reasons and
+// version m's agent is judged against (see Policy.NewestOf); empty means
+// it is not judged behind. Every field of the result is set; Reasons and
 // PendingUpdates are never nil. SnapshotAgeSec is nil before the first
 // check-in, and negative if the agent's clock runs ahead of the broker's.
 //
 // The result shares pointers and slices with m (OS, PendingUpdates,
 // Approval, LastCheckIn); neither may be modified afterwards.
 func Evaluate(m *store.Machine, newestAgent string, now time.Time, p Policy) wire.Readiness {
-	e := newEvaluator(newestAgent, now, p)
+	e := newEvaluator(Baseline{pin: newestAgent}, now, p)
 	f := e.assess(m)
 	var r wire.Readiness
 	e.fill(&r, m, &f)
@@ -110,8 +112,9 @@ func (e *evaluator) assess(m *store.Machine) facts {
 		e.checkSilence(m, &f)
 	}
 	f.consent = e.consentGap(&m.Approval)
-	f.behind = m.AgentVersion != "" && e.newest != "" &&
-		m.AgentVersion != e.newest && CompareVersions(m.AgentVersion, e.newest) < 0
+	f.newest = e.base.For(m.Client)
+	f.behind = m.AgentVersion != "" && f.newest != "" &&
+		m.AgentVersion != f.newest && CompareVersions(m.AgentVersion, f.newest) < 0
 	f.tooMany = len(m.PendingUpdates) > e.p.MaxPendingUpdates
 	e.checkPendingAge(m.PendingUpdates, &f)
 	f.rank = f.winner()
@@ -186,7 +189,7 @@ func (e *evaluator) fill(r *wire.Readiness, m *store.Machine, f *facts) {
 	r.Reasons = e.reasons(m, f)
 	r.EnrolledAt = m.EnrolledAt
 	r.AgentVersion = m.AgentVersion
-	r.NewestAgentVersion = e.newest
+	r.NewestAgentVersion = f.newest
 	r.AgentBehind = f.behind
 	r.OS = m.OS
 	r.PendingUpdates = m.PendingUpdates

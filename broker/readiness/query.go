@@ -12,9 +12,12 @@ import (
 // Query answers a machines request: the cards of the machines in ms whose
 // client is visible and that match a, in queue order (see Sort).
 //
-// The newest agent version is p.AgentVersion or else taken from the whole
-// of ms, not only the visible part, so every technician sees the same
-// readiness for a machine. reach returns a machine's live reachability;
+// Each machine is judged against p.AgentVersion or else the newest agent
+// version among the machines of its own client (see Policy.Baseline),
+// computed once per Query. Scope and a.Client keep or drop whole clients,
+// so the machines in scope hold every machine of their clients: every
+// technician sees the same readiness for a machine, and no client's
+// versions weigh on another's. reach returns a machine's live reachability;
 // nil means every machine is offline. It is called from several goroutines
 // at once, so it must be safe for concurrent use. visible says whether the
 // technician may see a client's machines; nil shows nothing, so scope is
@@ -31,7 +34,7 @@ func Query(ms []store.Machine, reach func(m *store.Machine) wire.Reachability, v
 		return []wire.Card{}
 	}
 	in := inScope(ms, visible, a.Client)
-	parts := split(in, p.Newest(ms), now, p)
+	parts := split(in, p.baselineOf(ms, in), now, p)
 	var all []wire.Card
 	if a.Readiness == "" && a.Online == nil && a.PendingUpdate == "" {
 		all = presize(parts, len(in)) // every machine in scope gets a card
@@ -93,11 +96,11 @@ func inScope(ms []store.Machine, visible func(string) bool, client string) []int
 
 // split cuts in into parts of nearly equal size, each with its own
 // evaluator.
-func split(in []int32, newest string, now time.Time, p Policy) []*part {
+func split(in []int32, base Baseline, now time.Time, p Policy) []*part {
 	n := workers(len(in))
 	parts := make([]*part, n)
 	for i := range parts {
-		e := newEvaluator(newest, now, p)
+		e := newEvaluator(base, now, p)
 		e.block = slabBlock
 		parts[i] = &part{evaluator: e, in: in[i*len(in)/n : (i+1)*len(in)/n]}
 	}

@@ -76,18 +76,32 @@ func TestQuery(t *testing.T) {
 	}
 }
 
-// TestQueryNewestFromWholeFleet: a machine outside the technician's scope
-// still sets the newest version, so readiness does not depend on who asks.
-func TestQueryNewestFromWholeFleet(t *testing.T) {
+// TestQueryNewestPerClient: a newer agent of another client, even one
+// outside the technician's scope, does not mark a machine behind; a newer
+// agent of its own client does, and readiness does not depend on who asks.
+func TestQueryNewestPerClient(t *testing.T) {
 	ms, _ := smallFleet()
 	ms[2].AgentVersion = "1.5.0" // b-ready, client beta
+	for _, visible := range []func(string) bool{func(c string) bool { return c == "acme" }, func(string) bool { return true }} {
+		cards := Query(ms, nil, visible, wire.MachinesArgs{Client: "acme", Readiness: wire.StateReady}, now, Policy{})
+		if got := ids(cards); !slices.Equal(got, []string{"a-ready-off", "a-ready-on"}) {
+			t.Errorf("acme's ready machines on 1.4.0 = %q; beta's 1.5.0 must not mark them behind", got)
+		}
+		for _, c := range cards {
+			if c.Readiness.NewestAgentVersion != "1.4.0" || c.Readiness.AgentBehind {
+				t.Errorf("%s: newest %q, behind %v; want acme's 1.4.0, not behind", c.ID, c.Readiness.NewestAgentVersion, c.Readiness.AgentBehind)
+			}
+		}
+	}
+	ms[0].AgentVersion = "1.6.0" // a-stale, client acme
 	cards := Query(ms, nil, func(c string) bool { return c == "acme" }, wire.MachinesArgs{Readiness: wire.StateReady}, now, Policy{})
 	if len(cards) != 0 {
-		t.Errorf("acme machines on 1.4.0 should be behind 1.5.0, got ready: %q", ids(cards))
+		t.Errorf("acme machines on 1.4.0 should be behind acme's 1.6.0, got ready: %q", ids(cards))
 	}
-	cards = Query(ms, nil, func(c string) bool { return c == "acme" }, wire.MachinesArgs{Client: "acme"}, now, Policy{})
-	if nw := cards[0].Readiness.NewestAgentVersion; nw != "1.5.0" {
-		t.Errorf("newest = %q, want 1.5.0", nw)
+	for _, c := range Query(ms, nil, func(string) bool { return true }, wire.MachinesArgs{Client: "beta"}, now, Policy{}) {
+		if c.Readiness.NewestAgentVersion != "1.5.0" || c.ID == "b-ready" && c.Readiness.AgentBehind {
+			t.Errorf("%s: newest %q, behind %v; want beta's 1.5.0, not acme's 1.6.0", c.ID, c.Readiness.NewestAgentVersion, c.Readiness.AgentBehind)
+		}
 	}
 }
 
@@ -109,6 +123,12 @@ func TestQueryEqualsPipeline(t *testing.T) {
 		{Readiness: wire.StateDegraded},
 		{Readiness: wire.StateStale, Online: &yes},
 		{PendingUpdate: "openssl"},
+	}
+	// Some clients have no agent on 1.4.0: their newest is their own.
+	for i := range f.machines {
+		if m := &f.machines[i]; m.AgentVersion == "1.4.0" && slices.Contains(some[:len(some)/2], m.Client) {
+			m.AgentVersion = "1.3.2"
+		}
 	}
 	p := Policy{Grace: 5 * time.Minute}
 	for _, workers := range []int{0, 1, 2, 3, 7} {
@@ -135,14 +155,13 @@ func withWorkers(t *testing.T, n int) {
 }
 
 func pipeline(f *fleet, visible func(string) bool, a wire.MachinesArgs, p Policy) []wire.Card {
-	newest := Newest(f.machines)
 	cards := []wire.Card{}
 	for i := range f.machines {
 		m := &f.machines[i]
 		if !visible(m.Client) {
 			continue
 		}
-		c := Card(m, f.reach[m.ID], newest, now, p)
+		c := Card(m, f.reach[m.ID], p.NewestOf(f.machines, m.Client), now, p)
 		if Match(&c, &a) {
 			cards = append(cards, c)
 		}

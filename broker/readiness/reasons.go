@@ -31,7 +31,7 @@ func (e *evaluator) reasons(m *store.Machine, f *facts) []string {
 		consentReason(w, f.consent, m)
 	}
 	if f.behind {
-		w.s("agent ").s(m.AgentVersion).s(" is behind ").s(e.newest).end()
+		w.s("agent ").s(m.AgentVersion).s(" is behind ").s(f.newest).end()
 	}
 	if f.tooMany {
 		w.int(len(m.PendingUpdates)).s(" pending updates (limit ").int(e.p.MaxPendingUpdates).s(")").end()

@@ -38,21 +38,32 @@ func CompareVersions(a, b string) int {
 // parsable one, so a single "dev" build cannot mark the whole fleet as
 // behind. It returns "" if no machine reports a version.
 func Newest(ms []store.Machine) string {
-	best, bestOK := "", false
+	var n newest
 	for i := range ms {
-		v := ms[i].AgentVersion
-		if v == "" || v == best {
-			continue
-		}
-		_, ok := parseVersion(v)
-		switch {
-		case best == "", ok && !bestOK:
-			best, bestOK = v, ok
-		case ok == bestOK && CompareVersions(v, best) > 0:
-			best = v
-		}
+		n.add(ms[i].AgentVersion)
 	}
-	return best
+	return n.v
+}
+
+// newest is the newest version seen so far, by Newest's rule. The zero
+// value has seen none.
+type newest struct {
+	v  string
+	ok bool // v is parsable
+}
+
+// add takes v into account.
+func (n *newest) add(v string) {
+	if v == "" || v == n.v {
+		return
+	}
+	_, ok := parseVersion(v)
+	switch {
+	case n.v == "", ok && !n.ok:
+		n.v, n.ok = v, ok
+	case ok == n.ok && CompareVersions(v, n.v) > 0:
+		n.v = v
+	}
 }
 
 // version is a parsed version. Its fields are substrings of the input.

@@ -79,11 +79,11 @@ func TestNewest(t *testing.T) {
 }
 
 func TestPolicyAgentVersionPinsTheMark(t *testing.T) {
-	ms := []store.Machine{{AgentVersion: "1.2.0"}, {AgentVersion: "999.0"}}
-	if got := (Policy{}).Newest(ms); got != "999.0" {
-		t.Errorf("without a pinned version, Newest = %q, want the fleet's 999.0", got)
+	ms := []store.Machine{{Client: "acme", AgentVersion: "1.2.0"}, {Client: "acme", AgentVersion: "999.0"}}
+	if got := (Policy{}).NewestOf(ms, "acme"); got != "999.0" {
+		t.Errorf("without a pinned version, NewestOf = %q, want the client's 999.0", got)
 	}
-	if got := (Policy{AgentVersion: "1.2.0"}).Newest(ms); got != "1.2.0" {
-		t.Errorf("with a pinned version, Newest = %q, want 1.2.0", got)
+	if got := (Policy{AgentVersion: "1.2.0"}).NewestOf(ms, "acme"); got != "1.2.0" {
+		t.Errorf("with a pinned version, NewestOf = %q, want 1.2.0", got)
 	}
 }

@@ -53,7 +53,7 @@ func main() {
 	flag.DurationVar(&cfg.Readiness.Grace, "stale-grace", 0, "a machine is stale after 2 check-in intervals plus this `grace` (default 10m)")
 	flag.IntVar(&cfg.Readiness.MaxPendingUpdates, "max-pending-updates", 0, "more pending updates than this `count` make a machine degraded (default 10)")
 	flag.DurationVar(&cfg.Readiness.MaxPendingAge, "max-pending-age", 0, "an update pending longer than this `age` makes a machine degraded (default 720h)")
-	flag.StringVar(&cfg.Readiness.AgentVersion, "agent-version", "", "the agent `version` being rolled out: older agents are behind (default: the newest any agent reports)")
+	flag.StringVar(&cfg.Readiness.AgentVersion, "agent-version", "", "the agent `version` being rolled out: older agents are behind (default: for each client, the newest its own agents report)")
 	flag.StringVar(&cfg.STUN, "stun", ":3478", "UDP `addr`ess of the STUN server peers learn their public session address from, or off")
 	flag.StringVar(&cfg.TURNIP, "turn-ip", "", "`address` TURN relay candidates carry, the one peers reach this broker at (default: the --stun IP when specific)")
 	flag.DurationVar(&cfg.AlertEvery, "alert-every", 0, "how often alerts are evaluated (default 30s)")
