@@ -71,7 +71,9 @@ func (r *rooms) anyone() map[string]opFunc {
 		wire.OpShow: withArgs(func(_ context.Context, c *call, a *wire.ShowArgs) (any, *wire.Error) {
 			return r.fleet.Show(c.t, a.Machine)
 		}),
-		wire.OpBrokers:    func(context.Context, *call) (any, *wire.Error) { return r.brokers.Members(), nil },
+		wire.OpBrokers: func(_ context.Context, c *call) (any, *wire.Error) {
+			return r.brokers.MembersFor(c.t, r.store, r.reach), nil
+		},
 		wire.OpWaitOnline: withArgs(r.waitOnline),
 		wire.OpSessionOpen: func(ctx context.Context, c *call) (any, *wire.Error) {
 			return r.sessions.Open(ctx, c.t, c.id, c.req.Args)

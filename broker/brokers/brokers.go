@@ -8,6 +8,14 @@
 // it. All three come from the gossip's membership, each broker's gossiped
 // metadata (its peer ID, bridge addresses and counts), which Publish keeps
 // current.
+//
+// The agent counts meshctl brokers shows are figures about clients, so a
+// technician who is not an admin sees only its own clients' share (see
+// MembersFor). The gossiped counts are totals over every client, and a
+// count per client would not fit the 512-byte metadata, so that share is
+// counted from what every broker already has: the replicated store says
+// which machines belong to the technician's clients, and the reachability
+// overlay (presence gossip) says which broker holds each one's bridge.
 package brokers
 
 import (
@@ -17,6 +25,8 @@ import (
 	"time"
 
 	"github.com/readymesh/readymesh/broker/cluster"
+	"github.com/readymesh/readymesh/broker/scope"
+	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -70,23 +80,81 @@ func (l *List) self() wire.BrokerMember {
 }
 
 // Members lists the brokers of the cluster, this one first.
-func (l *List) Members() []wire.BrokerMember {
+func (l *List) Members() []wire.BrokerMember { return l.members(nil) }
+
+// members lists the brokers of the cluster, this one first. When agents
+// is not nil, it gives each broker's agent count, by node name, in place
+// of the gossiped one.
+func (l *List) members(agents map[string]int) []wire.BrokerMember {
 	if l.cluster == nil {
-		return []wire.BrokerMember{l.self()}
+		self := l.self()
+		if agents != nil {
+			self.Agents = agents[l.name] // the node name of a broker alone
+		}
+		return []wire.BrokerMember{self}
 	}
 	var out []wire.BrokerMember
 	for _, m := range l.cluster.Members() {
 		if m.Name == l.cluster.LocalName() {
 			self := l.self()
 			self.GossipAddr = m.Addr
+			if agents != nil {
+				self.Agents = agents[m.Name]
+			}
 			out = append([]wire.BrokerMember{self}, out...)
 			continue
 		}
-		out = append(out, wire.BrokerMember{Name: m.Meta.Name, Region: m.Region, State: m.State,
+		b := wire.BrokerMember{Name: m.Meta.Name, Region: m.Region, State: m.State,
 			PeerID: m.Meta.PeerID, HTTP: m.Meta.HTTP, GossipAddr: m.Addr, Bridge: m.Meta.Bridge,
-			Agents: m.Meta.Agents, Technicians: m.Meta.Technicians})
+			Agents: m.Meta.Agents, Technicians: m.Meta.Technicians}
+		if agents != nil {
+			b.Agents = agents[m.Name]
+		}
+		out = append(out, b)
 	}
 	return out
+}
+
+// Machines is the replicated store, as MembersFor reads it.
+type Machines interface {
+	Machines() []store.Machine
+}
+
+// Reach is the reachability overlay: whether a machine's bridge is up
+// now, and the name of the broker holding it.
+type Reach interface {
+	Reach(m *store.Machine) wire.Reachability
+}
+
+// MembersFor lists the brokers of the cluster, this one first, as
+// technician t may see them. An admin sees Members. Any other technician
+// sees the same brokers, but each one's agent count covers only the
+// machines of t's clients whose bridge is up to that broker, counted over
+// ms and reach (one pass over the stored machines). The technician counts
+// stay: technicians are the MSP's own staff, not a client's.
+func (l *List) MembersFor(t *wire.Technician, ms Machines, reach Reach) []wire.BrokerMember {
+	if t.Admin {
+		return l.Members()
+	}
+	return l.members(bridged(ms, reach, func(client string) bool { return scope.Visible(t, client) }))
+}
+
+// bridged counts the machines of the clients keep accepts that are online,
+// by the node name of the broker holding their bridge, as the
+// reachability overlay names it.
+func bridged(ms Machines, reach Reach, keep func(client string) bool) map[string]int {
+	n := map[string]int{}
+	all := ms.Machines()
+	for i := range all {
+		m := &all[i]
+		if !keep(m.Client) {
+			continue
+		}
+		if r := reach.Reach(m); r.Online {
+			n[r.Broker]++
+		}
+	}
+	return n
 }
 
 // Infos lists the alive brokers agents may fail over to, this one first.

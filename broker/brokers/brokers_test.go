@@ -2,7 +2,9 @@ package brokers_test
 
 import (
 	"context"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/readymesh/readymesh/broker/brokers"
 	"github.com/readymesh/readymesh/broker/cluster"
+	"github.com/readymesh/readymesh/broker/internal/fleettest"
+	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -186,4 +190,71 @@ func TestPublish(t *testing.T) {
 		cancel()
 		<-done
 	})
+}
+
+// fleetStore is a real store holding acme's three machines and globex's
+// two.
+func fleetStore(t *testing.T) *store.Store {
+	st := fleettest.Open(t)
+	for _, id := range []string{"acme-1", "acme-2", "acme-3", "globex-1", "globex-2"} {
+		client, _, _ := strings.Cut(id, "-")
+		fleettest.Enrol(t, st, id, client, id, time.Now())
+	}
+	return st
+}
+
+// bridges is the reachability overlay as a fixed map: machine ID → the
+// node name of the broker holding its bridge.
+type bridges map[string]string
+
+func (b bridges) Reach(m *store.Machine) wire.Reachability {
+	broker, ok := b[m.ID]
+	return wire.Reachability{Online: ok, Broker: broker}
+}
+
+// TestMembersForTechnician: in a cluster, a technician scoped to acme sees
+// every broker, but agent counts of acme's machines only, by the broker
+// holding each bridge; an admin sees the gossiped totals.
+func TestMembersForTechnician(t *testing.T) {
+	st := fleetStore(t)
+	// Node b is this broker (eu-1), node a is us-1, node c (us-2) is dead.
+	reach := bridges{"acme-1": "b", "acme-2": "a", "globex-1": "b", "globex-2": "a"}
+	l := brokers.New("eu-1", "eu", info, threeBrokers(), nil)
+	l.Count(func() int { return 3 }, func() int { return 2 })
+	type counts struct{ agents, technicians int }
+	figures := func(t *wire.Technician) map[string]counts {
+		out := map[string]counts{}
+		for _, m := range l.MembersFor(t, st, reach) {
+			out[m.Name] = counts{m.Agents, m.Technicians}
+		}
+		return out
+	}
+	tests := []struct {
+		tech *wire.Technician
+		want map[string]counts
+	}{
+		{&wire.Technician{Name: "admin", Admin: true}, map[string]counts{"eu-1": {3, 2}, "us-1": {7, 1}, "us-2": {}, "us-3": {}}},
+		{&wire.Technician{Name: "alice", Clients: []string{"acme"}}, map[string]counts{"eu-1": {1, 2}, "us-1": {1, 1}, "us-2": {}, "us-3": {}}},
+		{&wire.Technician{Name: "gus", Clients: []string{"globex", "acme"}}, map[string]counts{"eu-1": {2, 2}, "us-1": {2, 1}, "us-2": {}, "us-3": {}}},
+		{&wire.Technician{Name: "nobody"}, map[string]counts{"eu-1": {0, 2}, "us-1": {0, 1}, "us-2": {}, "us-3": {}}},
+	}
+	for _, tt := range tests {
+		if got := figures(tt.tech); !maps.Equal(got, tt.want) {
+			t.Errorf("%s sees %v, want %v", tt.tech.Name, got, tt.want)
+		}
+	}
+	if ms := l.MembersFor(tests[1].tech, st, reach); ms[0].Name != "eu-1" || !ms[0].Self || ms[1].PeerID != "12D3KooA" {
+		t.Errorf("alice's list %+v; want the same brokers as Members, self first", ms)
+	}
+}
+
+// TestMembersForTechnicianAlone: a broker alone counts the technician's
+// clients' machines bridged to it.
+func TestMembersForTechnicianAlone(t *testing.T) {
+	st := fleetStore(t)
+	reach := bridges{"acme-1": "eu-1", "acme-3": "eu-1", "globex-1": "eu-1", "globex-2": "eu-1"}
+	ms := alone().MembersFor(&wire.Technician{Name: "alice", Clients: []string{"acme"}}, st, reach)
+	if len(ms) != 1 || ms[0].Agents != 2 || ms[0].Technicians != 2 {
+		t.Errorf("alice sees %+v, want eu-1 with acme's 2 agents", ms)
+	}
 }
