@@ -138,9 +138,22 @@ func (m *Hello) Validate() error {
 // HelloReply accepts or refuses a presence stream and tells the agent the
 // heartbeat interval the broker expects and the brokers it may fail over to.
 type HelloReply struct {
-	Error       *Error       `json:"error,omitempty"`
-	HeartbeatMS int64        `json:"heartbeat_ms"`
-	Brokers     []BrokerInfo `json:"brokers,omitempty"`
+	Error       *Error `json:"error,omitempty"`
+	HeartbeatMS int64  `json:"heartbeat_ms"`
+	// Brokers are the alive brokers of the cluster, this one first.
+	Brokers []BrokerInfo `json:"brokers,omitempty"`
+	// Left are the peer IDs of brokers that left the cluster cleanly (shut
+	// down, not failed), for the agent to forget. Brokers of earlier
+	// releases never send it.
+	Left []string `json:"left_brokers,omitempty"`
+}
+
+// Validate implements the Decode contract.
+func (m *HelloReply) Validate() error {
+	if m.HeartbeatMS < 0 || m.HeartbeatMS > maxHeartbeatMS {
+		return fmt.Errorf("hello reply: heartbeat_ms %d out of range [0, %d]", m.HeartbeatMS, maxHeartbeatMS)
+	}
+	return validBrokerList("hello reply", m.Brokers, m.Left)
 }
 
 // Heartbeat keeps a presence stream alive (reachability) and carries the
@@ -174,6 +187,18 @@ func (m *Heartbeat) Validate() error {
 type HeartbeatAck struct {
 	Seq     uint64 `json:"seq"`
 	CheckIn bool   `json:"check_in,omitempty"`
+	// Brokers, when not empty, is the broker list again, as in HelloReply,
+	// with Left: a broker sends them on its first ack after the list
+	// changed (a broker joined, left, or changed its addresses), so a
+	// connected agent learns of it within a heartbeat. Agents of earlier
+	// releases ignore both.
+	Brokers []BrokerInfo `json:"brokers,omitempty"`
+	Left    []string     `json:"left_brokers,omitempty"`
+}
+
+// Validate implements the Decode contract.
+func (m *HeartbeatAck) Validate() error {
+	return validBrokerList("heartbeat ack", m.Brokers, m.Left)
 }
 
 // Login binds the caller's key to a technician.
