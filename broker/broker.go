@@ -146,7 +146,8 @@ func (b *Broker) openState() error {
 func (b *Broker) listen() error {
 	var err error
 	b.host, err = bridge.NewHost(bridge.HostConfig{Key: b.key, Listen: b.cfg.Listen,
-		MaxConns: b.cfg.MaxBridges, Quotas: quotas(&b.cfg), Metrics: b.reg, Net: b.cfg.Net})
+		MaxConns: b.cfg.MaxBridges, Quotas: quotas(&b.cfg),
+		AcceptRate: b.cfg.AcceptRate, MaxHandshakes: b.cfg.MaxHandshakes, Metrics: b.reg, Net: b.cfg.Net})
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}

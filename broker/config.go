@@ -103,6 +103,16 @@ type Config struct {
 	// Zero means 64 MiB: two full-size (16 MiB) transcripts at a time, as
 	// transcripts are rare and may wait.
 	TranscriptMemory int64
+	// AcceptRate bounds the new bridges admitted per second, from all
+	// addresses together (each address also has bridge.PerIPConnRate).
+	// After a broker restart every agent comes back at once: spreading
+	// them keeps the broker answering technicians and live sessions,
+	// while refused agents retry after a jittered backoff. Zero means
+	// 500 a second: 5,000 agents back within about 10 s.
+	AcceptRate float64
+	// MaxHandshakes bounds the bridges in their handshake at once. Zero
+	// means 256.
+	MaxHandshakes int
 	// Readiness holds the readiness rules' thresholds.
 	Readiness readiness.Policy
 
@@ -211,6 +221,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.TranscriptMemory <= 0 {
 		c.TranscriptMemory = 64 << 20
+	}
+	if c.AcceptRate <= 0 {
+		c.AcceptRate = 500
+	}
+	if c.MaxHandshakes <= 0 {
+		c.MaxHandshakes = 256
 	}
 	if c.STUN == "" {
 		c.STUN = ":3478"

@@ -37,6 +37,12 @@ type HostConfig struct {
 	// at once (see Quota). It applies with MaxConns only. Nil leaves
 	// libp2p's scaled defaults for every protocol.
 	Quotas map[protocol.ID]Quota
+	// AcceptRate bounds the new connections admitted per second from all
+	// addresses together, with a burst of as many; MaxHandshakes bounds
+	// the connections in their handshake at once. Both apply with MaxConns
+	// only; zero means unlimited and libp2p's default. See limits.
+	AcceptRate    float64
+	MaxHandshakes int
 	// Metrics, if not nil, receives libp2p's Prometheus metrics. Nil
 	// disables them, so many hosts can live in one process.
 	Metrics prometheus.Registerer
@@ -93,7 +99,7 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		opts = append(opts, libp2p.DisableMetrics())
 	}
 	if cfg.MaxConns > 0 {
-		rm, cm, err := limits(cfg.MaxConns, cfg.Quotas)
+		rm, cm, err := limits(cfg)
 		if err != nil {
 			return nil, err
 		}

@@ -38,7 +38,16 @@ type Quota struct {
 // address and PerIPConnRate new ones per second per address (with a burst
 // of the same size), and leaves abuse control to authentication: an
 // unknown key gets no record and no stream it may use.
-func limits(max int, quotas map[protocol.ID]Quota) (network.ResourceManager, *connmgr.BasicConnMgr, error) {
+//
+// Admission for reconnect storms: after a broker restart every agent comes
+// back at once. cfg.AcceptRate bounds new connections per second from all
+// addresses together, and cfg.MaxHandshakes the connections still in their
+// handshake (libp2p's transient scope, which a QUIC connection enters at
+// its ClientHello and leaves once its peer is authenticated). A refused
+// agent backs off with jitter and tries again; connections already
+// established, and their streams, are not touched.
+func limits(cfg HostConfig) (network.ResourceManager, *connmgr.BasicConnMgr, error) {
+	max, quotas := cfg.MaxConns, cfg.Quotas
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
 	base := scaling.AutoScale()
@@ -50,17 +59,23 @@ func limits(max int, quotas map[protocol.ID]Quota) (network.ResourceManager, *co
 	// default (512 inbound streams plus 256 per GiB of an eighth of RAM:
 	// 1,265 on a 24 GiB machine) would cap a broker's agents too.
 	perProto := rcmgr.ResourceLimits{Streams: streams, StreamsInbound: streams, StreamsOutbound: streams}
-	partial := rcmgr.PartialLimitConfig{System: all, Transient: all, ProtocolDefault: perProto,
+	transient := all
+	if cfg.MaxHandshakes > 0 {
+		h := rcmgr.LimitVal(cfg.MaxHandshakes)
+		transient.Conns, transient.ConnsInbound, transient.ConnsOutbound = h, h, h
+	}
+	partial := rcmgr.PartialLimitConfig{System: all, Transient: transient, ProtocolDefault: perProto,
 		ServiceDefault: perProto}
 	applyQuotas(&partial, perProto, quotas)
 	perIP := []rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: max}}
 	perIP6 := []rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: max}}
 	burst := rate.Limit{RPS: PerIPConnRate, Burst: int(PerIPConnRate)}
-	rl := &rate.Limiter{SubnetRateLimiter: rate.SubnetLimiter{
-		IPv4SubnetLimits: []rate.SubnetLimit{{PrefixLength: 32, Limit: burst}},
-		IPv6SubnetLimits: []rate.SubnetLimit{{PrefixLength: 56, Limit: burst}},
-		GracePeriod:      time.Minute,
-	}}
+	rl := &rate.Limiter{GlobalLimit: rate.Limit{RPS: cfg.AcceptRate, Burst: burstOf(cfg.AcceptRate)},
+		SubnetRateLimiter: rate.SubnetLimiter{
+			IPv4SubnetLimits: []rate.SubnetLimit{{PrefixLength: 32, Limit: burst}},
+			IPv6SubnetLimits: []rate.SubnetLimit{{PrefixLength: 56, Limit: burst}},
+			GracePeriod:      time.Minute,
+		}}
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(base)),
 		rcmgr.WithLimitPerSubnet(perIP, perIP6), rcmgr.WithConnRateLimiters(rl))
 	if err != nil {
@@ -99,4 +114,12 @@ func applyQuotas(partial *rcmgr.PartialLimitConfig, perProto rcmgr.ResourceLimit
 		largest = max(largest, q.PerPeer)
 	}
 	partial.Stream = rcmgr.ResourceLimits{Memory: rcmgr.LimitVal64(max(largest, 16<<20))}
+}
+
+// burstOf is the burst of a rate: a second's worth, and at least one.
+func burstOf(perSecond float64) int {
+	if perSecond < 1 {
+		return 1
+	}
+	return int(perSecond)
 }

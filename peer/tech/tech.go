@@ -201,7 +201,7 @@ func dial(ctx context.Context, key *identity.Key, info wire.BrokerInfo) (*Client
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if err := h.Connect(dctx, ai); err != nil {
+	if err := connect(dctx, h, ai); err != nil {
 		h.Close()
 		return nil, fmt.Errorf("cannot reach broker %s: %w", ai.ID, err)
 	}
