@@ -15,5 +15,8 @@
 //
 // When the broker is in a cluster, every machine coming or going is
 // announced to the other brokers (Announcer), and a machine bridged to
-// another broker shows online through it (Directory).
+// another broker shows online through it (Directory). The presence stream
+// also tells each agent the brokers it may fail over to: the hello reply
+// lists them, and a heartbeat ack lists them again whenever the cluster's
+// membership changed (brokerlist.go).
 package reach

@@ -94,7 +94,9 @@ func (l *Layer) leave(s *serve.Stream, m *store.Machine, gen uint64, reason stri
 // heartbeats answers the hello and then each heartbeat, and returns why
 // the stream ended.
 func (l *Layer) heartbeats(s *serve.Stream, id string, gen uint64) string {
-	reply := wire.HelloReply{HeartbeatMS: l.cfg.Heartbeat.Milliseconds(), Brokers: l.deps.Brokers.Infos()}
+	list := l.list.get()
+	reply := wire.HelloReply{HeartbeatMS: l.cfg.Heartbeat.Milliseconds(), Brokers: list.brokers, Left: list.left}
+	sent := list.digest // the broker list this agent has now
 	s.SetWriteDeadline(time.Now().Add(helloTimeout))
 	if err := wire.Write(s, &reply); err != nil {
 		return endHelloFail
@@ -116,6 +118,9 @@ func (l *Layer) heartbeats(s *serve.Stream, id string, gen uint64) string {
 		ack := wire.HeartbeatAck{Seq: hb.Seq}
 		if !asked && l.wantsCheckIn(id, hb.CheckInSeq) {
 			ack.CheckIn, asked = true, true
+		}
+		if l.list.ackList(&ack, &sent) {
+			l.cfg.Logger.Debug("broker list sent again", "id", id, "brokers", len(ack.Brokers), "left", len(ack.Left))
 		}
 		s.SetWriteDeadline(time.Now().Add(silence))
 		if err := wire.Write(s, &ack); err != nil {

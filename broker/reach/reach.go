@@ -26,6 +26,11 @@ type Config struct {
 	// LastSeenFlush is how often online machines' last-seen times are
 	// stored. Zero means 10 minutes.
 	LastSeenFlush time.Duration
+	// BrokerListRefresh is how often the broker list agents are sent is
+	// rebuilt from the cluster's membership: a connected agent learns of a
+	// broker joining, leaving or moving within this plus one heartbeat.
+	// Shorter costs a membership read that often. Zero means 1 s.
+	BrokerListRefresh time.Duration
 	// Logger receives the layer's logs. Nil means discard.
 	Logger *slog.Logger
 	// Now returns the current time. Nil means time.Now.
@@ -43,6 +48,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.LastSeenFlush <= 0 {
 		c.LastSeenFlush = 10 * time.Minute
+	}
+	if c.BrokerListRefresh <= 0 {
+		c.BrokerListRefresh = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -90,10 +98,15 @@ type Work interface {
 	Kick()
 }
 
-// Brokers lists the alive brokers an agent may fail over to, this one
-// first: every hello reply carries the list.
+// Brokers is the cluster's broker list as agents are told it: the hello
+// reply carries it, and a heartbeat ack again whenever it changed.
 type Brokers interface {
+	// Infos lists the alive brokers an agent may fail over to, this one
+	// first.
 	Infos() []wire.BrokerInfo
+	// Left lists the peer IDs of brokers that left the cluster cleanly,
+	// for agents to forget.
+	Left() []string
 }
 
 // Deps are the layer's collaborators.
@@ -114,6 +127,7 @@ type Layer struct {
 	deps   Deps
 	table  table
 	online prometheus.Gauge
+	list   *brokerList // shared by every presence stream
 
 	// Set once, by SetWork and SetCluster, before the broker serves.
 	work      Work
@@ -127,6 +141,7 @@ func New(cfg Config, deps Deps) *Layer {
 	l := &Layer{cfg: cfg, deps: deps, table: table{rows: map[string]*row{}},
 		online: prometheus.NewGauge(prometheus.GaugeOpts{Name: "readymesh_machines_online",
 			Help: "Machines with an open presence stream to this broker."})}
+	l.list = &brokerList{src: deps.Brokers, every: cfg.BrokerListRefresh, now: cfg.Now}
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(l.online)
 	}

@@ -35,7 +35,7 @@ func validBrokerList(what string, brokers []BrokerInfo, left []string) error {
 		return fmt.Errorf("%s: %d brokers left, at most %d", what, len(left), MaxBrokers)
 	}
 	for i := range brokers {
-		if err := brokers[i].validate(); err != nil {
+		if err := brokers[i].Validate(); err != nil {
 			return fmt.Errorf("%s: broker %d: %w", what, i, err)
 		}
 	}
@@ -47,8 +47,10 @@ func validBrokerList(what string, brokers []BrokerInfo, left []string) error {
 	return nil
 }
 
-// validate checks the bounds of one listed broker.
-func (b *BrokerInfo) validate() error {
+// Validate checks the bounds a broker list puts on each broker in it: at
+// most MaxBrokerAddrs addresses and 256-byte strings. A broker building a
+// list leaves out what fails it.
+func (b *BrokerInfo) Validate() error {
 	if len(b.Addrs) > MaxBrokerAddrs {
 		return fmt.Errorf("%d addresses, at most %d", len(b.Addrs), MaxBrokerAddrs)
 	}
