@@ -116,3 +116,114 @@ func TestTechnicianScopes(t *testing.T) {
 		t.Errorf("after the refused logins t1 sees %v, want %v", got, wantIDs)
 	}
 }
+
+// TestFiguresStayWithinClients: one client's agents show in no other
+// client's figures. globex runs agents on 99.0.0 and 0.0.1; acme's run
+// this build's 0.1.0. acme's machines are not behind, in machines, show or
+// alerts, for the admin or acme's technician, while globex's old agent is
+// behind globex's 99.0.0; a newer acme agent then puts acme's others
+// behind. And meshctl brokers counts acme's agents only for acme's
+// technician.
+func TestFiguresStayWithinClients(t *testing.T) {
+	needBinaries(t)
+	base := testDir(t)
+	b := startBrokerArgs(t, base, "figures", 300*time.Millisecond, "--alert-every", "200ms")
+	admin := b.admin(base)
+	admin.ok("clients", "create", "acme")
+	admin.ok("clients", "create", "globex")
+	acmePC := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "acme-pc", "windows-ready.json")
+	acmeSrv := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "acme-srv", "linux-ready.json")
+	globDB := enroll(t, base, admin.token("globex", 1, time.Hour).Token, "globex-db", "linux-agent-99.json")
+	globWS := enroll(t, base, admin.token("globex", 1, time.Hour).Token, "globex-ws", "windows-old-agent.json")
+	running := []*agent{acmePC, acmeSrv, globDB, globWS}
+	for _, a := range running {
+		a.start()
+	}
+	waitOnline(t, admin, 20*time.Second, running...)
+	var added wire.TechnicianResult
+	out := admin.ok("technicians", "add", "t1", "--clients", "acme", "--modes", "read-only", "--json")
+	if err := json.Unmarshal([]byte(out), &added); err != nil || added.LoginToken == "" {
+		t.Fatalf("technicians add --json: %v\n%s", err, out)
+	}
+	t1 := newTech(t, base, "t1")
+	t1.ok("login", "--credential", added.LoginToken)
+
+	// Cards: each machine against its own client's newest.
+	judged := func(c wire.Card) string {
+		if c.Readiness.AgentBehind {
+			return "<" + c.Readiness.NewestAgentVersion
+		}
+		return c.Readiness.NewestAgentVersion
+	}
+	for _, who := range []*tech{admin, t1} {
+		for _, c := range who.machines("--client", "acme") {
+			if j := judged(c); j != "0.1.0" {
+				t.Errorf("%s: %s judged %q, want acme's 0.1.0 and not behind", who.name, c.Name, j)
+			}
+		}
+		if j := judged(who.show("acme/acme-pc")); j != "0.1.0" {
+			t.Errorf("%s: show acme-pc judged %q, want acme's 0.1.0", who.name, j)
+		}
+	}
+	if c, _ := cardOf(admin.machines(), globWS.id); judged(c) != "<99.0.0" {
+		t.Errorf("globex-ws judged %q, want behind globex's 99.0.0", judged(c))
+	}
+
+	// Alerts: globex's old agent has one; acme's have none.
+	behind := func(who *tech) []string {
+		var open []wire.Alert
+		if err := json.Unmarshal([]byte(who.ok("alerts", "--json")), &open); err != nil {
+			t.Fatalf("%s: alerts --json: %v", who.name, err)
+		}
+		var out []string
+		for _, a := range open {
+			if a.Kind == wire.AlertAgentBehind {
+				out = append(out, a.Machine)
+			}
+		}
+		return out
+	}
+	poll(t, 20*time.Second, "globex-ws's agent-behind alert", func() (bool, string) {
+		got := behind(admin)
+		return slices.Contains(got, globWS.full()), strings.Join(got, ", ")
+	})
+	if got := behind(admin); !slices.Equal(got, []string{globWS.full()}) {
+		t.Errorf("agent-behind alerts %v, want only globex-ws's", got)
+	}
+	if got := behind(t1); len(got) != 0 {
+		t.Errorf("t1 lists agent-behind alerts %v, want none", got)
+	}
+
+	// Brokers: t1 counts acme's two bridged agents, the admin all four.
+	agents := func(who *tech) int {
+		var ms []wire.BrokerMember
+		if err := json.Unmarshal([]byte(who.ok("brokers", "--json")), &ms); err != nil || len(ms) != 1 {
+			t.Fatalf("%s: brokers --json: %v, %+v", who.name, err, ms)
+		}
+		return ms[0].Agents
+	}
+	if n := agents(t1); n != 2 {
+		t.Errorf("t1's meshctl brokers counts %d agents, want acme's 2", n)
+	}
+	if n := agents(admin); n != 4 {
+		t.Errorf("admin's meshctl brokers counts %d agents, want 4", n)
+	}
+
+	// A newer acme agent is acme's newest: the others are behind it.
+	acmeNext := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "acme-build", "linux-agent-next.json")
+	acmeNext.start()
+	waitOnline(t, t1, 20*time.Second, acmeNext)
+	for _, c := range t1.machines() {
+		want := "<0.2.0"
+		if c.ID == acmeNext.id {
+			want = "0.2.0"
+		}
+		if j := judged(c); j != want {
+			t.Errorf("after acme-build's 0.2.0: %s judged %q, want %q", c.Name, j, want)
+		}
+	}
+	poll(t, 20*time.Second, "acme's agent-behind alerts", func() (bool, string) {
+		got := behind(t1)
+		return sameSet(got, []string{acmePC.full(), acmeSrv.full()}), strings.Join(got, ", ")
+	})
+}
