@@ -15,16 +15,21 @@ import (
 //
 // Learned brokers are trusted because they were named by a broker the agent
 // had already authenticated; each is still dialled by its pinned peer ID.
+// A broker that left the cluster cleanly is forgotten when a broker says
+// so (forget); one that failed is kept, as it may come back. The set holds
+// at most wire.MaxBrokers brokers.
 type brokerSet struct {
-	mu     sync.Mutex        // mu guards all following fields
-	region string            // the home region
-	list   []wire.BrokerInfo // candidates in preference order
-	cur    int               // index of the broker tried now
-	tried  int               // failed attempts since the last success
+	region   string // the home region; immutable
+	enrolled string // the enrolled broker's peer ID, never forgotten; immutable
+
+	mu    sync.Mutex        // mu guards all following fields
+	list  []wire.BrokerInfo // candidates in preference order
+	cur   int               // index of the broker tried now
+	tried int               // failed attempts since the last success
 }
 
 func newBrokerSet(enrolled wire.BrokerInfo, learned []wire.BrokerInfo) *brokerSet {
-	s := &brokerSet{region: enrolled.Region, list: []wire.BrokerInfo{enrolled}}
+	s := &brokerSet{region: enrolled.Region, enrolled: enrolled.PeerID, list: []wire.BrokerInfo{enrolled}}
 	s.learn(learned)
 	return s
 }
@@ -67,9 +72,10 @@ func (s *brokerSet) learn(infos []wire.BrokerInfo) bool {
 		}
 		i := slices.IndexFunc(s.list, func(b wire.BrokerInfo) bool { return b.PeerID == in.PeerID })
 		switch {
-		case i < 0:
+		case i < 0 && len(s.list) < wire.MaxBrokers:
 			s.list = append(s.list, in)
 			changed = true
+		case i < 0: // full: a list that long is not a cluster's
 		case !slices.Equal(s.list[i].Addrs, in.Addrs) || s.list[i].Region != in.Region || s.list[i].Name != in.Name:
 			s.list[i] = in
 			changed = true
@@ -84,6 +90,28 @@ func (s *brokerSet) learn(infos []wire.BrokerInfo) bool {
 		s.cur = slices.IndexFunc(s.list, func(b wire.BrokerInfo) bool { return b.PeerID == curID })
 	}
 	return changed
+}
+
+// forget drops the brokers whose peer IDs are in ids, which left the
+// cluster cleanly, and reports whether the set changed. The enrolled
+// broker and the one in use are kept: the first is where the agent
+// belongs, and the one in use is the broker that said the others left.
+func (s *brokerSet) forget(ids []string) bool {
+	if len(ids) == 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	curID := s.list[s.cur].PeerID
+	n := len(s.list)
+	s.list = slices.DeleteFunc(s.list, func(b wire.BrokerInfo) bool {
+		return b.PeerID != curID && b.PeerID != s.enrolled && slices.Contains(ids, b.PeerID)
+	})
+	if len(s.list) == n {
+		return false
+	}
+	s.cur = slices.IndexFunc(s.list, func(b wire.BrokerInfo) bool { return b.PeerID == curID })
+	return true
 }
 
 // rankLocked orders brokers of the home region first. s.mu must be held.

@@ -2,9 +2,8 @@ package sessiond
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync/atomic"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -14,9 +13,6 @@ import (
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond/collect"
 )
-
-// errBrokerSilent ends a bridge whose broker stopped answering heartbeats.
-var errBrokerSilent = errors.New("broker stopped answering heartbeats")
 
 // runBridge keeps the bridge and its presence stream up until ctx is done.
 // When a broker cannot be reached it moves straight on to the next one it
@@ -98,7 +94,7 @@ func (a *Agent) presence(ctx context.Context, broker wire.BrokerInfo) error {
 		every = 5 * time.Second
 	}
 	a.brokers.succeeded()
-	a.learnBrokers(hello.Brokers)
+	a.learnBrokers(hello.Brokers, hello.Left)
 	a.setUp(true, ai.ID, "")
 	a.log.Info("bridge up", "broker", ai.ID, "heartbeat", every, "transport", s.Conn().RemoteMultiaddr())
 	err = a.heartbeats(ctx, s, r, every)
@@ -106,65 +102,119 @@ func (a *Agent) presence(ctx context.Context, broker wire.BrokerInfo) error {
 	return err
 }
 
-// learnBrokers merges the brokers a broker listed and keeps them in the
-// local database, so a restarted agent can fail over even if its own broker is the
-// one that is down.
-func (a *Agent) learnBrokers(infos []wire.BrokerInfo) {
-	if !a.brokers.learn(infos) {
+// learnBrokers merges the brokers a broker listed, forgets those it says
+// left, and keeps the result in the local database, so a restarted agent
+// can fail over even if its own broker is the one that is down. It runs
+// on the bridge goroutine only.
+func (a *Agent) learnBrokers(infos []wire.BrokerInfo, left []string) {
+	usable := make([]wire.BrokerInfo, 0, len(infos))
+	for _, in := range infos {
+		if _, err := bridge.AddrInfo(in); err != nil {
+			a.log.Warn("broker list: skipping a broker that cannot be dialled", "broker", in.Name, "err", err)
+			continue
+		}
+		usable = append(usable, in)
+	}
+	learned := a.brokers.learn(usable)
+	if !a.brokers.forget(left) && !learned {
 		return
 	}
-	a.enrolment.Brokers = a.brokers.all()
+	list := a.brokers.all()
+	names := make([]string, len(list))
+	for i, b := range list {
+		names[i] = b.Name
+	}
+	a.log.Info("broker list changed", "known", len(list), "brokers", strings.Join(names, ","))
+	a.enrolment.Brokers = list
 	if err := a.db.SetEnrolment(a.enrolment); err != nil {
 		a.log.Warn("could not keep the broker list", "err", err)
 	}
 }
 
-// heartbeats sends one heartbeat per interval and reads the acks on a
-// second goroutine it owns.
+// heartbeats sends one heartbeat per interval until the stream fails, the
+// broker falls silent (see acks) or ctx is done. A goroutine it owns reads
+// the acks and hands them over, so what they carry (a check-in request, a
+// new broker list) is acted on here, on the bridge goroutine.
 func (a *Agent) heartbeats(ctx context.Context, s network.Stream, r *wire.Reader, every time.Duration) error {
-	var lastAck atomic.Int64
-	lastAck.Store(time.Now().UnixNano())
+	acks := make(chan wire.HeartbeatAck)
 	readErr := make(chan error, 1)
-	go func() {
-		for {
-			var ack wire.HeartbeatAck
-			if err := r.Read(wire.MaxControl, &ack); err != nil {
-				readErr <- err
-				return
-			}
-			lastAck.Store(time.Now().UnixNano())
-			if ack.CheckIn {
-				go a.requestCheckIn(ctx)
-			}
-		}
-	}()
+	done := make(chan struct{})
+	defer close(done) // before the stream's reset ends the reader's Read
+	go readAcks(r, acks, readErr, done)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	overdue := time.NewTimer(time.Hour)
+	defer overdue.Stop()
+	w := ackWatch{every: every}
 	var seq uint64
+	if err := a.beat(s, &seq, every); err != nil {
+		return err
+	}
+	w.sent(seq, time.Now())
 	for {
-		if err := a.beat(s, &seq, every); err != nil {
-			return err
-		}
+		overdue.Reset(w.until(time.Now()))
 		select {
 		case <-ctx.Done():
-			// Clean close: half-close so the broker reads EOF and shows us
-			// offline now, then wait (bounded) for its side to close too.
-			// Closing both sides at once could reset the stream before the
-			// FIN is delivered, and the broker would log a lost bridge.
-			s.CloseWrite()
-			select {
-			case <-readErr:
-			case <-time.After(min(every, time.Second)):
-			}
-			s.Close()
+			closePresence(s, acks, readErr, every)
 			return nil
 		case err := <-readErr:
 			return fmt.Errorf("presence: %w", err)
+		case ack := <-acks:
+			w.acked(ack.Seq, time.Now())
+			if ack.CheckIn {
+				go a.requestCheckIn(ctx)
+			}
+			if len(ack.Brokers) > 0 || len(ack.Left) > 0 {
+				a.learnBrokers(ack.Brokers, ack.Left)
+			}
+		case <-overdue.C:
+			if err := w.silent(time.Now()); err != nil {
+				return err
+			}
 		case <-t.C:
+			if err := a.beat(s, &seq, every); err != nil {
+				return err
+			}
+			w.sent(seq, time.Now())
 		}
-		if time.Since(time.Unix(0, lastAck.Load())) > 3*every {
-			return errBrokerSilent
+	}
+}
+
+// readAcks reads acks and hands each to acks, until the stream fails
+// (the error goes to readErr, which has room for it) or done is closed.
+func readAcks(r *wire.Reader, acks chan<- wire.HeartbeatAck, readErr chan<- error, done <-chan struct{}) {
+	for {
+		var ack wire.HeartbeatAck
+		if err := r.Read(wire.MaxControl, &ack); err != nil {
+			readErr <- err
+			return
 		}
+		select {
+		case acks <- ack:
+		case <-done:
+			return
+		}
+	}
+}
+
+// closePresence closes the presence stream cleanly: it half-closes it so
+// the broker reads EOF and shows the machine offline now, then waits
+// (bounded) for the broker's side to close too, dropping acks still on
+// their way. Closing both sides at once could reset the stream before the
+// FIN is delivered, and the broker would log a lost bridge.
+func closePresence(s network.Stream, acks <-chan wire.HeartbeatAck, readErr <-chan error, every time.Duration) {
+	s.CloseWrite()
+	limit := time.NewTimer(min(every, time.Second))
+	defer limit.Stop()
+	for {
+		select {
+		case <-acks:
+			continue
+		case <-readErr:
+		case <-limit.C:
+		}
+		s.Close()
+		return
 	}
 }
 
