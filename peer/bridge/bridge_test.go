@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -72,74 +71,6 @@ func TestListenAddrs(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestBackoff(t *testing.T) {
-	const min, max = 100 * time.Millisecond, 3 * time.Second
-	for range 50 {
-		b := Backoff{Min: min, Max: max}
-		ceil := min
-		for attempt := range 40 {
-			d := b.Next()
-			if d < ceil/2 || d > ceil {
-				t.Fatalf("attempt %d: %v outside [%v, %v]", attempt, d, ceil/2, ceil)
-			}
-			if d < min/2 || d > max {
-				t.Fatalf("attempt %d: %v outside [min/2, max]", attempt, d)
-			}
-			ceil = minDur(2*ceil, max)
-		}
-		b.Reset()
-		if d := b.Next(); d < min/2 || d > min {
-			t.Fatalf("after Reset: %v outside [%v, %v]", d, min/2, min)
-		}
-	}
-}
-
-// TestBackoffGrowsAndSpreads: the mean delay doubles per attempt until the
-// cap, and delays at the cap are spread out, not all equal.
-func TestBackoffGrowsAndSpreads(t *testing.T) {
-	const n = 2000
-	means := make([]time.Duration, 8)
-	seen := map[time.Duration]bool{}
-	for range n {
-		b := Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
-		for i := range means {
-			d := b.Next()
-			means[i] += d / n
-			if i == len(means)-1 {
-				seen[d] = true
-			}
-		}
-	}
-	for i := 1; i < len(means); i++ {
-		if means[i] <= means[i-1] && means[i] < 3*time.Second {
-			t.Errorf("mean delay did not grow from attempt %d (%v) to %d (%v)", i-1, means[i-1], i, means[i])
-		}
-	}
-	if len(seen) < n/2 {
-		t.Errorf("only %d distinct delays at the cap out of %d: not jittered", len(seen), n)
-	}
-}
-
-func TestBackoffDefaults(t *testing.T) {
-	var b Backoff
-	if d := b.Next(); d < 250*time.Millisecond || d > 500*time.Millisecond {
-		t.Errorf("first default delay %v, want within [250ms, 500ms]", d)
-	}
-	for range 100 {
-		b.Next()
-	}
-	if d := b.Next(); d < 15*time.Second || d > 30*time.Second {
-		t.Errorf("capped default delay %v, want within [15s, 30s]", d)
-	}
-}
-
-func minDur(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
 }
 
 // newID returns a fresh peer ID.
