@@ -40,9 +40,9 @@ type Config struct {
 	// total bound alone applies.
 	PerAddr int
 	// OnRefuse, if not nil, is called with ReasonTotal or ReasonPerAddr
-	// for each connection closed at accept, from the goroutine calling
-	// Accept. It must not block.
-	OnRefuse func(reason string)
+	// and the peer's address for each connection closed at accept, from
+	// the goroutine calling Accept. It must not block.
+	OnRefuse func(reason string, remote net.Addr)
 }
 
 // Listener is a net.Listener that closes, at accept, the connections
@@ -74,7 +74,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if reason := l.admit(key); reason != "" {
 			c.Close()
 			if l.cfg.OnRefuse != nil {
-				l.cfg.OnRefuse(reason)
+				l.cfg.OnRefuse(reason, c.RemoteAddr())
 			}
 			continue
 		}

@@ -57,9 +57,9 @@ func newDialer(t *testing.T, cfg Config) *dialer {
 	fl := newFakeListener()
 	d := &dialer{t: t, fl: fl, accepted: make(chan net.Conn), refused: make(chan string, 1)}
 	onRefuse := cfg.OnRefuse
-	cfg.OnRefuse = func(reason string) {
+	cfg.OnRefuse = func(reason string, remote net.Addr) {
 		if onRefuse != nil {
-			onRefuse(reason)
+			onRefuse(reason, remote)
 		}
 		d.refused <- reason
 	}
@@ -111,7 +111,7 @@ func (d *dialer) wantOpen(conns, addrs int) {
 
 func TestPerAddr(t *testing.T) {
 	var refused []string
-	d := newDialer(t, Config{Total: 100, PerAddr: 2, OnRefuse: func(r string) { refused = append(refused, r) }})
+	d := newDialer(t, Config{Total: 100, PerAddr: 2, OnRefuse: func(r string, _ net.Addr) { refused = append(refused, r) }})
 	_, a1 := d.dial("198.51.100.7:1001")
 	_, a2 := d.dial("198.51.100.7:1002")
 	if a1 == nil || a2 == nil {
@@ -137,7 +137,7 @@ func TestPerAddr(t *testing.T) {
 
 func TestTotal(t *testing.T) {
 	var refused []string
-	d := newDialer(t, Config{Total: 3, PerAddr: 3, OnRefuse: func(r string) { refused = append(refused, r) }})
+	d := newDialer(t, Config{Total: 3, PerAddr: 3, OnRefuse: func(r string, _ net.Addr) { refused = append(refused, r) }})
 	var open []net.Conn
 	for _, a := range []string{"203.0.113.1:1", "203.0.113.2:1", "[2001:db8::1]:1"} {
 		_, c := d.dial(a)
