@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -46,7 +47,9 @@ func (g *Grant) Validate() error {
 	if g.Version != 1 {
 		return fmt.Errorf("grant version %d is not 1", g.Version)
 	}
-	if len(g.Session) != 32 {
+	// The agent names files after the session (transcripts) and keys its
+	// records by it: nothing but hex digits may get that far.
+	if _, err := hex.DecodeString(g.Session); err != nil || len(g.Session) != 32 {
 		return errors.New("grant session ID is not 32 hex digits")
 	}
 	for _, id := range []string{g.Technician, g.Machine, g.Issuer} {
