@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -126,7 +127,7 @@ func (l *Listener) decideClaim(conn *quic.Conn, st *quic.Stream, id string) (*pe
 
 // readHello reads the hello channel's name and the claim, which must name
 // session id.
-func readHello(st *quic.Stream, id string) *wire.Error {
+func readHello(st io.Reader, id string) *wire.Error {
 	name, err := readChanName(st)
 	if err != nil || name != ChanHello {
 		return &wire.Error{Code: wire.CodeBadRequest, Message: "the first channel must be hello"}

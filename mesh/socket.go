@@ -63,30 +63,37 @@ func (s *socket) run(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		ua, ok := addr.(*net.UDPAddr)
-		if !ok || !stun.IsMessage(buf[:n]) {
-			continue
+		if ua, ok := addr.(*net.UDPAddr); ok {
+			s.handle(buf[:n], ua.AddrPort())
 		}
-		from := ua.AddrPort()
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		m := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
-		if err := m.Decode(); err != nil {
-			continue
-		}
-		switch m.Type {
-		case stun.BindingSuccess:
-			s.mu.Lock()
-			ch := s.pending[m.TransactionID]
-			s.mu.Unlock()
-			if ch != nil {
-				select {
-				case ch <- stunReply{from: from, msg: m}:
-				default:
-				}
+	}
+}
+
+// handle takes one non-QUIC packet from anyone on the network: the answer
+// to a binding request in flight, or a peer's probe. Anything else is
+// dropped.
+func (s *socket) handle(b []byte, from netip.AddrPort) {
+	if !stun.IsMessage(b) {
+		return
+	}
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	m := &stun.Message{Raw: append([]byte(nil), b...)}
+	if err := m.Decode(); err != nil {
+		return
+	}
+	switch m.Type {
+	case stun.BindingSuccess:
+		s.mu.Lock()
+		ch := s.pending[m.TransactionID]
+		s.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- stunReply{from: from, msg: m}:
+			default:
 			}
-		case stun.BindingRequest:
-			s.answerProbe(m, from)
 		}
+	case stun.BindingRequest:
+		s.answerProbe(m, from)
 	}
 }
 
