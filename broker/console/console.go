@@ -57,6 +57,10 @@ type Config struct {
 	// Addr is the HTTP listener's address. Nil means the broker serves no
 	// HTTP, and so no console: sign-in codes are refused.
 	Addr net.Addr
+	// WriteTimeout bounds writing a response that was held open on
+	// purpose (a session request waiting for consent), from the end of
+	// the wait. Zero means 30 s.
+	WriteTimeout time.Duration
 	// Logger receives the logs. Nil means discard.
 	Logger *slog.Logger
 	// Now returns the current time. Nil means time.Now.
@@ -147,6 +151,9 @@ func New(cfg Config, deps Deps) *Console {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 30 * time.Second
 	}
 	return &Console{cfg: cfg, deps: deps, done: make(chan struct{}),
 		rate:  rate.Limiter{Burst: 10, Every: 200 * time.Millisecond},

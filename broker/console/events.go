@@ -30,6 +30,9 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, a *authed) {
 	s := &streamState{}
 	wait, gen := c.deps.Changes.wait()
 	c.diff(&a.tech, c.fleetView(gen), s, nil)
+	// The stream lives for hours, so each write has a deadline of its
+	// own, in place of the one Bounded gave the request. (net/http lifts
+	// the read deadline itself once a request's body is read.)
 	rc := http.NewResponseController(w)
 	write := func(text string) bool {
 		rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))

@@ -1,8 +1,6 @@
 package console
 
 import (
-	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -64,14 +62,17 @@ type sessionBody struct {
 // fingerprints bound into the grant in place of a technician signature.
 func (c *Console) openSession(w http.ResponseWriter, r *http.Request, a *authed) {
 	var body sessionBody
-	if err := json.NewDecoder(io.LimitReader(r.Body, wire.MaxSDP+4096)).Decode(&body); err != nil {
-		writeErr(w, wire.Errorf(wire.CodeBadRequest, "the body must be {machine, mode, sdp}: %v", err))
+	if werr := readBody(w, r, maxSessionBody, &body, "{machine, mode, sdp}"); werr != nil {
+		writeErr(w, werr)
 		return
 	}
 	args := &wire.SessionArgs{Machine: body.Machine, Mode: body.Mode, Transport: wire.TransportWebRTC,
 		Params: wire.PeerParams{SDP: body.SDP}}
 	sr, werr := c.deps.Sessions.Request(r.Context(), session.Request{Tech: &a.tech, TechID: a.id, Args: args,
 		Console: true, Check: func() ([]string, *wire.Error) { return checkBrowserOffer(args) }})
+	// The request may have waited minutes for the person at the machine
+	// to consent, past the write deadline Bounded gave it.
+	writeWithin(w, c.cfg.WriteTimeout)
 	if werr != nil {
 		writeErr(w, werr)
 		return

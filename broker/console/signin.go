@@ -6,8 +6,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -183,9 +181,14 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Code string `json:"code"`
 	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&body); err != nil || body.Code == "" {
-		c.cfg.Logger.Info("console sign-in refused: malformed body", "remote", r.RemoteAddr)
-		writeErr(w, wire.Errorf(wire.CodeBadRequest, "the body must be {\"code\": \"rmc1_…\"}"))
+	const want = `{"code": "rmc1_…"}`
+	if werr := readBody(w, r, maxLoginBody, &body, want); werr != nil || body.Code == "" {
+		if werr == nil {
+			werr = wire.Errorf(wire.CodeBadRequest, "the body must be %s", want)
+		}
+		c.deps.Refused("console:login", werr.Code)
+		c.cfg.Logger.Info("console sign-in refused: bad body", "remote", r.RemoteAddr, "err", werr.Message)
+		writeErr(w, werr)
 		return
 	}
 	cd, ok := c.takeCode(strings.TrimSpace(body.Code), now)
