@@ -53,7 +53,8 @@ func (b *Broker) assemble() error {
 	r := &rooms{store: b.store, fleet: b.fleet, reach: b.reach, sessions: b.sessions, queue: b.queue,
 		alerts: b.alerts, audit: b.audit, admit: b.admit, brokers: b.brokers, repl: b.repl, now: c.Now, policy: c.Readiness}
 	b.ops = newOps(r, b.reg)
-	b.console = console.New(console.Config{Name: c.Name, URL: c.ConsoleURL, Addr: httpAddr(b.httpLn), Logger: b.log, Now: c.Now},
+	b.console = console.New(console.Config{Name: c.Name, URL: c.ConsoleURL, Addr: httpAddr(b.httpLn),
+		WriteTimeout: c.HTTPWriteTimeout, Logger: b.log, Now: c.Now},
 		console.Deps{Ops: b.ops, Sessions: b.sessions, Store: b.store, ICE: b.sessions, Audit: b.audit,
 			Changes: b.changes, Refused: b.serve.Refused})
 	r.console = b.console

@@ -44,6 +44,44 @@ type Config struct {
 	// 127.0.0.1 for an unspecified one.
 	ConsoleURL string
 
+	// HTTP server limits. The HTTP port admits callers before they sign
+	// in, so each of these bounds what a stranger can hold: a file
+	// descriptor, a goroutine, a buffer. Zero means the default given.
+	//
+	// HTTPReadHeaderTimeout bounds reading a request's headers. Zero
+	// means 5 s.
+	HTTPReadHeaderTimeout time.Duration
+	// HTTPReadTimeout bounds reading a whole request, body included,
+	// from its first byte. Bodies here are small (a sign-in code, a
+	// WebRTC offer), so a request still arriving after it is a slow
+	// client or an attack; its connection is closed. net/http lifts it
+	// once the body is read, so handlers that wait long on purpose (the
+	// console's event stream, a session request waiting for consent) are
+	// not cut by it. Zero means 20 s.
+	HTTPReadTimeout time.Duration
+	// HTTPWriteTimeout bounds writing a response, from the request's
+	// start; handlers that wait long reset it before they write, and the
+	// console's event stream bounds each event instead. Zero means 30 s.
+	HTTPWriteTimeout time.Duration
+	// HTTPIdleTimeout is how long a keep-alive connection may wait for
+	// its next request. Longer saves browsers a reconnect; shorter frees
+	// idle connections' descriptors sooner. Zero means 60 s.
+	HTTPIdleTimeout time.Duration
+	// HTTPMaxHeaderBytes bounds a request's header bytes (the request
+	// line included). Zero means 32 KiB.
+	HTTPMaxHeaderBytes int
+	// HTTPMaxConns bounds the HTTP connections open at once; more are
+	// closed as they are accepted. Keep it above the console's event
+	// streams (at most 2,000), or they crowd out every other request.
+	// Zero means 4096.
+	HTTPMaxConns int
+	// HTTPMaxConnsPerIP bounds the HTTP connections open at once from
+	// one client address (an IPv6 /64). A browser holds up to 6, plus
+	// its console streams; an office behind one NAT holds that per
+	// technician. Behind a TLS proxy every connection comes from the
+	// proxy: set it to HTTPMaxConns there. Zero means 256.
+	HTTPMaxConnsPerIP int
+
 	// Gossip is the "ip:port" this broker gossips with other brokers on
 	// (UDP and TCP), port 0 allowed. Empty means the broker runs alone,
 	// without a cluster.
@@ -198,6 +236,7 @@ func (c *Config) setDefaults() {
 	if c.HTTP == "" {
 		c.HTTP = "127.0.0.1:7480"
 	}
+	c.setHTTPDefaults()
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = 5 * time.Second
 	}

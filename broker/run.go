@@ -83,9 +83,9 @@ func (b *Broker) startHTTP(ctx context.Context, loops *sync.WaitGroup, errc chan
 	if b.httpLn == nil {
 		return
 	}
-	srv := &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	srv, ln := b.httpServer()
 	loops.Go(func() {
-		if err := srv.Serve(b.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("broker: http: %w", err)
 		}
 	})

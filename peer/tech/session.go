@@ -56,7 +56,7 @@ func (c *Client) Connect(ctx context.Context, machine string, opt SessionOptions
 		if derr != nil {
 			return nil, cur, fmt.Errorf("session to %s: %s holds its bridge, but: %w", machine, rd.to.Name, derr)
 		}
-		next.Config, next.home = cur.Config, cur.home
+		next.Config, next.home = cur.config(), cur.home
 		cur = next
 	}
 }

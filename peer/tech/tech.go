@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -65,7 +66,13 @@ type Client struct {
 	info   wire.BrokerInfo // the broker connected to
 	key    *identity.Key
 	home   string
+	// Config is the stored login. While a client from Open is open, its
+	// refresher (brokers.go) may replace Config.Brokers; mu guards that.
 	Config Config
+	mu     sync.Mutex
+	// refresh is the broker-list refresher of a client from Open; nil
+	// otherwise.
+	refresh *refresher
 }
 
 // Login binds this home's technician key (created if needed) to the
@@ -150,6 +157,7 @@ func Open(ctx context.Context, home string) (*Client, error) {
 		c, err := dial(ctx, key, b)
 		if err == nil {
 			c.Config, c.home = cfg, home
+			c.refresh = startRefresh(c)
 			return c, nil
 		}
 		errs = append(errs, err)
@@ -173,21 +181,6 @@ func candidates(cfg Config) []wire.BrokerInfo {
 		}
 	}
 	return out
-}
-
-// RememberBrokers stores the cluster's brokers for failover.
-func (c *Client) RememberBrokers(ms []wire.BrokerMember) error {
-	var list []wire.BrokerInfo
-	for _, m := range ms {
-		if m.PeerID != "" && len(m.Bridge) > 0 && m.State != "dead" && m.State != "left" {
-			list = append(list, wire.BrokerInfo{PeerID: m.PeerID, Addrs: m.Bridge, HTTP: m.HTTP, Name: m.Name, Region: m.Region})
-		}
-	}
-	c.Config.Brokers = list
-	if c.home == "" {
-		return nil
-	}
-	return saveConfig(c.home, c.Config)
 }
 
 func dial(ctx context.Context, key *identity.Key, info wire.BrokerInfo) (*Client, error) {
@@ -220,8 +213,14 @@ func saveConfig(home string, cfg Config) error {
 	return os.Rename(path+".tmp", path)
 }
 
-// Close closes the bridge.
-func (c *Client) Close() error { return c.host.Close() }
+// Close stops the broker-list refresher, once its first refresh is done
+// (see closeWait), and closes the bridge.
+func (c *Client) Close() error {
+	if c.refresh != nil {
+		c.refresh.stop()
+	}
+	return c.host.Close()
+}
 
 // Do runs one operation: args is encoded as the request's arguments and the
 // result decoded into result (which may be nil).

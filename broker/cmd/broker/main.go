@@ -1,6 +1,6 @@
 // Command broker runs a readymesh regional broker.
 //
-//	broker --data DIR [--listen ADDR[,ADDR]] [--http ADDR] [--name N] [--region R]
+//	broker --data DIR [--listen ADDR[,ADDR]] [--http ADDR] [--http-… limits] [--name N] [--region R]
 //	       [--gossip ADDR --join ADDR[,ADDR] --gossip-key-file FILE]
 //	broker gossip-key FILE
 //
@@ -38,6 +38,13 @@ func main() {
 	flag.StringVar(&listen, "listen", "0.0.0.0:7400", "bridge listen `addr`esses, comma-separated: host:port (QUIC+TCP on port, WebSocket on port+1; port 0 picks free ports) or multiaddrs")
 	flag.StringVar(&cfg.HTTP, "http", "127.0.0.1:7480", "health, metrics and web console `addr`ess, or off")
 	flag.StringVar(&cfg.ConsoleURL, "console-url", "", "the web console's `URL` as browsers reach it (e.g. behind a TLS proxy), for meshctl console's links (default: http:// and --http)")
+	flag.DurationVar(&cfg.HTTPReadHeaderTimeout, "http-read-header-timeout", 0, "time to read a request's headers on --http (default 5s)")
+	flag.DurationVar(&cfg.HTTPReadTimeout, "http-read-timeout", 0, "time to read a whole request, body included, on --http; the connection is closed after it (default 20s)")
+	flag.DurationVar(&cfg.HTTPWriteTimeout, "http-write-timeout", 0, "time to write a response on --http; the console's event stream bounds each event instead (default 30s)")
+	flag.DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", 0, "time a keep-alive connection on --http may wait for its next request (default 60s)")
+	flag.IntVar(&cfg.HTTPMaxHeaderBytes, "http-max-header-bytes", 0, "largest request header on --http, in `bytes` (default 32 KiB)")
+	flag.IntVar(&cfg.HTTPMaxConns, "http-max-conns", 0, "HTTP connections open at once; more are closed at accept (default 4096)")
+	flag.IntVar(&cfg.HTTPMaxConnsPerIP, "http-max-conns-per-ip", 0, "HTTP connections open at once from one address (IPv6: one /64); behind a proxy, set it to --http-max-conns (default 256)")
 	flag.StringVar(&cfg.Name, "name", "", "broker `name` shown on machine cards (default: host name)")
 	flag.StringVar(&cfg.Region, "region", "default", "`region` label")
 	flag.StringVar(&cfg.Gossip, "gossip", "", "cluster gossip `addr`ess ip:port (UDP and TCP; port 0 picks one); empty runs the broker alone")
