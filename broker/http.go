@@ -15,6 +15,10 @@ import (
 	"github.com/readymesh/readymesh/broker/internal/conncap"
 )
 
+// Version is the broker's release, as /healthz reports it. Release builds
+// set it with -ldflags "-X github.com/readymesh/readymesh/broker.Version=…".
+var Version = "0.1.0"
+
 // setHTTPDefaults fills the HTTP server limits' zero values (see Config).
 func (c *Config) setHTTPDefaults() {
 	def := func(d *time.Duration, v time.Duration) {
@@ -94,17 +98,29 @@ func (l *refusalLog) note(reason string, remote net.Addr) {
 // httpHandler serves health, metrics and the web console.
 func (b *Broker) httpHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"status": "ok", "peer_id": b.ID(),
-			"machines": b.store.Count(), "online": b.reach.Count()})
-	})
+	mux.HandleFunc("GET /healthz", b.healthz)
 	mux.HandleFunc("GET /api/v1/broker", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(b.Info())
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.reg, promhttp.HandlerOpts{}))
 	return b.console.Handler(mux)
+}
+
+// healthz serves GET /healthz: "ok" and the broker's version to anyone,
+// for load balancers and uptime checks, and nothing about the fleet. A
+// request carrying the console sign-in of an admin also gets the stored
+// machines and those online here, which an admin sees anyway; another
+// technician's sign-in adds nothing, as a fleet-wide count would tell it
+// about clients outside its scope (its own are on the console's pages).
+func (b *Broker) healthz(w http.ResponseWriter, r *http.Request) {
+	out := map[string]any{"status": "ok", "version": Version}
+	if b.console.Admin(r) {
+		out["machines"], out["online"] = b.store.Count(), b.reach.Count()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(out)
 }
 
 // httpAddr is ln's address, or nil when HTTP is off (ln is nil).

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -152,4 +153,66 @@ func TestBodyBounds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAdmin: Admin is true only for the live sign-in of an admin.
+func TestAdmin(t *testing.T) {
+	st := fleettest.Open(t)
+	now := time.Now()
+	st.SetAdminHash(wire.HashSecret(wire.NewSecret()), now)
+	adminKey := fleettest.PeerID(t).String()
+	if _, err := st.Login("", adminKey, true, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateClient("acme", now); err != nil {
+		t.Fatal(err)
+	}
+	loginHash := wire.HashSecret(wire.NewSecret())
+	if err := st.CreateTechnician(wire.Technician{Name: "t1", Clients: []string{"acme"}, Modes: []string{wire.ModeReadOnly}},
+		loginHash, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	techKey := fleettest.PeerID(t).String()
+	if _, err := st.Login(loginHash, techKey, false, now); err != nil {
+		t.Fatal(err)
+	}
+	c := New(Config{}, Deps{Store: st, Audit: audit.New(st, nil, nil), Changes: NewChanges(), Refused: func(string, string) {}})
+	signIn := func(key string) *http.Request {
+		code, werr := c.TestOnlyCode(key)
+		if werr != nil {
+			t.Fatal(werr)
+		}
+		raw, _ := json.Marshal(map[string]string{"code": code})
+		rec := httptest.NewRecorder()
+		c.login(rec, mustRequest(t, http.MethodPost, "/api/login", raw))
+		req := mustRequest(t, http.MethodGet, "/healthz", nil)
+		for _, ck := range rec.Result().Cookies() {
+			req.AddCookie(ck)
+		}
+		return req
+	}
+	if !c.Admin(signIn(adminKey)) {
+		t.Error("Admin is false for the admin's sign-in")
+	}
+	if c.Admin(signIn(techKey)) {
+		t.Error("Admin is true for a technician of one client")
+	}
+	if c.Admin(mustRequest(t, http.MethodGet, "/healthz", nil)) {
+		t.Error("Admin is true without a sign-in")
+	}
+	forged := mustRequest(t, http.MethodGet, "/healthz", nil)
+	forged.AddCookie(&http.Cookie{Name: cookieName, Value: "forged"})
+	if c.Admin(forged) {
+		t.Error("Admin is true for a forged cookie")
+	}
+}
+
+func mustRequest(t *testing.T, method, url string, body []byte) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.RemoteAddr = "192.0.2.1:1234"
+	return req
 }

@@ -148,6 +148,17 @@ func (c *Console) auth(w http.ResponseWriter, r *http.Request) (*authed, bool) {
 	return &authed{ws: ws, tech: t, id: id}, true
 }
 
+// Admin reports whether r carries the live console sign-in of an admin
+// technician, as stored now. It writes nothing and changes nothing.
+func (c *Console) Admin(r *http.Request) bool {
+	ws, _, werr := c.signedIn(r)
+	if werr != nil {
+		return false
+	}
+	t, err := c.deps.Store.TechnicianByKey(ws.key)
+	return err == nil && t.Admin
+}
+
 // signedIn returns the request's live sign-in and its key in the table.
 func (c *Console) signedIn(r *http.Request) (*webSession, string, *wire.Error) {
 	ck, err := r.Cookie(cookieName)
