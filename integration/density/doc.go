@@ -32,7 +32,7 @@
 // the heap holds what is live rather than what the connection storm left,
 // then takes the minimum of a few samples. Per-peer figures are (after −
 // before)/N, "before" read with every agent already enrolled (the store is
-// the same) and "after" read once /healthz counts all N online and every
+// the same) and "after" read once /metrics counts all N online and every
 // agent's first heartbeat is acknowledged.
 //
 // Enrolment runs once per test process per N, over the real protocol: the

@@ -3,7 +3,6 @@ package density
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -41,7 +40,7 @@ const (
 	settleSamples = 5
 )
 
-// probe reads a process's /metrics and /healthz over loopback HTTP.
+// probe reads a process's /metrics over loopback HTTP.
 type probe struct {
 	base string // http://host:port
 	hc   *http.Client
@@ -100,39 +99,57 @@ func (p *probe) mem(ctx context.Context) (memStat, error) {
 	return m, nil
 }
 
-// online returns the "online" count from /healthz.
+// onlineMetric is the gauge of machines with an open presence stream to
+// the broker; the TLS baseline server exports its own count of idle
+// connections under the same name. /healthz no longer counts the fleet
+// for callers who have not signed in.
+const onlineMetric = "readymesh_machines_online"
+
+// online returns the onlineMetric gauge from /metrics.
 func (p *probe) online(ctx context.Context) (int, error) {
-	resp, err := p.get(ctx, "/healthz")
+	resp, err := p.get(ctx, "/metrics")
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	var h struct {
-		Online int `json:"online"`
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok || name != onlineMetric {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			return 0, fmt.Errorf("metric %s: %w", name, err)
+		}
+		return int(f), nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
-		return 0, fmt.Errorf("/healthz: %w", err)
+	if err := sc.Err(); err != nil {
+		return 0, err
 	}
-	return h.Online, nil
+	return 0, fmt.Errorf("%s/metrics lacks %s", p.base, onlineMetric)
 }
 
-// waitOnline polls /healthz until it reports want online, for at most limit.
+// waitOnline polls the onlineMetric gauge until it reports want online,
+// for at most limit.
 func (p *probe) waitOnline(ctx context.Context, want int, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	got := -1
+	var lastErr error
 	for time.Now().Before(deadline) {
 		n, err := p.online(ctx)
 		if err == nil && n == want {
 			return nil
 		}
-		got = n
+		got, lastErr = n, err
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("%s/healthz reports %d online after %s, want %d", p.base, got, limit, want)
+	return fmt.Errorf("%s/metrics reports %s %d after %s, want %d (last error: %v)", p.base, onlineMetric, got, limit, want, lastErr)
 }
 
 // settled is a memory reading taken once the process's runtime settled.

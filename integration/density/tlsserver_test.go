@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/big"
@@ -57,12 +56,13 @@ func runTLSServer() int {
 	}
 	var online atomic.Int64
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		// The baseline's "online" is its idle connections, read as the
+		// broker's machines online are (probe.online).
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: onlineMetric, Help: "Idle TLS connections held."},
+			func() float64 { return float64(online.Load()) }))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]int64{"online": online.Load()})
-	})
 	go (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(hln)
 	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
 	go acceptTLS(tls.NewListener(ln, conf), &online)
