@@ -3,7 +3,6 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -37,6 +36,9 @@ type broker struct {
 	info      wire.BrokerInfo
 	starts    int
 	extra     []string // more broker flags, for every start
+	// healthAdmin is the admin health signs in to the console as, made
+	// on its first call.
+	healthAdmin *tech
 }
 
 // startBroker starts a broker named name with its data under base.
@@ -116,16 +118,28 @@ func (b *broker) restart() {
 	}
 }
 
-// health is GET /healthz.
+// health is GET /healthz as an admin signed in to the web console reads
+// it: a caller who has not signed in gets the status and version alone
+// (TestHealthz).
 type health struct {
 	Status   string `json:"status"`
+	Version  string `json:"version"`
 	Machines int    `json:"machines"`
 	Online   int    `json:"online"`
 }
 
 func (b *broker) health() (health, error) {
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + b.info.HTTP + "/healthz")
+	if b.healthAdmin == nil {
+		// A home of its own, so a test's own admin keeps its key.
+		c := newTech(b.t, filepath.Dir(b.dir), "health-"+b.name)
+		c.ok("login", "--credential", b.credential())
+		b.healthAdmin = c
+	}
+	hc, err := b.consoleClient(b.healthAdmin)
+	if err != nil {
+		return health{}, err
+	}
+	resp, err := hc.Get("http://" + b.info.HTTP + "/healthz")
 	if err != nil {
 		return health{}, err
 	}
