@@ -69,9 +69,8 @@ type facts struct {
 // evaluator holds what is shared by every machine in one evaluation. It is
 // used by one goroutine.
 type evaluator struct {
-	base Baseline
-	now  time.Time
-	p    Policy // resolved
+	now time.Time
+	p   Policy // resolved
 
 	// Scratch and slabs. When block is not zero, snapshot ages and reason
 	// lists are carved from blocks of that many, so that a large listing
@@ -83,8 +82,8 @@ type evaluator struct {
 	lists []string
 }
 
-func newEvaluator(base Baseline, now time.Time, p Policy) *evaluator {
-	return &evaluator{base: base, now: now, p: p.resolved()}
+func newEvaluator(now time.Time, p Policy) *evaluator {
+	return &evaluator{now: now, p: p.resolved()}
 }
 
 // Evaluate computes the readiness layer of m's card. newestAgent is the
@@ -96,15 +95,15 @@ func newEvaluator(base Baseline, now time.Time, p Policy) *evaluator {
 // The result shares pointers and slices with m (OS, PendingUpdates,
 // Approval, LastCheckIn); neither may be modified afterwards.
 func Evaluate(m *store.Machine, newestAgent string, now time.Time, p Policy) wire.Readiness {
-	e := newEvaluator(Baseline{pin: newestAgent}, now, p)
-	f := e.assess(m)
+	e := newEvaluator(now, p)
+	f := e.assess(m, newestAgent)
 	var r wire.Readiness
 	e.fill(&r, m, &f)
 	return r
 }
 
-// assess applies every rule to m.
-func (e *evaluator) assess(m *store.Machine) facts {
+// assess applies every rule to m, whose agent is judged against newest.
+func (e *evaluator) assess(m *store.Machine, newest string) facts {
 	var f facts
 	f.never = m.LastCheckIn == nil
 	f.noOS = !f.never && m.OS == nil
@@ -112,7 +111,7 @@ func (e *evaluator) assess(m *store.Machine) facts {
 		e.checkSilence(m, &f)
 	}
 	f.consent = e.consentGap(&m.Approval)
-	f.newest = e.base.For(m.Client)
+	f.newest = newest
 	f.behind = m.AgentVersion != "" && f.newest != "" &&
 		m.AgentVersion != f.newest && CompareVersions(m.AgentVersion, f.newest) < 0
 	f.tooMany = len(m.PendingUpdates) > e.p.MaxPendingUpdates

@@ -1,10 +1,6 @@
 package readiness
 
-import (
-	"time"
-
-	"github.com/readymesh/readymesh/broker/store"
-)
+import "time"
 
 // Defaults used for zero fields of a Policy.
 const (
@@ -46,91 +42,6 @@ type Policy struct {
 	// machines of its own client (see Baseline), so one client's agents
 	// never mark another's behind.
 	AgentVersion string
-}
-
-// Baseline is the agent version the machines of each client are judged
-// against, computed once for a listing. The zero value judges no machine
-// behind. It is read-only once made, so any number of goroutines may use
-// it at once.
-type Baseline struct {
-	pin      string            // Policy.AgentVersion; when set, byClient is nil
-	byClient map[string]string // client → newest version its machines report
-}
-
-// Baseline returns the versions the machines of ms are judged against:
-// p.AgentVersion for every client when set; else, for each client, the
-// newest version (see Newest) among the machines of ms of that client.
-// Newest versions are per client because a technician sees only some
-// clients: a version only another client's agents report is not a fact
-// about this client, and must not mark its machines behind. ms should
-// hold every machine of the clients it holds. It costs one pass over ms
-// and a map of one entry per client.
-func (p Policy) Baseline(ms []store.Machine) Baseline {
-	if p.AgentVersion != "" {
-		return Baseline{pin: p.AgentVersion}
-	}
-	acc := perClient{}
-	for i := range ms {
-		acc.add(&ms[i])
-	}
-	return acc.baseline()
-}
-
-// baselineOf is Baseline over the machines of ms at indices in.
-func (p Policy) baselineOf(ms []store.Machine, in []int32) Baseline {
-	if p.AgentVersion != "" {
-		return Baseline{pin: p.AgentVersion}
-	}
-	acc := perClient{}
-	for _, i := range in {
-		acc.add(&ms[i])
-	}
-	return acc.baseline()
-}
-
-// perClient gathers the newest version of each client.
-type perClient map[string]*newest
-
-func (pc perClient) add(m *store.Machine) {
-	n := pc[m.Client]
-	if n == nil {
-		n = new(newest)
-		pc[m.Client] = n
-	}
-	n.add(m.AgentVersion)
-}
-
-func (pc perClient) baseline() Baseline {
-	b := Baseline{byClient: make(map[string]string, len(pc))}
-	for c, n := range pc {
-		b.byClient[c] = n.v
-	}
-	return b
-}
-
-// For returns the version client's machines are judged against; empty
-// means that none of them is behind.
-func (b Baseline) For(client string) string {
-	if b.pin != "" {
-		return b.pin
-	}
-	return b.byClient[client]
-}
-
-// NewestOf returns the version the machines of client are judged against:
-// p.AgentVersion when set, else the newest version among the machines of
-// ms of that client. It is Baseline for one machine's card.
-func (p Policy) NewestOf(ms []store.Machine, client string) string {
-	if p.AgentVersion != "" {
-		return p.AgentVersion
-	}
-	var n newest
-	for i := range ms {
-		if ms[i].Client == client {
-			n.add(ms[i].AgentVersion)
-		}
-	}
-	return n.v
 }
 
 // DefaultPolicy returns the production policy with every field spelled out.

@@ -34,7 +34,7 @@ func Query(ms []store.Machine, reach func(m *store.Machine) wire.Reachability, v
 		return []wire.Card{}
 	}
 	in := inScope(ms, visible, a.Client)
-	parts := split(in, p.baselineOf(ms, in), now, p)
+	parts := split(in, p.judgedIn(ms, in), now, p)
 	var all []wire.Card
 	if a.Readiness == "" && a.Online == nil && a.PendingUpdate == "" {
 		all = presize(parts, len(in)) // every machine in scope gets a card
@@ -56,6 +56,7 @@ type part struct {
 	*evaluator // with its own scratch and slabs
 	kb         keyBuilder
 	in         []int32     // indices in ms
+	judged     judged      // aligned with in
 	out        []wire.Card // in the order of in
 	keys       []sortKey   // idx is an index in out until sortKeys
 }
@@ -96,13 +97,18 @@ func inScope(ms []store.Machine, visible func(string) bool, client string) []int
 
 // split cuts in into parts of nearly equal size, each with its own
 // evaluator.
-func split(in []int32, base Baseline, now time.Time, p Policy) []*part {
+func split(in []int32, j judged, now time.Time, p Policy) []*part {
 	n := workers(len(in))
 	parts := make([]*part, n)
 	for i := range parts {
-		e := newEvaluator(base, now, p)
+		e := newEvaluator(now, p)
 		e.block = slabBlock
-		parts[i] = &part{evaluator: e, in: in[i*len(in)/n : (i+1)*len(in)/n]}
+		lo, hi := i*len(in)/n, (i+1)*len(in)/n
+		pj := j
+		if j.slot != nil {
+			pj.slot = j.slot[lo:hi]
+		}
+		parts[i] = &part{evaluator: e, in: in[lo:hi], judged: pj}
 	}
 	return parts
 }
@@ -136,9 +142,9 @@ func each(parts []*part, f func(i int, pt *part)) {
 // sort keys for those that pass the filters. Each card is written in place
 // at the end of out, which grows only if it was not sized up front.
 func (pt *part) build(ms []store.Machine, reach func(*store.Machine) wire.Reachability, a *wire.MachinesArgs) {
-	for _, i := range pt.in {
+	for k, i := range pt.in {
 		m := &ms[i]
-		f := pt.assess(m)
+		f := pt.assess(m, pt.judged.at(k))
 		var r wire.Reachability
 		if reach != nil {
 			r = reach(m)
