@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -142,11 +143,25 @@ func TestLearnedBrokersSurviveRestart(t *testing.T) {
 	if err := db.SetEnrolment(e); err != nil {
 		t.Fatal(err)
 	}
-	a := &Agent{log: slog.New(slog.DiscardHandler), db: db, enrolment: e, brokers: newBrokerSet(home, nil)}
+	var logs strings.Builder
+	a := &Agent{log: slog.New(slog.NewTextHandler(&logs, nil)), db: db, enrolment: e, brokers: newBrokerSet(home, nil)}
 	bad := wire.BrokerInfo{PeerID: "not-a-peer-id", Name: "bad", Addrs: []string{"/ip4/127.0.0.1/udp/1/quic-v1"}}
-	a.learnBrokers([]wire.BrokerInfo{home, eu2, eu3, bad}, nil)        // the hello
+	a.learnBrokers([]wire.BrokerInfo{home, eu2, eu3, bad}, nil) // the hello
+	// Another broker's hello: the same brokers, eu-2 (itself) with /p2p/
+	// and the others without. Nothing changed.
+	plain := func(b wire.BrokerInfo) wire.BrokerInfo {
+		b.Addrs = []string{strings.TrimSuffix(b.Addrs[0], "/p2p/"+b.PeerID)}
+		return b
+	}
+	a.learnBrokers([]wire.BrokerInfo{eu2, plain(home), plain(eu3)}, nil)
 	a.learnBrokers([]wire.BrokerInfo{home, eu2}, []string{eu3.PeerID}) // an ack: eu-3 left
 	db.Close()
+	if n := strings.Count(logs.String(), `msg="broker list changed"`); n != 2 {
+		t.Errorf("the list changed %d times, want 2 (learned, then eu-3 left):\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "skipping a broker that cannot be dialled") {
+		t.Error("the broker with a bad peer ID was not reported")
+	}
 
 	db, err = localdb.Open(path)
 	if err != nil {

@@ -109,9 +109,16 @@ func (a *Agent) presence(ctx context.Context, broker wire.BrokerInfo) error {
 func (a *Agent) learnBrokers(infos []wire.BrokerInfo, left []string) {
 	usable := make([]wire.BrokerInfo, 0, len(infos))
 	for _, in := range infos {
-		if _, err := bridge.AddrInfo(in); err != nil {
+		ai, err := bridge.AddrInfo(in)
+		if err != nil {
 			a.log.Warn("broker list: skipping a broker that cannot be dialled", "broker", in.Name, "err", err)
 			continue
+		}
+		// A broker lists its own addresses with /p2p/ID and the others'
+		// without: keep one form, so two brokers' lists compare equal.
+		in.Addrs = make([]string, len(ai.Addrs))
+		for i, addr := range ai.Addrs {
+			in.Addrs[i] = addr.String()
 		}
 		usable = append(usable, in)
 	}
