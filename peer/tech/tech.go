@@ -136,7 +136,8 @@ func readCredential(s string) (wire.Token, error) {
 
 // Open connects with the login stored in home: to the broker it logged in
 // to, or when that one cannot be reached, to another broker of the cluster
-// (same region first).
+// (same region first), dialled when the one before has failed or has not
+// answered within dialStagger.
 func Open(ctx context.Context, home string) (*Client, error) {
 	raw, err := os.ReadFile(filepath.Join(home, ConfigFile))
 	if errors.Is(err, os.ErrNotExist) {
@@ -152,20 +153,13 @@ func Open(ctx context.Context, home string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	var errs []error
-	for _, b := range candidates(cfg) {
-		c, err := dial(ctx, key, b)
-		if err == nil {
-			c.Config, c.home = cfg, home
-			c.refresh = startRefresh(c)
-			return c, nil
-		}
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
-		}
+	c, err := dialFirst(ctx, key, candidates(cfg), dialStagger)
+	if err != nil {
+		return nil, err
 	}
-	return nil, errors.Join(errs...)
+	c.Config, c.home = cfg, home
+	c.refresh = startRefresh(c)
+	return c, nil
 }
 
 // candidates lists the brokers to try: the login broker, then the others
