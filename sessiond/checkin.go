@@ -138,6 +138,11 @@ func (a *Agent) startReason(bootID string) string {
 	return wire.ReasonRestart
 }
 
+// maxSkipTo is the highest stored sequence an agent moves past: far above
+// any real count (one check-in a second for 10^11 years), far below the
+// wrap.
+const maxSkipTo = 1 << 62
+
 // send commits the next sequence number, sends the check-in, and records
 // the acknowledgement. If the broker already holds a higher sequence (the
 // state directory was restored from a backup), it moves past it once.
@@ -163,6 +168,11 @@ func (a *Agent) send(ctx context.Context, broker peer.ID, reason string, snap *w
 		}
 		if ack.Error.Code != wire.CodeConflict || ack.Seq == 0 {
 			return 0, fmt.Errorf("broker refused check-in %d: %w", seq, ack.Error)
+		}
+		if ack.Seq > maxSkipTo {
+			// Moving there would wrap the counter to 0, which every broker
+			// refuses: the agent could never check in again.
+			return 0, fmt.Errorf("broker claims a stored check-in sequence of %d, past the %d an agent can move to", ack.Seq, uint64(maxSkipTo))
 		}
 		a.log.Warn("broker holds a newer check-in sequence; moving past it", "ours", seq, "stored", ack.Seq)
 		if err := a.db.SkipTo(ack.Seq); err != nil {
