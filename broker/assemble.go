@@ -51,7 +51,7 @@ func (b *Broker) assemble() error {
 		Policy: c.Readiness, Webhook: c.AlertWebhook, Name: c.Name, Logger: b.log, Now: c.Now},
 		b.store, b.reach, members)
 	r := &rooms{store: b.store, fleet: b.fleet, reach: b.reach, sessions: b.sessions, queue: b.queue,
-		alerts: b.alerts, audit: b.audit, admit: b.admit, brokers: b.brokers, repl: b.repl, now: c.Now, policy: c.Readiness}
+		alerts: b.alerts, audit: b.audit, admit: b.admit, brokers: b.brokers, repl: b.repl, now: c.Now}
 	b.ops = newOps(r, b.reg)
 	b.console = console.New(console.Config{Name: c.Name, URL: c.ConsoleURL, Addr: httpAddr(b.httpLn),
 		WriteTimeout: c.HTTPWriteTimeout, Logger: b.log, Now: c.Now},

@@ -35,7 +35,6 @@ type rooms struct {
 	brokers  *brokers.List
 	repl     *replicate.Replicator
 	now      func() time.Time
-	policy   readiness.Policy
 	// console issues sign-in codes; set once the console is made, since
 	// the console itself runs operations.
 	console interface {

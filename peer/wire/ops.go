@@ -31,7 +31,7 @@ type BrokerMember struct {
 	HTTP        string   `json:"http_addr,omitempty"`
 	GossipAddr  string   `json:"gossip_addr,omitempty"`
 	Bridge      []string `json:"bridge_addrs,omitempty"`
-	Agents      int      `json:"agents"`         // agents bridged to it now
+	Agents      int      `json:"agents"`         // agents bridged to it now; a technician that is not an admin counts only its own clients'
 	Technicians int      `json:"technicians"`    // technicians bridged to it now
 	Self        bool     `json:"self,omitempty"` // the broker that answered
 }
