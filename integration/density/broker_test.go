@@ -35,6 +35,7 @@ type brokerProc struct {
 	info  wire.BrokerInfo
 	quic  peer.AddrInfo // the broker's QUIC address only
 	probe *probe
+	pprof *probe // the broker's profiler; nil unless profileEnv is set
 }
 
 // startBroker runs the broker on dir, on loopback, with kernel-chosen ports
@@ -44,13 +45,21 @@ func startBroker(tb testing.TB, dir string) (*brokerProc, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	p, err := startProc(tb, "broker", dir, "broker ready", 60*time.Second, nil, bin,
-		"--data", dir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--stun", "127.0.0.1:0",
-		"--heartbeat", brokerHeartbeat, "--log-level", "warn")
+	extra, env, pprofAddr, err := pprofArgs()
+	if err != nil {
+		return nil, err
+	}
+	env = append(env, strings.Fields(os.Getenv(brokerVarsEnv))...)
+	args := append([]string{"--data", dir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--stun", "127.0.0.1:0",
+		"--heartbeat", brokerHeartbeat, "--log-level", "warn"}, extra...)
+	p, err := startProc(tb, "broker", dir, "broker ready", 60*time.Second, env, bin, args...)
 	if err != nil {
 		return nil, err
 	}
 	b := &brokerProc{proc: p, dir: dir}
+	if pprofAddr != "" {
+		b.pprof = newProbe(pprofAddr)
+	}
 	raw, err := os.ReadFile(filepath.Join(dir, "broker.json"))
 	if err != nil {
 		return nil, err

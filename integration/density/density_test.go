@@ -4,13 +4,34 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
 
+// sizesEnv, if set, lists the agent and connection counts to measure
+// instead, comma-separated (e.g. "5000,10000"), each at most maxSize.
+const sizesEnv = "READYMESH_DENSITY_SIZES"
+
+// maxSize bounds a count from sizesEnv: every agent needs its own loopback
+// source address (sourceIP) and one UDP socket in this process.
+const maxSize = 50000
+
 // sizes returns the agent and connection counts to measure: 1000 and
-// 5000, or only 1000 with -short.
+// 5000, or only 1000 with -short, or those sizesEnv lists.
 func sizes(b *testing.B) []int {
+	if env := os.Getenv(sizesEnv); env != "" {
+		var out []int
+		for _, f := range strings.Split(env, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 || n > maxSize {
+				b.Fatalf("%s=%q: want counts from 1 to %d, comma-separated", sizesEnv, env, maxSize)
+			}
+			out = append(out, n)
+		}
+		return out
+	}
 	if testing.Short() {
 		b.Log("-short: 5000-agent sizes skipped")
 		return []int{1000}

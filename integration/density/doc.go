@@ -12,7 +12,8 @@
 //	BenchmarkBridgeDensity/agents=N            idle agents over QUIC (B/agent)
 //	TestDensityHarness                         both at 50, so `make test` runs the harness
 //
-// for N = 1000 and 5000 (-short: 1000 only). Each benchmark reports
+// for N = 1000 and 5000 (-short: 1000 only; READYMESH_DENSITY_SIZES, e.g.
+// "5000,10000", lists others, up to 50,000). Each benchmark reports
 // heap-B, rss-B and stack-B per peer and goroutines per peer; the bridge
 // benchmark adds heap-x-tls and rss-x-tls, its ratios to the median
 // baseline measured earlier in the same process (the baseline is declared
@@ -68,6 +69,26 @@
 // closes, and TestDensityHarness checks that no descriptor leaks.) Sharing one quicreuse ConnManager would save this process a socket
 // and a goroutine per agent, but would put every agent behind one source
 // address.
+//
+// # What holds the memory
+//
+// With READYMESH_DENSITY_PROFILES=DIR the broker runs with --pprof on a
+// loopback port and a heap profiling rate of one sample per 4 KiB. After
+// each of its two readings a bridge measurement also takes a quiet one
+// (the broker's /debug/memstats?gc=1: a full collection with no scrape in
+// flight; a settled reading also counts what the scrapes allocated while
+// the collector marked) and saves the heap profile of that collection,
+// and the goroutines at the end. It then writes DIR/parts-agents=N.txt:
+// the heap growth per agent by part (quic-go connection, streams and
+// crypto streams; crypto/tls and quic-go key state; the agent's parsed
+// certificate; libp2p's swarm, resource and connection managers, identify,
+// peerstore and metrics; the broker's own tables and readers; goroutine
+// descriptors), the runtime's span fragmentation (heap in use − heap
+// allocated), which no profile shows, and what connecting allocated in all
+// by the same parts. Fragmentation grows with the garbage the connection
+// storm leaves between long-lived objects, so it follows GOGC;
+// READYMESH_DENSITY_BROKER_ENV="GOGC=50" sets the broker's environment
+// alone to measure that. With profiles off the benchmark runs as before.
 //
 // Every load loop is bounded: at most 64 dials in flight, three tries of
 // 30 s each per agent, a deadline on every wait, and t.Cleanup / deferred

@@ -23,6 +23,11 @@ const roleTLSServer = "tls-server"
 // this tree's: a release, or a build with a change under test.
 const brokerEnv = "READYMESH_DENSITY_BROKER"
 
+// brokerVarsEnv, if set, holds space-separated NAME=VALUE pairs added to
+// the broker's environment only, e.g. "GOGC=50" to measure how the Go
+// runtime's settings change the figures without rebuilding the broker.
+const brokerVarsEnv = "READYMESH_DENSITY_BROKER_ENV"
+
 // workDir is the temporary directory of this test process: the broker
 // binary and the enrolled broker templates live there. TestMain removes it.
 var workDir string

@@ -80,6 +80,10 @@ func measureBridge(tb testing.TB, fx *fixture, n int) (result, error) {
 	if r.before, err = b.probe.settle(ctx); err != nil {
 		return result{}, fmt.Errorf("before: %w", err)
 	}
+	var quiet [2]memStat // with profiles on only
+	if quiet[0], err = b.saveProfiles(ctx, tb, n, "before"); err != nil {
+		return result{}, err
+	}
 	start := time.Now()
 	if fl, err = connectFleet(ctx, fx.keys[:n], b.quic); err != nil {
 		return result{}, err
@@ -94,8 +98,14 @@ func measureBridge(tb testing.TB, fx *fixture, n int) (result, error) {
 	if r.after, err = b.probe.settle(ctx); err != nil {
 		return result{}, fmt.Errorf("after: %w", err)
 	}
+	if quiet[1], err = b.saveProfiles(ctx, tb, n, "after"); err != nil {
+		return result{}, err
+	}
 	if got, err := b.probe.online(ctx); err != nil || got != n {
 		return result{}, fmt.Errorf("after settling the broker counts %d online (%v), want %d", got, err, n)
+	}
+	if err := saveParts(tb, r, quiet); err != nil {
+		return result{}, err
 	}
 	return r, nil
 }
