@@ -23,10 +23,7 @@ func TestCheckInConflictBounds(t *testing.T) {
 	state := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	tok := wire.Token{Kind: wire.KindEnroll, Secret: wire.NewSecret(), Broker: info}
-	if _, err := Enroll(ctx, EnrollConfig{StateDir: state, Token: tok.String(), Name: "pc-1", Net: agentNet}); err != nil {
-		t.Fatal(err)
-	}
+	enrollOnVnet(ctx, t, state, info, agentNet)
 	<-broker.enrolledFrom
 	a, err := New(Config{StateDir: state, Net: agentNet})
 	if err != nil {

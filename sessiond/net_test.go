@@ -19,6 +19,7 @@ import (
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/identity"
 	"github.com/readymesh/readymesh/peer/wire"
+	"github.com/readymesh/readymesh/sessiond/localdb"
 )
 
 // Addresses on the test's virtual network. None is an address of this
@@ -40,11 +41,7 @@ func TestAgentSocketsFromNet(t *testing.T) {
 	state := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	tok := wire.Token{Kind: wire.KindEnroll, Secret: wire.NewSecret(), Broker: info}
-	e, err := Enroll(ctx, EnrollConfig{StateDir: state, Token: tok.String(), Name: "pc-1", Net: agentNet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := enrollOnVnet(ctx, t, state, info, agentNet)
 	if got := <-broker.enrolledFrom; !strings.HasPrefix(got, "/ip4/"+agentIP+"/udp/") {
 		t.Errorf("the enrolment came from %s, not the agent's vnet address", got)
 	}
@@ -183,4 +180,16 @@ func serveSTUN(t *testing.T, n transport.Net, addr string) netip.AddrPort {
 		}
 	}()
 	return netip.MustParseAddrPort(addr)
+}
+
+// enrollOnVnet enrols an agent named pc-1 in state with the stand-in
+// broker info, over agentNet.
+func enrollOnVnet(ctx context.Context, t *testing.T, state string, info wire.BrokerInfo, agentNet transport.Net) localdb.Enrolment {
+	t.Helper()
+	tok := wire.Token{Kind: wire.KindEnroll, Secret: wire.NewSecret(), Broker: info}
+	e, err := Enroll(ctx, EnrollConfig{StateDir: state, Token: tok.String(), Name: "pc-1", Net: agentNet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
