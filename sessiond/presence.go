@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -53,6 +54,20 @@ func (a *Agent) runBridge(ctx context.Context) {
 	}
 }
 
+// dialBroker connects h to the broker at ai unless it is connected. The
+// agent paces its reconnects itself (runBridge's full-jitter backoff), so
+// the dial skips libp2p's own per-address backoff: after each failed dial
+// libp2p refuses to dial that address again for 5 s, then 6, 9, 14 s and
+// on up to 5 minutes, without trying, which after a broker restart would
+// keep an agent away long after the broker took connections again, and
+// would put every agent's retries back in step.
+func dialBroker(ctx context.Context, h host.Host, ai peer.AddrInfo) error {
+	if h.Network().Connectedness(ai.ID) == network.Connected {
+		return nil
+	}
+	return h.Connect(network.WithForceDirectDial(ctx, "sessiond paces its own reconnects"), ai)
+}
+
 // presence dials broker, opens the presence stream and sends heartbeats
 // until the stream fails or ctx is done. On ctx done it closes the stream
 // cleanly and returns nil.
@@ -63,7 +78,7 @@ func (a *Agent) presence(ctx context.Context, broker wire.BrokerInfo) error {
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := a.host.Connect(dctx, ai); err != nil {
+	if err := dialBroker(dctx, a.host, ai); err != nil {
 		return fmt.Errorf("dial broker: %w", err)
 	}
 	s, err := a.host.NewStream(dctx, ai.ID, wire.ProtoPresence)
