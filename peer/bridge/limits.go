@@ -5,10 +5,10 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
-	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/x/rate"
 )
 
@@ -24,8 +24,8 @@ type Quota struct {
 	PerPeer int64
 }
 
-// limits sizes the resource and connection managers for a broker holding
-// up to max bridges. Each bridge holds a few streams at a time (presence,
+// limits sizes the resource manager, and picks the connection manager,
+// for a broker holding up to max bridges. Each bridge holds a few streams at a time (presence,
 // one request). Request memory is bounded per protocol by quotas; other
 // memory is left to libp2p's scaled defaults.
 //
@@ -46,7 +46,7 @@ type Quota struct {
 // its ClientHello and leaves once its peer is authenticated). A refused
 // agent backs off with jitter and tries again; connections already
 // established, and their streams, are not touched.
-func limits(cfg HostConfig) (network.ResourceManager, *connmgr.BasicConnMgr, error) {
+func limits(cfg HostConfig) (network.ResourceManager, connmgr.ConnManager, error) {
 	max, quotas := cfg.MaxConns, cfg.Quotas
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
@@ -81,13 +81,11 @@ func limits(cfg HostConfig) (network.ResourceManager, *connmgr.BasicConnMgr, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("bridge: resource manager: %w", err)
 	}
-	// The connection manager must never trim bridges: every one is wanted.
-	// Its low/high water marks sit above the admitted maximum.
-	cm, err := connmgr.NewConnManager(max+1, max+2)
-	if err != nil {
-		return nil, nil, fmt.Errorf("bridge: connection manager: %w", err)
-	}
-	return rm, cm, nil
+	// No connection manager: a broker must never trim bridges (every one
+	// is wanted, and the resource manager already caps them), and libp2p's
+	// basic manager keeps tags and a notifee record for every peer, about
+	// 0.6 KB per idle agent, to decide trims that never come.
+	return rm, &connmgr.NullConnMgr{}, nil
 }
 
 // PerIPConnRate is how many new bridges per second a broker admits from
