@@ -90,6 +90,18 @@ func (ah *agentHost) Close() error {
 	return err
 }
 
+// dropSockets closes the sockets of the host's dials so far. Call it only
+// when the host has no connection up: after a failed dial, or once its
+// connections are closed.
+func (ah *agentHost) dropSockets() {
+	ah.mu.Lock()
+	defer ah.mu.Unlock()
+	for _, c := range ah.socks {
+		c.Close()
+	}
+	ah.socks = nil
+}
+
 // sourceIP returns the loopback address peer i connects from: 127.1.0.1,
 // 127.1.0.2, … — one address per peer, as agents on separate sites have,
 // which also keeps the broker's per-address admission rate
@@ -138,11 +150,10 @@ type agent struct {
 // up dials the broker, opens the presence stream and sends the hello and
 // the first heartbeat, as sessiond's presence loop does.
 func (a *agent) up(ctx context.Context, broker peer.AddrInfo) (*wire.Reader, error) {
-	h, err := newAgentHost(a.key, a.src)
-	if err != nil {
+	if err := a.prepare(); err != nil {
 		return nil, err
 	}
-	a.h = h
+	h := a.h
 	if err := h.Connect(ctx, broker); err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
@@ -182,10 +193,25 @@ func (a *agent) beat() error {
 	return nil
 }
 
-// down closes the agent's host and with it its bridge.
+// prepare creates the agent's host unless it has one.
+func (a *agent) prepare() error {
+	if a.h != nil {
+		return nil
+	}
+	h, err := newAgentHost(a.key, a.src)
+	if err != nil {
+		return err
+	}
+	a.h = h
+	return nil
+}
+
+// down closes the agent's host and with it its bridge; the next up starts
+// from a fresh host.
 func (a *agent) down() {
 	if a.h != nil {
 		a.h.Close()
+		a.h = nil
 	}
 }
 
@@ -194,6 +220,7 @@ func (a *agent) down() {
 // them at the interval the broker asked for.
 type fleet struct {
 	agents []*agent
+	ctx    context.Context // ends when the fleet closes
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
@@ -203,18 +230,12 @@ type fleet struct {
 // dialWorkers at a time, each agent with dialAttempts tries of dialTimeout.
 // On error the agents already up are closed.
 func connectFleet(ctx context.Context, keys []crypto.PrivKey, broker peer.AddrInfo) (*fleet, error) {
-	runCtx, cancel := context.WithCancel(context.Background())
-	f := &fleet{cancel: cancel}
-	for i, k := range keys {
-		id, err := peer.IDFromPrivateKey(k)
-		if err != nil {
-			cancel()
-			return nil, err
-		}
-		f.agents = append(f.agents, &agent{key: k, id: id, src: sourceIP(i)})
+	f, err := newFleet(keys)
+	if err != nil {
+		return nil, err
 	}
 	var up atomic.Int64
-	err := forEach(ctx, len(f.agents), dialWorkers, func(i int) error {
+	err = forEach(ctx, len(f.agents), dialWorkers, func(i int) error {
 		a := f.agents[i]
 		var err error
 		for try := 0; try < dialAttempts && ctx.Err() == nil; try++ {
@@ -243,7 +264,22 @@ func connectFleet(ctx context.Context, keys []crypto.PrivKey, broker peer.AddrIn
 		return nil, err
 	}
 	f.wg.Add(1)
-	go f.heartbeats(runCtx)
+	go f.heartbeats(f.ctx)
+	return f, nil
+}
+
+// newFleet returns a fleet of keys' agents, none of them up yet.
+func newFleet(keys []crypto.PrivKey) (*fleet, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &fleet{ctx: ctx, cancel: cancel}
+	for i, k := range keys {
+		id, err := peer.IDFromPrivateKey(k)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		f.agents = append(f.agents, &agent{key: k, id: id, src: sourceIP(i)})
+	}
 	return f, nil
 }
 
@@ -288,6 +324,25 @@ func (f *fleet) acked() int {
 		}
 	}
 	return n
+}
+
+// detach stops the heartbeats and closes every agent's connection to
+// broker, as agents whose broker died do, but keeps their hosts to dial
+// again with. The fleet's context is done after it.
+func (f *fleet) detach(broker peer.ID) {
+	f.cancel()
+	forEach(context.Background(), len(f.agents), 64, func(i int) error {
+		if h := f.agents[i].h; h != nil {
+			h.Network().ClosePeer(broker)
+		}
+		return nil
+	})
+	f.wg.Wait()
+	for _, a := range f.agents {
+		if a.h != nil {
+			a.h.dropSockets()
+		}
+	}
 }
 
 // close stops the heartbeats and closes every agent's host. It is

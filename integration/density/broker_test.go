@@ -41,6 +41,13 @@ type brokerProc struct {
 // startBroker runs the broker on dir, on loopback, with kernel-chosen ports
 // read back from broker.json.
 func startBroker(tb testing.TB, dir string) (*brokerProc, error) {
+	return startBrokerOn(tb, dir, "127.0.0.1:0")
+}
+
+// startBrokerOn runs the broker on dir with its bridge listening on listen
+// (the broker's --listen: host:port or comma-separated multiaddrs), and its
+// HTTP port and STUN on kernel-chosen loopback ports.
+func startBrokerOn(tb testing.TB, dir, listen string) (*brokerProc, error) {
 	bin := needBroker(tb)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -50,8 +57,9 @@ func startBroker(tb testing.TB, dir string) (*brokerProc, error) {
 		return nil, err
 	}
 	env = append(env, strings.Fields(os.Getenv(brokerVarsEnv))...)
-	args := append([]string{"--data", dir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--stun", "127.0.0.1:0",
+	args := append([]string{"--data", dir, "--listen", listen, "--http", "127.0.0.1:0", "--stun", "127.0.0.1:0",
 		"--heartbeat", brokerHeartbeat, "--log-level", "warn"}, extra...)
+	args = append(args, strings.Fields(os.Getenv(brokerFlagsEnv))...)
 	p, err := startProc(tb, "broker", dir, "broker ready", 60*time.Second, env, bin, args...)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@
 //
 //	BenchmarkBridgeDensityBaselineTLS/conns=N  idle TLS 1.3 over TCP (B/conn)
 //	BenchmarkBridgeDensity/agents=N            idle agents over QUIC (B/agent)
+//	BenchmarkReconnectStorm/agents=N           every agent back at once after a broker restart
 //	TestDensityHarness                         both at 50, so `make test` runs the harness
 //
 // for N = 1000 and 5000 (-short: 1000 only; READYMESH_DENSITY_SIZES, e.g.
@@ -89,6 +90,28 @@
 // storm leaves between long-lived objects, so it follows GOGC;
 // READYMESH_DENSITY_BROKER_ENV="GOGC=50" sets the broker's environment
 // alone to measure that. With profiles off the benchmark runs as before.
+//
+// # Reconnect storms
+//
+// BenchmarkReconnectStorm brings N agents up and idle (as for density),
+// kills the broker with SIGKILL, restarts it on the same store and ports,
+// and the moment it is ready releases every agent at once, each retrying
+// as sessiond does: the same host, a 10 s dial that skips libp2p's own
+// dial backoff, then full-jitter backoff from 500 ms to 30 s. A technician
+// runs `machines` once a second on a fresh connection, as meshctl does,
+// before (idle) and during the storm. It reports the time from the
+// restarted broker's ready line until its /metrics counts N online, the
+// restarted broker's peak RSS (VmHWM) against the first broker's settled
+// RSS with N idle, the technician's median and slowest latency against
+// the idle median, and the dial tries per agent; its log line also
+// counts the failed tries by kind and the CPU seconds the broker and this
+// process spent. On a two-core machine this process, playing 5,000
+// agents' handshakes, takes more CPU than the broker: read the broker's
+// CPU seconds as what the storm costs a broker with cores of its own.
+// READYMESH_DENSITY_BROKER_FLAGS adds broker flags (e.g.
+// "--max-handshakes 512") to compare admission settings; with
+// READYMESH_DENSITY_PROFILES set it also saves the broker's CPU profile
+// of the storm's first 30 s (cpu-storm-agents=N.pb.gz).
 //
 // Every load loop is bounded: at most 64 dials in flight, three tries of
 // 30 s each per agent, a deadline on every wait, and t.Cleanup / deferred

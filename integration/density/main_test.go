@@ -28,6 +28,11 @@ const brokerEnv = "READYMESH_DENSITY_BROKER"
 // runtime's settings change the figures without rebuilding the broker.
 const brokerVarsEnv = "READYMESH_DENSITY_BROKER_ENV"
 
+// brokerFlagsEnv, if set, holds space-separated flags added to the
+// broker's command line, e.g. "--max-handshakes 512 --accept-rate 1000"
+// to measure the admission settings in a reconnect storm.
+const brokerFlagsEnv = "READYMESH_DENSITY_BROKER_FLAGS"
+
 // workDir is the temporary directory of this test process: the broker
 // binary and the enrolled broker templates live there. TestMain removes it.
 var workDir string
