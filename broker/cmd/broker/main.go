@@ -79,7 +79,13 @@ func main() {
 	flag.Float64Var(&cfg.AcceptRate, "accept-rate", 0, "new bridges admitted per second from all addresses together (default 500)")
 	flag.IntVar(&cfg.MaxHandshakes, "max-handshakes", 0, "bridges admitted in their handshake at once (default 256)")
 	flag.StringVar(&level, "log-level", "info", "log `level`: debug, info, warn, error")
+	gc := flag.Int("gc-percent", defaultGCPercent, "garbage-collection target `percent`, the Go runtime's GOGC (-1: off); the GOGC environment variable replaces the default")
 	flag.Parse()
+	gcGiven := false
+	flag.Visit(func(f *flag.Flag) { gcGiven = gcGiven || f.Name == "gc-percent" })
+	if err := applyGCPercent(gcGiven, *gc, os.Getenv("GOGC")); err != nil {
+		fatal(err)
+	}
 	cfg.Listen = strings.Split(listen, ",")
 	if join != "" {
 		cfg.Join = strings.Split(join, ",")
