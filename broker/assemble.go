@@ -66,7 +66,7 @@ func (b *Broker) assembleLayers() error {
 	c := &b.cfg
 	status := session.NewStatus(c.BusyLoad, b.changes.Notify)
 	b.reach = reach.New(reach.Config{Name: c.Name, Heartbeat: c.Heartbeat, MissedHeartbeats: c.MissedHeartbeats,
-		LastSeenFlush: c.LastSeenFlush, Logger: b.log, Now: c.Now, Metrics: b.reg},
+		LastSeenFlush: c.LastSeenFlush, AcceptRate: c.AcceptRate, Logger: b.log, Now: c.Now, Metrics: b.reg},
 		reach.Deps{Store: b.store, Signals: status, Brokers: b.brokers, OnChange: b.changes.Notify})
 	if b.cluster != nil { // else the interfaces stay nil: the broker runs alone
 		b.reach.SetCluster(b.cluster, b.cluster)

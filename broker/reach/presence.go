@@ -95,7 +95,8 @@ func (l *Layer) leave(s *serve.Stream, m *store.Machine, gen uint64, reason stri
 // the stream ended.
 func (l *Layer) heartbeats(s *serve.Stream, id string, gen uint64) string {
 	list := l.list.get()
-	reply := wire.HelloReply{HeartbeatMS: l.cfg.Heartbeat.Milliseconds(), Brokers: list.brokers, Left: list.left}
+	reply := wire.HelloReply{HeartbeatMS: l.cfg.Heartbeat.Milliseconds(), Brokers: list.brokers, Left: list.left,
+		ReconnectSpreadMS: reconnectSpread(l.deps.Store.Count(), len(list.brokers), l.cfg.AcceptRate).Milliseconds()}
 	sent := list.digest // the broker list this agent has now
 	s.SetWriteDeadline(time.Now().Add(helloTimeout))
 	if err := wire.Write(s, &reply); err != nil {
@@ -171,3 +172,28 @@ func (l *Layer) behind(id string, agentSeq uint64) bool {
 	m, ok := l.deps.Store.Machine(id)
 	return ok && (m.LastCheckIn == nil || m.LastCheckIn.Seq < agentSeq)
 }
+
+// reconnectSpread is the window agents spread their first reconnect over
+// when their bridge drops (wire.HelloReply.ReconnectSpreadMS). When a
+// broker restarts, every agent it held comes back at once; when one fails,
+// its agents move to the others. Either way a broker may have to take
+// back its share of the fleet, machines/brokers, in one go. Spread over
+// the window, they arrive at half the broker's accept rate: admission
+// control then rarely refuses anyone, no refusal is lost (quic-go drops
+// those it has no room to send, and the dial that sent it waits), and
+// the other half of the rate is there for technicians, whose connections
+// the broker cannot tell from agents' before the handshake. The window
+// is capped at two minutes. The price: a lone agent whose own network
+// blipped waits half the window on average, 10 s when its broker holds
+// 5,000 agents at the default rate of 500 a second.
+func reconnectSpread(machines, brokers int, acceptRate float64) time.Duration {
+	if acceptRate <= 0 || machines <= 0 {
+		return 0
+	}
+	share := (machines + max(brokers, 1) - 1) / max(brokers, 1)
+	d := time.Duration(float64(share) / (acceptRate / 2) * float64(time.Second))
+	return min(d.Round(time.Millisecond), maxReconnectSpread)
+}
+
+// maxReconnectSpread caps reconnectSpread.
+const maxReconnectSpread = 2 * time.Minute

@@ -31,6 +31,11 @@ type Config struct {
 	// broker joining, leaving or moving within this plus one heartbeat.
 	// Shorter costs a membership read that often. Zero means 1 s.
 	BrokerListRefresh time.Duration
+	// AcceptRate is how many new bridges a second the broker admits (its
+	// bridge.HostConfig.AcceptRate). Agents are told to spread their
+	// reconnects over a window sized from it (see reconnectSpread). Zero
+	// means no spread: agents reconnect at once.
+	AcceptRate float64
 	// Logger receives the layer's logs. Nil means discard.
 	Logger *slog.Logger
 	// Now returns the current time. Nil means time.Now.
@@ -64,6 +69,7 @@ func (c *Config) setDefaults() {
 // record (only enrolled machines may open presence) and last_seen.
 type Store interface {
 	Machine(id string) (store.Machine, bool)
+	Count() int
 	SetLastSeen(seen map[string]time.Time) error
 }
 

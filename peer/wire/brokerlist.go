@@ -24,6 +24,9 @@ const (
 	maxHeartbeatMS = 3600 * 1000
 )
 
+// MaxReconnectSpreadMS bounds HelloReply.ReconnectSpreadMS: ten minutes.
+const MaxReconnectSpreadMS = 10 * 60 * 1000
+
 // validBrokerList checks the bounds of a broker list and of the peer IDs
 // of brokers that left. What names no peer or no address is left for the
 // receiver to skip: older brokers may list such entries.

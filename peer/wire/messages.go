@@ -146,12 +146,22 @@ type HelloReply struct {
 	// down, not failed), for the agent to forget. Brokers of earlier
 	// releases never send it.
 	Left []string `json:"left_brokers,omitempty"`
+	// ReconnectSpreadMS is the window over which the agent spreads its
+	// first reconnect after this bridge drops: uniform in [0, window]. A
+	// broker sizes it so that taking back its share of the fleet at once
+	// (after it restarts, or when another broker fails) uses half of its
+	// accept rate, leaving the rest for technicians. Zero (and brokers of
+	// earlier releases) means reconnect at once.
+	ReconnectSpreadMS int64 `json:"reconnect_spread_ms,omitempty"`
 }
 
 // Validate implements the Decode contract.
 func (m *HelloReply) Validate() error {
 	if m.HeartbeatMS < 0 || m.HeartbeatMS > maxHeartbeatMS {
 		return fmt.Errorf("hello reply: heartbeat_ms %d out of range [0, %d]", m.HeartbeatMS, maxHeartbeatMS)
+	}
+	if m.ReconnectSpreadMS < 0 || m.ReconnectSpreadMS > MaxReconnectSpreadMS {
+		return fmt.Errorf("hello reply: reconnect_spread_ms %d out of range [0, %d]", m.ReconnectSpreadMS, MaxReconnectSpreadMS)
 	}
 	return validBrokerList("hello reply", m.Brokers, m.Left)
 }
