@@ -47,6 +47,12 @@ type Agent struct {
 	// the one goroutine that reads them.
 	enrolment localdb.Enrolment
 
+	// spread and helloAt are the reconnect window the broker gave in its
+	// last presence hello and when that hello came; only the bridge
+	// goroutine uses them.
+	spread  time.Duration
+	helloAt time.Time
+
 	jobs    runningJobs // queued jobs running now; has its own lock
 	history history     // sessions seen open; has its own lock
 

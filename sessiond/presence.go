@@ -3,6 +3,7 @@ package sessiond
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -37,10 +38,7 @@ func (a *Agent) runBridge(ctx context.Context) {
 			bo.Reset()
 			a.brokers.succeeded()
 		}
-		wait := 100 * time.Millisecond
-		if a.brokers.failed() {
-			wait = bo.Next()
-		}
+		wait := reconnectWait(!a.helloAt.Before(start), a.spread, a.brokers.failed(), &bo)
 		a.log.Warn("bridge down; reconnecting", "broker", target.PeerID, "err", err,
 			"next", a.brokers.current().PeerID, "in", wait.Round(time.Millisecond))
 		if id, err := peer.Decode(target.PeerID); err == nil {
@@ -66,6 +64,25 @@ func dialBroker(ctx context.Context, h host.Host, ai peer.AddrInfo) error {
 		return nil
 	}
 	return h.Connect(network.WithForceDirectDial(ctx, "sessiond paces its own reconnects"), ai)
+}
+
+// reconnectWait is how long runBridge waits before its next dial. After
+// a bridge that was up (its broker accepted the hello) drops, the first
+// dial waits a uniform draw from the window that broker gave: when a
+// broker restarts or fails, thousands of agents lose their bridge in the
+// same instant, and the window spreads them over what the broker (or the
+// one they fail over to) admits, leaving room for technicians. Otherwise
+// the next broker is tried at once, and when every broker has failed the
+// full-jitter backoff paces the round.
+func reconnectWait(wasUp bool, spread time.Duration, allFailed bool, bo *bridge.Backoff) time.Duration {
+	wait := 100 * time.Millisecond
+	if allFailed {
+		wait = bo.Next()
+	}
+	if wasUp && spread > 0 {
+		wait = max(wait, time.Duration(rand.Int64N(int64(spread)+1)))
+	}
+	return wait
 }
 
 // presence dials broker, opens the presence stream and sends heartbeats
@@ -109,6 +126,8 @@ func (a *Agent) presence(ctx context.Context, broker wire.BrokerInfo) error {
 		every = 5 * time.Second
 	}
 	a.brokers.succeeded()
+	a.spread = time.Duration(hello.ReconnectSpreadMS) * time.Millisecond
+	a.helloAt = time.Now()
 	a.learnBrokers(hello.Brokers, hello.Left)
 	a.setUp(true, ai.ID, "")
 	a.log.Info("bridge up", "broker", ai.ID, "heartbeat", every, "transport", s.Conn().RemoteMultiaddr())
