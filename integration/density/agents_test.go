@@ -143,8 +143,10 @@ type agent struct {
 	h     *agentHost
 	s     network.Stream
 	every time.Duration // heartbeat interval the broker asked for
-	seq   uint64        // owned by the fleet's heartbeat goroutine
-	acks  atomic.Uint64
+	// spread is the reconnect window the broker gave in its hello.
+	spread time.Duration
+	seq    uint64 // owned by the fleet's heartbeat goroutine
+	acks   atomic.Uint64
 }
 
 // up dials the broker, opens the presence stream and sends the hello and
@@ -177,6 +179,7 @@ func (a *agent) up(ctx context.Context, broker peer.AddrInfo) (*wire.Reader, err
 		return nil, fmt.Errorf("broker refused presence: %w", hello.Error)
 	}
 	s.SetDeadline(time.Time{})
+	a.spread = time.Duration(hello.ReconnectSpreadMS) * time.Millisecond
 	a.every = time.Duration(hello.HeartbeatMS) * time.Millisecond
 	if a.every <= 0 {
 		a.every = 5 * time.Second

@@ -58,23 +58,34 @@ var brokerBin = sync.OnceValues(func() (string, error) {
 	if bin := os.Getenv(brokerEnv); bin != "" {
 		return bin, nil
 	}
+	return build("broker", "github.com/readymesh/readymesh/broker/cmd/broker")
+})
+
+// meshctlBin builds this tree's meshctl once per test process, on first
+// use: the reconnect storm's technician runs it as its own process.
+var meshctlBin = sync.OnceValues(func() (string, error) {
+	return build("meshctl", "github.com/readymesh/readymesh/peer/cmd/meshctl")
+})
+
+// build builds the command pkg into workDir/name.
+func build(name, pkg string) (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		return "", fmt.Errorf("no go command to build the broker with: %w", err)
+		return "", fmt.Errorf("no go command to build %s with: %w", name, err)
 	}
-	out := filepath.Join(workDir, "broker")
+	out := filepath.Join(workDir, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, "github.com/readymesh/readymesh/broker/cmd/broker")
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, pkg)
 	// Build inside the module even when the test binary runs elsewhere.
 	if _, file, _, ok := runtime.Caller(0); ok {
 		cmd.Dir = filepath.Dir(file)
 	}
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build broker: %v\n%s", err, msg)
+		return "", fmt.Errorf("go build %s: %v\n%s", name, err, msg)
 	}
 	return out, nil
-})
+}
 
 // needBroker returns the broker binary's path or fails tb.
 func needBroker(tb testing.TB) string {

@@ -2,10 +2,13 @@ package density
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -50,8 +53,9 @@ type stormResult struct {
 	idle, storm []time.Duration // technician `machines` latencies
 	techFailed  int             // technician calls that failed during the storm
 
-	tries int64 // agents' dial attempts during the storm, the first ones included
-	fails *failTally
+	tries  int64         // agents' dial attempts during the storm, the first ones included
+	spread time.Duration // the reconnect window the first broker gave the last agent to connect
+	fails  *failTally
 }
 
 // failTally counts the agents' failed tries by how they failed, and the
@@ -111,9 +115,9 @@ func median(ds []time.Duration) time.Duration {
 }
 
 func (r stormResult) String() string {
-	return fmt.Sprintf("n=%d all back in %s (%.2f tries/agent, broker CPU %.1f s, agents' CPU %.1f s); broker RSS steady %.1f MB, peak %.1f MB (%.2f×), settled after %.1f MB; "+
+	return fmt.Sprintf("n=%d all back in %s (window %s, %.2f tries/agent, broker CPU %.1f s, agents' CPU %.1f s); broker RSS steady %.1f MB, peak %.1f MB (%.2f×), settled after %.1f MB; "+
 		"technician machines: idle median %s of %d, storm median %s max %s of %d (%d failed)",
-		r.n, r.allBack.Round(time.Millisecond), float64(r.tries)/float64(r.n), r.stormCPU, r.herdCPU,
+		r.n, r.allBack.Round(time.Millisecond), r.spread, float64(r.tries)/float64(r.n), r.stormCPU, r.herdCPU,
 		r.steady.RSS/1e6, r.peakRSS/1e6, r.peakRSS/r.steady.RSS, r.after.RSS/1e6,
 		median(r.idle).Round(time.Millisecond), len(r.idle),
 		median(r.storm).Round(time.Millisecond), slices.Max(append([]time.Duration{0}, r.storm...)).Round(time.Millisecond),
@@ -218,9 +222,11 @@ func stormOnce(tb testing.TB, fx *fixture, n int) (stormResult, error) {
 		time.Sleep(techEvery - min(d, techEvery))
 	}
 
+	r.spread = fl.agents[n-1].spread
 	// The agents notice at once (sessiond's ack watch gives up within
 	// seconds) and keep their hosts, as sessiond does.
 	first.kill()
+	killed := time.Now()
 	fl.detach(first.quic.ID)
 	herd := fl
 	sctx, scancel := context.WithCancel(ctx)
@@ -249,7 +255,7 @@ func stormOnce(tb testing.TB, fx *fixture, n int) (stormResult, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rd, err := a.rejoin(sctx, second.quic, &tries, r.fails)
+			rd, err := a.rejoin(sctx, second.quic, killed, &tries, r.fails)
 			if err != nil {
 				select {
 				case agentErr <- fmt.Errorf("agent %s: %w", a.id, err):
@@ -323,12 +329,23 @@ func stormOnce(tb testing.TB, fx *fixture, n int) (stormResult, error) {
 }
 
 // rejoin brings a back to broker as sessiond's presence loop does after
-// its bridge dropped: on the same host, a dial with a 10 s timeout that
-// skips libp2p's own dial backoff, and after a failure a full-jitter
-// backoff with sessiond's default bounds.
-func (a *agent) rejoin(ctx context.Context, broker peer.AddrInfo, tries *atomic.Int64, fails *failTally) (*wire.Reader, error) {
+// its bridge dropped at lost: a first dial at a uniform draw from the
+// reconnect window the broker gave in its hello, counted from lost (a
+// draw that fell while the broker was down dials at once); on the same
+// host, each dial with a 10 s timeout that skips libp2p's own dial
+// backoff; after a failure a full-jitter backoff with sessiond's default
+// bounds.
+func (a *agent) rejoin(ctx context.Context, broker peer.AddrInfo, lost time.Time, tries *atomic.Int64, fails *failTally) (*wire.Reader, error) {
 	var bo bridge.Backoff
 	var err error
+	if a.spread > 0 {
+		at := lost.Add(time.Duration(rand.Int64N(int64(a.spread) + 1)))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Until(at)):
+		}
+	}
 	for try := 0; try < stormAttempts; try++ {
 		tries.Add(1)
 		dctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "reconnect"), stormDialTimeout)
@@ -351,25 +368,35 @@ func (a *agent) rejoin(ctx context.Context, broker peer.AddrInfo, tries *atomic.
 	return nil, fmt.Errorf("%d tries: %w", stormAttempts, err)
 }
 
-// machinesCall runs what `meshctl machines` does, on a connection of its
-// own, and returns how long it took.
+// machinesCall runs `meshctl machines --json` as the technician whose
+// login is in home, as its own process (a technician's meshctl is not
+// part of the agents' process, nor competes with it for threads), and
+// returns how long it took, process start included.
 func machinesCall(ctx context.Context, home string, n int) (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, techCallLimit)
-	defer cancel()
-	start := time.Now()
-	c, err := tech.Open(ctx, home)
+	bin, err := meshctlBin()
 	if err != nil {
 		return 0, err
 	}
-	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, techCallLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "machines", "--json")
+	cmd.Env = append(os.Environ(), "READYMESH_HOME="+home)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	out, err := cmd.Output()
+	took := time.Since(start)
+	if err != nil {
+		return 0, fmt.Errorf("meshctl machines: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
 	var cards []wire.Card
-	if err := c.Do(ctx, wire.OpMachines, wire.MachinesArgs{}, &cards); err != nil {
-		return 0, err
+	if err := json.Unmarshal(out, &cards); err != nil {
+		return 0, fmt.Errorf("meshctl machines --json: %w", err)
 	}
 	if len(cards) != n {
-		return 0, fmt.Errorf("machines listed %d, want %d", len(cards), n)
+		return 0, fmt.Errorf("meshctl machines listed %d, want %d", len(cards), n)
 	}
-	return time.Since(start), nil
+	return took, nil
 }
 
 // listenSpec returns the --listen value that makes a restarted broker
@@ -454,4 +481,37 @@ func (b *brokerProc) cpuProfile(ctx context.Context, tb testing.TB, n int) <-cha
 		}
 	}()
 	return done
+}
+
+// TestStormHarness runs the reconnect storm small, so `make test` keeps
+// its harness working: every agent must come back to the restarted broker
+// on the same ports, the technician's calls must succeed before and during
+// it, and the harness must give back the descriptors it opened.
+func TestStormHarness(t *testing.T) {
+	const n = 50
+	fx := enrolled(t, n)
+	fds := openFDs(t)
+	r, err := stormOnce(t, fx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(r)
+	if r.tries < n {
+		t.Errorf("%d dial tries for %d agents", r.tries, n)
+	}
+	if r.spread <= 0 {
+		t.Errorf("the broker gave no reconnect window in its hello")
+	}
+	if len(r.idle) != idleSamples || len(r.storm) == 0 || r.techFailed != 0 {
+		t.Errorf("technician calls: %d idle, %d during the storm, %d failed", len(r.idle), len(r.storm), r.techFailed)
+	}
+	if r.peakRSS <= 0 || r.steady.RSS <= 0 {
+		t.Errorf("no RSS read: peak %.0f, steady %.0f", r.peakRSS, r.steady.RSS)
+	}
+	const slack = 5
+	var now int
+	err = waitFor(context.Background(), 5*time.Second, func() bool { now = openFDs(t); return now <= fds+slack })
+	if err != nil {
+		t.Errorf("%d file descriptors open after the storm, %d before: the harness leaks", now, fds)
+	}
 }
