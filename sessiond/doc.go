@@ -18,8 +18,9 @@
 // files). Brokers also send queued jobs, which the agent runs at most once
 // each.
 //
-// When the bridge drops, the agent reconnects with jittered exponential
-// backoff, so a broker restart does not bring every agent back in the same
-// second. A local control socket in the state directory lets the person at
+// When the bridge drops, the agent waits a random draw from the reconnect
+// window its broker gave in the presence hello, then dials, backing off
+// with full jitter while no broker answers, so a broker restart does not
+// bring every agent back in the same second. A local control socket in the state directory lets the person at
 // the machine (or a script) ask for a check-in or read the agent's status.
 package sessiond

@@ -95,11 +95,14 @@
 //
 // BenchmarkReconnectStorm brings N agents up and idle (as for density),
 // kills the broker with SIGKILL, restarts it on the same store and ports,
-// and the moment it is ready releases every agent at once, each retrying
-// as sessiond does: the same host, a 10 s dial that skips libp2p's own
-// dial backoff, then full-jitter backoff from 500 ms to 30 s. A technician
-// runs `machines` once a second on a fresh connection, as meshctl does,
-// before (idle) and during the storm. It reports the time from the
+// and brings every agent back as sessiond does: each loses its bridge at
+// the kill, dials at a uniform draw from the reconnect window the broker
+// gave in its hello (20 s for 5,000 agents at the default accept rate;
+// a draw that fell while the broker was down dials the moment it is
+// ready), on the same host, with a 10 s dial that skips libp2p's own dial
+// backoff, then full-jitter backoff from 500 ms to 30 s. A technician
+// runs the real `meshctl machines --json` as its own process, once a
+// second, before (idle) and during the storm. It reports the time from the
 // restarted broker's ready line until its /metrics counts N online, the
 // restarted broker's peak RSS (VmHWM) against the first broker's settled
 // RSS with N idle, the technician's median and slowest latency against
