@@ -508,10 +508,5 @@ func TestStormHarness(t *testing.T) {
 	if r.peakRSS <= 0 || r.steady.RSS <= 0 {
 		t.Errorf("no RSS read: peak %.0f, steady %.0f", r.peakRSS, r.steady.RSS)
 	}
-	const slack = 5
-	var now int
-	err = waitFor(context.Background(), 5*time.Second, func() bool { now = openFDs(t); return now <= fds+slack })
-	if err != nil {
-		t.Errorf("%d file descriptors open after the storm, %d before: the harness leaks", now, fds)
-	}
+	checkFDs(t, fds, "the storm")
 }
