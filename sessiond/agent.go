@@ -144,7 +144,7 @@ func (a *Agent) newCollectors() ([]collect.Collector, error) {
 			ConsentPolicy: a.cfg.ConsentPolicy},
 		Approval: wire.Approval{Required: a.cfg.ConsentPolicy != wire.ConsentNever}}
 	if a.cfg.Inventory == "" {
-		return collect.Linux(ccfg), nil
+		return collect.Host(ccfg), nil
 	}
 	fx, err := collect.Fixture(a.cfg.Inventory)
 	if err != nil {

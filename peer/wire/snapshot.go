@@ -34,6 +34,15 @@ type OS struct {
 	Version string `json:"version,omitempty"` // VERSION_ID or build number
 	Kernel  string `json:"kernel,omitempty"`
 	Arch    string `json:"arch,omitempty"`
+	// Edition is the product edition where the system has one: Windows'
+	// EditionID ("Professional", "ServerStandard").
+	Edition string `json:"edition,omitempty"`
+	// DisplayVersion is the release name people use: Windows' "23H2",
+	// macOS' "Sonoma".
+	DisplayVersion string `json:"display_version,omitempty"`
+	// Build is the exact build: Windows' "22631.3007" (build and update
+	// build revision), macOS' "23C71".
+	Build string `json:"build,omitempty"`
 }
 
 // Package is one installed software package.
@@ -45,10 +54,16 @@ type Package struct {
 // PendingUpdate is one update the machine's package manager would install.
 type PendingUpdate struct {
 	// ID names the update: a package name on Linux, a KB number on Windows.
-	ID        string     `json:"id"`
-	Version   string     `json:"version,omitempty"` // the version it would install
-	Source    string     `json:"source,omitempty"`  // apt, rpm, windows-update…
-	Security  bool       `json:"security,omitempty"`
+	ID       string `json:"id"`
+	Version  string `json:"version,omitempty"` // the version it would install
+	Source   string `json:"source,omitempty"`  // apt, rpm, windows-update…
+	Security bool   `json:"security,omitempty"`
+	// Severity is the vendor's rating where it gives one: Windows Update's
+	// MsrcSeverity ("Critical", "Important", "Moderate", "Low").
+	Severity string `json:"severity,omitempty"`
+	// Title is the vendor's name for the update where the ID alone does
+	// not say what it is (Windows and macOS updates).
+	Title     string     `json:"title,omitempty"`
 	FirstSeen *time.Time `json:"first_seen,omitempty"` // set by the broker
 }
 

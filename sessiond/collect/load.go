@@ -9,10 +9,7 @@ import (
 )
 
 // Load1 returns the machine's one-minute load average divided by its CPU
-// count, read from /proc/loadavg: 1.0 means every core busy.
-func Load1() (float64, error) { return Config{}.Load1() }
-
-// Load1 is the package-level Load1, reading /proc/loadavg below c.Root.
+// count, read from /proc/loadavg below c.Root: 1.0 means every core busy.
 // The CPU count is always the running process's (runtime.NumCPU).
 func (c Config) Load1() (float64, error) {
 	text, err := c.machine().readTrimmed("/proc/loadavg")

@@ -40,11 +40,8 @@ type utmpRecord struct {
 var utmpSize = binary.Size(utmpRecord{})
 
 // Users returns the names of the people logged in, sorted and without
-// repeats, from utmp's login records. A machine without utmp (systemd
-// systems are dropping it) has an empty list, not an error.
-func Users() ([]string, error) { return Config{}.Users() }
-
-// Users is the package-level Users, reading utmp below c.Root.
+// repeats, from utmp's login records below c.Root. A machine without utmp
+// (systemd systems are dropping it) has an empty list, not an error.
 func (c Config) Users() ([]string, error) {
 	m := c.machine()
 	for _, p := range utmpPaths {
