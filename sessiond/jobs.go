@@ -135,7 +135,7 @@ func (a *Agent) claimJob(job string) (started time.Time, release func(), refusal
 // runJob runs the job's script and records how it ended before the reply
 // goes out.
 func (a *Agent) runJob(ctx context.Context, req wire.JobRequest, g wire.Grant, started time.Time) wire.JobReply {
-	code, out, err := a.channels.RunScript(ctx, g.Mode, req.Script, g.Session, req.Job[:8])
+	code, out, err := a.channels.RunScript(ctx, g.Mode, req.Script, req.Shell, g.Session, req.Job[:8])
 	done := a.cfg.Now().UTC()
 	if err != nil {
 		a.db.FinishJob(req.Job, localdb.JobRun{Started: started, Finished: &done, ExitCode: -1, Output: err.Error()})

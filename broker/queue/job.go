@@ -51,7 +51,7 @@ func (q *Queue) dispatch(ctx context.Context, j store.JobRecord) bool {
 	cctx, cancel := context.WithTimeout(ctx, jobTimeout)
 	defer cancel()
 	var rep wire.JobReply
-	err := bridge.Call(cctx, q.deps.Host, id, wire.ProtoJob, &wire.JobRequest{Grant: sg, Job: j.ID, Script: j.Script,
+	err := bridge.Call(cctx, q.deps.Host, id, wire.ProtoJob, &wire.JobRequest{Grant: sg, Job: j.ID, Script: j.Script, Shell: j.Shell,
 		RequiresConsent: j.RequiresConsent, Expires: j.Expires, QueryOnly: a.query}, &rep, wire.MaxControl+6*store.MaxJobOutput)
 	return q.record(a, &rep, err)
 }

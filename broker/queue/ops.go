@@ -77,7 +77,7 @@ func (q *Queue) plan(t *wire.Technician, a *wire.QueueArgs, ms []store.Machine) 
 	js := make([]store.JobRecord, 0, len(ms))
 	for _, m := range ms {
 		j := store.JobRecord{ID: mesh.NewSessionID(), Machine: m.ID, Client: m.Client, Name: m.Name, Script: a.Script,
-			Mode: a.Mode, RequiresConsent: a.RequiresConsent, Strict: a.Strict, CreatedBy: t.Name, CreatedAt: now,
+			Shell: a.Shell, Mode: a.Mode, RequiresConsent: a.RequiresConsent, Strict: a.Strict, CreatedBy: t.Name, CreatedAt: now,
 			Expires: now.Add(time.Duration(a.ExpiresSec) * time.Second), PlannedAgent: m.AgentVersion}
 		if m.LastCheckIn != nil {
 			j.PlannedSeq, j.PlannedBoot = m.LastCheckIn.Seq, m.LastCheckIn.BootID

@@ -55,6 +55,7 @@ type JobRecord struct {
 	Client          string    `json:"client"`
 	Name            string    `json:"name"` // the machine's name, for listings
 	Script          string    `json:"script"`
+	Shell           string    `json:"shell,omitempty"` // wire.Job.Shell
 	Mode            string    `json:"mode"`
 	RequiresConsent bool      `json:"requires_consent,omitempty"`
 	Strict          bool      `json:"strict,omitempty"`
@@ -91,6 +92,9 @@ func (j *JobRecord) check(id string) error {
 	}
 	if len(j.Script) > MaxScript {
 		return fmt.Errorf("script of %d bytes, limit %d", len(j.Script), MaxScript)
+	}
+	if err := wire.ValidShell(j.Shell); err != nil {
+		return err
 	}
 	if j.Result != nil && len(j.Result.Output) > MaxJobOutput+8 {
 		return errors.New("job output over its limit")
@@ -191,7 +195,7 @@ func (s *Store) Jobs(keep func(*JobRecord) bool) ([]JobRecord, error) {
 func (j *JobRecord) Summary() wire.Job {
 	out := wire.Job{ID: j.ID, Machine: j.Client + "/" + j.Name, MachineID: j.Machine, Mode: j.Mode, State: j.State,
 		CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt, Expires: j.Expires, RequiresConsent: j.RequiresConsent,
-		Strict: j.Strict, PlannedSeq: j.PlannedSeq, Script: j.Script, Broker: j.Broker}
+		Strict: j.Strict, PlannedSeq: j.PlannedSeq, Script: j.Script, Shell: j.Shell, Broker: j.Broker}
 	if r := j.Result; r != nil {
 		out.Output, out.Session, out.Warning, out.Error = r.Output, r.Session, r.Warning, r.Error
 		if j.State == JobDone || j.State == JobFailed {

@@ -33,7 +33,7 @@ func (d *demo) start(name string, args ...string) (*exec.Cmd, *os.File, error) {
 	cmd.Stderr = logf
 	// Own process group: Ctrl-C reaches the demo, which stops the others
 	// in order, rather than every process at once.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = ownGroup()
 	return cmd, logf, nil
 }
 

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"golang.org/x/term"
@@ -31,6 +29,7 @@ func (e *env) execCmd(args []string) error {
 	mode := fs.String("mode", wire.ModeInteractive, "session `mode`: interactive or elevated (read-only sessions run no commands)")
 	transport := fs.String("transport", wire.TransportAuto, "auto, quic, relay")
 	stdin := fs.Bool("i", false, "send this command's standard input to the remote command")
+	shell := fs.String("shell", "", "run COMMAND [ARGS…], joined by spaces, as one command line of powershell, cmd or sh")
 	var argv []string
 	for i, a := range args {
 		if a == "--" {
@@ -45,6 +44,9 @@ func (e *env) execCmd(args []string) error {
 	if len(argv) == 0 {
 		return fmt.Errorf("%w: exec MACHINE [flags] -- COMMAND [ARGS…]", ErrUsage)
 	}
+	if err := wire.ValidShell(*shell); err != nil {
+		return fmt.Errorf("%w: --shell: %v", ErrUsage, err)
+	}
 	s, _, err := e.openSession(pos[0], *mode, *transport)
 	if err != nil {
 		return err
@@ -55,7 +57,7 @@ func (e *env) execCmd(args []string) error {
 		return err
 	}
 	defer st.Close()
-	hdr, _ := json.Marshal(wire.ExecRequest{Argv: argv, Stdin: *stdin})
+	hdr, _ := json.Marshal(wire.ExecRequest{Argv: argv, Stdin: *stdin, Shell: *shell})
 	if err := wire.WriteChannelFrame(st, wire.FrameHeader, hdr); err != nil {
 		return err
 	}
@@ -125,28 +127,25 @@ func (e *env) terminal(s *mesh.Session, req wire.TerminalRequest) error {
 		return err
 	}
 	defer st.Close()
-	fd := int(os.Stdin.Fd())
 	req.Term = os.Getenv("TERM")
+	con, err := openConsole(os.Stdin, os.Stdout)
+	if err != nil {
+		return err
+	}
+	defer con.restore()
 	var raw *term.State
-	if term.IsTerminal(fd) {
-		if w, h, err := term.GetSize(fd); err == nil {
-			req.Cols, req.Rows = uint16(w), uint16(h)
-		}
-		if raw, err = term.MakeRaw(fd); err != nil {
-			return err
-		}
-		defer term.Restore(fd, raw)
-		winch := make(chan os.Signal, 1)
-		signal.Notify(winch, syscall.SIGWINCH)
-		defer signal.Stop(winch)
+	if con != nil {
+		raw = con.state
+		w, h := con.size()
+		req.Cols, req.Rows = uint16(w), uint16(h)
+		resized, stopResize := con.watchResize()
+		defer stopResize()
 		go func() {
-			for range winch {
-				if w, h, err := term.GetSize(fd); err == nil {
-					var b [4]byte
-					binary.BigEndian.PutUint16(b[:], uint16(h))
-					binary.BigEndian.PutUint16(b[2:], uint16(w))
-					wire.WriteChannelFrame(st, wire.FrameResize, b[:])
-				}
+			for sz := range resized {
+				var b [4]byte
+				binary.BigEndian.PutUint16(b[:], uint16(sz[1]))
+				binary.BigEndian.PutUint16(b[2:], uint16(sz[0]))
+				wire.WriteChannelFrame(st, wire.FrameResize, b[:])
 			}
 		}()
 	}

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -18,7 +20,8 @@ func (e *env) queueAdd(args []string) error {
 	fs.StringVar(&a.Client, "client", "", "every machine of this client")
 	fs.StringVar(&a.PendingUpdate, "pending-update", "", "every machine with this pending update (KB or package)")
 	fs.StringVar(&a.Readiness, "readiness", "", "every machine in this readiness state")
-	script := fs.String("script", "", "`file` to run with sh on each machine")
+	script := fs.String("script", "", "`file` to run on each machine, with --shell, or by its extension (.ps1 PowerShell, .cmd/.bat cmd, .sh sh), else the machine's default (PowerShell on Windows, sh elsewhere)")
+	fs.StringVar(&a.Shell, "shell", "", "run the script with powershell, cmd or sh")
 	fs.StringVar(&a.Mode, "mode", wire.ModeInteractive, "interactive or elevated")
 	expires := fs.Duration("expires", 72*time.Hour, "not run after this long")
 	fs.BoolVar(&a.RequiresConsent, "requires-consent", false, "ask the person at the machine first, whatever its policy")
@@ -35,6 +38,12 @@ func (e *env) queueAdd(args []string) error {
 		return err
 	}
 	a.Script, a.ExpiresSec = string(raw), int64(expires.Seconds())
+	if a.Shell == "" {
+		a.Shell = shellFor(*script)
+	}
+	if err := wire.ValidShell(a.Shell); err != nil {
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
 	var js []wire.Job
 	if err := e.do(wire.OpQueueAdd, a, &js); err != nil {
 		return err
@@ -117,4 +126,18 @@ func (e *env) queueCancel(args []string) error {
 	}
 	fmt.Fprintf(e.out, "cancelled %s for %s\n", j.ID, j.Machine)
 	return nil
+}
+
+// shellFor is the shell a script file's extension names, or "" for the
+// machine's default.
+func shellFor(file string) string {
+	switch strings.ToLower(filepath.Ext(file)) {
+	case ".ps1":
+		return wire.ShellPowerShell
+	case ".cmd", ".bat":
+		return wire.ShellCmd
+	case ".sh":
+		return wire.ShellSh
+	}
+	return ""
 }

@@ -68,9 +68,13 @@ func (e *env) connectCmd(args []string) error {
 	waitFor := fs.Duration("wait", 10*time.Minute, "with --when-reachable: how long to wait")
 	allow := fs.Bool("allow-observers", false, "let other technicians watch this terminal (they cannot type)")
 	observe := fs.String("observe", "", "watch the terminal of this `session` (its whole ID), read-only")
+	shell := fs.String("shell", "", "the terminal's shell: powershell, cmd or sh (default: the account's login shell; PowerShell on Windows)")
 	pos, err := parse(fs, args, "MACHINE")
 	if err != nil {
 		return err
+	}
+	if err := wire.ValidShell(*shell); err != nil {
+		return fmt.Errorf("%w: --shell: %v", ErrUsage, err)
 	}
 	var size int64
 	if *send != "" {
@@ -98,7 +102,7 @@ func (e *env) connectCmd(args []string) error {
 		fmt.Fprintf(e.out, "session %s to %s (%s): %s, set up in %s\n", id, pos[0], s.Mode, s.Path(), s.Setup.Round(100*time.Microsecond))
 	}
 	if size == 0 && *hold == 0 && !*asJSON {
-		return e.terminal(s, wire.TerminalRequest{AllowObservers: *allow, Observe: *observe})
+		return e.terminal(s, wire.TerminalRequest{AllowObservers: *allow, Observe: *observe, Shell: *shell})
 	}
 	if size > 0 {
 		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Minute)

@@ -103,12 +103,39 @@ func readPayload(r io.Reader, n int) ([]byte, error) {
 	return p, nil
 }
 
+// Shells a technician may name for exec, terminals and queued jobs.
+const (
+	// ShellPowerShell is Windows PowerShell (powershell.exe) on Windows,
+	// and pwsh where it is installed elsewhere. Scripts run with
+	// -NoProfile -NonInteractive and, on Windows, the execution policy
+	// bypassed for that one process.
+	ShellPowerShell = "powershell"
+	// ShellCmd is cmd.exe; Windows only.
+	ShellCmd = "cmd"
+	// ShellSh is /bin/sh, or sh.exe where one is on a Windows PATH.
+	ShellSh = "sh"
+)
+
+// ValidShell refuses a shell name other than the three known ones; empty
+// (the platform's default) is valid.
+func ValidShell(name string) error {
+	switch name {
+	case "", ShellPowerShell, ShellCmd, ShellSh:
+		return nil
+	}
+	return fmt.Errorf("unknown shell %q: powershell, cmd or sh", name)
+}
+
 // ExecRequest asks the agent to run a command.
 type ExecRequest struct {
 	Argv []string `json:"argv"`
 	// Stdin says input frames follow; without it the command's stdin is
 	// empty.
 	Stdin bool `json:"stdin,omitempty"`
+	// Shell, when set, runs Argv joined by spaces as one command line of
+	// that shell (ShellPowerShell, ShellCmd or ShellSh) instead of running
+	// Argv[0] directly.
+	Shell string `json:"shell,omitempty"`
 }
 
 // Validate implements the Decode contract.
@@ -119,7 +146,7 @@ func (r *ExecRequest) Validate() error {
 	if len(r.Argv) > 4096 {
 		return errors.New("exec: too many arguments")
 	}
-	return nil
+	return ValidShell(r.Shell)
 }
 
 // TerminalRequest opens a terminal.
@@ -133,6 +160,10 @@ type TerminalRequest struct {
 	// Observe joins the terminal of that session as an observer instead
 	// of opening a shell.
 	Observe string `json:"observe,omitempty"`
+	// Shell picks the terminal's shell (ShellPowerShell, ShellCmd or
+	// ShellSh); empty means the platform's default: the account's login
+	// shell on Linux and macOS, PowerShell on Windows.
+	Shell string `json:"shell,omitempty"`
 }
 
 // Validate implements the Decode contract.
@@ -146,7 +177,7 @@ func (r *TerminalRequest) Validate() error {
 	if r.Observe != "" && len(r.Observe) != 32 {
 		return errors.New("terminal: observe takes a whole session ID")
 	}
-	return nil
+	return ValidShell(r.Shell)
 }
 
 // FileRequest asks to copy one file. Get reads the agent's file from

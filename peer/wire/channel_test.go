@@ -78,3 +78,24 @@ func FuzzReadChannelFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestValidShell(t *testing.T) {
+	for _, ok := range []string{"", ShellPowerShell, ShellCmd, ShellSh} {
+		if err := ValidShell(ok); err != nil {
+			t.Errorf("ValidShell(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"bash", "PowerShell", "cmd.exe", "/bin/sh"} {
+		if err := ValidShell(bad); err == nil {
+			t.Errorf("ValidShell(%q) accepted", bad)
+		}
+	}
+	r := ExecRequest{Argv: []string{"x"}, Shell: "zsh"}
+	if r.Validate() == nil {
+		t.Error("exec request with shell zsh validated")
+	}
+	q := QueueArgs{Machines: []string{"m"}, Script: "x", Mode: ModeInteractive, ExpiresSec: 60, Shell: "bash"}
+	if q.Validate() == nil {
+		t.Error("queue args with shell bash validated")
+	}
+}

@@ -219,25 +219,28 @@ type AlertEvent struct {
 
 // Job is a queued piece of work as technicians see it.
 type Job struct {
-	ID              string     `json:"id"`
-	Machine         string     `json:"machine"` // client/name
-	MachineID       string     `json:"machine_id"`
-	Mode            string     `json:"mode"`
-	State           string     `json:"state"` // queued, waiting-for-consent, running, done, failed, expired, cancelled
-	CreatedBy       string     `json:"created_by"`
-	CreatedAt       time.Time  `json:"created_at"`
-	Expires         time.Time  `json:"expires"`
-	RequiresConsent bool       `json:"requires_consent,omitempty"`
-	Strict          bool       `json:"strict,omitempty"`
-	PlannedSeq      uint64     `json:"planned_seq"`
-	Script          string     `json:"script,omitempty"`
-	Broker          string     `json:"broker,omitempty"`
-	ExitCode        *int       `json:"exit_code,omitempty"`
-	Output          string     `json:"output,omitempty"`
-	Session         string     `json:"session,omitempty"`
-	Warning         string     `json:"warning,omitempty"`
-	Error           string     `json:"error,omitempty"`
-	Finished        *time.Time `json:"finished,omitempty"`
+	ID              string    `json:"id"`
+	Machine         string    `json:"machine"` // client/name
+	MachineID       string    `json:"machine_id"`
+	Mode            string    `json:"mode"`
+	State           string    `json:"state"` // queued, waiting-for-consent, running, done, failed, expired, cancelled
+	CreatedBy       string    `json:"created_by"`
+	CreatedAt       time.Time `json:"created_at"`
+	Expires         time.Time `json:"expires"`
+	RequiresConsent bool      `json:"requires_consent,omitempty"`
+	Strict          bool      `json:"strict,omitempty"`
+	PlannedSeq      uint64    `json:"planned_seq"`
+	Script          string    `json:"script,omitempty"`
+	// Shell runs the script: powershell, cmd or sh; empty is the
+	// machine's default (PowerShell on Windows, sh elsewhere).
+	Shell    string     `json:"shell,omitempty"`
+	Broker   string     `json:"broker,omitempty"`
+	ExitCode *int       `json:"exit_code,omitempty"`
+	Output   string     `json:"output,omitempty"`
+	Session  string     `json:"session,omitempty"`
+	Warning  string     `json:"warning,omitempty"`
+	Error    string     `json:"error,omitempty"`
+	Finished *time.Time `json:"finished,omitempty"`
 }
 
 // Queue operations.
@@ -256,6 +259,7 @@ type QueueArgs struct {
 	PendingUpdate   string   `json:"pending_update,omitempty"`
 	Readiness       string   `json:"readiness,omitempty"`
 	Script          string   `json:"script"`
+	Shell           string   `json:"shell,omitempty"` // see Job.Shell
 	Mode            string   `json:"mode"`
 	ExpiresSec      int64    `json:"expires_s"`
 	RequiresConsent bool     `json:"requires_consent,omitempty"`
@@ -269,6 +273,9 @@ func (a *QueueArgs) Validate() error {
 	}
 	if a.Script == "" || len(a.Script) > 64<<10 {
 		return errors.New("the script must be 1 byte to 64 KiB")
+	}
+	if err := ValidShell(a.Shell); err != nil {
+		return err
 	}
 	if a.Mode != ModeInteractive && a.Mode != ModeElevated {
 		return fmt.Errorf("mode %q: queued work runs interactive or elevated", a.Mode)
@@ -307,6 +314,7 @@ type JobRequest struct {
 	Grant           SignedGrant `json:"grant"`
 	Job             string      `json:"job"`
 	Script          string      `json:"script"`
+	Shell           string      `json:"shell,omitempty"` // see Job.Shell
 	RequiresConsent bool        `json:"requires_consent,omitempty"`
 	// Expires: the agent does not start the job after it (a consent
 	// wait may take it there).
@@ -320,7 +328,7 @@ func (r *JobRequest) Validate() error {
 	if len(r.Job) != 32 || r.Script == "" || len(r.Script) > 64<<10 {
 		return errors.New("job request: bad job ID or script")
 	}
-	return nil
+	return ValidShell(r.Shell)
 }
 
 // JobReply is how the job went. Replayed is set when the agent had run

@@ -10,9 +10,11 @@
 //     files; the agent never delivers input (each attempt is answered with
 //     a notice), and exec and file writes are refused.
 //   - interactive: input, exec and file writes, as the configured session
-//     user (an unprivileged account when the agent runs as root).
-//   - elevated: as the agent's own user, root on a managed endpoint; only
-//     an elevated grant gets there.
+//     user (an unprivileged account when the agent runs as root) on Linux
+//     and macOS; on Windows as the user logged on at the console, and
+//     refused when nobody is.
+//   - elevated: as the agent's own account, root or LocalSystem on a
+//     managed endpoint; only an elevated grant gets there.
 //
 // The person at the machine may pause remote input; while it is paused
 // every channel refuses input, exec and writes, and nothing is queued for
@@ -20,18 +22,13 @@
 package channel
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"os/exec"
-	"os/user"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -73,9 +70,9 @@ type Server struct {
 	// Immutable after New.
 	cfg  Config
 	log  *slog.Logger
-	self identity // the agent's own user: elevated sessions
-	user identity // interactive sessions
-	root bool
+	self identity // the agent's own account: elevated sessions
+	user identity // interactive sessions (on Windows, see account)
+	root bool     // the agent may act as other accounts (root, LocalSystem)
 
 	// paused is set while the person at the machine has paused remote
 	// input: technician input is refused, never queued for later.
@@ -87,102 +84,21 @@ type Server struct {
 	terms   map[string]*shared // open terminals by session
 }
 
-// identity is an account commands run as.
-type identity struct {
-	name     string
-	uid, gid uint32
-	home     string
-	shell    string
-}
-
 // New resolves the accounts sessions run as.
 func New(cfg Config) (*Server, error) {
-	s := &Server{cfg: cfg, log: cfg.Logger, root: os.Geteuid() == 0}
+	s := &Server{cfg: cfg, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	self, err := user.Current()
-	if err != nil {
-		return nil, fmt.Errorf("channel: current user: %w", err)
-	}
-	if s.self, err = lookup(self.Username); err != nil {
+	if err := s.resolveAccounts(); err != nil {
 		return nil, err
-	}
-	name := cfg.User
-	if name == "" {
-		name = self.Username
-		if s.root {
-			name = "nobody"
-		}
-	}
-	if s.user, err = lookup(name); err != nil {
-		return nil, err
-	}
-	if !s.root && s.user.uid != s.self.uid {
-		return nil, fmt.Errorf("channel: session user %s needs the agent to run as root", name)
 	}
 	return s, nil
-}
-
-func lookup(name string) (identity, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return identity{}, fmt.Errorf("channel: session user %q: %w", name, err)
-	}
-	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	id := identity{name: u.Username, uid: uint32(uid), gid: uint32(gid), home: u.HomeDir, shell: "/bin/sh"}
-	if sh := passwdShell(u.Username); sh != "" && !strings.HasSuffix(sh, "nologin") && !strings.HasSuffix(sh, "/false") {
-		id.shell = sh
-	}
-	if id.home == "" || id.home == "/nonexistent" {
-		id.home = "/"
-	}
-	return id, nil
-}
-
-// passwdShell reads a user's login shell from /etc/passwd.
-func passwdShell(name string) string {
-	f, err := os.Open("/etc/passwd")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ":")
-		if len(fields) >= 7 && fields[0] == name {
-			return fields[6]
-		}
-	}
-	return ""
 }
 
 // Handlers returns the channel handlers for mesh.ListenConfig.Channels.
 func (s *Server) Handlers() map[string]mesh.ChannelHandler {
 	return map[string]mesh.ChannelHandler{Terminal: s.terminal, Exec: s.exec, Files: s.files}
-}
-
-// account picks the account for a mode, or refuses.
-func (s *Server) account(mode string) (identity, error) {
-	switch mode {
-	case wire.ModeElevated:
-		return s.self, nil
-	case wire.ModeInteractive, wire.ModeReadOnly:
-		return s.user, nil
-	}
-	return identity{}, fmt.Errorf("unknown mode %q", mode)
-}
-
-// command prepares cmd to run as id, in its own process group.
-func (s *Server) command(cmd *exec.Cmd, id identity) {
-	cmd.Dir = id.home
-	cmd.Env = []string{"HOME=" + id.home, "USER=" + id.name, "LOGNAME=" + id.name, "SHELL=" + id.shell,
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if s.root && id.uid != uint32(os.Geteuid()) {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: id.uid, Gid: id.gid}
-	}
 }
 
 // refuse ends a channel with a refusal the technician sees.

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os/exec"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/readymesh/readymesh/mesh"
@@ -27,6 +26,7 @@ func (s *Server) exec(ctx context.Context, ch *mesh.Channel) {
 	if !ok {
 		return
 	}
+	defer id.release()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w := &lockedWriter{w: ch.Stream}
@@ -36,7 +36,8 @@ func (s *Server) exec(ctx context.Context, ch *mesh.Channel) {
 		return
 	}
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	g, err := startGroup(cmd)
+	if err != nil {
 		log.Info("exec failed to start", "argv", req.Argv, "err", err)
 		w.frame(wire.FrameStderr, []byte(fmt.Sprintf("%s: %v\n", req.Argv[0], err)))
 		exitFrame(ch.Stream, 127)
@@ -48,7 +49,7 @@ func (s *Server) exec(ctx context.Context, ch *mesh.Channel) {
 		defer cancel()
 		s.feedStdin(ch.Stream, w, stdin)
 	}()
-	code := waitExec(ctx, cmd)
+	code := waitExec(ctx, cmd, g)
 	log.Info("exec ended", "argv", req.Argv, "exit", code, "duration", time.Since(start).Round(time.Millisecond))
 	s.recordExec(req.Argv, start, code, ch.Session.Session)
 	w.exit(code)
@@ -69,6 +70,7 @@ func (s *Server) admitExec(ch *mesh.Channel, argv []string, log *slog.Logger) (i
 	}
 	id, err := s.account(ch.Grant.Mode)
 	if err != nil {
+		log.Info("refused exec", "argv", argv, "err", err)
 		refuse(ch.Stream, wire.CodeForbidden, err.Error())
 		return identity{}, false
 	}
@@ -79,7 +81,14 @@ func (s *Server) admitExec(ch *mesh.Channel, argv []string, log *slog.Logger) (i
 // sent as frames through w, with a stdin pipe when the technician will
 // send input (else stdin is nil and the command's is empty).
 func (s *Server) execCommand(req wire.ExecRequest, id identity, w *lockedWriter) (*exec.Cmd, io.WriteCloser, error) {
-	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
+	l := launch{argv: req.Argv}
+	if req.Shell != "" {
+		var err error
+		if l, err = shellLine(req.Shell, strings.Join(req.Argv, " ")); err != nil {
+			return nil, nil, err
+		}
+	}
+	cmd := l.command()
 	s.command(cmd, id)
 	cmd.Stdout, cmd.Stderr = frameWriter{w: w, typ: wire.FrameOutput}, frameWriter{w: w, typ: wire.FrameStderr}
 	// A child that keeps stdout open after the command exits (a daemon it
@@ -118,16 +127,18 @@ func (s *Server) feedStdin(r io.Reader, w *lockedWriter, stdin io.WriteCloser) {
 	}
 }
 
-// waitExec returns cmd's exit status. When the technician leaves first
-// (ctx), it ends the command's whole process group.
-func waitExec(ctx context.Context, cmd *exec.Cmd) int32 {
+// waitExec returns cmd's exit status. When ctx ends first (the technician
+// left, a job's time ran out), it ends every process of the command's
+// group. It releases the group either way.
+func waitExec(ctx context.Context, cmd *exec.Cmd, g *procGroup) int32 {
+	defer g.close()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
 		return exitStatus(err)
 	case <-ctx.Done():
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		g.kill()
 		return exitStatus(<-done)
 	}
 }

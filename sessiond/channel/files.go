@@ -69,26 +69,6 @@ func (s *Server) files(ctx context.Context, ch *mesh.Channel) {
 	exitFrame(ch.Stream, 0)
 }
 
-// asAccount runs fn with id's filesystem rights (see files). When the
-// agent already is id, fn runs as it is.
-func (s *Server) asAccount(id identity, fn func() error) error {
-	if !s.root || id.uid == uint32(os.Geteuid()) {
-		return fn()
-	}
-	errc := make(chan error, 1)
-	go func() {
-		// Not unlocked on purpose: the thread carries id's credentials
-		// and must not run anything else; it exits with this goroutine.
-		lockThread()
-		if err := dropFS(id); err != nil {
-			errc <- fmt.Errorf("take on %s's file rights: %w", id.name, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
 // openRegular opens path for reading without blocking on a FIFO or device,
 // and refuses anything but a regular file.
 func openRegular(path string) (*os.File, os.FileInfo, error) {
@@ -167,8 +147,12 @@ func (s *Server) put(rw io.ReadWriter, req wire.FileRequest) error {
 // of the size bytes it already holds.
 func openPartial(partial string, size int64) (*os.File, int64, error) {
 	// O_NOFOLLOW: a partial file planted as a symlink is refused, not
-	// written through.
-	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	// written through. Windows has no O_NOFOLLOW, so links are looked for
+	// first there (making one needs administrator rights).
+	if fi, err := os.Lstat(partial); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return nil, 0, fmt.Errorf("%s is a symbolic link", partial)
+	}
+	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE|noFollow|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -10,6 +11,26 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// defaultShell is the login shell of an account whose own is unusable.
+const defaultShell = "/bin/sh"
+
+// loginShell reads a user's login shell from /etc/passwd.
+func loginShell(name string) string {
+	f, err := os.Open("/etc/passwd")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) >= 7 && fields[0] == name {
+			return fields[6]
+		}
+	}
+	return ""
+}
 
 // lockThread pins the goroutine to its OS thread.
 func lockThread() { runtime.LockOSThread() }
@@ -36,10 +57,18 @@ func dropFS(id identity) error {
 	return nil
 }
 
-// killSession sends sig to every process in session sid (the PTY's shell
-// and whatever it left behind: background jobs have their own process
-// groups but stay in the session).
-func killSession(sid int, sig unix.Signal) {
+// ptySession is a terminal's session, named by its leader's PID: the
+// session ID. It outlives the leader, so whatever the shell left behind
+// is still found after it exits.
+type ptySession struct{ sid int }
+
+func newPtySession(leader int) ptySession { return ptySession{sid: leader} }
+
+// signal sends sig to every process in the session (the PTY's shell and
+// whatever it left behind: background jobs have their own process groups
+// but stay in the session).
+func (p ptySession) signal(sig unix.Signal) {
+	sid := p.sid
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return

@@ -3,10 +3,9 @@ package channel
 import (
 	"context"
 	"fmt"
-	"os/exec"
+	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/readymesh/readymesh/peer/wire"
@@ -15,11 +14,12 @@ import (
 // MaxJobOutput bounds the output a queued job reports.
 const MaxJobOutput = 64 << 10
 
-// RunScript runs a queued job's script with sh, as the account the mode
-// gives, and returns its exit status and the first MaxJobOutput bytes of
-// its output (stdout and stderr together). It is recorded in the command
-// history like an exec.
-func (s *Server) RunScript(ctx context.Context, mode, script, session, label string) (int, string, error) {
+// RunScript runs a queued job's script with shell (powershell, cmd or sh;
+// empty is the platform's default: PowerShell on Windows, sh elsewhere),
+// as the account the mode gives, and returns its exit status and the first
+// MaxJobOutput bytes of its output (stdout and stderr together). It is
+// recorded in the command history like an exec.
+func (s *Server) RunScript(ctx context.Context, mode, body, shell, session, label string) (int, string, error) {
 	if mode == wire.ModeReadOnly {
 		return 0, "", fmt.Errorf("read-only: queued work runs interactive or elevated")
 	}
@@ -30,17 +30,28 @@ func (s *Server) RunScript(ctx context.Context, mode, script, session, label str
 	if err != nil {
 		return 0, "", err
 	}
+	defer id.release()
+	sc, err := s.scriptFor(id, shell, body)
+	if err != nil {
+		return 0, "", err
+	}
+	if sc.file != "" {
+		defer os.Remove(sc.file)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
+	cmd := sc.command()
 	s.command(cmd, id)
 	cmd.WaitDelay = 5 * time.Second
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) } // the whole group
 	var out capped
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	err = cmd.Run()
-	code := exitStatus(err)
+	var code int32 = 127 // as a shell reports a command it cannot start
+	if g, err := startGroup(cmd); err != nil {
+		fmt.Fprintf(&out, "%s: %v\n", sc.argv[0], err)
+	} else {
+		code = waitExec(ctx, cmd, g)
+	}
 	s.log.Info("queued job ran", "session", session, "job", label, "as", id.name, "exit", code,
 		"duration", time.Since(start).Round(time.Millisecond))
 	if s.cfg.OnCommand != nil {

@@ -5,13 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
-
-	"github.com/creack/pty"
 
 	"github.com/readymesh/readymesh/mesh"
 	"github.com/readymesh/readymesh/peer/wire"
@@ -31,9 +26,11 @@ func (s *Server) terminal(ctx context.Context, ch *mesh.Channel) {
 	}
 	id, err := s.account(ch.Grant.Mode)
 	if err != nil {
+		s.log.Info("terminal refused", "session", ch.Session.Session, "mode", ch.Grant.Mode, "err", err)
 		refuse(ch.Stream, wire.CodeForbidden, err.Error())
 		return
 	}
+	defer id.release()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	t := &term{s: s, ch: ch, w: &lockedWriter{w: ch.Stream}, readOnly: ch.Grant.Mode == wire.ModeReadOnly,
@@ -42,8 +39,8 @@ func (s *Server) terminal(ctx context.Context, ch *mesh.Channel) {
 		refuse(ch.Stream, wire.CodeInternal, "start a shell: "+err.Error())
 		return
 	}
-	defer t.pty.Close()
-	t.rec = t.record(id)
+	defer t.con.close()
+	t.rec = t.record()
 	defer t.rec.close()
 	sh, unshare := s.share(ch.Session.Session, req.AllowObservers)
 	defer unshare()
@@ -59,9 +56,9 @@ type term struct {
 	log      *slog.Logger
 	w        *lockedWriter
 	readOnly bool
-	cmd      *exec.Cmd
-	pty      *os.File
-	size     *pty.Winsize
+	con      *console
+	rows     uint16
+	cols     uint16
 	termName string      // TERM
 	rec      *transcript // nil when not recorded
 	sh       *shared
@@ -71,41 +68,40 @@ type term struct {
 	refused, paused int
 }
 
-// start runs id's login shell on a new PTY of the size the technician
-// asked for (24x80 when it did not say).
+// start runs the shell the technician asked for (the platform's default
+// when it did not) as id, on a new terminal of the size it asked for
+// (24x80 when it did not say).
 func (t *term) start(id identity, req wire.TerminalRequest) error {
-	cmd := exec.Command(id.shell, "-l")
-	t.s.command(cmd, id)
-	cmd.SysProcAttr.Setpgid = false // the PTY's session leader has its own group
+	argv, err := terminalShell(id, req.Shell)
+	if err != nil {
+		return err
+	}
 	t.termName = req.Term
 	if t.termName == "" {
 		t.termName = "xterm-256color"
 	}
-	cmd.Env = append(cmd.Env, "TERM="+t.termName)
-	t.size = &pty.Winsize{Rows: max(req.Rows, 1), Cols: max(req.Cols, 1)}
+	t.rows, t.cols = req.Rows, req.Cols
 	if req.Rows == 0 || req.Cols == 0 {
-		t.size = &pty.Winsize{Rows: 24, Cols: 80}
+		t.rows, t.cols = 24, 80
 	}
-	f, err := pty.StartWithSize(cmd, t.size)
-	if err != nil {
+	if t.con, err = t.s.startConsole(id, argv, t.termName, t.rows, t.cols); err != nil {
 		return err
 	}
-	t.cmd, t.pty = cmd, f
-	t.log.Info("terminal opened", "shell", id.shell, "as", id.name, "pid", cmd.Process.Pid)
+	t.log.Info("terminal opened", "shell", t.con.shell, "as", id.name, "pid", t.con.pid())
 	return nil
 }
 
 // record opens the terminal's transcript, or returns nil when transcripts
 // are off or the file cannot be made (the terminal goes on unrecorded).
-func (t *term) record(id identity) *transcript {
+func (t *term) record() *transcript {
 	if t.s.cfg.TranscriptDir == "" {
 		return nil
 	}
 	session := t.ch.Session.Session
 	name := fmt.Sprintf("%s-%d.cast", session, t.s.seq.Add(1))
 	title := fmt.Sprintf("readymesh session %s: %s, %s", session[:8], t.ch.Session.Technician, t.ch.Grant.Mode)
-	rec, err := newTranscript(filepath.Join(t.s.cfg.TranscriptDir, name), int(t.size.Cols), int(t.size.Rows), title,
-		map[string]string{"TERM": t.termName, "SHELL": id.shell}, t.s.cfg.RecordInput)
+	rec, err := newTranscript(filepath.Join(t.s.cfg.TranscriptDir, name), int(t.cols), int(t.rows), title,
+		map[string]string{"TERM": t.termName, "SHELL": t.con.shell}, t.s.cfg.RecordInput)
 	if err != nil {
 		t.log.Warn("no transcript", "err", err)
 		return nil
@@ -136,7 +132,7 @@ func (t *term) serve(ctx context.Context, cancel context.CancelFunc) {
 func (t *term) copyOutput(cancel context.CancelFunc) {
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := t.pty.Read(buf)
+		n, err := t.con.Read(buf)
 		if n > 0 {
 			t.rec.event("o", buf[:n])
 			t.sh.output(buf[:n])
@@ -164,7 +160,7 @@ func (t *term) readFrames() {
 			t.input(p)
 		case wire.FrameResize:
 			if len(p) == 4 {
-				pty.Setsize(t.pty, &pty.Winsize{Rows: binary.BigEndian.Uint16(p), Cols: binary.BigEndian.Uint16(p[2:])})
+				t.con.resize(max(binary.BigEndian.Uint16(p), 1), max(binary.BigEndian.Uint16(p[2:]), 1))
 			}
 		}
 	}
@@ -190,40 +186,40 @@ func (t *term) input(p []byte) {
 		return
 	}
 	t.rec.event("i", p)
-	t.pty.Write(p)
+	t.con.Write(p)
 }
 
 // wait returns the shell's exit status when it exits, or hangs it up when
 // the technician leaves first. Either way nothing the session started
 // outlives it, and the PTY's last output goes out before the status.
 func (t *term) wait(ctx context.Context, outDone <-chan struct{}) int32 {
-	done := make(chan error, 1)
-	go func() { done <- t.cmd.Wait() }()
-	var werr error
+	done := make(chan int32, 1)
+	go func() { done <- t.con.wait() }()
+	var code int32
 	select {
-	case werr = <-done:
+	case code = <-done:
 	case <-ctx.Done():
-		werr = t.hangUp(done)
+		code = t.hangUp(done)
 	}
 	// Background jobs sit in other process groups of the same session.
-	killSession(t.cmd.Process.Pid, syscall.SIGKILL)
+	t.con.kill()
 	select {
 	case <-outDone:
 	case <-time.After(time.Second):
 	}
-	return exitStatus(werr)
+	return code
 }
 
-// hangUp sends SIGHUP to the shell's session, as a closed terminal would,
-// and SIGKILL if the shell is still there 2 s later; done delivers the
-// shell's Wait.
-func (t *term) hangUp(done <-chan error) error {
-	killSession(t.cmd.Process.Pid, syscall.SIGHUP)
+// hangUp tells the shell its terminal closed (SIGHUP on Unix, closing the
+// pseudo console on Windows), and kills what is left if the shell is
+// still there 2 s later; done delivers the shell's exit status.
+func (t *term) hangUp(done <-chan int32) int32 {
+	t.con.hangUp()
 	select {
-	case err := <-done:
-		return err
+	case code := <-done:
+		return code
 	case <-time.After(2 * time.Second):
-		killSession(t.cmd.Process.Pid, syscall.SIGKILL)
+		t.con.kill()
 		return <-done
 	}
 }

@@ -105,8 +105,11 @@ func main() {
 		fatal(fmt.Errorf("--log-level: %w", err))
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
-	raiseFileLimit()
 
+	// Every TCP or WebSocket bridge is a file descriptor. Go's os package
+	// lifts the soft open-file limit to the hard one at start on Unix, so
+	// the broker needs no setrlimit of its own (its systemd unit sets the
+	// hard limit).
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b, err := broker.New(cfg)
@@ -139,16 +142,6 @@ func writeGossipKey(path string) error {
 		return fmt.Errorf("gossip-key: %w", err)
 	}
 	return f.Close()
-}
-
-// raiseFileLimit lifts the soft open-file limit to the hard one: every TCP
-// or WebSocket bridge is a file descriptor.
-func raiseFileLimit() {
-	var rl syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil && rl.Cur < rl.Max {
-		rl.Cur = rl.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
-	}
 }
 
 func fatal(err error) {
