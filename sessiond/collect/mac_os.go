@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/readymesh/readymesh/peer/wire"
 )
@@ -16,6 +17,10 @@ const macSwVersPath = "/usr/bin/sw_vers"
 
 // macSwVersMax bounds sw_vers' output, four short lines on a real Mac.
 const macSwVersMax = 64 << 10
+
+// macSwVersTimeout bounds sw_vers, which reads one property list and
+// answers at once.
+const macSwVersTimeout = 10 * time.Second
 
 // macFieldMax bounds one field read from sw_vers; a longer one is not
 // sw_vers speaking.
@@ -55,6 +60,8 @@ func (m macMachine) swVers(ctx context.Context) (swVers, error) {
 	if err != nil {
 		return swVers{}, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, macSwVersTimeout)
+	defer cancel()
 	out, _, err := m.macOutput(ctx, macSwVersMax, path)
 	if err != nil {
 		return swVers{}, err

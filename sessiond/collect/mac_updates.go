@@ -118,18 +118,18 @@ func macSupplement(version string) bool {
 //	   * macOS 10.14.1 Update
 //		macOS 10.14.1 Update (10.14.1), 199140K [recommended] [restart]
 //
-// Entries are read from stdout; the "none" message is looked for in both
-// streams. Lines it does not understand (softwareupdate also logs
-// framework noise there) are skipped with the reason in skips. It fails
-// when the output neither lists updates nor says there are none, when it
-// announces a list it cannot read, and past macUpdatesMax entries.
+// Entries are read from stdout; the heading and the "none" message are
+// looked for in both streams. Lines it does not understand (softwareupdate
+// also logs framework noise there) are skipped with the reason in skips.
+// It fails when the output neither lists updates nor says there are none,
+// when it announces a list it cannot read, and past macUpdatesMax entries.
 func parseSoftwareUpdate(stdout, stderr string) ([]macUpdate, macSkips, error) {
 	var p suParser
-	for line := range strings.Lines(stdout) {
-		p.line(line)
-	}
 	for line := range strings.Lines(stderr) {
 		p.marker(strings.TrimSpace(line))
+	}
+	for line := range strings.Lines(stdout) {
+		p.line(line)
 	}
 	return p.result(stderr)
 }

@@ -130,6 +130,12 @@ func TestParseSoftwareUpdateMalformed(t *testing.T) {
 			want:   []macUpdate{{Label: "big-1", Version: "1", Recommended: true}},
 		},
 		{
+			name:   "older format with the heading on stderr",
+			stdout: "   * Safari15.6.1MojaveAuto-15.6.1\n\tSafari (15.6.1), 97360K [recommended]\n",
+			stderr: "Software Update Tool\n\nFinding available software\nSoftware Update found the following new or updated software:\n",
+			want:   []macUpdate{{Label: "Safari15.6.1MojaveAuto-15.6.1", Title: "Safari", Version: "15.6.1", Recommended: true}},
+		},
+		{
 			name:    "too many",
 			stdout:  strings.Repeat("* Label: same-1\n\tTitle: Same, Version: 1,\n", macUpdatesMax+1),
 			wantErr: fmt.Sprintf("more than %d updates listed", macUpdatesMax),

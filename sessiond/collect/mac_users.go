@@ -46,7 +46,7 @@ func parseUtmpx(b []byte) []string {
 		if int16(binary.LittleEndian.Uint16(b[utmpxTypeOff:])) != utmpxUserProcess {
 			continue
 		}
-		if name := cString(b[:utmpxUserLen]); macLoginName(name) {
+		if name := cString(b[:utmpxUserLen]); macSessionName(name) {
 			users = append(users, name)
 		}
 	}
@@ -54,18 +54,25 @@ func parseUtmpx(b []byte) []string {
 	return slices.Compact(users)
 }
 
-// macLoginName reports whether name is a person's account. root owns the
-// console at the login window, and _mbsetupuser during Setup Assistant;
-// macOS' service accounts all start with an underscore.
-func macLoginName(name string) bool {
-	return name != "" && name != "root" && !strings.HasPrefix(name, "_") && !hasControl(name)
+// macSessionName reports whether a login session's user is a person's
+// account: macOS' service accounts (_mbsetupuser during Setup Assistant,
+// _windowserver) all start with an underscore. root is kept: a session as
+// root is someone at work on the machine.
+func macSessionName(name string) bool {
+	return name != "" && !strings.HasPrefix(name, "_") && !hasControl(name)
+}
+
+// macConsoleName reports whether the console's owner is a person: root
+// owns the console at the login window, which means nobody is there.
+func macConsoleName(name string) bool {
+	return name != "root" && macSessionName(name)
 }
 
 // macUsers merges the console's owner (when a person) with the login
 // sessions, sorted and without repeats.
 func macUsers(console string, sessions []string) []string {
 	users := slices.Clone(sessions)
-	if macLoginName(console) {
+	if macConsoleName(console) {
 		users = append(users, console)
 	}
 	if users == nil {

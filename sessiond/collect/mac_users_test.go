@@ -30,11 +30,12 @@ func TestParseUtmpx(t *testing.T) {
 	b = append(b, utmpxRecord("", "ttys003", utmpxUserProcess)...)
 	b = append(b, utmpxRecord("_mbsetupuser", "console", utmpxUserProcess)...)
 	b = append(b, utmpxRecord("root", "ttys004", 2)...) // BOOT_TIME
+	b = append(b, utmpxRecord("root", "ttys008", utmpxUserProcess)...)
 	b = append(b, utmpxRecord("bell\a", "ttys005", utmpxUserProcess)...)
 	b = append(b, utmpxRecord(string(make([]byte, 300)), "ttys006", utmpxUserProcess)...)
 	b = append(b, utmpxRecord("zed", "ttys007", utmpxUserProcess)[:400]...) // being written
 	got := parseUtmpx(b)
-	if want := []string{"alex", "sam"}; !slices.Equal(got, want) {
+	if want := []string{"alex", "root", "sam"}; !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	// A user name filling the whole field has no NUL and is still read.
@@ -55,7 +56,8 @@ func TestMacUsers(t *testing.T) {
 	}{
 		{"alex", []string{"sam"}, []string{"alex", "sam"}},
 		{"alex", []string{"alex"}, []string{"alex"}},
-		{"root", nil, []string{}}, // the login window
+		{"root", nil, []string{}},                    // the login window
+		{"root", []string{"root"}, []string{"root"}}, // a root session elsewhere
 		{"_mbsetupuser", []string{"sam"}, []string{"sam"}},
 		{"", nil, []string{}},
 		{"zed", []string{"bo", "amy"}, []string{"amy", "bo", "zed"}},
