@@ -3,7 +3,6 @@ module github.com/readymesh/readymesh
 go 1.26.0
 
 require (
-	github.com/Microsoft/go-winio v0.6.2
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/creack/pty v1.1.24
