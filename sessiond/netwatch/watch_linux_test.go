@@ -7,44 +7,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 )
-
-// TestWatchStopsOnCancel checks that cancelling ctx closes the channel and
-// that no goroutine Watch started outlives it. It only listens, in the
-// test's own namespace, and changes nothing.
-func TestWatchStopsOnCancel(t *testing.T) {
-	before := runtime.NumGoroutine()
-	ctx, cancel := context.WithCancel(t.Context())
-	ch, err := Watch(ctx, Config{Logger: testLogger(t, "watch")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	select {
-	case _, ok := <-ch:
-		for ok {
-			_, ok = <-ch // a real change may have raced the cancel
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("channel not closed 5s after cancel")
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("%d goroutines before Watch, %d after it stopped:\n%s",
-				before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // childEnv marks the re-executed test binary that watches inside the
 // namespace.
@@ -247,19 +215,4 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// testLogger returns a logger that writes through t.Log, prefixed.
-func testLogger(t *testing.T, prefix string) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tLogWriter{t, prefix}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tLogWriter struct {
-	t      *testing.T
-	prefix string
-}
-
-func (w tLogWriter) Write(p []byte) (int, error) {
-	w.t.Log(w.prefix + ": " + strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }

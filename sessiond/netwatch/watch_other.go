@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !darwin
 
 package netwatch
 
@@ -9,8 +9,8 @@ import (
 	"runtime"
 )
 
-// Watch reports network changes. It is only implemented on Linux; here it
-// returns an error wrapping errors.ErrUnsupported.
+// Watch reports network changes. It is implemented on Linux and macOS;
+// here it returns an error wrapping errors.ErrUnsupported.
 func Watch(ctx context.Context, cfg Config) (<-chan Change, error) {
 	return nil, fmt.Errorf("netwatch: watching network changes on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }
