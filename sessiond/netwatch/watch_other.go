@@ -1,4 +1,4 @@
-//go:build !linux && !darwin
+//go:build !linux && !darwin && !windows
 
 package netwatch
 
@@ -9,8 +9,8 @@ import (
 	"runtime"
 )
 
-// Watch reports network changes. It is implemented on Linux and macOS;
-// here it returns an error wrapping errors.ErrUnsupported.
+// Watch reports network changes. It is implemented on Linux, macOS and
+// Windows; here it returns an error wrapping errors.ErrUnsupported.
 func Watch(ctx context.Context, cfg Config) (<-chan Change, error) {
 	return nil, fmt.Errorf("netwatch: watching network changes on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }
