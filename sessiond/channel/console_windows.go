@@ -102,9 +102,6 @@ func (c *console) spawn(id identity, argv []string, termName string) error {
 	}
 	si := windows.StartupInfoEx{ProcThreadAttributeList: attrs.List()}
 	si.Cb = uint32(unsafe.Sizeof(si))
-	// No standard handles: without this flag a child of an agent whose own
-	// handles are redirected could write there instead of the console.
-	si.Flags = windows.STARTF_USESTDHANDLES
 	env := id.env
 	if env == nil {
 		env = os.Environ()
@@ -119,6 +116,9 @@ func (c *console) spawn(id identity, argv []string, termName string) error {
 		return err
 	}
 	flags := uint32(windows.EXTENDED_STARTUPINFO_PRESENT | windows.CREATE_UNICODE_ENVIRONMENT | windows.CREATE_SUSPENDED)
+	if !ownStdIsConsole() {
+		si.Flags |= windows.STARTF_USESTDHANDLES
+	}
 	var pi windows.ProcessInformation
 	if id.token != 0 {
 		err = windows.CreateProcessAsUser(id.token, nil, cmdLine, nil, nil, false, flags, &block[0], dir, &si.StartupInfo, &pi)
@@ -143,6 +143,31 @@ func (c *console) spawn(id identity, argv []string, termName string) error {
 		return fmt.Errorf("start %s: resume: %w", argv[0], err)
 	}
 	return nil
+}
+
+// ownStdIsConsole reports whether the agent's own standard handles are
+// all console handles (it was started in a console window, or on a
+// terminal under Wine).
+//
+// A process started on a pseudo console without STARTF_USESTDHANDLES gets
+// the pseudo console's handles in place of its parent's console handles,
+// but inherits any other standard handle its parent has (a log file, a
+// pipe) and then writes there instead of the terminal. So when the agent's
+// handles are not all console handles (a service has none; an agent
+// started with its output redirected has files), spawn sets
+// STARTF_USESTDHANDLES with no handles and Windows attaches the shell to
+// the pseudo console. Wine honours only the first way: its shells get no
+// handles at all from the second, which is why the Wine tests run the
+// agent on a terminal.
+func ownStdIsConsole() bool {
+	for _, id := range []uint32{windows.STD_INPUT_HANDLE, windows.STD_OUTPUT_HANDLE, windows.STD_ERROR_HANDLE} {
+		h, err := windows.GetStdHandle(id)
+		var mode uint32
+		if err != nil || h == 0 || windows.GetConsoleMode(h, &mode) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // envBlock is env as CreateProcess takes it: NUL-separated UTF-16, ending

@@ -9,10 +9,11 @@ import (
 	"testing"
 
 	"github.com/readymesh/readymesh/peer/wire"
+	"github.com/readymesh/readymesh/sessiond/internal/tmpdir"
 )
 
 func TestWriteScriptPowerShellHasBOM(t *testing.T) {
-	dir := t.TempDir()
+	dir := tmpdir.New(t)
 	p, err := writeScript(dir, wire.ShellPowerShell, "Write-Output 'héllo'\n")
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +28,7 @@ func TestWriteScriptPowerShellHasBOM(t *testing.T) {
 }
 
 func TestWriteScriptCmdHasCRLF(t *testing.T) {
-	p, err := writeScript(t.TempDir(), wire.ShellCmd, "@echo off\n:top\r\necho one\n")
+	p, err := writeScript(tmpdir.New(t), wire.ShellCmd, "@echo off\n:top\r\necho one\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +39,7 @@ func TestWriteScriptCmdHasCRLF(t *testing.T) {
 }
 
 func TestWriteScriptRefusesMissingDir(t *testing.T) {
-	if _, err := writeScript(filepath.Join(t.TempDir(), "gone"), wire.ShellPowerShell, "x"); err == nil {
+	if _, err := writeScript(filepath.Join(tmpdir.New(t), "gone"), wire.ShellPowerShell, "x"); err == nil {
 		t.Fatal("writeScript into a missing directory: no error")
 	}
 }

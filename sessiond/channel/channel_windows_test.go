@@ -1,0 +1,173 @@
+package channel
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/windows"
+
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// These tests run the Windows code for real: under Windows, or under Wine
+// (GOOS=windows go test -exec wine), which has pseudo consoles, job
+// objects and cmd.exe, but no PowerShell and no console-user tokens.
+
+func newTestServer(t *testing.T) *Server {
+	t.Helper()
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestConsoleRunsCmd opens a pseudo console with cmd.exe, types a command
+// and exit, and reads the output back.
+func TestConsoleRunsCmd(t *testing.T) {
+	s := newTestServer(t)
+	argv, err := terminalShell(s.self, wire.ShellCmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.startConsole(s.self, argv, "xterm-256color", 30, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	var mu sync.Mutex
+	var out bytes.Buffer
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			mu.Lock()
+			out.Write(buf[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	if !ownStdIsConsole() {
+		t.Log("this test's standard handles are not a console: under Wine the shell then gets no handles " +
+			"(run it on a terminal, as make test's Wine harness does)")
+	}
+	c.resize(40, 120)
+	if _, err := c.Write([]byte("echo readymesh-%USERNAME%-ok\rexit 7\r")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int32, 1)
+	go func() { done <- c.wait() }()
+	select {
+	case code := <-done:
+		if code != 7 {
+			t.Errorf("exit code %d, want 7", code)
+		}
+	case <-time.After(30 * time.Second):
+		c.kill()
+		t.Fatal("cmd.exe on the pseudo console did not exit in 30 s")
+	}
+	c.kill() // closes the pseudo console: the output pipe ends
+	select {
+	case <-readDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("output pipe did not end after the pseudo console closed")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(out.String(), "readymesh-") || !strings.Contains(out.String(), "-ok") {
+		t.Fatalf("console output lacks the echo: %q", out.String())
+	}
+}
+
+// TestGroupKillsTree starts cmd.exe, which starts a second cmd.exe that
+// waits; killing the group ends both, and wait returns.
+func TestGroupKillsTree(t *testing.T) {
+	s := newTestServer(t)
+	l, err := shellLine(wire.ShellCmd, `cmd /d /c "ping -n 60 127.0.0.1 >NUL" & echo never`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := l.command()
+	s.command(cmd, s.self)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	g, err := startGroup(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	codec := make(chan int32, 1)
+	go func() { codec <- waitExec(ctx, cmd, g) }()
+	select {
+	case code := <-codec:
+		if code == 0 {
+			t.Errorf("killed command reported exit 0")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("killing the group did not end the command in 30 s")
+	}
+	if strings.Contains(out.String(), "never") {
+		t.Fatalf("the command went on after the kill: %q", out.String())
+	}
+}
+
+// TestRunScriptCmd runs a queued job's batch script and reads its output
+// and exit status; the script file is gone afterwards.
+func TestRunScriptCmd(t *testing.T) {
+	s := newTestServer(t)
+	code, out, err := s.RunScript(context.Background(), wire.ModeElevated, "@echo off\necho line one\necho line two\nexit /b 3\n",
+		wire.ShellCmd, "session", "job1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 3 || !strings.Contains(out, "line one\r\nline two") {
+		t.Fatalf("exit %d, output %q: want 3 and both lines", code, out)
+	}
+}
+
+// TestPowerShellMissingSaysSo: where PowerShell is absent (Wine), a
+// PowerShell job is refused with the reason, not run as something else.
+func TestPowerShellMissingSaysSo(t *testing.T) {
+	if _, err := shellPath(wire.ShellPowerShell); err == nil {
+		t.Log("PowerShell is installed here: the refusal cannot be seen (not a failure)")
+		return
+	}
+	s := newTestServer(t)
+	_, _, err := s.RunScript(context.Background(), wire.ModeElevated, "Get-Date", "", "session", "job2")
+	if err == nil || !strings.Contains(err.Error(), "PowerShell is not installed") {
+		t.Fatalf("default-shell job without PowerShell: %v", err)
+	}
+}
+
+type noConsoleUser struct{}
+
+func (noConsoleUser) token() (windows.Token, error) { return 0, errNoConsoleUser }
+
+// TestInteractiveNeedsConsoleUser: an agent running as LocalSystem with
+// nobody at the console refuses interactive work and says why; elevated
+// work still runs.
+func TestInteractiveNeedsConsoleUser(t *testing.T) {
+	s := newTestServer(t)
+	s.root = true // as the service runs
+	prev := consoleUsers
+	consoleUsers = noConsoleUser{}
+	defer func() { consoleUsers = prev }()
+	_, _, err := s.RunScript(context.Background(), wire.ModeInteractive, "echo hi", wire.ShellCmd, "session", "job3")
+	if !errors.Is(err, errNoConsoleUser) || !strings.Contains(err.Error(), "nobody is logged on") {
+		t.Fatalf("interactive with nobody logged on: %v", err)
+	}
+	if code, out, err := s.RunScript(context.Background(), wire.ModeElevated, "echo hi", wire.ShellCmd, "session", "job4"); err != nil || code != 0 || !strings.Contains(out, "hi") {
+		t.Fatalf("elevated: %d %q %v", code, out, err)
+	}
+}
+
