@@ -1,0 +1,223 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+)
+
+// system is one operating system's service manager as Install and
+// Uninstall use it; scm.go and launchd.go have the two there are.
+type system interface {
+	// elevated says why this process may not install, or nil.
+	elevated() error
+	// installed reports whether the service is registered.
+	installed(p *Plan) (bool, error)
+	// prepare makes the state directory, readable by administrators only,
+	// and whatever else must exist before the agent enrols.
+	prepare(p *Plan) error
+	// register registers the service (not started).
+	register(p *Plan) error
+	// start starts the registered service.
+	start(p *Plan) error
+	// remove stops and unregisters the service.
+	remove(p *Plan) error
+}
+
+// Agent files: a directory holding one of these is a state directory,
+// and purge removes nothing else. (Package sessiond names them; this
+// package does not import it.)
+var agentFiles = []string{"agent.key", "agent.db"}
+
+// Install installs p on this system: checks that this process may and
+// that no sessiond service is registered, prepares the state directory,
+// calls enroll (which enrols the agent there, or finds it enrolled), copies
+// the binary, registers the service and starts it. Progress goes to out.
+//
+// If enroll fails, a state directory Install made is removed again. If a
+// later step fails, the service is unregistered again, but the state
+// directory stays enrolled: the error says to install again without a
+// token.
+func Install(ctx context.Context, p *Plan, enroll func(context.Context) error, out io.Writer) error {
+	sys, err := host(p)
+	if err != nil {
+		return err
+	}
+	return install(ctx, sys, p, enroll, out)
+}
+
+// Uninstall stops and unregisters the service and removes the installed
+// binary; with purge it also removes the state directory (the agent's
+// key: the machine must be enrolled anew) and the log.
+func Uninstall(p *Plan, purge bool, out io.Writer) error {
+	sys, err := host(p)
+	if err != nil {
+		return err
+	}
+	return uninstall(sys, p, purge, out)
+}
+
+// host is this system's service manager, if p is for this system.
+func host(p *Plan) (system, error) {
+	if p.OS != runtime.GOOS {
+		return nil, fmt.Errorf("sessiond install: this plan is for %s, and this is %s (--os is for --print)", p.OS, runtime.GOOS)
+	}
+	return newSystem()
+}
+
+func install(ctx context.Context, sys system, p *Plan, enroll func(context.Context) error, out io.Writer) error {
+	if err := sys.elevated(); err != nil {
+		return fmt.Errorf("sessiond install: %w", err)
+	}
+	if ok, err := sys.installed(p); err != nil {
+		return fmt.Errorf("sessiond install: %w", err)
+	} else if ok {
+		return fmt.Errorf("sessiond install: sessiond is installed already (%s); run sessiond uninstall first", p.serviceName())
+	}
+	_, err := os.Stat(p.StateDir)
+	made := errors.Is(err, os.ErrNotExist)
+	if err := sys.prepare(p); err != nil {
+		return fmt.Errorf("sessiond install: state directory %s: %w", p.StateDir, err)
+	}
+	if err := enroll(ctx); err != nil {
+		if made {
+			os.RemoveAll(p.StateDir)
+		}
+		return err
+	}
+	kept := fmt.Sprintf("the state directory %s stays enrolled: once the cause is fixed, run sessiond install again without --token", p.StateDir)
+	if err := copyExe(p.Source, p.Exe); err != nil {
+		return fmt.Errorf("sessiond install: copying the binary to %s: %w; %s", p.Exe, err, kept)
+	}
+	if err := sys.register(p); err != nil {
+		return fmt.Errorf("sessiond install: %w; %s", err, kept)
+	}
+	if err := sys.start(p); err != nil {
+		sys.remove(p)
+		return fmt.Errorf("sessiond install: %w; the service was removed again, and %s", err, kept)
+	}
+	fmt.Fprintf(out, "installed and started %s: %s, state in %s, log in %s\n", p.serviceName(), p.Exe, p.StateDir, p.LogFile)
+	return nil
+}
+
+func uninstall(sys system, p *Plan, purge bool, out io.Writer) error {
+	if err := sys.elevated(); err != nil {
+		return fmt.Errorf("sessiond uninstall: %w", err)
+	}
+	ok, err := sys.installed(p)
+	switch {
+	case err != nil:
+		return fmt.Errorf("sessiond uninstall: %w", err)
+	case ok:
+		if err := sys.remove(p); err != nil {
+			return fmt.Errorf("sessiond uninstall: %w", err)
+		}
+		fmt.Fprintf(out, "stopped and removed %s\n", p.serviceName())
+	case !purge:
+		return fmt.Errorf("sessiond uninstall: sessiond is not installed (no %s)", p.serviceName())
+	}
+	if err := os.Remove(p.Exe); err == nil {
+		fmt.Fprintf(out, "removed %s\n", p.Exe)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		// Windows refuses to delete the binary this command runs from.
+		fmt.Fprintf(out, "could not remove %s (%v): delete it once this command has ended\n", p.Exe, err)
+	}
+	if !purge {
+		fmt.Fprintf(out, "kept the state directory %s (the machine's key and enrolment): sessiond install without --token reuses it; uninstall --purge removes it\n", p.StateDir)
+		return nil
+	}
+	return purgeState(p, out)
+}
+
+// purgeState removes the state directory and the log, refusing a
+// directory that holds no agent files, so a mistyped --state cannot
+// remove anything else.
+func purgeState(p *Plan, out io.Writer) error {
+	entries, err := os.ReadDir(p.StateDir)
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(out, "no state directory at %s\n", p.StateDir)
+	} else if err != nil {
+		return fmt.Errorf("sessiond uninstall: %w", err)
+	} else {
+		if !holdsAgent(entries) {
+			return fmt.Errorf("sessiond uninstall: %s holds no %s: not a sessiond state directory, so --purge leaves it", p.StateDir, strings.Join(agentFiles, " or "))
+		}
+		if err := os.RemoveAll(p.StateDir); err != nil {
+			return fmt.Errorf("sessiond uninstall: removing %s: %w", p.StateDir, err)
+		}
+		fmt.Fprintf(out, "removed the state directory %s\n", p.StateDir)
+	}
+	if err := os.Remove(p.LogFile); err == nil {
+		fmt.Fprintf(out, "removed %s\n", p.LogFile)
+	}
+	return nil
+}
+
+// holdsAgent reports whether a directory with entries is a state
+// directory.
+func holdsAgent(entries []os.DirEntry) bool {
+	for _, e := range entries {
+		for _, f := range agentFiles {
+			if strings.EqualFold(e.Name(), f) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// serviceName names the service in messages.
+func (p *Plan) serviceName() string {
+	if p.Windows != nil {
+		return "Windows service " + p.Windows.Name
+	}
+	return "launchd daemon " + p.Launchd.Label
+}
+
+// copyExe copies the binary src to dst, unless dst is src, through a
+// temporary file so a half-written binary is never run.
+func copyExe(src, dst string) error {
+	if same(src, dst) {
+		return nil
+	}
+	raw, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(dst, raw, 0o755)
+}
+
+// same reports whether a and b are one file.
+func same(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
+}
+
+// writeFileAtomic writes data to path through a temporary file beside it.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil { // WriteFile's mode passes through the umask
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
