@@ -161,7 +161,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := writeJSON(filepath.Join(a.cfg.StateDir, InfoFile), info); err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}
-	ln, err := listenControl(filepath.Join(a.cfg.StateDir, SocketFile))
+	ln, err := listenControl(a.cfg.StateDir)
 	if err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}

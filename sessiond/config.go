@@ -2,11 +2,15 @@ package sessiond
 
 import (
 	"log/slog"
+	"os"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/pion/transport/v5"
 
 	"github.com/readymesh/readymesh/peer/wire"
+	"github.com/readymesh/readymesh/sessiond/ipc"
 )
 
 // Version is the agent version reported in snapshots. Builds may override
@@ -18,8 +22,29 @@ const (
 	KeyFile    = "agent.key"
 	DBFile     = "agent.db"
 	InfoFile   = "agent.json"
-	SocketFile = "sessiond.sock"
+	SocketFile = ipc.SocketFile // Linux and macOS; Windows has a named pipe instead
 )
+
+// DefaultStateDir is the state directory on goos (a GOOS value) of the
+// agent `sessiond install` sets up, and the one the commands at the
+// machine talk to when --state is not given: %ProgramData%\readymesh\sessiond
+// on Windows (C:\ProgramData when the variable is unset or goos is not this
+// system), /Library/Application Support/readymesh/sessiond on macOS and
+// /var/lib/readymesh/sessiond elsewhere. Install makes it readable by
+// administrators only.
+func DefaultStateDir(goos string) string {
+	switch goos {
+	case "windows":
+		base := `C:\ProgramData`
+		if pd := os.Getenv("ProgramData"); pd != "" && goos == runtime.GOOS {
+			base = strings.TrimRight(pd, `\`)
+		}
+		return base + `\readymesh\sessiond`
+	case "darwin":
+		return "/Library/Application Support/readymesh/sessiond"
+	}
+	return "/var/lib/readymesh/sessiond"
+}
 
 // Config configures an agent.
 type Config struct {

@@ -8,18 +8,20 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/readymesh/readymesh/peer/wire"
+	"github.com/readymesh/readymesh/sessiond/ipc"
 	"github.com/readymesh/readymesh/sessiond/localdb"
 )
 
-// The control socket lets local commands (`sessiond checkin`, `sessiond
-// status`) talk to the running agent. It lives in the state directory,
-// which is mode 0700, and is itself mode 0600: only the agent's owner can
-// open it.
+// The control channel lets local commands (`sessiond checkin`, `sessiond
+// status`, `sessiond approve` …) talk to the running agent: one JSON
+// request and one JSON reply per connection. Package ipc carries it: a
+// Unix socket in the state directory (0700, the socket 0600) on Linux and
+// macOS, a named pipe admitting the agent's account, SYSTEM and
+// Administrators on Windows. Either way only the agent's owner and the
+// machine's administrators can open it.
 
 type controlRequest struct {
 	Op  string `json:"op"`            // checkin, status, pause-input, resume-input, requests, approve, deny
@@ -51,27 +53,21 @@ type controlReply struct {
 	Requests []wire.ConsentRequest `json:"requests,omitempty"`
 }
 
-func listenControl(path string) (net.Listener, error) {
-	// A socket file left by a crashed agent would make Listen fail. The
-	// local database's lock proves no other agent runs on this state
-	// directory.
-	os.Remove(path)
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	return ln, nil
+// listenControl opens the control channel of stateDir. The local
+// database's lock, taken in New, proves no other agent runs on it, so a
+// socket a crashed agent left is removed.
+func listenControl(stateDir string) (net.Listener, error) {
+	return ipc.Listen(stateDir)
 }
 
 func (a *Agent) serveControl(ctx context.Context, ln net.Listener) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			return // closed by Run
+			if !errors.Is(err, net.ErrClosed) {
+				a.log.Error("control channel stopped: local commands cannot reach this agent until it restarts", "err", err)
+			}
+			return // closed by Run, or broken
 		}
 		go a.serveControlConn(ctx, c)
 	}
@@ -144,8 +140,7 @@ type ControlReply = controlReply
 
 // ControlArg sends one request with an argument and returns the reply.
 func ControlArg(ctx context.Context, stateDir, op, arg string) (*ControlReply, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", filepath.Join(stateDir, SocketFile))
+	c, err := ipc.Dial(ctx, stateDir)
 	if err != nil {
 		return nil, fmt.Errorf("no agent running on %s: %w", stateDir, err)
 	}
