@@ -118,7 +118,7 @@ func (d *dialer) dialRelay(ctx context.Context, v netip.AddrPort, tlsConf *tls.C
 	if err != nil {
 		return won{a: a, err: fmt.Errorf("relay: %w", err)}
 	}
-	p, err := newPump(d.cfg.Net, stream, d.sock.port())
+	p, err := newPump(d.cfg.Net.ListenPacket, stream, d.sock.port())
 	if err != nil {
 		stream.Close()
 		return won{a: a, err: err}

@@ -76,6 +76,7 @@ type Listener struct {
 	cfg  ListenConfig
 	log  *slog.Logger
 	udp  net.PacketConn
+	hub  *memHub // non-nil when the host has no UDP: relayed sessions only
 	sock *socket
 	ln   *quic.Listener
 	cert tls.Certificate
@@ -147,7 +148,14 @@ func Listen(cfg ListenConfig) (*Listener, error) {
 		return nil, err
 	}
 	if l.udp, err = listenUDP(cfg.Net, cfg.Addr); err != nil {
-		return nil, fmt.Errorf("mesh: session socket: %w", err)
+		// No UDP at all: relayed sessions only (memsock.go). Said once,
+		// here; the offers then carry no candidates.
+		l.log.Warn("no UDP socket for live sessions: they will run over the broker's relay only, on the bridge",
+			"err", err)
+		l.hub = newMemHub()
+		if l.udp, err = l.hub.listen(); err != nil {
+			return nil, fmt.Errorf("mesh: session socket: %w", err)
+		}
 	}
 	l.sock = newSocket(l.udp, l.udp, l.log)
 	// No session tickets: a resumed handshake skips VerifyPeerCertificate,

@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"time"
@@ -186,6 +187,9 @@ func (l *Listener) restartClock(ps *pendingSession) {
 // server-reflexive address stunServer sees, then the host addresses, at
 // most wire.MaxCandidates.
 func (l *Listener) candidates(ctx context.Context, stunServer netip.AddrPort) []wire.Candidate {
+	if l.hub != nil {
+		return nil // no UDP here: the relay is the only path
+	}
 	var out []wire.Candidate
 	if srflx := l.reflexiveFor(ctx, stunServer); srflx.IsValid() {
 		out = append(out, wire.Candidate{Kind: wire.CandSrflx, Addr: srflx.String()})
@@ -262,7 +266,11 @@ func (l *Listener) joinRelay(ps *pendingSession) {
 		l.log.Info("relay not joined", "session", ps.grant.Session, "err", err)
 		return
 	}
-	p, err := newPump(l.cfg.Net, stream, l.Port())
+	listen := l.cfg.Net.ListenPacket
+	if l.hub != nil {
+		listen = func(string, string) (net.PacketConn, error) { return l.hub.listen() }
+	}
+	p, err := newPump(listen, stream, l.Port())
 	if err != nil {
 		stream.Close()
 		return

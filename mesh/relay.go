@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/pion/transport/v5"
 	"golang.org/x/net/ipv4"
 )
 
@@ -72,8 +71,8 @@ type pump struct {
 
 // newPump makes a pump between stream and the session socket listening on
 // port (bound to every address, so loopback reaches it). run starts it.
-func newPump(n transport.Net, stream io.ReadWriteCloser, port int) (*pump, error) {
-	udp, err := n.ListenPacket("udp4", "127.0.0.1:0")
+func newPump(listen func(network, addr string) (net.PacketConn, error), stream io.ReadWriteCloser, port int) (*pump, error) {
+	udp, err := listen("udp4", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("relay: loopback socket: %w", err)
 	}

@@ -32,18 +32,18 @@ type Key struct {
 	ID   peer.ID
 }
 
-// Load reads the key at path. It fails if the file's mode lets group or
-// others read or write it.
+// Load reads the key at path. It fails if anyone but the file's owner
+// (and, on Windows, SYSTEM and Administrators) may read or write it: its
+// mode on Unix, its access control list on Windows.
 func Load(path string) (*Key, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s has mode %04o; it must be readable only by its owner (chmod 600 %s)",
-			ErrInsecureKey, path, perm, path)
+	if err := checkPrivate(path, fi); err != nil {
+		return nil, err
 	}
-	raw, err := os.ReadFile(path)
+	raw, err := readKey(path)
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
@@ -86,6 +86,9 @@ func LoadOrCreate(path string) (k *Key, created bool, err error) {
 	defer os.Remove(tmp.Name())
 	if err := writeSynced(tmp, raw); err != nil {
 		return nil, false, fmt.Errorf("identity: write %s: %w", tmp.Name(), err)
+	}
+	if err := makePrivate(tmp.Name()); err != nil {
+		return nil, false, fmt.Errorf("identity: %w", err)
 	}
 	if err := os.Link(tmp.Name(), path); err != nil {
 		if errors.Is(err, fs.ErrExist) {

@@ -6,15 +6,18 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/readymesh/readymesh/integration/testdir"
 )
 
 func TestLoadOrCreate(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "state", "nested", "agent.key")
+	path := filepath.Join(testdir.New(t), "state", "nested", "agent.key")
 	k, created, err := LoadOrCreate(path)
 	if err != nil || !created {
 		t.Fatalf("first LoadOrCreate: created=%v err=%v", created, err)
@@ -23,11 +26,16 @@ func TestLoadOrCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("key file mode %04o, want 0600", fi.Mode().Perm())
+	if err := checkPrivate(path, fi); err != nil {
+		t.Errorf("the new key file is not private: %v", err)
 	}
-	if di, _ := os.Stat(filepath.Dir(path)); di.Mode().Perm() != 0o700 {
-		t.Errorf("key directory mode %04o, want 0700", di.Mode().Perm())
+	if runtime.GOOS != "windows" { // modes mean nothing there
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("key file mode %04o, want 0600", fi.Mode().Perm())
+		}
+		if di, _ := os.Stat(filepath.Dir(path)); di.Mode().Perm() != 0o700 {
+			t.Errorf("key directory mode %04o, want 0700", di.Mode().Perm())
+		}
 	}
 	if k.Priv.Type() != crypto.Ed25519 {
 		t.Errorf("key type %v, want ed25519", k.Priv.Type())
@@ -50,15 +58,18 @@ func TestLoadOrCreate(t *testing.T) {
 }
 
 func TestLoadMissing(t *testing.T) {
-	_, err := Load(filepath.Join(t.TempDir(), "none.key"))
+	_, err := Load(filepath.Join(testdir.New(t), "none.key"))
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("got %v, want fs.ErrNotExist", err)
 	}
 }
 
 func TestInsecureKeyRefused(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("skipping: file modes are not access control on Windows; TestOpenAccessListRefused checks the access list")
+	}
 	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660, 0o666, 0o602} {
-		path := filepath.Join(t.TempDir(), "agent.key")
+		path := filepath.Join(testdir.New(t), "agent.key")
 		if _, _, err := LoadOrCreate(path); err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +116,7 @@ func TestNotAKeyRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "agent.key")
+			path := filepath.Join(testdir.New(t), "agent.key")
 			if err := os.WriteFile(path, tt.data, 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -129,7 +140,7 @@ func TestNotAKeyRefused(t *testing.T) {
 func TestLoadOrCreateConcurrent(t *testing.T) {
 	const rounds, racers = 100, 8
 	for round := range rounds {
-		path := filepath.Join(t.TempDir(), "agent.key")
+		path := filepath.Join(testdir.New(t), "agent.key")
 		keys := make([]*Key, racers)
 		errs := make([]error, racers)
 		var created [racers]bool

@@ -12,8 +12,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/readymesh/readymesh/integration/testdir"
 	"github.com/readymesh/readymesh/peer/wire"
-	"github.com/readymesh/readymesh/sessiond/internal/tmpdir"
 )
 
 // The fuzz targets here read what a technician sends on a session channel
@@ -82,7 +82,7 @@ func FuzzReceive(f *testing.F) {
 	f.Add(frames(f, byte(wire.FrameInput), []byte("hello, world!"), byte(wire.FrameDone), hexSum), uint32(12), uint32(0))
 	f.Add(frames(f, byte(wire.FrameResize), []byte{0, 1, 0, 1}, byte(wire.FrameDone), hexSum[:63]), uint32(0), uint32(0))
 	f.Add(frames(f, byte(wire.FrameInput), []byte("hel")), uint32(12), uint32(0))
-	path := filepath.Join(tmpdir.New(f), "put.readymesh-partial")
+	path := filepath.Join(testdir.New(f), "put.readymesh-partial")
 	file, err := os.Create(path)
 	if err != nil {
 		f.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/readymesh/readymesh/sessiond/internal/tmpdir"
+	"github.com/readymesh/readymesh/integration/testdir"
 )
 
 func readCast(t *testing.T, path string) (castHeader, [][]any) {
@@ -41,7 +41,7 @@ func readCast(t *testing.T, path string) (castHeader, [][]any) {
 
 func TestTranscriptInputOnlyWhenAllowed(t *testing.T) {
 	for _, input := range []bool{false, true} {
-		path := filepath.Join(tmpdir.New(t), "s.cast")
+		path := filepath.Join(testdir.New(t), "s.cast")
 		tr, err := newTranscript(path, 80, 24, "t", map[string]string{"TERM": "xterm"}, input)
 		if err != nil {
 			t.Fatal(err)
@@ -69,7 +69,7 @@ func TestTranscriptInputOnlyWhenAllowed(t *testing.T) {
 }
 
 func TestTranscriptStopsAtItsLimit(t *testing.T) {
-	path := filepath.Join(tmpdir.New(t), "big.cast")
+	path := filepath.Join(testdir.New(t), "big.cast")
 	tr, err := newTranscript(path, 80, 24, "", nil, false)
 	if err != nil {
 		t.Fatal(err)

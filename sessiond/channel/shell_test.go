@@ -8,12 +8,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/readymesh/readymesh/integration/testdir"
 	"github.com/readymesh/readymesh/peer/wire"
-	"github.com/readymesh/readymesh/sessiond/internal/tmpdir"
 )
 
 func TestWriteScriptPowerShellHasBOM(t *testing.T) {
-	dir := tmpdir.New(t)
+	dir := testdir.New(t)
 	p, err := writeScript(dir, wire.ShellPowerShell, "Write-Output 'héllo'\n")
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +28,7 @@ func TestWriteScriptPowerShellHasBOM(t *testing.T) {
 }
 
 func TestWriteScriptCmdHasCRLF(t *testing.T) {
-	p, err := writeScript(tmpdir.New(t), wire.ShellCmd, "@echo off\n:top\r\necho one\n")
+	p, err := writeScript(testdir.New(t), wire.ShellCmd, "@echo off\n:top\r\necho one\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestWriteScriptCmdHasCRLF(t *testing.T) {
 }
 
 func TestWriteScriptRefusesMissingDir(t *testing.T) {
-	if _, err := writeScript(filepath.Join(tmpdir.New(t), "gone"), wire.ShellPowerShell, "x"); err == nil {
+	if _, err := writeScript(filepath.Join(testdir.New(t), "gone"), wire.ShellPowerShell, "x"); err == nil {
 		t.Fatal("writeScript into a missing directory: no error")
 	}
 }

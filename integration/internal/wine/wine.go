@@ -10,6 +10,11 @@
 // Windows attaches the shell either way (see sessiond/channel), so the
 // harness runs Windows programs as a person at a console would.
 //
+// Wine makes each file's Windows access list up from its Unix mode and
+// ignores SetNamedSecurityInfo, so programs run here with umask 077: the
+// agent's key file then has the private access list the agent checks for,
+// as it has on Windows, where the agent sets it.
+//
 // What Wine 8 cannot do (UDP sockets, PowerShell beyond a stub, the
 // Windows Update Agent, the service manager's recovery actions,
 // CreateProcessAsUser with a console user's token) is covered by unit
@@ -160,7 +165,10 @@ func Command(ctx context.Context, prefix, exe string, args ...string) (*exec.Cmd
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, wine, append([]string{exe}, args...)...)
+	// umask 077: Wine makes a file's Windows access list up from its Unix
+	// mode and ignores SetNamedSecurityInfo, so files the agent makes
+	// private (its key) are private only when created 0600.
+	cmd := exec.CommandContext(ctx, "/bin/sh", append([]string{"-c", `umask 077 && exec "$0" "$@"`, wine, exe}, args...)...)
 	cmd.Env = Env(prefix)
 	cmd.WaitDelay = 5 * time.Second
 	return cmd, nil

@@ -1,4 +1,4 @@
-// Package tmpdir gives tests a temporary directory that is removed after
+// Package testdir gives tests a temporary directory that is removed after
 // the test on every system the agent runs on, Wine included.
 //
 // testing.T.TempDir removes its directory with os.RemoveAll, which on
@@ -6,7 +6,7 @@
 // implement that information class and answers "Invalid function", so
 // every test using TempDir fails in its cleanup there. Plain os.Remove
 // uses DeleteFile, which Wine has.
-package tmpdir
+package testdir
 
 import (
 	"io/fs"
