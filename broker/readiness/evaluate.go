@@ -195,6 +195,7 @@ func (e *evaluator) fill(r *wire.Readiness, m *store.Machine, f *facts) {
 	if r.PendingUpdates == nil {
 		r.PendingUpdates = []wire.PendingUpdate{} // JSON [] rather than null
 	}
+	r.UpdatesUnknown = updatesUnknown(m.CollectorErrs)
 	r.Approval = m.Approval
 	c := m.LastCheckIn
 	if c == nil {
@@ -228,4 +229,18 @@ func (e *evaluator) list(n int) []string {
 	l := e.lists[:n:n]
 	e.lists = e.lists[n:]
 	return l
+}
+
+// updatesCollector is the agent collector that reports pending updates.
+const updatesCollector = "updates"
+
+// updatesUnknown is why the machine's pending updates are unknown: the
+// error its updates collector reported, or "" when it answered.
+func updatesUnknown(errs []wire.CollectorError) string {
+	for _, e := range errs {
+		if e.Collector == updatesCollector {
+			return e.Error
+		}
+	}
+	return ""
 }

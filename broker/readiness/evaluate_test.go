@@ -314,3 +314,20 @@ func TestSpan(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdatesUnknown: a machine whose updates collector failed has its
+// pending updates unknown, with the collector's reason, never a silent
+// empty list; other collectors' errors do not make them unknown.
+func TestUpdatesUnknown(t *testing.T) {
+	m := readyMachine()
+	m.CollectorErrs = []wire.CollectorError{{Collector: "packages", Error: "dpkg locked"}}
+	if r := Evaluate(&m, "1.4.0", now, Policy{}); r.UpdatesUnknown != "" {
+		t.Fatalf("packages failed, updates said unknown: %q", r.UpdatesUnknown)
+	}
+	m.CollectorErrs = append(m.CollectorErrs, wire.CollectorError{Collector: "updates",
+		Error: "pending updates: Windows Update Agent: not done after 1m0s"})
+	r := Evaluate(&m, "1.4.0", now, Policy{})
+	if !strings.Contains(r.UpdatesUnknown, "Windows Update Agent") || len(r.PendingUpdates) != 0 {
+		t.Fatalf("updates unknown = %q, pending %v", r.UpdatesUnknown, r.PendingUpdates)
+	}
+}

@@ -78,8 +78,10 @@ func writeExplanation(w io.Writer, c *wire.Card, now time.Time) {
 			osName = r.OS.Name
 		}
 		fmt.Fprintf(w, "  It last checked in %s (%s): %s, agent %s.\n", ago(r.LastCheckIn, now), r.CheckInReason, osName, r.AgentVersion)
-		switch n := len(r.PendingUpdates); n {
-		case 0:
+		switch n := len(r.PendingUpdates); {
+		case n == 0 && r.UpdatesUnknown != "":
+			fmt.Fprintf(w, "  Its pending updates are unknown: %s.\n", r.UpdatesUnknown)
+		case n == 0:
 			fmt.Fprintln(w, "  It reported no pending updates.")
 		default:
 			ids := make([]string, 0, 3)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -59,8 +60,8 @@ func printTable(w io.Writer, cards []wire.Card, now time.Time) error {
 		if r.OS != nil {
 			osName = r.OS.Name
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", c.Client, c.Name, r.State, reach(c.Reachability, now),
-			ago(r.LastCheckIn, now), orDash(agent), osName, len(r.PendingUpdates), strings.Join(r.Reasons, "; "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Client, c.Name, r.State, reach(c.Reachability, now),
+			ago(r.LastCheckIn, now), orDash(agent), osName, updatesCount(r), strings.Join(r.Reasons, "; "))
 	}
 	if len(cards) == 0 {
 		fmt.Fprintln(tw, "(no machines)")
@@ -138,17 +139,28 @@ func printCard(w io.Writer, c *wire.Card, now time.Time) {
 	}
 	fmt.Fprintf(w, "  agent          %s\n", agent)
 	fmt.Fprintf(w, "  approval       %s\n", approval(r.Approval, now))
-	fmt.Fprintf(w, "  pending        %d update(s)\n", len(r.PendingUpdates))
+	if r.UpdatesUnknown != "" {
+		fmt.Fprintf(w, "  pending        unknown: %s\n", r.UpdatesUnknown)
+	} else {
+		fmt.Fprintf(w, "  pending        %d update(s)\n", len(r.PendingUpdates))
+	}
 	for i, u := range r.PendingUpdates {
 		if i == 10 {
 			fmt.Fprintf(w, "                 … %d more\n", len(r.PendingUpdates)-10)
 			break
 		}
 		sec := ""
-		if u.Security {
+		switch {
+		case u.Severity != "":
+			sec = " [" + strings.ToLower(u.Severity) + "]"
+		case u.Security:
 			sec = " [security]"
 		}
-		fmt.Fprintf(w, "                 %s %s%s, first seen %s\n", u.ID, u.Version, sec, ago(u.FirstSeen, now))
+		title := ""
+		if u.Title != "" {
+			title = " " + u.Title
+		}
+		fmt.Fprintf(w, "                 %s %s%s%s, first seen %s\n", u.ID, u.Version, sec, title, ago(u.FirstSeen, now))
 	}
 	fmt.Fprintf(w, "\nREACHABILITY  %s\n", reach(c.Reachability, now))
 	if c.Reachability.Online {
@@ -215,4 +227,13 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// updatesCount is the UPDATES column: how many are pending, or "unknown"
+// when the machine could not tell (never "0" then).
+func updatesCount(r wire.Readiness) string {
+	if r.UpdatesUnknown != "" && len(r.PendingUpdates) == 0 {
+		return "unknown"
+	}
+	return strconv.Itoa(len(r.PendingUpdates))
 }

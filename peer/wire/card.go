@@ -41,7 +41,12 @@ type Readiness struct {
 	AgentBehind        bool            `json:"agent_behind"`
 	OS                 *OS             `json:"os"`
 	PendingUpdates     []PendingUpdate `json:"pending_updates"`
-	Approval           Approval        `json:"approval"`
+	// UpdatesUnknown, when set, says why the machine could not tell its
+	// pending updates at its last check-in (its updates collector
+	// failed): PendingUpdates is then empty because nothing is known, not
+	// because nothing is pending.
+	UpdatesUnknown string   `json:"updates_unknown,omitempty"`
+	Approval       Approval `json:"approval"`
 }
 
 // Reachability is the live overlay. It is never stored as a verdict; only

@@ -298,6 +298,12 @@ function fillRow(tr, card) {
   session.title = [sessionWords(card.session), sessionDetail(card.session)].filter(Boolean).join('\n');
 
   const ups = r.pending_updates || [];
+  if (r.updates_unknown && ups.length === 0) {
+    // The machine could not tell: never show that as 0.
+    setText(updates, 'unknown');
+    updates.title = r.updates_unknown;
+    return;
+  }
   setText(updates, String(ups.length));
   const sec = ups.filter((u) => u.security).length;
   updates.title = sec ? `${sec} security update${sec > 1 ? 's' : ''}` : '';
