@@ -8,6 +8,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/readymesh/readymesh/sessiond/internal/testdir"
 )
 
 // serveEcho accepts connections on ln and answers each line with
@@ -56,7 +58,7 @@ func ask(t *testing.T, dir, line string) (string, error) {
 // directory, several times in a row and at once, and not the agent of
 // another directory; Close ends Accept with net.ErrClosed.
 func TestRoundTrip(t *testing.T) {
-	dirA, dirB := testDir(t), testDir(t)
+	dirA, dirB := testdir.New(t), testdir.New(t)
 	lnA, err := Listen(dirA)
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +106,7 @@ func TestRoundTrip(t *testing.T) {
 // TestDeadline: a client that connects and sends nothing is cut off by
 // the server's deadline instead of holding its goroutine.
 func TestDeadline(t *testing.T) {
-	dir := testDir(t)
+	dir := testdir.New(t)
 	ln, err := Listen(dir)
 	if err != nil {
 		t.Fatal(err)

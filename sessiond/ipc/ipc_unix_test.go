@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/readymesh/readymesh/sessiond/internal/testdir"
 )
 
 // TestSocketFile: the socket is mode 0600 in the state directory, and a
 // socket file a crashed agent left behind does not stop the next one.
 func TestSocketFile(t *testing.T) {
-	dir := testDir(t)
+	dir := testdir.New(t)
 	stale := filepath.Join(dir, SocketFile)
 	if err := os.WriteFile(stale, nil, 0o600); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/windows"
+
+	"github.com/readymesh/readymesh/sessiond/internal/testdir"
 )
 
 // underWine reports whether the test runs under Wine, whose ntdll exports
@@ -51,7 +53,7 @@ func allowed(t *testing.T, sd *windows.SECURITY_DESCRIPTOR) ([]string, bool) {
 // TestPipeSecurity: the pipe a client reaches is owned by the agent's
 // account and admits that account, SYSTEM and Administrators only.
 func TestPipeSecurity(t *testing.T) {
-	dir := testDir(t)
+	dir := testdir.New(t)
 	ln, err := Listen(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +95,7 @@ func TestPipeSecurity(t *testing.T) {
 // TestPipeNameTaken: while an agent holds its pipe, a second listener on
 // the same state directory is refused.
 func TestPipeNameTaken(t *testing.T) {
-	dir := testDir(t)
+	dir := testdir.New(t)
 	ln, err := Listen(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +117,7 @@ func TestPipeNameTaken(t *testing.T) {
 // TestPipeForeignOwner: a pipe that another account created under the
 // agent's name is refused before anything is sent to it.
 func TestPipeForeignOwner(t *testing.T) {
-	dir := testDir(t)
+	dir := testdir.New(t)
 	name, _ := Address(dir)
 	const users = "S-1-5-32-545" // BUILTIN\Users: neither SYSTEM, Administrators nor us
 	l, err := newPipeListener(name, "O:"+users+"D:P(A;;GA;;;WD)")

@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/readymesh/readymesh/sessiond/internal/testdir"
 )
 
 // fakeLaunchctl is launchd as install sees it: it records each call and
@@ -49,7 +51,7 @@ func (f *fakeLaunchctl) run(args ...string) error {
 // root, with a source binary there.
 func darwinTestPlan(t *testing.T) *Plan {
 	t.Helper()
-	root := testDir(t)
+	root := testdir.New(t)
 	src := filepath.Join(root, "Downloads", "sessiond")
 	os.MkdirAll(filepath.Dir(src), 0o755)
 	if err := os.WriteFile(src, []byte("#!binary"), 0o700); err != nil {

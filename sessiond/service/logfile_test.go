@@ -6,13 +6,15 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/readymesh/readymesh/sessiond/internal/testdir"
 )
 
 // TestLogFile: records append; one that would take the file past its
 // limit moves it to .1 first, replacing the older one; a reopened log
 // counts what its file holds.
 func TestLogFile(t *testing.T) {
-	path := filepath.Join(testDir(t), "sessiond.log")
+	path := filepath.Join(testdir.New(t), "sessiond.log")
 	rec := func(c byte) []byte { return append(bytes.Repeat([]byte{c}, 39), '\n') } // 40 bytes
 	l, err := OpenLog(path, 100)
 	if err != nil {

@@ -24,7 +24,7 @@ const (
 const StateSDDL = "O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
 
 // ErrSystemdNotBuilt is what NewPlan says for Linux.
-var ErrSystemdNotBuilt = errors.New(`sessiond install on Linux: systemd units are not built yet (issue 14, "Services on Linux"); meanwhile run "sessiond enroll" once and "sessiond run --state DIR" from a unit of your own`)
+var ErrSystemdNotBuilt = errors.New(`install and uninstall on Linux: systemd units are not built yet (issue 14, "Services on Linux"); meanwhile run "sessiond enroll" once and "sessiond run --state DIR" from a unit of your own`)
 
 // Spec is what the caller asks to install.
 type Spec struct {

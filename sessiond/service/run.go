@@ -3,6 +3,9 @@ package service
 import (
 	"context"
 	"errors"
+	"os"
+	"os/signal"
+	"syscall"
 )
 
 // State is a state the agent reports to its service manager.
@@ -62,4 +65,23 @@ func serve(ctx context.Context, run func(context.Context) error, stop <-chan str
 		return err
 	}
 	return nil
+}
+
+// SignalContext returns a context derived from parent that ends on the
+// signals that mean "stop" to the agent (see stopSignals), and the
+// function that releases them.
+func SignalContext(parent context.Context) (context.Context, context.CancelFunc) {
+	managed, _ := Managed()
+	return signal.NotifyContext(parent, stopSignals(managed)...)
+}
+
+// stopSignals are the signals that stop the agent: SIGINT, and SIGTERM
+// (launchd's and systemd's stop) unless the Windows SCM started it. Go
+// turns a service's CTRL_LOGOFF_EVENT into SIGTERM, and a service gets
+// one whenever any user logs off; there only the SCM's Stop stops it.
+func stopSignals(managed bool) []os.Signal {
+	if managed {
+		return []os.Signal{os.Interrupt}
+	}
+	return []os.Signal{os.Interrupt, syscall.SIGTERM}
 }

@@ -3,8 +3,10 @@ package service
 import (
 	"context"
 	"errors"
+	"os"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -105,5 +107,16 @@ func TestServeFailure(t *testing.T) {
 		if got := r.got(); len(got) < 2 || got[0] != StartPending || got[1] != Running {
 			t.Errorf("%s: reported %v, want start-pending, running first", tc.name, got)
 		}
+	}
+}
+
+// TestStopSignals: under the Windows SCM a SIGTERM (a user logging off)
+// does not stop the agent; elsewhere it does.
+func TestStopSignals(t *testing.T) {
+	if got := stopSignals(true); slices.Contains(got, os.Signal(syscall.SIGTERM)) || len(got) == 0 {
+		t.Errorf("stop signals under the SCM: %v, want SIGINT alone (and never none: Notify with none relays all)", got)
+	}
+	if got := stopSignals(false); !slices.Contains(got, os.Signal(syscall.SIGTERM)) || !slices.Contains(got, os.Interrupt) {
+		t.Errorf("stop signals of a plain process: %v, want SIGINT and SIGTERM", got)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/readymesh/readymesh/sessiond/internal/testdir"
 )
 
 // fakeSCM is the Service Control Manager as install sees it: it records
@@ -54,7 +56,7 @@ func (f *fakeSCM) delete(name string) error {
 // directory of this system.
 func windowsTestPlan(t *testing.T) *Plan {
 	t.Helper()
-	root := testDir(t)
+	root := testdir.New(t)
 	src := filepath.Join(root, "sessiond.exe")
 	if err := os.WriteFile(src, []byte("MZ"), 0o755); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/registry"
 	"golang.org/x/sys/windows/svc/mgr"
+
+	"github.com/readymesh/readymesh/sessiond/internal/testdir"
 )
 
 // TestServiceProcess is the service TestSCMStartStop registers: the SCM
@@ -87,7 +89,7 @@ func waitLog(t *testing.T, path, want string) string {
 // reports running; Stop cancels the agent's context, which ends cleanly;
 // delete unregisters it.
 func TestSCMStartStop(t *testing.T) {
-	logPath := filepath.Join(testDir(t), "service.log")
+	logPath := filepath.Join(testdir.New(t), "service.log")
 	name, p := testService(t, logPath)
 	if ok, err := (winSCM{}).exists(name); !ok || err != nil {
 		t.Fatalf("exists after create: %v, %v", ok, err)
@@ -127,7 +129,7 @@ func TestSCMStartStop(t *testing.T) {
 // TestSCMAgentFails: an agent that fails stops the service with the
 // service-specific exit code 1, which start reports.
 func TestSCMAgentFails(t *testing.T) {
-	logPath := filepath.Join(testDir(t), "service.log")
+	logPath := filepath.Join(testdir.New(t), "service.log")
 	name, _ := testService(t, logPath, "fail")
 	err := (winSCM{}).start(name)
 	if err == nil || !strings.Contains(err.Error(), "service-specific 1") {
@@ -179,7 +181,7 @@ func TestSCMRecovery(t *testing.T) {
 // TestSecureDir: the state directory ends up owned by Administrators,
 // open to SYSTEM and Administrators only, with inheritance from above cut.
 func TestSecureDir(t *testing.T) {
-	dir := filepath.Join(testDir(t), "state")
+	dir := filepath.Join(testdir.New(t), "state")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
