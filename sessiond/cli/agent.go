@@ -1,11 +1,17 @@
 package cli
 
 import (
+	"context"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"path/filepath"
 	"time"
 
+	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond"
+	"github.com/readymesh/readymesh/sessiond/service"
 )
 
 // enroll turns an enrolment token into a machine record and the agent's
@@ -16,13 +22,20 @@ func (e *env) enroll(name string, args []string) error {
 	fs.StringVar(&cfg.Token, "token", "", "enrolment `token` from meshctl tokens create")
 	fs.StringVar(&cfg.Name, "name", "", "machine `name` within its client")
 	fs.StringVar(&cfg.StateDir, "state", "", "state `dir`ectory")
-	fs.StringVar(&cfg.Broker, "broker", "", "dial this broker instead (broker.json path or multiaddr): the issuing broker elsewhere, or another broker of its cluster")
+	fs.StringVar(&cfg.Broker, "broker", "", brokerUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if cfg.Token == "" || cfg.Name == "" || cfg.StateDir == "" {
 		return fmt.Errorf("enroll needs --token, --name and --state")
 	}
+	return e.enrollIn(cfg)
+}
+
+const brokerUsage = "dial this broker instead (broker.json path or multiaddr): the issuing broker elsewhere, or another broker of its cluster"
+
+// enrollIn enrols into cfg.StateDir and says so.
+func (e *env) enrollIn(cfg sessiond.EnrollConfig) error {
 	en, err := sessiond.Enroll(e.ctx, cfg)
 	if err != nil {
 		return err
@@ -31,37 +44,128 @@ func (e *env) enroll(name string, args []string) error {
 	return nil
 }
 
+// runFlags are the flags of `sessiond run` other than --state. install
+// takes them too and passes those given on to the service's command line.
+type runFlags struct {
+	cfg   sessiond.Config
+	level string
+	log   string
+}
+
+// defineRunFlags defines the run flags on fs.
+func defineRunFlags(fs *flag.FlagSet) *runFlags {
+	r := &runFlags{}
+	fs.StringVar(&r.cfg.Inventory, "inventory", "", "JSON `file` that replaces the machine collectors (demo and test machines)")
+	fs.DurationVar(&r.cfg.CheckInInterval, "interval", time.Hour, "check-in `interval`")
+	fs.StringVar(&r.cfg.ConsentPolicy, "consent", wire.ConsentNever, "consent `policy` until a technician with admin rights sets one: never, window or session")
+	fs.DurationVar(&r.cfg.ReconnectMax, "reconnect-max", 30*time.Second, "cap on the reconnect backoff")
+	fs.DurationVar(&r.cfg.ConsentWindow, "consent-window", 8*time.Hour, "how long one approval lasts under the window policy")
+	fs.DurationVar(&r.cfg.ConsentTimeout, "consent-timeout", 2*time.Minute, "how long a session request waits for an answer at the machine")
+	fs.BoolVar(&r.cfg.RecordInput, "record-input", false, "keep technicians' keystrokes in terminal transcripts (off: they may hold passwords)")
+	fs.StringVar(&r.cfg.SessionUser, "session-user", "", "`account` interactive sessions run as (default: nobody when run as root); elevated sessions run as the agent's user")
+	fs.StringVar(&r.cfg.SessionAddr, "session-addr", "", "UDP `address` of the live-session socket (default: any address, a port the kernel picks)")
+	fs.StringVar(&r.level, "log-level", "info", "log `level`")
+	fs.StringVar(&r.log, "log", "", "append the log to `file` instead of stderr, moving it to FILE.1 past 10 MiB (a Windows service has no stderr)")
+	return r
+}
+
+// runFlagNames are the names defineRunFlags defines.
+var runFlagNames = func() map[string]bool {
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	defineRunFlags(fs)
+	names := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { names[f.Name] = true })
+	return names
+}()
+
+// pathFlags are run flags that name files: passed on absolute, since a
+// service does not start in the installer's directory.
+var pathFlags = map[string]bool{"inventory": true, "log": true}
+
+// check refuses run flags the agent would fail on only once started.
+func (r *runFlags) check() (slog.Level, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(r.level)); err != nil {
+		return lv, fmt.Errorf("--log-level: %w", err)
+	}
+	if err := (&wire.ConsentPolicyArgs{Policy: r.cfg.ConsentPolicy}).Validate(); err != nil {
+		return lv, fmt.Errorf("--consent: %w", err)
+	}
+	return lv, nil
+}
+
+// passOn returns the run flags given on fs as --name=value, the paths
+// made absolute when abs is set.
+func passOn(fs *flag.FlagSet, abs bool) ([]string, error) {
+	var args []string
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if !runFlagNames[f.Name] {
+			return
+		}
+		v := f.Value.String()
+		if pathFlags[f.Name] && abs && v != "" {
+			if v, err = filepath.Abs(v); err != nil {
+				return
+			}
+		}
+		args = append(args, "--"+f.Name+"="+v)
+	})
+	return args, err
+}
+
 // run runs the agent until the context ends (SIGINT or SIGTERM in the
-// binary).
+// binary), or as a Windows service until the SCM stops it.
 func (e *env) run(name string, args []string) error {
 	fs := e.flags(name)
-	var cfg sessiond.Config
-	var level string
-	fs.StringVar(&cfg.StateDir, "state", "", "state `dir`ectory")
-	fs.StringVar(&cfg.Inventory, "inventory", "", "JSON `file` that replaces the machine collectors (demo and test machines)")
-	fs.DurationVar(&cfg.CheckInInterval, "interval", time.Hour, "check-in `interval`")
-	fs.StringVar(&cfg.ConsentPolicy, "consent", "never", "consent `policy` until a technician with admin rights sets one: never, window or session")
-	fs.DurationVar(&cfg.ReconnectMax, "reconnect-max", 30*time.Second, "cap on the reconnect backoff")
-	fs.DurationVar(&cfg.ConsentWindow, "consent-window", 8*time.Hour, "how long one approval lasts under the window policy")
-	fs.DurationVar(&cfg.ConsentTimeout, "consent-timeout", 2*time.Minute, "how long a session request waits for an answer at the machine")
-	fs.BoolVar(&cfg.RecordInput, "record-input", false, "keep technicians' keystrokes in terminal transcripts (off: they may hold passwords)")
-	fs.StringVar(&cfg.SessionUser, "session-user", "", "`account` interactive sessions run as (default: nobody when run as root); elevated sessions run as the agent's user")
-	fs.StringVar(&cfg.SessionAddr, "session-addr", "", "UDP `address` of the live-session socket (default: any address, a port the kernel picks)")
-	fs.StringVar(&level, "log-level", "info", "log `level`")
+	state := fs.String("state", "", "state `dir`ectory")
+	rf := defineRunFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if cfg.StateDir == "" {
+	if *state == "" {
 		return fmt.Errorf("run needs --state")
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lv}))
-	a, err := sessiond.New(cfg)
+	lv, err := rf.check()
 	if err != nil {
 		return err
 	}
-	return a.Run(e.ctx)
+	var logTo io.Writer = e.stderr
+	if rf.log != "" {
+		lf, err := service.OpenLog(rf.log, 0)
+		if err != nil {
+			return err
+		}
+		defer lf.Close()
+		logTo = lf
+	}
+	cfg := rf.cfg
+	cfg.StateDir = *state
+	cfg.Logger = slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: lv}))
+	return e.runAgent(cfg)
+}
+
+// runAgent runs the agent of cfg, under the SCM when it started this
+// process.
+func (e *env) runAgent(cfg sessiond.Config) error {
+	run := func(ctx context.Context) error {
+		a, err := sessiond.New(cfg)
+		if err != nil {
+			return err
+		}
+		return a.Run(ctx)
+	}
+	managed, err := service.Managed()
+	if err != nil {
+		cfg.Logger.Warn("cannot tell whether a service manager started this process; running as a plain process", "err", err)
+	}
+	if !managed {
+		return run(e.ctx)
+	}
+	cfg.Logger.Info("running as the Windows service " + service.WindowsName)
+	if err := service.Run(e.ctx, run); err != nil {
+		cfg.Logger.Error("agent stopped", "err", err) // the log is all a service has
+		return err
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 // Package cli is the agent's command line: enrol a machine, run the agent,
-// and talk to the running agent through its control socket (ask for a
-// check-in, read its status, answer session requests, pause remote input).
+// install it as the system's service (package service), and talk to the
+// running agent through its control channel (ask for a check-in, read its
+// status, answer session requests, pause remote input).
 // The sessiond binary is a thin main around Run, so the commands can be
 // tested without building it.
 //
@@ -20,14 +21,17 @@ import (
 
 const usage = `usage:
   sessiond enroll --token T --name NAME --state DIR [--broker ADDR]
-  sessiond run --state DIR [--inventory FILE] [--interval 1h] [--consent never|window|session]
-  sessiond checkin --state DIR
-  sessiond status --state DIR [--json]
-  sessiond requests --state DIR [--json]   session requests waiting for your approval
-  sessiond approve --state DIR (REQUEST|--all)
-  sessiond deny --state DIR REQUEST
-  sessiond pause-input --state DIR     (resume-input): hold back all remote input, e.g. during a call
-  sessiond version`
+  sessiond run --state DIR [--inventory FILE] [--interval 1h] [--consent never|window|session] [--log FILE]
+  sessiond install --token T --name NAME [--broker ADDR] [--state DIR] [run flags] [--print [--os windows|darwin]]
+  sessiond uninstall [--state DIR] [--purge]
+  sessiond checkin [--state DIR]
+  sessiond status [--state DIR] [--json]
+  sessiond requests [--state DIR] [--json]   session requests waiting for your approval
+  sessiond approve [--state DIR] (REQUEST|--all)
+  sessiond deny [--state DIR] REQUEST
+  sessiond pause-input [--state DIR]     (resume-input): hold back all remote input, e.g. during a call
+  sessiond version
+--state defaults to the directory sessiond install uses, except for enroll and run.`
 
 // ErrUsage marks a command line that could not be understood; the error's
 // text says why and repeats the usage.
@@ -57,6 +61,8 @@ type env struct {
 var commands = map[string]func(e *env, name string, args []string) error{
 	"enroll":       (*env).enroll,
 	"run":          (*env).run,
+	"install":      (*env).install,
+	"uninstall":    (*env).uninstall,
 	"checkin":      (*env).checkin,
 	"status":       (*env).status,
 	"pause-input":  (*env).pauseInput,

@@ -5,14 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
-	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond"
+	"github.com/readymesh/readymesh/sessiond/ipc"
+
+	"github.com/readymesh/readymesh/sessiond/internal/testdir"
 )
 
 // run runs the command line and returns its stdout, stderr and error.
@@ -39,6 +41,10 @@ func exitCode(err error) int {
 	return 1
 }
 
+// otherOS is a system with a service manager that is not this one: a
+// relative --state can be made absolute only on this one.
+var otherOS = map[bool]string{true: "darwin", false: "windows"}[runtime.GOOS == "windows"]
+
 // TestUsageAndExitCodes: what goes to stdout and stderr, and the exit
 // status, for command lines that never reach an agent.
 func TestUsageAndExitCodes(t *testing.T) {
@@ -52,15 +58,23 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{args: nil, code: 2, stderr: "usage:\n  sessiond enroll", emptyOut: true},
 		{args: []string{"version"}, stdout: sessiond.Version + "\n"},
 		{args: []string{"help"}, stdout: "usage:\n  sessiond enroll"},
-		{args: []string{"--help"}, stdout: "sessiond pause-input --state DIR"},
+		{args: []string{"--help"}, stdout: "sessiond pause-input [--state DIR]"},
 		{args: []string{"bogus"}, code: 2, err: "unknown command \"bogus\"\nusage:\n", emptyOut: true},
 		{args: []string{"run", "-h"}, code: 0, stderr: "Usage of sessiond run:", emptyOut: true},
 		{args: []string{"run", "--nope"}, code: 2, stderr: "flag provided but not defined: -nope", emptyOut: true},
 		{args: []string{"run"}, code: 1, err: "run needs --state"},
 		{args: []string{"run", "--state", "x", "--log-level", "loud"}, code: 1, err: "--log-level:"},
 		{args: []string{"enroll", "--token", "t"}, code: 1, err: "enroll needs --token, --name and --state"},
-		{args: []string{"checkin"}, code: 1, err: "checkin needs --state"},
-		{args: []string{"pause-input"}, code: 1, err: "pause-input needs --state"},
+		{args: []string{"checkin", "--state", ""}, code: 1, err: "checkin needs --state"},
+		{args: []string{"checkin"}, code: 1, err: "no agent running on " + sessiond.DefaultStateDir(runtime.GOOS)},
+		{args: []string{"pause-input", "--state="}, code: 1, err: "pause-input needs --state"},
+		{args: []string{"run", "--state", "x", "--consent", "always"}, code: 1, err: `--consent: consent policy "always" is not never, window or session`},
+		{args: []string{"install", "--print", "--log-level", "loud"}, code: 1, err: "--log-level:"},
+		{args: []string{"install", "--print", "--consent", "always"}, code: 1, err: "--consent: consent policy"},
+		{args: []string{"install", "--os", "plan9"}, code: 1, err: "--os plan9 plans for another system: it needs --print"},
+		{args: []string{"install", "--print", "--os", "linux"}, code: 1, err: `systemd units are not built yet (issue 14, "Services on Linux")`},
+		{args: []string{"install", "--print", "--os", otherOS, "--state", "rel"}, code: 1, err: `"rel" is not an absolute path on ` + otherOS},
+		{args: []string{"uninstall", "--bogus"}, code: 2, stderr: "flag provided but not defined: -bogus"},
 		{args: []string{"approve", "--state", "d"}, code: 1, err: "approve needs a request ID (see sessiond requests)"},
 		{args: []string{"deny", "--state", "d", "--all"}, code: 1, err: "deny needs a request ID"},
 		{args: []string{"approve", "--state", "d", "--all", "x"}, code: 1, err: "approve takes a request ID or --all, not both"},
@@ -87,8 +101,8 @@ func TestUsageAndExitCodes(t *testing.T) {
 // reports each request's op and argument on the returned channel.
 func fakeAgent(t *testing.T, reply sessiond.ControlReply) (string, <-chan string) {
 	t.Helper()
-	dir := t.TempDir()
-	ln, err := net.Listen("unix", filepath.Join(dir, sessiond.SocketFile))
+	dir := testdir.New(t)
+	ln, err := ipc.Listen(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

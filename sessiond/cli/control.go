@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/readymesh/readymesh/peer/wire"
@@ -12,7 +13,10 @@ import (
 )
 
 // The commands below talk to the agent running on a state directory
-// through its control socket (see sessiond.Control).
+// through its control channel (see sessiond.Control): a Unix socket, or a
+// named pipe on Windows. --state defaults to where sessiond install puts
+// the agent, so the person at an installed machine types only the
+// command.
 
 const stateUsage = "state `dir`ectory of the running agent"
 
@@ -27,7 +31,7 @@ type controlCmd struct {
 // adds its own flags to fs before parse.
 func (e *env) control(name string) *controlCmd {
 	fs := e.flags(name)
-	return &controlCmd{name: name, fs: fs, dir: fs.String("state", "", stateUsage)}
+	return &controlCmd{name: name, fs: fs, dir: fs.String("state", sessiond.DefaultStateDir(runtime.GOOS), stateUsage)}
 }
 
 // parse parses args and requires --state.

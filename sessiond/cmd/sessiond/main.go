@@ -1,5 +1,6 @@
 // Command sessiond is the readymesh agent: it enrols a machine, runs the
-// agent daemon and talks to the running agent. See package cli.
+// agent daemon (also as a Windows service or a launchd daemon, which it
+// installs) and talks to the running agent. See package cli.
 package main
 
 import (
@@ -7,14 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/readymesh/readymesh/sessiond/cli"
+	"github.com/readymesh/readymesh/sessiond/service"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := service.SignalContext(context.Background())
 	defer stop()
 	if err := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		var exit *cli.ExitError
