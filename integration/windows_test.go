@@ -210,4 +210,3 @@ func TestWindowsAgentUnderWine(t *testing.T) {
 		t.Errorf("the agent said %d times that it has no UDP, want once", n)
 	}
 }
-

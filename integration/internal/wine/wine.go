@@ -24,6 +24,7 @@ package wine
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -105,7 +106,7 @@ func Ensure(ctx context.Context, prefix string) error {
 }
 
 // shimSum identifies the shim's source, so a changed shim remakes it.
-func shimSum() []byte { return []byte(fmt.Sprintf("shim %x\n", len(shimSource)) + string(shimSource[:64])) }
+func shimSum() []byte { return fmt.Appendf(nil, "shim %x\n", sha256.Sum256(shimSource)) }
 
 func build(ctx context.Context, prefix, shim, ready string) error {
 	wine, err := Binary()
