@@ -14,7 +14,7 @@ import (
 	"github.com/readymesh/readymesh/sessiond"
 	"github.com/readymesh/readymesh/sessiond/ipc"
 
-	"github.com/readymesh/readymesh/sessiond/internal/testdir"
+	"github.com/readymesh/readymesh/integration/testdir"
 )
 
 // run runs the command line and returns its stdout, stderr and error.

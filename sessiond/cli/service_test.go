@@ -12,7 +12,7 @@ import (
 	"github.com/readymesh/readymesh/sessiond"
 	"github.com/readymesh/readymesh/sessiond/localdb"
 
-	"github.com/readymesh/readymesh/sessiond/internal/testdir"
+	"github.com/readymesh/readymesh/integration/testdir"
 )
 
 // TestInstallPrint: --print plans for any system without installing; the

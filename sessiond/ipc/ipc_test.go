@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/readymesh/readymesh/sessiond/internal/testdir"
+	"github.com/readymesh/readymesh/integration/testdir"
 )
 
 // serveEcho accepts connections on ln and answers each line with

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/readymesh/readymesh/sessiond/internal/testdir"
+	"github.com/readymesh/readymesh/integration/testdir"
 )
 
 // TestSocketFile: the socket is mode 0600 in the state directory, and a

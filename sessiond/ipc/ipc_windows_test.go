@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/windows"
 
-	"github.com/readymesh/readymesh/sessiond/internal/testdir"
+	"github.com/readymesh/readymesh/integration/testdir"
 )
 
 // underWine reports whether the test runs under Wine, whose ntdll exports

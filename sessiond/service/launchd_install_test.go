@@ -17,7 +17,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/readymesh/readymesh/sessiond/internal/testdir"
+	"github.com/readymesh/readymesh/integration/testdir"
 )
 
 // fakeLaunchctl is launchd as install sees it: it records each call and

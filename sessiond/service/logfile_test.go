@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/readymesh/readymesh/sessiond/internal/testdir"
+	"github.com/readymesh/readymesh/integration/testdir"
 )
 
 // TestLogFile: records append; one that would take the file past its

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/readymesh/readymesh/sessiond/internal/testdir"
+	"github.com/readymesh/readymesh/integration/testdir"
 )
 
 // fakeSCM is the Service Control Manager as install sees it: it records

@@ -17,7 +17,7 @@ import (
 	"golang.org/x/sys/windows/registry"
 	"golang.org/x/sys/windows/svc/mgr"
 
-	"github.com/readymesh/readymesh/sessiond/internal/testdir"
+	"github.com/readymesh/readymesh/integration/testdir"
 )
 
 // TestServiceProcess is the service TestSCMStartStop registers: the SCM
