@@ -90,7 +90,7 @@ type Config struct {
 	// session socket (direct QUIC, hole punching and WebRTC) and the
 	// bridge host's. Nil means the host's network; tests pass a pion vnet,
 	// and the bridge then runs QUIC alone (see bridge.HostConfig.Net). The
-	// control socket is a Unix socket in StateDir either way.
+	// control channel (package ipc) is local either way.
 	Net transport.Net
 	// Logger receives the agent's logs. Nil means discard.
 	Logger *slog.Logger
