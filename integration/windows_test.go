@@ -16,7 +16,7 @@ import (
 
 // needWine returns a ready Wine prefix, or skips (under
 // READYMESH_REQUIRE_NETNS=1, as in CI: fails) saying why there is none.
-func needWine(t *testing.T) string {
+func needWine(t testing.TB) string {
 	t.Helper()
 	prefix := wine.DefaultPrefix()
 	err := func() error {
@@ -38,7 +38,7 @@ func needWine(t *testing.T) string {
 }
 
 // buildWindows builds sessiond.exe for windows/amd64 into dir.
-func buildWindows(t *testing.T, dir string) string {
+func buildWindows(t testing.TB, dir string) string {
 	t.Helper()
 	exe := filepath.Join(dir, "sessiond.exe")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -64,7 +64,7 @@ type wineProc struct {
 }
 
 // startWine starts exe under Wine. Cleanup kills it.
-func startWine(t *testing.T, prefix, name, exe string, args ...string) *wineProc {
+func startWine(t testing.TB, prefix, name, exe string, args ...string) *wineProc {
 	t.Helper()
 	cmd, err := wine.Command(context.Background(), prefix, exe, args...)
 	if err != nil {
@@ -94,7 +94,7 @@ func startWine(t *testing.T, prefix, name, exe string, args ...string) *wineProc
 }
 
 // wait waits up to d for the program to exit and returns how it did.
-func (p *wineProc) wait(t *testing.T, d time.Duration) error {
+func (p *wineProc) wait(t testing.TB, d time.Duration) error {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -103,6 +103,28 @@ func (p *wineProc) wait(t *testing.T, d time.Duration) error {
 		t.Fatalf("still running after %v", d)
 		return nil
 	}
+}
+
+// startWineAgent builds sessiond.exe, enrols it as name in client acme
+// and runs it under Wine.
+func startWineAgent(t testing.TB, prefix, base string, admin *tech, name string) (*agent, *wineProc) {
+	t.Helper()
+	exe := buildWindows(t, base)
+	tok := admin.token("acme", 1, time.Hour).Token
+	state := filepath.Join(base, name+"-state")
+	enrol := startWine(t, prefix, "sessiond.exe enroll", exe, "enroll", "--token", tok, "--name", name,
+		"--state", winPath(state))
+	if err := enrol.wait(t, 2*time.Minute); err != nil {
+		t.Fatalf("sessiond.exe enroll: %v\n%s", err, enrol.out)
+	}
+	m := enrolledRE.FindStringSubmatch(strings.TrimSpace(enrol.out.String()))
+	if m == nil {
+		t.Fatalf("sessiond.exe enroll printed %q", enrol.out)
+	}
+	pc := &agent{t: t, name: name, client: m[2], id: m[3], dir: state}
+	run := startWine(t, prefix, "sessiond.exe run", exe, "run", "--state", winPath(state), "--interval", "1h",
+		"--session-addr", "127.0.0.1:0")
+	return pc, run
 }
 
 // TestWindowsAgentUnderWine runs the Windows agent, sessiond.exe, under
@@ -114,25 +136,10 @@ func TestWindowsAgentUnderWine(t *testing.T) {
 	needBinaries(t)
 	prefix := needWine(t)
 	base := testDir(t)
-	exe := buildWindows(t, base)
 	b := startBroker(t, base, "win", 300*time.Millisecond)
 	admin := b.admin(base)
 	admin.ok("clients", "create", "acme")
-	tok := admin.token("acme", 1, time.Hour).Token
-	state := filepath.Join(base, "winpc-state")
-
-	enrol := startWine(t, prefix, "sessiond.exe enroll", exe, "enroll", "--token", tok, "--name", "winpc",
-		"--state", winPath(state))
-	if err := enrol.wait(t, 2*time.Minute); err != nil {
-		t.Fatalf("sessiond.exe enroll: %v\n%s", err, enrol.out)
-	}
-	m := enrolledRE.FindStringSubmatch(strings.TrimSpace(enrol.out.String()))
-	if m == nil {
-		t.Fatalf("sessiond.exe enroll printed %q", enrol.out)
-	}
-	pc := &agent{t: t, name: "winpc", client: m[2], id: m[3], dir: state}
-	run := startWine(t, prefix, "sessiond.exe run", exe, "run", "--state", winPath(state), "--interval", "1h",
-		"--session-addr", "127.0.0.1:0")
+	pc, run := startWineAgent(t, prefix, base, admin, "winpc")
 	cards := waitOnline(t, admin, 90*time.Second, pc)
 
 	t.Run("card says Windows", func(t *testing.T) {
