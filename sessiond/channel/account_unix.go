@@ -42,6 +42,10 @@ func (s *Server) resolveAccounts() error {
 	name := s.cfg.User
 	if name == "" {
 		name = self.Username
+		if s.root && consoleSessions {
+			s.console = true // found at each session's start (account)
+			return nil
+		}
 		if s.root {
 			name = "nobody"
 		}
@@ -61,6 +65,9 @@ func (s *Server) account(mode string) (identity, error) {
 	case wire.ModeElevated:
 		return s.self, nil
 	case wire.ModeInteractive, wire.ModeReadOnly:
+		if s.console {
+			return consoleAccount()
+		}
 		return s.user, nil
 	}
 	return identity{}, fmt.Errorf("unknown mode %q", mode)

@@ -87,6 +87,7 @@ func (s *Server) resolveAccounts() error {
 	self.token, self.env = 0, nil
 	s.self = self
 	s.root = isLocalSystem()
+	s.console = s.root
 	return nil
 }
 
@@ -99,7 +100,7 @@ func (s *Server) account(mode string) (identity, error) {
 	case wire.ModeElevated:
 		return s.self, nil
 	case wire.ModeInteractive, wire.ModeReadOnly:
-		if !s.root {
+		if !s.console {
 			return s.self, nil
 		}
 		t, err := consoleUsers.token()

@@ -73,6 +73,9 @@ type Server struct {
 	self identity // the agent's own account: elevated sessions
 	user identity // interactive sessions (on Windows, see account)
 	root bool     // the agent may act as other accounts (root, LocalSystem)
+	// console: interactive sessions run as whoever is logged on at the
+	// console, looked up at each session's start (macOS, Windows).
+	console bool
 
 	// paused is set while the person at the machine has paused remote
 	// input: technician input is refused, never queued for later.

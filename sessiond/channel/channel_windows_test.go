@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"golang.org/x/sys/windows"
 
+	"github.com/readymesh/readymesh/integration/testdir"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -158,7 +161,7 @@ func (noConsoleUser) token() (windows.Token, error) { return 0, errNoConsoleUser
 // work still runs.
 func TestInteractiveNeedsConsoleUser(t *testing.T) {
 	s := newTestServer(t)
-	s.root = true // as the service runs
+	s.root, s.console = true, true // as the service runs
 	prev := consoleUsers
 	consoleUsers = noConsoleUser{}
 	defer func() { consoleUsers = prev }()
@@ -171,3 +174,55 @@ func TestInteractiveNeedsConsoleUser(t *testing.T) {
 	}
 }
 
+// ownToken stands in for the console user with a primary token of the
+// test's own account: the interactive path then runs for real, through
+// CreateProcessAsUser and impersonation, as it does for a user's token.
+type ownToken struct{ t *testing.T }
+
+func (o ownToken) token() (windows.Token, error) {
+	var self windows.Token
+	if err := windows.OpenProcessToken(windows.CurrentProcess(), windows.TOKEN_ALL_ACCESS, &self); err != nil {
+		o.t.Fatalf("own token: %v", err)
+	}
+	defer self.Close()
+	var prim windows.Token
+	if err := windows.DuplicateTokenEx(self, windows.MAXIMUM_ALLOWED, nil, windows.SecurityImpersonation,
+		windows.TokenPrimary, &prim); err != nil {
+		o.t.Fatalf("duplicate own token: %v", err)
+	}
+	return prim, nil
+}
+
+// TestInteractiveWithUserToken runs an interactive job and a file copy
+// with a user token: the script is written while impersonating, the job
+// starts through CreateProcessAsUser, and a terminal opens as that user.
+func TestInteractiveWithUserToken(t *testing.T) {
+	s := newTestServer(t)
+	s.root, s.console = true, true
+	prev := consoleUsers
+	consoleUsers = ownToken{t}
+	defer func() { consoleUsers = prev }()
+	code, out, err := s.RunScript(context.Background(), wire.ModeInteractive, "echo as-%USERNAME%", wire.ShellCmd, "session", "job5")
+	if err != nil || code != 0 || !strings.Contains(out, "as-") {
+		t.Fatalf("interactive job with a user token: exit %d, %q, %v", code, out, err)
+	}
+	id, err := s.account(wire.ModeInteractive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer id.release()
+	if id.token == 0 || id.name == "" {
+		t.Fatalf("console identity %+v has no token or name", id)
+	}
+	dir := testdir.New(t)
+	if err := s.asAccount(id, func() error { return os.WriteFile(filepath.Join(dir, "as-user"), []byte("x"), 0o600) }); err != nil {
+		t.Fatalf("write while impersonating: %v", err)
+	}
+	argv, _ := terminalShell(id, wire.ShellCmd)
+	c, err := s.startConsole(id, argv, "xterm", 24, 80)
+	if err != nil {
+		t.Fatalf("pseudo console as the user: %v", err)
+	}
+	c.kill()
+	c.close()
+}

@@ -2,14 +2,47 @@ package channel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
+	"os/user"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// consoleSessions: on a Mac, interactive sessions run as the person
+// logged on at the console when no session user is configured, as on
+// Windows: that is whose desktop a technician is helping with.
+const consoleSessions = true
+
+// errNoConsoleUser is the refusal of an interactive session when nobody is
+// logged on at the machine.
+var errNoConsoleUser = errors.New("nobody is logged on at this Mac's console, and interactive sessions run as " +
+	"the console user: ask for an elevated session or queue the work")
+
+// consoleAccount is the account that owns /dev/console: the person logged
+// on at the Mac, or root at the login window (nobody, then).
+func consoleAccount() (identity, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/dev/console", &st); err != nil {
+		return identity{}, fmt.Errorf("the console user: %w", err)
+	}
+	if st.Uid == 0 {
+		return identity{}, errNoConsoleUser
+	}
+	u, err := user.LookupId(strconv.FormatUint(uint64(st.Uid), 10))
+	if err != nil {
+		return identity{}, fmt.Errorf("the console user (uid %d): %w", st.Uid, err)
+	}
+	if strings.HasPrefix(u.Username, "_") { // _mbsetupuser: the setup assistant
+		return identity{}, errNoConsoleUser
+	}
+	return lookup(u.Username)
+}
 
 // defaultShell is macOS' login shell since 10.15.
 const defaultShell = "/bin/zsh"

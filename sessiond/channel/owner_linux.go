@@ -3,6 +3,7 @@ package channel
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -11,6 +12,19 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// consoleSessions is false: a Linux server has no one console user, so
+// interactive sessions run as the configured session user (nobody by
+// default).
+const consoleSessions = false
+
+// consoleAccount is never called on Linux (consoleSessions is false).
+func consoleAccount() (identity, error) { return identity{}, errNoConsoleUser }
+
+// errNoConsoleUser is the refusal of an interactive session when nobody is
+// logged on at the machine.
+var errNoConsoleUser = errors.New("nobody is logged on at this machine's console, and interactive sessions run as " +
+	"the console user: ask for an elevated session or queue the work")
 
 // defaultShell is the login shell of an account whose own is unusable.
 const defaultShell = "/bin/sh"
