@@ -21,6 +21,13 @@
 // When the bridge drops, the agent waits a random draw from the reconnect
 // window its broker gave in the presence hello, then dials, backing off
 // with full jitter while no broker answers, so a broker restart does not
-// bring every agent back in the same second. A local control socket in the state directory lets the person at
-// the machine (or a script) ask for a check-in or read the agent's status.
+// bring every agent back in the same second.
+//
+// A local control channel lets the person at the machine (or a script) ask
+// for a check-in, read the agent's status and answer consent requests: a
+// Unix socket in the state directory, a named pipe on Windows (package
+// ipc). The agent runs the same on Linux, Windows and macOS; what differs
+// lives in the packages below it (how accounts and terminals work in
+// channel, what the collectors read, how network changes arrive, how the
+// service manager starts it in package service).
 package sessiond
