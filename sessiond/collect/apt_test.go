@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/readymesh/readymesh/integration/testdir"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -123,7 +124,7 @@ func TestCollectUpdates(t *testing.T) {
 }
 
 func TestCollectUpdatesRefusesOtherRoot(t *testing.T) {
-	m := testMachine(t, Config{Root: t.TempDir()})
+	m := testMachine(t, Config{Root: testdir.New(t)})
 	m.lookPath = func(string) (string, error) { t.Fatal("looked for a tool"); return "", nil }
 	var s wire.Snapshot
 	if err := m.collectUpdates(context.Background(), &s); err == nil {

@@ -22,7 +22,7 @@ type Collector interface {
 // DefaultAptTimeout bounds a simulated upgrade when Config.AptTimeout is zero.
 const DefaultAptTimeout = 60 * time.Second
 
-// Config configures the Linux collectors and the heartbeat signals. The zero
+// Config configures the collectors and the heartbeat signals. The zero
 // value is usable; each field says what zero means.
 type Config struct {
 	// AgentVersion is reported as the snapshot's agent version. The broker
@@ -34,13 +34,17 @@ type Config struct {
 	Runtime wire.RuntimeConfig
 	// Approval is the machine's consent posture, copied into every snapshot.
 	Approval wire.Approval
-	// AptTimeout bounds one simulated upgrade (apt-get, dnf or yum). Zero
-	// means 60 seconds. Longer lets a slow disk with large package lists
-	// finish; shorter keeps a wedged package manager from delaying the
-	// check-in, which is sent without pending updates when the bound hits.
+	// AptTimeout bounds one slow collector run: a simulated upgrade
+	// (apt-get, dnf or yum), a Windows Update search, softwareupdate or
+	// system_profiler on macOS. Zero means 60 seconds. Longer lets a slow
+	// disk or update service finish; shorter keeps a wedged one from
+	// delaying the check-in, which is sent with pending updates unknown
+	// when the bound hits.
 	AptTimeout time.Duration
-	// Root is the filesystem root the collectors read below: etc/os-release,
-	// proc/..., var/run/utmp, and the dpkg or rpm database. Zero means "/".
+	// Root is the filesystem root the Linux collectors read below:
+	// etc/os-release, proc/..., var/run/utmp, and the dpkg or rpm database.
+	// Zero means "/". Windows and macOS read their registry and commands
+	// and ignore it.
 	// The simulated upgrade cannot be pointed at another root, so with a
 	// Root other than "/" the updates collector reports an error instead of
 	// describing the host.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/readymesh/readymesh/integration/testdir"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -50,7 +51,7 @@ func TestHostAndBootIDBelowRoot(t *testing.T) {
 	if err := m.collectBootID(context.Background(), &s); err != nil || s.BootID != "0b7c2a64-2d9e-4f7e-9a51-1e0c1c0e6f3d" {
 		t.Errorf("boot id %q, %v", s.BootID, err)
 	}
-	empty := testMachine(t, Config{Root: t.TempDir()})
+	empty := testMachine(t, Config{Root: testdir.New(t)})
 	if err := empty.collectHostname(context.Background(), &s); err == nil {
 		t.Error("hostname: no error below an empty root")
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/readymesh/readymesh/integration/testdir"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -96,7 +97,7 @@ func TestFixtureErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "fx.json")
+			p := filepath.Join(testdir.New(t), "fx.json")
 			if err := os.WriteFile(p, []byte(tt.body), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -109,7 +110,7 @@ func TestFixtureErrors(t *testing.T) {
 }
 
 func TestFixtureMissingFile(t *testing.T) {
-	_, err := Fixture(filepath.Join(t.TempDir(), "nope.json"))
+	_, err := Fixture(filepath.Join(testdir.New(t), "nope.json"))
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("err = %v", err)
 	}

@@ -6,8 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/readymesh/readymesh/integration/testdir"
 )
 
 // testLogger returns a logger that writes through t.Log.
@@ -26,7 +29,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 // writeTree creates files (path → contents) below a new temporary root.
 func writeTree(t *testing.T, files map[string]string) string {
 	t.Helper()
-	root := t.TempDir()
+	root := testdir.New(t)
 	for p, body := range files {
 		full := filepath.Join(root, p)
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
@@ -43,7 +46,11 @@ func writeTree(t *testing.T, files map[string]string) string {
 // shell script with the given body, and nothing else.
 func fakeTools(t *testing.T, scripts map[string]string) func(string) (string, error) {
 	t.Helper()
-	dir := t.TempDir()
+	if runtime.GOOS == "windows" {
+		t.Skip("skipping: the stand-in commands are shell scripts, which Windows cannot run; " +
+			"the collectors they stand in for are Linux's and macOS's")
+	}
+	dir := testdir.New(t)
 	for name, body := range scripts {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {

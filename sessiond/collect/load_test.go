@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/readymesh/readymesh/integration/testdir"
 )
 
 func TestParseLoadavg(t *testing.T) {
@@ -34,7 +36,7 @@ func TestLoad1BelowRoot(t *testing.T) {
 	if want := 2.0 / float64(runtime.NumCPU()); err != nil || got != want {
 		t.Errorf("got %v, %v; want %v", got, err, want)
 	}
-	_, err = Config{Root: t.TempDir()}.Load1()
+	_, err = Config{Root: testdir.New(t)}.Load1()
 	if err == nil || !strings.Contains(err.Error(), "load average") {
 		t.Errorf("missing file: err = %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/readymesh/readymesh/integration/testdir"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -126,7 +127,7 @@ func TestParseApplicationsBounds(t *testing.T) {
 }
 
 func TestCollectMacApps(t *testing.T) {
-	many := filepath.Join(t.TempDir(), "many.json")
+	many := filepath.Join(testdir.New(t), "many.json")
 	if err := os.WriteFile(many, []byte(appsDoc(macAppsMax+1)), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/readymesh/readymesh/integration/testdir"
 )
 
 // utmpBytes builds a utmp file from (type, user) pairs in the given order.
@@ -91,7 +93,7 @@ func TestParseUtmp(t *testing.T) {
 }
 
 func TestUsersBelowRoot(t *testing.T) {
-	root := t.TempDir()
+	root := testdir.New(t)
 	got, err := Config{Root: root}.Users()
 	if err != nil || got == nil || len(got) != 0 {
 		t.Fatalf("no utmp: got %q, %v; want empty list", got, err)
