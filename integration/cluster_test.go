@@ -294,6 +294,7 @@ type agent struct {
 	dir      string
 	fixture  string   // absolute path, or "" for the real collectors
 	extra    []string // more sessiond run flags
+	exe      string   // the Windows agent's sessiond.exe, when it runs under Wine
 	proc     *proc
 	runs     int
 }

@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,13 +39,15 @@ func needWine(t testing.TB) string {
 	return prefix
 }
 
-// buildWindows builds sessiond.exe for windows/amd64 into dir.
+// buildWindows builds sessiond.exe and meshctl.exe for windows/amd64 into
+// dir and returns sessiond.exe's path.
 func buildWindows(t testing.TB, dir string) string {
 	t.Helper()
 	exe := filepath.Join(dir, "sessiond.exe")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", exe, "github.com/readymesh/readymesh/sessiond/cmd/sessiond")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/", "github.com/readymesh/readymesh/sessiond/cmd/sessiond",
+		"github.com/readymesh/readymesh/peer/cmd/meshctl")
 	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build sessiond.exe: %v\n%s", err, out)
@@ -59,6 +63,7 @@ func winPath(p string) string { return "Z:" + strings.ReplaceAll(p, "/", `\`) }
 // it writes goes to out.
 type wineProc struct {
 	out  *logBuffer
+	term io.Writer     // its terminal: what is written here is typed
 	done chan struct{} // closed when it has exited
 	err  error         // its exit, once done is closed
 }
@@ -66,15 +71,23 @@ type wineProc struct {
 // startWine starts exe under Wine. Cleanup kills it.
 func startWine(t testing.TB, prefix, name, exe string, args ...string) *wineProc {
 	t.Helper()
+	return startWineEnv(t, prefix, nil, name, exe, args...)
+}
+
+// startWineEnv is startWine with more environment variables.
+func startWineEnv(t testing.TB, prefix string, env []string, name, exe string, args ...string) *wineProc {
+	t.Helper()
 	cmd, err := wine.Command(context.Background(), prefix, exe, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd.Env = append(cmd.Env, env...)
 	p := &wineProc{out: newLogBuffer(), done: make(chan struct{})}
 	r, err := wine.Start(cmd, p.out)
 	if err != nil {
 		t.Fatalf("start %s under Wine: %v", name, err)
 	}
+	p.term = r.Terminal()
 	go func() {
 		p.err = r.Wait()
 		close(p.done)
@@ -121,7 +134,7 @@ func startWineAgent(t testing.TB, prefix, base string, admin *tech, name string)
 	if m == nil {
 		t.Fatalf("sessiond.exe enroll printed %q", enrol.out)
 	}
-	pc := &agent{t: t, name: name, client: m[2], id: m[3], dir: state}
+	pc := &agent{t: t, name: name, client: m[2], id: m[3], dir: state, exe: exe}
 	run := startWine(t, prefix, "sessiond.exe run", exe, "run", "--state", winPath(state), "--interval", "1h",
 		"--session-addr", "127.0.0.1:0")
 	return pc, run
@@ -211,6 +224,37 @@ func TestWindowsAgentUnderWine(t *testing.T) {
 		j = finished(pj[0].ID)
 		if j.State != "done" || j.ExitCode == nil || *j.ExitCode != 0 {
 			t.Errorf("PowerShell job: %s exit %v error %q", j.State, j.ExitCode, j.Error)
+		}
+	})
+	t.Run("meshctl.exe on a Windows console", func(t *testing.T) {
+		// The technician's side on Windows: raw console input and
+		// virtual-terminal output, relayed (no UDP under Wine either).
+		meshctl := filepath.Join(filepath.Dir(pc.exe), "meshctl.exe")
+		env := []string{"READYMESH_HOME=" + winPath(filepath.Join(base, "win-tech"))}
+		login := startWineEnv(t, prefix, env, "meshctl.exe login", meshctl, "login", "--credential",
+			winPath(filepath.Join(b.dir, "admin.credential")))
+		if err := login.wait(t, time.Minute); err != nil {
+			t.Fatalf("meshctl.exe login: %v\n%s", err, login.out)
+		}
+		ex := startWineEnv(t, prefix, env, "meshctl.exe exec", meshctl, "exec", pc.full(), "--mode", "elevated", "--",
+			"cmd", "/c", "echo from-a-windows-technician")
+		if err := ex.wait(t, time.Minute); err != nil || !strings.Contains(ex.out.String(), "from-a-windows-technician") {
+			t.Fatalf("meshctl.exe exec: %v\n%s", err, ex.out)
+		}
+		con := startWineEnv(t, prefix, env, "meshctl.exe connect", meshctl, "connect", pc.full(), "--mode", "elevated",
+			"--shell", "cmd")
+		poll(t, 30*time.Second, "the remote prompt", func() (bool, string) {
+			return strings.Contains(con.out.String(), ">"), con.out.tail(3)
+		})
+		io.WriteString(con.term, "echo typed-%OS%\r")
+		poll(t, 20*time.Second, "the typed command's output", func() (bool, string) {
+			return strings.Contains(con.out.String(), "typed-Windows_NT"), con.out.tail(3)
+		})
+		io.WriteString(con.term, "exit 6\r")
+		err := con.wait(t, 30*time.Second)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 6 {
+			t.Fatalf("meshctl.exe connect ended with %v, want the remote exit status 6", err)
 		}
 	})
 	if n := strings.Count(run.out.String(), "no UDP socket for live sessions"); n != 1 {

@@ -117,6 +117,7 @@ type dialer struct {
 	cfg   DialConfig
 	began time.Time
 	udp   net.PacketConn
+	hub   *memHub  // non-nil when the host has no UDP: relay only (memsock.go)
 	pc    pathConn // udp as quic-go sees it
 	sock  *socket
 	// sctx is the session's context: it ends when the session closes, or
@@ -128,12 +129,21 @@ type dialer struct {
 
 // newDialer opens the session socket and starts reading it.
 func newDialer(cfg DialConfig, began time.Time) (*dialer, error) {
+	var hub *memHub
 	udp, err := listenUDP(cfg.Net, cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("mesh: session socket: %w", err)
+		if cfg.Transport == wire.TransportQUIC {
+			return nil, fmt.Errorf("mesh: session socket: %w (with no UDP only the relay works: --transport relay or auto)", err)
+		}
+		// No UDP here: the session runs over the relay only.
+		cfg.Logger.Info("no UDP socket: the session uses the broker's relay only", "err", err)
+		hub = newMemHub()
+		if udp, err = hub.listen(); err != nil {
+			return nil, fmt.Errorf("mesh: session socket: %w", err)
+		}
 	}
 	pc := newPathConn(udp)
-	d := &dialer{cfg: cfg, began: began, udp: udp, pc: pc, sock: newSocket(udp, pc, cfg.Logger)}
+	d := &dialer{cfg: cfg, began: began, udp: udp, hub: hub, pc: pc, sock: newSocket(udp, pc, cfg.Logger)}
 	var cancel context.CancelFunc
 	d.sctx, cancel = context.WithCancel(context.Background())
 	d.s = &Session{cancel: cancel, changed: make(chan struct{}), pings: map[uint64]chan struct{}{}}
@@ -154,6 +164,9 @@ func (d *dialer) dial(ctx context.Context) error {
 		return err
 	}
 	targets := answerTargets(res.Answer)
+	if d.hub != nil {
+		targets = nil // no UDP to reach them with
+	}
 	d.startProbing(params, res.Answer, targets)
 	w, err := d.race(ctx, res, targets, tlsConf)
 	if err != nil {
@@ -185,7 +198,7 @@ func (d *dialer) fail(err error) (*Session, error) {
 // request lets the broker observe our server-reflexive address.
 func (d *dialer) gather() (params wire.PeerParams, token string) {
 	params = wire.PeerParams{Ufrag: randHex(8), Pwd: randHex(16)}
-	if d.cfg.Transport == wire.TransportRelay {
+	if d.cfg.Transport == wire.TransportRelay || d.hub != nil {
 		return params, ""
 	}
 	for _, a := range d.sock.hostCandidates(d.cfg.Net) {

@@ -57,7 +57,7 @@ func answerTargets(answer wire.PeerParams) []netip.AddrPort {
 // The probes open our NAT for the direct attempts, and a relayed session
 // moves to the first address they reach.
 func (d *dialer) startProbing(local, answer wire.PeerParams, targets []netip.AddrPort) {
-	if d.cfg.Transport == wire.TransportRelay || answer.Ufrag == "" {
+	if d.cfg.Transport == wire.TransportRelay || answer.Ufrag == "" || d.hub != nil {
 		return
 	}
 	pr := d.sock.newProber(local.Ufrag, local.Pwd, answer.Ufrag, answer.Pwd, targets)
@@ -118,7 +118,11 @@ func (d *dialer) dialRelay(ctx context.Context, v netip.AddrPort, tlsConf *tls.C
 	if err != nil {
 		return won{a: a, err: fmt.Errorf("relay: %w", err)}
 	}
-	p, err := newPump(d.cfg.Net.ListenPacket, stream, d.sock.port())
+	listen := d.cfg.Net.ListenPacket
+	if d.hub != nil {
+		listen = func(string, string) (net.PacketConn, error) { return d.hub.listen() }
+	}
+	p, err := newPump(listen, stream, d.sock.port())
 	if err != nil {
 		stream.Close()
 		return won{a: a, err: err}

@@ -80,3 +80,30 @@ func TestMemConnDeliversAndDrops(t *testing.T) {
 }
 
 func errDeadline() error { return os.ErrDeadlineExceeded }
+
+// TestDialWithoutUDP: a technician on a host without UDP (meshctl under
+// Wine) reaches an agent over the relay, and asking for a direct QUIC
+// path says why it cannot.
+func TestDialWithoutUDP(t *testing.T) {
+	host, err := stdnet.NewNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPair(t, nil)
+	cfg := p.dialConfig(wire.ModeReadOnly, wire.TransportAuto, true)
+	cfg.Net = noUDP{host}
+	s, err := Dial(ctxT(t, 15*time.Second), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Path().Kind != wire.PathRelayed {
+		t.Fatalf("path %v, want relayed", s.Path())
+	}
+	checkSession(t, s)
+	cfg = p.dialConfig(wire.ModeReadOnly, wire.TransportQUIC, false)
+	cfg.Net = noUDP{host}
+	if _, err := Dial(ctxT(t, 5*time.Second), cfg); err == nil || !strings.Contains(err.Error(), "only the relay works") {
+		t.Fatalf("direct QUIC without UDP: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/readymesh/readymesh/integration/testdir"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -92,7 +93,7 @@ func TestEmptyListsPrintAsJSONArrays(t *testing.T) {
 }
 
 func TestUnknownCommandIsUsageError(t *testing.T) {
-	t.Setenv("READYMESH_HOME", t.TempDir())
+	t.Setenv("READYMESH_HOME", testdir.New(t))
 	var out bytes.Buffer
 	if err := Run(t.Context(), []string{"frobnicate"}, &out); !errors.Is(err, ErrUsage) {
 		t.Fatalf("Run(frobnicate) = %v, want a usage error", err)
