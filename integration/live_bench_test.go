@@ -71,16 +71,7 @@ func BenchmarkKeystrokeEcho(b *testing.B) {
 		// so the line never grows.
 		time.Sleep(300 * time.Millisecond)
 		drain(st, 200*time.Millisecond)
-		var rtts []time.Duration
-		for b.Loop() {
-			start := time.Now()
-			wire.WriteChannelFrame(st, wire.FrameInput, []byte("a"))
-			waitOutput(b, st, 'a')
-			rtts = append(rtts, time.Since(start))
-			wire.WriteChannelFrame(st, wire.FrameInput, []byte{0x7f})
-			waitOutput(b, st, '\b')
-		}
-		percentiles(b, rtts)
+		percentiles(b, typeAndTime(b, st, func() { waitOutput(b, st, '\b') }))
 	})
 	b.Run("no-pty", func(b *testing.B) {
 		st, err := s.Open(ctx, mesh.ChanEcho)
@@ -100,6 +91,22 @@ func BenchmarkKeystrokeEcho(b *testing.B) {
 		}
 		percentiles(b, rtts)
 	})
+}
+
+// typeAndTime types one letter at a time into the terminal on st for
+// b.Loop, timing each until its echo comes back, and erases it (waiting
+// with erased) so that the line never grows.
+func typeAndTime(b *testing.B, st io.ReadWriter, erased func()) []time.Duration {
+	var rtts []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		wire.WriteChannelFrame(st, wire.FrameInput, []byte("a"))
+		waitOutput(b, st, 'a')
+		rtts = append(rtts, time.Since(start))
+		wire.WriteChannelFrame(st, wire.FrameInput, []byte{0x7f})
+		erased()
+	}
+	return rtts
 }
 
 // waitOutput reads output frames until one contains c.

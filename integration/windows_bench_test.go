@@ -65,18 +65,9 @@ func BenchmarkKeystrokeEchoConPTY(b *testing.B) {
 			wire.WriteChannelFrame(st, wire.FrameHeader, hdr)
 			time.Sleep(time.Second) // the prompt
 			drain(st, 300*time.Millisecond)
-			var rtts []time.Duration
-			for b.Loop() {
-				start := time.Now()
-				wire.WriteChannelFrame(st, wire.FrameInput, []byte("a"))
-				waitOutput(b, st, 'a')
-				rtts = append(rtts, time.Since(start))
-				// Erase it so the line never grows: a backspace from sh's
-				// line discipline, a repaint (an escape sequence) from conhost.
-				wire.WriteChannelFrame(st, wire.FrameInput, []byte{0x7f})
-				waitErase(b, st)
-			}
-			percentiles(b, rtts)
+			// The erase comes back as a backspace from sh's line
+			// discipline, as a repaint (an escape sequence) from conhost.
+			percentiles(b, typeAndTime(b, st, func() { waitErase(b, st) }))
 		})
 	}
 }

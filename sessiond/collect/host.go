@@ -38,3 +38,18 @@ func (m machine) collectBootID(_ context.Context, s *wire.Snapshot) error {
 	s.BootID = id
 	return nil
 }
+
+// collectOSHostname fills s.Hostname with the name the system gives
+// (os.Hostname: GetComputerNameEx on Windows, kern.hostname on macOS),
+// for systems with no root to read below.
+func collectOSHostname(_ context.Context, s *wire.Snapshot) error {
+	name, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("hostname: %w", err)
+	}
+	if name == "" {
+		return errors.New("hostname is empty")
+	}
+	s.Hostname = name
+	return nil
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"golang.org/x/sys/windows"
@@ -36,7 +35,7 @@ func Host(cfg Config) []Collector {
 	return []Collector{
 		Agent(cfg),
 		newFunc("os", m.collectWindowsOS),
-		newFunc("hostname", collectWindowsHostname),
+		newFunc("hostname", collectOSHostname),
 		newFunc("boot_id", collectWindowsBootID),
 		newFunc("packages", m.collectWindowsPackages),
 		newFunc("updates", func(ctx context.Context, s *wire.Snapshot) error {
@@ -63,18 +62,6 @@ func (m machine) collectWindowsOS(_ context.Context, s *wire.Snapshot) error {
 		readErr = fmt.Errorf("os: %w", readErr)
 	}
 	return errors.Join(readErr, mapErr)
-}
-
-func collectWindowsHostname(_ context.Context, s *wire.Snapshot) error {
-	name, err := os.Hostname()
-	if err != nil {
-		return fmt.Errorf("hostname: %w", err)
-	}
-	if name == "" {
-		return errors.New("hostname is empty")
-	}
-	s.Hostname = name
-	return nil
 }
 
 // collectWindowsBootID fills s.BootID from the kernel's boot time; see

@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/readymesh/readymesh/peer/wire"
 )
@@ -55,26 +54,12 @@ func (m macMachine) collectors(cfg Config) []Collector {
 	return []Collector{
 		Agent(cfg),
 		newFunc("os", m.collectMacOS),
-		newFunc("hostname", collectMacHostname),
+		newFunc("hostname", collectOSHostname),
 		newFunc("boot_id", m.collectMacBootID),
 		newFunc("packages", m.collectMacApps),
 		newFunc("updates", m.collectMacUpdates),
 		newFunc("addresses", m.collectAddresses),
 	}
-}
-
-// collectMacHostname fills s.Hostname with the kernel's host name
-// (kern.hostname), which is what os.Hostname reads on macOS.
-func collectMacHostname(_ context.Context, s *wire.Snapshot) error {
-	name, err := os.Hostname()
-	if err != nil {
-		return fmt.Errorf("hostname: %w", err)
-	}
-	if name == "" {
-		return errors.New("hostname is empty")
-	}
-	s.Hostname = name
-	return nil
 }
 
 // collectMacBootID fills s.BootID.
