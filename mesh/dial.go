@@ -132,6 +132,9 @@ func newDialer(cfg DialConfig, began time.Time) (*dialer, error) {
 	var hub *memHub
 	udp, err := listenUDP(cfg.Net, cfg.Addr)
 	if err != nil {
+		if !relayOnlyAllowed(cfg.Addr) {
+			return nil, fmt.Errorf("mesh: session socket: %w", err)
+		}
 		if cfg.Transport == wire.TransportQUIC {
 			return nil, fmt.Errorf("mesh: session socket: %w (with no UDP only the relay works: --transport relay or auto)", err)
 		}

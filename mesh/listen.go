@@ -148,6 +148,9 @@ func Listen(cfg ListenConfig) (*Listener, error) {
 		return nil, err
 	}
 	if l.udp, err = listenUDP(cfg.Net, cfg.Addr); err != nil {
+		if !relayOnlyAllowed(cfg.Addr) {
+			return nil, fmt.Errorf("mesh: session socket: %w", err)
+		}
 		// No UDP at all: relayed sessions only (memsock.go). Said once,
 		// here; the offers then carry no candidates.
 		l.log.Warn("no UDP socket for live sessions: they will run over the broker's relay only, on the bridge",

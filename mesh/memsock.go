@@ -179,3 +179,15 @@ func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
 // socket and logs a warning to the standard logger when it cannot.
 func (c *memConn) SetReadBuffer(int) error  { return nil }
 func (c *memConn) SetWriteBuffer(int) error { return nil }
+
+// relayOnlyAllowed reports whether a session socket that could not be
+// opened on addr may be replaced by the in-memory loopback: only when no
+// port was asked for. A port given on purpose (a firewall admits it) that
+// cannot be had is an error to report, not a reason to go relay-only.
+func relayOnlyAllowed(addr string) bool {
+	if addr == "" {
+		return true
+	}
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && (port == "" || port == "0")
+}

@@ -107,3 +107,12 @@ func TestDialWithoutUDP(t *testing.T) {
 		t.Fatalf("direct QUIC without UDP: %v", err)
 	}
 }
+
+func TestRelayOnlyOnlyWithoutAChosenPort(t *testing.T) {
+	for addr, want := range map[string]bool{"": true, ":0": true, "127.0.0.1:0": true, "[::]:0": true,
+		"0.0.0.0:41641": false, "127.0.0.1:7400": false, "garbage": false} {
+		if got := relayOnlyAllowed(addr); got != want {
+			t.Errorf("relayOnlyAllowed(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

@@ -161,15 +161,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := writeJSON(filepath.Join(a.cfg.StateDir, InfoFile), info); err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}
-	ln, err := listenControl(a.cfg.StateDir)
-	if err != nil {
-		return fmt.Errorf("sessiond: %w", err)
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, f := range []func(context.Context){a.runBridge, a.runCheckIns, a.runSessionUpkeep,
-		func(ctx context.Context) { a.serveControl(ctx, ln) }} {
+		a.runControl} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -179,10 +175,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent running", "machine", a.enrolment.Name, "client", a.enrolment.Client,
 		"id", a.key.ID, "broker", a.enrolment.Broker.PeerID, "brokers_known", len(a.brokers.all()))
 	<-ctx.Done()
-	// Order: the control socket and both loops stop on ctx; the bridge
+	// Order: the control channel and both loops stop on ctx; the bridge
 	// loop closes the presence stream cleanly before it returns. Only then
 	// is the host closed (in close).
-	ln.Close()
 	wg.Wait()
 	return nil
 }

@@ -60,12 +60,44 @@ func listenControl(stateDir string) (net.Listener, error) {
 	return ipc.Listen(stateDir)
 }
 
+// controlRetry is how often an agent without its control channel tries to
+// open it again.
+const controlRetry = 30 * time.Second
+
+// runControl serves the control channel until ctx ends. When it cannot be
+// opened (on Windows another process may hold the pipe's name while the
+// agent restarts), the agent runs on without it, says so, and tries again
+// every controlRetry: the bridge, check-ins and sessions matter more than
+// local commands, and an agent that refused to start would be down.
+func (a *Agent) runControl(ctx context.Context) {
+	for {
+		ln, err := listenControl(a.cfg.StateDir)
+		if err == nil {
+			stop := context.AfterFunc(ctx, func() { ln.Close() })
+			a.serveControl(ctx, ln)
+			stop()
+			ln.Close()
+			if ctx.Err() != nil {
+				return
+			}
+		} else {
+			a.log.Error("no control channel: local status, check-in and consent commands cannot reach this agent; trying again",
+				"err", err, "every", controlRetry)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(controlRetry):
+		}
+	}
+}
+
 func (a *Agent) serveControl(ctx context.Context, ln net.Listener) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				a.log.Error("control channel stopped: local commands cannot reach this agent until it restarts", "err", err)
+			if !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
+				a.log.Error("control channel stopped; opening it again", "err", err)
 			}
 			return // closed by Run, or broken
 		}

@@ -34,24 +34,40 @@ func makePrivate(path string) error {
 	return nil
 }
 
-// openSIDs are groups whose access to a key file makes it readable by
-// people other than its owner and the machine's administrators.
-var openSIDs = []windows.WELL_KNOWN_SID_TYPE{
-	windows.WinWorldSid, windows.WinAuthenticatedUserSid, windows.WinBuiltinUsersSid,
-	windows.WinBuiltinGuestsSid, windows.WinAnonymousSid, windows.WinInteractiveSid,
+// trustedSID reports whether sid may hold a key file: SYSTEM, the
+// Administrators group, the account this process runs as, or OWNER
+// RIGHTS (the file's owner, itself checked).
+func trustedSID(sid, self *windows.SID) bool {
+	return sid.IsWellKnown(windows.WinLocalSystemSid) || sid.IsWellKnown(windows.WinBuiltinAdministratorsSid) ||
+		sid.IsWellKnown(windows.WinCreatorOwnerRightsSid) || (self != nil && sid.Equals(self))
 }
 
-// checkPrivate refuses a key file whose access list has no entries at all
-// (everyone may do anything) or allows any of openSIDs in.
+// checkPrivate refuses a key file that anyone but trusted accounts
+// (trustedSID) may open, whose access list is missing (everyone may do
+// anything), or whose owner is not one of them: another user could have
+// planted it, and as its owner could give itself access again.
 func checkPrivate(path string, _ os.FileInfo) error {
-	sd, err := windows.GetNamedSecurityInfo(path, windows.SE_FILE_OBJECT, windows.DACL_SECURITY_INFORMATION)
+	sd, err := windows.GetNamedSecurityInfo(path, windows.SE_FILE_OBJECT,
+		windows.DACL_SECURITY_INFORMATION|windows.OWNER_SECURITY_INFORMATION)
 	if err != nil {
 		return fmt.Errorf("identity: access list of %s: %w", path, err)
 	}
+	var self *windows.SID
+	if tu, err := windows.GetCurrentProcessToken().GetTokenUser(); err == nil {
+		self = tu.User.Sid
+	}
+	fix := fmt.Sprintf("delete it to make a new key, or restrict it (icacls %s /setowner Administrators "+
+		"/inheritance:r /grant:r SYSTEM:F Administrators:F)", path)
+	if owner, _, err := sd.Owner(); err != nil || owner == nil || !trustedSID(owner, self) {
+		name := "nobody"
+		if owner != nil {
+			name = sidName(owner)
+		}
+		return fmt.Errorf("%w: %s is owned by %s; %s", ErrInsecureKey, path, name, fix)
+	}
 	dacl, _, err := sd.DACL()
 	if err != nil || dacl == nil {
-		return fmt.Errorf("%w: %s has no access list, so everyone may read it; delete it to make a new key, or "+
-			"restrict it (icacls %s /inheritance:r /grant:r SYSTEM:F Administrators:F)", ErrInsecureKey, path, path)
+		return fmt.Errorf("%w: %s has no access list, so everyone may read it; %s", ErrInsecureKey, path, fix)
 	}
 	for i := uint16(0); i < dacl.AceCount; i++ {
 		var ace *windows.ACCESS_ALLOWED_ACE
@@ -61,12 +77,9 @@ func checkPrivate(path string, _ os.FileInfo) error {
 		if ace.Header.AceType != windows.ACCESS_ALLOWED_ACE_TYPE {
 			continue
 		}
-		sid := (*windows.SID)(unsafe.Pointer(&ace.SidStart))
-		for _, open := range openSIDs {
-			if sid.IsWellKnown(open) {
-				return fmt.Errorf("%w: %s may be opened by %s; it must be readable only by its owner "+
-					"(icacls %s /inheritance:r /grant:r SYSTEM:F Administrators:F)", ErrInsecureKey, path, sidName(sid), path)
-			}
+		if sid := (*windows.SID)(unsafe.Pointer(&ace.SidStart)); !trustedSID(sid, self) {
+			return fmt.Errorf("%w: %s may be opened by %s; it must be readable only by its owner; %s",
+				ErrInsecureKey, path, sidName(sid), fix)
 		}
 	}
 	return nil

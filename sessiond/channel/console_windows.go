@@ -131,12 +131,9 @@ func (c *console) spawn(id identity, argv []string, termName string) error {
 	defer windows.CloseHandle(pi.Thread)
 	c.proc, c.pidN = pi.Process, pi.ProcessId
 	c.group = &procGroup{}
-	if job, err := newJob(); err == nil {
-		if windows.AssignProcessToJobObject(job, pi.Process) == nil {
-			c.group.job = job
-		} else {
-			windows.CloseHandle(job)
-		}
+	if c.group.job, err = jobFor(pi.Process); err != nil {
+		c.kill()
+		return fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	if _, err := windows.ResumeThread(pi.Thread); err != nil {
 		c.kill()

@@ -42,6 +42,7 @@ func (s *Server) files(ctx context.Context, ch *mesh.Channel) {
 		refuse(ch.Stream, wire.CodeForbidden, err.Error())
 		return
 	}
+	defer id.release()
 	req.Path = filepath.Clean(req.Path)
 	switch {
 	case req.Op == "put" && ch.Grant.Mode == wire.ModeReadOnly:

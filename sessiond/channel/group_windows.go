@@ -32,12 +32,13 @@ func startGroup(cmd *exec.Cmd) (*procGroup, error) {
 		return nil, fmt.Errorf("open the new process: %w", err)
 	}
 	g.proc = proc
-	if job, err := newJob(); err == nil {
-		if windows.AssignProcessToJobObject(job, proc) == nil {
-			g.job = job
-		} else {
-			windows.CloseHandle(job)
-		}
+	// Without its job a command could leave processes no kill reaches:
+	// it is not run at all.
+	if g.job, err = jobFor(proc); err != nil {
+		g.kill()
+		g.close()
+		cmd.Wait()
+		return nil, err
 	}
 	if err := resumeProcess(pid); err != nil {
 		g.kill()
@@ -48,9 +49,17 @@ func startGroup(cmd *exec.Cmd) (*procGroup, error) {
 	return g, nil
 }
 
-// newJob makes a job object for one command.
-func newJob() (windows.Handle, error) {
-	return windows.CreateJobObject(nil, nil)
+// jobFor makes a job object and puts proc in it.
+func jobFor(proc windows.Handle) (windows.Handle, error) {
+	job, err := windows.CreateJobObject(nil, nil)
+	if err != nil {
+		return 0, fmt.Errorf("job object: %w", err)
+	}
+	if err := windows.AssignProcessToJobObject(job, proc); err != nil {
+		windows.CloseHandle(job)
+		return 0, fmt.Errorf("job object: assign the new process: %w", err)
+	}
+	return job, nil
 }
 
 // resumeProcess resumes the threads of a process started suspended. Go's

@@ -36,7 +36,10 @@ func (s *Server) RunScript(ctx context.Context, mode, body, shell, session, labe
 		return 0, "", err
 	}
 	if sc.file != "" {
-		defer os.Remove(sc.file)
+		// Removed as the account that wrote it: the file sits in that
+		// account's directory, which it may have redirected (a junction
+		// to an object-manager link) to make the agent delete another file.
+		defer s.asAccount(id, func() error { return os.Remove(sc.file) })
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()

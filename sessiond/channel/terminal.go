@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -128,7 +129,9 @@ func (t *term) serve(ctx context.Context, cancel context.CancelFunc) {
 
 // copyOutput sends the PTY's output to the technician, the transcript and
 // any observers until the PTY closes. A technician's stream that fails
-// ends the terminal.
+// ends the terminal; the output is still read to its end, because
+// closing a pseudo console waits (before Windows 11 24H2, forever) for its
+// output to be drained.
 func (t *term) copyOutput(cancel context.CancelFunc) {
 	buf := make([]byte, 32<<10)
 	for {
@@ -138,6 +141,7 @@ func (t *term) copyOutput(cancel context.CancelFunc) {
 			t.sh.output(buf[:n])
 			if t.w.frame(wire.FrameOutput, buf[:n]) != nil {
 				cancel()
+				io.Copy(io.Discard, t.con)
 				return
 			}
 		}

@@ -95,7 +95,7 @@ func (e *env) printStatus(st *sessiond.Status) {
 	}
 	fmt.Fprintf(e.stdout, "sessions  %d live (UDP port %d)\n", len(st.Sessions), st.SessionPort)
 	for _, s := range st.Sessions {
-		fmt.Fprintf(e.stdout, "          %s  %s  %s  %s  since %s\n", s.Session[:8], s.Technician, s.Mode, s.Path, s.Started.Format(time.RFC3339))
+		fmt.Fprintf(e.stdout, "          %s  %s  %s  %s  since %s\n", s.Session[:min(len(s.Session), 8)], s.Technician, s.Mode, s.Path, s.Started.Format(time.RFC3339))
 	}
 }
 

@@ -98,7 +98,10 @@ func install(ctx context.Context, sys system, p *Plan, enroll func(context.Conte
 		return fmt.Errorf("sessiond install: %w; %s", err, kept)
 	}
 	if err := sys.start(p); err != nil {
-		sys.remove(p)
+		if rerr := sys.remove(p); rerr != nil {
+			return fmt.Errorf("sessiond install: %w; removing the service again failed too (%v): run sessiond uninstall; %s",
+				err, rerr, kept)
+		}
 		return fmt.Errorf("sessiond install: %w; the service was removed again, and %s", err, kept)
 	}
 	fmt.Fprintf(out, "installed and started %s: %s, state in %s, log in %s\n", p.serviceName(), p.Exe, p.StateDir, p.LogFile)

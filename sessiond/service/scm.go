@@ -183,12 +183,18 @@ func (w *windowsSystem) start(p *Plan) error {
 	return nil
 }
 
+// remove stops the service and deletes it. The delete is asked for even
+// when the stop fails (a service that is starting, or slow to stop): the
+// service manager then marks it for deletion and removes it once it has
+// stopped, so a failed install or uninstall never leaves an automatic-start
+// service with recovery actions behind.
 func (w *windowsSystem) remove(p *Plan) error {
+	var errs []error
 	if err := w.scm.stop(p.Windows.Name); err != nil {
-		return fmt.Errorf("stopping service %s: %w", p.Windows.Name, err)
+		errs = append(errs, fmt.Errorf("stopping service %s: %w", p.Windows.Name, err))
 	}
 	if err := w.scm.delete(p.Windows.Name); err != nil {
-		return fmt.Errorf("deleting service %s: %w", p.Windows.Name, err)
+		errs = append(errs, fmt.Errorf("deleting service %s: %w", p.Windows.Name, err))
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -118,6 +118,22 @@ func TestWindowsInstall(t *testing.T) {
 	}
 }
 
+// TestUninstallDeletesWhenStopFails: a service that will not stop (it is
+// starting, or slow) is still marked for deletion, and the stop's error
+// is reported.
+func TestUninstallDeletesWhenStopFails(t *testing.T) {
+	p := windowsTestPlan(t)
+	scm := &fakeSCM{registered: map[string]bool{p.Windows.Name: true}, fail: "stop"}
+	var secured []string
+	err := uninstall(windowsTest(scm, &secured, true), p, false, &strings.Builder{})
+	if err == nil || !strings.Contains(err.Error(), "stop") {
+		t.Errorf("uninstall with a failing stop: %v, want the stop's error", err)
+	}
+	if !slices.Contains(scm.calls, "delete "+p.Windows.Name) || scm.registered[p.Windows.Name] {
+		t.Errorf("SCM calls %q: the service was not deleted", scm.calls)
+	}
+}
+
 // TestWindowsInstallFailures: a service that could not get its recovery
 // actions, or could not start, is deleted again; without administrator
 // rights nothing happens.
