@@ -223,6 +223,9 @@ func (l *Listener) Close() error {
 // STUN server. The agent calls it periodically, so an offer is answered
 // without a STUN round trip and the NAT mapping stays warm.
 func (l *Listener) Reflexive(ctx context.Context, server netip.AddrPort) (netip.AddrPort, error) {
+	if l.hub != nil {
+		return netip.AddrPort{}, errNoUDP // relay only: there is no mapping to find or keep warm
+	}
 	a, err := l.sock.reflexive(ctx, server)
 	if err != nil {
 		return a, err

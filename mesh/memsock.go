@@ -101,25 +101,38 @@ func (c *memConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		deadline, wake := c.deadline, c.wake
 		c.mu.Unlock()
 		var expired <-chan time.Time
+		var timer *time.Timer
 		if !deadline.IsZero() {
 			d := time.Until(deadline)
 			if d <= 0 {
 				return 0, nil, os.ErrDeadlineExceeded
 			}
-			t := time.NewTimer(d)
-			defer t.Stop()
-			expired = t.C
+			timer = time.NewTimer(d)
+			expired = timer.C
 		}
-		select {
-		case pkt := <-c.in:
-			n := copy(p, pkt.b)
-			return n, net.UDPAddrFromAddrPort(netip.AddrPortFrom(memLoopback, pkt.from)), nil
-		case <-c.closed:
-			return 0, nil, net.ErrClosed
-		case <-expired:
-			return 0, nil, os.ErrDeadlineExceeded
-		case <-wake:
+		n, from, again, err := c.readOnce(p, expired, wake)
+		if timer != nil {
+			timer.Stop()
 		}
+		if !again {
+			return n, from, err
+		}
+	}
+}
+
+// readOnce waits for a packet, the close, the deadline or a change of the
+// deadline (again: wait anew).
+func (c *memConn) readOnce(p []byte, expired <-chan time.Time, wake <-chan struct{}) (int, net.Addr, bool, error) {
+	select {
+	case pkt := <-c.in:
+		n := copy(p, pkt.b)
+		return n, net.UDPAddrFromAddrPort(netip.AddrPortFrom(memLoopback, pkt.from)), false, nil
+	case <-c.closed:
+		return 0, nil, false, net.ErrClosed
+	case <-expired:
+		return 0, nil, false, os.ErrDeadlineExceeded
+	case <-wake:
+		return 0, nil, true, nil
 	}
 }
 

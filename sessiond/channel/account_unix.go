@@ -19,7 +19,8 @@ type identity struct {
 	name     string
 	uid, gid uint32
 	home     string
-	shell    string // login shell, for terminals
+	shell    string   // login shell, for terminals
+	groups   []uint32 // supplementary groups commands get (macOS: the console user's admin, _developer…)
 }
 
 // release gives back what account took for one use: nothing on Unix.
@@ -84,6 +85,17 @@ func lookup(name string) (identity, error) {
 	if sh := loginShell(u.Username); sh != "" && !strings.HasSuffix(sh, "nologin") && !strings.HasSuffix(sh, "/false") {
 		id.shell = sh
 	}
+	if consoleSessions {
+		// A Mac's console user works with its groups; file copies
+		// (settid) get them too. Linux session users run with none, as
+		// their file copies (fsuid, no groups) do.
+		gids, _ := u.GroupIds()
+		for _, g := range gids {
+			if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+				id.groups = append(id.groups, uint32(n))
+			}
+		}
+	}
 	if id.home == "" || id.home == "/nonexistent" || id.home == "/var/empty" {
 		id.home = "/"
 	}
@@ -97,7 +109,7 @@ func (s *Server) command(cmd *exec.Cmd, id identity) {
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if s.root && id.uid != uint32(os.Geteuid()) {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: id.uid, Gid: id.gid}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: id.uid, Gid: id.gid, Groups: id.groups}
 	}
 }
 

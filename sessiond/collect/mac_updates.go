@@ -236,16 +236,20 @@ func suLabel(t string) (string, bool) {
 func suDetails(u *macUpdate, t string) {
 	t = strings.TrimRight(strings.TrimSpace(t), ",")
 	var key string
-	vals := map[string]string{}
+	parts := map[string][]string{} // joined once at the end: appending to a string each time would be quadratic
 	for tok := range strings.SplitSeq(t, ", ") {
 		if k, v, ok := strings.Cut(tok, ": "); ok && suKey(k) {
 			key = k
-			vals[key] = v
+			parts[key] = []string{v}
 			continue
 		}
 		if key != "" {
-			vals[key] += ", " + tok
+			parts[key] = append(parts[key], tok)
 		}
+	}
+	vals := make(map[string]string, len(parts))
+	for k, p := range parts {
+		vals[k] = strings.Join(p, ", ")
 	}
 	u.Title = suValue(vals["Title"])
 	u.Version = suValue(vals["Version"])
