@@ -31,11 +31,16 @@ const (
 	macProfilerMax = 16 << 20
 	// macAppsMax bounds the entries read. Past it the list is cut and
 	// the collector reports that it is incomplete.
-	macAppsMax = 10_000
+	macAppsMax = 2_000
 )
 
 // errMacAppsCut says the application list was cut at macAppsMax.
 var errMacAppsCut = fmt.Errorf("more than %d applications, list cut", macAppsMax)
+
+// errMacAppsBudget says the application list was cut at the packages'
+// JSON budget (maxPackagesJSON), which keeps a check-in within
+// wire.MaxSnapshot whatever the names hold.
+var errMacAppsBudget = fmt.Errorf("the application list passed %d KiB of JSON, list cut", maxPackagesJSON>>10)
 
 // macApp is the part of one system_profiler entry the snapshot keeps.
 type macApp struct {
@@ -62,7 +67,7 @@ func (m macMachine) collectMacApps(ctx context.Context, s *wire.Snapshot) error 
 		if skips.n > 0 {
 			m.log.Debug("system_profiler entries skipped", "skips", skips.String())
 		}
-		if err != nil && !errors.Is(err, errMacAppsCut) {
+		if err != nil && !errors.Is(err, errMacAppsCut) && !errors.Is(err, errMacAppsBudget) {
 			return fmt.Errorf("system_profiler: %w", err)
 		}
 		s.Packages = apps
@@ -121,7 +126,14 @@ func parseApplications(b []byte) (apps []wire.Package, skips macSkips, err error
 	slices.SortFunc(apps, func(x, y wire.Package) int {
 		return cmp.Or(strings.Compare(x.Name, y.Name), strings.Compare(x.Version, y.Version))
 	})
-	return slices.Compact(apps), skips, err
+	apps = slices.Compact(apps)
+	size := 0
+	for i, p := range apps {
+		if size += jsonLen(p); size > maxPackagesJSON {
+			return slices.Clip(apps[:i]), skips, cmp.Or(err, errMacAppsBudget)
+		}
+	}
+	return apps, skips, err
 }
 
 // macFindArray advances dec into the array under key in the top-level

@@ -192,3 +192,28 @@ func FuzzParseApplications(f *testing.F) {
 		}
 	})
 }
+
+// TestParseApplicationsJSONBudget: names full of characters JSON writes
+// as six bytes cannot push the list past the packages' budget.
+func TestParseApplicationsJSONBudget(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"SPApplicationsDataType":[`)
+	for i := range 1500 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"_name":"app-%05d-%s","version":"1.0"}`, i, strings.Repeat("<", 200))
+	}
+	b.WriteString("]}")
+	apps, _, err := parseApplications([]byte(b.String()))
+	if !errors.Is(err, errMacAppsBudget) {
+		t.Fatalf("err = %v, want the budget's", err)
+	}
+	size := 0
+	for _, p := range apps {
+		size += jsonLen(p)
+	}
+	if size > maxPackagesJSON || len(apps) == 0 {
+		t.Fatalf("%d applications in %d bytes of JSON, budget %d", len(apps), size, maxPackagesJSON)
+	}
+}
