@@ -7,6 +7,10 @@ TOOLS     := $(CURDIR)/.tools
 BINARIES  := ./broker/cmd/broker ./sessiond/cmd/sessiond ./peer/cmd/meshctl
 STATICCHECK_VERSION := v0.8.2
 BENCHSTAT_VERSION   := v0.0.0-20260908200009-22c9c6c9d4da
+# The commit every binary reports in its version command: the Go
+# toolchain's own VCS stamp is off where GOFLAGS has -buildvcs=false.
+COMMIT    := $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +modified)
+LDFLAGS   := -X github.com/readymesh/readymesh/peer/buildinfo.Commit=$(COMMIT)
 BENCH_COUNT ?= 5
 FUZZTIME    ?= 10s
 TEST_TIMEOUT ?= 15m
@@ -34,7 +38,7 @@ console:
 
 build: console
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ $(BINARIES)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(BINARIES)
 
 # deps installs the system packages the tests use (iproute2 for the
 # network-namespace tests, nftables for the NAT lab, chromium for the web

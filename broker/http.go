@@ -13,11 +13,9 @@ import (
 
 	"github.com/readymesh/readymesh/broker/console"
 	"github.com/readymesh/readymesh/broker/internal/conncap"
+	"github.com/readymesh/readymesh/peer/buildinfo"
+	"github.com/readymesh/readymesh/peer/wire"
 )
-
-// Version is the broker's release, as /healthz reports it. Release builds
-// set it with -ldflags "-X github.com/readymesh/readymesh/broker.Version=…".
-var Version = "0.1.0"
 
 // setHTTPDefaults fills the HTTP server limits' zero values (see Config).
 func (c *Config) setHTTPDefaults() {
@@ -114,7 +112,7 @@ func (b *Broker) httpHandler() http.Handler {
 // technician's sign-in adds nothing, as a fleet-wide count would tell it
 // about clients outside its scope (its own are on the console's pages).
 func (b *Broker) healthz(w http.ResponseWriter, r *http.Request) {
-	out := map[string]any{"status": "ok", "version": Version}
+	out := map[string]any{"status": "ok", "version": buildinfo.Version, "protocol": wire.Protocol}
 	if b.console.Admin(r) {
 		out["machines"], out["online"] = b.store.Count(), b.reach.Count()
 	}

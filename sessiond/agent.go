@@ -19,6 +19,7 @@ import (
 
 	"github.com/readymesh/readymesh/mesh"
 	"github.com/readymesh/readymesh/peer/bridge"
+	"github.com/readymesh/readymesh/peer/buildinfo"
 	"github.com/readymesh/readymesh/peer/identity"
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond/channel"
@@ -139,7 +140,7 @@ func (a *Agent) init() error {
 }
 
 func (a *Agent) newCollectors() ([]collect.Collector, error) {
-	ccfg := collect.Config{AgentVersion: Version, AptTimeout: a.cfg.AptTimeout, Logger: a.log,
+	ccfg := collect.Config{AgentVersion: buildinfo.Version, AptTimeout: a.cfg.AptTimeout, Logger: a.log,
 		Runtime: wire.RuntimeConfig{CheckInIntervalSec: int(a.cfg.CheckInInterval / time.Second),
 			ConsentPolicy: a.cfg.ConsentPolicy},
 		Approval: wire.Approval{Required: a.cfg.ConsentPolicy != wire.ConsentNever}}

@@ -13,10 +13,6 @@ import (
 	"github.com/readymesh/readymesh/sessiond/ipc"
 )
 
-// Version is the agent version reported in snapshots. Builds may override
-// it with -ldflags "-X github.com/readymesh/readymesh/sessiond.Version=…".
-var Version = "0.1.0"
-
 // File names inside the state directory.
 const (
 	KeyFile    = "agent.key"

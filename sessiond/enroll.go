@@ -12,6 +12,7 @@ import (
 	"github.com/pion/transport/v5"
 
 	"github.com/readymesh/readymesh/peer/bridge"
+	"github.com/readymesh/readymesh/peer/buildinfo"
 	"github.com/readymesh/readymesh/peer/identity"
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond/localdb"
@@ -115,7 +116,7 @@ func enrollCall(ctx context.Context, hc bridge.HostConfig, info wire.BrokerInfo,
 		return nil, fmt.Errorf("enroll: cannot reach broker %s at %s: %w", ai.ID, strings.Join(info.Addrs, ", "), err)
 	}
 	hostname, _ := os.Hostname()
-	req := wire.Enroll{Secret: tok.Secret, BrokerID: tok.Broker.PeerID, Name: name, Hostname: hostname, AgentVersion: Version}
+	req := wire.Enroll{Secret: tok.Secret, BrokerID: tok.Broker.PeerID, Name: name, Hostname: hostname, AgentVersion: buildinfo.Version}
 	var reply wire.EnrollReply
 	if err := bridge.Call(ctx, h, ai.ID, wire.ProtoEnroll, &req, &reply, wire.MaxControl); err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/readymesh/readymesh/peer/bridge"
+	"github.com/readymesh/readymesh/peer/buildinfo"
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond/collect"
 )
@@ -109,7 +110,7 @@ func (a *Agent) presence(ctx context.Context, broker wire.BrokerInfo) error {
 		}
 	}()
 	s.SetDeadline(time.Now().Add(15 * time.Second))
-	if err := wire.Write(s, &wire.Hello{MachineID: a.key.ID.String(), AgentVersion: Version}); err != nil {
+	if err := wire.Write(s, &wire.Hello{MachineID: a.key.ID.String(), AgentVersion: buildinfo.Version}); err != nil {
 		return err
 	}
 	r := wire.NewReader(s)

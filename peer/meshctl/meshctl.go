@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/readymesh/readymesh/peer/buildinfo"
 	"github.com/readymesh/readymesh/peer/tech"
 )
 
@@ -50,6 +51,7 @@ const usage = `usage: meshctl COMMAND [flags]
   audit [--machine M] [--session S] [--limit 100] [--json]   the broker's audit log, newest first
   consent MACHINE --policy never|window|session [--window 8h]   the machine's consent policy (admin)
   cp [--mode M] SRC DST                               copy a file; one side is MACHINE:/path; SHA-256 checked, resumable
+  version [--json]                                    this build's version, commit, Go and protocol versions
   ping MACHINE [-c N] [--interval D] [--transport T] [--until-direct] [--json]
                                                       round trips over a session, each with its path
 
@@ -114,6 +116,20 @@ var commands = map[string]func(*env, []string) error{
 	"history":         (*env).history,
 	"transcript":      (*env).transcript,
 	"ping":            (*env).pingCmd,
+	"version":         (*env).version,
+}
+
+// version prints this build's version; it needs no login.
+func (e *env) version(args []string) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON: module version, commit, Go version, protocol versions")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: version takes no arguments, got %q", ErrUsage, fs.Args())
+	}
+	return buildinfo.Write(e.out, "meshctl", *asJSON)
 }
 
 func (e *env) connect() (*tech.Client, error) {

@@ -22,6 +22,23 @@ const (
 	ProtoTech protocol.ID = "/readymesh/tech/1.0.0"
 )
 
+// Protocol is the version of readymesh's wire protocols this build
+// speaks, and MinProtocol the oldest version it still serves. Each request
+// that opens a conversation (enrolment, presence, login, technician
+// requests) carries its sender's Protocol, and each reply the receiver's;
+// a sender outside the receiver's range is refused with a message naming
+// both versions (ProtocolError). Senders of the first release sent no
+// version: a missing one is 1.
+//
+// Raise Protocol when a message changes in a way an older peer cannot
+// read; raise MinProtocol only when this build stops serving the older
+// version, which breaks rolling upgrades from releases that speak only
+// versions below it.
+const (
+	Protocol    = 1
+	MinProtocol = 1
+)
+
 // Default limits on message sizes. A broker may configure larger ones.
 const (
 	// MaxSnapshot is the default limit on an encoded check-in (1 MiB).

@@ -16,7 +16,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/readymesh/readymesh/sessiond"
+	"github.com/readymesh/readymesh/peer/buildinfo"
 )
 
 const usage = `usage:
@@ -30,7 +30,7 @@ const usage = `usage:
   sessiond approve [--state DIR] (REQUEST|--all)
   sessiond deny [--state DIR] REQUEST
   sessiond pause-input [--state DIR]     (resume-input): hold back all remote input, e.g. during a call
-  sessiond version
+  sessiond version [--json]
 --state defaults to the directory sessiond install uses, except for enroll and run.`
 
 // ErrUsage marks a command line that could not be understood; the error's
@@ -70,6 +70,20 @@ var commands = map[string]func(e *env, name string, args []string) error{
 	"requests":     (*env).requests,
 	"approve":      (*env).answer,
 	"deny":         (*env).answer,
+	"version":      (*env).version,
+}
+
+// version prints the build: version, commit, Go and protocol versions.
+func (e *env) version(name string, args []string) error {
+	fs := e.flags(name)
+	asJSON := fs.Bool("json", false, "print JSON: module version, commit, Go version, protocol versions")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &usageError{msg: fmt.Sprintf("version takes no arguments, got %q", fs.Args())}
+	}
+	return buildinfo.Write(e.stdout, "sessiond", *asJSON)
 }
 
 // Run runs sessiond with args (without the program name), writing output
@@ -81,9 +95,6 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	name, rest := args[0], args[1:]
 	switch name {
-	case "version":
-		fmt.Fprintln(stdout, sessiond.Version)
-		return nil
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -6,15 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/readymesh/readymesh/integration/testdir"
+	"github.com/readymesh/readymesh/peer/buildinfo"
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond"
 	"github.com/readymesh/readymesh/sessiond/ipc"
-
-	"github.com/readymesh/readymesh/integration/testdir"
 )
 
 // run runs the command line and returns its stdout, stderr and error.
@@ -56,7 +57,9 @@ func TestUsageAndExitCodes(t *testing.T) {
 		emptyOut       bool
 	}{
 		{args: nil, code: 2, stderr: "usage:\n  sessiond enroll", emptyOut: true},
-		{args: []string{"version"}, stdout: sessiond.Version + "\n"},
+		{args: []string{"version"}, stdout: "sessiond " + buildinfo.Version + " (commit "},
+		{args: []string{"version", "--json"}, stdout: `"protocol": ` + strconv.Itoa(wire.Protocol)},
+		{args: []string{"version", "x"}, code: 2, err: `version takes no arguments, got ["x"]`},
 		{args: []string{"help"}, stdout: "usage:\n  sessiond enroll"},
 		{args: []string{"--help"}, stdout: "sessiond pause-input [--state DIR]"},
 		{args: []string{"bogus"}, code: 2, err: "unknown command \"bogus\"\nusage:\n", emptyOut: true},
