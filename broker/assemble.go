@@ -51,13 +51,14 @@ func (b *Broker) assemble() error {
 		Policy: c.Readiness, Webhook: c.AlertWebhook, Name: c.Name, Logger: b.log, Now: c.Now},
 		b.store, b.reach, members)
 	r := &rooms{store: b.store, fleet: b.fleet, reach: b.reach, sessions: b.sessions, queue: b.queue,
-		alerts: b.alerts, audit: b.audit, admit: b.admit, brokers: b.brokers, repl: b.repl, now: c.Now}
+		alerts: b.alerts, audit: b.audit, admit: b.admit, brokers: b.brokers, repl: b.repl, now: c.Now, logger: b.log}
 	b.ops = newOps(r, b.reg)
 	b.console = console.New(console.Config{Name: c.Name, URL: c.ConsoleURL, Addr: httpAddr(b.httpLn),
 		WriteTimeout: c.HTTPWriteTimeout, Logger: b.log, Now: c.Now},
 		console.Deps{Ops: b.ops, Sessions: b.sessions, Store: b.store, ICE: b.sessions, Audit: b.audit,
 			Changes: b.changes, Refused: b.serve.Refused})
 	r.console = b.console
+	b.revoker.host, b.revoker.online, b.revoker.console, b.revoker.log = b.host, b.reach.OnlineIDs, b.console, b.log
 	return nil
 }
 

@@ -73,6 +73,7 @@ type Broker struct {
 	checkins *checkin.Intake
 	fleet    *fleet
 	ops      *ops
+	revoker  *revoker
 
 	closeOnce sync.Once
 }
@@ -87,7 +88,7 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Name == "" {
 		cfg.Name, _ = os.Hostname()
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), changes: console.NewChanges()}
+	b := &Broker{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), changes: console.NewChanges(), revoker: newRevoker()}
 	if b.log == nil {
 		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -135,7 +136,7 @@ func (b *Broker) openState() error {
 	// in the cluster, and stable across restarts.
 	b.store, err = store.Open(store.Config{Path: filepath.Join(b.cfg.DataDir, StoreFile),
 		HistoryLimit: b.cfg.HistoryLimit, Logger: b.log, Broker: key.ID.String(), Now: b.cfg.Now,
-		MaxSnapshot: b.cfg.MaxSnapshot, OnCommit: b.changes.Notify})
+		MaxSnapshot: b.cfg.MaxSnapshot, OnCommit: b.changes.Notify, OnRevoke: b.revoker.note})
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}

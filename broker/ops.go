@@ -102,8 +102,8 @@ var opDeadline = map[string]time.Duration{
 func (o *ops) serve(s *serve.Stream, req *wire.Request) (any, error) {
 	t, err := o.store.TechnicianByKey(s.Remote.String())
 	if err != nil {
-		// Admitted a moment ago, removed since.
-		return nil, errNotTechnician
+		// Admitted a moment ago, disabled or removed since.
+		return nil, technicianRefusal(t, err)
 	}
 	s.Op = o.label(req.Op)
 	o.requests.WithLabelValues(s.Op).Inc()

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -35,6 +36,7 @@ type rooms struct {
 	brokers  *brokers.List
 	repl     *replicate.Replicator
 	now      func() time.Time
+	logger   *slog.Logger
 	// console issues sign-in codes; set once the console is made, since
 	// the console itself runs operations.
 	console interface {
@@ -53,6 +55,9 @@ func newOps(r *rooms, reg prometheus.Registerer) *ops {
 		o.table[name] = op{run: f}
 	}
 	for name, f := range r.adminOnly() {
+		o.table[name] = op{admin: true, run: f}
+	}
+	for name, f := range r.offboardOps() {
 		o.table[name] = op{admin: true, run: f}
 	}
 	return o

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/readymesh/readymesh/broker/enrol"
@@ -9,6 +10,7 @@ import (
 	"github.com/readymesh/readymesh/broker/relay"
 	"github.com/readymesh/readymesh/broker/replicate"
 	"github.com/readymesh/readymesh/broker/session"
+	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -45,20 +47,34 @@ func admit(spec serve.Spec, who func(peer.ID) error) serve.Spec {
 	return spec
 }
 
-// machine admits enrolled machines.
+// machine admits enrolled machines. A removed machine is told who
+// removed it and when.
 func (b *Broker) machine(remote peer.ID) error {
 	if _, ok := b.store.Machine(remote.String()); !ok {
+		if r, removed := b.store.Removal(remote.String()); removed {
+			return wire.Errorf(wire.CodeRemoved, "%s", r.Message())
+		}
 		return errNotMachine
 	}
 	return nil
 }
 
-// technician admits technicians.
+// technician admits technicians. A disabled one is told who disabled it
+// and when.
 func (b *Broker) technician(remote peer.ID) error {
-	if _, err := b.store.TechnicianByKey(remote.String()); err != nil {
-		return errNotTechnician
+	return technicianRefusal(b.store.TechnicianByKey(remote.String()))
+}
+
+// technicianRefusal is the refusal of a technician key whose look-up
+// failed with err, or nil.
+func technicianRefusal(_ wire.Technician, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrDisabled):
+		return wire.Errorf(wire.CodeRevoked, "%v", err)
 	}
-	return nil
+	return errNotTechnician
 }
 
 // machineOrTechnician admits both ends of a relayed session.

@@ -61,6 +61,7 @@ func (b *Broker) startLoops(run func(func(context.Context))) {
 	run(b.alerts.Run)   // evaluation and webhook
 	run(b.sessions.Run) // the STUN and TURN port
 	run(b.repl.Run)     // pulls and tombstone purge
+	run(b.revoker.Run)  // ends what revoked parties hold open
 }
 
 // stop shuts down in order, once ctx is cancelled: leave the cluster first,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,8 +118,15 @@ const logTail = 40
 // be unique within the test; it labels the logs.
 func startProc(t testing.TB, name string, env []string, bin string, args ...string) *proc {
 	t.Helper()
+	return startProcIn(t, name, env, nil, bin, args...)
+}
+
+// startProcIn is startProc with stdin read from in (nil: no input).
+func startProcIn(t testing.TB, name string, env []string, in io.Reader, bin string, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: name, stdout: newLogBuffer(), stderr: newLogBuffer(), done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdin = in
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	dieWithParent(p.cmd)

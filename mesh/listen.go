@@ -96,6 +96,8 @@ type Listener struct {
 	// expiry: the single-use check that holds even when MarkUsed is nil.
 	// pruneUsedLocked forgets expired ones.
 	used map[string]time.Time
+	// revoked holds when each revoked technician was revoked (Revoke).
+	revoked map[peer.ID]time.Time
 	// srflx is the server-reflexive address srflxSrv, a broker's STUN
 	// server, reported at srflxAt (see Reflexive).
 	srflx    netip.AddrPort

@@ -70,6 +70,9 @@ func (l *Listener) checkOffer(broker peer.ID, o *wire.Offer) (wire.Grant, peer.I
 	if err := checkTechnicianParams(g, tech, o); err != nil {
 		return g, "", err
 	}
+	if err := l.checkRevoked(tech, g.IssuedAt); err != nil {
+		return g, "", err
+	}
 	if l.isUsed(g.Session) {
 		return g, "", fmt.Errorf("%w: session %s", ErrGrantUsed, g.Session)
 	}

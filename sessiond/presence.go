@@ -2,6 +2,7 @@ package sessiond
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -40,8 +41,13 @@ func (a *Agent) runBridge(ctx context.Context) {
 			a.brokers.succeeded()
 		}
 		wait := reconnectWait(!a.helloAt.Before(start), a.spread, a.brokers.failed(), &bo)
-		a.log.Warn("bridge down; reconnecting", "broker", target.PeerID, "err", err,
-			"next", a.brokers.current().PeerID, "in", wait.Round(time.Millisecond))
+		var removed *removedError
+		if errors.As(err, &removed) {
+			wait = a.removedFromFleet(removed)
+		} else {
+			a.log.Warn("bridge down; reconnecting", "broker", target.PeerID, "err", err,
+				"next", a.brokers.current().PeerID, "in", wait.Round(time.Millisecond))
+		}
 		if id, err := peer.Decode(target.PeerID); err == nil {
 			a.host.Network().ClosePeer(id)
 		}
@@ -119,6 +125,9 @@ func (a *Agent) presence(ctx context.Context, broker wire.BrokerInfo) error {
 		return fmt.Errorf("presence hello: %w", err)
 	}
 	if hello.Error != nil {
+		if hello.Error.Code == wire.CodeRemoved {
+			return &removedError{msg: hello.Error.Message}
+		}
 		return fmt.Errorf("broker refused presence: %s", hello.Error.Message)
 	}
 	s.SetDeadline(time.Time{})

@@ -50,6 +50,7 @@ func (a *Agent) startSessions() error {
 	a.host.SetStreamHandler(wire.ProtoSession, a.handleOffer)
 	a.host.SetStreamHandler(wire.ProtoPolicy, a.handlePolicy)
 	a.host.SetStreamHandler(wire.ProtoJob, a.handleJob)
+	a.host.SetStreamHandler(wire.ProtoRevoke, a.handleRevoke)
 	return nil
 }
 

@@ -44,7 +44,7 @@ type Intake struct {
 func New(st *store.Store, repl Replication, stored func(), now func() time.Time, maxSnapshot int, reg prometheus.Registerer) *Intake {
 	in := &Intake{store: st, repl: repl, stored: stored, now: now, maxSnapshot: maxSnapshot,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "readymesh_checkins_total",
-			Help: "Check-ins by result: ok (committed) or the error code."}, []string{"result"})}
+			Help: "Check-ins by result: ok (committed) or the error code. A counter: rate() of it is check-ins per second."}, []string{"result"})}
 	if reg != nil {
 		reg.MustRegister(in.results)
 	}
@@ -89,6 +89,8 @@ func code(err error) string {
 		return wire.CodeUnauthorized
 	case errors.Is(err, store.ErrSequence):
 		return wire.CodeConflict
+	case errors.Is(err, store.ErrRemoved):
+		return wire.CodeRemoved
 	}
 	return wire.CodeInternal
 }

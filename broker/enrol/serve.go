@@ -43,6 +43,8 @@ func enrollCode(err error) string {
 		return wire.CodeTokenInvalid
 	case errors.Is(err, store.ErrNameTaken), errors.Is(err, store.ErrExists):
 		return wire.CodeConflict
+	case errors.Is(err, store.ErrRemoved):
+		return wire.CodeRemoved
 	}
 	return wire.CodeInternal
 }

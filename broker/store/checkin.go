@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -53,6 +54,9 @@ func (s *Store) CheckIn(ci *wire.CheckIn, now time.Time) (CheckInResult, error) 
 		res = CheckInResult{}
 		m, ok := b.machine(ci.MachineID)
 		if !ok {
+			if r, removed, err := b.removal(ci.MachineID); err != nil || removed {
+				return cmp.Or(err, refuse(removedError(r)))
+			}
 			return refuse(fmt.Errorf("%s: %w", ci.MachineID, ErrUnknownMachine))
 		}
 		if last := m.LastCheckIn; last != nil && ci.Seq <= last.Seq {

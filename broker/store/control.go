@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -139,6 +140,9 @@ type EnrollRequest struct {
 func (s *Store) Enroll(r EnrollRequest) (Machine, error) {
 	var m Machine
 	err := s.write(func(b *batch) error {
+		if rm, removed, err := b.removal(r.MachineID); err != nil || removed {
+			return cmp.Or(err, refuse(removedError(rm)))
+		}
 		t, err := enrollable(b, r)
 		if err != nil {
 			return err

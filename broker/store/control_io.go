@@ -26,6 +26,8 @@ func controlPlace(k Key) (bucket, key []byte) {
 		return bktMeta, keyAdmin
 	case KindJob:
 		return bktJobs, []byte(k.ID)
+	case KindRemoval:
+		return bktRemovals, []byte(k.ID)
 	}
 	panic("store: not a control record: " + k.String())
 }
@@ -43,6 +45,8 @@ func newControl(kind Kind) any {
 		return new(AdminRecord)
 	case KindJob:
 		return new(JobRecord)
+	case KindRemoval:
+		return new(RemovalRecord)
 	}
 	panic("store: not a control kind: " + string(kind))
 }
@@ -105,6 +109,8 @@ func stampOf(rec any) Stamp {
 		return r.Stamp
 	case *JobRecord:
 		return r.Stamp
+	case *RemovalRecord:
+		return r.Stamp
 	}
 	panic(fmt.Sprintf("store: not a control record: %T", rec))
 }
@@ -119,7 +125,7 @@ func getControl(tx *bolt.Tx, k Key) (any, bool, error) {
 
 // forEachControl calls fn for every stored control record.
 func forEachControl(tx *bolt.Tx, fn func(k Key, rec any, v Version) error) error {
-	for _, kind := range []Kind{KindClient, KindToken, KindTechnician, KindJob} {
+	for _, kind := range []Kind{KindClient, KindToken, KindTechnician, KindJob, KindRemoval} {
 		bucket, _ := controlPlace(Key{Kind: kind})
 		err := tx.Bucket(bucket).ForEach(func(id, raw []byte) error {
 			k := Key{Kind: kind, ID: string(id)}

@@ -47,6 +47,10 @@ type Record struct {
 	Technician *TechnicianRecord `json:"technician,omitempty"`
 	Admin      *AdminRecord      `json:"admin,omitempty"`
 	Job        *JobRecord        `json:"job,omitempty"`
+	// Removal is new in protocol 1's second release: brokers of the
+	// first refuse a batch that carries one (see README, "Rolling
+	// upgrades").
+	Removal *RemovalRecord `json:"removal,omitempty"`
 }
 
 // MachineRecord is a machine as it travels between brokers: the

@@ -106,6 +106,8 @@ func payload(r *Record) any {
 		return r.Technician
 	case r.Job != nil:
 		return r.Job
+	case r.Removal != nil:
+		return r.Removal
 	}
 	return r.Admin
 }
@@ -152,9 +154,17 @@ func (b *batch) importControl(k Key, remote any, cutoff time.Time) (bool, error)
 		}
 		return true, b.deleteControl(k)
 	}
-	if k.Kind == KindTechnician {
+	switch k.Kind {
+	case KindTechnician:
 		if err := b.reindexTechnician(oldTech, out.(*TechnicianRecord)); err != nil {
 			return false, err
+		}
+		b.noteTechnicianChange(oldTech, out.(*TechnicianRecord))
+	case KindRemoval:
+		if !found {
+			if err := b.dropMachine(out.(*RemovalRecord)); err != nil {
+				return false, err
+			}
 		}
 	}
 	return true, b.putControl(k, out)

@@ -16,6 +16,9 @@ func (b *batch) importMachine(id string, r *MachineRecord, snap *wire.Snapshot) 
 		it.At = it.At.UTC()
 		items[i] = it
 	}
+	if _, removed, err := b.removal(id); err != nil || removed {
+		return false, err // removed from the fleet: its record stays out
+	}
 	m, ok := b.machine(id)
 	if !ok {
 		return true, b.addMachine(rm, r.Snapshot, items)

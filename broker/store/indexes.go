@@ -48,6 +48,9 @@ func (b *batch) releaseName(id, client, name string) error {
 	}
 	b.s.mu.RLock()
 	for mid, m := range b.s.machines {
+		if b.gone[mid] {
+			continue
+		}
 		if d, ok := b.dirty[mid]; ok {
 			m = d
 		}

@@ -100,6 +100,8 @@ func mergeControl(l, r any) any {
 		return mergeAdmin(l, r.(*AdminRecord))
 	case *JobRecord:
 		return mergeJob(l, r.(*JobRecord))
+	case *RemovalRecord:
+		return mergeRemoval(l, r.(*RemovalRecord))
 	}
 	panic("store: mergeControl: not a control record")
 }

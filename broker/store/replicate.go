@@ -102,6 +102,8 @@ func exportRecord(tx *bolt.Tx, k Key) (Record, bool, error) {
 		r.Job = rec
 	case *AdminRecord:
 		r.Admin = rec
+	case *RemovalRecord:
+		r.Removal = rec
 	}
 	return r, true, nil
 }

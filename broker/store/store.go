@@ -31,9 +31,10 @@ var (
 	bktJobs        = []byte("jobs")
 	bktCasts       = []byte("transcripts")
 	bktCastOrder   = []byte("transcript_order")
+	bktRemovals    = []byte("removals")
 
 	allBuckets = [][]byte{bktMeta, bktClients, bktTokens, bktMachines, bktNames,
-		bktSnapshots, bktHistory, bktTechnicians, bktTechKeys, bktLogins, bktAudit, bktCasts, bktCastOrder, bktJobs}
+		bktSnapshots, bktHistory, bktTechnicians, bktTechKeys, bktLogins, bktAudit, bktCasts, bktCastOrder, bktJobs, bktRemovals}
 
 	keySchema    = []byte("schema")
 	keyAdminHash = []byte("admin_hash") // schema 1 only
@@ -95,6 +96,13 @@ type Config struct {
 	// broker, or a larger snapshot stored on one is refused by another.
 	// Zero means wire.MaxSnapshot (1 MiB).
 	MaxSnapshot int
+
+	// OnRevoke, if set, is called by the writer after a commit that ended
+	// someone's access: a technician disabled or removed, a machine
+	// removed, by this broker or by a record imported from another. The
+	// broker ends what the revoked party holds open (see Revoked). It
+	// must return at once.
+	OnRevoke func(Revoked)
 }
 
 // Store is the broker's durable state. It is safe for concurrent use.
@@ -109,6 +117,7 @@ type Store struct {
 	tombTTL  time.Duration
 	maxSnap  int
 	onCommit func()
+	onRevoke func(Revoked)
 
 	closed sync.Once // makes Close run once
 
@@ -146,7 +155,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Path, err)
 	}
 	s := &Store{db: db, log: cfg.Logger, histN: cfg.HistoryLimit, name: cfg.Broker, now: cfg.Now,
-		skew: cfg.MaxClockSkew, tombTTL: cfg.TombstoneTTL, maxSnap: cfg.MaxSnapshot, onCommit: cfg.OnCommit,
+		skew: cfg.MaxClockSkew, tombTTL: cfg.TombstoneTTL, maxSnap: cfg.MaxSnapshot, onCommit: cfg.OnCommit, onRevoke: cfg.OnRevoke,
 		machines: map[string]*Machine{}, idx: newIndex(),
 		ops: make(chan *op), quit: make(chan struct{}), stopped: make(chan struct{})}
 	if s.log == nil {

@@ -173,8 +173,11 @@ func (s *Store) TechnicianByKey(key string) (wire.Technician, error) {
 			return ErrNotFound
 		}
 		found, err := getJSON(tx.Bucket(bktTechnicians), name, &rec)
-		if err == nil && (!found || !rec.exists() || !slices.Contains(rec.Keys, key)) {
+		switch {
+		case err == nil && (!found || !rec.exists() || !slices.Contains(rec.Keys, key)):
 			err = ErrNotFound
+		case err == nil && rec.Disabled:
+			err = fmt.Errorf("%s: %w", technicianRevoked(&rec, "disabled").Reason, ErrDisabled)
 		}
 		return err
 	})

@@ -60,6 +60,8 @@ func (k Key) Validate() error {
 		err = wire.ValidName("technician name", k.ID)
 	case KindJob:
 		err = validID("job id", k.ID)
+	case KindRemoval:
+		err = validID("machine id", k.ID)
 	case KindAdmin:
 		if k.ID != AdminName {
 			err = fmt.Errorf("admin record id %q, want %q", k.ID, AdminName)
@@ -127,7 +129,7 @@ func (r *Record) check() (*wire.Snapshot, error) {
 		err  error
 	)
 	set := 0
-	for _, p := range []bool{r.Machine != nil, r.Client != nil, r.Token != nil, r.Technician != nil, r.Admin != nil, r.Job != nil} {
+	for _, p := range []bool{r.Machine != nil, r.Client != nil, r.Token != nil, r.Technician != nil, r.Admin != nil, r.Job != nil, r.Removal != nil} {
 		if p {
 			set++
 		}
@@ -147,6 +149,8 @@ func (r *Record) check() (*wire.Snapshot, error) {
 		err = r.Admin.check()
 	case r.Kind == KindJob && r.Job != nil:
 		err = r.Job.check(r.ID)
+	case r.Kind == KindRemoval && r.Removal != nil:
+		err = r.Removal.check(r.ID)
 	default:
 		err = errors.New("the payload does not match the kind")
 	}
@@ -268,7 +272,7 @@ func (t *TechnicianRecord) check(id string) error {
 
 func (t *TechnicianRecord) tombstoneShape() bool {
 	return !t.Admin && t.Clients == nil && t.Modes == nil && t.Keys == nil && t.CreatedAt.IsZero() &&
-		t.LoginHash == "" && t.LoginExpiresAt.IsZero() && !t.LoginUsed
+		t.LoginHash == "" && t.LoginExpiresAt.IsZero() && !t.LoginUsed && !t.Disabled && t.DisabledAt == nil && t.DisabledBy == ""
 }
 
 func (a *AdminRecord) check() error {

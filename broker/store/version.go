@@ -18,6 +18,7 @@ const (
 	KindTechnician Kind = "technician" // ID: the technician name
 	KindAdmin      Kind = "admin"      // ID: always AdminName; the admin credential hash
 	KindJob        Kind = "job"        // ID: the job ID (32 hex digits)
+	KindRemoval    Kind = "removal"    // ID: a removed machine's peer ID
 )
 
 // Key names one replicated record.

@@ -51,12 +51,18 @@ type batch struct {
 	tx    *bolt.Tx
 	s     *Store
 	dirty map[string]*Machine
+	gone  map[string]bool  // machines removed from the fleet in this batch
 	ctl   map[Key]*Version // new versions of control records; nil: removed
+	// revoked are the access ends this batch committed, for OnRevoke.
+	revoked []Revoked
 }
 
 // machine returns a copy of a machine record as of the batch in progress.
 // Slices inside it are shared: callers replace them, never modify them.
 func (b *batch) machine(id string) (*Machine, bool) {
+	if b.gone[id] {
+		return nil, false
+	}
 	if m, ok := b.dirty[id]; ok {
 		return m, true
 	}
@@ -134,6 +140,11 @@ func (s *Store) commit(ops []*op) {
 		if s.onCommit != nil {
 			s.onCommit()
 		}
+		if s.onRevoke != nil {
+			for _, r := range b.revoked {
+				s.onRevoke(r)
+			}
+		}
 	}
 	for _, o := range ops {
 		close(o.done)
@@ -167,6 +178,10 @@ func (s *Store) publish(b *batch) {
 	for id, m := range b.dirty {
 		s.machines[id] = m
 	}
+	for id := range b.gone {
+		delete(s.machines, id)
+		s.idx.remove(Key{KindMachine, id})
+	}
 	for _, c := range changes {
 		s.idx.setHashed(c.v, c.bucket, c.hash)
 	}
@@ -176,7 +191,7 @@ func (s *Store) publish(b *batch) {
 }
 
 func (s *Store) apply(ops []*op) (*batch, error) {
-	b := &batch{s: s, dirty: map[string]*Machine{}, ctl: map[Key]*Version{}}
+	b := &batch{s: s, dirty: map[string]*Machine{}, gone: map[string]bool{}, ctl: map[Key]*Version{}}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b.tx = tx
 		for _, o := range ops {

@@ -179,9 +179,16 @@ func (e *env) techniciansList(args []string) error {
 		return printJSON(e.out, nonNil(ts))
 	}
 	tw := tabwriter.NewWriter(e.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TECHNICIAN\tROLE\tMODES\tKEYS")
+	fmt.Fprintln(tw, "TECHNICIAN\tROLE\tMODES\tKEYS\tSTATE")
 	for _, t := range ts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", t.Name, role(t), strings.Join(t.Modes, ","), len(t.Keys))
+		state := "active"
+		if t.Disabled {
+			state = "disabled by " + t.DisabledBy
+			if t.DisabledAt != nil {
+				state += " at " + t.DisabledAt.Local().Format(time.DateTime)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", t.Name, role(t), strings.Join(t.Modes, ","), len(t.Keys), state)
 	}
 	return tw.Flush()
 }

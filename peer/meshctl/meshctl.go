@@ -19,6 +19,7 @@ import (
 
 	"github.com/readymesh/readymesh/peer/buildinfo"
 	"github.com/readymesh/readymesh/peer/tech"
+	"github.com/readymesh/readymesh/peer/wire"
 )
 
 // ErrUsage marks a command line that could not be understood.
@@ -35,6 +36,10 @@ const usage = `usage: meshctl COMMAND [flags]
   tokens create --client NAME [--uses N] [--ttl D] [--json]
   technicians add NAME --clients A,B --modes read-only,interactive,elevated [--json]
   technicians ls [--json]
+  technicians disable|enable|remove NAME              end (or restore) a technician's access on every broker
+  tokens ls [--json] | tokens revoke TOKEN_ID         enrolment tokens; a revoked one enrols nobody
+  clients remove NAME [--force]                       refused while it has machines, unless --force removes them too
+  machines remove MACHINE                             take a machine out of the fleet: its agent is refused, its queued jobs cancelled
   brokers [--json]                                    the cluster's brokers and their state
   connect MACHINE [--mode M] [--transport auto|quic|relay|webrtc] [--send SIZE] [--hold D] [--json]
                                                       open a live session: a terminal, or with --hold its path as it changes
@@ -79,7 +84,8 @@ func Run(ctx context.Context, args []string, stdout io.Writer) error {
 	e := &env{ctx: ctx, out: stdout, home: home}
 	defer e.close()
 	cmd, rest := args[0], args[1:]
-	if len(rest) > 0 && (cmd == "clients" || cmd == "tokens" || cmd == "technicians" || cmd == "queue") {
+	if len(rest) > 0 && (cmd == "clients" || cmd == "tokens" || cmd == "technicians" || cmd == "queue" ||
+		cmd == "machines" && rest[0] == "remove") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	f, ok := commands[cmd]
@@ -90,33 +96,40 @@ func Run(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 var commands = map[string]func(*env, []string) error{
-	"login":           (*env).login,
-	"whoami":          (*env).whoami,
-	"console":         (*env).consoleCmd,
-	"machines":        (*env).machines,
-	"show":            (*env).show,
-	"clients create":  (*env).clientsCreate,
-	"clients ls":      (*env).clientsList,
-	"tokens create":   (*env).tokensCreate,
-	"technicians add": (*env).techniciansAdd,
-	"technicians ls":  (*env).techniciansList,
-	"brokers":         (*env).brokers,
-	"connect":         (*env).connectCmd,
-	"exec":            (*env).execCmd,
-	"cp":              (*env).cpCmd,
-	"consent":         (*env).consentCmd,
-	"audit":           (*env).audit,
-	"wait":            (*env).waitCmd,
-	"explain":         (*env).explain,
-	"alerts":          (*env).alertsCmd,
-	"queue add":       (*env).queueAdd,
-	"queue ls":        (*env).queueList,
-	"queue show":      (*env).queueShow,
-	"queue cancel":    (*env).queueCancel,
-	"history":         (*env).history,
-	"transcript":      (*env).transcript,
-	"ping":            (*env).pingCmd,
-	"version":         (*env).version,
+	"login":               (*env).login,
+	"whoami":              (*env).whoami,
+	"console":             (*env).consoleCmd,
+	"machines":            (*env).machines,
+	"show":                (*env).show,
+	"clients create":      (*env).clientsCreate,
+	"clients ls":          (*env).clientsList,
+	"tokens create":       (*env).tokensCreate,
+	"technicians add":     (*env).techniciansAdd,
+	"technicians ls":      (*env).techniciansList,
+	"technicians disable": technicianSet("disable", wire.OpTechniciansDisable),
+	"technicians enable":  technicianSet("enable", wire.OpTechniciansEnable),
+	"technicians remove":  technicianSet("remove", wire.OpTechniciansRemove),
+	"tokens ls":           (*env).tokensList,
+	"tokens revoke":       (*env).tokensRevoke,
+	"clients remove":      (*env).clientsRemove,
+	"machines remove":     (*env).machinesRemove,
+	"brokers":             (*env).brokers,
+	"connect":             (*env).connectCmd,
+	"exec":                (*env).execCmd,
+	"cp":                  (*env).cpCmd,
+	"consent":             (*env).consentCmd,
+	"audit":               (*env).audit,
+	"wait":                (*env).waitCmd,
+	"explain":             (*env).explain,
+	"alerts":              (*env).alertsCmd,
+	"queue add":           (*env).queueAdd,
+	"queue ls":            (*env).queueList,
+	"queue show":          (*env).queueShow,
+	"queue cancel":        (*env).queueCancel,
+	"history":             (*env).history,
+	"transcript":          (*env).transcript,
+	"ping":                (*env).pingCmd,
+	"version":             (*env).version,
 }
 
 // version prints this build's version; it needs no login.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Error is the error part of every reply. Code is stable for programs to
@@ -28,6 +30,9 @@ const (
 	CodeInternal     = "internal"      // the broker failed; retry later
 	CodeUnavailable  = "unavailable"   // the machine or a resource cannot be reached now
 	CodeGone         = "gone"          // it happened, or can no longer happen: do not retry
+	CodeRemoved      = "removed"       // the machine was removed from the fleet: do not retry
+	CodeRevoked      = "revoked"       // the technician was disabled or removed
+	CodeVersion      = "version"       // the peer's protocol version is not served here
 )
 
 // Errorf builds an *Error.
@@ -232,6 +237,11 @@ type Technician struct {
 	Modes     []string  `json:"modes"`
 	Keys      []string  `json:"keys,omitempty"` // peer IDs bound to it
 	CreatedAt time.Time `json:"created_at"`
+	// Disabled technicians keep their keys, clients and modes, and every
+	// request with their keys is refused until they are enabled again.
+	Disabled   bool       `json:"disabled,omitempty"`
+	DisabledBy string     `json:"disabled_by,omitempty"`
+	DisabledAt *time.Time `json:"disabled_at,omitempty"`
 }
 
 // LoginReply answers Login.
@@ -273,6 +283,33 @@ func ValidName(what, s string) error {
 		if !ok {
 			return fmt.Errorf("%s %q: only letters, digits, '.', '-' and '_' are allowed, starting with a letter or digit", what, s)
 		}
+	}
+	return nil
+}
+
+// Revocation tells an agent that a technician was disabled or removed.
+type Revocation struct {
+	Technician string   `json:"technician"`
+	Keys       []string `json:"keys"`   // the technician's peer IDs
+	Reason     string   `json:"reason"` // who did it and when, for the agent's log
+}
+
+// maxRevokedKeys bounds the keys one revocation carries: within
+// MaxControl.
+const maxRevokedKeys = 1000 // a technician's keys at most (store.MaxKeysPerTechnician), about 55 KB
+
+// Validate implements the Decode contract.
+func (m *Revocation) Validate() error {
+	if len(m.Keys) == 0 || len(m.Keys) > maxRevokedKeys {
+		return fmt.Errorf("revocation: %d keys, want 1-%d", len(m.Keys), maxRevokedKeys)
+	}
+	for _, k := range m.Keys {
+		if _, err := peer.Decode(k); err != nil {
+			return fmt.Errorf("revocation: key %q: %v", k, err)
+		}
+	}
+	if len(m.Reason) > 512 || len(m.Technician) > 64 {
+		return errors.New("revocation: reason or name too long")
 	}
 	return nil
 }

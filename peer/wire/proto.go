@@ -49,3 +49,9 @@ const (
 	// enough for a machine list of 100k cards.
 	MaxReply = 64 << 20
 )
+
+// ProtoRevoke: broker → agent, one Revocation and one Reply: a
+// technician's access ended, so the agent ends its sessions and refuses
+// the grants it was issued before. Every broker tells the agents bridged
+// to it.
+const ProtoRevoke protocol.ID = "/readymesh/revoke/1.0.0"
