@@ -12,6 +12,7 @@ require (
 	github.com/libp2p/go-libp2p v0.51.0
 	github.com/mdlayher/netlink v1.11.2
 	github.com/multiformats/go-multiaddr v0.16.1
+	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/pion/datachannel v1.6.3
 	github.com/pion/ice/v4 v4.4.8
 	github.com/pion/logging v0.2.4

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/readymesh/readymesh/peer/flagfile"
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond"
 	"github.com/readymesh/readymesh/sessiond/service"
@@ -66,6 +67,7 @@ func defineRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.StringVar(&r.cfg.SessionAddr, "session-addr", "", "UDP `address` of the live-session socket (default: any address, a port the kernel picks)")
 	fs.StringVar(&r.level, "log-level", "info", "log `level`")
 	fs.StringVar(&r.log, "log", "", "append the log to `file` instead of stderr, moving it to FILE.1 past 10 MiB (a Windows service has no stderr)")
+	flagfile.DefineConfig(fs, "sessiond")
 	return r
 }
 
@@ -80,7 +82,7 @@ var runFlagNames = func() map[string]bool {
 
 // pathFlags are run flags that name files: passed on absolute, since a
 // service does not start in the installer's directory.
-var pathFlags = map[string]bool{"inventory": true, "log": true}
+var pathFlags = map[string]bool{"inventory": true, "log": true, flagfile.ConfigFlag: true}
 
 // check refuses run flags the agent would fail on only once started.
 func (r *runFlags) check() (slog.Level, error) {
@@ -95,7 +97,8 @@ func (r *runFlags) check() (slog.Level, error) {
 }
 
 // passOn returns the run flags given on fs as --name=value, the paths
-// made absolute when abs is set.
+// made absolute when abs is set; then a config file among them is checked
+// here, as the service's sessiond run will read it.
 func passOn(fs *flag.FlagSet, abs bool) ([]string, error) {
 	var args []string
 	var err error
@@ -111,6 +114,9 @@ func passOn(fs *flag.FlagSet, abs bool) ([]string, error) {
 		}
 		args = append(args, "--"+f.Name+"="+v)
 	})
+	if err == nil && abs && fs.Lookup(flagfile.ConfigFlag).Value.String() != "" {
+		err = checkConfig(args)
+	}
 	return args, err
 }
 
@@ -121,6 +127,9 @@ func (e *env) run(name string, args []string) error {
 	state := fs.String("state", "", "state `dir`ectory")
 	rf := defineRunFlags(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := loadConfig(fs, nil); err != nil {
 		return err
 	}
 	if *state == "" {

@@ -2,6 +2,7 @@
 //
 //	broker [run] --data DIR [--config FILE] [--listen ADDR[,ADDR]] [--http ADDR] [--name N] [--region R] …
 //	broker gossip-key FILE
+//	broker config print [--config FILE] [run flags]
 //	broker version [--json]
 //
 // Once it serves, it writes DIR/broker.json and DIR/admin.credential and
@@ -27,6 +28,7 @@ var commands = map[string]func(args []string) error{
 	"run":        run,
 	"gossip-key": gossipKey,
 	"version":    version,
+	"config":     config,
 }
 
 func main() {
@@ -64,6 +66,7 @@ func printUsage() {
 	fmt.Fprintln(os.Stderr, `usage:
   broker [run] --data DIR [flags]     serve (broker run -h lists the flags)
   broker gossip-key FILE              write a new gossip key file
+  broker config print [flags]         broker run's effective config: each value and where it came from
   broker version [--json]             this build's version, commit, Go and protocol versions`)
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/readymesh/readymesh/broker"
 	"github.com/readymesh/readymesh/broker/cluster"
+	"github.com/readymesh/readymesh/peer/flagfile"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -72,6 +73,7 @@ func defineRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.IntVar(&f.cfg.MaxHandshakes, "max-handshakes", 0, "bridges admitted in their handshake at once (default 256)")
 	fs.StringVar(&f.level, "log-level", "info", "log `level`: debug, info, warn, error")
 	f.gc = fs.Int("gc-percent", defaultGCPercent, "garbage-collection target `percent`, the Go runtime's GOGC (-1: off); the GOGC environment variable replaces the default")
+	flagfile.DefineConfig(fs, "broker")
 	return f
 }
 
@@ -108,8 +110,11 @@ func run(args []string) error {
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
-	gcGiven := false
-	fs.Visit(func(fl *flag.Flag) { gcGiven = gcGiven || fl.Name == "gc-percent" })
+	conf, err := loadConfig(fs)
+	if err != nil {
+		return err
+	}
+	gcGiven := conf.Origin("gc-percent").Kind != flagfile.Default
 	if err := applyGCPercent(gcGiven, *f.gc, os.Getenv("GOGC")); err != nil {
 		return err
 	}

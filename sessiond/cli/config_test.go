@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/readymesh/readymesh/integration/testdir"
+)
+
+// writeConfig writes text to agent.toml in a new directory.
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(testdir.New(t), "agent.toml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestRunConfig: sessiond run refuses a config file's unknown key with
+// its line (exit status 2) and holds the file's values to the same checks
+// as flags; the environment is read under the same rules.
+func TestRunConfig(t *testing.T) {
+	bad := writeConfig(t, "interval = \"30m\"\nintervl = \"1h\"\n")
+	always := writeConfig(t, "state = \"/nonexistent/state\"\nconsent = \"always\"\n")
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  string
+		code int
+		err  string
+	}{
+		{name: "unknown key", args: []string{"run", "--state", "x", "--config", bad}, code: 2,
+			err: bad + `:2: unknown key "intervl" (did you mean "interval"?)`},
+		{name: "file values checked", args: []string{"run", "--config", always}, code: 1, err: `--consent: consent policy "always"`},
+		{name: "unknown variable", args: []string{"run", "--state", "x"}, env: "READYMESH_SESSIOND_INTERVL=1h", code: 2,
+			err: "env READYMESH_SESSIOND_INTERVL: no flag --intervl of sessiond (did you mean READYMESH_SESSIOND_INTERVAL?)"},
+		{name: "bad variable", args: []string{"run", "--state", "x"}, env: "READYMESH_SESSIOND_INTERVAL=often", code: 2,
+			err: `env READYMESH_SESSIOND_INTERVAL: interval: time: invalid duration "often"`},
+		{name: "install reads the file", args: []string{"install", "--print", "--config", bad}, code: 2, err: bad + `:2: unknown key "intervl"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if k, v, ok := strings.Cut(tc.env, "="); ok {
+				t.Setenv(k, v)
+			}
+			_, _, err := run(t, tc.args...)
+			if got := exitCode(err); got != tc.code || err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: exit %d, error %v; want %d, %q", tc.args, got, err, tc.code, tc.err)
+			}
+		})
+	}
+}
+
+// TestInstallPassesConfig: install passes --config on to the service's
+// command line like the other run flags.
+func TestInstallPassesConfig(t *testing.T) {
+	out, _, err := run(t, "install", "--print", "--os", "windows", "--config", `C:\rm\agent.toml`, "--interval", "30m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `--config=C:\rm\agent.toml --interval=30m0s`; !strings.Contains(out, want) {
+		t.Errorf("install --print printed\n%s\nwithout %q", out, want)
+	}
+}
