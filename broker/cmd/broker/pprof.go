@@ -20,11 +20,11 @@ import (
 // unless given, and refuses any address that is not loopback: profiles
 // show every peer's state and must not leave the machine.
 //
-// It lives in its own file and registers itself, so the flag is parsed
-// (and the listener opened) by main's flag.Parse before the broker starts;
-// the server then lives as long as the process.
-func init() {
-	flag.Func("pprof", "serve Go's profiler (net/http/pprof) on this loopback `addr`ess, e.g. 127.0.0.1:6060 (default: off)", servePprof)
+// It is a flag of broker run only (not a config file key: it acts when
+// given), parsed, and its listener opened, before the broker starts; the
+// server then lives as long as the process.
+func definePprof(fs *flag.FlagSet) {
+	fs.Func("pprof", "serve Go's profiler (net/http/pprof) on this loopback `addr`ess, e.g. 127.0.0.1:6060 (default: off)", servePprof)
 }
 
 // errPprofAddr is returned for a --pprof address that is not loopback.

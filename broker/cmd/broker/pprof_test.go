@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -84,5 +85,19 @@ func TestMemStatsAfterGC(t *testing.T) {
 	}
 	if after["heap_alloc"] == 0 || after["heap_inuse"] < after["heap_alloc"] {
 		t.Errorf("heap_inuse %d, heap_alloc %d: want 0 < alloc <= inuse", after["heap_inuse"], after["heap_alloc"])
+	}
+}
+
+// TestPprofIsARunFlag: --pprof is a flag of broker run (it was lost once
+// when the commands got flag sets of their own), and still refuses an
+// address beyond loopback.
+func TestPprofIsARunFlag(t *testing.T) {
+	fs := flag.NewFlagSet("broker run", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	defineRunFlags(fs)
+	definePprof(fs)
+	err := fs.Parse([]string{"--pprof", "192.0.2.1:6060"})
+	if err == nil || !strings.Contains(err.Error(), errPprofAddr.Error()) {
+		t.Fatalf("run --pprof 192.0.2.1:6060: %v, want the loopback refusal", err)
 	}
 }

@@ -107,6 +107,7 @@ func (f *runFlags) config() (broker.Config, error) {
 func run(args []string) error {
 	fs := newFlags("run")
 	f := defineRunFlags(fs)
+	definePprof(fs)
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
