@@ -103,12 +103,21 @@ func TestOffboarding(t *testing.T) {
 
 	// What t1 holds open on eu-1: a terminal, a console event stream, and
 	// a session waiting for the consent of the person at "gated".
-	termIn, termW := io.Pipe()
+	// An *os.File, so the terminal reads it directly: exec's copying
+	// goroutine for any other reader would keep Wait from returning.
+	termIn, termW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer termW.Close()
+	defer termIn.Close()
 	terminal := startProcIn(t, "t1 terminal", []string{"READYMESH_HOME=" + on[0].home, "READYMESH_SESSION_ADDR=127.0.0.1:0"},
 		termIn, bins.meshctl, "connect", pc.full(), "--mode", "interactive")
 	go io.WriteString(termW, "echo ready-$((40+2))\n")
-	terminal.waitOutput(t, "ready-42", 30*time.Second)
+	poll(t, 30*time.Second, "t1's terminal answers", func() (bool, string) {
+		out := terminal.stdout.String()
+		return strings.Contains(out, "ready-42"), out
+	})
 	stream := openEvents(t, bs[0], on[0])
 	waiting := startProc(t, "t1 exec waiting for consent", []string{"READYMESH_HOME=" + on[0].home, "READYMESH_SESSION_ADDR=127.0.0.1:0"},
 		bins.meshctl, "exec", gated.full(), "--mode", "interactive", "--", "touch", filepath.Join(base, "ran-after-revocation"))
