@@ -7,6 +7,7 @@ import (
 	"github.com/readymesh/readymesh/broker/brokers"
 	"github.com/readymesh/readymesh/broker/cluster"
 	"github.com/readymesh/readymesh/broker/replicate"
+	"github.com/readymesh/readymesh/peer/bridge"
 )
 
 // The broker's side of the gossip: it makes the pools (one of every
@@ -48,6 +49,7 @@ func (b *Broker) joinCluster() error {
 	b.cluster = cluster.NewPools(lan, wan, c.Region)
 	b.repl.Join(b.cluster)
 	b.brokers = brokers.New(c.Name, c.Region, b.Info, b.cluster, b.log)
+	b.brokers.Versions(func(id string) string { return bridge.PeerVersion(b.host, id) })
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/readymesh/readymesh/broker/internal/serve"
 	"github.com/readymesh/readymesh/broker/store"
+	"github.com/readymesh/readymesh/peer/buildinfo"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -107,6 +108,9 @@ func (o *ops) serve(s *serve.Stream, req *wire.Request) (any, error) {
 	}
 	s.Op = o.label(req.Op)
 	o.requests.WithLabelValues(s.Op).Inc()
+	if e := wire.CheckVersions(req.Versions, "meshctl", "broker "+buildinfo.Version); e != nil {
+		return nil, e
+	}
 	if d, ok := opDeadline[req.Op]; ok {
 		s.SetDeadline(time.Now().Add(d))
 	}

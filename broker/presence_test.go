@@ -51,6 +51,8 @@ func TestPresenceRefused(t *testing.T) {
 		{"hello naming another machine", agent, wire.Hello{MachineID: other.ID(), AgentVersion: "0.1.0"}, wire.CodeForbidden},
 		{"hello from an unenrolled key", stranger, wire.Hello{MachineID: stranger.ID(), AgentVersion: "0.1.0"}, wire.CodeUnauthorized},
 		{"hello without machine id", agent, wire.Hello{AgentVersion: "0.1.0"}, wire.CodeBadRequest},
+		{"hello from a newer protocol", agent, wire.Hello{MachineID: agent.ID(), AgentVersion: "9.0.0",
+			Versions: wire.Versions{Proto: 99, MinProto: 99}}, wire.CodeVersion},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

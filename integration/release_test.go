@@ -15,11 +15,12 @@ import (
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
-// previousRelease is the release before issue 11 (the broker as an
-// assembly of rooms). Its brokers must keep working in one cluster with
-// brokers of this tree, and agents and technicians of either release must
-// be served by both.
-const previousRelease = "6965dc81746658667f0680bb06012f14b944b7ba"
+// previousRelease is the release before this one (issue 13's last
+// commit, before versions and offboarding). Its brokers must keep working
+// in one cluster with brokers of this tree, agents and technicians of
+// either release must be served by both, and a cluster of it must
+// upgrade to this tree broker by broker (TestRollingUpgrade).
+const previousRelease = "46388e27be353244e438028afdb32ee2ef3b9526"
 
 // previousAgentVersion is stamped into the previous release's sessiond,
 // so every card says which build its agent runs. As a pre-release of

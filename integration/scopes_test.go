@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/readymesh/readymesh/peer/buildinfo"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -119,7 +120,7 @@ func TestTechnicianScopes(t *testing.T) {
 
 // TestFiguresStayWithinClients: one client's agents show in no other
 // client's figures. globex runs agents on 99.0.0 and 0.0.1; acme's run
-// this build's 0.1.0. acme's machines are not behind, in machines, show or
+// this build's version (buildinfo.Version). acme's machines are not behind, in machines, show or
 // alerts, for the admin or acme's technician, while globex's old agent is
 // behind globex's 99.0.0; a newer acme agent then puts acme's others
 // behind. And meshctl brokers counts acme's agents only for acme's
@@ -157,12 +158,12 @@ func TestFiguresStayWithinClients(t *testing.T) {
 	}
 	for _, who := range []*tech{admin, t1} {
 		for _, c := range who.machines("--client", "acme") {
-			if j := judged(c); j != "0.1.0" {
-				t.Errorf("%s: %s judged %q, want acme's 0.1.0 and not behind", who.name, c.Name, j)
+			if j := judged(c); j != buildinfo.Version {
+				t.Errorf("%s: %s judged %q, want acme's %s and not behind", who.name, c.Name, j, buildinfo.Version)
 			}
 		}
-		if j := judged(who.show("acme/acme-pc")); j != "0.1.0" {
-			t.Errorf("%s: show acme-pc judged %q, want acme's 0.1.0", who.name, j)
+		if j := judged(who.show("acme/acme-pc")); j != buildinfo.Version {
+			t.Errorf("%s: show acme-pc judged %q, want acme's %s", who.name, j, buildinfo.Version)
 		}
 	}
 	if c, _ := cardOf(admin.machines(), globWS.id); judged(c) != "<99.0.0" {

@@ -116,7 +116,7 @@ func enrollCall(ctx context.Context, hc bridge.HostConfig, info wire.BrokerInfo,
 		return nil, fmt.Errorf("enroll: cannot reach broker %s at %s: %w", ai.ID, strings.Join(info.Addrs, ", "), err)
 	}
 	hostname, _ := os.Hostname()
-	req := wire.Enroll{Secret: tok.Secret, BrokerID: tok.Broker.PeerID, Name: name, Hostname: hostname, AgentVersion: buildinfo.Version}
+	req := wire.Enroll{Secret: tok.Secret, BrokerID: tok.Broker.PeerID, Name: name, Hostname: hostname, AgentVersion: buildinfo.Version, Versions: wire.OurVersions()}
 	var reply wire.EnrollReply
 	if err := bridge.Call(ctx, h, ai.ID, wire.ProtoEnroll, &req, &reply, wire.MaxControl); err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)

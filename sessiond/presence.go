@@ -116,7 +116,7 @@ func (a *Agent) presence(ctx context.Context, broker wire.BrokerInfo) error {
 		}
 	}()
 	s.SetDeadline(time.Now().Add(15 * time.Second))
-	if err := wire.Write(s, &wire.Hello{MachineID: a.key.ID.String(), AgentVersion: buildinfo.Version}); err != nil {
+	if err := wire.Write(s, &wire.Hello{MachineID: a.key.ID.String(), AgentVersion: buildinfo.Version, Versions: wire.OurVersions()}); err != nil {
 		return err
 	}
 	r := wire.NewReader(s)

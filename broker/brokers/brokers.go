@@ -27,6 +27,7 @@ import (
 	"github.com/readymesh/readymesh/broker/cluster"
 	"github.com/readymesh/readymesh/broker/scope"
 	"github.com/readymesh/readymesh/broker/store"
+	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -50,6 +51,9 @@ type List struct {
 	// agents and technicians count the peers bridged here now; nil until
 	// Count is called (they count 0).
 	agents, technicians func() int
+	// versionOf names another broker's version by peer ID; nil until
+	// Versions is called.
+	versionOf func(peerID string) string
 }
 
 // New returns the list of broker name in region. info describes this
@@ -60,6 +64,10 @@ func New(name, region string, info func() wire.BrokerInfo, c Cluster, log *slog.
 	}
 	return &List{name: name, region: region, info: info, cluster: c, log: log}
 }
+
+// Versions connects how the list learns another broker's version from its
+// peer ID (the bridge host's identify record).
+func (l *List) Versions(of func(peerID string) string) { l.versionOf = of }
 
 // Count connects the counts of agents and technicians bridged here.
 func (l *List) Count(agents, technicians func() int) { l.agents, l.technicians = agents, technicians }
@@ -76,7 +84,8 @@ func (l *List) self() wire.BrokerMember {
 	info := l.info()
 	a, t := l.counts()
 	return wire.BrokerMember{Name: l.name, Region: l.region, State: "alive", PeerID: info.PeerID,
-		HTTP: info.HTTP, Bridge: info.Addrs, Agents: a, Technicians: t, Self: true}
+		HTTP: info.HTTP, Bridge: info.Addrs, Agents: a, Technicians: t, Self: true,
+		Version: bridge.AgentVersion(bridge.UserAgent())}
 }
 
 // Members lists the brokers of the cluster, this one first.
@@ -107,6 +116,9 @@ func (l *List) members(agents map[string]int) []wire.BrokerMember {
 		b := wire.BrokerMember{Name: m.Meta.Name, Region: m.Region, State: m.State,
 			PeerID: m.Meta.PeerID, HTTP: m.Meta.HTTP, GossipAddr: m.Addr, Bridge: m.Meta.Bridge,
 			Agents: m.Meta.Agents, Technicians: m.Meta.Technicians}
+		if l.versionOf != nil && b.PeerID != "" {
+			b.Version = l.versionOf(b.PeerID)
+		}
 		if agents != nil {
 			b.Agents = agents[m.Name]
 		}

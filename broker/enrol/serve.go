@@ -1,12 +1,14 @@
 package enrol
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
 
 	"github.com/readymesh/readymesh/broker/internal/serve"
 	"github.com/readymesh/readymesh/broker/store"
+	"github.com/readymesh/readymesh/peer/buildinfo"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -18,6 +20,9 @@ var EnrollSpec = serve.Spec{Name: "enroll", Deadline: 30 * time.Second, MaxReque
 // (wire.ProtoEnroll).
 func (a *Admission) ServeEnroll(s *serve.Stream, req *wire.Enroll) (any, error) {
 	remote := s.Remote.String()
+	if e := wire.CheckVersions(req.Versions, "agent "+req.AgentVersion, "broker "+buildinfo.Version); e != nil {
+		return nil, e
+	}
 	if !a.fromThisCluster(req.BrokerID) {
 		return nil, wire.Errorf(wire.CodeTokenInvalid, "the token was issued by broker %s; this is broker %s", req.BrokerID, a.self.ID())
 	}
@@ -57,6 +62,9 @@ var LoginSpec = serve.Spec{Name: "login", Deadline: 30 * time.Second, MaxRequest
 // login token names (wire.ProtoLogin).
 func (a *Admission) ServeLogin(s *serve.Stream, req *wire.Login) (any, error) {
 	remote := s.Remote.String()
+	if e := wire.CheckVersions(req.Versions, cmp.Or(req.Program, "meshctl"), "broker "+buildinfo.Version); e != nil {
+		return nil, e
+	}
 	tok, err := wire.ParseToken(wire.KindLogin, req.Token)
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeBadRequest, "%s", err.Error())

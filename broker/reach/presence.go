@@ -7,6 +7,7 @@ import (
 
 	"github.com/readymesh/readymesh/broker/internal/serve"
 	"github.com/readymesh/readymesh/broker/store"
+	"github.com/readymesh/readymesh/peer/buildinfo"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -35,6 +36,9 @@ const (
 // MissedHeartbeats intervals.
 func (l *Layer) ServePresence(s *serve.Stream, hello *wire.Hello) (any, error) {
 	id := s.Remote.String()
+	if e := wire.CheckVersions(hello.Versions, "agent "+hello.AgentVersion, "broker "+buildinfo.Version); e != nil {
+		return nil, e
+	}
 	if hello.MachineID != id {
 		return nil, wire.Errorf(wire.CodeForbidden,
 			"hello names machine %s, but the bridge is authenticated as %s", hello.MachineID, id)

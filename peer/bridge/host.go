@@ -67,7 +67,7 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		libp2p.Identity(cfg.Key.Priv),
 		libp2p.Transport(libp2pquic.NewTransport),
 		libp2p.DisableRelay(),
-		libp2p.UserAgent("readymesh"),
+		libp2p.UserAgent(UserAgent()),
 	}
 	if cfg.Net == nil {
 		opts = append(opts, libp2p.Transport(tcp.NewTCPTransport), libp2p.Transport(websocket.New))

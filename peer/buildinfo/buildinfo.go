@@ -28,7 +28,7 @@ import (
 // Version is the release version of this build, semver without a leading
 // "v". Agents report it in their check-ins; brokers judge agents behind by
 // it.
-var Version = "0.1.0"
+var Version = "0.2.0"
 
 // Commit is the commit of this build when the toolchain recorded none,
 // set at link time by make build ("+modified" when the tree had changes).
@@ -80,7 +80,7 @@ func Get(program string) Info {
 	return in
 }
 
-// String is the one-line form: "broker 0.1.0 (commit 46388e2, go1.26.0,
+// String is the one-line form: "broker 0.2.0 (commit 46388e2, go1.26.0,
 // protocol 1)".
 func (in Info) String() string {
 	commit := "unknown"

@@ -1,6 +1,7 @@
 package meshctl
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"strings"
@@ -218,13 +219,13 @@ func (e *env) brokers(args []string) error {
 		return printJSON(e.out, nonNil(ms))
 	}
 	tw := tabwriter.NewWriter(e.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "BROKER\tREGION\tSTATE\tAGENTS\tTECHNICIANS\tPEER ID")
+	fmt.Fprintln(tw, "BROKER\tREGION\tSTATE\tVERSION\tAGENTS\tTECHNICIANS\tPEER ID")
 	for _, m := range ms {
 		name := m.Name
 		if m.Self {
 			name += " (this one)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", name, m.Region, m.State, m.Agents, m.Technicians, m.PeerID)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", name, m.Region, m.State, cmp.Or(m.Version, "-"), m.Agents, m.Technicians, m.PeerID)
 	}
 	return tw.Flush()
 }

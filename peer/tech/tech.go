@@ -23,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/readymesh/readymesh/peer/bridge"
+	"github.com/readymesh/readymesh/peer/buildinfo"
 	"github.com/readymesh/readymesh/peer/identity"
 	"github.com/readymesh/readymesh/peer/wire"
 )
@@ -100,7 +101,7 @@ func Login(ctx context.Context, home, broker, credential string) (*Client, error
 		return nil, err
 	}
 	var reply wire.LoginReply
-	if err := bridge.Call(ctx, c.host, c.broker.ID, wire.ProtoLogin, &wire.Login{Token: tok.String()}, &reply, wire.MaxControl); err != nil {
+	if err := bridge.Call(ctx, c.host, c.broker.ID, wire.ProtoLogin, &wire.Login{Token: tok.String(), Versions: wire.OurVersions(), Program: "meshctl " + buildinfo.Version}, &reply, wire.MaxControl); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("login: %w", err)
 	}
@@ -219,7 +220,7 @@ func (c *Client) Close() error {
 // Do runs one operation: args is encoded as the request's arguments and the
 // result decoded into result (which may be nil).
 func (c *Client) Do(ctx context.Context, op string, args, result any) error {
-	req := wire.Request{Op: op}
+	req := wire.Request{Op: op, Versions: wire.OurVersions()}
 	if args != nil {
 		raw, err := json.Marshal(args)
 		if err != nil {

@@ -63,6 +63,7 @@ type Enroll struct {
 	Name         string `json:"name"`
 	Hostname     string `json:"hostname,omitempty"`
 	AgentVersion string `json:"agent_version,omitempty"`
+	Versions
 }
 
 // Validate implements the Decode contract.
@@ -130,6 +131,7 @@ type CheckInAck struct {
 type Hello struct {
 	MachineID    string `json:"machine_id"`
 	AgentVersion string `json:"agent_version"`
+	Versions
 }
 
 // Validate implements the Decode contract.
@@ -219,6 +221,9 @@ func (m *HeartbeatAck) Validate() error {
 // Login binds the caller's key to a technician.
 type Login struct {
 	Token string `json:"token"`
+	Versions
+	// Program names the sender in a refusal ("meshctl 0.2.0").
+	Program string `json:"program,omitempty"`
 }
 
 // Validate implements the Decode contract.
@@ -255,6 +260,7 @@ type LoginReply struct {
 type Request struct {
 	Op   string          `json:"op"`
 	Args json.RawMessage `json:"args,omitempty"`
+	Versions
 }
 
 // Validate implements the Decode contract.

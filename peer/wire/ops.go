@@ -34,6 +34,11 @@ type BrokerMember struct {
 	Agents      int      `json:"agents"`         // agents bridged to it now; a technician that is not an admin counts only its own clients'
 	Technicians int      `json:"technicians"`    // technicians bridged to it now
 	Self        bool     `json:"self,omitempty"` // the broker that answered
+	// Version is the broker's release and protocol as its bridge host
+	// announces them ("0.2.0 protocol 1"): "" until the answering broker
+	// has met it, and "before 0.2.0" for a broker of a release that did
+	// not announce one.
+	Version string `json:"version,omitempty"`
 }
 
 // Client is a customer of the MSP: a group of machines.
