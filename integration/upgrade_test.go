@@ -61,6 +61,9 @@ func TestRollingUpgrade(t *testing.T) {
 	}
 	for _, a := range agents {
 		a.start()
+	}
+	waitFleetEverywhere(t, views, agents)
+	for _, a := range agents {
 		a.checkIn()
 	}
 	waitFleetEverywhere(t, views, agents)
