@@ -25,7 +25,7 @@ func (b *Broker) assemble() error {
 	b.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b.serve = serve.New(b.log, b.reg)
 	b.audit = audit.New(b.store, b.log, c.Now)
-	b.repl = replicate.New(replicate.Config{Region: c.Region, Logger: b.log}, b.store, b.host)
+	b.repl = replicate.New(replicate.Config{Region: c.Region, Logger: b.log, Now: c.Now}, b.store, b.host)
 	b.relay = relay.New(relay.Config{MaxSessions: c.RelayMaxSessions, MaxPerPeer: c.RelayMaxPerPeer,
 		MaxBytes: c.RelayMaxBytes, MaxDuration: c.RelayMaxDuration, Logger: b.log, Now: c.Now, Metrics: b.reg})
 	b.admit = enrol.New(enrol.Config{DataDir: c.DataDir, TokenTTL: c.TokenTTL, LoginTTL: c.LoginTTL,
@@ -53,6 +53,7 @@ func (b *Broker) assemble() error {
 	r := &rooms{store: b.store, fleet: b.fleet, reach: b.reach, sessions: b.sessions, queue: b.queue,
 		alerts: b.alerts, audit: b.audit, admit: b.admit, brokers: b.brokers, repl: b.repl, now: c.Now, logger: b.log}
 	b.ops = newOps(r, b.reg)
+	b.reg.MustRegister(b.fleetMetrics())
 	b.console = console.New(console.Config{Name: c.Name, URL: c.ConsoleURL, Addr: httpAddr(b.httpLn),
 		WriteTimeout: c.HTTPWriteTimeout, Logger: b.log, Now: c.Now},
 		console.Deps{Ops: b.ops, Sessions: b.sessions, Store: b.store, ICE: b.sessions, Audit: b.audit,

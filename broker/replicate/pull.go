@@ -36,8 +36,13 @@ func (r *Replicator) MergeDigest(from cluster.Member, digest []byte) {
 		r.cfg.Logger.Warn("replication: bad digest", "from", from.Name, "err", err)
 		return
 	}
+	if r.tracks(from) {
+		r.lag.heard(from.Name, r.cfg.Now())
+	}
 	if diff := r.store.DiffBuckets(d); len(diff) > 0 {
 		r.enqueue(from, diff, nil)
+	} else if r.tracks(from) {
+		r.lag.synced(from.Name, r.cfg.Now())
 	}
 }
 
@@ -106,6 +111,9 @@ func (r *Replicator) enqueue(m cluster.Member, buckets []int, keys []store.Key) 
 		r.pending[m.Meta.PeerID] = p
 	}
 	p.member = m
+	if len(buckets) > 0 {
+		p.digestAt = r.cfg.Now()
+	}
 	for _, b := range buckets {
 		if !slices.Contains(p.buckets, b) {
 			p.buckets = append(p.buckets, b)
@@ -140,7 +148,9 @@ func (r *Replicator) pullAll(ctx context.Context) {
 // pullTimeout bounds one pull from one peer.
 const pullTimeout = 2 * time.Minute
 
-// pullFrom fetches what p asks for and imports it.
+// pullFrom fetches what p asks for and imports it. Once the buckets of a
+// digest are fetched with nothing deferred, this broker holds all the
+// peer held as of that digest (see Lag).
 func (r *Replicator) pullFrom(ctx context.Context, p *pull) error {
 	ctx, cancel := context.WithTimeout(ctx, pullTimeout)
 	defer cancel()
@@ -148,7 +158,7 @@ func (r *Replicator) pullFrom(ctx context.Context, p *pull) error {
 	if err != nil {
 		return err
 	}
-	keys := p.keys
+	keys, deferred := p.keys, 0
 	if len(p.buckets) > 0 {
 		var rep reply
 		if err := r.call(ctx, id, request{Op: "versions", Buckets: p.buckets}, &rep); err != nil {
@@ -169,7 +179,11 @@ func (r *Replicator) pullFrom(ctx context.Context, p *pull) error {
 		if res.Applied > 0 {
 			r.cfg.Logger.Debug("replicated", "from", p.member.Name, "applied", res.Applied, "unchanged", res.Unchanged)
 		}
+		deferred += len(res.Deferred)
 		keys = keys[n:]
+	}
+	if !p.digestAt.IsZero() && deferred == 0 && r.tracks(p.member) {
+		r.lag.synced(p.member.Name, p.digestAt)
 	}
 	return nil
 }

@@ -82,6 +82,9 @@ type Config struct {
 	Region string
 	// Logger receives the logs. Nil means discard.
 	Logger *slog.Logger
+	// Now returns the current time, by which the replication lag is
+	// measured (see Lag). Nil means time.Now.
+	Now func() time.Time
 }
 
 // Replicator runs the pulls. Work arrives from memberlist's goroutines
@@ -93,6 +96,7 @@ type Replicator struct {
 	cluster Cluster       // set once by Join, before the cluster starts
 	copies  atomic.Uint64 // rotates the peer that gets second copies
 	wake    chan struct{}
+	lag     lagTable // when this broker last held all each peer held
 
 	mu      sync.Mutex
 	pending map[string]*pull // mu guards all following fields; peer ID → work for that peer
@@ -112,6 +116,9 @@ type pull struct {
 	member  cluster.Member
 	buckets []int
 	keys    []store.Key
+	// digestAt is when the latest digest whose differing buckets this
+	// pull fetches arrived; zero when it fetches notices only.
+	digestAt time.Time
 }
 
 // New returns a Replicator for st, talking to other brokers through h.
@@ -119,6 +126,9 @@ type pull struct {
 func New(cfg Config, st *store.Store, h host.Host) *Replicator {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	return &Replicator{cfg: cfg, store: st, host: h, pending: map[string]*pull{},
 		early: map[string]*earlyNotices{}, wake: make(chan struct{}, 1)}
