@@ -55,6 +55,7 @@ deps:
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	command -v wine >/dev/null 2>&1 || command -v wine-stable >/dev/null 2>&1 || missing="$$missing wine wine64"; \
 	command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || missing="$$missing gcc-mingw-w64-x86-64"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing$$missing"; \

@@ -22,7 +22,7 @@ import (
 const usage = `usage:
   sessiond enroll --token T --name NAME --state DIR [--broker ADDR]
   sessiond run --state DIR [--config FILE] [--inventory FILE] [--interval 1h] [--consent never|window|session] [--log FILE]
-  sessiond install --token T --name NAME [--broker ADDR] [--state DIR] [run flags] [--print [--os windows|darwin]]
+  sessiond install --token T --name NAME [--broker ADDR] [--state DIR] [run flags] [--print [--os linux|windows|darwin]]
   sessiond uninstall [--state DIR] [--purge]
   sessiond checkin [--state DIR]
   sessiond status [--state DIR] [--json]

@@ -75,7 +75,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{args: []string{"install", "--print", "--log-level", "loud"}, code: 1, err: "--log-level:"},
 		{args: []string{"install", "--print", "--consent", "always"}, code: 1, err: "--consent: consent policy"},
 		{args: []string{"install", "--os", "plan9"}, code: 1, err: "--os plan9 plans for another system: it needs --print"},
-		{args: []string{"install", "--print", "--os", "linux"}, code: 1, err: `systemd units are not built yet (issue 14, "Services on Linux")`},
+		{args: []string{"install", "--print", "--os", "linux"}, stdout: "\nExecStart=/opt/readymesh/bin/sessiond run --state /var/lib/readymesh/sessiond\n"},
 		{args: []string{"install", "--print", "--os", otherOS, "--state", "rel"}, code: 1, err: `"rel" is not an absolute path on ` + otherOS},
 		{args: []string{"uninstall", "--bogus"}, code: 2, stderr: "flag provided but not defined: -bogus"},
 		{args: []string{"approve", "--state", "d"}, code: 1, err: "approve needs a request ID (see sessiond requests)"},

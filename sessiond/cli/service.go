@@ -26,7 +26,7 @@ func (e *env) install(name string, args []string) error {
 	fs.StringVar(&cfg.Broker, "broker", "", brokerUsage)
 	fs.StringVar(&cfg.StateDir, "state", "", "state `dir`ectory (default: the system's, see --print)")
 	printOnly := fs.Bool("print", false, "print what would be installed, and install nothing")
-	goos := fs.String("os", runtime.GOOS, "with --print: the `system` to plan for (windows, darwin)")
+	goos := fs.String("os", runtime.GOOS, "with --print: the `system` to plan for (linux, windows, darwin)")
 	rf := defineRunFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err

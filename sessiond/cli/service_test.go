@@ -3,7 +3,6 @@ package cli
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +35,20 @@ func TestInstallPrint(t *testing.T) {
 		t.Errorf("the token or name reached the service's command line:\n%s", out)
 	}
 
+	out, _, err = run(t, "install", "--print", "--os", "linux", "--consent", "session", "--log-level", "debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"unit       /etc/systemd/system/readymesh-sessiond.service\n",
+		"\nExecStart=/opt/readymesh/bin/sessiond run --state /var/lib/readymesh/sessiond --consent=session --log-level=debug\n",
+		"\nRestart=on-failure\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("install --print --os linux printed\n%s\nwithout %q", out, want)
+		}
+	}
+
 	out, _, err = run(t, "install", "--print", "--os", "darwin", "--state", "/opt/rm/state", "--session-addr", ":7000")
 	if err != nil {
 		t.Fatal(err)
@@ -47,9 +60,8 @@ func TestInstallPrint(t *testing.T) {
 	}
 }
 
-// TestInstallHere: on Linux install and uninstall say that systemd units
-// are another issue's; elsewhere --print plans for this system, with
-// relative paths made absolute.
+// TestInstallHere: --print plans for this system, with relative paths
+// made absolute.
 func TestInstallHere(t *testing.T) {
 	dir := testdir.New(t)
 	wd, err := os.Getwd()
@@ -58,20 +70,11 @@ func TestInstallHere(t *testing.T) {
 	}
 	inv := filepath.Join(wd, "inv.json") // need not exist: only planned
 	out, _, err := run(t, "install", "--print", "--state", dir, "--inventory", "inv.json")
-	if runtime.GOOS == "linux" {
-		if err == nil || !strings.Contains(err.Error(), "systemd units are not built yet (issue 14") {
-			t.Errorf("install on Linux: %v, want it to say systemd units are issue 14's", err)
-		}
-		if _, _, err := run(t, "uninstall"); err == nil || !strings.Contains(err.Error(), "issue 14") {
-			t.Errorf("uninstall on Linux: %v, want it to say systemd units are issue 14's", err)
-		}
-		return
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "--inventory="+inv) {
-		t.Errorf("install --print\n%s\nwithout the absolute --inventory=%s", out, inv)
+	if !strings.Contains(out, "--inventory="+inv) || !strings.Contains(out, "state      "+dir+"\n") {
+		t.Errorf("install --print\n%s\nwithout the state %s and the absolute --inventory=%s", out, dir, inv)
 	}
 }
 

@@ -2,20 +2,31 @@
 // the agent starts at boot, runs as the machine's highest account and is
 // restarted when it fails: a Windows service under the Service Control
 // Manager (LocalSystem, automatic start, restart after 5 s, 30 s and 60 s),
-// or a launchd daemon on macOS (RunAtLoad, KeepAlive unless it exits
-// cleanly). `sessiond install` and `sessiond uninstall` (package cli) use
-// it, and on Windows `sessiond run` hands the agent to Run when the SCM
-// started it.
+// a launchd daemon on macOS (RunAtLoad, KeepAlive unless it exits
+// cleanly), or a systemd unit on Linux (enabled, Restart=on-failure every
+// 10 s without giving up). `sessiond install` and `sessiond uninstall`
+// (package cli) use it, and on Windows `sessiond run` hands the agent to
+// Run when the SCM started it.
 //
 // Everything install decides is plain data computed on any system by
 // NewPlan: where the binary is copied, the command line the service runs,
-// the recovery actions, the state directory's ACL, the launchd plist.
-// `sessiond install --print` prints it, and the unit tests check it on
-// Linux. The calls into the SCM, SetNamedSecurityInfo and launchctl sit
-// behind small interfaces (scm, launchctl), a few lines each, so the
-// order of install and its undoing on failure are tested on Linux too;
+// the recovery actions, the state directory's ACL, the launchd plist, the
+// systemd unit. `sessiond install --print` prints it (--os plans for
+// another system), and the unit tests check it on Linux, the unit also
+// with systemd-analyze verify. The calls into the SCM,
+// SetNamedSecurityInfo, launchctl and systemctl sit behind small
+// interfaces (scm, launchctl, systemd.Systemctl), a few lines each, so the
+// order of install and its undoing on failure are tested without them;
 // what only Windows or macOS can run is tested under Wine where Wine
 // allows (see the _windows_test files).
+//
+// The agent's systemd unit has no sandboxing options, on purpose: the
+// sessions the agent runs are its children and would inherit them, and
+// an elevated session must be able to change /usr and /etc, see the
+// machine's real /tmp and use sudo. agentUnit writes the reasons into the
+// unit itself. Package systemd, which writes units and drives systemctl,
+// is shared with `broker install`, whose unit is the opposite: a network
+// daemon under its own user with every protection that fits.
 //
 // Why golang.org/x/sys/windows/svc and not github.com/kardianos/service,
 // which would serve Windows, launchd and systemd behind one API: it hides
@@ -25,8 +36,4 @@
 // copy of the binary to the caller; its plist is its own template; and
 // its per-system code builds only on its system, so none of it could be
 // checked on Linux. The SCM part here is about a hundred lines.
-//
-// Linux: systemd units belong to another change (issue 14, "Services on
-// Linux"); until then NewPlan says so for linux (ErrSystemdNotBuilt), and
-// the verbs and flags are already the shared ones.
 package service

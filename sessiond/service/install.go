@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/readymesh/readymesh/sessiond/service/systemd"
 )
 
 // system is one operating system's service manager as Install and
@@ -91,7 +92,7 @@ func install(ctx context.Context, sys system, p *Plan, enroll func(context.Conte
 		return err
 	}
 	kept := fmt.Sprintf("the state directory %s stays enrolled: once the cause is fixed, run sessiond install again without --token", p.StateDir)
-	if err := copyExe(p.Source, p.Exe); err != nil {
+	if err := systemd.CopyExe(p.Source, p.Exe); err != nil {
 		return fmt.Errorf("sessiond install: copying the binary to %s: %w; %s", p.Exe, err, kept)
 	}
 	if err := sys.register(p); err != nil {
@@ -104,7 +105,7 @@ func install(ctx context.Context, sys system, p *Plan, enroll func(context.Conte
 		}
 		return fmt.Errorf("sessiond install: %w; the service was removed again, and %s", err, kept)
 	}
-	fmt.Fprintf(out, "installed and started %s: %s, state in %s, log in %s\n", p.serviceName(), p.Exe, p.StateDir, p.LogFile)
+	fmt.Fprintf(out, "installed and started %s: %s, state in %s, log in %s\n", p.serviceName(), p.Exe, p.StateDir, p.logWhere())
 	return nil
 }
 
@@ -155,6 +156,9 @@ func purgeState(p *Plan, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "removed the state directory %s\n", p.StateDir)
 	}
+	if p.LogFile == "" {
+		return nil // the journal keeps the log, and rotates it
+	}
 	if err := os.Remove(p.LogFile); err == nil {
 		fmt.Fprintf(out, "removed %s\n", p.LogFile)
 	}
@@ -176,51 +180,11 @@ func holdsAgent(entries []os.DirEntry) bool {
 
 // serviceName names the service in messages.
 func (p *Plan) serviceName() string {
-	if p.Windows != nil {
+	switch {
+	case p.Windows != nil:
 		return "Windows service " + p.Windows.Name
+	case p.Systemd != nil:
+		return "systemd unit " + p.Systemd.Name
 	}
 	return "launchd daemon " + p.Launchd.Label
-}
-
-// copyExe copies the binary src to dst, unless dst is src, through a
-// temporary file so a half-written binary is never run.
-func copyExe(src, dst string) error {
-	if same(src, dst) {
-		return nil
-	}
-	raw, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	return writeFileAtomic(dst, raw, 0o755)
-}
-
-// same reports whether a and b are one file.
-func same(a, b string) bool {
-	fa, err := os.Stat(a)
-	if err != nil {
-		return false
-	}
-	fb, err := os.Stat(b)
-	return err == nil && os.SameFile(fa, fb)
-}
-
-// writeFileAtomic writes data to path through a temporary file beside it.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, mode); err != nil { // WriteFile's mode passes through the umask
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
 }

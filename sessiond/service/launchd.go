@@ -9,6 +9,8 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+
+	"github.com/readymesh/readymesh/sessiond/service/systemd"
 )
 
 // LaunchdJob is how sessiond is registered with launchd: a daemon in the
@@ -160,7 +162,7 @@ func (l *launchdSystem) prepare(p *Plan) error {
 
 // register writes the plist: root's, 0644, as launchd requires.
 func (l *launchdSystem) register(p *Plan) error {
-	return writeFileAtomic(p.Launchd.PlistPath, Plist(p), 0o644)
+	return systemd.WriteFile(p.Launchd.PlistPath, Plist(p), 0o644)
 }
 
 // start loads the daemon; RunAtLoad starts it. A label disabled earlier

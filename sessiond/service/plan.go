@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/readymesh/readymesh/sessiond/service/systemd"
 )
 
 // Names the installed service goes by.
@@ -22,9 +24,6 @@ const (
 // Administrators full control, inherited by everything inside, and
 // nobody else any access. The agent's key and database live there.
 const StateSDDL = "O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
-
-// ErrSystemdNotBuilt is what NewPlan says for Linux.
-var ErrSystemdNotBuilt = errors.New(`install and uninstall on Linux: systemd units are not built yet (issue 14, "Services on Linux"); meanwhile run "sessiond enroll" once and "sessiond run --state DIR" from a unit of your own`)
 
 // Spec is what the caller asks to install.
 type Spec struct {
@@ -50,10 +49,11 @@ type Plan struct {
 	Source   string   // the binary copied to Exe
 	Exe      string   // the binary the service runs, where only administrators can write
 	Args     []string // Exe's arguments: run --state StateDir …
-	LogFile  string   // where the agent's log goes
+	LogFile  string   // where the agent's log goes; empty for the journal
 
 	Windows *WindowsService // set when OS is windows
 	Launchd *LaunchdJob     // set when OS is darwin
+	Systemd *systemd.Unit   // set when OS is linux
 }
 
 // NewPlan decides how to install spec on its system.
@@ -65,9 +65,7 @@ func NewPlan(spec Spec) (*Plan, error) {
 	switch {
 	case spec.Source == "":
 		return nil, errors.New("sessiond install: no binary to install")
-	case goos == "linux":
-		return nil, ErrSystemdNotBuilt
-	case goos != "windows" && goos != "darwin":
+	case goos != "windows" && goos != "darwin" && goos != "linux":
 		return nil, fmt.Errorf("sessiond install: no service manager support for %s", goos)
 	case !absolute(goos, spec.StateDir):
 		return nil, fmt.Errorf("sessiond install: the state directory %q is not an absolute path on %s", spec.StateDir, goos)
@@ -77,10 +75,13 @@ func NewPlan(spec Spec) (*Plan, error) {
 			return nil, errors.New("sessiond install: --state is the plan's own, not a run flag to pass on")
 		}
 	}
-	if goos == "windows" {
+	switch goos {
+	case "windows":
 		return windowsPlan(spec), nil
+	case "darwin":
+		return darwinPlan(spec), nil
 	}
-	return darwinPlan(spec), nil
+	return linuxPlan(spec), nil
 }
 
 // absolute reports whether path is absolute on goos, whatever system
@@ -134,14 +135,24 @@ func (p *Plan) Print(w io.Writer) error {
 	pw.line("system", p.OS)
 	pw.line("binary", p.Exe+"  (copied from "+p.Source+")")
 	pw.line("state", p.StateDir)
-	pw.line("log", p.LogFile)
+	pw.line("log", p.logWhere())
 	switch {
 	case p.Windows != nil:
 		p.Windows.print(pw, p)
 	case p.Launchd != nil:
 		p.Launchd.print(pw, p)
+	case p.Systemd != nil:
+		p.printSystemd(pw)
 	}
 	return pw.err
+}
+
+// logWhere says where the agent's log goes.
+func (p *Plan) logWhere() string {
+	if p.LogFile == "" {
+		return "the journal (journalctl -u " + SystemdUnit + ")"
+	}
+	return p.LogFile
 }
 
 // planWriter writes aligned lines and keeps the first error.

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -77,7 +76,8 @@ func TestNewPlanRefuses(t *testing.T) {
 		spec Spec
 		err  string
 	}{
-		{Spec{OS: "linux", StateDir: "/var/lib/readymesh/sessiond", Source: "/usr/bin/sessiond"}, `systemd units are not built yet (issue 14, "Services on Linux")`},
+		{Spec{OS: "linux", StateDir: "var/lib/sessiond", Source: "/usr/bin/sessiond"}, `"var/lib/sessiond" is not an absolute path on linux`},
+		{Spec{OS: "linux", StateDir: "/s", Source: "/sessiond", RunArgs: []string{"--state", "/t"}}, "--state is the plan's own"},
 		{Spec{OS: "freebsd", StateDir: "/var/db/sessiond", Source: "/usr/bin/sessiond"}, "no service manager support for freebsd"},
 		{Spec{OS: "windows", StateDir: `state`, Source: `C:\sessiond.exe`}, `"state" is not an absolute path on windows`},
 		{Spec{OS: "windows", StateDir: `/var/state`, Source: `C:\sessiond.exe`}, "not an absolute path"},
@@ -89,10 +89,6 @@ func TestNewPlanRefuses(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("NewPlan(%+v) = %v, %v; want an error saying %q", tc.spec, p, err, tc.err)
 		}
-	}
-	_, err := NewPlan(Spec{OS: "linux", StateDir: "/s", Source: "/b"})
-	if !errors.Is(err, ErrSystemdNotBuilt) {
-		t.Errorf("linux: %v, want ErrSystemdNotBuilt", err)
 	}
 }
 
@@ -120,7 +116,7 @@ func TestCommandLine(t *testing.T) {
 }
 
 // TestPrint: --print shows the service's command line and recovery on
-// Windows, and the plist on macOS.
+// Windows, the plist on macOS and the unit on Linux.
 func TestPrint(t *testing.T) {
 	for _, tc := range []struct {
 		spec Spec
@@ -132,6 +128,13 @@ func TestPrint(t *testing.T) {
 			`service    readymesh-sessiond ("readymesh agent"), LocalSystem, automatic start`,
 			`command    "C:\Program Files\readymesh\sessiond.exe" run --state ` + winState + ` --log ` + winState + `\sessiond.log`,
 			"recovery   restart after 5s, 30s, 1m0s following a crash or an error exit; failures counted afresh after 24h0m0s\n",
+		}},
+		{Spec{OS: "linux", StateDir: "/var/lib/readymesh/sessiond", Source: "/home/bob/sessiond"}, []string{
+			"binary     /opt/readymesh/bin/sessiond  (copied from /home/bob/sessiond)\n",
+			"log        the journal (journalctl -u readymesh-sessiond.service)\n",
+			"unit       /etc/systemd/system/readymesh-sessiond.service\n",
+			"systemctl enable --now readymesh-sessiond.service\n",
+			"\nExecStart=/opt/readymesh/bin/sessiond run --state /var/lib/readymesh/sessiond\n",
 		}},
 		{Spec{OS: "darwin", StateDir: "/Library/Application Support/readymesh/sessiond", Source: "/tmp/sessiond"}, []string{
 			"daemon     /Library/LaunchDaemons/io.readymesh.sessiond.plist\n",

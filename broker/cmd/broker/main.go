@@ -2,6 +2,8 @@
 //
 //	broker [run] --data DIR [--config FILE] [--listen ADDR[,ADDR]] [--http ADDR] [--name N] [--region R] …
 //	broker gossip-key FILE
+//	broker install [--max-agents N] [run flags] [--print]
+//	broker uninstall [--purge]
 //	broker config print [--config FILE] [run flags]
 //	broker version [--json]
 //
@@ -28,6 +30,8 @@ var commands = map[string]func(args []string) error{
 	"run":        run,
 	"gossip-key": gossipKey,
 	"version":    version,
+	"install":    install,
+	"uninstall":  uninstall,
 	"config":     config,
 }
 
@@ -66,6 +70,8 @@ func printUsage() {
 	fmt.Fprintln(os.Stderr, `usage:
   broker [run] --data DIR [flags]     serve (broker run -h lists the flags)
   broker gossip-key FILE              write a new gossip key file
+  broker install [--max-agents N] [run flags] [--print]   a systemd service (Linux); --print shows the unit
+  broker uninstall [--purge]          stop and remove the service; --purge also the data directory
   broker config print [flags]         broker run's effective config: each value and where it came from
   broker version [--json]             this build's version, commit, Go and protocol versions`)
 }
