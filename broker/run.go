@@ -33,6 +33,7 @@ func (b *Broker) Run(ctx context.Context, ready func(info wire.BrokerInfo, crede
 	errc := make(chan error, 1)
 	b.startHTTP(ctx, &loops, errc)
 	b.startLoops(run)
+	b.startControl(ctx, &loops)
 	if b.cluster != nil {
 		if err := b.startCluster(ctx, run); err != nil {
 			cancel()
