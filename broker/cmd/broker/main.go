@@ -2,6 +2,8 @@
 //
 //	broker [run] --data DIR [--config FILE] [--listen ADDR[,ADDR]] [--http ADDR] [--name N] [--region R] …
 //	broker gossip-key FILE
+//	broker backup --data DIR --out FILE [--no-key]
+//	broker restore FILE --data DIR
 //	broker install [--max-agents N] [run flags] [--print]
 //	broker uninstall [--purge]
 //	broker config print [--config FILE] [run flags]
@@ -29,6 +31,8 @@ import (
 var commands = map[string]func(args []string) error{
 	"run":        run,
 	"gossip-key": gossipKey,
+	"backup":     backupCmd,
+	"restore":    restoreCmd,
 	"version":    version,
 	"install":    install,
 	"uninstall":  uninstall,
@@ -70,6 +74,8 @@ func printUsage() {
 	fmt.Fprintln(os.Stderr, `usage:
   broker [run] --data DIR [flags]     serve (broker run -h lists the flags)
   broker gossip-key FILE              write a new gossip key file
+  broker backup --data DIR --out FILE [--no-key]   back up the store and key, while the broker serves or not
+  broker restore FILE --data DIR      check a backup and lay it down as a new data directory
   broker install [--max-agents N] [run flags] [--print]   a systemd service (Linux); --print shows the unit
   broker uninstall [--purge]          stop and remove the service; --purge also the data directory
   broker config print [flags]         broker run's effective config: each value and where it came from
