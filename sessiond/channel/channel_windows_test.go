@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,15 +21,6 @@ import (
 // These tests run the Windows code for real: under Windows, or under Wine
 // (GOOS=windows go test -exec wine), which has pseudo consoles, job
 // objects and cmd.exe, but no PowerShell and no console-user tokens.
-
-func newTestServer(t *testing.T) *Server {
-	t.Helper()
-	s, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // TestConsoleRunsCmd opens a pseudo console with cmd.exe, types a command
 // and exit, and reads the output back.
@@ -225,4 +217,41 @@ func TestInteractiveWithUserToken(t *testing.T) {
 	}
 	c.kill()
 	c.close()
+}
+
+// TestScriptRemovalFailureLogged: when a job's script file cannot be
+// removed after the job (here the script deleted itself first), the
+// agent says so in its log.
+func TestScriptRemovalFailureLogged(t *testing.T) {
+	var logs syncBuffer
+	s, err := New(Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, err := s.RunScript(context.Background(), wire.ModeElevated, "@echo off\r\necho gone\r\ndel \"%~f0\" & exit /b 0\r\n",
+		wire.ShellCmd, "session", "job6")
+	if err != nil || code != 0 || !strings.Contains(out, "gone") {
+		t.Fatalf("self-deleting script: exit %d, output %q, %v", code, out, err)
+	}
+	if got := logs.String(); !strings.Contains(got, "script file not removed") || !strings.Contains(got, "job=job6") {
+		t.Fatalf("no log of the script file that could not be removed; the log holds:\n%s", got)
+	}
+}
+
+// syncBuffer is a bytes.Buffer a logger may write to from any goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

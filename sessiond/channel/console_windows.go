@@ -17,16 +17,27 @@ import (
 // in a window; conhost renders that into VT sequences on a pipe, and input
 // written to the other pipe arrives as key presses.
 type console struct {
-	hpc   windows.Handle // the pseudo console; closed once
-	in    *os.File       // input pipe, write end
-	out   *os.File       // output pipe, read end
+	// Set by startConsole, then read only.
+	in    *os.File // input pipe, write end
+	out   *os.File // output pipe, read end
 	proc  windows.Handle
 	pidN  uint32
 	group *procGroup
 	shell string
 
-	closeOnce sync.Once
+	// mu guards hpc, the pseudo console, which closeConsole closes and
+	// sets to 0: the technician's frame reader may ask for a resize at
+	// any time, also after the terminal closed, and must never hand
+	// Windows a freed handle. (spawn reads hpc before anyone else has
+	// the console.)
+	mu  sync.Mutex
+	hpc windows.Handle
 }
+
+// conptyResize and conptyClose are the pseudo console calls made after
+// creating one. Only tests replace them, to see which handle each call
+// gets.
+var conptyResize, conptyClose = windows.ResizePseudoConsole, windows.ClosePseudoConsole
 
 // terminalShell picks the program a terminal runs: PowerShell by default,
 // cmd when it is missing (the person sees which shell opened), or the one
@@ -182,8 +193,14 @@ func (c *console) Read(p []byte) (int, error)  { return c.out.Read(p) }
 func (c *console) Write(p []byte) (int, error) { return c.in.Write(p) }
 func (c *console) pid() int                    { return int(c.pidN) }
 
+// resize sets the pseudo console's size; once it is closed, it does
+// nothing. rows and cols are at most maxTermSize, so they fit a Coord.
 func (c *console) resize(rows, cols uint16) {
-	windows.ResizePseudoConsole(c.hpc, windows.Coord{X: int16(cols), Y: int16(rows)})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hpc != 0 {
+		conptyResize(c.hpc, windows.Coord{X: int16(cols), Y: int16(rows)})
+	}
 }
 
 // wait returns the shell's exit code when it exits.
@@ -215,12 +232,18 @@ func (c *console) kill() {
 	c.closeConsole()
 }
 
+// closeConsole closes the pseudo console once. It holds mu while it
+// does, so a second call returns only after the first has closed it (as
+// kill's callers expect), and a resize waits and then finds it gone.
+// Holding mu cannot deadlock: closing waits only for the output to be
+// drained, which copyOutput does without mu.
 func (c *console) closeConsole() {
-	c.closeOnce.Do(func() {
-		if c.hpc != 0 {
-			windows.ClosePseudoConsole(c.hpc)
-		}
-	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hpc != 0 {
+		conptyClose(c.hpc)
+		c.hpc = 0
+	}
 }
 
 // close releases everything; the output reader must have finished or be

@@ -163,11 +163,27 @@ func (t *term) readFrames() {
 		case wire.FrameInput:
 			t.input(p)
 		case wire.FrameResize:
-			if len(p) == 4 {
-				t.con.resize(max(binary.BigEndian.Uint16(p), 1), max(binary.BigEndian.Uint16(p[2:]), 1))
+			if rows, cols, ok := resizeSize(p); ok {
+				t.con.resize(rows, cols)
 			}
 		}
 	}
+}
+
+// maxTermSize is the most rows or columns a terminal has, as
+// wire.TerminalRequest allows in the header.
+const maxTermSize = 1000
+
+// resizeSize reads a resize frame's rows and columns, each brought into
+// 1..maxTermSize: a technician's frames are checked no less than its
+// header, and a ConPTY size is a signed 16-bit number. ok is false when
+// the frame is not 4 bytes long.
+func resizeSize(p []byte) (rows, cols uint16, ok bool) {
+	if len(p) != 4 {
+		return 0, 0, false
+	}
+	clamp := func(n uint16) uint16 { return min(max(n, 1), maxTermSize) }
+	return clamp(binary.BigEndian.Uint16(p)), clamp(binary.BigEndian.Uint16(p[2:])), true
 }
 
 // input delivers p to the shell, unless input is paused or the session is
