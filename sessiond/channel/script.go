@@ -39,7 +39,7 @@ func (s *Server) RunScript(ctx context.Context, mode, body, shell, session, labe
 		// Removed as the account that wrote it: the file sits in that
 		// account's directory, which it may have redirected (a junction
 		// to an object-manager link) to make the agent delete another file.
-		defer s.asAccount(id, func() error { return os.Remove(sc.file) })
+		defer s.removeScript(id, sc.file, session, label)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
@@ -61,6 +61,15 @@ func (s *Server) RunScript(ctx context.Context, mode, body, shell, session, labe
 		s.cfg.OnCommand(wire.CommandRecord{At: start.UTC(), Command: "queued job " + label, ExitCode: int(code), Session: session})
 	}
 	return int(code), out.String(), nil
+}
+
+// removeScript removes a job's script file as id, and logs when it
+// cannot: a script left behind holds what the job ran (perhaps secrets),
+// and one that cannot be removed may have been swapped for something else.
+func (s *Server) removeScript(id identity, file, session, label string) {
+	if err := s.asAccount(id, func() error { return os.Remove(file) }); err != nil {
+		s.log.Warn("queued job's script file not removed", "session", session, "job", label, "file", file, "as", id.name, "err", err)
+	}
 }
 
 // capped keeps the first MaxJobOutput bytes written to it.
