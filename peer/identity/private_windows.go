@@ -56,6 +56,12 @@ func checkPrivate(path string, _ os.FileInfo) error {
 	if tu, err := windows.GetCurrentProcessToken().GetTokenUser(); err == nil {
 		self = tu.User.Sid
 	}
+	return checkDescriptor(path, sd, self)
+}
+
+// checkDescriptor is checkPrivate on the file's security descriptor sd;
+// self is the account this process runs as, or nil.
+func checkDescriptor(path string, sd *windows.SECURITY_DESCRIPTOR, self *windows.SID) error {
 	fix := fmt.Sprintf("delete it to make a new key, or restrict it (icacls %s /setowner Administrators "+
 		"/inheritance:r /grant:r SYSTEM:F Administrators:F)", path)
 	if owner, _, err := sd.Owner(); err != nil || owner == nil || !trustedSID(owner, self) {
@@ -74,8 +80,12 @@ func checkPrivate(path string, _ os.FileInfo) error {
 		if err := windows.GetAce(dacl, uint32(i), &ace); err != nil {
 			return fmt.Errorf("identity: access list of %s: %w", path, err)
 		}
-		if ace.Header.AceType != windows.ACCESS_ALLOWED_ACE_TYPE {
+		switch typ := ace.Header.AceType; {
+		case denyACE(typ):
 			continue
+		case typ != windows.ACCESS_ALLOWED_ACE_TYPE:
+			return fmt.Errorf("%w: %s has an access entry of type %d, which may let others open it and is not checked here; %s",
+				ErrInsecureKey, path, typ, fix)
 		}
 		if sid := (*windows.SID)(unsafe.Pointer(&ace.SidStart)); !trustedSID(sid, self) {
 			return fmt.Errorf("%w: %s may be opened by %s; it must be readable only by its owner; %s",
@@ -83,6 +93,25 @@ func checkPrivate(path string, _ os.FileInfo) error {
 		}
 	}
 	return nil
+}
+
+// The access-denied entry types of winnt.h besides ACCESS_DENIED_ACE_TYPE.
+const (
+	accessDeniedObjectACE         = 6  // ACCESS_DENIED_OBJECT_ACE_TYPE
+	accessDeniedCallbackACE       = 10 // ACCESS_DENIED_CALLBACK_ACE_TYPE
+	accessDeniedCallbackObjectACE = 12 // ACCESS_DENIED_CALLBACK_OBJECT_ACE_TYPE
+)
+
+// denyACE reports whether an access list entry of type typ only takes
+// access away: a key file's list may hold any of those. Every other type
+// (the object and callback allows, and types this code does not know)
+// may give access, so checkDescriptor refuses it rather than guess whom.
+func denyACE(typ uint8) bool {
+	switch typ {
+	case windows.ACCESS_DENIED_ACE_TYPE, accessDeniedObjectACE, accessDeniedCallbackACE, accessDeniedCallbackObjectACE:
+		return true
+	}
+	return false
 }
 
 func sidName(sid *windows.SID) string {
