@@ -64,6 +64,16 @@ func listenControl(stateDir string) (net.Listener, error) {
 // open it again.
 const controlRetry = 30 * time.Second
 
+// A failed Accept is tried again after acceptBackoffMin, doubling up to
+// acceptBackoffMax while it keeps failing, as net/http's Server does.
+// The listener stays open meanwhile: the Windows pipe listener's errors
+// are transient (its next Accept makes the pipe instance the last one
+// could not), and closing it would give up the pipe's name.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
 // runControl serves the control channel until ctx ends. When it cannot be
 // opened (on Windows another process may hold the pipe's name while the
 // agent restarts), the agent runs on without it, says so, and tries again
@@ -80,6 +90,7 @@ func (a *Agent) runControl(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			a.log.Error("control channel closed under the agent; opening it again", "in", controlRetry)
 		} else {
 			a.log.Error("no control channel: local status, check-in and consent commands cannot reach this agent; trying again",
 				"err", err, "every", controlRetry)
@@ -92,16 +103,32 @@ func (a *Agent) runControl(ctx context.Context) {
 	}
 }
 
+// serveControl accepts control connections until ln is closed or ctx
+// ends. Any other Accept error is waited out (acceptBackoffMin, doubling)
+// and Accept tried again.
 func (a *Agent) serveControl(ctx context.Context, ln net.Listener) {
-	for {
+	var delay time.Duration
+	for failures := 0; ; {
 		c, err := ln.Accept()
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
-				a.log.Error("control channel stopped; opening it again", "err", err)
-			}
-			return // closed by Run, or broken
+		if err == nil {
+			delay, failures = 0, 0
+			go a.serveControlConn(ctx, c)
+			continue
 		}
-		go a.serveControlConn(ctx, c)
+		if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+			return
+		}
+		delay = min(max(2*delay, acceptBackoffMin), acceptBackoffMax)
+		// Logged on the 1st, 2nd, 4th, 8th… failure in a row: a listener
+		// that keeps failing is seen without filling the log.
+		if failures++; failures&(failures-1) == 0 {
+			a.log.Warn("control channel: accept failed; trying again", "err", err, "in", delay, "failures", failures)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
 	}
 }
 
