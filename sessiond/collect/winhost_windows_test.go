@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/windows/registry"
 
 	"github.com/readymesh/readymesh/peer/wire"
+	"github.com/readymesh/readymesh/sessiond/internal/wintest"
 )
 
 // These tests run the Windows collectors against the system they run on.
@@ -24,12 +25,6 @@ import (
 // the registry, RtlGetVersion, NtQuerySystemInformation, GetSystemTimes
 // and WTSEnumerateSessions work; the Windows Update Agent does not, and
 // the tests check that its failure is reported as a collector error.
-
-// underWine reports whether the tests run under Wine, whose ntdll
-// exports wine_get_version.
-func underWine() bool {
-	return windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version").Find() == nil
-}
 
 func TestHostSnapshot(t *testing.T) {
 	cfg := Config{AgentVersion: "test", AptTimeout: 30 * time.Second, Logger: testLogger(t)}
@@ -109,7 +104,7 @@ func checkHostUpdates(t *testing.T, s *wire.Snapshot, updatesErr string) {
 		}
 		return
 	}
-	if underWine() {
+	if wintest.UnderWine() {
 		t.Fatalf("the Windows Update Agent answered under Wine: %v", s.PendingUpdates)
 	}
 	for _, u := range s.PendingUpdates {
@@ -120,7 +115,7 @@ func checkHostUpdates(t *testing.T, s *wire.Snapshot, updatesErr string) {
 }
 
 func TestCOMSearcherFails(t *testing.T) {
-	if !underWine() {
+	if !wintest.UnderWine() {
 		t.Skip("a real Windows Update search needs Wine's missing agent to fail quickly; TestHostSnapshot covers real Windows")
 	}
 	ups, err := comSearcher{}.Search(wuaCriteria)

@@ -10,45 +10,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/windows"
 
 	"github.com/readymesh/readymesh/integration/testdir"
+	"github.com/readymesh/readymesh/sessiond/internal/wintest"
 )
-
-// underWine reports whether the test runs under Wine, whose ntdll exports
-// wine_get_version.
-func underWine() bool {
-	return windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version").Find() == nil
-}
-
-// allowed lists the SIDs the DACL of sd grants access to, and whether
-// the DACL is protected from inheritance; it fails on a deny ACE.
-func allowed(t *testing.T, sd *windows.SECURITY_DESCRIPTOR) ([]string, bool) {
-	t.Helper()
-	acl, _, err := sd.DACL()
-	if err != nil {
-		t.Fatalf("DACL of %s: %v", sd, err)
-	}
-	var sids []string
-	for i := range uint32(acl.AceCount) {
-		var ace *windows.ACCESS_ALLOWED_ACE
-		if err := windows.GetAce(acl, i, &ace); err != nil {
-			t.Fatal(err)
-		}
-		if ace.Header.AceType != windows.ACCESS_ALLOWED_ACE_TYPE {
-			t.Fatalf("ACE %d of %s is of type %d, not an allow", i, sd, ace.Header.AceType)
-		}
-		sids = append(sids, (*windows.SID)(unsafe.Pointer(&ace.SidStart)).String())
-	}
-	control, _, err := sd.Control()
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(sids)
-	return sids, control&windows.SE_DACL_PROTECTED != 0
-}
 
 // TestPipeSecurity: the pipe a client reaches is owned by the agent's
 // account and admits that account, SYSTEM and Administrators only.
@@ -84,9 +51,12 @@ func TestPipeSecurity(t *testing.T) {
 	if err != nil || owner.String() != self {
 		t.Errorf("pipe owner %v (%v), want this process's account %s", owner, err, self)
 	}
+	// Sorted and each once, as AllowedSIDs gives them: an agent running
+	// as SYSTEM is SIDSystem itself.
 	want := []string{SIDSystem, SIDAdmins, self}
 	slices.Sort(want)
-	sids, protected := allowed(t, sd)
+	want = slices.Compact(want)
+	sids, protected := wintest.AllowedSIDs(t, sd)
 	if !slices.Equal(sids, want) || !protected {
 		t.Errorf("pipe DACL %s admits %v (protected %v), want exactly %v, protected", sd, sids, protected, want)
 	}
@@ -104,7 +74,7 @@ func TestPipeNameTaken(t *testing.T) {
 	ln2, err := Listen(dir)
 	if err == nil {
 		ln2.Close()
-		if underWine() {
+		if wintest.UnderWine() {
 			t.Skip("Wine 8 ignores FILE_FLAG_FIRST_PIPE_INSTANCE: a second CreateNamedPipe of a held name succeeds, so squatting cannot be refused there")
 		}
 		t.Fatal("a second Listen on a state directory whose pipe is held succeeded")

@@ -14,13 +14,9 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/windows"
-)
 
-// underWine reports whether the test runs under Wine, whose ntdll exports
-// wine_get_version.
-func underWine() bool {
-	return windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version").Find() == nil
-}
+	"github.com/readymesh/readymesh/sessiond/internal/wintest"
+)
 
 // TestWatchSystem runs Watch against the system's IP helper. Wine 8
 // implements NotifyIpInterfaceChange, NotifyUnicastIpAddressChange and
@@ -34,7 +30,7 @@ func TestWatchSystem(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	ch, err := Watch(ctx, Config{Logger: testLogger(t, "watch")})
-	if underWine() {
+	if wintest.UnderWine() {
 		if !errors.Is(err, errors.ErrUnsupported) || !strings.Contains(err.Error(), "NotifyIpInterfaceChange") {
 			t.Fatalf("under Wine: Watch error = %v, want ErrUnsupported naming NotifyIpInterfaceChange", err)
 		}
@@ -294,7 +290,7 @@ func TestIPInterfaceLookups(t *testing.T) {
 	const loopback = 24 // IF_TYPE_SOFTWARE_LOOPBACK, the LUID's top 16 bits
 	ifs, listErr := ipInterfaces()
 	up, entryErr := interfaceConnected(windows.AF_INET, loopback<<48) // Wine: any LUID
-	if underWine() {
+	if wintest.UnderWine() {
 		if listErr == nil || entryErr == nil {
 			t.Fatalf("under Wine: list %v, %v; entry %v, %v; want two errors", ifs, listErr, up, entryErr)
 		}
