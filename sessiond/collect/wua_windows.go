@@ -100,26 +100,8 @@ func readSearchResult(result *ole.IDispatch) ([]wuaUpdate, error) {
 	default:
 		return nil, fmt.Errorf("search ended with result code %d", code)
 	}
-	coll, err := getDispatch(result, "Updates")
-	if err != nil {
-		return nil, err
-	}
-	defer coll.Release()
-	n, err := getInt(coll, "Count")
-	if err != nil {
-		return nil, err
-	}
 	// One more than reported, so the mapping can tell there were more.
-	n = min(n, maxWUAUpdates+1)
-	ups := make([]wuaUpdate, 0, n)
-	for i := range n {
-		u, err := readUpdateAt(coll, i)
-		if err != nil {
-			return nil, fmt.Errorf("update %d: %w", i, err)
-		}
-		ups = append(ups, u)
-	}
-	return ups, nil
+	return collection(result, "Updates", maxWUAUpdates+1, func(i int) string { return fmt.Sprintf("update %d", i) }, readUpdateAt)
 }
 
 // readUpdateAt reads the IUpdate at index i of an IUpdateCollection.
@@ -159,44 +141,46 @@ func updateID(item *ole.IDispatch) (string, error) {
 // stringCollection reads up to max strings of the IStringCollection
 // property name.
 func stringCollection(item *ole.IDispatch, name string, max int) ([]string, error) {
-	coll, err := getDispatch(item, name)
-	if err != nil {
-		return nil, err
-	}
-	defer coll.Release()
-	n, err := getInt(coll, "Count")
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for i := range min(n, max) {
-		s, err := getString(coll, "Item", i)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		out = append(out, s)
-	}
-	return out, nil
+	return collection(item, name, max, func(int) string { return name }, func(coll *ole.IDispatch, i int) (string, error) {
+		return getString(coll, "Item", i)
+	})
 }
 
 // categories reads up to maxWUACategory of an update's categories.
 func categories(item *ole.IDispatch) ([]wuaCategory, error) {
-	coll, err := getDispatch(item, "Categories")
+	return collection(item, "Categories", maxWUACategory, func(i int) string { return fmt.Sprintf("category %d", i) }, categoryAt)
+}
+
+// collection reads up to limit items of d's collection property name
+// (an IUpdateCollection, IStringCollection or ICategoryCollection), as
+// readItems does.
+func collection[T any](d *ole.IDispatch, name string, limit int, what func(i int) string,
+	read func(coll *ole.IDispatch, i int) (T, error)) ([]T, error) {
+	coll, err := getDispatch(d, name)
 	if err != nil {
 		return nil, err
 	}
 	defer coll.Release()
+	return readItems(coll, limit, what, read)
+}
+
+// readItems reads the first limit items of coll, a WUA collection (Count
+// and Item(i)), one by one with read. An item's error is wrapped with
+// what(i), which names it.
+func readItems[T any](coll *ole.IDispatch, limit int, what func(i int) string,
+	read func(coll *ole.IDispatch, i int) (T, error)) ([]T, error) {
 	n, err := getInt(coll, "Count")
 	if err != nil {
 		return nil, err
 	}
-	var out []wuaCategory
-	for i := range min(n, maxWUACategory) {
-		c, err := categoryAt(coll, i)
+	n = min(n, limit)
+	out := make([]T, 0, n)
+	for i := range n {
+		v, err := read(coll, i)
 		if err != nil {
-			return nil, fmt.Errorf("category %d: %w", i, err)
+			return nil, fmt.Errorf("%s: %w", what(i), err)
 		}
-		out = append(out, c)
+		out = append(out, v)
 	}
 	return out, nil
 }
