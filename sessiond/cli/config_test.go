@@ -3,6 +3,7 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -54,13 +55,24 @@ func TestRunConfig(t *testing.T) {
 }
 
 // TestInstallPassesConfig: install passes --config on to the service's
-// command line like the other run flags.
+// command line like the other run flags. For this system the file is read
+// first (checkConfig), so the test names one that exists; for another
+// system it is not read, and the path is in that system's form.
 func TestInstallPassesConfig(t *testing.T) {
-	out, _, err := run(t, "install", "--print", "--os", "windows", "--config", `C:\rm\agent.toml`, "--interval", "30m")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := `--config=C:\rm\agent.toml --interval=30m0s`; !strings.Contains(out, want) {
-		t.Errorf("install --print printed\n%s\nwithout %q", out, want)
+	foreign := map[string]string{"windows": `C:\rm\agent.toml`, "linux": "/etc/readymesh/agent.toml"}
+	other := map[bool]string{true: "linux", false: "windows"}[runtime.GOOS == "windows"]
+	for _, tc := range []struct{ name, goos, config string }{
+		{name: "this system", goos: runtime.GOOS, config: writeConfig(t, "interval = \"1h\"\n")},
+		{name: "another system", goos: other, config: foreign[other]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, _, err := run(t, "install", "--print", "--os", tc.goos, "--config", tc.config, "--interval", "30m")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "--config=" + tc.config + " --interval=30m0s"; !strings.Contains(out, want) {
+				t.Errorf("install --print --os %s printed\n%s\nwithout %q", tc.goos, out, want)
+			}
+		})
 	}
 }
