@@ -11,13 +11,13 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/registry"
 	"golang.org/x/sys/windows/svc/mgr"
 
 	"github.com/readymesh/readymesh/integration/testdir"
+	"github.com/readymesh/readymesh/sessiond/internal/wintest"
 )
 
 // TestServiceProcess is the service TestSCMStartStop registers: the SCM
@@ -144,7 +144,7 @@ func TestSCMAgentFails(t *testing.T) {
 func TestSCMRecovery(t *testing.T) {
 	name, p := testService(t, "unused")
 	err := (winSCM{}).setRecovery(p.Windows)
-	if errors.Is(err, windows.ERROR_INVALID_LEVEL) && underWine() {
+	if errors.Is(err, windows.ERROR_INVALID_LEVEL) && wintest.UnderWine() {
 		t.Skipf("Wine 8's SCM implements neither SERVICE_CONFIG_FAILURE_ACTIONS_FLAG (ChangeServiceConfig2: %v) reading back SERVICE_CONFIG_FAILURE_ACTIONS (which it accepts), so the recovery actions are only checked by TestWindowsPlan and TestWindowsInstall", err)
 	}
 	if err != nil {
@@ -193,39 +193,12 @@ func TestSecureDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	owner, _, _ := sd.Owner()
-	sids, protected := allowedSIDs(t, sd)
+	sids, protected := wintest.AllowedSIDs(t, sd)
 	ok := owner != nil && owner.String() == "S-1-5-32-544" && protected && slices.Equal(sids, []string{"S-1-5-18", "S-1-5-32-544"})
-	if !ok && underWine() {
+	if !ok && wintest.UnderWine() {
 		t.Skipf("Wine 8 accepts SetNamedSecurityInfo but reads back %s: it keeps no DACL of its own on files (it derives one from the Unix mode), so the ACL is only checked as SDDL (TestWindowsPlan)", sd)
 	}
 	if !ok {
 		t.Errorf("state directory security %s: want owner Administrators, a protected DACL admitting S-1-5-18 and S-1-5-32-544 only", sd)
 	}
-}
-
-// allowedSIDs lists the SIDs the DACL of sd grants access to, sorted,
-// and whether the DACL is protected; it fails on a deny ACE.
-func allowedSIDs(t *testing.T, sd *windows.SECURITY_DESCRIPTOR) ([]string, bool) {
-	t.Helper()
-	acl, _, err := sd.DACL()
-	if err != nil {
-		t.Fatalf("DACL of %s: %v", sd, err)
-	}
-	var sids []string
-	for i := range uint32(acl.AceCount) {
-		var ace *windows.ACCESS_ALLOWED_ACE
-		if err := windows.GetAce(acl, i, &ace); err != nil {
-			t.Fatal(err)
-		}
-		if ace.Header.AceType != windows.ACCESS_ALLOWED_ACE_TYPE {
-			t.Fatalf("ACE %d of %s is of type %d, not an allow", i, sd, ace.Header.AceType)
-		}
-		sids = append(sids, (*windows.SID)(unsafe.Pointer(&ace.SidStart)).String())
-	}
-	control, _, err := sd.Control()
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(sids)
-	return slices.Compact(sids), control&windows.SE_DACL_PROTECTED != 0
 }
