@@ -164,14 +164,19 @@ func (w *windowsSystem) prepare(p *Plan) error {
 }
 
 // register creates the service with its recovery actions; a service that
-// would not recover is removed again.
+// would not recover is removed again, and if that fails too the error
+// says so: an automatic-start service without recovery stays behind.
 func (w *windowsSystem) register(p *Plan) error {
+	name := p.Windows.Name
 	if err := w.scm.create(p); err != nil {
-		return fmt.Errorf("creating service %s: %w", p.Windows.Name, err)
+		return fmt.Errorf("creating service %s: %w", name, err)
 	}
 	if err := w.scm.setRecovery(p.Windows); err != nil {
-		w.scm.delete(p.Windows.Name)
-		return fmt.Errorf("setting the recovery actions of %s: %w", p.Windows.Name, err)
+		err = fmt.Errorf("setting the recovery actions of %s: %w", name, err)
+		if derr := w.scm.delete(name); derr != nil {
+			return fmt.Errorf("%w; deleting service %s again failed too (%w): run sessiond uninstall", err, name, derr)
+		}
+		return err
 	}
 	return nil
 }

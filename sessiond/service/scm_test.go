@@ -13,16 +13,16 @@ import (
 )
 
 // fakeSCM is the Service Control Manager as install sees it: it records
-// each call, and fails the one named in fail.
+// each call, and fails those named in fail.
 type fakeSCM struct {
 	calls      []string
 	registered map[string]bool
-	fail       string
+	fail       string // calls that fail, separated by blanks
 }
 
 func (f *fakeSCM) call(c, name string) error {
 	f.calls = append(f.calls, c+" "+name)
-	if c == f.fail {
+	if slices.Contains(strings.Fields(f.fail), c) {
 		return errors.New(c + ": Access is denied.")
 	}
 	return nil
@@ -135,16 +135,20 @@ func TestUninstallDeletesWhenStopFails(t *testing.T) {
 }
 
 // TestWindowsInstallFailures: a service that could not get its recovery
-// actions, or could not start, is deleted again; without administrator
-// rights nothing happens.
+// actions, or could not start, is deleted again, and a delete that fails
+// is reported; without administrator rights nothing happens.
 func TestWindowsInstallFailures(t *testing.T) {
 	for _, tc := range []struct {
-		fail     string
-		elevated bool
-		calls    []string
-		err      string
+		fail       string
+		elevated   bool
+		calls      []string
+		err        string
+		registered bool // the service stays registered
 	}{
 		{fail: "setRecovery", elevated: true, err: "setting the recovery actions of readymesh-sessiond",
+			calls: []string{"exists readymesh-sessiond", "create readymesh-sessiond", "setRecovery readymesh-sessiond", "delete readymesh-sessiond"}},
+		{fail: "setRecovery delete", elevated: true, registered: true,
+			err:   "setting the recovery actions of readymesh-sessiond: setRecovery: Access is denied.; deleting service readymesh-sessiond again failed too (delete: Access is denied.): run sessiond uninstall",
 			calls: []string{"exists readymesh-sessiond", "create readymesh-sessiond", "setRecovery readymesh-sessiond", "delete readymesh-sessiond"}},
 		{fail: "start", elevated: true, err: "the service was removed again",
 			calls: []string{"exists readymesh-sessiond", "create readymesh-sessiond", "setRecovery readymesh-sessiond", "start readymesh-sessiond",
@@ -162,8 +166,8 @@ func TestWindowsInstallFailures(t *testing.T) {
 		if !slices.Equal(scm.calls, tc.calls) {
 			t.Errorf("%s failing: SCM calls %q, want %q", tc.fail, scm.calls, tc.calls)
 		}
-		if scm.registered[WindowsName] {
-			t.Errorf("%s failing: the service stayed registered", tc.fail)
+		if scm.registered[WindowsName] != tc.registered {
+			t.Errorf("%s failing: the service registered %v, want %v", tc.fail, scm.registered[WindowsName], tc.registered)
 		}
 		if !tc.elevated && (enrolled != 0 || len(secured) != 0) {
 			t.Errorf("unelevated install enrolled %d times and secured %q", enrolled, secured)
