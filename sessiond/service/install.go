@@ -86,10 +86,7 @@ func install(ctx context.Context, sys system, p *Plan, enroll func(context.Conte
 		return fmt.Errorf("sessiond install: state directory %s: %w", p.StateDir, err)
 	}
 	if err := enroll(ctx); err != nil {
-		if made {
-			os.RemoveAll(p.StateDir)
-		}
-		return err
+		return removeMade(p.StateDir, made, err)
 	}
 	kept := fmt.Sprintf("the state directory %s stays enrolled: once the cause is fixed, run sessiond install again without --token", p.StateDir)
 	if err := systemd.CopyExe(p.Source, p.Exe); err != nil {
@@ -107,6 +104,20 @@ func install(ctx context.Context, sys system, p *Plan, enroll func(context.Conte
 	}
 	fmt.Fprintf(out, "installed and started %s: %s, state in %s, log in %s\n", p.serviceName(), p.Exe, p.StateDir, p.logWhere())
 	return nil
+}
+
+// removeMade removes the state directory dir again if install made it
+// (made), after the enrolment into it failed with err. It returns err,
+// joined by the removal's error if dir could not be removed: a
+// half-enrolled directory stays behind.
+func removeMade(dir string, made bool, err error) error {
+	if !made {
+		return err
+	}
+	if rerr := os.RemoveAll(dir); rerr != nil {
+		return fmt.Errorf("%w; removing the state directory %s again failed too: %w", err, dir, rerr)
+	}
+	return err
 }
 
 func uninstall(sys system, p *Plan, purge bool, out io.Writer) error {
