@@ -225,6 +225,81 @@ func TestOffboarding(t *testing.T) {
 			}
 		}
 	})
+	t.Run("rotate admin credential", func(t *testing.T) {
+		rotateAdminCredential(t, base, bs, admin, ops)
+	})
+}
+
+// rotateAdminCredential rotates eu-1's admin credential while it serves:
+// every admin key, logged in on any broker, is refused on all three and
+// an admin's console stream ends; the old credential logs in nowhere and
+// the new one does. Then eu-3's credential is rotated while eu-3 is
+// stopped: once it runs again, its old credential is refused and the
+// keys that logged in since the first rotation are signed out everywhere.
+// Both rotations are in the audit log with the local account that ran
+// them.
+func rotateAdminCredential(t *testing.T, base string, bs []*broker, admins ...*tech) {
+	third := bs[2].admin(base)
+	stream := openEvents(t, bs[2], third)
+	admins = append(admins, third)
+	old, err := os.ReadFile(bs[0].credential())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runCmd(t, cmdTimeout, nil, bins.broker, "admin-credential", "--rotate", "--data", bs[0].dir)
+	if r.err != nil || !strings.Contains(r.stdout, "by the running broker") || !strings.Contains(r.stdout, "signed out") {
+		t.Fatalf("broker admin-credential --rotate: %v", r)
+	}
+	t.Logf("broker admin-credential --rotate: %s", strings.TrimSpace(r.stdout))
+	waitAll(t, "every admin key refused after the rotation", admins, func(c *tech) (bool, string) {
+		r := c.run("machines")
+		return r.err != nil, r.stderr
+	})
+	stream.waitEnd(t)
+	oldCred := filepath.Join(base, "old-eu-1.credential")
+	if err := os.WriteFile(oldCred, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := newTech(t, base, "with-old-credential").run("login", "--credential", oldCred); r.err == nil {
+		t.Error("the rotated credential still logs in")
+	}
+	fresh := newTech(t, base, "admin-after-rotation")
+	fresh.ok("login", "--credential", bs[0].credential())
+	fresh.ok("machines")
+
+	// eu-3 stopped: the rotation goes into its store file.
+	third3 := filepath.Join(base, "old-eu-3.credential")
+	if raw, err := os.ReadFile(bs[2].credential()); err != nil || os.WriteFile(third3, raw, 0o600) != nil {
+		t.Fatalf("keep eu-3's credential: %v", err)
+	}
+	bs[2].stop()
+	r = runCmd(t, cmdTimeout, nil, bins.broker, "admin-credential", "--rotate", "--data", bs[2].dir)
+	if r.err != nil || !strings.Contains(r.stdout, "stopped broker's store") {
+		t.Fatalf("broker admin-credential --rotate on a stopped broker: %v", r)
+	}
+	bs[2].restart()
+	waitAll(t, "the key logged in after the first rotation refused after the offline one", []*tech{fresh}, func(c *tech) (bool, string) {
+		r := c.run("machines")
+		return r.err != nil, r.stderr
+	})
+	if r := newTech(t, base, "with-old-eu-3").run("login", "--credential", third3); r.err == nil {
+		t.Error("eu-3's rotated credential still logs in")
+	}
+	last := newTech(t, base, "admin-after-offline-rotation")
+	last.ok("login", "--credential", bs[2].credential())
+	var entries []wire.AuditEntry
+	if err := json.Unmarshal([]byte(last.ok("audit", "--limit", "1000", "--json")), &entries); err != nil {
+		t.Fatal(err)
+	}
+	rotations := 0
+	for _, e := range entries {
+		if e.Event == wire.AuditCredentialRotated && strings.HasPrefix(e.Technician, "local-") {
+			rotations++
+		}
+	}
+	if rotations == 0 {
+		t.Errorf("no %s entry naming a local account in eu-3's audit log", wire.AuditCredentialRotated)
+	}
 }
 
 // eventStream is a console event stream read line by line.

@@ -12,12 +12,17 @@
 // The admin credential (admin.credential in the data directory) belongs
 // to one broker: it logs in there only, checked against the file. The
 // admin technician it logs in as, and the keys bound to it, are replicated
-// like every record.
+// like every record. Rotating a broker's credential (RotateAdmin, or
+// Rotate on a stopped broker's store) replaces the file and signs out
+// every admin key on every broker; the other brokers' credentials stay
+// as they are.
 package enrol
 
 import (
 	"context"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +74,7 @@ type Store interface {
 	CreateTechnician(t wire.Technician, loginHash string, expires time.Time) error
 	AdminHash() string
 	SetAdminHash(hash string, now time.Time) error
+	RotateAdmin(hash, by string, now time.Time) ([]string, error)
 }
 
 // Self describes this broker: tokens and replies carry it.
@@ -96,8 +102,10 @@ type Admission struct {
 	repl   Replication
 	enrols *prometheus.CounterVec
 	// adminHash is the hash of this broker's admin credential, set by
-	// EnsureAdmin before the broker serves and read-only afterwards.
-	adminHash string
+	// EnsureAdmin before the broker serves and replaced by RotateAdmin.
+	adminHash atomic.Pointer[string]
+	// rotating serialises RotateAdmin.
+	rotating sync.Mutex
 }
 
 // New returns the broker's admission.

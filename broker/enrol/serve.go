@@ -73,7 +73,7 @@ func (a *Admission) ServeLogin(s *serve.Stream, req *wire.Login) (any, error) {
 		return nil, wire.Errorf(wire.CodeTokenInvalid, "the token was issued by broker %s; this is broker %s", tok.Broker.PeerID, a.self.ID())
 	}
 	hash := wire.HashSecret(tok.Secret)
-	t, err := a.store.Login(hash, remote, hash == a.adminHash, a.cfg.Now())
+	t, err := a.store.Login(hash, remote, a.isAdmin(hash), a.cfg.Now())
 	if err != nil {
 		return nil, wire.Errorf(loginCode(err), "login refused: %s", err.Error())
 	}

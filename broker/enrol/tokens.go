@@ -51,19 +51,22 @@ func (a *Admission) AddTechnician(args *wire.TechnicianArgs) (wire.TechnicianRes
 
 // EnsureAdmin creates the admin credential on first start, or rewrites
 // the existing one with the broker's current addresses, and returns its
-// path. Deleting the file and restarting the broker replaces the
-// credential. It must be called before the broker serves logins.
+// path. RotateAdmin replaces the credential while the broker serves (and
+// deleting the file and restarting the broker still makes a new one,
+// without signing anybody out). It must be called before the broker
+// serves logins.
 func (a *Admission) EnsureAdmin() (string, error) {
 	path := filepath.Join(a.cfg.DataDir, CredentialFile)
 	tok, err := a.loadCredential(path)
 	if err != nil {
 		return "", err
 	}
-	a.adminHash = wire.HashSecret(tok.Secret)
+	hash := wire.HashSecret(tok.Secret)
+	a.adminHash.Store(&hash)
 	if a.store.AdminHash() == "" {
 		// First start of this broker or of the cluster: creates the admin
 		// technician. Later starts leave the replicated record alone.
-		if err := a.store.SetAdminHash(a.adminHash, a.cfg.Now()); err != nil {
+		if err := a.store.SetAdminHash(hash, a.cfg.Now()); err != nil {
 			return "", fmt.Errorf("broker: admin credential: %w", err)
 		}
 	}

@@ -250,7 +250,8 @@ func technicianRevoked(t *TechnicianRecord, what string) Revoked {
 
 // noteTechnicianChange notes a revocation when an imported copy of a
 // technician ends access that the stored one had: it is now disabled or
-// deleted, or lost keys.
+// deleted, or lost keys (a new incarnation: the admin credential was
+// rotated).
 func (b *batch) noteTechnicianChange(old, now *TechnicianRecord) {
 	if old == nil || !old.exists() || old.Disabled || len(old.Keys) == 0 {
 		return
@@ -260,6 +261,23 @@ func (b *batch) noteTechnicianChange(old, now *TechnicianRecord) {
 		b.revoked = append(b.revoked, technicianRevoked(old, "removed"))
 	case now.Disabled:
 		b.revoked = append(b.revoked, technicianRevoked(now, "disabled"))
+	default:
+		var lost []string
+		for _, k := range old.Keys {
+			if !slices.Contains(now.Keys, k) {
+				lost = append(lost, k)
+			}
+		}
+		if len(lost) == 0 {
+			return
+		}
+		what := "signed out"
+		if old.Name == AdminName {
+			what = "signed out (admin credential rotated)"
+		}
+		r := technicianRevoked(old, what)
+		r.Keys = lost
+		b.revoked = append(b.revoked, r)
 	}
 }
 
@@ -410,4 +428,55 @@ func (b *batch) dropTokens(client string) ([]string, error) {
 		}
 	}
 	return hashes, nil
+}
+
+// RotateAdmin records a new admin credential (its hash) and signs out
+// every key bound to the admin technician, on every broker: the admin
+// technician starts a new incarnation without keys, which wins over the
+// old one wherever it arrives (keys merge only within one incarnation).
+// Whoever held the old credential, and logged in with it anywhere, must
+// log in again with a broker's current credential. It returns the keys it
+// signed out; by and now say who rotated and when.
+func (s *Store) RotateAdmin(hash, by string, now time.Time) ([]string, error) {
+	var out []string
+	err := s.write(func(b *batch) error {
+		out = nil
+		rec := &AdminRecord{Hash: hash, Stamp: b.stamp()}
+		if old, found, err := b.admin(); err != nil {
+			return err
+		} else if found && old.exists() {
+			rec.Born = old.Born
+		}
+		if err := rec.check(); err != nil {
+			return refuse(fmt.Errorf("%w: admin credential: %v", ErrMalformed, err))
+		}
+		old, found, err := b.technician(AdminName)
+		if err != nil {
+			return err
+		}
+		t := &TechnicianRecord{Technician: Technician{Technician: wire.Technician{Name: AdminName, Admin: true,
+			Clients: []string{"*"}, Modes: []string{wire.ModeReadOnly, wire.ModeInteractive, wire.ModeElevated},
+			CreatedAt: now.UTC()}}, Stamp: b.stamp()}
+		if found && old.exists() {
+			t.Technician.Technician = old.Technician.Technician
+			t.Keys = nil
+			if len(old.Keys) > 0 {
+				gone := *old
+				at := now.UTC()
+				gone.DisabledBy, gone.DisabledAt = by, &at
+				b.revoked = append(b.revoked, technicianRevoked(&gone, "signed out (admin credential rotated)"))
+				out = slices.Clone(old.Keys)
+			}
+		} else {
+			old = nil
+		}
+		if err := b.reindexTechnician(old, t); err != nil {
+			return err
+		}
+		if err := b.putControl(Key{KindAdmin, AdminName}, rec); err != nil {
+			return err
+		}
+		return b.putControl(Key{KindTechnician, AdminName}, t)
+	})
+	return out, err
 }

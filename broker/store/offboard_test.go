@@ -224,3 +224,80 @@ func TestRemoveClient(t *testing.T) {
 		t.Errorf("removal of m1 = %+v, %v", r, ok)
 	}
 }
+
+// TestRotateAdmin: rotating the admin credential on one broker signs out
+// the admin keys bound on every broker (reported there through OnRevoke),
+// keeps keys bound after the rotation, and a broker that first starts
+// after the rotation does not bring the old incarnation (or its keys)
+// back.
+func TestRotateAdmin(t *testing.T) {
+	a, b := newBroker(t, "a", 0), newBroker(t, "b", 0)
+	var ra, rb revocations
+	a.cfg.OnRevoke, b.cfg.OnRevoke = ra.note, rb.note
+	a.reopen(t)
+	b.reopen(t)
+	for _, s := range []*broker{a, b} {
+		if err := s.SetAdminHash(wire.HashSecret("admin "+s.cfg.Broker), brokerStart); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Login("", "key"+s.cfg.Broker, true, brokerStart); err != nil {
+			t.Fatal(err)
+		}
+	}
+	converge(t, a.Store, b.Store)
+
+	gone, err := a.RotateAdmin(wire.HashSecret("rotated"), "local:root", brokerStart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(gone, ",") != "keya,keyb" {
+		t.Errorf("RotateAdmin signed out %v, want keya,keyb", gone)
+	}
+	if len(ra.got) != 1 || ra.got[0].Technician != AdminName || len(ra.got[0].Keys) != 2 ||
+		!strings.Contains(ra.got[0].Reason, "rotated") || !strings.Contains(ra.got[0].Reason, "local:root") {
+		t.Errorf("a's OnRevoke got %+v, want admin's two keys, rotated by local:root", ra.got)
+	}
+	if a.AdminHash() != wire.HashSecret("rotated") {
+		t.Error("the admin record does not hold the new hash")
+	}
+	if _, err := a.Login("", "keynew", true, brokerStart); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, a.Store, b.Store)
+	for _, s := range []*broker{a, b} {
+		for _, key := range []string{"keya", "keyb"} {
+			if _, err := s.TechnicianByKey(key); !errors.Is(err, ErrNotFound) {
+				t.Errorf("%s: old admin key %s = %v, want ErrNotFound", s.cfg.Broker, key, err)
+			}
+		}
+		if tech, err := s.TechnicianByKey("keynew"); err != nil || tech.Name != AdminName || !tech.Admin {
+			t.Errorf("%s: key bound after the rotation = %+v, %v; want admin", s.cfg.Broker, tech, err)
+		}
+	}
+	if len(rb.got) != 1 || rb.got[0].Technician != AdminName || strings.Join(rb.got[0].Keys, ",") != "keya,keyb" {
+		t.Errorf("b's OnRevoke got %+v, want admin's keys keya,keyb", rb.got)
+	}
+
+	// A broker whose store starts after the rotation creates the admin
+	// technician's first incarnation, logs a key in before it syncs, and
+	// then takes the rotated record: its early key goes, keynew stays.
+	late := newBroker(t, "late", 0)
+	if err := late.at(time.Minute).SetAdminHash(wire.HashSecret("admin late"), brokerStart.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := late.Login("", "keylate", true, brokerStart); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, late.Store, a.Store)
+	converge(t, a.Store, b.Store)
+	assertConverged(t, a.Store, b.Store)
+	assertConverged(t, a.Store, late.Store)
+	for _, s := range []*broker{a, b, late} {
+		if _, err := s.TechnicianByKey("keynew"); err != nil {
+			t.Errorf("%s: keynew after a late broker joined: %v", s.cfg.Broker, err)
+		}
+		if _, err := s.TechnicianByKey("keylate"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: the late broker's pre-sync key = %v, want ErrNotFound (the rotated incarnation wins)", s.cfg.Broker, err)
+		}
+	}
+}

@@ -14,11 +14,15 @@ import (
 // AdminName is the technician that the admin credential logs in as.
 const AdminName = "admin"
 
-// adminBorn is the incarnation of the admin technician on every broker.
-// Each broker creates the admin technician when it first starts; with one
-// incarnation those copies are one technician, and keys bound to it on
-// any broker merge, where technicians created by an operation on two
-// brokers are two incarnations and the later wins.
+// adminBorn is the first incarnation of the admin technician on every
+// broker. Each broker creates the admin technician when it first starts;
+// with one incarnation those copies are one technician, and keys bound to
+// it on any broker merge, where technicians created by an operation on two
+// brokers are two incarnations and the later wins. The first-start copy
+// is also stamped with adminBorn as its clock, so that it loses to every
+// admin record the cluster already has: a broker that joins after the
+// admin credential was rotated (RotateAdmin, a later incarnation) takes
+// the rotated record rather than bringing the old incarnation back.
 var adminBorn = Clock{Wall: 1, Origin: AdminName}
 
 // AdminHash returns the stored hash of the admin credential, or "".
@@ -58,7 +62,7 @@ func (s *Store) SetAdminHash(hash string, now time.Time) error {
 		}
 		t := &TechnicianRecord{Technician: Technician{Technician: wire.Technician{Name: AdminName, Admin: true,
 			Clients: []string{"*"}, Modes: []string{wire.ModeReadOnly, wire.ModeInteractive, wire.ModeElevated},
-			CreatedAt: now.UTC()}}, Stamp: Stamp{Born: adminBorn, Clock: b.s.clock.tick()}}
+			CreatedAt: now.UTC()}}, Stamp: Stamp{Born: adminBorn, Clock: adminBorn}}
 		if err := b.putControl(Key{KindAdmin, AdminName}, rec); err != nil {
 			return err
 		}

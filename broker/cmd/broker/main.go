@@ -7,6 +7,7 @@
 //	broker install [--max-agents N] [run flags] [--print]
 //	broker uninstall [--purge]
 //	broker config print [--config FILE] [run flags]
+//	broker admin-credential [--rotate] --data DIR
 //	broker version [--json]
 //
 // Once it serves, it writes DIR/broker.json and DIR/admin.credential and
@@ -37,6 +38,8 @@ var commands = map[string]func(args []string) error{
 	"install":    install,
 	"uninstall":  uninstall,
 	"config":     config,
+
+	"admin-credential": adminCredential,
 }
 
 func main() {
@@ -79,6 +82,7 @@ func printUsage() {
   broker install [--max-agents N] [run flags] [--print]   a systemd service (Linux); --print shows the unit
   broker uninstall [--purge]          stop and remove the service; --purge also the data directory
   broker config print [flags]         broker run's effective config: each value and where it came from
+  broker admin-credential [--rotate] --data DIR   where the admin credential is; --rotate replaces it and signs out every admin key on every broker
   broker version [--json]             this build's version, commit, Go and protocol versions`)
 }
 
