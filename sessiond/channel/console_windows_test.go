@@ -9,23 +9,15 @@ import (
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
-// startTestConsole starts cmd.exe on a pseudo console, ended and closed
-// when the test ends.
-func startTestConsole(t *testing.T, s *Server) *console {
-	t.Helper()
-	argv, err := terminalShell(s.self, wire.ShellCmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.startConsole(s.self, argv, "xterm", 24, 80)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.kill()
-		c.close()
-	})
-	return c
+// testShell is the shell startTestConsole starts.
+const testShell = wire.ShellCmd
+
+// endTestConsole ends the shell's job and closes the pseudo console. It
+// does not wait: Windows leaves no process to reap, and close releases
+// the process handle.
+func endTestConsole(c *console) {
+	c.kill()
+	c.close()
 }
 
 // watchSize returns a function that tells the size c was last resized

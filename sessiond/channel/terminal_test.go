@@ -20,6 +20,22 @@ func newTestServer(t *testing.T) *Server {
 	return s
 }
 
+// startTestConsole starts testShell on a terminal (a PTY, or a pseudo
+// console on Windows), ended by endTestConsole when the test ends.
+func startTestConsole(t *testing.T, s *Server) *console {
+	t.Helper()
+	argv, err := terminalShell(s.self, testShell)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.startConsole(s.self, argv, "xterm", 24, 80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { endTestConsole(c) })
+	return c
+}
+
 // TestResizeSize: a resize frame's rows and columns are kept within
 // 1..1000, as the terminal header's are, whatever the technician sends.
 func TestResizeSize(t *testing.T) {

@@ -10,24 +10,14 @@ import (
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
-// startTestConsole starts sh on a PTY, ended and closed when the test
-// ends.
-func startTestConsole(t *testing.T, s *Server) *console {
-	t.Helper()
-	argv, err := terminalShell(s.self, wire.ShellSh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.startConsole(s.self, argv, "xterm", 24, 80)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.kill()
-		c.wait()
-		c.close()
-	})
-	return c
+// testShell is the shell startTestConsole starts.
+const testShell = wire.ShellSh
+
+// endTestConsole kills the shell, reaps it and closes the PTY.
+func endTestConsole(c *console) {
+	c.kill()
+	c.wait()
+	c.close()
 }
 
 // watchSize returns a function that reads c's size back from its PTY.
