@@ -56,25 +56,19 @@ func agentUnit(p *Plan) *systemd.Unit {
 				"knows it as the unit's."},
 			systemd.Directive{Key: "StateDirectoryMode", Value: "0700"})
 	}
-	return &systemd.Unit{
-		Name:   SystemdUnit,
-		Header: "Written by `sessiond install`; `sessiond uninstall` removes it, and --purge also the agent's state.",
-		Sections: []systemd.Section{
-			{Name: "Unit", Directives: []systemd.Directive{
-				{Key: "Description", Value: "readymesh agent: this machine's link to its MSP's technicians"},
-				{Key: "Wants", Value: "network-online.target"},
-				{Key: "After", Value: "network-online.target", Why: "The agent dials its broker at once; it " +
-					"redials by itself, so this only spares it a failed first dial at boot."},
-				{Key: "StartLimitIntervalSec", Value: "0", Why: "Never give up restarting: the agent is the " +
-					"only way to reach this machine remotely, and a machine whose agent systemd gave up on " +
-					"needs someone at its keyboard. RestartSec paces the restarts instead."},
-			}},
-			{Name: "Service", Comment: agentSandbox, Directives: service},
-			{Name: "Install", Directives: []systemd.Directive{
-				{Key: "WantedBy", Value: "multi-user.target", Why: "Started at boot, before anyone logs in."},
-			}},
-		},
+	d := &systemd.Daemon{
+		Name:        SystemdUnit,
+		Header:      "Written by `sessiond install`; `sessiond uninstall` removes it, and --purge also the agent's state.",
+		Description: "readymesh agent: this machine's link to its MSP's technicians",
+		NetworkWhy: "The agent dials its broker at once; it redials by itself, so this only spares it a " +
+			"failed first dial at boot.",
+		StartLimits: []systemd.Directive{{Key: "StartLimitIntervalSec", Value: "0", Why: "Never give up " +
+			"restarting: the agent is the only way to reach this machine remotely, and a machine whose agent " +
+			"systemd gave up on needs someone at its keyboard. RestartSec paces the restarts instead."}},
+		Service: systemd.Section{Comment: agentSandbox, Directives: service},
+		BootWhy: "Started at boot, before anyone logs in.",
 	}
+	return d.Unit()
 }
 
 // agentSandbox says why the agent's unit has no sandboxing options.

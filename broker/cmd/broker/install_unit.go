@@ -243,28 +243,22 @@ func brokerUnit(p *servicePlan) *systemd.Unit {
 	}
 	service = append(service, capabilities(p.LowPorts)...)
 	service = append(service, brokerSandbox...)
-	return &systemd.Unit{
-		Name:   serviceUnit,
-		Header: "Written by `broker install`; `broker uninstall` removes it, and --purge also the broker's data.",
-		Sections: []systemd.Section{
-			{Name: "Unit", Directives: []systemd.Directive{
-				{Key: "Description", Value: "readymesh broker: bridges, readiness store and relay for a region's agents and technicians"},
-				{Key: "Wants", Value: "network-online.target"},
-				{Key: "After", Value: "network-online.target", Why: "The broker binds its listen addresses " +
-					"as it starts: an address of its own must be up by then."},
-				{Key: "StartLimitIntervalSec", Value: "10min", Why: "Each restart makes every agent of the " +
-					"broker reconnect. A broker that restarts five times within ten minutes fails in a way " +
-					"restarting does not fix (a port taken, a damaged store, a disk full): systemd stops " +
-					"trying and shows it failed (systemctl --failed) for monitoring to report, while its " +
-					"agents fail over to the other brokers of the cluster."},
-				{Key: "StartLimitBurst", Value: "5"},
-			}},
-			{Name: "Service", Directives: service},
-			{Name: "Install", Directives: []systemd.Directive{
-				{Key: "WantedBy", Value: "multi-user.target"},
-			}},
+	d := &systemd.Daemon{
+		Name:        serviceUnit,
+		Header:      "Written by `broker install`; `broker uninstall` removes it, and --purge also the broker's data.",
+		Description: "readymesh broker: bridges, readiness store and relay for a region's agents and technicians",
+		NetworkWhy:  "The broker binds its listen addresses as it starts: an address of its own must be up by then.",
+		StartLimits: []systemd.Directive{
+			{Key: "StartLimitIntervalSec", Value: "10min", Why: "Each restart makes every agent of the " +
+				"broker reconnect. A broker that restarts five times within ten minutes fails in a way " +
+				"restarting does not fix (a port taken, a damaged store, a disk full): systemd stops " +
+				"trying and shows it failed (systemctl --failed) for monitoring to report, while its " +
+				"agents fail over to the other brokers of the cluster."},
+			{Key: "StartLimitBurst", Value: "5"},
 		},
+		Service: systemd.Section{Directives: service},
 	}
+	return d.Unit()
 }
 
 // capabilities grants the one capability the broker may need: to bind
