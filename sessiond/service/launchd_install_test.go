@@ -7,7 +7,6 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +16,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/readymesh/readymesh/integration/testdir"
+	"github.com/readymesh/readymesh/sessiond/service/installtest"
 )
 
 // fakeLaunchctl is launchd as install sees it: it records each call and
@@ -51,30 +50,12 @@ func (f *fakeLaunchctl) run(args ...string) error {
 // root, with a source binary there.
 func darwinTestPlan(t *testing.T) *Plan {
 	t.Helper()
-	root := testdir.New(t)
-	src := filepath.Join(root, "Downloads", "sessiond")
-	os.MkdirAll(filepath.Dir(src), 0o755)
-	if err := os.WriteFile(src, []byte("#!binary"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	p, err := NewPlan(Spec{OS: "darwin", StateDir: filepath.Join(root, "state"), Source: src})
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, p := planUnder(t, "darwin", "Downloads/sessiond")
 	p.Exe = filepath.Join(root, "bin", "sessiond")
 	p.LogFile = filepath.Join(root, "Logs", "readymesh", "sessiond.log")
 	p.Launchd.PlistPath = filepath.Join(root, "LaunchDaemons", LaunchdLabel+".plist")
 	os.MkdirAll(filepath.Dir(p.Launchd.PlistPath), 0o755)
 	return p
-}
-
-func mode(t *testing.T, path string) os.FileMode {
-	t.Helper()
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fi.Mode().Perm()
 }
 
 // TestLaunchdInstallUninstall: install prepares the state directory and
@@ -93,18 +74,14 @@ func TestLaunchdInstallUninstall(t *testing.T) {
 	if enrolled != 1 {
 		t.Errorf("enrolled %d times, want once", enrolled)
 	}
-	if m := mode(t, p.StateDir); m != 0o700 {
+	if m := installtest.Mode(t, p.StateDir); m != 0o700 {
 		t.Errorf("state directory mode %04o, want 0700", m)
 	}
-	if m := mode(t, p.LogFile); m != 0o600 {
+	if m := installtest.Mode(t, p.LogFile); m != 0o600 {
 		t.Errorf("log file mode %04o, want 0600", m)
 	}
-	if raw, _ := os.ReadFile(p.Exe); string(raw) != "#!binary" || mode(t, p.Exe) != 0o755 {
-		t.Errorf("installed binary %q mode %04o, want the source's bytes, 0755", raw, mode(t, p.Exe))
-	}
-	if raw, _ := os.ReadFile(p.Launchd.PlistPath); !bytes.Equal(raw, Plist(p)) || mode(t, p.Launchd.PlistPath) != 0o644 {
-		t.Errorf("plist on disk (mode %04o) is not Plist(p) with 0644:\n%s", mode(t, p.Launchd.PlistPath), raw)
-	}
+	installtest.File(t, "installed binary", p.Exe, []byte("#!binary"), 0o755)
+	installtest.File(t, "plist", p.Launchd.PlistPath, Plist(p), 0o644)
 	want := []string{"print system/io.readymesh.sessiond", "enable system/io.readymesh.sessiond", "bootstrap system " + p.Launchd.PlistPath}
 	if !slices.Equal(lc.calls, want) {
 		t.Errorf("launchctl calls %q, want %q", lc.calls, want)
@@ -113,40 +90,15 @@ func TestLaunchdInstallUninstall(t *testing.T) {
 		t.Errorf("install said %q", out.String())
 	}
 
-	err := install(context.Background(), sys, p, enrolIn(p.StateDir, &enrolled, nil), &out)
-	if err == nil || !strings.Contains(err.Error(), "installed already") || enrolled != 1 {
-		t.Errorf("second install: %v (enrolled %d times); want it refused before enrolling", err, enrolled)
-	}
-
-	lc.calls = nil
-	out.Reset()
-	if err := uninstall(sys, p, false, &out); err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{"print system/io.readymesh.sessiond", "bootout system/io.readymesh.sessiond"}; !slices.Equal(lc.calls, want) {
-		t.Errorf("uninstall's launchctl calls %q, want %q", lc.calls, want)
-	}
-	for _, gone := range []string{p.Launchd.PlistPath, p.Exe} {
-		if _, err := os.Stat(gone); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s is still there after uninstall (%v)", gone, err)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(p.StateDir, "agent.key")); err != nil {
-		t.Errorf("uninstall without --purge removed the agent's key: %v", err)
-	}
-	if err := uninstall(sys, p, false, &out); err == nil || !strings.Contains(err.Error(), "not installed") {
-		t.Errorf("uninstall of nothing: %v, want it to say sessiond is not installed", err)
-	}
+	checkReinstallUninstall(t, sys, p, &enrolled, "installed already", &lc.calls,
+		[]string{"print system/io.readymesh.sessiond", "bootout system/io.readymesh.sessiond"},
+		p.Launchd.PlistPath, p.Exe)
 
 	out.Reset()
 	if err := uninstall(sys, p, true, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, gone := range []string{p.StateDir, p.LogFile} {
-		if _, err := os.Stat(gone); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s is still there after uninstall --purge (%v)", gone, err)
-		}
-	}
+	installtest.Gone(t, "uninstall --purge", p.StateDir, p.LogFile)
 }
 
 // TestInstallFailures: each failure leaves what it says it leaves.
@@ -174,11 +126,7 @@ func TestInstallFailures(t *testing.T) {
 		if !errors.Is(err, refused) {
 			t.Errorf("install: %v, want the enrolment's error", err)
 		}
-		for _, gone := range []string{p.StateDir, p.Launchd.PlistPath, p.Exe} {
-			if _, err := os.Stat(gone); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("%s exists after a refused enrolment (%v)", gone, err)
-			}
-		}
+		installtest.Gone(t, "a refused enrolment", p.StateDir, p.Launchd.PlistPath, p.Exe)
 	})
 	t.Run("bootstrap fails", func(t *testing.T) {
 		p := darwinTestPlan(t)
@@ -189,12 +137,8 @@ func TestInstallFailures(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "Bootstrap failed") || !strings.Contains(err.Error(), "stays enrolled") {
 			t.Errorf("install: %v, want launchctl's reason and that the state stays enrolled", err)
 		}
-		if _, err := os.Stat(p.Launchd.PlistPath); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("the plist stayed after a failed bootstrap (%v)", err)
-		}
-		if _, err := os.Stat(filepath.Join(p.StateDir, "agent.key")); err != nil {
-			t.Errorf("the enrolled state went: %v", err)
-		}
+		installtest.Gone(t, "a failed bootstrap", p.Launchd.PlistPath)
+		installtest.Kept(t, "a failed bootstrap", filepath.Join(p.StateDir, "agent.key"))
 	})
 }
 
@@ -210,7 +154,5 @@ func TestPurgeRefusesOtherDirectories(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not a sessiond state directory") {
 		t.Errorf("purge of a directory without an agent: %v", err)
 	}
-	if _, err := os.Stat(precious); err != nil {
-		t.Errorf("purge removed a file of a directory that is no state directory: %v", err)
-	}
+	installtest.Kept(t, "a purge of a directory that is no state directory", precious)
 }

@@ -3,16 +3,14 @@
 package service
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/readymesh/readymesh/integration/testdir"
+	"github.com/readymesh/readymesh/sessiond/service/installtest"
 	"github.com/readymesh/readymesh/sessiond/service/systemd"
 	"github.com/readymesh/readymesh/sessiond/service/systemd/systemdtest"
 )
@@ -22,16 +20,7 @@ import (
 // whose systemctl is fake.
 func linuxTestPlan(t *testing.T, fake *systemdtest.Fake) (*Plan, *systemdSystem) {
 	t.Helper()
-	root := testdir.New(t)
-	src := filepath.Join(root, "home", "sessiond")
-	os.MkdirAll(filepath.Dir(src), 0o755)
-	if err := os.WriteFile(src, []byte("#!binary"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	p, err := NewPlan(Spec{OS: "linux", StateDir: filepath.Join(root, "state"), Source: src})
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, p := planUnder(t, "linux", "home/sessiond")
 	p.Exe = filepath.Join(root, "opt", "bin", "sessiond")
 	units := filepath.Join(root, "etc", "systemd", "system")
 	os.MkdirAll(units, 0o755)
@@ -54,15 +43,11 @@ func TestSystemdInstallUninstall(t *testing.T) {
 	if err := install(context.Background(), sys, p, enrolIn(p.StateDir, &enrolled, nil), &out); err != nil {
 		t.Fatal(err)
 	}
-	if enrolled != 1 || mode(t, p.StateDir) != 0o700 {
-		t.Errorf("enrolled %d times, state directory mode %04o; want once, 0700", enrolled, mode(t, p.StateDir))
+	if enrolled != 1 || installtest.Mode(t, p.StateDir) != 0o700 {
+		t.Errorf("enrolled %d times, state directory mode %04o; want once, 0700", enrolled, installtest.Mode(t, p.StateDir))
 	}
-	if raw, _ := os.ReadFile(p.Exe); string(raw) != "#!binary" || mode(t, p.Exe) != 0o755 {
-		t.Errorf("installed binary %q mode %04o, want the source's bytes, 0755", raw, mode(t, p.Exe))
-	}
-	if raw, _ := os.ReadFile(unitPath); !bytes.Equal(raw, p.Systemd.Bytes()) || mode(t, unitPath) != 0o644 {
-		t.Errorf("unit on disk (mode %04o) is not the plan's with 0644:\n%s", mode(t, unitPath), raw)
-	}
+	installtest.File(t, "installed binary", p.Exe, []byte("#!binary"), 0o755)
+	installtest.File(t, "unit", unitPath, p.Systemd.Bytes(), 0o644)
 	want := []string{
 		"show --property=LoadState --value readymesh-sessiond.service",
 		"daemon-reload",
@@ -77,38 +62,14 @@ func TestSystemdInstallUninstall(t *testing.T) {
 		t.Errorf("install said %q", out.String())
 	}
 
-	err := install(context.Background(), sys, p, enrolIn(p.StateDir, &enrolled, nil), &out)
-	if err == nil || !strings.Contains(err.Error(), "installed already (systemd unit readymesh-sessiond.service)") || enrolled != 1 {
-		t.Errorf("second install: %v (enrolled %d times); want it refused before enrolling", err, enrolled)
-	}
-
-	fake.Calls = nil
-	out.Reset()
-	if err := uninstall(sys, p, false, &out); err != nil {
-		t.Fatal(err)
-	}
-	want = []string{"disable --now readymesh-sessiond.service", "daemon-reload", "reset-failed readymesh-sessiond.service"}
-	if !slices.Equal(fake.Calls, want) {
-		t.Errorf("uninstall's systemctl calls\n%q\nwant\n%q", fake.Calls, want)
-	}
-	for _, gone := range []string{unitPath, p.Exe} {
-		if _, err := os.Stat(gone); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s is still there after uninstall (%v)", gone, err)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(p.StateDir, "agent.key")); err != nil {
-		t.Errorf("uninstall without --purge removed the agent's key: %v", err)
-	}
-	if err := uninstall(sys, p, false, &out); err == nil || !strings.Contains(err.Error(), "not installed") {
-		t.Errorf("uninstall of nothing: %v, want it to say sessiond is not installed", err)
-	}
+	checkReinstallUninstall(t, sys, p, &enrolled, "installed already (systemd unit readymesh-sessiond.service)", &fake.Calls,
+		[]string{"disable --now readymesh-sessiond.service", "daemon-reload", "reset-failed readymesh-sessiond.service"},
+		unitPath, p.Exe)
 	out.Reset()
 	if err := uninstall(sys, p, true, &out); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(p.StateDir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the state directory is still there after uninstall --purge (%v)", err)
-	}
+	installtest.Gone(t, "uninstall --purge", p.StateDir)
 	if !strings.Contains(out.String(), "removed the state directory "+p.StateDir) {
 		t.Errorf("uninstall --purge said %q", out.String())
 	}
@@ -152,9 +113,7 @@ func TestSystemdInstallFailures(t *testing.T) {
 			if !slices.Equal(fake.Calls, tc.calls) {
 				t.Errorf("systemctl calls\n%q\nwant\n%q", fake.Calls, tc.calls)
 			}
-			if _, err := os.Stat(filepath.Join(sys.units.Dir, SystemdUnit)); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("the unit file stayed after a failed install (%v)", err)
-			}
+			installtest.Gone(t, "a failed install", filepath.Join(sys.units.Dir, SystemdUnit))
 			_, serr := os.Stat(filepath.Join(p.StateDir, "agent.key"))
 			if (serr == nil) != tc.stateLeft {
 				t.Errorf("agent key after a failed install: %v; want it kept: %v", serr, tc.stateLeft)

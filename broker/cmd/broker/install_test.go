@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/readymesh/readymesh/integration/testdir"
+	"github.com/readymesh/readymesh/sessiond/service/installtest"
 	"github.com/readymesh/readymesh/sessiond/service/systemd"
 	"github.com/readymesh/readymesh/sessiond/service/systemd/systemdtest"
 )
@@ -169,13 +170,9 @@ func TestInstallService(t *testing.T) {
 	if !slices.Equal(fake.Calls, want) {
 		t.Errorf("calls\n%q\nwant\n%q", fake.Calls, want)
 	}
-	if raw, _ := os.ReadFile(p.Exe); string(raw) != "#!broker" {
-		t.Errorf("installed binary %q, want the source's bytes", raw)
-	}
+	installtest.File(t, "installed binary", p.Exe, []byte("#!broker"), 0)
 	unitPath := filepath.Join(h.units.Dir, serviceUnit)
-	if raw, _ := os.ReadFile(unitPath); string(raw) != string(p.Unit.Bytes()) {
-		t.Errorf("unit on disk is not the plan's:\n%s", raw)
-	}
+	installtest.File(t, "unit", unitPath, p.Unit.Bytes(), 0)
 	for _, said := range []string{"made the system user readymesh\n", "installed and started readymesh-broker.service: " + p.Exe + " as readymesh",
 		"meshctl login --credential " + filepath.Join(p.DataDir, "admin.credential")} {
 		if !strings.Contains(out.String(), said) {
@@ -197,14 +194,8 @@ func TestInstallService(t *testing.T) {
 	if want := []string{"disable --now readymesh-broker.service", "daemon-reload", "reset-failed readymesh-broker.service"}; !slices.Equal(fake.Calls, want) {
 		t.Errorf("uninstall's calls\n%q\nwant\n%q", fake.Calls, want)
 	}
-	for _, gone := range []string{unitPath, p.Exe} {
-		if _, err := os.Stat(gone); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s is still there after uninstall (%v)", gone, err)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(p.DataDir, "broker.key")); err != nil {
-		t.Errorf("uninstall without --purge removed the broker's key: %v", err)
-	}
+	installtest.Gone(t, "uninstall", unitPath, p.Exe)
+	installtest.Kept(t, "uninstall without --purge", filepath.Join(p.DataDir, "broker.key"))
 	if err := uninstallService(h, p, false, &out); err == nil || !strings.Contains(err.Error(), "the broker is not installed") {
 		t.Errorf("uninstall of nothing: %v", err)
 	}
@@ -212,9 +203,7 @@ func TestInstallService(t *testing.T) {
 	if err := uninstallService(h, p, true, &out); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Dir(p.DataDir)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the data directory's empty parent is still there after --purge (%v)", err)
-	}
+	installtest.Gone(t, "uninstall --purge (the data directory's empty parent)", filepath.Dir(p.DataDir))
 	if !strings.Contains(out.String(), "removed the data directory "+p.DataDir+"\nkept the system user readymesh") {
 		t.Errorf("uninstall --purge said %q", out.String())
 	}
@@ -246,9 +235,7 @@ func TestInstallServiceFailures(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "readymesh-broker.service is activating") || !strings.Contains(err.Error(), "the unit was removed again") {
 			t.Errorf("install: %v", err)
 		}
-		if _, err := os.Stat(filepath.Join(h.units.Dir, serviceUnit)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("the unit stayed after a failed start (%v)", err)
-		}
+		installtest.Gone(t, "a failed start", filepath.Join(h.units.Dir, serviceUnit))
 		if last := fake.Calls[len(fake.Calls)-3:]; !slices.Equal(last, []string{"disable --now readymesh-broker.service", "daemon-reload", "reset-failed readymesh-broker.service"}) {
 			t.Errorf("calls %q: want the unit disabled and forgotten", fake.Calls)
 		}
@@ -263,9 +250,7 @@ func TestInstallServiceFailures(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "not a broker's data directory") {
 			t.Errorf("purge: %v", err)
 		}
-		if _, err := os.Stat(precious); err != nil {
-			t.Errorf("purge removed a directory that is not a broker's: %v", err)
-		}
+		installtest.Kept(t, "a purge of a directory that is not a broker's", precious)
 	})
 }
 
