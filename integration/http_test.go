@@ -153,8 +153,8 @@ func TestHealthz(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if anon["status"] != "ok" || anon["version"] == nil || anon["version"] == "" || len(anon) != 2 {
-		t.Errorf("/healthz without sign-in = %v, want status ok and the version alone", anon)
+	if anon["status"] != "ok" || anon["version"] == nil || anon["version"] == "" || anon["protocol"] == nil || len(anon) != 3 {
+		t.Errorf("/healthz without sign-in = %v, want status ok, the version and the protocol alone", anon)
 	}
 
 	hc, err := b.consoleClient(admin)
@@ -180,8 +180,8 @@ func TestHealthz(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := getHealthz(tc, b); err != nil || len(got) != 2 {
-		t.Errorf("/healthz for a signed-in technician = %v, %v; want status and version alone", got, err)
+	if got, err := getHealthz(tc, b); err != nil || len(got) != 3 || got["protocol"] == nil {
+		t.Errorf("/healthz for a signed-in technician = %v, %v; want status, version and protocol alone", got, err)
 	}
 }
 
