@@ -122,14 +122,18 @@ func FuzzDecodeJobRequest(f *testing.F) {
 	} {
 		f.Add(mustJSON(f, &r))
 	}
+	f.Add([]byte(`{"job":"fedcba9876543210fedcba9876543210","update":{"version":"0.3.0","manifest":"e30=","signature":"x","health_window_s":900}}`))
 	f.Add(mustJSON(f, &JobReply{ExitCode: 1, Output: "E: Could not get lock\n", Replayed: true}))
 	f.Add(mustJSON(f, &JobReply{Error: &Error{Code: CodeGone, Message: "the job expired"}}))
 	f.Add([]byte(`{"job":"fedcba9876543210fedcba987654321","script":"x"}`))
 	f.Add([]byte(`{"job":"fedcba9876543210fedcba9876543210","script":"","expires":"2026-01-01T00:00:00Z"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if v, ok := roundTrip[JobRequest](t, body); ok {
-			if len(v.Job) != 32 || v.Script == "" || len(v.Script) > 64<<10 {
+			if v.Update == nil && (len(v.Job) != 32 || v.Script == "" || len(v.Script) > 64<<10) {
 				t.Fatalf("Decode accepted an invalid job request: job %q, %d-byte script", v.Job, len(v.Script))
+			}
+			if v.Update != nil && (len(v.Job) != 32 || v.Script != "" || v.Update.HealthWindowSec < 10) {
+				t.Fatalf("Decode accepted an invalid update job: job %q, %d-byte script, window %d", v.Job, len(v.Script), v.Update.HealthWindowSec)
 			}
 		}
 		roundTrip[JobReply](t, body)

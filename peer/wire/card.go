@@ -47,6 +47,13 @@ type Readiness struct {
 	// because nothing is pending.
 	UpdatesUnknown string   `json:"updates_unknown,omitempty"`
 	Approval       Approval `json:"approval"`
+	// Rollout is the rollout the machine is in (its newest that has not
+	// ended for it), or the one that would fix an agent behind; null
+	// when none.
+	Rollout *RolloutRef `json:"rollout,omitempty"`
+	// LastUpdate is how the machine's last update went, from the check-in
+	// that reported it.
+	LastUpdate *UpdateReport `json:"last_update,omitempty"`
 }
 
 // Reachability is the live overlay. It is never stored as a verdict; only

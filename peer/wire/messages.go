@@ -94,7 +94,7 @@ const (
 )
 
 var reasons = map[string]bool{ReasonEnroll: true, ReasonReboot: true, ReasonRestart: true,
-	ReasonInterval: true, ReasonNetwork: true, ReasonDemand: true}
+	ReasonInterval: true, ReasonNetwork: true, ReasonDemand: true, ReasonUpdated: true, ReasonRolledBack: true}
 
 // CheckIn carries one snapshot. MachineID must be the sender's peer ID; the
 // broker refuses anything else.
@@ -103,6 +103,9 @@ type CheckIn struct {
 	Seq       uint64   `json:"seq"`
 	Reason    string   `json:"reason"`
 	Snapshot  Snapshot `json:"snapshot"`
+	// Update says how an update went: set on the first check-in after
+	// one (Reason ReasonUpdated or ReasonRolledBack).
+	Update *UpdateReport `json:"update,omitempty"`
 }
 
 // Validate implements the Decode contract.
@@ -115,6 +118,11 @@ func (m *CheckIn) Validate() error {
 	}
 	if !reasons[m.Reason] {
 		return fmt.Errorf("checkin: unknown reason %q", m.Reason)
+	}
+	if m.Update != nil {
+		if err := m.Update.Validate(); err != nil {
+			return fmt.Errorf("checkin: %w", err)
+		}
 	}
 	return m.Snapshot.Validate()
 }

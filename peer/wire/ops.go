@@ -326,10 +326,19 @@ type JobRequest struct {
 	Expires time.Time `json:"expires,omitzero"`
 	// QueryOnly asks what the agent knows of the job without running it.
 	QueryOnly bool `json:"query_only,omitempty"`
+	// Update, when set, makes the job an agent update: Script is empty
+	// and the agent installs the release instead of running a script.
+	Update *UpdateOrder `json:"update,omitempty"`
 }
 
 // Validate implements the Decode contract.
 func (r *JobRequest) Validate() error {
+	if r.Update != nil {
+		if len(r.Job) != 32 || r.Script != "" {
+			return errors.New("job request: bad job ID, or a script with an update")
+		}
+		return r.Update.Validate()
+	}
 	if len(r.Job) != 32 || r.Script == "" || len(r.Script) > 64<<10 {
 		return errors.New("job request: bad job ID or script")
 	}

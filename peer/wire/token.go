@@ -25,6 +25,10 @@ type Token struct {
 	Kind   string     `json:"-"`
 	Secret string     `json:"s"`
 	Broker BrokerInfo `json:"b"`
+	// ReleaseKey is the fleet's release public key (minisign, "RW…") in
+	// an enrolment token: the agent pins it and installs only releases
+	// it signed. Empty when the fleet had none when the token was made.
+	ReleaseKey string `json:"rk,omitempty"`
 }
 
 // ErrBadToken is returned (wrapped) for a token that cannot be parsed.
