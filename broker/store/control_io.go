@@ -28,6 +28,12 @@ func controlPlace(k Key) (bucket, key []byte) {
 		return bktJobs, []byte(k.ID)
 	case KindRemoval:
 		return bktRemovals, []byte(k.ID)
+	case KindRelease:
+		return bktReleases, []byte(k.ID)
+	case KindReleaseKey:
+		return bktMeta, keyReleaseKey
+	case KindRollout:
+		return bktRollouts, []byte(k.ID)
 	}
 	panic("store: not a control record: " + k.String())
 }
@@ -47,6 +53,12 @@ func newControl(kind Kind) any {
 		return new(JobRecord)
 	case KindRemoval:
 		return new(RemovalRecord)
+	case KindRelease:
+		return new(ReleaseRecord)
+	case KindReleaseKey:
+		return new(ReleaseKeyRecord)
+	case KindRollout:
+		return new(RolloutRecord)
 	}
 	panic("store: not a control kind: " + string(kind))
 }
@@ -111,6 +123,12 @@ func stampOf(rec any) Stamp {
 		return r.Stamp
 	case *RemovalRecord:
 		return r.Stamp
+	case *ReleaseRecord:
+		return r.Stamp
+	case *ReleaseKeyRecord:
+		return r.Stamp
+	case *RolloutRecord:
+		return r.Stamp
 	}
 	panic(fmt.Sprintf("store: not a control record: %T", rec))
 }
@@ -125,7 +143,7 @@ func getControl(tx *bolt.Tx, k Key) (any, bool, error) {
 
 // forEachControl calls fn for every stored control record.
 func forEachControl(tx *bolt.Tx, fn func(k Key, rec any, v Version) error) error {
-	for _, kind := range []Kind{KindClient, KindToken, KindTechnician, KindJob, KindRemoval} {
+	for _, kind := range []Kind{KindClient, KindToken, KindTechnician, KindJob, KindRemoval, KindRelease, KindRollout} {
 		bucket, _ := controlPlace(Key{Kind: kind})
 		err := tx.Bucket(bucket).ForEach(func(id, raw []byte) error {
 			k := Key{Kind: kind, ID: string(id)}
@@ -139,12 +157,18 @@ func forEachControl(tx *bolt.Tx, fn func(k Key, rec any, v Version) error) error
 			return err
 		}
 	}
-	k := Key{Kind: KindAdmin, ID: AdminName}
-	rec, found, err := getControl(tx, k)
-	if err != nil || !found {
-		return err
+	for _, k := range []Key{{Kind: KindAdmin, ID: AdminName}, {Kind: KindReleaseKey, ID: FleetKeyName}} {
+		rec, found, err := getControl(tx, k)
+		if err != nil {
+			return err
+		}
+		if found {
+			if err := fn(k, rec, controlVersion(k, rec)); err != nil {
+				return err
+			}
+		}
 	}
-	return fn(k, rec, controlVersion(k, rec))
+	return nil
 }
 
 // putControl writes a control record in the batch and notes its new

@@ -51,6 +51,11 @@ type Record struct {
 	// first refuse a batch that carries one (see README, "Rolling
 	// upgrades").
 	Removal *RemovalRecord `json:"removal,omitempty"`
+	// Release, ReleaseKey and Rollout are new in 0.3.0: brokers before
+	// it refuse a batch that carries one.
+	Release    *ReleaseRecord    `json:"release,omitempty"`
+	ReleaseKey *ReleaseKeyRecord `json:"release_key,omitempty"`
+	Rollout    *RolloutRecord    `json:"rollout,omitempty"`
 }
 
 // MachineRecord is a machine as it travels between brokers: the

@@ -108,6 +108,12 @@ func payload(r *Record) any {
 		return r.Job
 	case r.Removal != nil:
 		return r.Removal
+	case r.Release != nil:
+		return r.Release
+	case r.ReleaseKey != nil:
+		return r.ReleaseKey
+	case r.Rollout != nil:
+		return r.Rollout
 	}
 	return r.Admin
 }

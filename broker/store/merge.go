@@ -102,6 +102,12 @@ func mergeControl(l, r any) any {
 		return mergeJob(l, r.(*JobRecord))
 	case *RemovalRecord:
 		return mergeRemoval(l, r.(*RemovalRecord))
+	case *ReleaseRecord:
+		return mergeRelease(l, r.(*ReleaseRecord))
+	case *ReleaseKeyRecord:
+		return mergeReleaseKey(l, r.(*ReleaseKeyRecord))
+	case *RolloutRecord:
+		return mergeRollout(l, r.(*RolloutRecord))
 	}
 	panic("store: mergeControl: not a control record")
 }
@@ -123,6 +129,10 @@ func tombstone(rec any, c Clock) any {
 		return &AdminRecord{Stamp: st}
 	case *JobRecord:
 		return &JobRecord{ID: r.ID, State: r.State, Stamp: st}
+	case *ReleaseRecord:
+		return &ReleaseRecord{Version: r.Version, Stamp: st}
+	case *RolloutRecord:
+		return &RolloutRecord{ID: r.ID, Stamp: st}
 	}
 	panic("store: tombstone: not a control record")
 }

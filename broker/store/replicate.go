@@ -104,6 +104,12 @@ func exportRecord(tx *bolt.Tx, k Key) (Record, bool, error) {
 		r.Admin = rec
 	case *RemovalRecord:
 		r.Removal = rec
+	case *ReleaseRecord:
+		r.Release = rec
+	case *ReleaseKeyRecord:
+		r.ReleaseKey = rec
+	case *RolloutRecord:
+		r.Rollout = rec
 	}
 	return r, true, nil
 }

@@ -32,9 +32,11 @@ var (
 	bktCasts       = []byte("transcripts")
 	bktCastOrder   = []byte("transcript_order")
 	bktRemovals    = []byte("removals")
+	bktReleases    = []byte("releases")
+	bktRollouts    = []byte("rollouts")
 
 	allBuckets = [][]byte{bktMeta, bktClients, bktTokens, bktMachines, bktNames,
-		bktSnapshots, bktHistory, bktTechnicians, bktTechKeys, bktLogins, bktAudit, bktCasts, bktCastOrder, bktJobs, bktRemovals}
+		bktSnapshots, bktHistory, bktTechnicians, bktTechKeys, bktLogins, bktAudit, bktCasts, bktCastOrder, bktJobs, bktRemovals, bktReleases, bktRollouts}
 
 	keySchema    = []byte("schema")
 	keyAdminHash = []byte("admin_hash") // schema 1 only

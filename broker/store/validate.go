@@ -21,7 +21,8 @@ import (
 
 var (
 	checkInReasons = map[string]bool{wire.ReasonEnroll: true, wire.ReasonReboot: true, wire.ReasonRestart: true,
-		wire.ReasonInterval: true, wire.ReasonNetwork: true, wire.ReasonDemand: true}
+		wire.ReasonInterval: true, wire.ReasonNetwork: true, wire.ReasonDemand: true,
+		wire.ReasonUpdated: true, wire.ReasonRolledBack: true}
 	modes = map[string]bool{wire.ModeReadOnly: true, wire.ModeInteractive: true, wire.ModeElevated: true}
 )
 
@@ -62,6 +63,14 @@ func (k Key) Validate() error {
 		err = validID("job id", k.ID)
 	case KindRemoval:
 		err = validID("machine id", k.ID)
+	case KindRelease:
+		err = wire.ValidVersion(k.ID)
+	case KindRollout:
+		err = validID("rollout id", k.ID)
+	case KindReleaseKey:
+		if k.ID != FleetKeyName {
+			err = fmt.Errorf("release key record id %q, want %q", k.ID, FleetKeyName)
+		}
 	case KindAdmin:
 		if k.ID != AdminName {
 			err = fmt.Errorf("admin record id %q, want %q", k.ID, AdminName)
@@ -129,7 +138,8 @@ func (r *Record) check() (*wire.Snapshot, error) {
 		err  error
 	)
 	set := 0
-	for _, p := range []bool{r.Machine != nil, r.Client != nil, r.Token != nil, r.Technician != nil, r.Admin != nil, r.Job != nil, r.Removal != nil} {
+	for _, p := range []bool{r.Machine != nil, r.Client != nil, r.Token != nil, r.Technician != nil, r.Admin != nil, r.Job != nil, r.Removal != nil,
+		r.Release != nil, r.ReleaseKey != nil, r.Rollout != nil} {
 		if p {
 			set++
 		}
@@ -151,6 +161,12 @@ func (r *Record) check() (*wire.Snapshot, error) {
 		err = r.Job.check(r.ID)
 	case r.Kind == KindRemoval && r.Removal != nil:
 		err = r.Removal.check(r.ID)
+	case r.Kind == KindRelease && r.Release != nil:
+		err = r.Release.check(r.ID)
+	case r.Kind == KindReleaseKey && r.ReleaseKey != nil:
+		err = r.ReleaseKey.check()
+	case r.Kind == KindRollout && r.Rollout != nil:
+		err = r.Rollout.check(r.ID)
 	default:
 		err = errors.New("the payload does not match the kind")
 	}

@@ -19,6 +19,9 @@ const (
 	KindAdmin      Kind = "admin"      // ID: always AdminName; the admin credential hash
 	KindJob        Kind = "job"        // ID: the job ID (32 hex digits)
 	KindRemoval    Kind = "removal"    // ID: a removed machine's peer ID
+	KindRelease    Kind = "release"    // ID: the release version
+	KindReleaseKey Kind = "releasekey" // ID: always FleetKeyName; the fleet's release public key
+	KindRollout    Kind = "rollout"    // ID: the rollout ID (12 hex digits)
 )
 
 // Key names one replicated record.

@@ -85,6 +85,7 @@ func Run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer e.close()
 	cmd, rest := args[0], args[1:]
 	if len(rest) > 0 && (cmd == "clients" || cmd == "tokens" || cmd == "technicians" || cmd == "queue" ||
+		cmd == "releases" || cmd == "rollout" ||
 		cmd == "machines" && rest[0] == "remove") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
@@ -130,6 +131,20 @@ var commands = map[string]func(*env, []string) error{
 	"transcript":          (*env).transcript,
 	"ping":                (*env).pingCmd,
 	"version":             (*env).version,
+	"releases keygen":     (*env).releasesKeygen,
+	"releases sign":       (*env).releasesSign,
+	"releases trust":      (*env).releasesTrust,
+	"releases key":        (*env).releasesKey,
+	"releases publish":    (*env).releasesPublish,
+	"releases ls":         (*env).releasesList,
+	"releases show":       (*env).releasesShow,
+	"releases withdraw":   (*env).releasesWithdraw,
+	"rollout start":       (*env).rolloutStart,
+	"rollout ls":          (*env).rolloutList,
+	"rollout status":      (*env).rolloutStatus,
+	"rollout pause":       rolloutSet("pause", wire.OpRolloutPause),
+	"rollout resume":      rolloutSet("resume", wire.OpRolloutResume),
+	"rollout abort":       rolloutSet("abort", wire.OpRolloutAbort),
 }
 
 // version prints this build's version; it needs no login.
