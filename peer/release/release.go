@@ -1,12 +1,8 @@
-// Package release reads, signs and checks agent releases.
-//
-// SKELETON: the signatures below are the contract the agent (sessiond/update),
-// the broker (broker/releases) and meshctl code against; the bodies are
-// being written. Nothing calls this package yet.
 package release
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"aead.dev/minisign"
@@ -21,6 +17,18 @@ const Format = "readymesh-release/1"
 const (
 	ManifestFile  = "manifest.json"
 	SignatureFile = "manifest.json.minisig"
+)
+
+// Bounds of what Parse and LoadDir accept.
+const (
+	// MaxManifest bounds a manifest's bytes, as wire.PublishArgs does.
+	MaxManifest = 32 << 10
+	// MaxSignature bounds a signature's text, as wire.PublishArgs does.
+	MaxSignature = 4 << 10
+	// MaxNotes bounds a manifest's release notes.
+	MaxNotes = 4 << 10
+	// MaxBinaries bounds the binaries of one release.
+	MaxBinaries = 16
 )
 
 // Errors callers branch on.
@@ -39,36 +47,19 @@ type Manifest struct {
 	Created  time.Time            `json:"created"`
 	Binaries []wire.ReleaseBinary `json:"binaries"`
 	// NextKey, when set, is the release public key agents pin once they
-	// install this release (a key rotation signed by the old key).
+	// install this release (a key rotation signed by the old key). It is
+	// the key's base64 line, as PublicKey.String gives it.
 	NextKey string `json:"next_key,omitempty"`
 }
 
-// PublicKey is a release public key (minisign).
+// PublicKey is a release public key (minisign). The zero value is no key.
 type PublicKey struct {
 	text string
 	key  minisign.PublicKey
 }
 
-// ParsePublicKey reads a minisign public key: the base64 line ("RW…") or
-// a .pub file's text with its comment line.
-func ParsePublicKey(s string) (PublicKey, error) { panic("release: not written yet") }
-
 // String returns the key's base64 line.
 func (k PublicKey) String() string { return k.text }
-
-// ID returns the key ID as 16 upper-case hex digits, as minisign prints it.
-func (k PublicKey) ID() string { panic("release: not written yet") }
-
-// Verify checks signature (minisign text) over manifest with key, then
-// parses and checks the manifest. A signature by another key is
-// ErrWrongKey, a bad one ErrBadSignature, a bad manifest ErrMalformed.
-func Verify(key PublicKey, manifest []byte, signature string) (Manifest, error) {
-	panic("release: not written yet")
-}
-
-// Parse parses and checks a manifest without verifying it (the broker's
-// view before it checks the signature, meshctl's show).
-func Parse(manifest []byte) (Manifest, error) { panic("release: not written yet") }
 
 // Binary returns the binary for platform (GOOS/GOARCH).
 func (m Manifest) Binary(platform string) (wire.ReleaseBinary, bool) {
@@ -80,10 +71,44 @@ func (m Manifest) Binary(platform string) (wire.ReleaseBinary, bool) {
 	return wire.ReleaseBinary{}, false
 }
 
-// CompareVersions returns -1, 0 or +1 as version a is older than, equal
-// to or newer than b.
-func CompareVersions(a, b string) int { panic("release: not written yet") }
+// platforms are the GOOS/GOARCH pairs a release may carry: every
+// platform sessiond is built for.
+var platforms = []string{
+	"darwin/amd64", "darwin/arm64",
+	"linux/amd64", "linux/arm64",
+	"windows/amd64", "windows/arm64",
+}
+
+// Platforms returns the platforms a release may carry, sorted.
+func Platforms() []string { return append([]string(nil), platforms...) }
+
+// knownPlatform reports whether p is one of Platforms.
+func knownPlatform(p string) bool {
+	for _, q := range platforms {
+		if p == q {
+			return true
+		}
+	}
+	return false
+}
 
 // BinaryName is the file name of platform's sessiond in a release
 // directory: sessiond-GOOS-GOARCH, with .exe on Windows.
-func BinaryName(platform string) string { panic("release: not written yet") }
+func BinaryName(platform string) string {
+	goos, goarch, _ := strings.Cut(platform, "/")
+	name := "sessiond-" + goos + "-" + goarch
+	if goos == "windows" {
+		name += ".exe"
+	}
+	return name
+}
+
+// platformOf returns the platform whose BinaryName is name.
+func platformOf(name string) (string, bool) {
+	for _, p := range platforms {
+		if BinaryName(p) == name {
+			return p, true
+		}
+	}
+	return "", false
+}
