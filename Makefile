@@ -24,7 +24,7 @@ PLATFORMS := linux/arm64 windows/amd64 windows/arm64 darwin/amd64 darwin/arm64
 # Packages with code of their own per platform: vetted for every platform.
 PLATFORM_PKGS := ./sessiond/... ./peer/... ./mesh/... ./broker/cmd/... ./integration/demo
 # Packages whose Windows code runs under Wine in make test.
-WINE_PKGS := ./sessiond/channel ./sessiond/collect ./sessiond/netwatch ./sessiond/ipc ./sessiond/service ./sessiond/cli ./sessiond/internal/wintest ./peer/identity ./peer/meshctl
+WINE_PKGS := ./sessiond/channel ./sessiond/collect ./sessiond/netwatch ./sessiond/ipc ./sessiond/service ./sessiond/update ./sessiond/cli ./sessiond/internal/wintest ./peer/identity ./peer/meshctl
 
 .PHONY: all build console test demo bench lint fuzz deps race clean cross wine-test
 

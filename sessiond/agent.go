@@ -25,6 +25,7 @@ import (
 	"github.com/readymesh/readymesh/sessiond/channel"
 	"github.com/readymesh/readymesh/sessiond/collect"
 	"github.com/readymesh/readymesh/sessiond/localdb"
+	"github.com/readymesh/readymesh/sessiond/update"
 )
 
 // Agent is a running agent.
@@ -45,7 +46,9 @@ type Agent struct {
 
 	// enrolment is read from the local database in New. Only its Brokers
 	// change afterwards, and only on the bridge goroutine (learnBrokers),
-	// the one goroutine that reads them.
+	// the one goroutine that reads them. The release key is read from
+	// the database when an update needs it, since the control channel
+	// and a committed update change it (localdb.EditEnrolment).
 	enrolment localdb.Enrolment
 
 	// spread and helloAt are the reconnect window the broker gave in its
@@ -56,6 +59,10 @@ type Agent struct {
 
 	jobs    runningJobs // queued jobs running now; has its own lock
 	history history     // sessions seen open; has its own lock
+
+	// updating is set while an update job installs and from when it
+	// staged its release on: one update at a time.
+	updating atomic.Bool
 
 	// ackedSeq is the newest acknowledged check-in sequence, as in the
 	// local database, kept here so heartbeats do not read it each time.
@@ -69,6 +76,8 @@ type Agent struct {
 	lastErr   string         // why the bridge went down last
 	connected peer.ID        // the broker holding the bridge while up
 	stun      netip.AddrPort // the broker's STUN server, learned from offers
+	stopRun   func()         // ends Run; nil outside it
+	staged    *update.Trial  // the update handed over to (see Staged)
 }
 
 // Info is what agent.json holds.
@@ -154,8 +163,10 @@ func (a *Agent) newCollectors() ([]collect.Collector, error) {
 	return []collect.Collector{collect.Agent(ccfg), fx}, nil
 }
 
-// Run runs the agent until ctx is done. On return the presence stream has
-// been closed cleanly, so the broker shows the machine offline at once.
+// Run runs the agent until ctx is done, or until an update job staged a
+// release (then Staged returns it). On return the presence stream has
+// been closed cleanly, so the broker shows the machine offline at once,
+// and the local database is closed.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.close()
 	info := Info{PeerID: a.key.ID.String(), Name: a.enrolment.Name, Client: a.enrolment.Client}
@@ -164,6 +175,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	a.mu.Lock()
+	a.stopRun = cancel
+	a.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, f := range []func(context.Context){a.runBridge, a.runCheckIns, a.runSessionUpkeep,
 		a.runControl} {

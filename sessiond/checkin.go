@@ -119,10 +119,20 @@ func (a *Agent) checkInWhenUp(ctx context.Context, reason string) (uint64, strin
 	snap := collect.Collect(ctx, a.collectors, a.cfg.Now().UTC())
 	a.applyConsent(snap)
 	a.applyHistory(snap)
+	var pend *pendingReport
 	if reason == "start" {
-		reason = a.startReason(snap.BootID)
+		// An update's outcome, when one waits to be told, is the
+		// reason of the first check-in after it.
+		if pend = a.pendingUpdate(); pend != nil {
+			reason = pend.report.Outcome
+		} else {
+			reason = a.startReason(snap.BootID)
+		}
 	}
-	seq, err := a.send(ctx, broker, reason, snap)
+	seq, err := a.send(ctx, broker, reason, snap, pend.reportOrNil())
+	if err == nil && pend != nil {
+		pend.acked()
+	}
 	return seq, reason, err
 }
 
@@ -143,16 +153,16 @@ func (a *Agent) startReason(bootID string) string {
 // wrap.
 const maxSkipTo = 1 << 62
 
-// send commits the next sequence number, sends the check-in, and records
-// the acknowledgement. If the broker already holds a higher sequence (the
+// send commits the next sequence number, sends the check-in (with upd,
+// an update's outcome, when not nil), and records the acknowledgement. If the broker already holds a higher sequence (the
 // state directory was restored from a backup), it moves past it once.
-func (a *Agent) send(ctx context.Context, broker peer.ID, reason string, snap *wire.Snapshot) (uint64, error) {
+func (a *Agent) send(ctx context.Context, broker peer.ID, reason string, snap *wire.Snapshot, upd *wire.UpdateReport) (uint64, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		seq, err := a.db.NextSeq()
 		if err != nil {
 			return 0, err
 		}
-		ci := wire.CheckIn{MachineID: a.key.ID.String(), Seq: seq, Reason: reason, Snapshot: *snap}
+		ci := wire.CheckIn{MachineID: a.key.ID.String(), Seq: seq, Reason: reason, Snapshot: *snap, Update: upd}
 		ack, err := a.sendOnce(ctx, broker, &ci)
 		if err != nil {
 			return 0, err

@@ -57,18 +57,18 @@ func TestCheckInConflictBounds(t *testing.T) {
 	snap := wire.Snapshot{Hostname: "pc-1", CollectedAt: time.Now()}
 
 	stored <- 41 // restored from an older backup: move past it once
-	if seq, err := a.send(ctx, ai.ID, wire.ReasonDemand, &snap); err != nil || seq != 42 {
+	if seq, err := a.send(ctx, ai.ID, wire.ReasonDemand, &snap, nil); err != nil || seq != 42 {
 		t.Fatalf("check-in past a stored 41: seq %d, %v; want 42", seq, err)
 	}
 	<-stored
 	stored <- math.MaxUint64
-	_, err = a.send(ctx, ai.ID, wire.ReasonDemand, &snap)
+	_, err = a.send(ctx, ai.ID, wire.ReasonDemand, &snap, nil)
 	if err == nil || !strings.Contains(err.Error(), "past the") {
 		t.Fatalf("check-in against a stored 2^64-1: %v, want refused", err)
 	}
 	<-stored
 	stored <- 42
-	if seq, err := a.send(ctx, ai.ID, wire.ReasonDemand, &snap); err != nil || seq <= 42 || seq > 1<<32 {
+	if seq, err := a.send(ctx, ai.ID, wire.ReasonDemand, &snap, nil); err != nil || seq <= 42 || seq > 1<<32 {
 		t.Fatalf("check-in after the refusal: seq %d, %v; want the counter kept near 42", seq, err)
 	}
 }

@@ -88,6 +88,19 @@ type Config struct {
 	// and the bridge then runs QUIC alone (see bridge.HostConfig.Net). The
 	// control channel (package ipc) is local either way.
 	Net transport.Net
+	// Executable is the agent's executable, the file an update replaces
+	// (EXE.new and EXE.previous go next to it). Empty means this
+	// program's, symlinks resolved.
+	Executable string
+	// Trial says this agent is a new binary on trial, started by the
+	// previous one as its watchdog (package update): its first check-in
+	// reports the update, and once that is acknowledged it writes the
+	// healthy marker. sessiond run sets it from update.InTrial.
+	Trial bool
+	// DownloadChunkTimeout bounds the wait for the next bytes of a
+	// release download before the stream is dropped and the download
+	// resumed. Zero means 60 s.
+	DownloadChunkTimeout time.Duration
 	// Logger receives the agent's logs. Nil means discard.
 	Logger *slog.Logger
 	// Now returns the current time. Nil means time.Now.

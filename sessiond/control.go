@@ -10,9 +10,11 @@ import (
 	"net"
 	"time"
 
+	"github.com/readymesh/readymesh/peer/buildinfo"
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond/ipc"
 	"github.com/readymesh/readymesh/sessiond/localdb"
+	"github.com/readymesh/readymesh/sessiond/update"
 )
 
 // The control channel lets local commands (`sessiond checkin`, `sessiond
@@ -24,8 +26,10 @@ import (
 // machine's administrators can open it.
 
 type controlRequest struct {
-	Op  string `json:"op"`            // checkin, status, pause-input, resume-input, requests, approve, deny
-	Arg string `json:"arg,omitempty"` // approve and deny: a request ID, or "" for all (approve only)
+	Op  string `json:"op"`            // checkin, status, pause-input, resume-input, requests, approve, deny, trust-release-key
+	Arg string `json:"arg,omitempty"` // approve and deny: a request ID, or "" for all (approve only); trust-release-key: the key
+	// Replace lets trust-release-key replace another pinned key.
+	Replace bool `json:"replace,omitempty"`
 }
 
 // Status is the agent's own view, as `sessiond status` prints it.
@@ -43,6 +47,25 @@ type Status struct {
 	InputPaused bool `json:"input_paused"`
 	// Sessions are the live sessions open now, with the path each uses.
 	Sessions []wire.SessionInfo `json:"sessions"`
+	// Version is the agent's version; ReleaseKeyID the ID of the release
+	// key it pinned, empty when none is (every update is refused then).
+	Version      string `json:"version"`
+	ReleaseKeyID string `json:"release_key_id,omitempty"`
+	// Trial is the update on trial now: this agent is the new binary,
+	// its watchdog the previous one.
+	Trial *TrialStatus `json:"trial,omitempty"`
+	// LastUpdate is how the last update ended.
+	LastUpdate *wire.UpdateReport `json:"last_update,omitempty"`
+}
+
+// TrialStatus is an update on trial, as sessiond status shows it.
+type TrialStatus struct {
+	From     string    `json:"from"`
+	To       string    `json:"to"`
+	Rollout  string    `json:"rollout,omitempty"`
+	Starts   int       `json:"starts"`
+	Deadline time.Time `json:"deadline"`
+	Phase    string    `json:"phase"`
 }
 
 type controlReply struct {
@@ -51,6 +74,7 @@ type controlReply struct {
 	Reason   string                `json:"reason,omitempty"`
 	Status   *Status               `json:"status,omitempty"`
 	Requests []wire.ConsentRequest `json:"requests,omitempty"`
+	Key      *KeyChange            `json:"key,omitempty"`
 }
 
 // listenControl opens the control channel of stateDir. The local
@@ -165,6 +189,8 @@ func (a *Agent) serveControlConn(ctx context.Context, c net.Conn) {
 	case "pause-input", "resume-input":
 		a.setInputPaused(req.Op == "pause-input")
 		reply.Status = a.status()
+	case "trust-release-key":
+		reply.Key, reply.Error = a.trustKey(req.Arg, req.Replace)
 	default:
 		reply.Error = fmt.Sprintf("unknown op %q", req.Op)
 	}
@@ -181,7 +207,39 @@ func (a *Agent) status() *Status {
 	}
 	st.SessionPort, st.Sessions = a.sessions.Port(), a.liveSessions()
 	st.InputPaused = a.channels.InputPaused()
+	a.updateStatus(st)
 	return st
+}
+
+// updateStatus fills in the update part of the status.
+func (a *Agent) updateStatus(st *Status) {
+	st.Version = buildinfo.Version
+	if e, err := a.db.Enrolment(); err == nil {
+		st.ReleaseKeyID = keyID(e.ReleaseKey)
+	}
+	if t, _ := update.LoadTrial(a.cfg.StateDir); t != nil {
+		st.Trial = &TrialStatus{From: t.From, To: t.To, Rollout: t.Rollout, Starts: t.Starts, Deadline: t.Deadline, Phase: t.Phase}
+	}
+	if o, _ := update.LoadOutcome(a.cfg.StateDir); o != nil {
+		st.LastUpdate = &o.Report
+	}
+}
+
+// trustKey pins a release key for the control channel; the error is the
+// reply's.
+func (a *Agent) trustKey(key string, replace bool) (*KeyChange, string) {
+	key, err := canonicalKey(key)
+	if err == nil && key == "" {
+		err = errors.New("no key given")
+	}
+	if err != nil {
+		return nil, "trust-release-key: " + err.Error()
+	}
+	ch, err := pinKey(a.db, key, replace, a.log)
+	if err != nil {
+		return nil, err.Error()
+	}
+	return &ch, ""
 }
 
 // Control sends one request to the agent running on stateDir and returns
@@ -199,6 +257,12 @@ type ControlReply = controlReply
 
 // ControlArg sends one request with an argument and returns the reply.
 func ControlArg(ctx context.Context, stateDir, op, arg string) (*ControlReply, error) {
+	return control(ctx, stateDir, controlRequest{Op: op, Arg: arg})
+}
+
+// control sends req to the agent running on stateDir and returns its
+// reply.
+func control(ctx context.Context, stateDir string, req controlRequest) (*ControlReply, error) {
 	c, err := ipc.Dial(ctx, stateDir)
 	if err != nil {
 		return nil, fmt.Errorf("no agent running on %s: %w", stateDir, err)
@@ -207,7 +271,7 @@ func ControlArg(ctx context.Context, stateDir, op, arg string) (*ControlReply, e
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
-	if err := json.NewEncoder(c).Encode(controlRequest{Op: op, Arg: arg}); err != nil {
+	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return nil, err
 	}
 	var reply controlReply

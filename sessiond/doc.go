@@ -16,7 +16,11 @@
 // so, answers on its session socket (package mesh), and serves the session
 // channels inside each live session (package channel: terminal, exec,
 // files). Brokers also send queued jobs, which the agent runs at most once
-// each.
+// each. An update job installs a release signed with the release key the
+// agent pinned at enrolment: the agent downloads and stages the binary,
+// then stops and, in the same process, watches the new binary on trial
+// (package update), committing it once it has checked in or putting the
+// previous one back.
 //
 // When the bridge drops, the agent waits a random draw from the reconnect
 // window its broker gave in the presence hello, then dials, backing off

@@ -35,8 +35,10 @@ type EnrollConfig struct {
 }
 
 // Enroll enrols this agent: it creates the agent's key, dials the broker the
-// token pins and turns the token into a machine record. On any refusal
-// nothing is stored, on the broker or here, apart from the key.
+// token pins and turns the token into a machine record. It pins the
+// release key the token carries, if any: updates must be signed with it.
+// On any refusal nothing is stored, on the broker or here, apart from the
+// key.
 func Enroll(ctx context.Context, cfg EnrollConfig) (localdb.Enrolment, error) {
 	tok, info, err := cfg.target()
 	if err != nil {
@@ -67,7 +69,7 @@ func Enroll(ctx context.Context, cfg EnrollConfig) (localdb.Enrolment, error) {
 		return localdb.Enrolment{}, err
 	}
 	e := localdb.Enrolment{MachineID: reply.MachineID, Name: reply.Name, Client: reply.Client,
-		Broker: reply.Broker, EnrolledAt: time.Now().UTC()}
+		Broker: reply.Broker, EnrolledAt: time.Now().UTC(), ReleaseKey: tok.ReleaseKey}
 	if err := db.SetEnrolment(e); err != nil {
 		return localdb.Enrolment{}, fmt.Errorf("enroll: enrolled on the broker but could not save it here: %w", err)
 	}
@@ -86,6 +88,9 @@ func (cfg *EnrollConfig) target() (wire.Token, wire.BrokerInfo, error) {
 	tok, err := wire.ParseToken(wire.KindEnroll, cfg.Token)
 	if err != nil {
 		return wire.Token{}, wire.BrokerInfo{}, fmt.Errorf("enroll: %w", err)
+	}
+	if tok.ReleaseKey, err = canonicalKey(tok.ReleaseKey); err != nil {
+		return wire.Token{}, wire.BrokerInfo{}, fmt.Errorf("enroll: the token's release key: %w", err)
 	}
 	if cfg.Broker == "" {
 		return tok, tok.Broker, nil

@@ -12,44 +12,58 @@ import (
 	"github.com/readymesh/readymesh/mesh"
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond/localdb"
+	"github.com/readymesh/readymesh/sessiond/update"
 )
 
 // handleJob runs a queued job a broker this agent trusts sends, under the
 // grant that broker issued to itself: consent as the policy (or the job)
 // asks, then once and only once, by the job ID recorded in the local
-// database before the script starts.
+// database before the script starts. An update job (see update.go) that
+// staged its release hands over once its reply is delivered.
 func (a *Agent) handleJob(s network.Stream) {
 	defer s.Close()
 	from := s.Conn().RemotePeer()
 	s.SetDeadline(time.Now().Add(a.cfg.ConsentTimeout + 15*time.Minute))
-	rep := a.answerJob(s, from)
+	rep, staged := a.answerJob(s, from)
 	if rep.Error != nil {
 		a.log.Warn("refused a queued job", "from", from, "reason", rep.Error.Message)
 	}
 	wire.Write(s, &rep)
+	if staged != nil {
+		replyDelivered(s)
+		a.handOver(staged)
+	}
 }
 
 // answerJob takes a job through its phases: who sent it, what this agent
-// already knows of it, consent, a durable claim, and the run.
-func (a *Agent) answerJob(s network.Stream, from peer.ID) wire.JobReply {
+// already knows of it, consent, a durable claim, and the run. An update
+// job that staged its release returns the trial to hand over to.
+func (a *Agent) answerJob(s network.Stream, from peer.ID) (wire.JobReply, *update.Trial) {
 	req, g, refusal := a.readJob(s, from)
 	if refusal != nil {
-		return wire.JobReply{Error: refusal}
+		return wire.JobReply{Error: refusal}, nil
 	}
 	if rep, known := a.priorRun(req); known {
-		return rep
+		return rep, nil
+	}
+	if req.Update != nil && g.Mode != wire.ModeElevated {
+		return wire.JobReply{Error: &wire.Error{Code: wire.CodeForbidden,
+			Message: "an update job needs an elevated grant, not " + g.Mode}}, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ConsentTimeout+15*time.Minute)
 	defer cancel()
 	if refusal := a.jobConsent(ctx, g, req); refusal != nil {
-		return wire.JobReply{Error: refusal}
+		return wire.JobReply{Error: refusal}, nil
 	}
 	started, release, refusal := a.claimJob(req.Job)
 	if refusal != nil {
-		return wire.JobReply{Error: refusal}
+		return wire.JobReply{Error: refusal}, nil
 	}
 	defer release()
-	return a.runJob(ctx, req, g, started)
+	if req.Update != nil {
+		return a.runUpdate(ctx, req, started)
+	}
+	return a.runJob(ctx, req, g, started), nil
 }
 
 // readJob reads a job request and checks its sender: a broker this agent

@@ -16,6 +16,7 @@ import (
 	"github.com/readymesh/readymesh/peer/buildinfo"
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond/collect"
+	"github.com/readymesh/readymesh/sessiond/localdb"
 )
 
 // runBridge keeps the bridge and its presence stream up until ctx is done.
@@ -177,7 +178,7 @@ func (a *Agent) learnBrokers(infos []wire.BrokerInfo, left []string) {
 	}
 	a.log.Info("broker list changed", "known", len(list), "brokers", strings.Join(names, ","))
 	a.enrolment.Brokers = list
-	if err := a.db.SetEnrolment(a.enrolment); err != nil {
+	if _, err := a.db.EditEnrolment(func(e *localdb.Enrolment) { e.Brokers = list }); err != nil {
 		a.log.Warn("could not keep the broker list", "err", err)
 	}
 }

@@ -42,6 +42,11 @@ func (e *env) enrollIn(cfg sessiond.EnrollConfig) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "enrolled %s in client %s as machine %s (broker %s)\n", en.Name, en.Client, en.MachineID, en.Broker.PeerID)
+	if en.ReleaseKey == "" {
+		fmt.Fprintln(e.stdout, "the token carries no release key: updates are refused until one is pinned (sessiond trust-release-key)")
+	} else {
+		fmt.Fprintln(e.stdout, "release key pinned from the token: updates must be signed with it")
+	}
 	return nil
 }
 
@@ -151,19 +156,14 @@ func (e *env) run(name string, args []string) error {
 	cfg := rf.cfg
 	cfg.StateDir = *state
 	cfg.Logger = slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: lv}))
-	return e.runAgent(cfg)
+	return e.runAgent(cfg, append([]string{name}, args...))
 }
 
-// runAgent runs the agent of cfg, under the SCM when it started this
-// process.
-func (e *env) runAgent(cfg sessiond.Config) error {
-	run := func(ctx context.Context) error {
-		a, err := sessiond.New(cfg)
-		if err != nil {
-			return err
-		}
-		return a.Run(ctx)
-	}
+// runAgent runs the agent of cfg, and the updates it stages, under the
+// SCM when it started this process. args is the run command line, which
+// a new binary on trial is started with.
+func (e *env) runAgent(cfg sessiond.Config, args []string) error {
+	run := func(ctx context.Context) error { return e.runUpdating(ctx, cfg, args) }
 	managed, err := service.Managed()
 	if err != nil {
 		cfg.Logger.Warn("cannot tell whether a service manager started this process; running as a plain process", "err", err)

@@ -30,6 +30,7 @@ const usage = `usage:
   sessiond approve [--state DIR] (REQUEST|--all)
   sessiond deny [--state DIR] REQUEST
   sessiond pause-input [--state DIR]     (resume-input): hold back all remote input, e.g. during a call
+  sessiond trust-release-key [--state DIR] [--replace] KEY   pin the release key updates must be signed with (RW… or a .pub file)
   sessiond version [--json]
 --state defaults to the directory sessiond install uses, except for enroll and run.`
 
@@ -71,6 +72,8 @@ var commands = map[string]func(e *env, name string, args []string) error{
 	"approve":      (*env).answer,
 	"deny":         (*env).answer,
 	"version":      (*env).version,
+
+	"trust-release-key": (*env).trustReleaseKey,
 }
 
 // version prints the build: version, commit, Go and protocol versions.

@@ -97,6 +97,7 @@ func (e *env) printStatus(st *sessiond.Status) {
 	for _, s := range st.Sessions {
 		fmt.Fprintf(e.stdout, "          %s  %s  %s  %s  since %s\n", s.Session[:min(len(s.Session), 8)], s.Technician, s.Mode, s.Path, s.Started.Format(time.RFC3339))
 	}
+	e.printUpdateStatus(st)
 }
 
 // pauseInput pauses (pause-input) or resumes (resume-input) remote input

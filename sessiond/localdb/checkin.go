@@ -2,6 +2,7 @@ package localdb
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -28,6 +29,11 @@ type Enrolment struct {
 	Broker     wire.BrokerInfo   `json:"broker"`
 	Brokers    []wire.BrokerInfo `json:"brokers,omitempty"` // learned later, for failover
 	EnrolledAt time.Time         `json:"enrolled_at"`
+	// ReleaseKey is the release public key (minisign, "RW…") updates
+	// must be signed with: pinned from the enrolment token, set at the
+	// machine (sessiond trust-release-key) or moved on by a release that
+	// named its successor. Empty means none: every update is refused.
+	ReleaseKey string `json:"release_key,omitempty"`
 }
 
 // LastCheckIn is the newest acknowledged check-in.
@@ -50,6 +56,31 @@ func (d *DB) Enrolment() (Enrolment, error) {
 	if err == nil && !ok {
 		err = ErrNotEnrolled
 	}
+	return e, err
+}
+
+// EditEnrolment changes the stored enrolment with f in one transaction,
+// so two writers that change different fields (the broker list, the
+// release key) never undo each other. It returns the enrolment as
+// stored, or ErrNotEnrolled.
+func (d *DB) EditEnrolment(f func(*Enrolment)) (Enrolment, error) {
+	var e Enrolment
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bkt)
+		raw := b.Get(keyEnrolled)
+		if raw == nil {
+			return ErrNotEnrolled
+		}
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return fmt.Errorf("localdb: decode %s: %w", keyEnrolled, err)
+		}
+		f(&e)
+		raw, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		return b.Put(keyEnrolled, raw)
+	})
 	return e, err
 }
 

@@ -16,6 +16,10 @@ import (
 // consent, history); grants and jobs have buckets of their own.
 var bkt = []byte("agent")
 
+// ErrLocked is returned (wrapped) by Open when another process holds the
+// database: an agent runs on the state directory.
+var ErrLocked = errors.New("is locked: is another sessiond running with this state directory?")
+
 // DB is the agent's local database.
 type DB struct {
 	db *bolt.DB
@@ -30,7 +34,7 @@ func Open(path string) (*DB, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("localdb: %s is locked: is another sessiond running with this state directory?", path)
+			return nil, fmt.Errorf("localdb: %s %w", path, ErrLocked)
 		}
 		return nil, fmt.Errorf("localdb: open %s: %w", path, err)
 	}

@@ -76,8 +76,33 @@ func TestLockedByAnotherProcess(t *testing.T) {
 	defer s.Close()
 	// bbolt's flock is per open file description, so a second Open in the
 	// same process is refused just as another process would be.
-	if s2, err := Open(path); err == nil {
-		s2.Close()
-		t.Fatal("second Open of a locked database succeeded")
+	if s2, err := Open(path); !errors.Is(err, ErrLocked) {
+		if err == nil {
+			s2.Close()
+		}
+		t.Fatalf("second Open of a locked database: %v, want ErrLocked", err)
+	}
+}
+
+// TestEditEnrolment: edits of different fields keep each other, and an
+// agent not enrolled has nothing to edit.
+func TestEditEnrolment(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "agent.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.EditEnrolment(func(e *Enrolment) { e.ReleaseKey = "RWk" }); !errors.Is(err, ErrNotEnrolled) {
+		t.Fatalf("edit before enrolment: %v", err)
+	}
+	if err := s.SetEnrolment(Enrolment{MachineID: "m1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EditEnrolment(func(e *Enrolment) { e.ReleaseKey = "RWk" }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.EditEnrolment(func(e *Enrolment) { e.Name = "pc-1" })
+	if err != nil || got.ReleaseKey != "RWk" || got.Name != "pc-1" || got.MachineID != "m1" {
+		t.Fatalf("after two edits: %+v, %v", got, err)
 	}
 }

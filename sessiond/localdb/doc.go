@@ -1,9 +1,10 @@
 // Package localdb is the agent's local database: one bbolt file (agent.db)
 // in the agent's state directory that holds everything the agent must not
-// forget across a restart. That is its enrolment and the brokers it has
-// learned, the check-in sequence and the last acknowledged check-in, its
-// consent posture, the session grants it has used, the records of queued
-// jobs it was asked to run, and its session and command history.
+// forget across a restart. That is its enrolment (with the release key
+// updates must be signed with) and the brokers it has learned, the
+// check-in sequence and the last acknowledged check-in, its consent
+// posture, the session grants it has used, the records of queued jobs it
+// was asked to run, and its session and command history.
 //
 // Each of these is here for a promise the agent keeps after a crash or a
 // reboot. The check-in sequence must never be reused for different content:

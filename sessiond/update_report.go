@@ -1,0 +1,103 @@
+package sessiond
+
+import (
+	"github.com/readymesh/readymesh/peer/buildinfo"
+	"github.com/readymesh/readymesh/peer/release"
+	"github.com/readymesh/readymesh/peer/wire"
+	"github.com/readymesh/readymesh/sessiond/localdb"
+	"github.com/readymesh/readymesh/sessiond/update"
+)
+
+// pendingReport is an update outcome the agent's first check-in carries,
+// and what to do once that check-in is acknowledged.
+type pendingReport struct {
+	report wire.UpdateReport
+	acked  func()
+}
+
+func (p *pendingReport) reportOrNil() *wire.UpdateReport {
+	if p == nil {
+		return nil
+	}
+	return &p.report
+}
+
+// pendingUpdate returns the update outcome to report, or nil. A new
+// binary on trial reports "updated" and, once the broker has it, pins
+// the release's next key and marks itself healthy, which is what its
+// watchdog commits on. Otherwise an outcome the watchdog recorded (a
+// rollback) and no check-in carried yet is reported, then marked told.
+func (a *Agent) pendingUpdate() *pendingReport {
+	if a.cfg.Trial {
+		t, err := update.LoadTrial(a.cfg.StateDir)
+		if err != nil {
+			a.log.Error("on trial, but the trial state cannot be read; the watchdog will roll back", "err", err)
+		}
+		if t != nil && t.Phase == update.PhaseTrial {
+			if t.To != buildinfo.Version {
+				a.log.Warn("the release on trial names another version than this binary's", "release", t.To, "binary", buildinfo.Version)
+			}
+			return &pendingReport{report: t.Report(wire.ReasonUpdated, "", a.cfg.Now()), acked: func() { a.trialAcked(t) }}
+		}
+	}
+	o, err := update.LoadOutcome(a.cfg.StateDir)
+	if err != nil {
+		a.log.Warn("the last update's outcome cannot be read; not reporting it", "err", err)
+		return nil
+	}
+	if o == nil || o.Reported {
+		return nil
+	}
+	return &pendingReport{report: o.Report, acked: func() {
+		o.Reported = true
+		if err := update.SaveOutcome(a.cfg.StateDir, *o); err != nil {
+			a.log.Warn("could not record that the update's outcome was reported", "err", err)
+		}
+	}}
+}
+
+// trialAcked runs once the broker acknowledged the check-in of the new
+// binary on trial: the release's next key is pinned (the healthy marker
+// is the commit point, and the watchdog cannot write the database this
+// process holds), then the marker is written.
+func (a *Agent) trialAcked(t *update.Trial) {
+	a.pinNextKey(t)
+	if err := update.MarkHealthy(a.cfg.StateDir, t); err != nil {
+		a.log.Error("could not mark the update healthy; the watchdog will roll it back", "err", err)
+		return
+	}
+	a.log.Info("update checked in; marked healthy", "from", t.From, "to", t.To)
+}
+
+// pinNextKey pins the next release key the trial's manifest names, after
+// verifying the manifest again with the key pinned now.
+func (a *Agent) pinNextKey(t *update.Trial) {
+	e, err := a.db.Enrolment()
+	if err != nil {
+		a.log.Error("release key rotation: cannot read the enrolment", "err", err)
+		return
+	}
+	key, err := release.ParsePublicKey(e.ReleaseKey)
+	if err != nil {
+		a.log.Error("release key rotation: the pinned key cannot be read", "err", err)
+		return
+	}
+	m, err := release.Verify(key, t.Manifest, t.Signature)
+	if err != nil {
+		a.log.Error("release key rotation: the release on trial does not verify", "err", err)
+		return
+	}
+	if m.NextKey == "" {
+		return
+	}
+	next, err := canonicalKey(m.NextKey)
+	if err != nil {
+		a.log.Error("release key rotation: the release names a next key that cannot be read", "err", err)
+		return
+	}
+	if _, err := a.db.EditEnrolment(func(e *localdb.Enrolment) { e.ReleaseKey = next }); err != nil {
+		a.log.Error("release key rotation: not pinned", "err", err)
+		return
+	}
+	a.log.Warn("release key rotated by release "+m.Version, "was", key.ID(), "now", keyID(next))
+}
