@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/readymesh/readymesh/integration/testdir"
+	"github.com/readymesh/readymesh/sessiond/update"
 )
 
 // writeConfig writes text to agent.toml in a new directory.
@@ -40,6 +41,10 @@ func TestRunConfig(t *testing.T) {
 			err: "env READYMESH_SESSIOND_INTERVL: no flag --intervl of sessiond (did you mean READYMESH_SESSIOND_INTERVAL?)"},
 		{name: "bad variable", args: []string{"run", "--state", "x"}, env: "READYMESH_SESSIOND_INTERVAL=often", code: 2,
 			err: `env READYMESH_SESSIOND_INTERVAL: interval: time: invalid duration "often"`},
+		// The watchdog's mark for a binary on trial is not a flag's
+		// variable, so sessiond run reads past it to the missing state.
+		{name: "trial mark", args: []string{"run", "--state", "/nonexistent/state"}, env: update.TrialEnv + "=1", code: 1,
+			err: "/nonexistent/state"},
 		{name: "install reads the file", args: []string{"install", "--print", "--config", bad}, code: 2, err: bad + `:2: unknown key "intervl"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

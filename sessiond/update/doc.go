@@ -11,7 +11,7 @@
 // manifest (Check, Fetcher, Stage). And the watchdog lives in the old
 // binary: the running agent stops its own core and, in the same process,
 // becomes the trial parent (Run). It starts EXE.new as a child with the
-// same arguments and environment plus READYMESH_SESSIOND_TRIAL=1. The
+// same arguments and environment plus READYMESH_UPDATE_TRIAL=1. The
 // child, on trial, checks in with reason "updated"; once that check-in is
 // acknowledged it writes the healthy marker. Only then does the parent
 // commit, by renames (EXE → EXE.previous, EXE.new → EXE), and it stays

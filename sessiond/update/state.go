@@ -21,8 +21,10 @@ const (
 	OutcomeFile = "outcome.json"
 )
 
-// TrialEnv is set to "1" in the environment of a new binary on trial.
-const TrialEnv = "READYMESH_SESSIOND_TRIAL"
+// TrialEnv is set to "1" in the environment of a new binary on trial. It
+// is outside the READYMESH_SESSIOND_ prefix, whose variables must each
+// name a flag of sessiond run (peer/flagfile refuses any other).
+const TrialEnv = "READYMESH_UPDATE_TRIAL"
 
 // InTrial reports whether this process is a new binary on trial, started
 // by its watchdog.
