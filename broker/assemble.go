@@ -36,12 +36,15 @@ func (b *Broker) assemble() error {
 	if err := b.assembleLayers(); err != nil {
 		return err
 	}
-	b.fleet = &fleet{store: b.store, reach: b.reach, status: b.sessions.Status(), now: c.Now, policy: c.Readiness}
+	b.releases = newReleases(b)
+	b.rollouts = newRollouts(b, b.store)
+	b.fleet = &fleet{store: b.store, reach: b.reach, status: b.sessions.Status(), now: c.Now, policy: c.Readiness,
+		rollouts: b.rollouts}
 	b.queue = queue.New(queue.Config{Name: c.Name, ID: b.ID(), Logger: b.log, Now: c.Now},
 		queue.Deps{Store: b.store, Reach: b.reach, Sessions: b.sessions.Status(), Fleet: b.fleet,
-			Host: b.host, Key: b.key.Priv, Audit: b.audit, Replicated: b.repl.Written})
+			Host: b.host, Key: b.key.Priv, Audit: b.audit, Replicated: b.repl.Written, Gate: b.rollouts, Releases: b.store})
 	b.reach.SetWork(b.queue)
-	b.checkins = checkin.New(b.store, b.repl, b.queue.Kick, c.Now, c.MaxSnapshot, b.reg)
+	b.checkins = checkin.New(b.store, b.repl, func() { b.queue.Kick(); b.rollouts.Kick() }, c.Now, c.MaxSnapshot, b.reg)
 	var members alerts.Members // nil when the broker runs alone
 	if b.cluster != nil {
 		members = b.cluster
@@ -51,7 +54,8 @@ func (b *Broker) assemble() error {
 		Policy: c.Readiness, Webhook: c.AlertWebhook, Name: c.Name, Logger: b.log, Now: c.Now},
 		b.store, b.reach, members)
 	r := &rooms{store: b.store, fleet: b.fleet, reach: b.reach, sessions: b.sessions, queue: b.queue,
-		alerts: b.alerts, audit: b.audit, admit: b.admit, brokers: b.brokers, repl: b.repl, now: c.Now, logger: b.log}
+		alerts: b.alerts, audit: b.audit, admit: b.admit, brokers: b.brokers, repl: b.repl, releases: b.releases, rollouts: b.rollouts,
+		now: c.Now, logger: b.log}
 	b.ops = newOps(r, b.reg)
 	b.reg.MustRegister(b.fleetMetrics())
 	b.console = console.New(console.Config{Name: c.Name, URL: c.ConsoleURL, Addr: httpAddr(b.httpLn),

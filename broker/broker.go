@@ -26,7 +26,9 @@ import (
 	"github.com/readymesh/readymesh/broker/queue"
 	"github.com/readymesh/readymesh/broker/reach"
 	"github.com/readymesh/readymesh/broker/relay"
+	"github.com/readymesh/readymesh/broker/releases"
 	"github.com/readymesh/readymesh/broker/replicate"
+	"github.com/readymesh/readymesh/broker/rollout"
 	"github.com/readymesh/readymesh/broker/session"
 	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/bridge"
@@ -65,6 +67,8 @@ type Broker struct {
 	sessions *session.Service
 	relay    *relay.Relay
 	queue    *queue.Queue
+	releases *releases.Room
+	rollouts *rollout.Room
 	alerts   *alerts.Alerts
 	repl     *replicate.Replicator
 	console  *console.Console
@@ -205,6 +209,9 @@ func (b *Broker) Close() error {
 		}
 		if b.sessions != nil {
 			b.sessions.Close()
+		}
+		if b.releases != nil { // its pulls write to the store
+			b.releases.Close()
 		}
 		b.host.Close()
 		if b.httpLn != nil {

@@ -22,6 +22,9 @@ type fleet struct {
 	status *session.Status
 	now    func() time.Time
 	policy readiness.Policy
+	// rollouts adds the rollout a machine is in (and how its last update
+	// went) to its card; nil adds nothing.
+	rollouts interface{ Annotate(c *wire.Card) }
 }
 
 // Cards lists the cards t may see that match a, in queue order:
@@ -31,6 +34,7 @@ func (f *fleet) Cards(t *wire.Technician, a wire.MachinesArgs) []wire.Card {
 	cards := readiness.Query(f.store.Machines(), f.reachability, vis, a, f.now(), f.policy)
 	for i := range cards {
 		f.addSession(&cards[i])
+		f.addRollout(&cards[i])
 	}
 	if a.For != "" {
 		cards = slices.DeleteFunc(cards, func(c wire.Card) bool { return !f.fitFor(a.For, &c) })
@@ -45,7 +49,15 @@ func (f *fleet) Card(m *store.Machine) wire.Card {
 	newest := f.policy.NewestOf(f.store.Machines(), m.Client)
 	c := readiness.Card(m, f.reachability(m), newest, f.now(), f.policy)
 	f.addSession(&c)
+	f.addRollout(&c)
 	return c
+}
+
+// addRollout adds to c the rollout its machine is in.
+func (f *fleet) addRollout(c *wire.Card) {
+	if f.rollouts != nil {
+		f.rollouts.Annotate(c)
+	}
 }
 
 // Show is one machine's card with its full stored state. name may be a

@@ -197,6 +197,11 @@ type Config struct {
 	// (the default).
 	RelayMaxDuration time.Duration
 
+	// ReleaseDownloads bounds the release binaries the broker sends at
+	// once, to agents and other brokers together; more wait their turn.
+	// Zero means 32 (see releases.Config.MaxDownloads).
+	ReleaseDownloads int
+
 	// TokenTTL is the default lifetime of enrolment tokens. Zero means 24 h.
 	TokenTTL time.Duration
 	// LoginTTL is the lifetime of one-time technician login tokens. Zero

@@ -16,7 +16,9 @@ import (
 	"github.com/readymesh/readymesh/broker/queue"
 	"github.com/readymesh/readymesh/broker/reach"
 	"github.com/readymesh/readymesh/broker/readiness"
+	"github.com/readymesh/readymesh/broker/releases"
 	"github.com/readymesh/readymesh/broker/replicate"
+	"github.com/readymesh/readymesh/broker/rollout"
 	"github.com/readymesh/readymesh/broker/scope"
 	"github.com/readymesh/readymesh/broker/session"
 	"github.com/readymesh/readymesh/broker/store"
@@ -35,6 +37,8 @@ type rooms struct {
 	admit    *enrol.Admission
 	brokers  *brokers.List
 	repl     *replicate.Replicator
+	releases *releases.Room
+	rollouts *rollout.Room
 	now      func() time.Time
 	logger   *slog.Logger
 	// console issues sign-in codes; set once the console is made, since
@@ -58,6 +62,20 @@ func newOps(r *rooms, reg prometheus.Registerer) *ops {
 		o.table[name] = op{admin: true, run: f}
 	}
 	for name, f := range r.offboardOps() {
+		o.table[name] = op{admin: true, run: f}
+	}
+	anyone, admin := releaseOps(r.releases)
+	for name, f := range anyone {
+		o.table[name] = op{run: f}
+	}
+	for name, f := range admin {
+		o.table[name] = op{admin: true, run: f}
+	}
+	anyone, admin = rolloutOps(r.rollouts)
+	for name, f := range anyone {
+		o.table[name] = op{run: f}
+	}
+	for name, f := range admin {
 		o.table[name] = op{admin: true, run: f}
 	}
 	return o

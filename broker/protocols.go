@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/readymesh/readymesh/broker/enrol"
@@ -28,6 +29,7 @@ func (b *Broker) handle() {
 	h.SetStreamHandler(wire.ProtoSessionStatus, serve.Handle(srv, admit(session.StatusSpec, b.machine), b.sessions.ServeStatus))
 	h.SetStreamHandler(wire.ProtoTranscript, serve.Handle(srv, admit(session.TranscriptSpec, b.sessions.MayFileTranscript),
 		b.sessions.ServeTranscript))
+	b.handleReleases(srv)
 	b.host.Network().Notify(b.techs)
 }
 

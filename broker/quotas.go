@@ -32,5 +32,8 @@ func quotas(c *Config) map[protocol.ID]bridge.Quota {
 		wire.ProtoSessionStatus: {Total: 16 << 20, PerPeer: 2 * control},
 		wire.ProtoTranscript:    {Total: c.TranscriptMemory, PerPeer: int64(session.TranscriptSpec.MaxRequest)},
 		replicate.Proto:         {Total: 4 * replicate.MaxRequest, PerPeer: replicate.MaxRequest},
+		// A blob request is small; the bytes of an upload follow it and
+		// are written chunk by chunk, never buffered whole.
+		wire.ProtoRelease: {Total: 4 << 20, PerPeer: control},
 	}
 }

@@ -59,6 +59,8 @@ func (b *Broker) Run(ctx context.Context, ready func(info wire.BrokerInfo, crede
 func (b *Broker) startLoops(run func(func(context.Context))) {
 	run(b.reach.Run)    // last-seen flush
 	run(b.queue.Run)    // dispatch
+	run(b.rollouts.Run) // the rollout driver
+	run(b.releases.Run) // blob sweeps; stops pulls at the end
 	run(b.alerts.Run)   // evaluation and webhook
 	run(b.sessions.Run) // the STUN and TURN port
 	run(b.repl.Run)     // pulls and tombstone purge

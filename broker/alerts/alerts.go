@@ -2,7 +2,8 @@
 // as the console keeps the layers apart: reachability alerts watch the
 // live overlay (a machine offline longer than a threshold), readiness
 // alerts the stored state (check-ins overdue, an agent behind, pending
-// updates piling up or ageing, a machine enrolled that never checked in).
+// updates piling up or ageing, a machine enrolled that never checked in,
+// a rollout that failures paused).
 // They open and resolve by themselves at each evaluation; a webhook, if
 // set, gets every change as JSON.
 //
@@ -98,6 +99,7 @@ type Alerts struct {
 	reach   Reach
 	members Members // nil when the broker runs alone
 	hook    chan wire.AlertEvent
+	wake    chan struct{}
 
 	mu   sync.Mutex
 	open map[string]wire.Alert // mu guards; by alert ID
@@ -108,11 +110,20 @@ type Alerts struct {
 func New(cfg Config, st Store, reach Reach, members Members) *Alerts {
 	cfg.setDefaults()
 	return &Alerts{cfg: cfg, store: st, reach: reach, members: members,
-		open: map[string]wire.Alert{}, hook: make(chan wire.AlertEvent, 1024)}
+		open: map[string]wire.Alert{}, hook: make(chan wire.AlertEvent, 1024), wake: make(chan struct{}, 1)}
 }
 
-// Run evaluates every Config.Every and posts changes to the webhook,
-// until ctx ends.
+// Kick asks for an evaluation now: a rollout paused or resumed, whose
+// alert should not wait for the next cadence.
+func (a *Alerts) Kick() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run evaluates every Config.Every, and at once when kicked, and posts
+// changes to the webhook, until ctx ends.
 func (a *Alerts) Run(ctx context.Context) {
 	done := make(chan struct{})
 	go func() {
@@ -127,8 +138,9 @@ func (a *Alerts) Run(ctx context.Context) {
 			<-done
 			return
 		case <-t.C:
-			a.evaluate(a.cfg.Now())
+		case <-a.wake:
 		}
+		a.evaluate(a.cfg.Now())
 	}
 }
 
@@ -170,6 +182,7 @@ func (a *Alerts) leads() bool {
 // evaluate updates the open alerts at now and announces the changes.
 func (a *Alerts) evaluate(now time.Time) {
 	cur := Evaluate(a.store.Machines(), a.reach.Reach, now, &a.cfg)
+	a.rolloutAlerts(cur)
 	a.mu.Lock()
 	events := a.changesLocked(cur, now)
 	a.open = cur

@@ -75,6 +75,9 @@ type Store interface {
 	AdminHash() string
 	SetAdminHash(hash string, now time.Time) error
 	RotateAdmin(hash, by string, now time.Time) ([]string, error)
+	// ReleaseKey is the fleet's release key, which enrolment tokens
+	// carry, if it has one.
+	ReleaseKey() (store.ReleaseKeyRecord, bool)
 }
 
 // Self describes this broker: tokens and replies carry it.

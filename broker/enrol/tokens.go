@@ -14,6 +14,8 @@ import (
 )
 
 // CreateToken runs OpTokensCreate: an enrolment token for a's client.
+// It carries the fleet's release key, when there is one, for the agent
+// to pin: the agent then installs only releases that key signed.
 func (a *Admission) CreateToken(t *wire.Technician, args *wire.TokenArgs) (wire.TokenResult, *wire.Error) {
 	uses, ttl := args.Uses, time.Duration(args.TTLSec)*time.Second
 	if uses == 0 {
@@ -24,6 +26,9 @@ func (a *Admission) CreateToken(t *wire.Technician, args *wire.TokenArgs) (wire.
 	}
 	now := a.cfg.Now().UTC()
 	tok := wire.Token{Kind: wire.KindEnroll, Secret: wire.NewSecret(), Broker: a.self.Info()}
+	if k, ok := a.store.ReleaseKey(); ok {
+		tok.ReleaseKey = k.PublicKey
+	}
 	rec := store.Token{Client: args.Client, UsesLeft: uses, Uses: uses, ExpiresAt: now.Add(ttl),
 		CreatedBy: t.Name, CreatedAt: now}
 	if err := a.store.CreateToken(wire.HashSecret(tok.Secret), rec); err != nil {

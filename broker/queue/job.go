@@ -25,12 +25,17 @@ type attempt struct {
 	session string // the session it runs in
 	warning string // what changed on the machine since the job was planned
 	query   bool   // a cancelled job: only ask the agent whether it ran
+	// withdrawn: a running update job whose release was withdrawn: only
+	// ask the agent whether it took it.
+	withdrawn bool
 }
 
-// dispatch moves one job on and reports whether it has ended. The broker
-// holding the machine's bridge may take over any job still running: the
-// agent holds one bridge at a time, so no other broker is sending it, and
-// the agent's record answers for a job that already started.
+// dispatch moves one job on and reports whether the machine's next job
+// may go: this one ended, or it is an update job that waits for its
+// rollout without having started. The broker holding the machine's
+// bridge may take over any job still running: the agent holds one bridge
+// at a time, so no other broker is sending it, and the agent's record
+// answers for a job that already started.
 func (q *Queue) dispatch(ctx context.Context, j store.JobRecord) bool {
 	a := &attempt{j: j, state: j.State, query: j.State == store.JobCancelled}
 	if j.State == store.JobQueued && q.cfg.Now().After(j.Expires) {
@@ -43,6 +48,13 @@ func (q *Queue) dispatch(ctx context.Context, j store.JobRecord) bool {
 	if refused := q.checkPlan(a); refused {
 		return true
 	}
+	if j.State == store.JobQueued && j.Update != nil && !q.admit(a) {
+		return true
+	}
+	order, ok := q.order(a)
+	if !ok {
+		return j.State == store.JobQueued
+	}
 	sg, ok := q.claim(a)
 	if !ok {
 		return false
@@ -52,7 +64,8 @@ func (q *Queue) dispatch(ctx context.Context, j store.JobRecord) bool {
 	defer cancel()
 	var rep wire.JobReply
 	err := bridge.Call(cctx, q.deps.Host, id, wire.ProtoJob, &wire.JobRequest{Grant: sg, Job: j.ID, Script: j.Script, Shell: j.Shell,
-		RequiresConsent: j.RequiresConsent, Expires: j.Expires, QueryOnly: a.query}, &rep, wire.MaxControl+6*store.MaxJobOutput)
+		RequiresConsent: j.RequiresConsent, Expires: j.Expires, QueryOnly: a.query || a.withdrawn, Update: order},
+		&rep, wire.MaxControl+6*store.MaxJobOutput)
 	return q.record(a, &rep, err)
 }
 
@@ -137,6 +150,9 @@ func (q *Queue) record(a *attempt, rep *wire.JobReply, err error) bool {
 	case rep.Error != nil && rep.Error.Code == wire.CodeUnavailable:
 		q.cfg.Logger.Info("job still running on the machine; will ask again", "job", j.ID)
 		return false
+	case rep.Error != nil && a.withdrawn && rep.Error.Code == wire.CodeNotFound:
+		q.finish(a, store.JobFailed, store.JobResult{ExitCode: -1, Session: a.session, Warning: a.warning,
+			Error: "release " + j.Update.Version + " was withdrawn before the agent took it"})
 	case rep.Error != nil && a.query && rep.Error.Code == wire.CodeNotFound:
 		q.standCancelled(j)
 	case rep.Error != nil && strings.Contains(rep.Error.Message, "expired while it waited"):

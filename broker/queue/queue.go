@@ -8,6 +8,12 @@
 // database before it runs it and answers a repeat with the recorded
 // result, so a broker that takes over after a failover never runs a job
 // twice. Jobs of one machine run one at a time, oldest first.
+//
+// An update job (JobRecord.Update) is a job like the others, elevated and
+// under the same consent rules, that carries a release instead of a
+// script. Before one is sent the queue asks its rollout (the Gate)
+// whether it may run now; one that must wait does not hold the
+// machine's later jobs, since it has not started.
 package queue
 
 import (
@@ -65,7 +71,20 @@ type Fleet interface {
 	Cards(t *wire.Technician, a wire.MachinesArgs) []wire.Card
 }
 
-// Deps are the queue's collaborators; none may be nil.
+// Gate decides when update jobs run: the rollout room.
+type Gate interface {
+	// Admit is asked before a queued update job is sent: run it now,
+	// or cancel it (for that reason), or neither, and it waits.
+	Admit(j *store.JobRecord) (run bool, cancel string)
+}
+
+// Releases finds a published release: what an update job sends.
+type Releases interface {
+	Release(version string) (store.ReleaseRecord, bool, error)
+}
+
+// Deps are the queue's collaborators; none may be nil, but for Gate and
+// Releases: without them update jobs wait.
 type Deps struct {
 	Store    Store
 	Reach    Reach
@@ -78,6 +97,10 @@ type Deps struct {
 	Audit *audit.Log
 	// Replicated tells the other brokers of records written here.
 	Replicated func(keys ...store.Key)
+	// Gate says when update jobs may run.
+	Gate Gate
+	// Releases holds the manifests update jobs carry.
+	Releases Releases
 }
 
 // Queue is the work queue and its dispatcher.

@@ -197,6 +197,7 @@ func (e *evaluator) fill(r *wire.Readiness, m *store.Machine, f *facts) {
 	}
 	r.UpdatesUnknown = updatesUnknown(m.CollectorErrs)
 	r.Approval = m.Approval
+	r.LastUpdate = m.LastUpdate
 	c := m.LastCheckIn
 	if c == nil {
 		return

@@ -68,6 +68,10 @@ func (s *Store) CheckIn(ci *wire.CheckIn, now time.Time) (CheckInResult, error) 
 			return refuse(fmt.Errorf("%w: got %d, stored %d", ErrSequence, ci.Seq, last.Seq))
 		}
 		applySnapshot(m, ci, now, digest)
+		if ci.Update != nil {
+			u := *ci.Update
+			m.LastUpdate = &u
+		}
 		if err := b.tx.Bucket(bktSnapshots).Put([]byte(m.ID), raw); err != nil {
 			return err
 		}

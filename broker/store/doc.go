@@ -1,8 +1,10 @@
 // Package store is the broker's durable state in one bbolt file: machine
 // records with their latest snapshot and a bounded history, clients,
-// enrolment tokens, technicians and their keys, the admin credential and
-// queued jobs, all replicated; and the broker's own audit log and session
-// transcripts, which stay on the broker that wrote them.
+// enrolment tokens, technicians and their keys, the admin credential,
+// queued jobs, published releases and the fleet's release key, all
+// replicated; and the broker's own audit log, session transcripts and
+// release blobs (binaries, which brokers pull from each other on demand),
+// which stay on the broker that holds them.
 //
 // The store is the readiness layer's source of truth. Its contract with the
 // rest of the broker is commit before acknowledge: CheckIn returns only after
@@ -112,6 +114,11 @@
 //	audit        sequence number (8 bytes) → AuditEntry, this broker's only
 //	transcripts  machine ID + "/" + session + "/" + name → Transcript, this broker's only
 //	transcript_order  sequence number (8 bytes) → transcript key, oldest first
+//	removals     machine ID → RemovalRecord
+//	releases     version → ReleaseRecord (the fleet's ReleaseKeyRecord is in meta)
+//	rollouts     rollout ID → RolloutRecord
+//	blobs        sha256 (32 bytes) + chunk index (8 bytes) → chunk, this broker's only (blobs.go)
+//	blob_meta    sha256 (32 bytes) → BlobMeta, this broker's only
 //
 // Control records and tombstones share their buckets; readers skip
 // tombstones. Schema 1 files (before replication) are migrated in place at

@@ -67,10 +67,47 @@ type JobRecord struct {
 	PlannedBoot  string `json:"planned_boot,omitempty"`
 	PlannedAgent string `json:"planned_agent,omitempty"`
 
+	// Update, when set, makes the job an agent update: Script and Shell
+	// are empty and the agent installs the release instead.
+	Update *JobUpdate `json:"update,omitempty"`
+
 	State  string     `json:"state"`
 	Broker string     `json:"broker,omitempty"` // the broker that last moved it
 	Result *JobResult `json:"result,omitempty"`
 	Stamp
+}
+
+// JobUpdate is the update an update job installs: the release version
+// (its manifest and signature are read from the release record when the
+// job is sent, so a withdrawn release is never sent), the rollout it
+// belongs to, and how the agent takes it.
+type JobUpdate struct {
+	Version         string `json:"version"`
+	Rollout         string `json:"rollout,omitempty"`
+	Rollback        bool   `json:"rollback,omitempty"`
+	HealthWindowSec int    `json:"health_window_s"`
+	// Report is what the agent's first check-in after the update said of
+	// it, copied here by the broker that took that check-in: the job is
+	// replicated and the check-in's report is not, so this is how every
+	// broker (the one driving the rollout among them) learns of a
+	// rollback and its reason.
+	Report *wire.UpdateReport `json:"report,omitempty"`
+}
+
+func (u *JobUpdate) check() error {
+	if err := wire.ValidVersion(u.Version); err != nil {
+		return err
+	}
+	if err := validID("rollout", u.Rollout); u.Rollout != "" && (err != nil || len(u.Rollout) > 32) {
+		return fmt.Errorf("rollout %q: want up to 32 letters or digits", u.Rollout)
+	}
+	if u.HealthWindowSec < 10 || u.HealthWindowSec > 7*24*3600 {
+		return fmt.Errorf("health window of %d s, want 10 s to 7 days", u.HealthWindowSec)
+	}
+	if u.Report != nil {
+		return u.Report.Validate()
+	}
+	return nil
 }
 
 // JobResult is how a job ended.
@@ -96,20 +133,31 @@ func (j *JobRecord) check(id string) error {
 	if err := wire.ValidShell(j.Shell); err != nil {
 		return err
 	}
+	if j.Update != nil {
+		if j.Script != "" || j.Shell != "" {
+			return errors.New("an update job with a script")
+		}
+		if err := j.Update.check(); err != nil {
+			return fmt.Errorf("update: %w", err)
+		}
+	}
 	if j.Result != nil && len(j.Result.Output) > MaxJobOutput+8 {
 		return errors.New("job output over its limit")
 	}
 	return j.Stamp.check()
 }
 
-// mergeJob: the further state wins (by jobRank); equally far along, the
-// later clock.
+// mergeJob: the further state wins (by jobRank), carrying the later of
+// the two clocks (see laterClock); equally far along, the later clock.
 func mergeJob(l, r *JobRecord) *JobRecord {
 	if lr, rr := jobRank(l.State), jobRank(r.State); lr != rr {
+		w, o := l, r
 		if rr > lr {
-			return r
+			w, o = r, l
 		}
-		return l
+		out := *w
+		out.Stamp = laterClock(w.Stamp, o.Stamp)
+		return &out
 	}
 	w, _, _, _ := winner(l, r, l.Stamp, r.Stamp)
 	return w
@@ -142,29 +190,58 @@ func (s *Store) CreateJobs(js []JobRecord) error {
 func (s *Store) UpdateJob(id string, f func(*JobRecord) error) (JobRecord, error) {
 	var out JobRecord
 	err := s.write(func(b *batch) error {
-		rec, found, err := getControl(b.tx, Key{KindJob, id})
-		if err != nil {
-			return err
-		}
-		if !found {
-			return refuse(fmt.Errorf("job %s: %w", id, ErrNotFound))
-		}
-		j := *rec.(*JobRecord)
-		before := jobRank(j.State)
-		if err := f(&j); err != nil {
-			return refuse(err)
-		}
-		if jobRank(j.State) < before {
-			return refuse(fmt.Errorf("job %s: %s cannot go back to %s", id, rec.(*JobRecord).State, j.State))
-		}
-		if err := j.check(id); err != nil { // what other brokers will check on import
-			return refuse(fmt.Errorf("%w: %v", ErrMalformed, err))
-		}
-		j.Stamp.Clock = b.s.clock.tick()
-		out = j
-		return b.putControl(Key{KindJob, id}, &j)
+		var err error
+		out, err = b.updateJob(id, f)
+		return err
 	})
 	return out, err
+}
+
+// UpdateJobs changes each of the jobs ids with f in one transaction and
+// returns the changed ones. A job f refuses, one not stored, and one
+// whose change would go backwards are left as they are.
+func (s *Store) UpdateJobs(ids []string, f func(*JobRecord) error) ([]JobRecord, error) {
+	var out []JobRecord
+	err := s.write(func(b *batch) error {
+		out = out[:0]
+		for _, id := range ids {
+			j, err := b.updateJob(id, f)
+			var r refusal
+			if errors.As(err, &r) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, j)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// updateJob changes one job in the batch.
+func (b *batch) updateJob(id string, f func(*JobRecord) error) (JobRecord, error) {
+	rec, found, err := getControl(b.tx, Key{KindJob, id})
+	if err != nil {
+		return JobRecord{}, err
+	}
+	if !found {
+		return JobRecord{}, refuse(fmt.Errorf("job %s: %w", id, ErrNotFound))
+	}
+	j := *rec.(*JobRecord)
+	before := jobRank(j.State)
+	if err := f(&j); err != nil {
+		return JobRecord{}, refuse(err)
+	}
+	if jobRank(j.State) < before {
+		return JobRecord{}, refuse(fmt.Errorf("job %s: %s cannot go back to %s", id, rec.(*JobRecord).State, j.State))
+	}
+	if err := j.check(id); err != nil { // what other brokers will check on import
+		return JobRecord{}, refuse(fmt.Errorf("%w: %v", ErrMalformed, err))
+	}
+	j.Stamp.Clock = b.s.clock.tick()
+	return j, b.putControl(Key{KindJob, id}, &j)
 }
 
 // Jobs lists jobs that keep accepts, oldest first.

@@ -25,6 +25,10 @@ type Machine struct {
 
 	// The latest committed check-in; nil until the first one.
 	LastCheckIn *CheckInMeta `json:"last_check_in,omitempty"`
+	// LastUpdate is the update report of the last check-in taken here
+	// that carried one. It is not replicated: other brokers learn of it
+	// from the update job it names (JobUpdate.Report).
+	LastUpdate *wire.UpdateReport `json:"last_update,omitempty"`
 
 	// From the latest snapshot.
 	OS             *wire.OS              `json:"os,omitempty"`

@@ -1,9 +1,13 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/readymesh/readymesh/peer/wire"
 )
@@ -99,4 +103,235 @@ func (r *ReleaseKeyRecord) check() error {
 func mergeReleaseKey(l, r *ReleaseKeyRecord) *ReleaseKeyRecord {
 	w, _, _, _ := winner(l, r, l.Stamp, r.Stamp)
 	return w
+}
+
+// Errors of release writes, wrapped with the detail.
+var (
+	// ErrNoReleaseKey is a publication before the fleet trusts a key.
+	ErrNoReleaseKey = errors.New("no release key is trusted yet")
+	// ErrReleaseKey is a release signed by another key than the fleet's.
+	ErrReleaseKey = errors.New("signed by another key than the fleet's")
+	// ErrBlobMissing is a release binary this broker does not hold whole,
+	// at the size its manifest says.
+	ErrBlobMissing = errors.New("release binary is not stored whole")
+	// ErrWithdrawn is a release that was withdrawn.
+	ErrWithdrawn = errors.New("release was withdrawn")
+)
+
+// PublishRelease stores a new release: rec's manifest and signature, by
+// the key rec.KeyID names, which must be the fleet's key now. Every one
+// of binaries (the manifest's) must be stored whole at its size. If next
+// is not nil (the manifest names a next key, and the caller checked the
+// signature), it replaces the fleet's key in the same transaction. It
+// returns the keys written, for replication. A version published before,
+// withdrawn or not, is refused: a version names one set of bytes forever.
+func (s *Store) PublishRelease(rec ReleaseRecord, binaries []wire.ReleaseBinary, next *ReleaseKeyRecord) ([]Key, error) {
+	rec.PublishedAt = rec.PublishedAt.UTC()
+	rec.Withdrawn, rec.WithdrawnBy, rec.WithdrawnAt = false, "", time.Time{}
+	var keys []Key
+	err := s.write(func(b *batch) error {
+		keys = nil
+		err := b.publishable(&rec, binaries)
+		if err != nil {
+			return err
+		}
+		rec.Stamp = b.stamp()
+		if err := rec.check(rec.Version); err != nil {
+			return refuse(fmt.Errorf("%w: release: %v", ErrMalformed, err))
+		}
+		var nk *ReleaseKeyRecord
+		if next != nil { // checked before anything is written
+			if nk, err = b.stampReleaseKey(*next); err != nil {
+				return err
+			}
+		}
+		k := Key{KindRelease, rec.Version}
+		if err := b.putControl(k, &rec); err != nil {
+			return err
+		}
+		keys = append(keys, k)
+		if nk == nil {
+			return nil
+		}
+		keys = append(keys, Key{KindReleaseKey, FleetKeyName})
+		return b.putControl(Key{KindReleaseKey, FleetKeyName}, nk)
+	})
+	if err != nil {
+		s.log.Warn("release publication refused", "version", rec.Version, "err", err)
+	}
+	return keys, err
+}
+
+// publishable refuses a publication that would not be whole: a version
+// that exists, a key that is not the fleet's, a binary not stored.
+func (b *batch) publishable(rec *ReleaseRecord, binaries []wire.ReleaseBinary) error {
+	if err := wire.ValidVersion(rec.Version); err != nil {
+		return refuse(fmt.Errorf("%w: %v", ErrMalformed, err))
+	}
+	old, found, err := b.release(rec.Version)
+	switch {
+	case err != nil:
+		return err
+	case found && old.exists():
+		return refuse(fmt.Errorf("release %s was published by %s at %s: %w", rec.Version, old.PublishedBy,
+			old.PublishedAt.Format(time.RFC3339), ErrExists))
+	}
+	key, found, err := b.releaseKey()
+	switch {
+	case err != nil:
+		return err
+	case !found || !key.exists():
+		return refuse(ErrNoReleaseKey)
+	case key.KeyID != rec.KeyID:
+		return refuse(fmt.Errorf("release %s is signed by key ID %s, the fleet trusts key ID %s: %w", rec.Version, rec.KeyID, key.KeyID, ErrReleaseKey))
+	}
+	for _, bin := range binaries {
+		if err := b.wholeBlob(bin); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wholeBlob refuses a release binary not stored whole at its size.
+func (b *batch) wholeBlob(bin wire.ReleaseBinary) error {
+	sum, err := blobName(bin.SHA256)
+	if err != nil {
+		return refuse(err)
+	}
+	m, found, err := blobMeta(b.tx, sum)
+	switch {
+	case err != nil:
+		return err
+	case !found:
+		return refuse(fmt.Errorf("binary %s (%s) is not on this broker: upload it first: %w", bin.Platform, bin.SHA256, ErrBlobMissing))
+	case m.Size != bin.Size:
+		return refuse(fmt.Errorf("binary %s (%s) is %d bytes here, the manifest says %d: %w", bin.Platform, bin.SHA256, m.Size, bin.Size, ErrBlobMissing))
+	case !m.Whole():
+		return refuse(fmt.Errorf("binary %s (%s): this broker holds %d of its %d bytes: resume the upload: %w", bin.Platform, bin.SHA256, m.Have, m.Size, ErrBlobMissing))
+	}
+	return nil
+}
+
+// WithdrawRelease marks a release withdrawn: it is never offered to
+// agents again. Withdrawing it twice is refused (ErrWithdrawn), naming
+// who did it first.
+func (s *Store) WithdrawRelease(version, by string, now time.Time) (ReleaseRecord, error) {
+	var out ReleaseRecord
+	err := s.write(func(b *batch) error {
+		rec, found, err := b.release(version)
+		switch {
+		case err != nil:
+			return err
+		case !found || !rec.exists():
+			return refuse(fmt.Errorf("release %s: %w", version, ErrNotFound))
+		case rec.Withdrawn:
+			return refuse(fmt.Errorf("release %s by %s at %s: %w", version, rec.WithdrawnBy,
+				rec.WithdrawnAt.Format(time.RFC3339), ErrWithdrawn))
+		}
+		c := *rec
+		c.Withdrawn, c.WithdrawnBy, c.WithdrawnAt = true, by, now.UTC()
+		c.Clock = b.s.clock.tick()
+		if err := c.check(version); err != nil {
+			return refuse(fmt.Errorf("%w: release: %v", ErrMalformed, err))
+		}
+		out = c
+		return b.putControl(Key{KindRelease, version}, &c)
+	})
+	return out, err
+}
+
+// Release returns a published release, withdrawn or not, and whether it
+// is stored.
+func (s *Store) Release(version string) (ReleaseRecord, bool, error) {
+	var rec ReleaseRecord
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		found, err = getJSON(tx.Bucket(bktReleases), []byte(version), &rec)
+		return err
+	})
+	if err != nil || !found || !rec.exists() {
+		return ReleaseRecord{}, false, err
+	}
+	return rec, true, nil
+}
+
+// Releases returns every published release, withdrawn or not, oldest
+// publication first.
+func (s *Store) Releases() ([]ReleaseRecord, error) {
+	var out []ReleaseRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktReleases).ForEach(func(k, v []byte) error {
+			var rec ReleaseRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("release %s: %w", k, err)
+			}
+			if rec.exists() {
+				out = append(out, rec)
+			}
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].PublishedAt.Before(out[j].PublishedAt) })
+	return out, err
+}
+
+// SetReleaseKey stores the fleet's first release key. A fleet that has
+// one is refused (ErrExists): the key changes only through a release it
+// signed that names the next (PublishRelease).
+func (s *Store) SetReleaseKey(rec ReleaseKeyRecord) error {
+	err := s.write(func(b *batch) error {
+		switch old, found, err := b.releaseKey(); {
+		case err != nil:
+			return err
+		case found && old.exists():
+			return refuse(fmt.Errorf("the fleet already trusts key ID %s (set by %s at %s, via %s): %w", old.KeyID, old.SetBy,
+				old.SetAt.Format(time.RFC3339), old.Via, ErrExists))
+		}
+		nk, err := b.stampReleaseKey(rec)
+		if err != nil {
+			return err
+		}
+		return b.putControl(Key{KindReleaseKey, FleetKeyName}, nk)
+	})
+	if err != nil {
+		s.log.Warn("release key refused", "key_id", rec.KeyID, "err", err)
+	}
+	return err
+}
+
+// ReleaseKey returns the fleet's release key, if it has one.
+func (s *Store) ReleaseKey() (ReleaseKeyRecord, bool) {
+	var rec ReleaseKeyRecord
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		found, err = getJSON(tx.Bucket(bktMeta), keyReleaseKey, &rec)
+		return err
+	})
+	return rec, err == nil && found && rec.exists()
+}
+
+// stampReleaseKey stamps the fleet's release key for a write, and checks
+// it.
+func (b *batch) stampReleaseKey(rec ReleaseKeyRecord) (*ReleaseKeyRecord, error) {
+	rec.SetAt = rec.SetAt.UTC()
+	rec.Stamp = b.stamp()
+	if err := rec.check(); err != nil {
+		return nil, refuse(fmt.Errorf("%w: release key: %v", ErrMalformed, err))
+	}
+	return &rec, nil
+}
+
+// release and releaseKey read one record as of the batch.
+
+func (b *batch) release(version string) (*ReleaseRecord, bool, error) {
+	rec, found, err := getControl(b.tx, Key{KindRelease, version})
+	return rec.(*ReleaseRecord), found, err
+}
+
+func (b *batch) releaseKey() (*ReleaseKeyRecord, bool, error) {
+	rec, found, err := getControl(b.tx, Key{KindReleaseKey, FleetKeyName})
+	return rec.(*ReleaseKeyRecord), found, err
 }

@@ -1,9 +1,13 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/readymesh/readymesh/peer/wire"
 )
@@ -38,7 +42,26 @@ type RolloutRecord struct {
 	Rest   []string `json:"rest,omitempty"`
 	// WaveStarted is when each wave began (zero until it does).
 	WaveStarted [2]time.Time `json:"wave_started"`
+	// PausedBy is the admin who paused the rollout; empty when failures
+	// paused it (which is what opens the rollout-paused alert).
+	PausedBy string    `json:"paused_by,omitempty"`
+	PausedAt time.Time `json:"paused_at,omitzero"`
+	// Accepted is each wave's tally when an admin last resumed the
+	// rollout: failures up to then were accepted, and the thresholds
+	// count only what happened since.
+	Accepted [2]Tally `json:"accepted"`
+	// Ended is when the rollout became done or aborted.
+	Ended time.Time `json:"ended,omitzero"`
+	// Changed is when the record was last written.
+	Changed time.Time `json:"changed"`
 	Stamp
+}
+
+// Tally counts a wave's machines that started (their update job was
+// sent) and that failed or rolled back.
+type Tally struct {
+	Started int `json:"started"`
+	Failed  int `json:"failed"`
 }
 
 var rolloutStates = map[string]bool{wire.RolloutCanary: true, wire.RolloutRolling: true, wire.RolloutPaused: true,
@@ -64,13 +87,16 @@ func (r *RolloutRecord) check(id string) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	for _, m := range append(r.Canary[:len(r.Canary):len(r.Canary)], r.Rest...) {
-		if err := validID("machine id", m); err != nil {
-			return err
-		}
+	if err := checkWaves(r.Canary, r.Rest); err != nil {
+		return err
 	}
 	if err := wire.ValidName("created by", r.CreatedBy); err != nil {
 		return err
+	}
+	if r.PausedBy != "" {
+		if err := wire.ValidName("paused by", r.PausedBy); err != nil {
+			return err
+		}
 	}
 	if err := wire.ValidName("home broker", r.Home); err != nil {
 		return err
@@ -78,8 +104,156 @@ func (r *RolloutRecord) check(id string) error {
 	return r.Stamp.check()
 }
 
-// mergeRollout: the later clock wins.
+// checkWaves checks the machine IDs of both waves: valid, each once.
+func checkWaves(canary, rest []string) error {
+	seen := make(map[string]bool, len(canary)+len(rest))
+	for _, wave := range [][]string{canary, rest} {
+		for _, m := range wave {
+			if err := validID("machine id", m); err != nil {
+				return err
+			}
+			if seen[m] {
+				return fmt.Errorf("machine %s is in the rollout twice", m)
+			}
+			seen[m] = true
+		}
+	}
+	return nil
+}
+
+// rolloutRank orders copies for the merge: an ended rollout never comes
+// back to life because an older copy (a resume racing an abort) had a
+// later clock.
+func rolloutRank(r *RolloutRecord) int {
+	switch {
+	case r.Deleted:
+		return 3
+	case r.State == wire.RolloutAborted:
+		return 2
+	case r.State == wire.RolloutDone:
+		return 1
+	}
+	return 0
+}
+
+// mergeRollout: the further rank wins (see rolloutRank), carrying the
+// later of the two clocks (see laterClock); equally far along, the later
+// clock.
 func mergeRollout(l, r *RolloutRecord) *RolloutRecord {
+	if lr, rr := rolloutRank(l), rolloutRank(r); lr != rr {
+		w, o := l, r
+		if rr > lr {
+			w, o = r, l
+		}
+		out := *w
+		out.Stamp = laterClock(w.Stamp, o.Stamp)
+		return &out
+	}
 	w, _, _, _ := winner(l, r, l.Stamp, r.Stamp)
 	return w
 }
+
+// laterClock is w's stamp with the later clock of w and o. A copy that
+// wins a merge by how far along it is may carry the older clock; given
+// the later one, it is what the other broker asks for next (anti-entropy
+// asks only for copies with a newer clock, or a different one at the
+// same clock), so both converge on it.
+func laterClock(w, o Stamp) Stamp {
+	if o.Clock.After(w.Clock) {
+		w.Clock = o.Clock
+	}
+	return w
+}
+
+// CreateRollout stores a new rollout.
+func (s *Store) CreateRollout(r RolloutRecord) error {
+	return s.write(func(b *batch) error {
+		k := Key{KindRollout, r.ID}
+		if _, found, err := getControl(b.tx, k); err != nil {
+			return err
+		} else if found {
+			return refuse(fmt.Errorf("rollout %s: %w", r.ID, ErrExists))
+		}
+		r.Stamp = b.stamp()
+		if err := r.check(r.ID); err != nil {
+			return refuse(fmt.Errorf("%w: rollout: %v", ErrMalformed, err))
+		}
+		return b.putControl(k, &r)
+	})
+}
+
+// UpdateRollout changes a rollout with f, which sees the stored copy and
+// may refuse. An ended rollout (done or aborted) cannot become active
+// again.
+func (s *Store) UpdateRollout(id string, f func(*RolloutRecord) error) (RolloutRecord, error) {
+	var out RolloutRecord
+	err := s.write(func(b *batch) error {
+		k := Key{KindRollout, id}
+		rec, found, err := getControl(b.tx, k)
+		if err != nil {
+			return err
+		}
+		old := rec.(*RolloutRecord)
+		if !found || old.Deleted {
+			return refuse(fmt.Errorf("rollout %s: %w", id, ErrNotFound))
+		}
+		r := *old
+		if err := f(&r); err != nil {
+			return refuse(err)
+		}
+		if rolloutRank(&r) < rolloutRank(old) {
+			return refuse(fmt.Errorf("rollout %s is %s: it cannot become %s", id, old.State, r.State))
+		}
+		if err := r.check(id); err != nil {
+			return refuse(fmt.Errorf("%w: rollout: %v", ErrMalformed, err))
+		}
+		r.Stamp.Clock = b.s.clock.tick()
+		out = r
+		return b.putControl(k, &r)
+	})
+	return out, err
+}
+
+// Rollout returns one rollout by its full ID.
+func (s *Store) Rollout(id string) (RolloutRecord, bool, error) {
+	var r RolloutRecord
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		found, err = getJSON(tx.Bucket(bktRollouts), []byte(id), &r)
+		return err
+	})
+	if err != nil {
+		return RolloutRecord{}, false, fmt.Errorf("rollout %s: %w", id, err)
+	}
+	return r, found && !r.Deleted, nil
+}
+
+// Rollouts lists the rollouts that keep accepts (nil keeps all), oldest
+// first.
+func (s *Store) Rollouts(keep func(*RolloutRecord) bool) ([]RolloutRecord, error) {
+	var out []RolloutRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktRollouts).ForEach(func(k, raw []byte) error {
+			var r RolloutRecord
+			if err := json.Unmarshal(raw, &r); err != nil {
+				return fmt.Errorf("rollout %s: %w", k, err)
+			}
+			if !r.Deleted && (keep == nil || keep(&r)) {
+				out = append(out, r)
+			}
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.Before(out[j].CreatedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, err
+}
+
+// Active reports whether the rollout still moves: canary, rolling or
+// paused.
+func (r *RolloutRecord) Active() bool { return rolloutRank(r) == 0 }

@@ -34,9 +34,12 @@ var (
 	bktRemovals    = []byte("removals")
 	bktReleases    = []byte("releases")
 	bktRollouts    = []byte("rollouts")
+	bktBlobs       = []byte("blobs")     // not replicated: see blobs.go
+	bktBlobMeta    = []byte("blob_meta") // not replicated
 
 	allBuckets = [][]byte{bktMeta, bktClients, bktTokens, bktMachines, bktNames,
-		bktSnapshots, bktHistory, bktTechnicians, bktTechKeys, bktLogins, bktAudit, bktCasts, bktCastOrder, bktJobs, bktRemovals, bktReleases, bktRollouts}
+		bktSnapshots, bktHistory, bktTechnicians, bktTechKeys, bktLogins, bktAudit, bktCasts, bktCastOrder, bktJobs, bktRemovals, bktReleases, bktRollouts,
+		bktBlobs, bktBlobMeta}
 
 	keySchema    = []byte("schema")
 	keyAdminHash = []byte("admin_hash") // schema 1 only

@@ -57,9 +57,21 @@ const usage = `usage: meshctl COMMAND [flags]
   consent MACHINE --policy never|window|session [--window 8h]   the machine's consent policy (admin)
   cp [--mode M] SRC DST                               copy a file; one side is MACHINE:/path; SHA-256 checked, resumable
   version [--json]                                    this build's version, commit, Go and protocol versions
+  releases keygen --out DIR [--password-file F] [--unencrypted] [--json]
+                                                      a release key pair: DIR/release.key (encrypted; keep it off the brokers) and DIR/release.pub
+  releases sign DIR --key FILE --version V [--min-agent V] [--notes TEXT] [--next-key FILE.pub] [--password-file F] [--json]
+                                                      hash DIR's sessiond-GOOS-GOARCH[.exe] files, write manifest.json and manifest.json.minisig
+  releases trust FILE.pub | releases key [--json]     the fleet's release key (admin): agents enrolled from then on pin it
+  releases publish DIR [--json]                       upload a signed release (resumable) and publish it on every broker
+  releases ls [--json] | releases show VERSION [--json] | releases withdraw VERSION
+  rollout start VERSION (--client C…|--all) [--canary 25%] [--health-window 15m] [--max-parallel K] [--fail 10%]
+                [--rollback] [--requires-consent] [--json]
+                                                      update agents: the canary wave first, the rest once it is healthy
+  rollout ls [--json] | rollout status ID [--json] | rollout pause|resume|abort ID
   ping MACHINE [-c N] [--interval D] [--transport T] [--until-direct] [--json]
                                                       round trips over a session, each with its path
 
+The release key's password: --password-file, else $READYMESH_RELEASE_PASSWORD.
 State lives in $READYMESH_HOME, else the user config directory. Sessions bind
 their UDP socket to $READYMESH_SESSION_ADDR when set (e.g. a fixed port).`
 

@@ -15,6 +15,7 @@ var (
 	_ Refusable = (*LoginReply)(nil)
 	_ Refusable = (*Reply)(nil)
 	_ Refusable = (*RelayReady)(nil)
+	_ Refusable = (*BlobReply)(nil)
 )
 
 // SetError implements Refusable.
@@ -34,3 +35,6 @@ func (r *Reply) SetError(e *Error) { r.Error = e }
 
 // SetError implements Refusable.
 func (r *RelayReady) SetError(e *Error) { r.Error = e }
+
+// SetError implements Refusable.
+func (r *BlobReply) SetError(e *Error) { r.Error = e }

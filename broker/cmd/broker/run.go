@@ -38,6 +38,7 @@ func defineRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.IntVar(&f.cfg.HTTPMaxHeaderBytes, "http-max-header-bytes", 0, "largest request header on --http, in `bytes` (default 32 KiB)")
 	fs.IntVar(&f.cfg.HTTPMaxConns, "http-max-conns", 0, "HTTP connections open at once; more are closed at accept (default 4096)")
 	fs.IntVar(&f.cfg.HTTPMaxConnsPerIP, "http-max-conns-per-ip", 0, "HTTP connections open at once from one address (IPv6: one /64); behind a proxy, set it to --http-max-conns (default 256)")
+	fs.IntVar(&f.cfg.ReleaseDownloads, "release-downloads", 0, "release binaries sent at once to agents and other brokers; more wait up to a minute (default 32)")
 	fs.StringVar(&f.cfg.Name, "name", "", "broker `name` shown on machine cards (default: host name)")
 	fs.StringVar(&f.cfg.Region, "region", "default", "`region` label")
 	fs.StringVar(&f.cfg.Gossip, "gossip", "", "cluster gossip `addr`ess ip:port (UDP and TCP; port 0 picks one); empty runs the broker alone")

@@ -1,0 +1,171 @@
+package releases
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/readymesh/readymesh/broker/internal/serve"
+	"github.com/readymesh/readymesh/broker/store"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// sendBuffer is what a download reads from the store per write: a
+// quarter chunk, so MaxDownloads downloads hold 8 MiB at the default.
+const sendBuffer = 256 << 10
+
+// serveAgent answers an agent's get: the blob of a live release, from
+// this broker's store, pulling what the store lacks from another broker
+// while it sends what it has.
+func (r *Room) serveAgent(s *serve.Stream, c caller, req *wire.BlobRequest) error {
+	if err := r.downloadable(req); err != nil {
+		return err
+	}
+	defer r.claimAgent(c.id, s.Stream)()
+	done, err := r.turn(nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var p *pull
+	if m, ok := r.deps.Blobs.BlobHave(req.SHA256); !ok || !m.Whole() {
+		if p, err = r.startPull(req.SHA256, req.Size); err != nil {
+			return wire.Errorf(wire.CodeUnavailable, "blob %s: %v; retry later", req.SHA256, err)
+		}
+	}
+	if err := r.deps.Blobs.TouchBlob(req.SHA256, r.cfg.Now()); err != nil {
+		r.log.Warn("release blob: noting its use", "blob", req.SHA256, "err", err)
+	}
+	r.send(s, req, flowToAgent, p)
+	return nil
+}
+
+// serveBroker answers another broker's get: only a blob held whole here,
+// so pulls never chain (a broker asks has first and pulls from a broker
+// that holds the blob whole).
+func (r *Room) serveBroker(s *serve.Stream, c caller, req *wire.BlobRequest) error {
+	m, ok := r.deps.Blobs.BlobHave(req.SHA256)
+	switch {
+	case !ok:
+		return wire.Errorf(wire.CodeNotFound, "this broker does not hold blob %s", req.SHA256)
+	case m.Size != req.Size:
+		return wire.Errorf(wire.CodeConflict, "blob %s is %d bytes here, not %d", req.SHA256, m.Size, req.Size)
+	case !m.Whole():
+		return wire.Errorf(wire.CodeUnavailable, "this broker holds %d of the %d bytes of blob %s", m.Have, m.Size, req.SHA256)
+	}
+	done, err := r.turn(r.brokerSlots(c.id))
+	if err != nil {
+		return err
+	}
+	defer done()
+	r.send(s, req, flowToBroker, nil)
+	return nil
+}
+
+// claimAgent makes s the agent's one download: an older one still
+// running (left behind by a reconnect, most likely) is cut off. The
+// returned func releases the claim.
+func (r *Room) claimAgent(id peer.ID, s network.Stream) func() {
+	r.mu.Lock()
+	if old := r.agents[id]; old != nil {
+		old.Reset()
+	}
+	r.agents[id] = s
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		if r.agents[id] == s {
+			delete(r.agents, id)
+		}
+		r.mu.Unlock()
+	}
+}
+
+// brokerSlots returns the download slots of broker id.
+func (r *Room) brokerSlots(id peer.ID) chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sem := r.perBroker[id]
+	if sem == nil { // id is a member of the cluster: few, and known
+		sem = make(chan struct{}, r.cfg.MaxPerBroker)
+		r.perBroker[id] = sem
+	}
+	return sem
+}
+
+// turn waits, within Config.QueueWait, for a slot of own (if not nil)
+// and one of the broker's. The returned func gives them back.
+func (r *Room) turn(own chan struct{}) (func(), error) {
+	r.metrics.waiting.Inc()
+	defer r.metrics.waiting.Dec()
+	t := time.NewTimer(r.cfg.QueueWait)
+	defer t.Stop()
+	var held []chan struct{}
+	done := func() {
+		for _, sem := range held {
+			<-sem
+		}
+	}
+	for _, sem := range []chan struct{}{own, r.slots} {
+		if sem == nil {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+			held = append(held, sem)
+		case <-t.C:
+			done()
+			return nil, wire.Errorf(wire.CodeUnavailable, "this broker serves %d release downloads at once and none ended within %v: retry later",
+				cap(sem), r.cfg.QueueWait)
+		}
+	}
+	r.metrics.active.Inc()
+	return func() { r.metrics.active.Dec(); done() }, nil
+}
+
+// send writes the reply and the blob's bytes from req.Offset to its end,
+// each write within Config.Idle. When the store holds less (p is the pull
+// fetching the rest), it waits for the pull between writes. A failure
+// once bytes are sent resets the stream: the peer resumes later, at what
+// it got.
+func (r *Room) send(s *serve.Stream, req *wire.BlobRequest, flow string, p *pull) {
+	m, _ := r.deps.Blobs.BlobHave(req.SHA256)
+	s.SetDeadline(time.Now().Add(r.cfg.Idle))
+	if err := wire.Write(s, &wire.BlobReply{Have: m.Have, Versions: wire.OurVersions()}); err != nil {
+		s.Reset()
+		return
+	}
+	buf := make([]byte, sendBuffer)
+	off := req.Offset
+	for off < req.Size {
+		n, err := r.deps.Blobs.ReadBlobAt(req.SHA256, buf, off)
+		if n > 0 {
+			s.SetDeadline(time.Now().Add(r.cfg.Idle))
+			if _, err := s.Write(buf[:n]); err != nil {
+				r.cut(s, req, off, err)
+				return
+			}
+			r.metrics.moved(flow, n)
+			off += int64(n)
+			continue
+		}
+		if p == nil || (err != io.EOF && !errors.Is(err, store.ErrNotFound)) {
+			r.cut(s, req, off, errors.Join(errors.New("the store holds no more of it"), err))
+			return
+		}
+		if err := p.await(off, r.cfg.Idle); err != nil {
+			r.cut(s, req, off, err)
+			return
+		}
+	}
+	s.CloseWrite()
+}
+
+// cut ends a download that failed after its reply was sent.
+func (r *Room) cut(s *serve.Stream, req *wire.BlobRequest, off int64, err error) {
+	s.Reset()
+	r.log.Info("release blob download cut off", "peer", s.Remote.String(), "blob", req.SHA256, "at", off, "size", req.Size, "err", err)
+}
