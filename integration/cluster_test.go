@@ -295,6 +295,7 @@ type agent struct {
 	fixture  string   // absolute path, or "" for the real collectors
 	extra    []string // more sessiond run flags
 	exe      string   // the Windows agent's sessiond.exe, when it runs under Wine
+	bin      string   // the sessiond to run; "" means bins.sessiond (update tests give each agent its own)
 	proc     *proc
 	runs     int
 }
@@ -358,7 +359,11 @@ func (a *agent) runArgs() []string {
 func (a *agent) start() {
 	a.t.Helper()
 	a.runs++
-	a.proc = startProc(a.t, fmt.Sprintf("agent %s (run %d)", a.name, a.runs), nil, bins.sessiond, a.runArgs()...)
+	bin := bins.sessiond
+	if a.bin != "" {
+		bin = a.bin
+	}
+	a.proc = startProc(a.t, fmt.Sprintf("agent %s (run %d)", a.name, a.runs), nil, bin, a.runArgs()...)
 }
 
 // stop sends SIGTERM and checks that the agent exits cleanly.
