@@ -32,10 +32,15 @@ type Fetcher struct {
 	// Dir is where downloads are kept (SHA256.part). It must not be
 	// empty.
 	Dir string
-	// ChunkTimeout bounds the wait for the next bytes (and for the
-	// broker's reply); a stalled stream is dropped and the download
-	// resumed on a new one. Zero means 60 s.
+	// ChunkTimeout bounds the wait for the next bytes; a stalled stream
+	// is dropped and the download resumed on a new one. Zero means 60 s.
 	ChunkTimeout time.Duration
+	// ReplyTimeout bounds the wait for the broker's reply, which comes
+	// only once the download has a slot (a busy broker queues downloads
+	// for up to a minute) and, on a broker that lacks the blob, once
+	// another broker has been found to pull it from (up to 30 s). Zero
+	// means 2 minutes.
+	ReplyTimeout time.Duration
 	// Tries bounds the attempts in a row that bring no new bytes. Zero
 	// means 5.
 	Tries int
@@ -152,7 +157,7 @@ func (f *Fetcher) open(ctx context.Context, broker peer.ID, bin wire.ReleaseBina
 	}
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	closeStream := func() { stop(); s.Close() }
-	s.SetDeadline(time.Now().Add(timeout))
+	s.SetDeadline(time.Now().Add(f.replyTimeout()))
 	req := wire.BlobRequest{Versions: wire.OurVersions(), Op: wire.BlobGet, SHA256: bin.SHA256, Size: bin.Size, Offset: offset}
 	var rep wire.BlobReply
 	r := wire.NewReader(s)
@@ -197,6 +202,13 @@ type deadlineReader struct {
 func (d *deadlineReader) Read(p []byte) (int, error) {
 	d.s.SetReadDeadline(time.Now().Add(d.every))
 	return d.s.Read(p)
+}
+
+func (f *Fetcher) replyTimeout() time.Duration {
+	if f.ReplyTimeout <= 0 {
+		return 2 * time.Minute
+	}
+	return f.ReplyTimeout
 }
 
 func (f *Fetcher) chunkTimeout() time.Duration {
