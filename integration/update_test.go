@@ -2,7 +2,10 @@ package integration
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/buildinfo"
 	relpkg "github.com/readymesh/readymesh/peer/release"
 	"github.com/readymesh/readymesh/peer/wire"
@@ -372,4 +378,158 @@ func hasAlert(t *testing.T, c *tech, kind string) bool {
 		}
 	}
 	return false
+}
+
+// TestAgentUpdateRefusals plays a broker whose store an attacker changed
+// while it was stopped: a release signed by a key the agent does not
+// trust, a manifest changed after it was signed, and a binary changed
+// after it was published. The broker serves each as the rollout asks; the
+// agent refuses each with its reason, and nothing on the machine is
+// replaced.
+func TestAgentUpdateRefusals(t *testing.T) {
+	needBinaries(t)
+	base := testDir(t)
+	current := binaryVersion(t, bins.sessiond)
+	next := bumpPatch(t, current, 1)
+	nextDir := filepath.Join(base, "rel-next")
+	if err := os.MkdirAll(nextDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	buildSessiond(t, nextDir, next)
+
+	b := startBroker(t, base, "eu-1", 300*time.Millisecond)
+	admin := b.admin(base)
+	kit := newReleaseKit(t, base, admin)
+	admin.ok("clients", "create", "acme")
+	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "pc", "")
+	ownBinary(t, pc)
+	pc.start()
+	waitOnline(t, admin, 30*time.Second, pc)
+	good := kit.publish(nextDir, next)
+
+	// What the attacker writes: a release signed by its own key, the
+	// good manifest with its notes changed, and the good binary with one
+	// byte flipped.
+	otherKeys := filepath.Join(base, "other-keys")
+	admin.ok("releases", "keygen", "--out", otherKeys, "--unencrypted")
+	otherDir := filepath.Join(base, "rel-other")
+	if err := os.MkdirAll(otherDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyFileMode(filepath.Join(nextDir, platformFile()), filepath.Join(otherDir, platformFile()), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	otherV, changedV := bumpPatch(t, current, 3), bumpPatch(t, current, 4)
+	// The binary says which version it is, so the other key signs it as
+	// that; the attacker stores it under a version of its own.
+	admin.ok("releases", "sign", otherDir, "--key", filepath.Join(otherKeys, relpkg.SecretKeyFile), "--version", next)
+	otherManifest, otherSig := readRelease(t, otherDir)
+	goodManifest, goodSig := readRelease(t, nextDir)
+	changed := []byte(strings.Replace(string(goodManifest), "update test", "update tesT", 1))
+	if string(changed) == string(goodManifest) {
+		t.Fatal("the manifest holds no notes to change")
+	}
+	bin := good.Binaries[0]
+	b.stop()
+	tamperStore(t, b, func(s *store.Store, db string) {
+		for _, r := range []store.ReleaseRecord{
+			{Version: otherV, Manifest: otherManifest, Signature: otherSig},
+			{Version: changedV, Manifest: changed, Signature: goodSig},
+		} {
+			r.KeyID, r.PublishedBy, r.PublishedAt = good.KeyID, "admin", time.Now()
+			if _, err := s.PublishRelease(r, good.Binaries, nil); err != nil {
+				t.Fatalf("store release %s: %v", r.Version, err)
+			}
+		}
+	})
+	flipBlobByte(t, filepath.Join(b.dir, "broker.db"), bin.SHA256)
+	b.restart()
+	waitOnline(t, admin, 30*time.Second, pc)
+
+	for _, tc := range []struct{ version, want string }{
+		{otherV, "not signed by the pinned release key"},
+		{changedV, "signature does not verify"},
+		{next, "SHA-256 mismatch"},
+	} {
+		id := kit.rollout(tc.version, "--client", "acme", "--canary", "0%")
+		m := kit.waitStep(id, pc, wire.StepFailed)
+		if !strings.Contains(m.Detail, tc.want) {
+			t.Errorf("release %s: the agent refused with %q; want %q", tc.version, m.Detail, tc.want)
+		}
+		t.Logf("release %s refused: %s", tc.version, m.Detail)
+		if v := binaryVersion(t, pc.bin); v != current {
+			t.Errorf("release %s replaced the binary: it is %s", tc.version, v)
+		}
+		for _, f := range []string{pc.bin + ".new", pc.bin + ".previous"} {
+			if _, err := os.Stat(f); !os.IsNotExist(err) {
+				t.Errorf("release %s left %s (%v)", tc.version, f, err)
+			}
+		}
+		admin.ok("rollout", "abort", id)
+	}
+	parts, _ := filepath.Glob(filepath.Join(pc.dir, "update", "*.part"))
+	if len(parts) != 0 {
+		t.Errorf("refused downloads left %v", parts)
+	}
+}
+
+// readRelease reads a signed release directory's manifest and signature.
+func readRelease(t *testing.T, dir string) ([]byte, string) {
+	t.Helper()
+	m, err := os.ReadFile(filepath.Join(dir, relpkg.ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.ReadFile(filepath.Join(dir, relpkg.SignatureFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, string(s)
+}
+
+// tamperStore opens a stopped broker's store, as an attacker with its
+// disk would, and lets f change it.
+func tamperStore(t *testing.T, b *broker, f func(s *store.Store, db string)) {
+	t.Helper()
+	db := filepath.Join(b.dir, "broker.db")
+	s, err := store.Open(store.Config{Path: db, Broker: b.name})
+	if err != nil {
+		t.Fatalf("open %s: %v", db, err)
+	}
+	f(s, db)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flipBlobByte changes the first byte of a stored blob in place, below
+// the store's checks: bucket "blobs", key sha256 and chunk 0.
+func flipBlobByte(t *testing.T, db, sha string) {
+	t.Helper()
+	sum, err := hex.DecodeString(sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bdb, err := bolt.Open(db, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bdb.Close()
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket([]byte("blobs"))
+		if bk == nil {
+			return errors.New("no blobs bucket")
+		}
+		key := binary.BigEndian.AppendUint64(sum, 0)
+		chunk := bk.Get(key)
+		if len(chunk) == 0 {
+			return fmt.Errorf("no chunk 0 of blob %s", sha)
+		}
+		c := append([]byte(nil), chunk...)
+		c[len(c)/2] ^= 0xff
+		return bk.Put(key, c)
+	})
+	if err != nil {
+		t.Fatalf("tamper with blob %s: %v", sha, err)
+	}
 }

@@ -178,7 +178,11 @@ func jobError(r *store.JobResult) string {
 	if r.Error != "" {
 		return r.Error
 	}
-	if l := firstLine(r.Output); l != "" {
+	l := firstLine(r.Output)
+	switch {
+	case l != "" && r.ExitCode < 0: // a refusal the agent recorded, replayed as output
+		return l
+	case l != "":
 		return fmt.Sprintf("exit %d: %s", r.ExitCode, l)
 	}
 	return fmt.Sprintf("exit %d", r.ExitCode)
