@@ -28,7 +28,7 @@ import (
 // Version is the release version of this build, semver without a leading
 // "v". Agents report it in their check-ins; brokers judge agents behind by
 // it.
-var Version = "0.2.0"
+var Version = "0.3.0"
 
 // Commit is the commit of this build when the toolchain recorded none,
 // set at link time by make build ("+modified" when the tree had changes).
