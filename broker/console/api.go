@@ -41,6 +41,14 @@ func (c *Console) Handler(mux *http.ServeMux) http.Handler {
 	api("POST /api/queue/{id}/cancel", c.op(wire.OpQueueCancel, func(r *http.Request) any {
 		return wire.JobArgs{ID: r.PathValue("id")}
 	}))
+	// Rollouts are read-only here: starting, pausing and aborting one is
+	// an admin's decision made with meshctl, where the release key is.
+	// Each technician sees what the operation shows it: the rollouts that
+	// hold machines of its clients, and only those machines.
+	api("GET /api/rollouts", c.op(wire.OpRolloutList, nil))
+	api("GET /api/rollouts/{id}", c.op(wire.OpRolloutStatus, func(r *http.Request) any {
+		return wire.RolloutIDArgs{ID: r.PathValue("id")}
+	}))
 	api("GET /api/ice", c.ice)
 	api("POST /api/sessions", c.openSession)
 	api("GET /api/events", c.events)

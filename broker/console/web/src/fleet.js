@@ -4,7 +4,7 @@
 // its own row only and keyboard focus survives.
 
 import { h, fill, setText, status } from './dom.js';
-import { reachWhen, sessionWords, sessionDetail, osName } from './format.js';
+import { reachWhen, sessionWords, sessionDetail, osName, agentTitle } from './format.js';
 import { isAbort } from './api.js';
 
 export const STATES = ['ready', 'degraded', 'consent-required', 'stale', 'incomplete'];
@@ -181,9 +181,9 @@ class Fleet {
     const section = h('section', { class: 'client', 'data-client': client, 'aria-label': `Client ${client}` },
       h('div', { class: 'client-head' }, heading, count),
       h('table', { class: 'machines' },
-        h('colgroup', null, ['c-name', 'c-ready', 'c-reach', 'c-session', 'c-updates'].map((c) => h('col', { class: c }))),
+        h('colgroup', null, ['c-name', 'c-ready', 'c-reach', 'c-session', 'c-agent', 'c-updates'].map((c) => h('col', { class: c }))),
         h('thead', null, h('tr', null,
-          ['Machine', 'Readiness', 'Reachability', 'Session', 'Updates'].map((x) => h('th', { scope: 'col' }, x)))),
+          ['Machine', 'Readiness', 'Reachability', 'Session', 'Agent · rollout', 'Updates'].map((x) => h('th', { scope: 'col' }, x)))),
         tbody));
     s = { section, tbody, count };
     this.sections.set(client, s);
@@ -270,13 +270,14 @@ function newRow() {
     h('td', { class: 'readiness' }),
     h('td', { class: 'reach' }),
     h('td', { class: 'session' }),
+    h('td', { class: 'agent' }),
     h('td', { class: 'updates' }));
 }
 
 // fillRow writes card into its row. The link element is kept, so a
 // focused row stays focused.
 function fillRow(tr, card) {
-  const [name, ready, reach, session, updates] = tr.cells;
+  const [name, ready, reach, session, agent, updates] = tr.cells;
   tr.dataset.id = card.id;
   tr.dataset.name = card.name;
   const a = name.firstChild;
@@ -297,6 +298,8 @@ function fillRow(tr, card) {
   setText(session, sessionWords(card.session));
   session.title = [sessionWords(card.session), sessionDetail(card.session)].filter(Boolean).join('\n');
 
+  fillAgent(agent, r);
+
   const ups = r.pending_updates || [];
   if (r.updates_unknown && ups.length === 0) {
     // The machine could not tell: never show that as 0.
@@ -307,6 +310,18 @@ function fillRow(tr, card) {
   setText(updates, String(ups.length));
   const sec = ups.filter((u) => u.security).length;
   updates.title = sec ? `${sec} security update${sec > 1 ? 's' : ''}` : '';
+}
+
+// fillAgent writes the agent's version, "behind" when it is, and its step
+// in the rollout it is in: a few text nodes, as the row is one of
+// thousands.
+function fillAgent(td, r) {
+  const ref = r.rollout;
+  td.dataset.behind = String(!!r.agent_behind);
+  fill(td, r.agent_version || '',
+    r.agent_behind ? h('span', { class: 'behind' }, 'behind') : null,
+    ref ? h('span', { class: 'step', 'data-step': ref.step }, ref.step) : null);
+  td.title = agentTitle(r);
 }
 
 function reachTitle(reach) {

@@ -99,3 +99,38 @@ export function osName(os) {
   if (!os) return '';
   return os.name || [os.id || os.family, os.version].filter(Boolean).join(' ');
 }
+
+// Rollout steps (wire.Step*), in the order a machine goes through them,
+// and rollout states (wire.Rollout*).
+export const STEPS = ['waiting', 'queued', 'installing', 'updated', 'rolled-back', 'failed', 'skipped', 'cancelled'];
+
+// waveName is a rollout wave's name: 0 is the canary wave.
+export function waveName(w) {
+  return w === 0 ? 'canary' : `wave ${w}`;
+}
+
+// rolloutHash is the rollout view's address.
+export function rolloutHash(id) {
+  return `#/rollout/${encodeURIComponent(id)}`;
+}
+
+// agentTitle is the longer word on a card's agent (its readiness r): the
+// version, the newest when it is behind, and the rollout it is in.
+export function agentTitle(r) {
+  if (!r) return '';
+  const parts = [`agent ${r.agent_version || 'unknown'}`];
+  if (r.agent_behind) parts.push(`behind ${r.newest_agent_version}`);
+  const ref = r.rollout;
+  if (ref) parts.push(`rollout ${ref.id} (${ref.version}, ${ref.state}): ${ref.step}, ${waveName(ref.wave)}${ref.detail ? `: ${ref.detail}` : ''}`);
+  return parts.join('\n');
+}
+
+// updateWords says how a machine's last update went (wire.UpdateReport):
+// "updated from 0.2.0 to 0.2.1", "rolled back from 0.2.2: exited with
+// status 2 three times at start". The time is the caller's to add.
+export function updateWords(u) {
+  if (!u) return '';
+  if (u.outcome === 'rolled-back') return `rolled back from ${u.to}${u.detail ? `: ${u.detail}` : ''}`;
+  if (u.outcome === 'updated') return `updated from ${u.from} to ${u.to}`;
+  return `${u.outcome}: ${u.from} to ${u.to}`;
+}

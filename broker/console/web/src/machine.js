@@ -3,7 +3,9 @@
 // and the controls that open a live session.
 
 import { h, fill, setText, status, table } from './dom.js';
-import { time, clock, stamp, ago, span, reachWhen, sessionWords, sessionDetail, osName } from './format.js';
+import {
+  time, clock, stamp, ago, span, reachWhen, sessionWords, sessionDetail, osName, waveName, rolloutHash, updateWords,
+} from './format.js';
 import { isAbort } from './api.js';
 import { noteConnectClick } from './timing.js';
 import { warm, releaseSoon } from './warm.js';
@@ -181,15 +183,56 @@ function readinessPanel(r) {
   return [
     h('h2', { id: 'h-readiness' }, 'Readiness'),
     h('p', { class: 'state', 'data-state': state }, status(state)),
-    reasons.length ? h('ul', { class: 'reasons' }, reasons.map((x) => h('li', null, x))) : null,
+    reasons.length ? h('ul', { class: 'reasons' }, reasons.map((x) => h('li', null, linkRollout(x, r.rollout)))) : null,
     dl([
       ['Last check-in', checkIn ? `${stamp(checkIn)} (${ago(checkIn)}${r.check_in_reason ? `, ${r.check_in_reason}` : ''})` : 'never'],
       ['Snapshot age', r.snapshot_age_s != null ? span(r.snapshot_age_s) : ''],
-      ['Agent', r.agent_version ? r.agent_version + (r.agent_behind ? ` (behind ${r.newest_agent_version})` : '') : ''],
+      ['Agent', agentFacts(r)],
+      ['Rollout', rolloutFacts(r.rollout, r.last_update)],
+      ['Last update', lastUpdate(r.last_update)],
       ['Enrolled', stamp(time(r.enrolled_at))],
       ['Approval', approvalText(r.approval)],
     ]),
   ];
+}
+
+// agentFacts is the agent's version, and the newest when it is behind.
+function agentFacts(r) {
+  if (!r.agent_version) return '';
+  return h('span', { id: 'machine-agent', 'data-behind': String(!!r.agent_behind) }, r.agent_version,
+    r.agent_behind ? h('span', { class: 'behind' }, ` behind ${r.newest_agent_version}`) : null,
+    r.agent_behind && !r.rollout ? h('span', { class: 'muted' }, '; no rollout is updating it') : null);
+}
+
+// rolloutFacts is the rollout the machine is in, or the one that would
+// bring its agent level, linked to the rollout's view, and the machine's
+// step and wave in it. The step's detail is left to the last update when
+// that says the same.
+function rolloutFacts(ref, last) {
+  if (!ref) return '';
+  const said = last && last.rollout === ref.id && last.detail === ref.detail;
+  return h('div', { id: 'machine-rollout' },
+    h('div', null, h('a', { class: 'rollout-link', href: rolloutHash(ref.id) }, `rollout ${ref.id}`),
+      ` to ${ref.version}, `, h('span', { class: 'rollout-state', 'data-rollout': ref.state }, ref.state)),
+    h('div', { class: 'step', 'data-step': ref.step }, status(ref.step), h('span', { class: 'muted' }, ` in the ${waveName(ref.wave)}`)),
+    ref.detail && !said ? h('div', { class: 'muted detail' }, ref.detail) : null);
+}
+
+// lastUpdate says how the machine's last update went, and when.
+function lastUpdate(u) {
+  if (!u) return '';
+  const at = time(u.at);
+  return h('span', { id: 'machine-last-update', 'data-outcome': u.outcome }, updateWords(u), at ? ` at ${stamp(at)}` : '',
+    u.rollout ? [' (', h('a', { href: rolloutHash(u.rollout) }, `rollout ${u.rollout}`), ')'] : null);
+}
+
+// linkRollout makes the rollout a readiness reason names (the agent is
+// behind; "rollout 3f9a0c1b2d4e updating it") a link to it.
+function linkRollout(reason, ref) {
+  const name = ref && `rollout ${ref.id}`;
+  const i = name ? reason.indexOf(name) : -1;
+  if (i < 0) return reason;
+  return [reason.slice(0, i), h('a', { class: 'rollout-link', href: rolloutHash(ref.id) }, name), reason.slice(i + name.length)];
 }
 
 function reachPanel(reach) {

@@ -4,6 +4,7 @@
 //   #/fleet (default)       machines by client
 //   #/machine/ID            one machine's card and stored state
 //   #/session?machine=ID&mode=M[&observe=SID][&path=relay][&share=1]   a live terminal
+//   #/rollouts, #/rollout/ID  the rollouts, and one with its machines' steps
 //   #/alerts, #/queue, #/audit
 //   #login=CODE             the sign-in form, code filled in (meshctl console's link)
 //
@@ -18,6 +19,7 @@ import { fleetView } from './fleet.js';
 import { machineView } from './machine.js';
 import { sessionView } from './session.js';
 import { listView } from './lists.js';
+import { rolloutView, rolloutsView } from './rollout.js';
 
 const app = {
   me: null, // the technician signed in
@@ -74,6 +76,10 @@ function parseRoute(hash) {
       return parts[1] ? { name: 'machine', id: decode(parts.slice(1).join('/')) } : { name: 'fleet' };
     case 'session':
       return { name: 'session', params };
+    case 'rollouts':
+      return { name: 'rollouts' };
+    case 'rollout':
+      return parts[1] ? { name: 'rollout', id: decode(parts.slice(1).join('/')) } : { name: 'rollouts' };
     case 'alerts':
     case 'queue':
     case 'audit':
@@ -116,6 +122,12 @@ function show() {
     case 'session':
       app.view = sessionView(main, ctx, route.params);
       break;
+    case 'rollouts':
+      app.view = rolloutsView(main, ctx);
+      break;
+    case 'rollout':
+      app.view = rolloutView(main, ctx, route.id);
+      break;
     case 'alerts':
     case 'queue':
     case 'audit':
@@ -136,12 +148,15 @@ function disposeView() {
 }
 
 function titleOf(name) {
-  return { fleet: 'Fleet', machine: 'Machine', session: 'Session', alerts: 'Alerts', queue: 'Queue', audit: 'Audit' }[name] || 'Console';
+  return {
+    fleet: 'Fleet', machine: 'Machine', session: 'Session', rollouts: 'Rollouts', rollout: 'Rollout',
+    alerts: 'Alerts', queue: 'Queue', audit: 'Audit',
+  }[name] || 'Console';
 }
 
 // markNav marks the current section in the header.
 function markNav(name) {
-  const current = name === 'machine' || name === 'session' ? 'fleet' : name;
+  const current = { machine: 'fleet', session: 'fleet', rollout: 'rollouts' }[name] || name;
   for (const a of header.querySelectorAll('nav a')) {
     if (a.id === `nav-${current}`) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
