@@ -49,6 +49,13 @@ type agentHost struct {
 }
 
 func newAgentHost(key crypto.PrivKey, src net.IP) (*agentHost, error) {
+	return newAgentHostWrapped(key, src, nil)
+}
+
+// newAgentHostWrapped is newAgentHost with each UDP socket the host opens
+// handed to libp2p through wrap, if not nil (the rollout benchmark counts
+// what a few agents receive that way).
+func newAgentHostWrapped(key crypto.PrivKey, src net.IP, wrap func(*net.UDPConn) net.PacketConn) (*agentHost, error) {
 	ah := &agentHost{}
 	listen := func(network string, _ *net.UDPAddr) (net.PacketConn, error) {
 		c, err := net.ListenUDP(network, &net.UDPAddr{IP: src})
@@ -58,6 +65,9 @@ func newAgentHost(key crypto.PrivKey, src net.IP) (*agentHost, error) {
 		ah.mu.Lock()
 		defer ah.mu.Unlock()
 		ah.socks = append(ah.socks, c)
+		if wrap != nil {
+			return wrap(c), nil
+		}
 		return c, nil
 	}
 	h, err := libp2p.New(
@@ -147,6 +157,8 @@ type agent struct {
 	spread time.Duration
 	seq    uint64 // owned by the fleet's heartbeat goroutine
 	acks   atomic.Uint64
+	// wrap, if set before up, wraps the UDP sockets of the agent's host.
+	wrap func(*net.UDPConn) net.PacketConn
 }
 
 // up dials the broker, opens the presence stream and sends the hello and
@@ -201,7 +213,7 @@ func (a *agent) prepare() error {
 	if a.h != nil {
 		return nil
 	}
-	h, err := newAgentHost(a.key, a.src)
+	h, err := newAgentHostWrapped(a.key, a.src, a.wrap)
 	if err != nil {
 		return err
 	}
@@ -233,9 +245,20 @@ type fleet struct {
 // dialWorkers at a time, each agent with dialAttempts tries of dialTimeout.
 // On error the agents already up are closed.
 func connectFleet(ctx context.Context, keys []crypto.PrivKey, broker peer.AddrInfo) (*fleet, error) {
+	return connectFleetWith(ctx, keys, broker, nil)
+}
+
+// connectFleetWith is connectFleet with setup, if not nil, called on each
+// agent before it first dials.
+func connectFleetWith(ctx context.Context, keys []crypto.PrivKey, broker peer.AddrInfo, setup func(i int, a *agent)) (*fleet, error) {
 	f, err := newFleet(keys)
 	if err != nil {
 		return nil, err
+	}
+	if setup != nil {
+		for i, a := range f.agents {
+			setup(i, a)
+		}
 	}
 	var up atomic.Int64
 	err = forEach(ctx, len(f.agents), dialWorkers, func(i int) error {
