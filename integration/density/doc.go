@@ -116,6 +116,19 @@
 // READYMESH_DENSITY_PROFILES set it also saves the broker's CPU profile
 // of the storm's first 30 s (cpu-storm-agents=N.pb.gz).
 //
+// # Rollouts
+//
+// BenchmarkRollout rolls one release (this tree's sessiond, signed and
+// published with the real meshctl) out to 1,000 in-process agents, each
+// on its own bridge: every agent checks the order against the pinned key
+// and downloads the binary with sessiond/update's own fetcher, SHA-256
+// checked; one in 25 also stages it and marks its trial healthy as the
+// new binary would. It reports the time until the rollout is done, the
+// broker's payload and wire bytes per agent against the binary's size,
+// its peak RSS and CPU, against one `meshctl cp` of the same binary to a
+// real sessiond in the same run (see its comment for each figure).
+// TestRolloutHarness runs the same with 20 agents and a small binary.
+//
 // Every load loop is bounded: at most 64 dials in flight, three tries of
 // 30 s each per agent, a deadline on every wait, and t.Cleanup / deferred
 // teardown kills the processes and closes every connection, also on
