@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/readymesh/readymesh/broker/internal/atomicfile"
+	"github.com/readymesh/readymesh/peer/atomicfile"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 

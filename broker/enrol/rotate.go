@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/readymesh/readymesh/broker/internal/atomicfile"
 	"github.com/readymesh/readymesh/broker/store"
+	"github.com/readymesh/readymesh/peer/atomicfile"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 

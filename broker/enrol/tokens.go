@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/readymesh/readymesh/broker/internal/atomicfile"
 	"github.com/readymesh/readymesh/broker/internal/serve"
 	"github.com/readymesh/readymesh/broker/store"
+	"github.com/readymesh/readymesh/peer/atomicfile"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 

@@ -13,6 +13,7 @@ import (
 
 	"aead.dev/minisign"
 
+	"github.com/readymesh/readymesh/peer/atomicfile"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -173,29 +174,10 @@ func signManifest(key SecretKey, m *Manifest) (body, sig []byte, err error) {
 	return body, sig, nil
 }
 
-// writeAtomic replaces path with data (mode 0644): a temporary file in
-// the same directory, synced, then renamed over path.
+// writeAtomic replaces path with data (mode 0644), never leaving it
+// half-written.
 func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("release: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		return fmt.Errorf("release: write %s: %w", path, err)
 	}
 	return nil

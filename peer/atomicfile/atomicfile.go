@@ -1,6 +1,7 @@
-// Package atomicfile writes files that readers never see half-written:
-// the broker's broker.json and admin.credential are read by other
-// processes (meshctl, scripts) while the broker may be rewriting them.
+// Package atomicfile writes files that readers never see half-written
+// and that a crash never leaves half-written: the broker's broker.json
+// and admin.credential, read by other processes while the broker may be
+// rewriting them, and a release's signed manifest.
 package atomicfile
 
 import (
