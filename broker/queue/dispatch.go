@@ -11,6 +11,12 @@ import (
 // maxDispatch bounds the machines whose jobs run at once on one broker.
 const maxDispatch = 64
 
+// maxUpdates bounds the update jobs in flight at once on one broker, out
+// of maxDispatch: an update holds its place for a download of tens of
+// megabytes, and a rollout of thousands of machines must leave places
+// for technicians' scripts.
+const maxUpdates = 32
+
 // Run looks for work every second, and at once when kicked, until ctx
 // ends; then it waits for the jobs in flight.
 func (q *Queue) Run(ctx context.Context) {

@@ -55,6 +55,12 @@ func (q *Queue) dispatch(ctx context.Context, j store.JobRecord) bool {
 	if !ok {
 		return j.State == store.JobQueued
 	}
+	if j.Update != nil {
+		if !q.takeUpdate() {
+			return j.State == store.JobQueued // not started: the machine's next jobs may go
+		}
+		defer q.dropUpdate()
+	}
 	sg, ok := q.claim(a)
 	if !ok {
 		return false

@@ -140,11 +140,16 @@ func (q *Queue) Show(t *wire.Technician, a *wire.JobArgs) (wire.Job, *wire.Error
 	return q.view(&j), nil
 }
 
-// Cancel runs OpQueueCancel: only a job still queued is cancelled.
+// Cancel runs OpQueueCancel: only a job still queued is cancelled. A
+// rollout's update job is its rollout's to cancel (pause or abort it):
+// only an admin cancels one alone.
 func (q *Queue) Cancel(t *wire.Technician, a *wire.JobArgs) (wire.Job, *wire.Error) {
 	j, werr := q.find(t, a.ID)
 	if werr != nil {
 		return wire.Job{}, werr
+	}
+	if u := j.Update; u != nil && u.Rollout != "" && !t.Admin {
+		return wire.Job{}, wire.Errorf(wire.CodeForbidden, "this job belongs to rollout %s: pause or abort the rollout", u.Rollout)
 	}
 	out, err := q.deps.Store.UpdateJob(j.ID, func(j *store.JobRecord) error {
 		if j.State != store.JobQueued {

@@ -112,6 +112,7 @@ type Queue struct {
 	mu      sync.Mutex
 	busy    map[string]bool // mu guards all following fields; machines with a job in flight here
 	pending map[string]bool // machines with queued or running jobs, as of the last round
+	updates int             // update jobs in flight here (at most maxUpdates)
 }
 
 // New returns the queue; Run dispatches.

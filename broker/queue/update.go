@@ -19,6 +19,26 @@ func (q *Queue) admit(a *attempt) bool {
 	return run
 }
 
+// takeUpdate takes one of the maxUpdates places of update jobs in flight
+// here, or reports false when all are taken (the job waits for a later
+// round).
+func (q *Queue) takeUpdate() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.updates >= maxUpdates {
+		return false
+	}
+	q.updates++
+	return true
+}
+
+// dropUpdate gives back a place taken by takeUpdate.
+func (q *Queue) dropUpdate() {
+	q.mu.Lock()
+	q.updates--
+	q.mu.Unlock()
+}
+
 // order is the update a's job carries (nil for a script job), read from
 // the release record as published. It reports false when the release is
 // not stored here (yet). A running job whose release was withdrawn is

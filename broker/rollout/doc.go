@@ -23,6 +23,8 @@
 // The queue asks the room before it sends an update job (Admit): a
 // paused rollout's jobs wait, an aborted rollout's or a withdrawn
 // release's are cancelled, and no more than max-parallel machines of a
-// rollout update at once. Jobs of offline machines stay queued and run
+// rollout update at once (a sent job counts only while its machine is
+// reachable: one that went offline mid-send holds no place). Jobs of
+// offline machines stay queued and run
 // when the machines come back, as any job does.
 package rollout

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/readymesh/readymesh/broker/store"
@@ -21,7 +23,7 @@ const Lifetime = 30 * 24 * time.Hour
 // jobs.
 func (r *Room) tick() {
 	now := r.cfg.Now()
-	recs, err := r.deps.Store.Rollouts(func(rec *store.RolloutRecord) bool { return rec.Active() || r.unclean(rec) })
+	recs, err := r.deps.Store.RolloutsWhere(r.looked)
 	if err != nil {
 		r.cfg.Logger.Warn("rollouts not read", "err", err)
 		return
@@ -41,19 +43,34 @@ func (r *Room) tick() {
 		}
 		if r.drives(&v.r) {
 			budget -= r.drive(v, now, budget)
+		} else if v.r.State == wire.RolloutAborted && len(v.queued) == 0 {
+			r.markClean(v.r.ID)
 		}
 	}
 }
 
-// unclean reports whether rec was aborted and may still have queued jobs
-// to cancel.
-func (r *Room) unclean(rec *store.RolloutRecord) bool {
-	if rec.State != wire.RolloutAborted {
-		return false
+// looked reports whether a tick looks at rollout id in state: it is
+// active, or aborted and may still have queued jobs to cancel. The
+// others cost a tick nothing.
+func (r *Room) looked(id, state string) bool {
+	switch state {
+	case wire.RolloutCanary, wire.RolloutRolling, wire.RolloutPaused:
+		return true
+	case wire.RolloutAborted:
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return !r.clean[id]
 	}
+	return false
+}
+
+// markClean notes that aborted rollout id has no queued job left, so
+// ticks stop reading it, and forgets its job IDs.
+func (r *Room) markClean(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return !r.clean[rec.ID]
+	r.clean[id] = true
+	delete(r.ids, id)
 }
 
 // viewAll works out the views of recs.
@@ -61,11 +78,7 @@ func (r *Room) viewAll(recs []store.RolloutRecord, now time.Time) ([]*view, erro
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	ids := make(map[string]bool, len(recs))
-	for i := range recs {
-		ids[recs[i].ID] = true
-	}
-	f, err := r.look(ids)
+	f, err := r.look(recs)
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +107,10 @@ func (r *Room) drive(v *view, now time.Time, budget int) int {
 		return 0
 	}
 	if v.r.State == wire.RolloutCanary && v.open[0] == 0 {
+		if why := v.unproven(); why != "" {
+			r.pause(v, now, why)
+			return 0
+		}
 		r.startRest(v, now)
 		return 0 // the next tick queues wave 1 from the new record
 	}
@@ -106,34 +123,82 @@ func (r *Room) drive(v *view, now time.Time, budget int) int {
 
 // failing says why v must pause, or "": a canary failed or rolled back,
 // or more of wave 1's started machines failed than its threshold allows
-// (counting from the last resume).
+// (counting from the last resume: failures of machines that had failed
+// then were accepted).
 func (v *view) failing() string {
 	w := v.wave()
 	t, acc := v.tally[w], v.r.Accepted[w]
-	failed, started := t.Failed-acc.Failed, t.Started-acc.Started
-	if failed <= 0 {
+	accepted := make(map[string]bool, len(v.r.AcceptedFailed))
+	for _, id := range v.r.AcceptedFailed {
+		accepted[id] = true
+	}
+	failed, started := 0, t.Started-acc.Started
+	var last mstep
+	for _, s := range v.steps {
+		if s.Wave == w && s.failed() && !accepted[s.MachineID] {
+			failed++
+			if !s.Updated.Before(last.Updated) {
+				last = s
+			}
+		}
+	}
+	if v.r.AcceptedFailed == nil && acc.Failed > 0 { // a record resumed before the set was kept
+		failed = t.Failed - acc.Failed
+	}
+	if failed <= 0 || last.MachineID == "" {
 		return ""
 	}
-	last := v.lastFailure(w)
+	what := stepWords(last.Step)
 	if w == 0 {
-		return fmt.Sprintf("canary %s %s: %s", last.Machine, last.Step, last.Detail)
+		return fmt.Sprintf("canary %s %s: %s", last.Machine, what, last.Detail)
 	}
 	if failed*100 <= v.r.FailPct*started {
 		return ""
 	}
 	return fmt.Sprintf("%d of %d machines started in wave 1 failed or rolled back (limit %d%%); last: %s %s: %s",
-		failed, started, v.r.FailPct, last.Machine, last.Step, last.Detail)
+		failed, started, v.r.FailPct, last.Machine, what, last.Detail)
 }
 
-// lastFailure is wave w's most recent failure.
-func (v *view) lastFailure(w int) mstep {
-	var last mstep
-	for _, s := range v.steps {
-		if s.Wave == w && s.failed() && !s.Updated.Before(last.Updated) {
-			last = s
+// stepWords is a step as a sentence says it ("rolled back").
+func stepWords(step string) string { return strings.ReplaceAll(step, "-", " ") }
+
+// unproven says why the canary wave, every canary of which is through,
+// proves nothing, or "": no canary updated (they were cancelled, expired
+// or skipped) and not every canary was skipped as already on the
+// version. Wave 1 must not start on a canary wave that did not run.
+func (v *view) unproven() string {
+	current, n := 0, 0
+	counts := map[string]int{}
+	for i := range v.steps {
+		s := &v.steps[i]
+		if s.Wave != 0 {
+			continue
+		}
+		n++
+		switch {
+		case s.Step == wire.StepUpdated:
+			return ""
+		case s.current:
+			current++
+		case s.expired:
+			counts["expired"]++
+		default:
+			counts[stepWords(s.Step)]++
 		}
 	}
-	return last
+	if current == n {
+		return ""
+	}
+	if current > 0 {
+		counts["already on "+v.r.Version] = current
+	}
+	var parts []string
+	for _, k := range []string{"cancelled", "expired", "skipped", "failed", "rolled back", "already on " + v.r.Version} {
+		if counts[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
+		}
+	}
+	return "no canary updated (" + strings.Join(parts, ", ") + ")"
 }
 
 // queueDue queues update jobs for the machines of the current wave that
@@ -155,17 +220,26 @@ func (r *Room) queueDue(v *view, now time.Time, budget int) int {
 	if len(js) == 0 {
 		return 0
 	}
-	if err := r.deps.Store.CreateJobs(js); err != nil {
-		// Another broker driving during a partition may have queued the
-		// same jobs (their IDs are derived): the next look sees them.
-		r.cfg.Logger.Info("update jobs not queued", "rollout", v.r.ID, "err", err)
+	skipped, err := r.deps.Store.CreateNewJobs(js)
+	if err != nil {
+		r.cfg.Logger.Warn("update jobs not queued", "rollout", v.r.ID, "err", err)
 		return 0
 	}
-	keys := make([]store.Key, len(js))
-	for i := range js {
-		keys[i] = store.Key{Kind: store.KindJob, ID: js[i].ID}
+	if len(skipped) > 0 {
+		// Another broker driving during a partition queued the same jobs
+		// (their IDs are derived), or a job was deleted: the next look
+		// sees them, and a deleted job's machine as cancelled.
+		r.cfg.Logger.Warn("update jobs stored already", "rollout", v.r.ID, "jobs", len(skipped), "first", skipped[0])
 	}
-	r.deps.Replicated(keys...)
+	keys := make([]store.Key, 0, len(js))
+	for i := range js {
+		if !slices.Contains(skipped, js[i].ID) {
+			keys = append(keys, store.Key{Kind: store.KindJob, ID: js[i].ID})
+		}
+	}
+	if len(keys) > 0 {
+		r.deps.Replicated(keys...)
+	}
 	r.cfg.Logger.Info("update jobs queued", "rollout", v.r.ID, "wave", v.wave(), "jobs", len(js))
 	return len(js)
 }
@@ -196,9 +270,8 @@ func JobID(rollout, machine string) string {
 func (r *Room) cancelQueued(v *view, budget int, why string) int {
 	ids := v.queued[:min(len(v.queued), budget)]
 	if len(ids) == 0 {
-		r.mu.Lock()
-		r.clean[v.r.ID] = true
-		r.mu.Unlock()
+		r.finalCounts(v)
+		r.markClean(v.r.ID)
 		return 0
 	}
 	now := r.cfg.Now().UTC()
@@ -222,5 +295,5 @@ func (r *Room) cancelQueued(v *view, budget int, why string) int {
 		r.deps.Replicated(keys...)
 	}
 	r.cfg.Logger.Info("queued update jobs cancelled", "rollout", v.r.ID, "jobs", len(out))
-	return len(ids)
+	return len(out)
 }

@@ -96,7 +96,7 @@ func TestCanaryRollbackPauses(t *testing.T) {
 
 	rec := r.rolloutRecord(ro.ID)
 	name := "acme/" + strings.TrimPrefix(canary, "id-acme-")
-	want := "canary " + name + " rolled-back: rolled back from 0.3.0: exited with status 2 three times at start"
+	want := "canary " + name + " rolled back: rolled back from 0.3.0: exited with status 2 three times at start"
 	if rec.State != wire.RolloutPaused || rec.PausedReason != want || rec.PausedBy != "" || !rec.PausedAt.Equal(now) {
 		t.Fatalf("rollout %s, %q by %q; want paused, %q", rec.State, rec.PausedReason, rec.PausedBy, want)
 	}
@@ -123,7 +123,8 @@ func TestCanaryRollbackPauses(t *testing.T) {
 }
 
 // TestResumeContinues: after a canary failure an admin resumes; the
-// failure is accepted, wave 1 runs, and the alert resolves.
+// failure is accepted, wave 1 starts at once (the canary wave is
+// through), and the alert resolves.
 func TestResumeContinues(t *testing.T) {
 	r := newRig(t)
 	fourMachines(r)
@@ -134,7 +135,7 @@ func TestResumeContinues(t *testing.T) {
 		t.Fatalf("rollout %s: %s", rec.State, rec.PausedReason)
 	}
 	out, werr := r.room.Resume(admin, &wire.RolloutIDArgs{ID: ro.ID[:6]})
-	if werr != nil || out.State != wire.RolloutCanary || out.PausedReason != "" {
+	if werr != nil || out.State != wire.RolloutRolling || out.PausedReason != "" {
 		t.Fatalf("Resume = %+v, %v", out, werr)
 	}
 	r.settle()
@@ -412,7 +413,8 @@ func TestWithdrawnRelease(t *testing.T) {
 }
 
 // TestTakeover: a rollout is driven by its home broker while that one is
-// alive, else by the alive broker with the smallest name.
+// alive (or suspect for up to suspectFor), else by the alive broker with
+// the smallest name.
 func TestTakeover(t *testing.T) {
 	member := func(name, state string) cluster.Member { return cluster.Member{Name: name, State: state} }
 	tests := []struct {
@@ -425,7 +427,8 @@ func TestTakeover(t *testing.T) {
 		{"another while the home is alive", "eu-0", []cluster.Member{member("eu-0", cluster.StateAlive), member("eu-1", cluster.StateAlive)}, false},
 		{"the smallest alive once the home is dead", "eu-2", []cluster.Member{member("eu-1", cluster.StateDead), member("eu-2", cluster.StateAlive), member("eu-3", cluster.StateAlive)}, true},
 		{"not the smallest alive", "eu-3", []cluster.Member{member("eu-1", cluster.StateDead), member("eu-2", cluster.StateAlive), member("eu-3", cluster.StateAlive)}, false},
-		{"a suspect home is not alive", "eu-0", []cluster.Member{member("eu-1", cluster.StateSuspect), member("eu-0", cluster.StateAlive)}, true},
+		{"a home suspect for long is gone", "eu-0", []cluster.Member{{Name: "eu-1", State: cluster.StateSuspect, Since: now.Add(-suspectFor - time.Second)}, member("eu-0", cluster.StateAlive)}, true},
+		{"a home suspect for a while is not", "eu-0", []cluster.Member{{Name: "eu-1", State: cluster.StateSuspect, Since: now.Add(-suspectFor)}, member("eu-0", cluster.StateAlive)}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -16,20 +17,36 @@ func scopeOf(t *wire.Technician) func(client string) bool {
 }
 
 // List runs OpRolloutList: every rollout that holds a machine t may see,
-// newest first, with counts of the machines t may see.
+// newest first, with counts of the machines t may see. A rollout that
+// ended shows the counts its record kept then (Final): its steps are
+// not worked out again.
 func (r *Room) List(t *wire.Technician) ([]wire.Rollout, *wire.Error) {
 	recs, err := r.deps.Store.Rollouts(nil)
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeInternal, "rollouts: %v", err)
 	}
-	views, err := r.viewAll(recs, r.cfg.Now())
+	var moving []store.RolloutRecord
+	for i := range recs {
+		if recs[i].Active() || recs[i].Final == nil {
+			moving = append(moving, recs[i])
+		}
+	}
+	views, err := r.viewAll(moving, r.cfg.Now())
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeInternal, "rollouts: %v", err)
 	}
+	byID := make(map[string]*view, len(views))
+	for _, v := range views {
+		byID[v.r.ID] = v
+	}
 	out := []wire.Rollout{}
 	vis := scopeOf(t)
-	for i := len(views) - 1; i >= 0; i-- {
-		if w, ok := toWire(views[i], vis, false); ok {
+	for i := len(recs) - 1; i >= 0; i-- {
+		v, ok := byID[recs[i].ID]
+		if !ok {
+			v = &view{r: recs[i]}
+		}
+		if w, ok := toWire(v, vis, false); ok {
 			out = append(out, w)
 		}
 	}
@@ -60,17 +77,28 @@ func (r *Room) Pause(t *wire.Technician, a *wire.RolloutIDArgs) (wire.Rollout, *
 
 // Resume runs OpRolloutResume: the rollout goes on from where it was.
 // The failures that paused it are accepted: the thresholds count only
-// what fails from now on.
+// what fails from now on, on other machines. Resuming a rollout whose
+// canary wave is through (it paused on a canary's failure, or because
+// no canary updated) starts wave 1: the admin has judged the canaries.
 func (r *Room) Resume(t *wire.Technician, a *wire.RolloutIDArgs) (wire.Rollout, *wire.Error) {
 	return r.change(t, a, EventResumed, func(v *view, rec *store.RolloutRecord) *wire.Error {
 		if rec.State != wire.RolloutPaused {
 			return wire.Errorf(wire.CodeConflict, "rollout %s is %s, not paused", rec.ID, rec.State)
 		}
 		rec.State = wire.RolloutCanary
+		if rec.WaveStarted[1].IsZero() && v.open[0] == 0 {
+			rec.WaveStarted[1] = rec.Changed
+		}
 		if !rec.WaveStarted[1].IsZero() {
 			rec.State = wire.RolloutRolling
 		}
 		rec.PausedBy, rec.PausedReason, rec.PausedAt, rec.Accepted = "", "", time.Time{}, v.tally
+		rec.AcceptedFailed = []string{}
+		for i := range v.steps {
+			if s := &v.steps[i]; s.failed() {
+				rec.AcceptedFailed = append(rec.AcceptedFailed, s.MachineID)
+			}
+		}
 		return nil
 	})
 }
@@ -79,9 +107,11 @@ func (r *Room) Resume(t *wire.Technician, a *wire.RolloutIDArgs) (wire.Rollout, 
 // cancelled (the first batch now, the rest by the driver and the queue's
 // gate), while machines already updating finish. Aborting a rollout that
 // has ended changes nothing and is no error.
+// The reply's paused reason says how many queued updates were cancelled
+// at once.
 func (r *Room) Abort(t *wire.Technician, a *wire.RolloutIDArgs) (wire.Rollout, *wire.Error) {
 	return r.change(t, a, EventAborted, func(v *view, rec *store.RolloutRecord) *wire.Error {
-		rec.State, rec.Ended, rec.PausedReason = wire.RolloutAborted, rec.Changed, "aborted by "+t.Name
+		rec.State, rec.Ended, rec.PausedReason, rec.Final = wire.RolloutAborted, rec.Changed, "aborted by "+t.Name, v.final(true)
 		return nil
 	})
 }
@@ -116,13 +146,21 @@ func (r *Room) change(t *wire.Technician, a *wire.RolloutIDArgs, event string, f
 	case err != nil:
 		return wire.Rollout{}, wire.Errorf(wire.CodeConflict, "%v", err)
 	}
+	cancelled := -1
 	if out.State == wire.RolloutAborted {
 		v.r = out
-		r.cancelQueued(v, r.cfg.Batch, "cancelled: rollout "+out.ID+" was aborted by "+t.Name)
+		cancelled = r.cancelQueued(v, r.cfg.Batch, "cancelled: rollout "+out.ID+" was aborted by "+t.Name)
 	}
 	r.changed()
 	r.Kick()
-	return r.show(&out, scopeOf(t), false)
+	w, werr := r.show(&out, scopeOf(t), false)
+	if werr == nil && cancelled >= 0 {
+		w.PausedReason += fmt.Sprintf("; %d queued updates cancelled", cancelled)
+		if left := len(v.queued) - cancelled; left > 0 {
+			w.PausedReason += fmt.Sprintf(" (%d more to cancel)", left)
+		}
+	}
+	return w, werr
 }
 
 // find resolves a rollout ID prefix among the rollouts t may see.
@@ -172,6 +210,18 @@ func toWire(v *view, vis func(string) bool, machines bool) (wire.Rollout, bool) 
 		out.Counts[s] = 0
 	}
 	seen := false
+	if v.steps == nil && rec.Final != nil { // ended: the counts it kept
+		for client, counts := range rec.Final {
+			if !vis(client) {
+				continue
+			}
+			seen = true
+			for step, n := range counts {
+				out.Counts[step] += n
+			}
+		}
+		return out, seen
+	}
 	for i := range v.steps {
 		s := &v.steps[i]
 		if !vis(s.client) {

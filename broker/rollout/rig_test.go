@@ -30,7 +30,7 @@ func (rs *releases) Release(v string) (store.ReleaseRecord, bool, error) {
 }
 
 // publish adds a release whose manifest names minAgent.
-func (rs *releases) publish(t *testing.T, version, minAgent string) {
+func (rs *releases) publish(t testing.TB, version, minAgent string) {
 	t.Helper()
 	raw, err := json.Marshal(map[string]any{"format": "readymesh-release/1", "version": version, "min_agent_version": minAgent})
 	if err != nil {

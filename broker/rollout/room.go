@@ -18,8 +18,8 @@ type Config struct {
 	// Name is this broker's name in the cluster: the home of the
 	// rollouts it starts. It must not be empty.
 	Name string
-	// Every is how often the driver looks at its rollouts when nothing
-	// kicks it. Zero means 1 s.
+	// Every is how often the driver looks at its rollouts, and the least
+	// time between two looks however often it is kicked. Zero means 1 s.
 	Every time.Duration
 	// Grace is how long past an update's health window the driver waits
 	// for the agent's own word (its rollback report comes only once the
@@ -66,9 +66,10 @@ type Machines interface {
 
 // Jobs are the update jobs the room queues and reads.
 type Jobs interface {
-	CreateJobs(js []store.JobRecord) error
+	CreateNewJobs(js []store.JobRecord) (skipped []string, err error)
 	UpdateJobs(ids []string, f func(*store.JobRecord) error) ([]store.JobRecord, error)
 	Jobs(keep func(*store.JobRecord) bool) ([]store.JobRecord, error)
+	JobsByID(ids []string) ([]store.JobRecord, error)
 }
 
 // Records are the rollout records.
@@ -77,6 +78,7 @@ type Records interface {
 	UpdateRollout(id string, f func(*store.RolloutRecord) error) (store.RolloutRecord, error)
 	Rollout(id string) (store.RolloutRecord, bool, error)
 	Rollouts(keep func(*store.RolloutRecord) bool) ([]store.RolloutRecord, error)
+	RolloutsWhere(keep func(id, state string) bool) ([]store.RolloutRecord, error)
 }
 
 // Store is everything the room reads and writes: *store.Store.
@@ -128,10 +130,11 @@ type Room struct {
 	wake chan struct{}
 
 	mu       sync.Mutex
-	views    map[string]*view // mu guards all following fields; the rollouts of the last tick, by ID
-	machines map[string][]ref // machine ID → its refs in active rollouts, newest rollout first
-	admitted map[string]int   // update jobs let through since the last tick, by rollout
-	clean    map[string]bool  // aborted rollouts with no queued job left
+	views    map[string]*view    // mu guards all following fields; the rollouts of the last tick, by ID
+	machines map[string][]ref    // machine ID → its refs in active rollouts, newest rollout first
+	admitted map[string]int      // update jobs let through since the last tick, by rollout
+	clean    map[string]bool     // aborted rollouts with no queued job left
+	ids      map[string][]string // the update job IDs of the rollouts looked at, by rollout
 	releases map[string]relInfo
 	reports  map[string]*wire.UpdateReport // machine ID → the newest update report its jobs hold
 	scanned  time.Time                     // when every update job's report was last read
@@ -141,7 +144,7 @@ type Room struct {
 func New(cfg Config, deps Deps) *Room {
 	cfg.setDefaults()
 	return &Room{cfg: cfg, deps: deps, wake: make(chan struct{}, 1), views: map[string]*view{},
-		machines: map[string][]ref{}, admitted: map[string]int{}, clean: map[string]bool{}, releases: map[string]relInfo{},
+		machines: map[string][]ref{}, admitted: map[string]int{}, clean: map[string]bool{}, ids: map[string][]string{}, releases: map[string]relInfo{},
 		reports: map[string]*wire.UpdateReport{}}
 }
 
@@ -154,19 +157,43 @@ func (r *Room) Kick() {
 	}
 }
 
-// Run drives until ctx ends: every Config.Every, and at once when
-// kicked.
+// Run drives until ctx ends: every Config.Every, and when kicked, but
+// never twice within Config.Every. A big rollout's check-ins and job
+// results kick the room hundreds of times a second; those kicks are
+// coalesced into the next tick, which sees them all.
 func (r *Room) Run(ctx context.Context) {
-	t := time.NewTicker(r.cfg.Every)
+	t := time.NewTimer(r.cfg.Every)
 	defer t.Stop()
+	var last time.Time // when the last tick began, by the real clock
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-r.wake:
+			if !last.IsZero() && !sleep(ctx, r.cfg.Every-time.Since(last)) {
+				return
+			}
 		}
+		last = time.Now()
 		r.tick()
+		t.Reset(r.cfg.Every) // since Go 1.23, Reset drops a firing not yet received
+	}
+}
+
+// sleep waits d (nothing when d is not positive) and reports false when
+// ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -177,23 +204,29 @@ func (r *Room) changed() {
 	}
 }
 
+// suspectFor is how long a home broker may be suspect in gossip before
+// another broker takes its rollouts over: a suspect broker is often only
+// slow, and two drivers, though safe (job IDs are derived), would each
+// pause and finish the rollout.
+const suspectFor = 30 * time.Second
+
 // drives reports whether this broker drives rollout rec now: its home,
-// or, while its home is not alive, the alive broker with the smallest
-// name.
+// or, while its home is dead (or suspect for longer than suspectFor),
+// the alive broker with the smallest name.
 func (r *Room) drives(rec *store.RolloutRecord) bool {
 	if r.deps.Members == nil || rec.Home == r.cfg.Name {
 		return true
 	}
 	local := r.deps.Members.LocalName()
 	smallest := local
+	now := r.cfg.Now()
 	for _, m := range r.deps.Members.Members() {
-		if m.State != cluster.StateAlive {
-			continue
-		}
-		if m.Name == rec.Home {
+		if m.Name == rec.Home && (m.State == cluster.StateAlive || m.State == cluster.StateSuspect && now.Sub(m.Since) <= suspectFor) {
 			return false
 		}
-		smallest = min(smallest, m.Name)
+		if m.State == cluster.StateAlive {
+			smallest = min(smallest, m.Name)
+		}
 	}
 	return smallest == local
 }

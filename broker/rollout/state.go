@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/readymesh/readymesh/broker/store"
@@ -60,7 +61,7 @@ func (r *Room) startRest(v *view, now time.Time) {
 func (r *Room) finish(v *view, now time.Time) {
 	detail := countsText(v.counts)
 	if _, err := r.setState(v, EventDone, r.driver(), detail, func(rec *store.RolloutRecord) error {
-		rec.State, rec.Ended = wire.RolloutDone, now.UTC()
+		rec.State, rec.Ended, rec.Final = wire.RolloutDone, now.UTC(), v.final(false)
 		return nil
 	}); err == nil {
 		r.changed()
@@ -75,12 +76,47 @@ func (r *Room) stopWithdrawn(v *view, now time.Time) {
 		who = r.driver()
 	}
 	if _, err := r.setState(v, EventAborted, who, reason, func(rec *store.RolloutRecord) error {
-		rec.State, rec.Ended, rec.PausedReason = wire.RolloutAborted, now.UTC(), reason
+		rec.State, rec.Ended, rec.PausedReason, rec.Final = wire.RolloutAborted, now.UTC(), reason, v.final(true)
 		return nil
 	}); err == nil {
 		r.changed()
 		r.Kick()
 	}
+}
+
+// final is each client's machines of v by step, as the rollout's record
+// keeps them once it ends; aborting, the machines still waiting or
+// queued count as cancelled, as they will be.
+func (v *view) final(aborting bool) map[string]map[string]int {
+	out := map[string]map[string]int{}
+	for i := range v.steps {
+		s := &v.steps[i]
+		step := s.Step
+		if aborting && (step == wire.StepWaiting || step == wire.StepQueued && !s.started && !s.running) {
+			step = wire.StepCancelled
+		}
+		c := out[s.client]
+		if c == nil {
+			c = map[string]int{}
+			out[s.client] = c
+		}
+		c[step]++
+	}
+	return out
+}
+
+// finalCounts stores the counts of aborted rollout v once its queued
+// jobs are cancelled, when they differ from those kept at the abort (a
+// machine that was updating then has finished since).
+func (r *Room) finalCounts(v *view) {
+	f := v.final(false)
+	if maps.EqualFunc(f, v.r.Final, maps.Equal) {
+		return
+	}
+	r.setState(v, "", "", "final counts", func(rec *store.RolloutRecord) error {
+		rec.Final = f
+		return nil
+	})
 }
 
 // countsText is the non-zero counts, in step order.

@@ -28,6 +28,12 @@ type mstep struct {
 	unreported bool
 	// report is the agent's report the job holds, or nil.
 	report *wire.UpdateReport
+	// current: skipped because the machine is on the version already
+	// (or a newer one): a canary that proves the release as well as an
+	// update would.
+	current bool
+	// expired: its job expired before the machine was reachable.
+	expired bool
 }
 
 // failed reports whether the step counts against the thresholds.
@@ -81,7 +87,7 @@ func (st *stepper) step(id string, wave int, m *store.Machine, ok bool, j *store
 	case r.State == wire.RolloutAborted:
 		s.Step, s.Detail = wire.StepCancelled, "the rollout was aborted before it reached the machine"
 	case why != "":
-		s.Step, s.Detail = wire.StepSkipped, why
+		s.Step, s.Detail, s.current = wire.StepSkipped, why, st.onTarget(m.AgentVersion)
 	case r.State == wire.RolloutDone:
 		s.Step, s.Detail = wire.StepSkipped, "not reached before the rollout ended"
 	case r.WaveStarted[wave].IsZero():
@@ -119,21 +125,28 @@ func (st *stepper) jobStep(s *mstep, m *store.Machine, ok bool, j *store.JobReco
 	if res == nil {
 		res = &store.JobResult{}
 	}
-	switch j.State {
-	case store.JobQueued:
+	switch {
+	case j.Deleted:
+		s.Step, s.Detail = wire.StepCancelled, "its update job was deleted"
+	case j.State == store.JobQueued:
 		s.Step = wire.StepQueued
-	case store.JobRunning:
+	case j.State == store.JobRunning:
 		s.Step, s.started, s.running, s.Detail = wire.StepQueued, true, true, "sent; waiting for the agent"
-	case store.JobCancelled:
+	case j.State == store.JobCancelled && res.Session != "" && res.Finished.IsZero():
+		// Cancelled as it was being sent: the agent's word decides whether
+		// it ran, and until then the machine may be updating.
+		s.Step, s.running, s.Detail = wire.StepQueued, true, "cancelled as it was sent; waiting for the agent's word"
+	case j.State == store.JobCancelled:
 		s.Step, s.Detail = wire.StepCancelled, res.Error
-		if why, ok := strings.CutPrefix(res.Error, skippedPrefix); ok {
-			s.Step, s.Detail = wire.StepSkipped, why
+		if why, found := strings.CutPrefix(res.Error, skippedPrefix); found {
+			s.Step, s.Detail, s.current = wire.StepSkipped, why, ok && st.onTarget(m.AgentVersion)
 		}
-	case store.JobExpired:
+	case j.State == store.JobExpired:
+		s.expired = true
 		s.Step, s.Detail, s.Updated = wire.StepFailed, orText(res.Error, "expired before the machine was reachable"), res.Finished
-	case store.JobFailed:
+	case j.State == store.JobFailed:
 		s.Step, s.started, s.Detail, s.Updated = wire.StepFailed, true, jobError(res), res.Finished
-	case store.JobDone:
+	case j.State == store.JobDone:
 		s.started, s.Updated, s.unreported, s.report = true, orTime(res.Finished, j.CreatedAt), j.Update.Report == nil, j.Update.Report
 		st.installed(s, m, ok, j)
 	}

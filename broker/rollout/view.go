@@ -32,25 +32,30 @@ var allSteps = []string{wire.StepWaiting, wire.StepQueued, wire.StepInstalling, 
 	wire.StepRolledBack, wire.StepFailed, wire.StepSkipped, wire.StepCancelled}
 
 // fleet is the stored state views are worked out from, read once per
-// look.
+// look: the rollouts' update jobs, by rollout and machine. Machines are
+// read one by one from the store's in-memory index, so a look costs what
+// the rollouts it looks at hold, not what the fleet holds.
 type fleet struct {
-	machines map[string]*store.Machine
-	jobs     map[string]map[string]*store.JobRecord // rollout → machine → its update job
+	jobs map[string]map[string]*store.JobRecord // rollout → machine → its update job
 }
 
-// look reads the machines and the update jobs of the rollouts in ids.
-func (r *Room) look(ids map[string]bool) (*fleet, error) {
-	js, err := r.deps.Store.Jobs(func(j *store.JobRecord) bool { return j.Update != nil && ids[j.Update.Rollout] })
+// look reads the update jobs of recs by their IDs (derived from the
+// rollout and the machine), not by a scan of every job.
+func (r *Room) look(recs []store.RolloutRecord) (*fleet, error) {
+	var ids []string
+	for i := range recs {
+		ids = append(ids, r.jobIDs(&recs[i])...)
+	}
+	js, err := r.deps.Store.JobsByID(ids)
 	if err != nil {
 		return nil, err
 	}
-	f := &fleet{machines: map[string]*store.Machine{}, jobs: map[string]map[string]*store.JobRecord{}}
-	ms := r.deps.Store.Machines()
-	for i := range ms {
-		f.machines[ms[i].ID] = &ms[i]
-	}
+	f := &fleet{jobs: make(map[string]map[string]*store.JobRecord, len(recs))}
 	for i := range js {
 		j := &js[i]
+		if j.Update == nil {
+			continue
+		}
 		byMachine := f.jobs[j.Update.Rollout]
 		if byMachine == nil {
 			byMachine = map[string]*store.JobRecord{}
@@ -59,6 +64,27 @@ func (r *Room) look(ids map[string]bool) (*fleet, error) {
 		byMachine[j.Machine] = j
 	}
 	return f, nil
+}
+
+// jobIDs are the IDs of rec's update jobs, one per machine, worked out
+// once per rollout (a hash each) and kept while it is looked at.
+func (r *Room) jobIDs(rec *store.RolloutRecord) []string {
+	r.mu.Lock()
+	ids, ok := r.ids[rec.ID]
+	r.mu.Unlock()
+	if ok {
+		return ids
+	}
+	ids = make([]string, 0, len(rec.Canary)+len(rec.Rest))
+	for _, wave := range [2][]string{rec.Canary, rec.Rest} {
+		for _, m := range wave {
+			ids = append(ids, JobID(rec.ID, m))
+		}
+	}
+	r.mu.Lock()
+	r.ids[rec.ID] = ids
+	r.mu.Unlock()
+	return ids
 }
 
 // view works out rollout rec's steps at now.
@@ -70,15 +96,31 @@ func (r *Room) view(rec *store.RolloutRecord, f *fleet, now time.Time) *view {
 	v.steps = make([]mstep, 0, len(rec.Canary)+len(rec.Rest))
 	for wave, ids := range [2][]string{rec.Canary, rec.Rest} {
 		for _, id := range ids {
-			m, ok := f.machines[id]
-			if !ok {
-				m = &store.Machine{}
+			m, ok := r.deps.Store.Machine(id)
+			s := st.step(id, wave, &m, ok, jobs[id])
+			if s.running {
+				r.offline(&s, &m, ok)
 			}
-			s := st.step(id, wave, m, ok, jobs[id])
 			v.add(&s, jobs[id])
 		}
 	}
 	return v
+}
+
+// offline stops counting a sent job as in flight while its machine is
+// not reachable anywhere: the queue asks the agent again when it is
+// back, and meanwhile the machine must not hold one of the rollout's
+// max-parallel places (a fleet of laptops would stall the rollout).
+func (r *Room) offline(s *mstep, m *store.Machine, ok bool) {
+	if ok {
+		if rc := r.deps.Reach.Reach(m); rc.Online {
+			return
+		} else if rc.LastSeen != nil {
+			s.running, s.Detail = false, "sent; machine offline since "+rc.LastSeen.UTC().Format(time.RFC3339)
+			return
+		}
+	}
+	s.running, s.Detail = false, "sent; machine offline"
 }
 
 // add counts s into v.

@@ -185,6 +185,58 @@ func (s *Store) CreateJobs(js []JobRecord) error {
 	})
 }
 
+// CreateNewJobs stores those of js that are not stored yet as queued
+// jobs, in one transaction, and returns the IDs it skipped: stored
+// already, or deleted (a tombstone holds the ID). It is for jobs whose
+// IDs are derived (a rollout's update jobs), where a job stored by
+// another broker must not hold back the rest of the batch.
+func (s *Store) CreateNewJobs(js []JobRecord) (skipped []string, err error) {
+	err = s.write(func(b *batch) error {
+		skipped = skipped[:0]
+		for i := range js {
+			j := js[i]
+			if _, found, err := getControl(b.tx, Key{KindJob, j.ID}); err != nil {
+				return err
+			} else if found {
+				skipped = append(skipped, j.ID)
+				continue
+			}
+			j.State, j.Stamp = JobQueued, b.stamp()
+			if err := j.check(j.ID); err != nil {
+				return refuse(fmt.Errorf("%w: %v", ErrMalformed, err))
+			}
+			if err := b.putControl(Key{KindJob, j.ID}, &j); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return skipped, err
+}
+
+// JobsByID reads the jobs ids in one transaction, in no particular
+// order; an ID not stored is left out. Unlike Jobs it returns deleted
+// jobs (their tombstones, Deleted set), so a caller can tell a job that
+// was removed from one never made.
+func (s *Store) JobsByID(ids []string) ([]JobRecord, error) {
+	out := make([]JobRecord, 0, len(ids))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		bkt := tx.Bucket(bktJobs)
+		for _, id := range ids {
+			var j JobRecord
+			found, err := getJSON(bkt, []byte(id), &j)
+			if err != nil {
+				return err
+			}
+			if found {
+				out = append(out, j)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // UpdateJob changes a job with f, which sees the stored copy and may
 // refuse; a state change that would go backwards is refused.
 func (s *Store) UpdateJob(id string, f func(*JobRecord) error) (JobRecord, error) {

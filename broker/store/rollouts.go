@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +51,15 @@ type RolloutRecord struct {
 	// rollout: failures up to then were accepted, and the thresholds
 	// count only what happened since.
 	Accepted [2]Tally `json:"accepted"`
+	// AcceptedFailed are the machines that had failed or rolled back when
+	// an admin last resumed the rollout. Failures are counted outside
+	// this set: a tally alone would let a late recovery among them hide
+	// a new failure.
+	AcceptedFailed []string `json:"accepted_failed,omitempty"`
+	// Final is each client's machines by step when the rollout ended, so
+	// listings need not work out the steps of rollouts that ended (a
+	// machine that left the fleet counts under client "").
+	Final map[string]map[string]int `json:"final,omitempty"`
 	// Ended is when the rollout became done or aborted.
 	Ended time.Time `json:"ended,omitzero"`
 	// Changed is when the record was last written.
@@ -90,6 +100,9 @@ func (r *RolloutRecord) check(id string) error {
 	if err := checkWaves(r.Canary, r.Rest); err != nil {
 		return err
 	}
+	if err := checkFinal(r.Final, r.AcceptedFailed); err != nil {
+		return err
+	}
 	if err := wire.ValidName("created by", r.CreatedBy); err != nil {
 		return err
 	}
@@ -116,6 +129,36 @@ func checkWaves(canary, rest []string) error {
 				return fmt.Errorf("machine %s is in the rollout twice", m)
 			}
 			seen[m] = true
+		}
+	}
+	return nil
+}
+
+// rolloutSteps are the steps final counts may name.
+var rolloutSteps = map[string]bool{wire.StepWaiting: true, wire.StepQueued: true, wire.StepInstalling: true,
+	wire.StepUpdated: true, wire.StepRolledBack: true, wire.StepFailed: true, wire.StepSkipped: true, wire.StepCancelled: true}
+
+// checkFinal checks the final counts and the accepted failures: bounded,
+// known steps, valid IDs.
+func checkFinal(final map[string]map[string]int, accepted []string) error {
+	if len(final) > MaxRolloutMachines || len(accepted) > MaxRolloutMachines {
+		return errors.New("final counts or accepted failures over the machine limit")
+	}
+	for client, counts := range final {
+		if client != "" {
+			if err := wire.ValidName("client", client); err != nil {
+				return err
+			}
+		}
+		for step, n := range counts {
+			if !rolloutSteps[step] || n < 0 || n > MaxRolloutMachines {
+				return fmt.Errorf("final count %s=%d", step, n)
+			}
+		}
+	}
+	for _, m := range accepted {
+		if err := validID("accepted machine id", m); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -245,13 +288,82 @@ func (s *Store) Rollouts(keep func(*RolloutRecord) bool) ([]RolloutRecord, error
 			return nil
 		})
 	})
+	sortRollouts(out)
+	return out, err
+}
+
+// sortRollouts orders rollouts oldest first.
+func sortRollouts(out []RolloutRecord) {
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
 			return out[i].CreatedAt.Before(out[j].CreatedAt)
 		}
 		return out[i].ID < out[j].ID
 	})
+}
+
+// RolloutsWhere lists the rollouts whose ID and state keep accepts,
+// oldest first. A record keep refuses costs a read of the few fields
+// before its machine lists (see rolloutHead), not a decode of them: the
+// driver calls this every second, and ended rollouts of 100,000
+// machines must cost it nothing.
+func (s *Store) RolloutsWhere(keep func(id, state string) bool) ([]RolloutRecord, error) {
+	var out []RolloutRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktRollouts).ForEach(func(k, raw []byte) error {
+			if id, state, ok := rolloutHead(raw); ok && !keep(id, state) {
+				return nil
+			}
+			var r RolloutRecord
+			if err := json.Unmarshal(raw, &r); err != nil {
+				return fmt.Errorf("rollout %s: %w", k, err)
+			}
+			if !r.Deleted && keep(r.ID, r.State) {
+				out = append(out, r)
+			}
+			return nil
+		})
+	})
+	sortRollouts(out)
 	return out, err
+}
+
+// rolloutHead reads a stored rollout's ID and state from the start of
+// its JSON, which holds them before the machine lists (the field order
+// of RolloutRecord); ok is false when it cannot tell.
+func rolloutHead(raw []byte) (id, state string, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", "", false
+	}
+	for range 32 { // the fields before "state"; more means another layout
+		t, err := dec.Token()
+		key, isKey := t.(string)
+		if err != nil || !isKey {
+			return "", "", false
+		}
+		if key != "id" && key != "state" {
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return "", "", false
+			}
+			continue
+		}
+		t, err = dec.Token()
+		v, isStr := t.(string)
+		if err != nil || !isStr {
+			return "", "", false
+		}
+		if key == "id" {
+			id = v
+			continue
+		}
+		if id == "" {
+			return "", "", false
+		}
+		return id, v, true
+	}
+	return "", "", false
 }
 
 // Active reports whether the rollout still moves: canary, rolling or

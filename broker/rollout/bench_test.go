@@ -1,0 +1,81 @@
+package rollout
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/readymesh/readymesh/broker/audit"
+	"github.com/readymesh/readymesh/broker/internal/fleettest"
+	"github.com/readymesh/readymesh/broker/store"
+	"github.com/readymesh/readymesh/peer/wire"
+)
+
+// BenchmarkTick is one tick of the driver on a broker that holds ten
+// finished rollouts of 10,000 machines each (and their 100,000 jobs) and
+// one active rollout of 1,000 of those machines: what the finished ones
+// cost every second.
+func BenchmarkTick(b *testing.B) {
+	const fleet, finished, active = 10_000, 10, 1_000
+	st := fleettest.Open(b)
+	if err := fleettest.Seed(st, "acme", fleet); err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]string, fleet)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("bench-machine-%07d", i)
+	}
+	rel := &releases{recs: map[string]store.ReleaseRecord{}}
+	rel.publish(b, "0.3.0", "")
+	for k := range finished {
+		benchRollout(b, st, fmt.Sprintf("f%011d", k), wire.RolloutDone, ids, store.JobDone)
+	}
+	benchRollout(b, st, "a00000000000", wire.RolloutRolling, ids[:active], "")
+	clock := func() time.Time { return now }
+	room := New(Config{Name: "eu-1", Now: clock}, Deps{Store: st, Releases: rel, Reach: &reach{online: map[string]bool{}},
+		Audit: audit.New(st, nil, nil), Replicated: func(...store.Key) {}})
+	for range 8 { // queue the active rollout's jobs: the steady state
+		room.tick()
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		room.tick()
+	}
+}
+
+// benchRollout stores rollout id in state over machines ids, started at
+// now, with a job in jobState for each machine ("" for none).
+func benchRollout(b *testing.B, st *store.Store, id, state string, ids []string, jobState string) {
+	b.Helper()
+	rec := store.RolloutRecord{ID: id, Version: "0.3.0", All: true, HealthWindowSec: 900, MaxParallel: 50, FailPct: 10,
+		State: state, CreatedBy: "admin", CreatedAt: now, Changed: now, Home: "eu-1", Rest: ids,
+		WaveStarted: [2]time.Time{now, now}}
+	if state == wire.RolloutDone {
+		rec.Ended = now
+	}
+	if err := st.CreateRollout(rec); err != nil {
+		b.Fatal(err)
+	}
+	if jobState == "" {
+		return
+	}
+	for lo := 0; lo < len(ids); lo += 1000 {
+		chunk := ids[lo:min(lo+1000, len(ids))]
+		js := make([]store.JobRecord, len(chunk))
+		jids := make([]string, len(chunk))
+		for i, m := range chunk {
+			js[i] = store.JobRecord{ID: JobID(id, m), Machine: m, Client: "acme", Name: m, Mode: wire.ModeElevated, CreatedBy: "admin",
+				CreatedAt: now, Expires: now.Add(Lifetime), Update: &store.JobUpdate{Version: "0.3.0", Rollout: id, HealthWindowSec: 900}}
+			jids[i] = js[i].ID
+		}
+		if err := st.CreateJobs(js); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := st.UpdateJobs(jids, func(j *store.JobRecord) error {
+			j.State, j.Result = jobState, &store.JobResult{Output: "staged", Finished: now}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
