@@ -10,7 +10,7 @@ import (
 // Rollouts: the rollout room (package rollout) takes a release to the
 // fleet through update jobs. It is built before the queue, which asks it
 // before it sends an update job; it kicks the alerts when a rollout
-// pauses or resumes, and adds to each machine card the rollout the
+// pauses or resumes, tells the console's streams, and adds to each machine card the rollout the
 // machine is in.
 
 // newRollouts builds the rollout room. releases finds published
@@ -27,6 +27,9 @@ func newRollouts(b *Broker, releases rollout.Releases) *rollout.Room {
 				if b.alerts != nil { // built after the room
 					b.alerts.Kick()
 				}
+				// Cards carry the rollout a machine is in: the console
+				// looks again even when no record was written.
+				b.changes.Notify()
 			}})
 }
 
