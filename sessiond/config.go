@@ -95,7 +95,7 @@ type Config struct {
 	// Trial says this agent is a new binary on trial, started by the
 	// previous one as its watchdog (package update): its first check-in
 	// reports the update, and once that is acknowledged it writes the
-	// healthy marker. sessiond run sets it from update.InTrial.
+	// healthy marker. sessiond run sets it from update.FromWatchdog.
 	Trial bool
 	// DownloadChunkTimeout bounds the wait for the next bytes of a
 	// release download before the stream is dropped and the download

@@ -47,7 +47,7 @@ func TestTrialCheckIn(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := newUpdateRig(t, key.pub.String(), nil)
 			o := key.order(t, "99.0.0", "", []byte("new"), func(m *release.Manifest) { m.NextKey = next.pub.String() })
-			tr := update.NewTrial("0.2.0", "99.0.0", 15*time.Minute, time.Now())
+			tr := update.NewTrial("0.2.0", buildinfo.Version, 15*time.Minute, time.Now())
 			tr.Rollout, tr.Exe, tr.Manifest, tr.Signature = o.Rollout, r.exe.Exe, o.Manifest, o.Signature
 			if err := tr.Save(r.a.cfg.StateDir); err != nil {
 				t.Fatal(err)
@@ -63,7 +63,7 @@ func TestTrialCheckIn(t *testing.T) {
 			_, reason, err := r.a.checkInWhenUp(ctx, "start")
 			ci := <-got
 			if reason != wire.ReasonUpdated || ci.Reason != wire.ReasonUpdated || ci.Update == nil ||
-				ci.Update.From != "0.2.0" || ci.Update.To != "99.0.0" || ci.Update.Rollout != o.Rollout || ci.Update.Outcome != wire.ReasonUpdated {
+				ci.Update.From != "0.2.0" || ci.Update.To != buildinfo.Version || ci.Update.Rollout != o.Rollout || ci.Update.Outcome != wire.ReasonUpdated {
 				t.Fatalf("check-in %q with %+v", ci.Reason, ci.Update)
 			}
 			marker, _ := os.ReadFile(filepath.Join(update.Dir(r.a.cfg.StateDir), update.HealthyFile))
@@ -80,7 +80,40 @@ func TestTrialCheckIn(t *testing.T) {
 			if e.ReleaseKey != next.pub.String() {
 				t.Errorf("pinned %s after the release that names the next key", e.ReleaseKey)
 			}
+			// A second start of the same trial finds the next key pinned.
+			if err := r.a.pinNextKey(tr); err != nil {
+				t.Errorf("pinning again: %v", err)
+			}
+			if e, _ := r.a.db.Enrolment(); e.ReleaseKey != next.pub.String() {
+				t.Errorf("pinned %s after pinning again", e.ReleaseKey)
+			}
 		})
+	}
+}
+
+// TestTrialOtherVersion: a binary whose version is not the one on trial
+// reports no update and never marks itself healthy.
+func TestTrialOtherVersion(t *testing.T) {
+	key := newTestRelease(t)
+	r := newUpdateRig(t, key.pub.String(), nil)
+	o := key.order(t, "99.0.0", "", []byte("new"), nil)
+	tr := update.NewTrial("0.2.0", "99.0.0", 15*time.Minute, time.Now())
+	tr.Exe, tr.Manifest, tr.Signature = r.exe.Exe, o.Manifest, o.Signature
+	if err := tr.Save(r.a.cfg.StateDir); err != nil {
+		t.Fatal(err)
+	}
+	r.a.cfg.Trial = true
+	got := r.checkIns(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, _, err := r.a.checkInWhenUp(ctx, "start"); err != nil {
+		t.Fatal(err)
+	}
+	if ci := <-got; ci.Reason == wire.ReasonUpdated || ci.Update != nil {
+		t.Errorf("check-in %q with %+v from a binary that is not %s", ci.Reason, ci.Update, tr.To)
+	}
+	if _, err := os.Stat(filepath.Join(update.Dir(r.a.cfg.StateDir), update.HealthyFile)); !os.IsNotExist(err) {
+		t.Errorf("healthy marker written (%v)", err)
 	}
 }
 

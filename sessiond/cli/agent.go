@@ -13,6 +13,7 @@ import (
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond"
 	"github.com/readymesh/readymesh/sessiond/service"
+	"github.com/readymesh/readymesh/sessiond/update"
 )
 
 // enroll turns an enrolment token into a machine record and the agent's
@@ -144,8 +145,14 @@ func (e *env) run(name string, args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg := rf.cfg
+	cfg.StateDir = *state
+	cfg.Trial, cfg.Executable = update.FromWatchdog()
 	var logTo io.Writer = e.stderr
-	if rf.log != "" {
+	// A child of an update's watchdog logs to its stderr, which the
+	// watchdog writes to the --log file: one process writes and rotates
+	// it (Windows cannot move a file another process holds open).
+	if rf.log != "" && !cfg.Trial {
 		lf, err := service.OpenLog(rf.log, 0)
 		if err != nil {
 			return err
@@ -153,17 +160,16 @@ func (e *env) run(name string, args []string) error {
 		defer lf.Close()
 		logTo = lf
 	}
-	cfg := rf.cfg
-	cfg.StateDir = *state
 	cfg.Logger = slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: lv}))
-	return e.runAgent(cfg, append([]string{name}, args...))
+	return e.runAgent(cfg, append([]string{name}, args...), logTo)
 }
 
 // runAgent runs the agent of cfg, and the updates it stages, under the
 // SCM when it started this process. args is the run command line, which
-// a new binary on trial is started with.
-func (e *env) runAgent(cfg sessiond.Config, args []string) error {
-	run := func(ctx context.Context) error { return e.runUpdating(ctx, cfg, args) }
+// a new binary on trial is started with; its log goes to logTo, as this
+// process's does.
+func (e *env) runAgent(cfg sessiond.Config, args []string, logTo io.Writer) error {
+	run := func(ctx context.Context) error { return e.runUpdating(ctx, cfg, args, logTo) }
 	managed, err := service.Managed()
 	if err != nil {
 		cfg.Logger.Warn("cannot tell whether a service manager started this process; running as a plain process", "err", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -16,17 +17,27 @@ import (
 // When the agent hands over to a staged release, this process becomes the
 // new binary's watchdog; if the release is rolled back, it runs the agent
 // again itself, as the binary it is. A start that finds a trial an earlier
-// watchdog left resumes it first. A new binary on trial (its watchdog set
-// update.TrialEnv) never resumes a trial, since its parent runs it, and
-// stops when its stdin ends.
-func (e *env) runUpdating(ctx context.Context, cfg sessiond.Config, args []string) error {
-	wd := update.Config{StateDir: cfg.StateDir, Args: args, Stdout: e.stdout, Stderr: e.stderr, Logger: cfg.Logger}
-	if update.InTrial() {
-		cfg.Trial = true
+// watchdog left resumes it first. Such a start holds the update lock of
+// the state directory for its whole life, so a second sessiond run on it
+// is refused. A child of a watchdog (cfg.Trial, from update.FromWatchdog)
+// never resumes a trial or takes the lock, since its parent does, and
+// stops when its stdin ends; if it stages an update itself, it watches
+// that one nested in its own watchdog. The children's stderr goes to
+// logTo, this process's log.
+func (e *env) runUpdating(ctx context.Context, cfg sessiond.Config, args []string, logTo io.Writer) error {
+	wd := update.Config{StateDir: cfg.StateDir, Args: args, Stdout: e.stdout, Stderr: logTo, Logger: cfg.Logger}
+	if cfg.Trial {
 		var cancel context.CancelFunc
 		ctx, cancel = update.StopOnEOF(ctx, os.Stdin)
 		defer cancel()
 	} else {
+		if _, err := os.Stat(cfg.StateDir); err == nil { // else New says what is wrong
+			lock, err := update.TakeLock(cfg.StateDir, 10*time.Second)
+			if err != nil {
+				return fmt.Errorf("sessiond run: %w", err)
+			}
+			defer lock.Release()
+		}
 		// A child this state directory's previous watchdog ran stops
 		// when that watchdog's end closes its stdin; it may hold the
 		// database a moment longer. New says so if it is still held.

@@ -95,8 +95,8 @@ const (
 	tailLineMax = 300
 )
 
-// tailWriter passes writes on to w (nil: nowhere) and keeps the last
-// tailLines lines, each cut at tailLineMax bytes.
+// tailWriter passes writes on to w (nil: nowhere), ignoring its errors,
+// and keeps the last tailLines lines, each cut at tailLineMax bytes.
 type tailWriter struct {
 	w io.Writer
 
@@ -118,10 +118,13 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 		rest = rest[i+1:]
 	}
 	t.mu.Unlock()
-	if t.w == nil {
-		return len(p), nil
+	if t.w != nil {
+		// Downstream's errors are not the child's: a Windows service's
+		// stderr is no file at all, and an error here would break the
+		// child's stderr pipe and lose the tail.
+		t.w.Write(p)
 	}
-	return t.w.Write(p)
+	return len(p), nil
 }
 
 // add appends b to the current line, up to tailLineMax bytes.

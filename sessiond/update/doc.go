@@ -11,15 +11,33 @@
 // manifest (Check, Fetcher, Stage). And the watchdog lives in the old
 // binary: the running agent stops its own core and, in the same process,
 // becomes the trial parent (Run). It starts EXE.new as a child with the
-// same arguments and environment plus READYMESH_UPDATE_TRIAL=1. The
-// child, on trial, checks in with reason "updated"; once that check-in is
-// acknowledged it writes the healthy marker. Only then does the parent
-// commit, by renames (EXE → EXE.previous, EXE.new → EXE), and it stays
-// on as a thin parent that relays stop to the child. A child that exits
-// before it is healthy is started again, up to three starts; one that
-// does not become healthy within the health window is stopped. Either way
-// the parent deletes EXE.new and runs the agent itself again, and its
-// first check-in says "rolled-back" and why.
+// same arguments and environment plus READYMESH_UPDATE_TRIAL=1 and
+// READYMESH_UPDATE_EXE (the executable it replaces: on macOS and Windows
+// a program's own path is the name it was started by). The child reads
+// and removes both (FromWatchdog), so nothing it starts inherits them; it
+// logs to its stderr, which the parent writes to its own log, so one
+// process writes and rotates the log file. The child, on trial, checks in
+// with reason "updated" (only if its version is the one on trial); once
+// that check-in is acknowledged it pins the release's next key, if any,
+// and writes the healthy marker. Only then does the parent commit: EXE
+// is kept as EXE.previous (a hard link, else a copy), then EXE.new is
+// renamed over EXE, so EXE is there at every moment; Windows refuses to
+// replace a running program's file, so there EXE is renamed aside and
+// EXE.new to EXE, undone (or EXE copied back from EXE.previous) if the
+// second rename fails. The commit counts only when EXE then holds the
+// release's binary. The parent stays on as a thin parent that relays
+// stop to the child. A child that exits before it is healthy is started
+// again, up to three starts (EXE.new is checked against the release
+// before each); one that does not become healthy within the health
+// window is stopped. Either way the parent makes sure EXE is there,
+// deletes EXE.new and runs the agent itself again, and its first
+// check-in says "rolled-back" and why. A stop of the parent itself (a
+// service stop, a reboot) gives the child's start back: it did not fail.
+//
+// One watchdog per state directory: every sessiond run that is not a
+// child of a watchdog holds Dir/lock (flock, LockFileEx) for its life, so
+// a second one is refused. A committed child that stages a later update
+// watches it nested inside its own parent, under the same lock.
 //
 // The trial's state is a file (Dir/trial.json) written before the child
 // first starts, so a parent that dies (a reboot, a service restart) is
@@ -42,5 +60,6 @@
 //	trial.json    the trial in progress (Trial)
 //	healthy       written by the child: the trial's ID
 //	outcome.json  the last update's outcome and whether it was reported (Outcome)
+//	lock          held by the watchdog (TakeLock)
 //	SHA256.part   a download in progress
 package update

@@ -67,6 +67,7 @@ func (f *Fetcher) Fetch(ctx context.Context, bin wire.ReleaseBinary) (string, er
 		return "", fmt.Errorf("download: %w", err)
 	}
 	part := filepath.Join(f.Dir, bin.SHA256+".part")
+	dropOtherParts(f.Dir, part)
 	if err := f.fill(ctx, part, bin); err != nil {
 		return "", err
 	}
@@ -75,6 +76,18 @@ func (f *Fetcher) Fetch(ctx context.Context, bin wire.ReleaseBinary) (string, er
 		return "", fmt.Errorf("download: %w; the download is discarded", err)
 	}
 	return part, nil
+}
+
+// dropOtherParts deletes the downloads in dir other than part: only one
+// update is installed at a time, so they are left from releases no
+// longer wanted.
+func dropOtherParts(dir, part string) {
+	old, _ := filepath.Glob(filepath.Join(dir, "*.part"))
+	for _, p := range old {
+		if p != part {
+			os.Remove(p)
+		}
+	}
 }
 
 // fill brings part to bin.Size bytes, one stream per attempt.

@@ -191,10 +191,15 @@ func TestFetchResumesAcrossCalls(t *testing.T) {
 	srv := newBlobServer(t, data, step{upTo: 50 << 10}, step{upTo: 50 << 10}, step{})
 	f := fetcher(t, srv)
 	f.Tries = 1
+	stale := filepath.Join(f.Dir, strings.Repeat("b", 64)+".part")
+	os.WriteFile(stale, []byte("a release no longer wanted"), 0o600)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := f.Fetch(ctx, bin); err == nil {
 		t.Fatal("a download that stopped at 50 KiB succeeded")
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the download of another release is still there (%v)", err)
 	}
 	path, err := f.Fetch(ctx, bin)
 	if err != nil {

@@ -10,11 +10,6 @@ import (
 // exeSuffix is the executable's file name suffix: none here.
 const exeSuffix = ""
 
-// keepByLink: the previous binary is kept as a hard link, and EXE.new is
-// renamed over EXE, so EXE exists at every instant. The running process
-// keeps its inode whatever its name becomes.
-const keepByLink = true
-
 // detach starts the child in the parent's process group: a terminal's
 // Ctrl-C and systemd's SIGTERM to the unit reach both, and the child stops
 // on either, as it does when its stdin closes.

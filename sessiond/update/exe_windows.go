@@ -10,11 +10,6 @@ import (
 // exeSuffix is the executable's file name suffix.
 const exeSuffix = ".exe"
 
-// keepByLink is false: a running program's file can be renamed on
-// Windows but not replaced, and the old binary is running (the watchdog).
-// So EXE is renamed to EXE.previous, then EXE.new to EXE.
-const keepByLink = false
-
 // detach starts the child without a console. Console control events
 // (a user's logoff, which Go turns into SIGTERM) then never reach it:
 // its stop signal is the end of its stdin, which the watchdog, itself

@@ -41,10 +41,14 @@ func helper(part string, args []string) int {
 		return 64
 	}
 	state := args[2]
-	if part != "watchdog" && !InTrial() {
+	trial, exe := FromWatchdog()
+	if part != "watchdog" && !trial {
 		fmt.Fprintln(os.Stderr, "helper: started without", TrialEnv)
 		return 65
 	}
+	// What the agent's children would inherit, and the executable.
+	os.WriteFile(filepath.Join(state, "child-env"), []byte(os.Getenv(TrialEnv)+os.Getenv(ExeEnv)), 0o600)
+	os.WriteFile(filepath.Join(state, "child-exe"), []byte(exe), 0o600)
 	switch part {
 	case "healthy": // checks in: marks the trial healthy, runs until stdin ends
 		t, err := LoadTrial(state)

@@ -21,7 +21,7 @@ import (
 func Stage(blob string, bin wire.ReleaseBinary, p Paths) error {
 	dir := filepath.Dir(p.Exe)
 	tmp := p.New + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+	out, err := createNew(tmp)
 	if err != nil {
 		return notWritable(dir, err)
 	}
@@ -46,12 +46,22 @@ func Stage(blob string, bin wire.ReleaseBinary, p Paths) error {
 // to, before anything is downloaded for it: it creates and deletes the
 // file Stage writes first.
 func CheckWritable(p Paths) error {
-	f, err := os.OpenFile(p.New+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+	f, err := createNew(p.New + ".tmp")
 	if err != nil {
 		return notWritable(filepath.Dir(p.Exe), err)
 	}
 	f.Close()
 	return os.Remove(p.New + ".tmp")
+}
+
+// createNew creates path afresh (mode 0755): a file left there is
+// removed first, and O_EXCL never follows a link someone put in its
+// place.
+func createNew(path string) (*os.File, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
 }
 
 // notWritable is the refusal of an install directory that cannot be

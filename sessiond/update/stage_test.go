@@ -21,8 +21,19 @@ func TestStage(t *testing.T) {
 	os.WriteFile(src, data, 0o600)
 	p := PathsFor(filepath.Join(dir, "sessiond"+exeSuffix))
 	os.WriteFile(p.Exe, []byte("old"), 0o755)
+	// A link left where the temporary file goes is not followed.
+	victim := filepath.Join(dir, "victim")
+	os.WriteFile(victim, []byte("victim"), 0o600)
+	if runtime.GOOS != "windows" {
+		if err := os.Symlink(victim, p.New+".tmp"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := Stage(src, bin, p); err != nil {
 		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "victim" {
+		t.Errorf("staging wrote through a link: the victim holds %d bytes", len(b))
 	}
 	got, err := os.ReadFile(p.New)
 	if err != nil || !bytes.Equal(got, data) {

@@ -26,9 +26,27 @@ const (
 // name a flag of sessiond run (peer/flagfile refuses any other).
 const TrialEnv = "READYMESH_UPDATE_TRIAL"
 
-// InTrial reports whether this process is a new binary on trial, started
-// by its watchdog.
-func InTrial() bool { return os.Getenv(TrialEnv) == "1" }
+// ExeEnv names, in the environment of a child the watchdog starts, the
+// executable the update replaces (Trial.Exe). On macOS and Windows a
+// program's own path is the name it was started by, which for a new
+// binary on trial is EXE.new, gone once it is committed.
+const ExeEnv = "READYMESH_UPDATE_EXE"
+
+// FromWatchdog reports whether this process was started by a watchdog
+// (a new binary on trial, or the committed one it relays to) and the
+// executable the watchdog named. It removes both variables from the
+// environment, so nothing the agent starts (scripts, sessions, the child
+// of a later update) inherits them: call it once, before the agent
+// starts anything.
+func FromWatchdog() (trial bool, exe string) {
+	trial, exe = os.Getenv(TrialEnv) == "1", os.Getenv(ExeEnv)
+	os.Unsetenv(TrialEnv)
+	os.Unsetenv(ExeEnv)
+	if !trial {
+		exe = ""
+	}
+	return trial, exe
+}
 
 // Dir is the update directory inside an agent's state directory.
 func Dir(stateDir string) string { return filepath.Join(stateDir, "update") }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/readymesh/readymesh/peer/wire"
@@ -131,21 +132,19 @@ func Run(ctx context.Context, cfg Config, t *Trial) Result {
 }
 
 // trial starts children until one is healthy, the starts run out, the
-// window passes or ctx ends. Before its first start it checks EXE.new
+// window passes or ctx ends. Before every start it checks EXE.new
 // against the release, as it may have changed on disk since it was
-// staged (a reboot, a resumed trial).
+// staged or last started.
 func (w *watch) trial(ctx context.Context) Result {
-	for checked := false; ; checked = true {
+	for {
 		if w.t.Starts >= w.cfg.MaxStarts {
 			return w.rollback(fmt.Sprintf("%s %s at start%s", w.t.LastExit, times(w.t.Starts), lastLine(w.t.LastLine)))
 		}
 		if !w.cfg.Now().Before(w.t.Deadline) {
 			return w.rollback(w.noCheckIn())
 		}
-		if !checked {
-			if err := checkFile(w.p.New, wire.ReleaseBinary{SHA256: w.t.SHA256, Size: w.t.Size}); err != nil {
-				return w.rollback("the staged binary is not the release's: " + err.Error())
-			}
+		if err := checkFile(w.p.New, wire.ReleaseBinary{SHA256: w.t.SHA256, Size: w.t.Size}); err != nil {
+			return w.rollback("the staged binary is not the release's: " + err.Error())
 		}
 		c, err := w.start()
 		if err != nil {
@@ -206,10 +205,23 @@ func (w *watch) follow(ctx context.Context, c *child) (r Result, done bool) {
 		}
 		w.t.LastLine = c.tail.last()
 		if ctx.Err() != nil {
-			return Result{End: Interrupted}, true
+			return w.interrupted(), true
 		}
 		return w.rollback(w.noCheckIn()), true
 	}
+}
+
+// interrupted gives back the start of a child stopped because the
+// watchdog was asked to stop (a service stop, a reboot): that start did
+// not fail, and three reboots during the window must not roll back a good
+// release. A watchdog that dies instead keeps the start counted.
+func (w *watch) interrupted() Result {
+	w.t.Starts--
+	w.t.LastExit = "was stopped with its watchdog"
+	if err := w.t.Save(w.cfg.StateDir); err != nil {
+		w.log.Warn("update: could not record the stop", "err", err)
+	}
+	return Result{End: Interrupted}
 }
 
 // exited handles a child that exited by itself: healthy first (it may
@@ -245,8 +257,8 @@ func (w *watch) commit() error {
 	if err := w.t.Save(w.cfg.StateDir); err != nil {
 		return fmt.Errorf("could not record the commit: %w", err)
 	}
-	if err := swap(w.p, keepByLink); err != nil {
-		return fmt.Errorf("could not put it in place: %w", err)
+	if err := w.swap(); err != nil {
+		return err
 	}
 	rep := w.t.Report(wire.ReasonUpdated, "", w.cfg.Now())
 	if err := SaveOutcome(w.cfg.StateDir, Outcome{Report: rep, Reported: true}); err != nil {
@@ -256,6 +268,24 @@ func (w *watch) commit() error {
 		w.log.Warn("update: could not remove the trial state", "err", err)
 	}
 	w.log.Info("update: committed; the previous binary is kept", "from", w.t.From, "to", w.t.To, "previous", w.p.Previous)
+	return nil
+}
+
+// swap puts EXE.new in place and checks the result: the swap is done
+// only when EXE is the release's binary (a directory sync that failed
+// after the renames does not undo them, and a swap that another process
+// undid is not done).
+func (w *watch) swap() error {
+	err := swap(w.p)
+	if cerr := checkFile(w.p.Exe, wire.ReleaseBinary{SHA256: w.t.SHA256, Size: w.t.Size}); cerr != nil {
+		if err == nil {
+			err = fmt.Errorf("%s is not the release's binary after the swap: %w", filepath.Base(w.p.Exe), cerr)
+		}
+		return fmt.Errorf("could not put it in place: %w", err)
+	}
+	if err != nil {
+		w.log.Warn("update: the swap is done but reported an error", "err", err)
+	}
 	return nil
 }
 
@@ -287,7 +317,11 @@ func (w *watch) rollback(detail string) Result {
 	if err := w.t.Save(w.cfg.StateDir); err != nil {
 		w.log.Warn("update: could not record the rollback", "err", err)
 	}
-	if err := removeIfExists(w.p.New); err != nil {
+	// A commit cut short may have left EXE missing: put it back first,
+	// and never delete EXE.new while EXE is not there.
+	if err := RestoreExe(w.p); err != nil {
+		w.log.Error("update: the executable is missing and could not be restored; keeping the staged binary", "err", err)
+	} else if err := removeIfExists(w.p.New); err != nil {
 		w.log.Error("update: could not delete the staged binary; it is never run", "err", err)
 	}
 	rep := w.t.Report(wire.ReasonRolledBack, detail, w.cfg.Now())
@@ -301,9 +335,16 @@ func (w *watch) rollback(detail string) Result {
 	return Result{End: RolledBack, Report: rep}
 }
 
-// env is the child's environment: the configured one, on trial.
+// env is the child's environment: the configured one, on trial, with
+// the executable it replaces.
 func (w *watch) env() []string {
-	return append(append([]string(nil), w.cfg.Env...), TrialEnv+"=1")
+	env := make([]string, 0, len(w.cfg.Env)+2)
+	for _, kv := range w.cfg.Env {
+		if !strings.HasPrefix(kv, TrialEnv+"=") && !strings.HasPrefix(kv, ExeEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, TrialEnv+"=1", ExeEnv+"="+w.t.Exe)
 }
 
 // noCheckIn is the reason of a rollback after the health window.

@@ -63,6 +63,12 @@ func TestTrialCommits(t *testing.T) {
 	if o.Report.Outcome != wire.ReasonUpdated || o.Report.From != "0.2.0" || o.Report.To != "0.3.0" || !o.Reported {
 		t.Errorf("outcome %+v", o)
 	}
+	if b, _ := os.ReadFile(filepath.Join(in.state, "child-exe")); string(b) != in.p.Exe {
+		t.Errorf("the child was told its executable is %q, want %q", b, in.p.Exe)
+	}
+	if b, _ := os.ReadFile(filepath.Join(in.state, "child-env")); len(b) != 0 {
+		t.Errorf("the child's own children would inherit %q", b)
+	}
 	cancel() // the service manager stops the watchdog
 	r := wait()
 	if r.End != Committed || r.Exit != nil || r.ExitCode != 0 {
@@ -135,7 +141,8 @@ func TestTrialChecksStagedBinary(t *testing.T) {
 }
 
 // TestTrialInterrupted: a watchdog stopped during the trial stops the
-// child and leaves the trial to resume: EXE.new and the state stay.
+// child and leaves the trial to resume: EXE.new and the state stay, and
+// the start is given back, since it did not fail.
 func TestTrialInterrupted(t *testing.T) {
 	in := newInstall(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -146,7 +153,7 @@ func TestTrialInterrupted(t *testing.T) {
 		t.Fatalf("result %+v, want interrupted", r)
 	}
 	tr, err := LoadTrial(in.state)
-	if err != nil || tr == nil || tr.Starts != 1 || tr.Phase != PhaseTrial {
+	if err != nil || tr == nil || tr.Starts != 0 || tr.Phase != PhaseTrial { // an orderly stop gives the start back
 		t.Fatalf("trial state %+v, %v", tr, err)
 	}
 	if _, err := os.Stat(in.p.New); err != nil {
@@ -252,4 +259,20 @@ func started(t *testing.T, state string) int {
 func stopped(t *testing.T, state string) []string {
 	m, _ := filepath.Glob(filepath.Join(state, "stopped-*"))
 	return m
+}
+
+// TestTrialCommitFails: a healthy child whose binary cannot be put in
+// place (no rename onto EXE works, not even the undo of renaming EXE
+// aside) is stopped and rolled back with EXE holding the old binary.
+func TestTrialCommitFails(t *testing.T) {
+	in := newInstall(t)
+	failRename(t, func(_, to string) bool { return to == in.p.Exe })
+	r := Run(context.Background(), in.config(t, "healthy"), in.trial(t, time.Minute))
+	if r.End != RolledBack || r.Report.Outcome != wire.ReasonRolledBack || !strings.Contains(r.Report.Detail, "could not put it in place") {
+		t.Fatalf("result %+v, want a rollback because the commit failed", r)
+	}
+	in.checkUntouched(t)
+	if o := outcome(t, in.state); o == nil || o.Report.Outcome != wire.ReasonRolledBack || o.Reported {
+		t.Errorf("outcome %+v", o)
+	}
 }
