@@ -1,6 +1,7 @@
 package releases
 
 import (
+	"encoding/json"
 	"sync"
 	"time"
 
@@ -23,6 +24,11 @@ type catalog struct {
 	mu    sync.Mutex // guards all following fields
 	read  time.Time  // when blobs was read; zero: read again
 	blobs map[string]named
+	// unparsed are the releases whose manifests this broker cannot
+	// check (a newer format, most likely); opaque those of them whose
+	// binaries it could not even find. The sweep keeps the binaries of
+	// the first and sweeps nothing while there are any of the second.
+	unparsed, opaque []string
 }
 
 // named is what the releases say of one blob.
@@ -34,6 +40,9 @@ type named struct {
 	// the latest withdrawal of those that do.
 	withdrawn      string
 	lastWithdrawal time.Time
+	// unparsed is a release naming the blob whose manifest does not
+	// parse here: never offered to agents, never swept.
+	unparsed string
 }
 
 // lookup returns what the releases say of blob sha.
@@ -54,17 +63,6 @@ func (c *catalog) invalidate() {
 	c.mu.Unlock()
 }
 
-// snapshot returns every named blob, read afresh.
-func (c *catalog) snapshot() (map[string]named, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.read = time.Time{}
-	if err := c.refreshLocked(); err != nil {
-		return nil, err
-	}
-	return c.blobs, nil
-}
-
 func (c *catalog) refreshLocked() error {
 	now := c.now()
 	if !c.read.IsZero() && now.Sub(c.read) < catalogTTL && !now.Before(c.read) {
@@ -75,11 +73,13 @@ func (c *catalog) refreshLocked() error {
 		return err
 	}
 	blobs := map[string]named{}
+	c.unparsed, c.opaque = nil, nil
 	for _, rec := range recs {
 		// Every stored manifest was verified when it was published (here
 		// or on the broker it replicated from); parsing is enough.
 		m, err := release.Parse(rec.Manifest)
 		if err != nil {
+			c.noteUnparsed(blobs, rec.Version, rec.Manifest)
 			continue
 		}
 		for _, b := range m.Binaries {
@@ -98,4 +98,38 @@ func (c *catalog) refreshLocked() error {
 	}
 	c.blobs, c.read = blobs, now
 	return nil
+}
+
+// noteUnparsed records a release whose manifest does not parse here: the
+// blobs it names, read loosely, are kept by the sweep, since a broker
+// that cannot read a manifest cannot tell its binaries are unused.
+func (c *catalog) noteUnparsed(blobs map[string]named, version string, manifest []byte) {
+	c.unparsed = append(c.unparsed, version)
+	var loose struct {
+		Binaries []struct {
+			SHA256 string `json:"sha256"`
+		} `json:"binaries"`
+	}
+	if json.Unmarshal(manifest, &loose) != nil || len(loose.Binaries) == 0 {
+		c.opaque = append(c.opaque, version)
+		return
+	}
+	for _, b := range loose.Binaries {
+		n := blobs[b.SHA256]
+		n.unparsed = version
+		blobs[b.SHA256] = n
+	}
+}
+
+// snapshot returns every named blob, read afresh, with the releases
+// whose manifests do not parse here and those of them naming no binary
+// it could read.
+func (c *catalog) snapshot() (blobs map[string]named, unparsed, opaque []string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.read = time.Time{}
+	if err := c.refreshLocked(); err != nil {
+		return nil, nil, nil, err
+	}
+	return c.blobs, c.unparsed, c.opaque, nil
 }

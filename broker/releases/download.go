@@ -3,6 +3,7 @@ package releases
 import (
 	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -25,7 +26,9 @@ func (r *Room) serveAgent(s *serve.Stream, c caller, req *wire.BlobRequest) erro
 		return err
 	}
 	defer r.claimAgent(c.id, s.Stream)()
-	done, err := r.turn(nil)
+	gone, stopWatch := watchReset(s.Stream)
+	defer stopWatch()
+	done, err := r.turn(nil, gone)
 	if err != nil {
 		return err
 	}
@@ -56,7 +59,7 @@ func (r *Room) serveBroker(s *serve.Stream, c caller, req *wire.BlobRequest) err
 	case !m.Whole():
 		return wire.Errorf(wire.CodeUnavailable, "this broker holds %d of the %d bytes of blob %s", m.Have, m.Size, req.SHA256)
 	}
-	done, err := r.turn(r.brokerSlots(c.id))
+	done, err := r.turn(r.brokerSlots(c.id), nil)
 	if err != nil {
 		return err
 	}
@@ -96,9 +99,35 @@ func (r *Room) brokerSlots(id peer.ID) chan struct{} {
 	return sem
 }
 
+// watchReset returns a channel closed when s is reset while the
+// download waits its turn: by the agent, or by claimAgent when a newer
+// download of the same agent supersedes it. A waiter that would send to
+// nobody gives its place up at once instead of at Config.QueueWait. The
+// returned func stops the watch; call it before anything else reads s.
+func watchReset(s network.Stream) (<-chan struct{}, func()) {
+	gone, finished := make(chan struct{}), make(chan struct{})
+	var stopping atomic.Bool
+	s.SetReadDeadline(time.Time{}) // nothing else reads until stop
+	go func() {
+		defer close(finished)
+		var b [1]byte
+		// An agent sends nothing after its request: EOF (it closed its
+		// side) is no reset, any other error is, unless stop caused it.
+		if _, err := s.Read(b[:]); err != nil && err != io.EOF && !stopping.Load() {
+			close(gone)
+		}
+	}()
+	return gone, func() {
+		stopping.Store(true)
+		s.SetReadDeadline(time.Now())
+		<-finished
+	}
+}
+
 // turn waits, within Config.QueueWait, for a slot of own (if not nil)
-// and one of the broker's. The returned func gives them back.
-func (r *Room) turn(own chan struct{}) (func(), error) {
+// and one of the broker's. A close of gone (if not nil) ends the wait.
+// The returned func gives the slots back.
+func (r *Room) turn(own chan struct{}, gone <-chan struct{}) (func(), error) {
 	r.metrics.waiting.Inc()
 	defer r.metrics.waiting.Dec()
 	t := time.NewTimer(r.cfg.QueueWait)
@@ -116,6 +145,9 @@ func (r *Room) turn(own chan struct{}) (func(), error) {
 		select {
 		case sem <- struct{}{}:
 			held = append(held, sem)
+		case <-gone:
+			done()
+			return nil, wire.Errorf(wire.CodeUnavailable, "the download was superseded or reset while it waited its turn")
 		case <-t.C:
 			done()
 			return nil, wire.Errorf(wire.CodeUnavailable, "this broker serves %d release downloads at once and none ended within %v: retry later",

@@ -16,6 +16,9 @@ const (
 	AuditPublished = "release.published"
 	AuditWithdrawn = "release.withdrawn"
 	AuditKeySet    = "release.key_set"
+	// AuditBlobUploaded is a technician's upload of a release binary
+	// that left the blob whole on this broker.
+	AuditBlobUploaded = "release.blob_uploaded"
 )
 
 // errNoKey is a publication before the fleet trusts a key.

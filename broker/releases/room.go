@@ -169,7 +169,7 @@ type Room struct {
 	// mu guards all following fields: who transfers now. Keys are
 	// authenticated peers admitted before their request was read.
 	mu        sync.Mutex
-	uploads   map[peer.ID]bool
+	uploads   map[peer.ID]*upload
 	agents    map[peer.ID]network.Stream // an agent's running download
 	perBroker map[peer.ID]chan struct{}  // a broker's download slots
 
@@ -183,7 +183,7 @@ func New(cfg Config, deps Deps) *Room {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Room{cfg: cfg, log: cfg.Logger, deps: deps, metrics: newMetrics(cfg.Metrics),
 		slots: make(chan struct{}, cfg.MaxDownloads), ctx: ctx, cancel: cancel,
-		uploads: map[peer.ID]bool{}, agents: map[peer.ID]network.Stream{}, perBroker: map[peer.ID]chan struct{}{}}
+		uploads: map[peer.ID]*upload{}, agents: map[peer.ID]network.Stream{}, perBroker: map[peer.ID]chan struct{}{}}
 	r.catalog.records, r.catalog.now = deps.Records, cfg.Now
 	r.pulls.m = map[string]*pull{}
 	return r

@@ -215,22 +215,22 @@ func TestTurns(t *testing.T) {
 		Deps{Blobs: st, Records: st, Cluster: alone{}, Keys: alone{}, Audit: n, Replication: n})
 	t.Cleanup(r.Close)
 	b := r.brokerSlots("broker-1")
-	first, err := r.turn(b)
+	first, err := r.turn(b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.turn(b); err == nil || !strings.Contains(err.Error(), "retry later") {
+	if _, err := r.turn(b, nil); err == nil || !strings.Contains(err.Error(), "retry later") {
 		t.Errorf("a broker's second download at once = %v, want it refused after the wait", err)
 	}
-	agent, err := r.turn(nil)
+	agent, err := r.turn(nil, nil)
 	if err != nil {
 		t.Fatalf("an agent's download beside the broker's: %v", err)
 	}
-	if _, err := r.turn(nil); err == nil {
+	if _, err := r.turn(nil, nil); err == nil {
 		t.Error("a third download beyond the bound of 2 was not refused")
 	}
 	first()
-	if done, err := r.turn(nil); err != nil {
+	if done, err := r.turn(nil, nil); err != nil {
 		t.Errorf("a download once a slot is back: %v", err)
 	} else {
 		done()

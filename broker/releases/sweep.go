@@ -38,14 +38,22 @@ func (r *Room) maybeSweep() {
 func (r *Room) sweepLocked() []string {
 	now := r.cfg.Now()
 	r.sweeper.last = now
-	named, err := r.catalog.snapshot()
+	named, unparsed, opaque, err := r.catalog.snapshot()
 	if err != nil {
 		r.log.Warn("release blob sweep: reading the releases", "err", err)
 		return nil
 	}
+	if len(unparsed) > 0 {
+		r.log.Warn("release blob sweep: keeping the binaries of releases whose manifests this broker cannot parse",
+			"releases", unparsed)
+	}
+	if len(opaque) > 0 {
+		r.log.Warn("release blob sweep: skipped: releases name binaries this broker cannot read", "releases", opaque)
+		return nil
+	}
 	keep := func(sha string) bool {
 		n, ok := named[sha]
-		return ok && (n.live != "" || now.Sub(n.lastWithdrawal) < r.cfg.WithdrawnAge)
+		return ok && (n.live != "" || n.unparsed != "" || now.Sub(n.lastWithdrawal) < r.cfg.WithdrawnAge)
 	}
 	gone, err := r.deps.Blobs.SweepBlobs(now.Add(-r.cfg.OrphanAge), keep)
 	if err != nil {

@@ -3,9 +3,11 @@ package releases
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/readymesh/readymesh/broker/internal/serve"
@@ -21,11 +23,11 @@ func (r *Room) upload(s *serve.Stream, c caller, req *wire.BlobRequest) (any, er
 	if !c.tech.Admin {
 		return nil, notAdmin(c)
 	}
-	if !r.claimUpload(c.id) {
-		return nil, wire.Errorf(wire.CodeConflict, "an upload by %s is already running on this broker: uploads run one at a time per technician",
-			c.tech.Name)
+	release, err := r.claimUpload(c.id, s.Stream)
+	if err != nil {
+		return nil, err
 	}
-	defer r.releaseUpload(c.id)
+	defer release()
 	r.maybeSweep()
 	have, err := r.uploadStart(req)
 	if err != nil || have == req.Size {
@@ -47,6 +49,8 @@ func (r *Room) upload(s *serve.Stream, c caller, req *wire.BlobRequest) (any, er
 		off = m.Have
 	}
 	r.log.Info("release blob uploaded", "blob", req.SHA256, "size", req.Size, "from", req.Offset, "technician", c.tech.Name)
+	r.deps.Audit.Add(wire.AuditEntry{Event: AuditBlobUploaded, Technician: c.tech.Name,
+		Detail: fmt.Sprintf("release blob %s, %d bytes (%d sent from byte %d)", req.SHA256, req.Size, req.Size-have, have)})
 	s.SetDeadline(time.Now().Add(r.cfg.Idle))
 	return &wire.BlobReply{Have: req.Size, Versions: wire.OurVersions()}, nil
 }
@@ -81,19 +85,48 @@ func blobWriteError(err error) *wire.Error {
 	return wire.Errorf(wire.CodeInternal, "storing the blob: %v", err)
 }
 
-// claimUpload marks id's upload running, unless one is.
-func (r *Room) claimUpload(id peer.ID) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.uploads[id] {
-		return false
-	}
-	r.uploads[id] = true
-	return true
+// upload is a technician's running put.
+type upload struct {
+	s    network.Stream
+	done chan struct{} // closed once the put returned
 }
 
-func (r *Room) releaseUpload(id peer.ID) {
+// claimUpload makes s the technician's one upload. An older one still
+// running (an upload cut off on the technician's side, which this broker
+// has not noticed yet: its reads wait up to Config.Idle) is superseded:
+// its stream is reset and the claim waits for it to return, so the new
+// put starts at what the old one committed. The returned func releases
+// the claim.
+func (r *Room) claimUpload(id peer.ID, s network.Stream) (func(), error) {
+	for range 3 { // another put may claim between the wait and the lock
+		r.mu.Lock()
+		old := r.uploads[id]
+		if old == nil {
+			u := &upload{s: s, done: make(chan struct{})}
+			r.uploads[id] = u
+			r.mu.Unlock()
+			return func() { r.releaseUpload(id, u) }, nil
+		}
+		r.mu.Unlock()
+		old.s.Reset()
+		select {
+		case <-old.done:
+		case <-time.After(r.cfg.Idle):
+			return nil, errUploadRunning
+		}
+	}
+	return nil, errUploadRunning
+}
+
+// errUploadRunning refuses a put while an older one will not end.
+var errUploadRunning = wire.Errorf(wire.CodeConflict,
+	"an earlier upload by this technician is still ending on this broker: retry in a moment")
+
+func (r *Room) releaseUpload(id peer.ID, u *upload) {
 	r.mu.Lock()
-	delete(r.uploads, id)
+	if r.uploads[id] == u {
+		delete(r.uploads, id)
+	}
 	r.mu.Unlock()
+	close(u.done)
 }

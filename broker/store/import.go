@@ -144,6 +144,11 @@ func (b *batch) importControl(k Key, remote any, cutoff time.Time) (bool, error)
 			return false, nil
 		}
 	}
+	if k.Kind == KindReleaseKey { // only a rotation the fleet key signed moves it
+		if ok, err := b.admitReleaseKey(local.(*ReleaseKeyRecord), found, out.(*ReleaseKeyRecord)); !ok || err != nil {
+			return false, err
+		}
+	}
 	var oldTech *TechnicianRecord
 	if found && k.Kind == KindTechnician {
 		oldTech = local.(*TechnicianRecord)

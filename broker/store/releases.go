@@ -9,6 +9,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/readymesh/readymesh/peer/release"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -39,7 +40,42 @@ type ReleaseRecord struct {
 	Stamp
 }
 
+// check validates a release record as it arrives from another broker
+// (Record.Validate): its fields, and that it is what it claims to be. A
+// broker's own writes go through checkFields only: the room verified the
+// signature before it published, and a tampered store is the agents'
+// pinned key's to refuse. Replicated records are held to more because a
+// broker that accepted anything would pass one broker's forgery to every
+// other: the manifest must parse and name the record's version, the
+// record's key ID must be the signature's, and a release is never
+// deleted (a tombstone would erase a withdrawal, or a version's bytes
+// that must stay one set forever).
 func (r *ReleaseRecord) check(id string) error {
+	if r.Deleted {
+		return errors.New("a release is never deleted: tombstone refused")
+	}
+	if err := r.checkFields(id); err != nil {
+		return err
+	}
+	m, err := release.Parse(r.Manifest)
+	if err != nil {
+		return fmt.Errorf("manifest: %v", err)
+	}
+	if m.Version != id {
+		return fmt.Errorf("manifest of version %q stored as release %q", m.Version, id)
+	}
+	signer, err := release.SignatureKeyID(r.Signature)
+	switch {
+	case err != nil:
+		return fmt.Errorf("signature: %v", err)
+	case signer != r.KeyID:
+		return fmt.Errorf("signed by key ID %s, the record says %s", signer, r.KeyID)
+	}
+	return nil
+}
+
+// checkFields checks the fields of a release record, for every write.
+func (r *ReleaseRecord) checkFields(id string) error {
 	switch {
 	case r.Version != id:
 		return fmt.Errorf("version %q under key %q", r.Version, id)
@@ -62,10 +98,19 @@ func (r *ReleaseRecord) check(id string) error {
 	return r.Stamp.check()
 }
 
-// mergeRelease: the later clock wins (a withdrawal is the later write).
+// mergeRelease: the later clock wins, but a withdrawal is sticky: when
+// the loser is withdrawn and the winner is not (a copy written later
+// that never saw the withdrawal, or a forged one), the winner keeps the
+// loser's withdrawal. A withdrawn release must never be offered again.
+// The result is the same whichever side merges, so brokers converge.
 func mergeRelease(l, r *ReleaseRecord) *ReleaseRecord {
-	w, _, _, _ := winner(l, r, l.Stamp, r.Stamp)
-	return w
+	w, o, _, _ := winner(l, r, l.Stamp, r.Stamp)
+	if w.Withdrawn || !o.Withdrawn {
+		return w
+	}
+	c := *w
+	c.Withdrawn, c.WithdrawnBy, c.WithdrawnAt = true, o.WithdrawnBy, o.WithdrawnAt
+	return &c
 }
 
 // ReleaseKeyRecord is the fleet's release public key: what brokers put
@@ -80,7 +125,29 @@ type ReleaseKeyRecord struct {
 	Stamp
 }
 
+// check validates the fleet key as it arrives from another broker
+// (Record.Validate): its fields, no tombstone (the fleet never loses
+// its key), and a key ID that is the public key's. Whether the key may
+// replace the stored one depends on what is stored: admitReleaseKey.
 func (r *ReleaseKeyRecord) check() error {
+	if r.Deleted {
+		return errors.New("the fleet key is never deleted: tombstone refused")
+	}
+	if err := r.checkFields(); err != nil {
+		return err
+	}
+	k, err := release.ParsePublicKey(r.PublicKey)
+	if err != nil {
+		return err
+	}
+	if k.ID() != r.KeyID {
+		return fmt.Errorf("key ID %s, the public key's is %s", r.KeyID, k.ID())
+	}
+	return nil
+}
+
+// checkFields checks the fields of the fleet key, for every write.
+func (r *ReleaseKeyRecord) checkFields() error {
 	switch {
 	case r.Deleted:
 		return nil
@@ -136,7 +203,7 @@ func (s *Store) PublishRelease(rec ReleaseRecord, binaries []wire.ReleaseBinary,
 			return err
 		}
 		rec.Stamp = b.stamp()
-		if err := rec.check(rec.Version); err != nil {
+		if err := rec.checkFields(rec.Version); err != nil {
 			return refuse(fmt.Errorf("%w: release: %v", ErrMalformed, err))
 		}
 		var nk *ReleaseKeyRecord
@@ -147,6 +214,9 @@ func (s *Store) PublishRelease(rec ReleaseRecord, binaries []wire.ReleaseBinary,
 		}
 		k := Key{KindRelease, rec.Version}
 		if err := b.putControl(k, &rec); err != nil {
+			return err
+		}
+		if err := b.touchBlobs(binaries, rec.PublishedAt); err != nil {
 			return err
 		}
 		keys = append(keys, k)
@@ -213,6 +283,27 @@ func (b *batch) wholeBlob(bin wire.ReleaseBinary) error {
 	return nil
 }
 
+// touchBlobs marks a release's binaries used at its publication, in the
+// publication's transaction: a sweep whose view of the releases predates
+// the publication still sees a fresh blob, and keeps it.
+func (b *batch) touchBlobs(binaries []wire.ReleaseBinary, at time.Time) error {
+	for _, bin := range binaries {
+		sum, err := blobName(bin.SHA256)
+		if err != nil {
+			return refuse(err)
+		}
+		m, found, err := blobMeta(b.tx, sum)
+		if err != nil || !found || !m.LastUsed.Before(at) {
+			return err
+		}
+		m.LastUsed = at
+		if err := putJSON(b.tx.Bucket(bktBlobMeta), sum, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // WithdrawRelease marks a release withdrawn: it is never offered to
 // agents again. Withdrawing it twice is refused (ErrWithdrawn), naming
 // who did it first.
@@ -232,7 +323,7 @@ func (s *Store) WithdrawRelease(version, by string, now time.Time) (ReleaseRecor
 		c := *rec
 		c.Withdrawn, c.WithdrawnBy, c.WithdrawnAt = true, by, now.UTC()
 		c.Clock = b.s.clock.tick()
-		if err := c.check(version); err != nil {
+		if err := c.checkFields(version); err != nil {
 			return refuse(fmt.Errorf("%w: release: %v", ErrMalformed, err))
 		}
 		out = c
@@ -318,7 +409,7 @@ func (s *Store) ReleaseKey() (ReleaseKeyRecord, bool) {
 func (b *batch) stampReleaseKey(rec ReleaseKeyRecord) (*ReleaseKeyRecord, error) {
 	rec.SetAt = rec.SetAt.UTC()
 	rec.Stamp = b.stamp()
-	if err := rec.check(); err != nil {
+	if err := rec.checkFields(); err != nil {
 		return nil, refuse(fmt.Errorf("%w: release key: %v", ErrMalformed, err))
 	}
 	return &rec, nil
@@ -334,4 +425,102 @@ func (b *batch) release(version string) (*ReleaseRecord, bool, error) {
 func (b *batch) releaseKey() (*ReleaseKeyRecord, bool, error) {
 	rec, found, err := getControl(b.tx, Key{KindReleaseKey, FleetKeyName})
 	return rec.(*ReleaseKeyRecord), found, err
+}
+
+// maxKeyChain bounds the rotations admitReleaseKey follows.
+const maxKeyChain = 64
+
+// admitReleaseKey reports whether an imported fleet key (remote, the
+// merge's result) may replace the stored one (local, if found). It may
+// when none is stored, when it is the same public key (only who and when
+// differ), or when it descends from the stored key: a chain of stored
+// releases, each signed by the key before (the signature verified here)
+// and naming the next as next_key, leads from the stored key to it.
+//
+// Why a broker checks: agents pin the key their enrolment token carried,
+// and tokens carry this broker's fleet key. A broker that took any key a
+// peer sent would let one compromised broker hand every agent enrolled
+// later, anywhere in the fleet, a key of its own, and then sign updates
+// for them. The first key is taken on trust (an admin set it on some
+// broker); after that only the holder of the fleet's secret key can move
+// it. A key refused here is not an error: the record is left as stored,
+// and anti-entropy offers it again, so a rotation whose release arrives
+// after the key is admitted once the release is stored.
+func (b *batch) admitReleaseKey(local *ReleaseKeyRecord, found bool, remote *ReleaseKeyRecord) (bool, error) {
+	if !found || !local.exists() || local.PublicKey == remote.PublicKey {
+		return true, nil
+	}
+	from, err := release.ParsePublicKey(local.PublicKey)
+	if err != nil {
+		return false, fmt.Errorf("stored release key: %w", err)
+	}
+	to, err := release.ParsePublicKey(remote.PublicKey)
+	if err != nil {
+		return false, nil
+	}
+	if from.Equal(to) {
+		return true, nil
+	}
+	ok, err := b.keyDescends(from, to)
+	if err == nil && !ok {
+		b.s.log.Warn("replicated release key refused: no stored release signed by the fleet key names it as next key",
+			"key_id", remote.KeyID, "set_by", remote.SetBy, "via", remote.Via, "fleet_key_id", local.KeyID)
+	}
+	return ok, err
+}
+
+// keyDescends reports whether stored releases lead from key from to key
+// to: each signed by the key before it and naming the next as next_key.
+func (b *batch) keyDescends(from, to release.PublicKey) (bool, error) {
+	var recs []ReleaseRecord
+	err := b.tx.Bucket(bktReleases).ForEach(func(k, v []byte) error {
+		var rec ReleaseRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("release %s: %w", k, err)
+		}
+		if rec.exists() {
+			recs = append(recs, rec)
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	seen := map[string]bool{from.String(): true}
+	frontier := []release.PublicKey{from}
+	for i := 0; i < maxKeyChain && len(frontier) > 0; i++ {
+		var next []release.PublicKey
+		for _, k := range frontier {
+			for _, nk := range nextKeys(k, recs) {
+				if nk.Equal(to) {
+					return true, nil
+				}
+				if !seen[nk.String()] {
+					seen[nk.String()] = true
+					next = append(next, nk)
+				}
+			}
+		}
+		frontier = next
+	}
+	return false, nil
+}
+
+// nextKeys returns the next keys that releases signed by k name, each
+// signature verified.
+func nextKeys(k release.PublicKey, recs []ReleaseRecord) []release.PublicKey {
+	var out []release.PublicKey
+	for _, rec := range recs {
+		if rec.KeyID != k.ID() {
+			continue
+		}
+		m, err := release.Verify(k, rec.Manifest, rec.Signature)
+		if err != nil || m.NextKey == "" {
+			continue
+		}
+		if nk, err := release.ParsePublicKey(m.NextKey); err == nil {
+			out = append(out, nk)
+		}
+	}
+	return out
 }

@@ -10,20 +10,13 @@ import (
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
-// Key IDs and public keys of the tests: the store checks their form only
-// (package broker/releases checks signatures).
-const (
-	keyA = "1111AAAA2222BBBB"
-	keyB = "3333CCCC4444DDDD"
-)
-
 func testKey(id, via string, at time.Time) ReleaseKeyRecord {
-	return ReleaseKeyRecord{PublicKey: "RW" + id, KeyID: id, SetBy: "admin", SetAt: at, Via: via}
+	return ReleaseKeyRecord{PublicKey: publicKey(id), KeyID: id, SetBy: "admin", SetAt: at, Via: via}
 }
 
+// testRelease is a release of version signed by key id (releases_keys_test.go).
 func testRelease(version, keyID string, at time.Time) ReleaseRecord {
-	return ReleaseRecord{Version: version, Manifest: []byte(`{"version":"` + version + `"}`),
-		Signature: "untrusted comment: test\nsig", KeyID: keyID, PublishedBy: "admin", PublishedAt: at}
+	return signedRelease(version, keyID, "", at)
 }
 
 func binaryOf(b testBlob, platform string) wire.ReleaseBinary {
@@ -99,7 +92,7 @@ func TestPublishReleaseRules(t *testing.T) {
 		"published by admin")
 
 	got, ok, err := s.Release("0.3.0")
-	if err != nil || !ok || got.KeyID != keyA || got.Withdrawn || string(got.Manifest) != `{"version":"0.3.0"}` {
+	if err != nil || !ok || got.KeyID != keyA || got.Withdrawn || string(got.Manifest) != string(testManifest("0.3.0", "", t0)) {
 		t.Errorf("Release = %+v, %v, %v", got, ok, err)
 	}
 	if _, ok, err := s.Release("9.9.9"); ok || err != nil {
@@ -198,7 +191,7 @@ func TestReleasesReplicate(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := testKey(keyB, "release 0.4.0", b.clock.Now())
-	if _, err := b.PublishRelease(testRelease("0.4.0", keyA, b.clock.Now()), nil, &next); err != nil {
+	if _, err := b.PublishRelease(signedRelease("0.4.0", keyA, keyB, b.clock.Now()), nil, &next); err != nil {
 		t.Fatal(err)
 	}
 	converge(t, a.Store, b.Store)

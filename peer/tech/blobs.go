@@ -45,12 +45,18 @@ func (c *Client) BlobHas(ctx context.Context, sha string, size int64) (int64, er
 // r, which must hash to sha. It asks what the broker holds and sends the
 // rest, resuming after a cut-off up to uploadAttempts times. It returns
 // how many bytes it sent (zero when the broker held the blob already).
-// A refusal (not an admin, another upload of this technician running,
-// bytes that do not hash to sha) ends it at once.
+// A refusal (not an admin, bytes that do not hash to sha) ends it at
+// once, except a conflict: an earlier upload of this technician still
+// ending on the broker, or bytes it committed after the has. Those pass
+// once the broker notices, so the put is tried again after a pause
+// (conflictPause, doubling).
 func (c *Client) UploadBlob(ctx context.Context, sha string, size int64, r io.ReaderAt) (int64, error) {
 	var sent int64
 	var last error
-	for range uploadAttempts {
+	for i := range uploadAttempts {
+		if i > 0 && !pause(ctx, last, i) {
+			break
+		}
 		have, err := c.BlobHas(ctx, sha, size)
 		if err != nil {
 			return sent, err
@@ -65,12 +71,34 @@ func (c *Client) UploadBlob(ctx context.Context, sha string, size int64, r io.Re
 		switch {
 		case err == nil:
 			return sent, nil
-		case errors.As(err, &refused) || errors.As(err, &local) || ctx.Err() != nil:
+		case errors.As(err, &refused) && refused.Code != wire.CodeConflict,
+			errors.As(err, &local), ctx.Err() != nil:
 			return sent, fmt.Errorf("release blob %s: %w", short(sha), err)
 		}
 		last = err
 	}
 	return sent, fmt.Errorf("release blob %s: %d attempts failed, the last: %w", short(sha), uploadAttempts, last)
+}
+
+// conflictPause is the first pause before a put refused with a conflict
+// is tried again; it doubles with each attempt.
+const conflictPause = 500 * time.Millisecond
+
+// pause waits before attempt i (from 1) when the last failure was a
+// conflict, and reports whether ctx is still live.
+func pause(ctx context.Context, last error, i int) bool {
+	var refused *wire.Error
+	if !errors.As(last, &refused) || refused.Code != wire.CodeConflict {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(conflictPause << (i - 1))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // put sends the bytes of the blob from offset to its end and reads the
