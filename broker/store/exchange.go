@@ -76,6 +76,9 @@ type MachineRecord struct {
 	FirstSeen map[string]time.Time `json:"first_seen,omitempty"`
 	Snapshot  json.RawMessage      `json:"snapshot,omitempty"`
 	History   []wire.HistoryItem   `json:"history,omitempty"` // newest first
+	// LastUpdate is the machine's last update report (new in 0.3.0);
+	// copies keep the one with the later At.
+	LastUpdate *wire.UpdateReport `json:"last_update,omitempty"`
 }
 
 // ImportResult says what an Import did.

@@ -45,6 +45,12 @@ func (b *batch) importMachine(id string, r *MachineRecord, snap *wire.Snapshot) 
 		m.Hostname = rm.Hostname
 		changed = true
 	}
+	if u := r.LastUpdate; u != nil && (m.LastUpdate == nil || u.At.After(m.LastUpdate.At)) {
+		c := *u
+		c.At = c.At.UTC()
+		m.LastUpdate = &c
+		changed = true
+	}
 	if rm.LastSeen != nil && (m.LastSeen == nil || rm.LastSeen.After(*m.LastSeen)) {
 		m.LastSeen = rm.LastSeen
 		changed = true
@@ -83,7 +89,7 @@ func (b *batch) addMachine(m *Machine, snap []byte, items []wire.HistoryItem) er
 // machineFromRecord builds the machine record an import describes,
 // deriving the readiness part from the snapshot as a check-in does.
 func machineFromRecord(id string, r *MachineRecord, snap *wire.Snapshot) *Machine {
-	m := &Machine{ID: id, Name: r.Name, Client: r.Client, EnrolledAt: r.EnrolledAt.UTC()}
+	m := &Machine{ID: id, Name: r.Name, Client: r.Client, EnrolledAt: r.EnrolledAt.UTC(), LastUpdate: r.LastUpdate}
 	if r.LastSeen != nil {
 		t := r.LastSeen.UTC()
 		m.LastSeen = &t

@@ -115,7 +115,7 @@ func exportRecord(tx *bolt.Tx, k Key) (Record, bool, error) {
 }
 
 func exportMachine(tx *bolt.Tx, m *Machine) (*MachineRecord, error) {
-	r := &MachineRecord{Name: m.Name, Client: m.Client, EnrolledAt: m.EnrolledAt}
+	r := &MachineRecord{Name: m.Name, Client: m.Client, EnrolledAt: m.EnrolledAt, LastUpdate: m.LastUpdate}
 	if m.LastSeen != nil {
 		t := *m.LastSeen
 		r.LastSeen = &t

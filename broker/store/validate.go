@@ -312,6 +312,11 @@ func (m *MachineRecord) check() (*wire.Snapshot, error) {
 	if err := wire.ValidName("client", m.Client); err != nil {
 		return nil, err
 	}
+	if m.LastUpdate != nil {
+		if err := m.LastUpdate.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	if m.CheckIn == nil {
 		if m.Snapshot != nil || m.History != nil || m.FirstSeen != nil {
 			return nil, errors.New("a snapshot, history or first_seen without a check-in")
