@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,9 @@ import (
 // returns the path of its admin credential.
 func runTestBroker(t *testing.T) string {
 	t.Helper()
+	if runtime.GOOS == "windows" {
+		t.Skip("the broker is a Linux daemon; under Wine its UDP sockets fail (WSAIoctl 10045), so the tests that run one run on Linux")
+	}
 	b, err := broker.New(broker.TestConfig(testdir.New(t)))
 	if err != nil {
 		t.Fatal(err)
