@@ -2,17 +2,15 @@ package meshctl
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/json"
+	"github.com/readymesh/readymesh/broker/brokertest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/readymesh/readymesh/broker"
 	"github.com/readymesh/readymesh/integration/testdir"
 	"github.com/readymesh/readymesh/peer/release"
 	"github.com/readymesh/readymesh/peer/wire"
@@ -25,28 +23,7 @@ func runTestBroker(t *testing.T) string {
 	if runtime.GOOS == "windows" {
 		t.Skip("the broker is a Linux daemon; under Wine its UDP sockets fail (WSAIoctl 10045), so the tests that run one run on Linux")
 	}
-	b, err := broker.New(broker.TestConfig(testdir.New(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan string, 1), make(chan error, 1)
-	go func() { done <- b.Run(ctx, func(_ wire.BrokerInfo, cred string) { ready <- cred }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("broker: %v", err)
-		}
-	})
-	select {
-	case cred := <-ready:
-		return cred
-	case err := <-done:
-		t.Fatalf("broker: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("broker not ready within 10s")
-	}
-	return ""
+	return brokertest.Run(t, testdir.New(t))
 }
 
 // signedDir writes random binaries of the given sizes into a new

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/readymesh/readymesh/broker/brokertest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ import (
 // keep the technician's claim: the rerun supersedes it and resumes at
 // what it committed.
 func TestUploadSupersedesStalled(t *testing.T) {
-	cred := runBroker(t)
+	cred := brokertest.Run(t, t.TempDir())
 	home := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -7,45 +7,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/readymesh/readymesh/broker/brokertest"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/readymesh/readymesh/broker"
 	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/identity"
 	"github.com/readymesh/readymesh/peer/tech"
 	"github.com/readymesh/readymesh/peer/wire"
 )
-
-// runBroker runs a real broker on loopback until the test ends and
-// returns the path of its admin credential.
-func runBroker(t *testing.T) string {
-	t.Helper()
-	b, err := broker.New(broker.TestConfig(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan string, 1), make(chan error, 1)
-	go func() { done <- b.Run(ctx, func(_ wire.BrokerInfo, cred string) { ready <- cred }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("broker: %v", err)
-		}
-	})
-	select {
-	case cred := <-ready:
-		return cred
-	case err := <-done:
-		t.Fatalf("broker: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("broker not ready within 10s")
-	}
-	return ""
-}
 
 // failingReader fails after its first n bytes.
 type failingReader struct {
@@ -66,7 +38,7 @@ func (r failingReader) ReadAt(p []byte, off int64) (int, error) {
 // one the broker holds part of resumes there; a failing source ends the
 // upload at once.
 func TestUploadBlob(t *testing.T) {
-	cred := runBroker(t)
+	cred := brokertest.Run(t, t.TempDir())
 	home := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
