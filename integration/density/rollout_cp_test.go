@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -238,32 +237,6 @@ func runQuiet(ctx context.Context, env []string, bin string, args ...string) (st
 // (sessiond run), its stderr to a log in dir. The caller waits for it by
 // other means; stop and tb.Cleanup end it as they end the broker.
 func startDaemon(tb testing.TB, name, dir, bin string, args ...string) (*proc, error) {
-	logPath := filepath.Join(dir, name+".log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, logPath: logPath, stdin: stdin, done: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		close(p.done)
-	}()
-	tb.Cleanup(func() {
-		p.stop()
-		if tb.Failed() {
-			tb.Logf("%s log (%s):\n%s", name, logPath, tailFile(logPath, 30))
-		}
-	})
-	return p, nil
+	p, _, err := launch(tb, name, dir, nil, false, bin, args...)
+	return p, err
 }
