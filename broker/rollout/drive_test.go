@@ -159,15 +159,21 @@ func TestResumeContinues(t *testing.T) {
 }
 
 // TestFailPctInWave1: wave 1 pauses once more than its threshold of the
-// machines it started failed, not before.
+// machines it started failed, not before; a threshold of 0% pauses at
+// its first failure, and one left out is the default, 10%.
 func TestFailPctInWave1(t *testing.T) {
 	tests := []struct {
-		desc   string
-		fail   int // machines of wave 1 whose agents refuse
-		paused bool
+		desc    string
+		failPct *int // nil: left out
+		fail    int  // machines of wave 1 whose agents refuse
+		reason  string
 	}{
-		{"one of ten is the threshold", 1, false},
-		{"two of ten are above it", 2, true},
+		{"one of ten is the threshold", new(10), 1, ""},
+		{"two of ten are above it", new(10), 2, "2 of 10 machines started in wave 1 failed or rolled back (limit 10%)"},
+		{"the default is 10%", nil, 1, ""},
+		{"above the default", nil, 2, "2 of 10 machines started in wave 1 failed or rolled back (limit 10%)"},
+		{"0% pauses at one failure", new(0), 1, "1 of 10 machines started in wave 1 failed or rolled back (limit 0%)"},
+		{"100% never pauses", new(100), 10, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -176,7 +182,7 @@ func TestFailPctInWave1(t *testing.T) {
 			for i := range 12 {
 				ids = append(ids, r.machine("acme", string(rune('a'+i)), "0.2.0"))
 			}
-			ro := r.start(wire.RolloutArgs{Clients: []string{"acme"}, CanaryPct: 1, MaxParallel: 10, FailPct: 10})
+			ro := r.start(wire.RolloutArgs{Clients: []string{"acme"}, CanaryPct: 1, MaxParallel: 10, FailPct: tc.failPct})
 			rec := r.rolloutRecord(ro.ID)
 			for _, id := range rec.Rest[:tc.fail] {
 				r.behave[id] = refuse
@@ -187,15 +193,16 @@ func TestFailPctInWave1(t *testing.T) {
 			r.reach.set(late, false)
 			r.settle()
 			rec = r.rolloutRecord(ro.ID)
-			if got := rec.State == wire.RolloutPaused; got != tc.paused {
-				t.Fatalf("state %s (%s), want paused %v", rec.State, rec.PausedReason, tc.paused)
+			paused := tc.reason != ""
+			if got := rec.State == wire.RolloutPaused; got != paused {
+				t.Fatalf("state %s (%s), want paused %v", rec.State, rec.PausedReason, paused)
 			}
-			if tc.paused && !strings.HasPrefix(rec.PausedReason, "2 of 10 machines started in wave 1 failed or rolled back (limit 10%)") {
-				t.Errorf("reason %q", rec.PausedReason)
+			if paused && !strings.HasPrefix(rec.PausedReason, tc.reason) {
+				t.Errorf("reason %q, want %q", rec.PausedReason, tc.reason)
 			}
 			r.reach.set(late, true)
 			r.settle()
-			if rec := r.rolloutRecord(ro.ID); !tc.paused && rec.State != wire.RolloutDone {
+			if rec := r.rolloutRecord(ro.ID); !paused && rec.State != wire.RolloutDone {
 				t.Errorf("state %s once the last machine is back, want done", rec.State)
 			}
 		})

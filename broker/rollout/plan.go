@@ -13,7 +13,8 @@ import (
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
-// Defaults of a rollout's plan (wire.RolloutArgs's zero values).
+// Defaults of a rollout's plan: what wire.RolloutArgs's zero values (a
+// nil FailPct) resolve to. An explicit FailPct of 0 stays 0.
 const (
 	DefaultHealthWindow = 15 * time.Minute
 	DefaultMaxParallel  = 50
@@ -129,7 +130,7 @@ func (r *Room) overlap(ms []store.Machine) *wire.Error {
 func (r *Room) plan(t *wire.Technician, a *wire.RolloutArgs, ms []store.Machine, rel relInfo) store.RolloutRecord {
 	now := r.cfg.Now().UTC()
 	rec := store.RolloutRecord{ID: newID(), Version: a.Version, Clients: slices.Clone(a.Clients), All: a.All, CanaryPct: a.CanaryPct,
-		HealthWindowSec: a.HealthWindowSec, MaxParallel: a.MaxParallel, FailPct: a.FailPct, Rollback: a.Rollback,
+		HealthWindowSec: a.HealthWindowSec, MaxParallel: a.MaxParallel, FailPct: DefaultFailPct, Rollback: a.Rollback,
 		RequiresConsent: a.RequiresConsent, CreatedBy: t.Name, CreatedAt: now, Changed: now, Home: r.cfg.Name}
 	if rec.HealthWindowSec == 0 {
 		rec.HealthWindowSec = int(DefaultHealthWindow / time.Second)
@@ -137,8 +138,8 @@ func (r *Room) plan(t *wire.Technician, a *wire.RolloutArgs, ms []store.Machine,
 	if rec.MaxParallel == 0 {
 		rec.MaxParallel = DefaultMaxParallel
 	}
-	if rec.FailPct == 0 {
-		rec.FailPct = DefaultFailPct
+	if a.FailPct != nil {
+		rec.FailPct = *a.FailPct
 	}
 	order, needy := r.canaryOrder(&rec, ms, rel, now)
 	k := 0

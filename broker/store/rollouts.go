@@ -93,7 +93,7 @@ func (r *RolloutRecord) check(id string) error {
 		return errors.New("creation time is zero")
 	}
 	a := wire.RolloutArgs{Version: r.Version, Clients: r.Clients, All: r.All, CanaryPct: r.CanaryPct,
-		HealthWindowSec: r.HealthWindowSec, MaxParallel: r.MaxParallel, FailPct: r.FailPct}
+		HealthWindowSec: r.HealthWindowSec, MaxParallel: r.MaxParallel, FailPct: &r.FailPct}
 	if err := a.Validate(); err != nil {
 		return err
 	}

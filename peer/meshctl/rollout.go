@@ -32,8 +32,8 @@ func (e *env) rolloutStart(args []string) error {
 	for _, n := range r.Counts {
 		total += n
 	}
-	fmt.Fprintf(e.out, "rollout %s: %s to %d machines (canary %d%%, health window %s, max %d at once, pause above %d%% failed)\n",
-		r.ID, r.Version, total, r.CanaryPct, time.Duration(r.HealthWindowSec)*time.Second, r.MaxParallel, r.FailPct)
+	fmt.Fprintf(e.out, "rollout %s: %s to %d machines (canary %d%%, health window %s, max %d at once, %s)\n",
+		r.ID, r.Version, total, r.CanaryPct, time.Duration(r.HealthWindowSec)*time.Second, r.MaxParallel, pauseWords(r.FailPct))
 	fmt.Fprintf(e.out, "follow it: meshctl rollout status %s\n", r.ID)
 	return nil
 }
@@ -47,7 +47,7 @@ func rolloutArgs(args []string) (wire.RolloutArgs, bool, error) {
 	canary := fs.String("canary", "25%", "share of the machines updated first, as a canary wave (0% for none)")
 	window := fs.Duration("health-window", 15*time.Minute, "how long an updated agent has to check in on the new version")
 	fs.IntVar(&a.MaxParallel, "max-parallel", 50, "machines updating at once")
-	fail := fs.String("fail", "10%", "pause once more than this share of wave 1's started machines failed")
+	fail := fs.String("fail", "10%", "pause once more than this share of wave 1's started machines failed (0% for the first failure)")
 	fs.BoolVar(&a.Rollback, "rollback", false, "allow a release older than the agents: an explicit rollback")
 	fs.BoolVar(&a.RequiresConsent, "requires-consent", false, "ask the person at each machine first, whatever its policy")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -59,12 +59,13 @@ func rolloutArgs(args []string) (wire.RolloutArgs, bool, error) {
 	if a.CanaryPct, err = percent("canary", *canary); err != nil {
 		return a, false, err
 	}
-	if a.FailPct, err = percent("fail", *fail); err != nil {
+	// The threshold is always sent, its default too: the broker reads an
+	// absent one as its own default, and 0 as 0.
+	failPct, err := percent("fail", *fail)
+	if err != nil {
 		return a, false, err
 	}
-	if a.FailPct == 0 {
-		return a, false, fmt.Errorf("%w: --fail 0%% would pause at the first failure of wave 1 and is not offered: give at least 1%%", ErrUsage)
-	}
+	a.FailPct = &failPct
 	if err := a.Validate(); err != nil {
 		return a, false, fmt.Errorf("%w: rollout start: %v", ErrUsage, err)
 	}
@@ -78,6 +79,14 @@ func percent(flag, s string) (int, error) {
 		return 0, fmt.Errorf("%w: --%s %q: want a share from 0%% to 100%%", ErrUsage, flag, s)
 	}
 	return n, nil
+}
+
+// pauseWords says when a rollout with threshold failPct pauses in wave 1.
+func pauseWords(failPct int) string {
+	if failPct == 0 {
+		return "pause at the first failure"
+	}
+	return fmt.Sprintf("pause above %d%% failed", failPct)
 }
 
 // rolloutList lists the rollouts, newest first.
@@ -140,6 +149,8 @@ var rolloutSteps = []string{wire.StepWaiting, wire.StepQueued, wire.StepInstalli
 func printRolloutStatus(w io.Writer, r *wire.Rollout) error {
 	fmt.Fprintf(w, "rollout %s: %s, %s (started by %s at %s)\n", r.ID, r.Version, r.State, r.CreatedBy,
 		r.CreatedAt.Local().Format(time.DateTime))
+	fmt.Fprintf(w, "plan: canary %d%%, health window %s, max %d at once, %s\n", r.CanaryPct,
+		time.Duration(r.HealthWindowSec)*time.Second, r.MaxParallel, pauseWords(r.FailPct))
 	if r.PausedReason != "" {
 		fmt.Fprintf(w, "why: %s\n", r.PausedReason)
 	}

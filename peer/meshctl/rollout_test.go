@@ -20,20 +20,23 @@ func TestRolloutArgs(t *testing.T) {
 		err  string // part of the usage error, if any
 	}{
 		{args: []string{"0.3.0", "--all"},
-			want: wire.RolloutArgs{Version: "0.3.0", All: true, CanaryPct: 25, HealthWindowSec: 900, MaxParallel: 50, FailPct: 10}},
+			want: wire.RolloutArgs{Version: "0.3.0", All: true, CanaryPct: 25, HealthWindowSec: 900, MaxParallel: 50, FailPct: new(10)}},
 		{args: []string{"--client", "acme", "0.3.0", "--client", "globex", "--canary", "10%", "--health-window", "30m",
 			"--max-parallel", "5", "--fail", "20", "--rollback", "--requires-consent", "--json"},
 			want: wire.RolloutArgs{Version: "0.3.0", Clients: []string{"acme", "globex"}, CanaryPct: 10, HealthWindowSec: 1800,
-				MaxParallel: 5, FailPct: 20, Rollback: true, RequiresConsent: true}, json: true},
+				MaxParallel: 5, FailPct: new(20), Rollback: true, RequiresConsent: true}, json: true},
 		{args: []string{"0.3.0", "--all", "--canary", "0%"},
-			want: wire.RolloutArgs{Version: "0.3.0", All: true, HealthWindowSec: 900, MaxParallel: 50, FailPct: 10}},
+			want: wire.RolloutArgs{Version: "0.3.0", All: true, HealthWindowSec: 900, MaxParallel: 50, FailPct: new(10)}},
+		{args: []string{"0.3.0", "--all", "--fail", "0%"},
+			want: wire.RolloutArgs{Version: "0.3.0", All: true, CanaryPct: 25, HealthWindowSec: 900, MaxParallel: 50, FailPct: new(0)}},
 		{args: []string{"0.3.0"}, err: "--client C"},
 		{args: []string{"0.3.0", "--all", "--client", "acme"}, err: "--client C"},
 		{args: []string{"--all"}, err: "takes VERSION"},
 		{args: []string{"latest", "--all"}, err: "starting with a digit"},
 		{args: []string{"0.3.0", "--all", "--canary", "120%"}, err: "--canary"},
 		{args: []string{"0.3.0", "--all", "--canary", "a lot"}, err: "--canary"},
-		{args: []string{"0.3.0", "--all", "--fail", "0%"}, err: "--fail 0%"},
+		{args: []string{"0.3.0", "--all", "--fail", "101%"}, err: "--fail"},
+		{args: []string{"0.3.0", "--all", "--fail", "-1"}, err: "--fail"},
 		{args: []string{"0.3.0", "--all", "--health-window", "1s"}, err: "health window"},
 	}
 	for _, tc := range tests {
@@ -46,7 +49,7 @@ func TestRolloutArgs(t *testing.T) {
 		}
 		if err != nil || asJSON != tc.json || a.Version != tc.want.Version || !slices.Equal(a.Clients, tc.want.Clients) ||
 			a.All != tc.want.All || a.CanaryPct != tc.want.CanaryPct || a.HealthWindowSec != tc.want.HealthWindowSec ||
-			a.MaxParallel != tc.want.MaxParallel || a.FailPct != tc.want.FailPct || a.Rollback != tc.want.Rollback ||
+			a.MaxParallel != tc.want.MaxParallel || a.FailPct == nil || *a.FailPct != *tc.want.FailPct || a.Rollback != tc.want.Rollback ||
 			a.RequiresConsent != tc.want.RequiresConsent {
 			t.Errorf("rolloutArgs(%q) = %+v, json %v, %v; want %+v", tc.args, a, asJSON, err, tc.want)
 		}
@@ -55,6 +58,7 @@ func TestRolloutArgs(t *testing.T) {
 
 func TestRolloutStatusText(t *testing.T) {
 	r := &wire.Rollout{ID: "3f9a0c1b2d4e", Version: "0.3.0", State: wire.RolloutPaused, CreatedBy: "admin",
+		CanaryPct: 25, HealthWindowSec: 900, MaxParallel: 50, FailPct: 0,
 		PausedReason: "canary acme/pc-3 rolled-back: exited with status 2 three times at start",
 		Counts:       map[string]int{wire.StepRolledBack: 1, wire.StepWaiting: 2, wire.StepUpdated: 0},
 		Machines: []wire.RolloutMachine{
@@ -68,11 +72,12 @@ func TestRolloutStatusText(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 7 {
-		t.Fatalf("want a header of 3 lines, a table header and 3 rows, got:\n%s", out.String())
+	if len(lines) != 8 {
+		t.Fatalf("want a header of 4 lines, a table header and 3 rows, got:\n%s", out.String())
 	}
 	for i, want := range [][]string{
 		{"rollout 3f9a0c1b2d4e: 0.3.0, paused", "by admin"},
+		{"plan: canary 25%, health window 15m0s, max 50 at once, pause at the first failure"},
 		{"why: canary acme/pc-3 rolled-back"},
 		{"2 waiting, 1 rolled-back"},
 		{"MACHINE", "WAVE", "STEP", "DETAIL"},
@@ -86,8 +91,19 @@ func TestRolloutStatusText(t *testing.T) {
 			}
 		}
 	}
-	if strings.Contains(lines[2], "updated") {
-		t.Errorf("counts line %q shows a zero count", lines[2])
+	if strings.Contains(lines[3], "updated") {
+		t.Errorf("counts line %q shows a zero count", lines[3])
+	}
+}
+
+// TestPauseWords: a threshold of 0% reads as the first failure, not as
+// "above 0%".
+func TestPauseWords(t *testing.T) {
+	for pct, want := range map[int]string{0: "pause at the first failure", 1: "pause above 1% failed",
+		10: "pause above 10% failed", 100: "pause above 100% failed"} {
+		if got := pauseWords(pct); got != want {
+			t.Errorf("pauseWords(%d) = %q, want %q", pct, got, want)
+		}
 	}
 }
 

@@ -55,10 +55,11 @@ type RolloutArgs struct {
 	HealthWindowSec int `json:"health_window_s,omitempty"`
 	// MaxParallel bounds the machines updating at once. Zero means 50.
 	MaxParallel int `json:"max_parallel,omitempty"`
-	// FailPct pauses the rollout once more than this share of a wave's
-	// machines failed or rolled back. Zero means 10; the canary wave
-	// pauses on any failure.
-	FailPct int `json:"fail_pct,omitempty"`
+	// FailPct pauses the rollout once more than this share of wave 1's
+	// started machines failed or rolled back, 0–100: 0 pauses at the
+	// first failure. Nil (the field absent) means 10. The canary wave
+	// pauses on any failure whatever the threshold.
+	FailPct *int `json:"fail_pct,omitempty"`
 	// Rollback allows the release to be older than the agents: an
 	// explicit rollback.
 	Rollback bool `json:"rollback,omitempty"`
@@ -86,7 +87,7 @@ func (a *RolloutArgs) Validate() error {
 		return errors.New("health window must be between 10s and 7 days")
 	case a.MaxParallel < 0 || a.MaxParallel > 10_000:
 		return errors.New("max-parallel must be between 1 and 10000")
-	case a.FailPct < 0 || a.FailPct > 100:
+	case a.FailPct != nil && (*a.FailPct < 0 || *a.FailPct > 100):
 		return errors.New("fail threshold must be 0% to 100%")
 	}
 	return nil
