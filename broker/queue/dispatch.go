@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -36,6 +37,9 @@ func (q *Queue) Run(ctx context.Context) {
 		if err != nil {
 			continue
 		}
+		if q.testOnlyOpened != nil {
+			q.testOnlyOpened(byMachine)
+		}
 		for id, jobs := range byMachine {
 			if q.deps.Reach.Online(id) && q.claimMachine(id, slots) {
 				wg.Go(func() { q.runMachine(ctx, id, jobs, slots) })
@@ -47,9 +51,7 @@ func (q *Queue) Run(ctx context.Context) {
 // open returns the jobs that still need this broker, by machine, and
 // notes which machines have work pending.
 func (q *Queue) open() (map[string][]store.JobRecord, error) {
-	js, err := q.deps.Store.Jobs(func(j *store.JobRecord) bool {
-		return j.State == store.JobQueued || j.State == store.JobRunning || cancelledAfterStart(j)
-	})
+	js, err := q.deps.Store.Jobs(due)
 	if err != nil {
 		return nil, err
 	}
@@ -85,18 +87,64 @@ func (q *Queue) claimMachine(id string, slots chan struct{}) bool {
 // runMachine moves id's jobs on, oldest first, one at a time: a job that
 // has not ended (its answer lost, its script still running) holds the
 // ones after it.
+//
+// jobs is a snapshot taken before id was claimed: a job in it may have
+// ended since (sent by the round that held id until then), been
+// cancelled, or been taken by another broker. Only the claim stops
+// that, so each job is read again once id is claimed, and the stored
+// copy is sent only if it is still due in the state the snapshot saw.
+// Otherwise the claim is let go and the dispatcher looks again at once,
+// from a snapshot taken after the change.
 func (q *Queue) runMachine(ctx context.Context, id string, jobs []store.JobRecord, slots chan struct{}) {
+	changed := false
 	defer func() {
 		<-slots
 		q.mu.Lock()
 		delete(q.busy, id)
 		q.mu.Unlock()
+		if changed {
+			q.Kick() // after the release, so the next round can claim id
+		}
 	}()
-	for _, j := range jobs {
-		if ctx.Err() != nil || !q.deps.Reach.Online(id) || !q.dispatch(ctx, j) {
+	for _, seen := range jobs {
+		if ctx.Err() != nil || !q.deps.Reach.Online(id) {
+			return
+		}
+		j, ok, err := q.reread(seen)
+		if err != nil {
+			q.cfg.Logger.Warn("job not read again after its claim; left for the next round", "job", seen.ID, "err", err)
+			return
+		}
+		if !ok {
+			q.cfg.Logger.Debug("job changed since the snapshot; not sent from it", "job", seen.ID, "was", seen.State, "now", j.State)
+			changed = true
+			return
+		}
+		if !q.dispatch(ctx, j) {
 			return
 		}
 	}
+}
+
+// reread reads seen's job from the store and reports whether it is still
+// due in the state seen has; j is the stored copy (zero when the job is
+// gone).
+func (q *Queue) reread(seen store.JobRecord) (j store.JobRecord, ok bool, err error) {
+	js, err := q.deps.Store.JobsByID([]string{seen.ID})
+	if err != nil {
+		return store.JobRecord{}, false, fmt.Errorf("read job %s: %w", seen.ID, err)
+	}
+	if len(js) != 1 {
+		return store.JobRecord{}, false, nil
+	}
+	j = js[0]
+	return j, j.State == seen.State && due(&j), nil
+}
+
+// due reports whether j still needs a broker: queued, running, or a
+// cancellation that raced a start and waits for the agent's word.
+func due(j *store.JobRecord) bool {
+	return !j.Deleted && (j.State == store.JobQueued || j.State == store.JobRunning || cancelledAfterStart(j))
 }
 
 // cancelledAfterStart: a cancellation that raced with a start elsewhere;

@@ -32,10 +32,13 @@ type attempt struct {
 
 // dispatch moves one job on and reports whether the machine's next job
 // may go: this one ended, or it is an update job that waits for its
-// rollout without having started. The broker holding the machine's
-// bridge may take over any job still running: the agent holds one bridge
-// at a time, so no other broker is sending it, and the agent's record
-// answers for a job that already started.
+// rollout without having started. j must have been read after its
+// machine was claimed here (runMachine does), never taken from an older
+// snapshot: a stale copy of a job that ended would be sent again. The
+// broker holding the machine's bridge may take over any job still
+// running: the agent holds one bridge at a time, so no other broker is
+// sending it, and the agent's record answers for a job that already
+// started.
 func (q *Queue) dispatch(ctx context.Context, j store.JobRecord) bool {
 	a := &attempt{j: j, state: j.State, query: j.State == store.JobCancelled}
 	if j.State == store.JobQueued && q.cfg.Now().After(j.Expires) {
@@ -177,13 +180,16 @@ func (q *Queue) record(a *attempt, rep *wire.JobReply, err error) bool {
 // ran the job, so the cancellation stands.
 func (q *Queue) standCancelled(j *store.JobRecord) {
 	if _, err := q.deps.Store.UpdateJob(j.ID, func(x *store.JobRecord) error {
-		if x.Result != nil {
-			x.Result.Finished = q.cfg.Now().UTC()
+		if !cancelledAfterStart(x) {
+			return fmt.Errorf("job is %s now, no longer waiting for the agent's word", x.State)
 		}
+		x.Result.Finished = q.cfg.Now().UTC()
 		return nil
-	}); err == nil {
-		q.deps.Replicated(store.Key{Kind: store.KindJob, ID: j.ID})
+	}); err != nil {
+		q.cfg.Logger.Info("cancellation not closed", "job", j.ID, "err", err)
+		return
 	}
+	q.deps.Replicated(store.Key{Kind: store.KindJob, ID: j.ID})
 }
 
 // finish stores how the job ended, only from the state it was read in: a

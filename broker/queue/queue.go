@@ -49,6 +49,9 @@ type Store interface {
 	CreateJobs(js []store.JobRecord) error
 	UpdateJob(id string, f func(*store.JobRecord) error) (store.JobRecord, error)
 	Jobs(keep func(*store.JobRecord) bool) ([]store.JobRecord, error)
+	// JobsByID reads the jobs ids in one read transaction; deleted ones
+	// come back with Deleted set, ones never stored not at all.
+	JobsByID(ids []string) ([]store.JobRecord, error)
 }
 
 // Reach is the reachability layer, as the queue needs it.
@@ -108,6 +111,12 @@ type Queue struct {
 	cfg  Config
 	deps Deps
 	wake chan struct{}
+
+	// testOnlyOpened, when set (by tests only, before Run), is called by
+	// Run with each snapshot of open jobs before it claims their
+	// machines: it lets a test change a job in that window. Nil outside
+	// tests.
+	testOnlyOpened func(byMachine map[string][]store.JobRecord)
 
 	mu      sync.Mutex
 	busy    map[string]bool // mu guards all following fields; machines with a job in flight here
