@@ -51,7 +51,7 @@ func (b *Broker) assemble() error {
 	}
 	b.alerts = alerts.New(alerts.Config{Every: c.AlertEvery, Offline: c.AlertOffline,
 		OverdueIntervals: c.AlertOverdueIntervals, NeverCheckedIn: c.AlertNeverCheckedIn,
-		Policy: c.Readiness, Webhook: c.AlertWebhook, Name: c.Name, Logger: b.log, Now: c.Now},
+		Policy: c.Readiness, Steps: b.rollouts, Webhook: c.AlertWebhook, Name: c.Name, Logger: b.log, Now: c.Now},
 		b.store, b.reach, members)
 	r := &rooms{store: b.store, fleet: b.fleet, reach: b.reach, sessions: b.sessions, queue: b.queue,
 		alerts: b.alerts, audit: b.audit, admit: b.admit, brokers: b.brokers, repl: b.repl, releases: b.releases, rollouts: b.rollouts,

@@ -3,7 +3,8 @@
 // live overlay (a machine offline longer than a threshold), readiness
 // alerts the stored state (check-ins overdue, an agent behind, pending
 // updates piling up or ageing, a machine enrolled that never checked in,
-// a rollout that failures paused).
+// a rollout that failures paused). An agent behind opens no alert while a
+// running rollout is bringing it level (see rollouts.go).
 // They open and resolve by themselves at each evaluation; a webhook, if
 // set, gets every change as JSON.
 //
@@ -43,6 +44,12 @@ type Config struct {
 	NeverCheckedIn time.Duration
 	// Policy holds the readiness thresholds (agent behind, updates).
 	Policy readiness.Policy
+	// Steps, if set, tells where each machine stands in the rollouts
+	// still moving (the rollout room): an agent behind that a running
+	// rollout is updating opens no alert until the rollout pauses, ends
+	// or gives up on it. It is asked only with a Store that is also a
+	// RolloutStore. Nil withholds no alert.
+	Steps Steps
 	// Webhook, if set, receives every alert change as a JSON POST
 	// (wire.AlertEvent), retried with backoff.
 	Webhook string
@@ -181,8 +188,9 @@ func (a *Alerts) leads() bool {
 
 // evaluate updates the open alerts at now and announces the changes.
 func (a *Alerts) evaluate(now time.Time) {
-	cur := Evaluate(a.store.Machines(), a.reach.Reach, now, &a.cfg)
-	a.rolloutAlerts(cur)
+	ro := a.rollouts()
+	cur := Evaluate(a.store.Machines(), a.reach.Reach, ro, now, &a.cfg)
+	RolloutAlerts(ro.Paused(), cur)
 	a.mu.Lock()
 	events := a.changesLocked(cur, now)
 	a.open = cur

@@ -30,7 +30,7 @@ func TestAlertCadences(t *testing.T) {
 	online := map[string]bool{"fine": true, "quiet": true, "patchy": true, "old": true}
 	reach := func(m *store.Machine) wire.Reachability { return wire.Reachability{Online: online[m.ID]} }
 	rules := &Config{Offline: 15 * time.Minute, OverdueIntervals: 3, NeverCheckedIn: time.Hour, Policy: readiness.Policy{}.Resolved()}
-	got := Evaluate(ms, reach, now, rules)
+	got := Evaluate(ms, reach, nil, now, rules)
 	want := map[string]string{
 		"away/" + wire.AlertOffline:         wire.CadenceReachability,
 		"quiet/" + wire.AlertCheckInOverdue: wire.CadenceReadiness,
@@ -47,17 +47,17 @@ func TestAlertCadences(t *testing.T) {
 		}
 	}
 	// Ten minutes earlier the offline machine was within its threshold.
-	if a := Evaluate(ms[1:2], reach, now.Add(-10*time.Minute), rules); len(a) != 0 {
+	if a := Evaluate(ms[1:2], reach, nil, now.Add(-10*time.Minute), rules); len(a) != 0 {
 		t.Errorf("offline 10 minutes: %+v", a)
 	}
 	// Back online and checked in: nothing open, on either cadence.
 	online["away"], ms[1].LastCheckIn = true, checked(0)
 	ms[2].LastCheckIn = checked(time.Minute)
-	if a := Evaluate(ms[1:3], reach, now, rules); len(a) != 0 {
+	if a := Evaluate(ms[1:3], reach, nil, now, rules); len(a) != 0 {
 		t.Errorf("recovered machines: %+v", a)
 	}
 	// And the overdue alert opens again three intervals later.
-	if a := Evaluate(ms[2:3], reach, now.Add(3*time.Hour+2*time.Minute), rules); len(a) != 1 {
+	if a := Evaluate(ms[2:3], reach, nil, now.Add(3*time.Hour+2*time.Minute), rules); len(a) != 1 {
 		t.Errorf("three intervals later: %+v", a)
 	}
 }

@@ -43,7 +43,7 @@ func checkInVersion(t *testing.T, st *store.Store, id string, seq uint64, v stri
 func behind(st *store.Store, p readiness.Policy) map[string]string {
 	c := &alerts.Config{Offline: 15 * time.Minute, OverdueIntervals: 3, NeverCheckedIn: time.Hour, Policy: p.Resolved()}
 	out := map[string]string{}
-	for _, a := range alerts.Evaluate(st.Machines(), offline{}.Reach, time.Now(), c) {
+	for _, a := range alerts.Evaluate(st.Machines(), offline{}.Reach, nil, time.Now(), c) {
 		if a.Kind == wire.AlertAgentBehind {
 			out[a.Machine] = a.Detail
 		}

@@ -13,8 +13,9 @@ import (
 // thresholds of c (whose Policy must be resolved). An agent is behind when
 // it is older than the pinned version or else the newest among the
 // machines of its own client (readiness.Policy.Baseline): ms should hold
-// every machine.
-func Evaluate(ms []store.Machine, reach func(*store.Machine) wire.Reachability, now time.Time, c *Config) map[string]wire.Alert {
+// every machine. Its alert waits while a running rollout of ro brings it
+// level (see Rollouts); ro may be nil.
+func Evaluate(ms []store.Machine, reach func(*store.Machine) wire.Reachability, ro *Rollouts, now time.Time, c *Config) map[string]wire.Alert {
 	out := map[string]wire.Alert{}
 	base := c.Policy.Baseline(ms)
 	for i := range ms {
@@ -28,13 +29,13 @@ func Evaluate(ms []store.Machine, reach func(*store.Machine) wire.Reachability, 
 			add(wire.AlertOffline, wire.CadenceReachability, *m.LastSeen,
 				fmt.Sprintf("offline since %s (threshold %s)", m.LastSeen.UTC().Format(time.RFC3339), c.Offline))
 		}
-		readinessAlerts(m, base.For(m.Client), now, c, add)
+		readinessAlerts(m, base.For(m.Client), ro, now, c, add)
 	}
 	return out
 }
 
 // readinessAlerts adds m's alerts on stored state.
-func readinessAlerts(m *store.Machine, newest string, now time.Time, c *Config, add func(kind, cadence string, since time.Time, detail string)) {
+func readinessAlerts(m *store.Machine, newest string, ro *Rollouts, now time.Time, c *Config, add func(kind, cadence string, since time.Time, detail string)) {
 	if m.LastCheckIn == nil {
 		if now.Sub(m.EnrolledAt) > c.NeverCheckedIn {
 			add(wire.AlertNeverCheckedIn, wire.CadenceReadiness, m.EnrolledAt,
@@ -51,8 +52,13 @@ func readinessAlerts(m *store.Machine, newest string, now time.Time, c *Config, 
 			fmt.Sprintf("no check-in for %s (%d intervals of %s)", now.Sub(m.LastCheckIn.At).Round(time.Second), c.OverdueIntervals, interval))
 	}
 	if card := readiness.Evaluate(m, newest, now, c.Policy); card.AgentBehind {
-		add(wire.AlertAgentBehind, wire.CadenceReadiness, m.LastCheckIn.At,
-			fmt.Sprintf("agent %s is behind %s", m.AgentVersion, card.NewestAgentVersion))
+		if withhold, why := ro.behind(m.ID, &card); !withhold {
+			detail := fmt.Sprintf("agent %s is behind %s", m.AgentVersion, card.NewestAgentVersion)
+			if why != "" {
+				detail += "; " + why
+			}
+			add(wire.AlertAgentBehind, wire.CadenceReadiness, m.LastCheckIn.At, detail)
+		}
 	}
 	updateAlerts(m, now, c, add)
 }
