@@ -180,6 +180,9 @@ func (b *batch) putControl(k Key, rec any) error {
 	}
 	v := controlVersion(k, rec)
 	b.ctl[k] = &v
+	if k.Kind == KindRelease || k.Kind == KindReleaseKey {
+		b.ring = nil
+	}
 	return nil
 }
 

@@ -89,7 +89,9 @@ type ImportResult struct {
 	// part, and tombstones past their retention.
 	Unchanged int
 	// Deferred lists the records stamped later than this broker's clock
-	// allows (Config.MaxClockSkew). They were not applied; a later
+	// allows (Config.MaxClockSkew), and the releases signed by a key
+	// this broker does not know yet (its fleet key, or the rotation to
+	// that key, has not arrived). They were not applied; a later
 	// exchange offers them again.
 	Deferred []Key
 }

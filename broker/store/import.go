@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -14,9 +15,15 @@ import (
 // what is stored by the rules in doc.go, in one transaction: it returns
 // after the commit. The whole batch is validated first; one malformed
 // record refuses the batch (an error wrapping ErrMalformed) and nothing is
-// stored. Records stamped beyond Config.MaxClockSkew ahead are deferred
-// (see ImportResult). Nothing stored is ever lowered: an older record
-// changes nothing.
+// stored. So does a release whose signature does not verify with the
+// fleet key it names (admitRelease). Records stamped beyond
+// Config.MaxClockSkew ahead, and releases signed by a key this broker
+// does not know yet, are deferred (see ImportResult). Nothing stored is
+// ever lowered: an older record changes nothing.
+//
+// The fleet key goes first, so that the releases it signed verify in the
+// same batch; but a key other than the stored one goes last, as a
+// rotation may lead to it through the batch's releases.
 func (s *Store) Import(recs []Record) (ImportResult, error) {
 	var res ImportResult
 	if len(recs) > MaxRecords {
@@ -38,27 +45,64 @@ func (s *Store) Import(recs []Record) (ImportResult, error) {
 		}
 		take[i] = true
 	}
+	var unsigned []Key // releases by a key not known yet
 	err := s.write(func(b *batch) error {
-		res.Applied, res.Unchanged = 0, 0
+		res.Applied, res.Unchanged, unsigned = 0, 0, nil
 		cutoff := s.tombCutoff()
-		for i := range recs {
-			if !take[i] {
-				continue
-			}
-			changed, err := b.importRecord(&recs[i], snaps[i], cutoff)
-			if err != nil {
+		step := func(i int) error {
+			changed, later, err := b.importRecord(&recs[i], snaps[i], cutoff)
+			switch {
+			case err != nil:
 				return fmt.Errorf("%s: %w", recs[i].Key, err)
+			case later:
+				unsigned = append(unsigned, recs[i].Key)
 			}
 			if changed {
 				res.Applied++
 			} else {
 				res.Unchanged++
 			}
+			return nil
+		}
+		var rotations []int // fleet keys other than the stored one
+		for i := range recs {
+			if !take[i] || recs[i].Kind != KindReleaseKey {
+				continue
+			}
+			local, found, err := b.releaseKey()
+			if err != nil {
+				return err
+			}
+			if found && local.exists() && !sameKey(local.PublicKey, recs[i].ReleaseKey.PublicKey) {
+				rotations = append(rotations, i)
+			} else if err := step(i); err != nil {
+				return err
+			}
+		}
+		for i := range recs {
+			if take[i] && recs[i].Kind != KindReleaseKey {
+				if err := step(i); err != nil {
+					return err
+				}
+			}
+		}
+		for _, i := range rotations {
+			if err := step(i); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
 	if err != nil {
+		if errors.Is(err, ErrMalformed) {
+			s.log.Warn("import refused", "err", err)
+		}
 		return ImportResult{}, fmt.Errorf("store: import: %w", err)
+	}
+	if len(unsigned) > 0 {
+		s.log.Info("import deferred: releases signed by a release key this broker does not know yet",
+			"releases", len(unsigned), "first", unsigned[0].String())
+		res.Deferred = append(res.Deferred, unsigned...)
 	}
 	return res, nil
 }
@@ -121,11 +165,21 @@ func payload(r *Record) any {
 // tombCutoff is the clock time before which tombstones have expired.
 func (s *Store) tombCutoff() time.Time { return s.now().Add(-s.tombTTL) }
 
-func (b *batch) importRecord(r *Record, snap *wire.Snapshot, cutoff time.Time) (bool, error) {
-	if r.Kind == KindMachine {
-		return b.importMachine(r.ID, r.Machine, snap)
+// importRecord imports one record. deferred reports a release left
+// unstored until this broker knows the key that signed it.
+func (b *batch) importRecord(r *Record, snap *wire.Snapshot, cutoff time.Time) (changed, deferred bool, err error) {
+	switch r.Kind {
+	case KindMachine:
+		changed, err = b.importMachine(r.ID, r.Machine, snap)
+		return changed, false, err
+	case KindRelease: // only a release a fleet key signed is stored
+		ok, later, err := b.admitRelease(r.Release)
+		if !ok || err != nil {
+			return false, later, err
+		}
 	}
-	return b.importControl(r.Key, payload(r), cutoff)
+	changed, err = b.importControl(r.Key, payload(r), cutoff)
+	return changed, false, err
 }
 
 // importControl merges a control record into the stored one.
@@ -145,9 +199,11 @@ func (b *batch) importControl(k Key, remote any, cutoff time.Time) (bool, error)
 		}
 	}
 	if k.Kind == KindReleaseKey { // only a rotation the fleet key signed moves it
-		if ok, err := b.admitReleaseKey(local.(*ReleaseKeyRecord), found, out.(*ReleaseKeyRecord)); !ok || err != nil {
+		rec, err := b.admitReleaseKey(local.(*ReleaseKeyRecord), found, out.(*ReleaseKeyRecord))
+		if rec == nil || err != nil || found && equalJSON(rec, local) {
 			return false, err
 		}
+		out = rec
 	}
 	var oldTech *TechnicianRecord
 	if found && k.Kind == KindTechnician {

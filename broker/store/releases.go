@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -49,7 +50,9 @@ type ReleaseRecord struct {
 // other: the manifest must parse and name the record's version, the
 // record's key ID must be the signature's, and a release is never
 // deleted (a tombstone would erase a withdrawal, or a version's bytes
-// that must stay one set forever).
+// that must stay one set forever). The signature itself is verified as
+// the record is imported (admitRelease), against the fleet's keys as
+// stored then.
 func (r *ReleaseRecord) check(id string) error {
 	if r.Deleted {
 		return errors.New("a release is never deleted: tombstone refused")
@@ -122,13 +125,22 @@ type ReleaseKeyRecord struct {
 	SetBy     string    `json:"set_by"`
 	SetAt     time.Time `json:"set_at"`
 	Via       string    `json:"via"`
+	// Retired are the keys the fleet's key replaced, oldest first (at
+	// most maxKeyChain, each a public key's base64 line): the releases
+	// they signed stay history, and a broker verifies a replicated
+	// release against the key that signed it (admitRelease). A broker
+	// computes the list itself as the key moves (retire); only a broker
+	// that has no key yet takes a peer's list, with the key, on trust.
+	Retired []string `json:"retired,omitempty"`
 	Stamp
 }
 
 // check validates the fleet key as it arrives from another broker
 // (Record.Validate): its fields, no tombstone (the fleet never loses
-// its key), and a key ID that is the public key's. Whether the key may
-// replace the stored one depends on what is stored: admitReleaseKey.
+// its key), a key ID that is the public key's, and retired keys that
+// parse, each once, in the form this package writes, none of them the
+// key itself. Whether the key may replace the stored one depends on
+// what is stored: admitReleaseKey.
 func (r *ReleaseKeyRecord) check() error {
 	if r.Deleted {
 		return errors.New("the fleet key is never deleted: tombstone refused")
@@ -142,6 +154,19 @@ func (r *ReleaseKeyRecord) check() error {
 	}
 	if k.ID() != r.KeyID {
 		return fmt.Errorf("key ID %s, the public key's is %s", r.KeyID, k.ID())
+	}
+	for i, s := range r.Retired {
+		old, err := release.ParsePublicKey(s)
+		switch {
+		case err != nil:
+			return fmt.Errorf("retired key %d: %v", i, err)
+		case old.String() != s:
+			return fmt.Errorf("retired key %d is not a public key's base64 line", i)
+		case old.Equal(k):
+			return fmt.Errorf("retired key %d is the fleet's key %s", i, k.ID())
+		case slices.Contains(r.Retired[:i], s):
+			return fmt.Errorf("retired key %d (%s) is listed twice", i, old.ID())
+		}
 	}
 	return nil
 }
@@ -159,6 +184,13 @@ func (r *ReleaseKeyRecord) checkFields() error {
 		return errors.New("set time is zero")
 	case len(r.Via) > 128:
 		return errors.New("via is too long")
+	case len(r.Retired) > maxKeyChain:
+		return fmt.Errorf("%d retired keys, limit %d", len(r.Retired), maxKeyChain)
+	}
+	for i, s := range r.Retired {
+		if s == "" || len(s) > 256 {
+			return fmt.Errorf("retired key %d of %d bytes", i, len(s))
+		}
 	}
 	if err := wire.ValidName("set by", r.SetBy); err != nil {
 		return err
@@ -166,10 +198,40 @@ func (r *ReleaseKeyRecord) checkFields() error {
 	return r.Stamp.check()
 }
 
-// mergeReleaseKey: the later clock wins.
+// mergeReleaseKey: the later clock wins. Of two copies of one key, the
+// retired keys are those both list, in the winner's order: a copy never
+// adds a key to the history another broker keeps (a peer could otherwise
+// slip in a key of its own and sign "old" releases with it), and the
+// result is the same whichever side merges, so brokers converge. Copies
+// of different keys are a rotation: the later one wins whole here, and a
+// broker that takes it (admitReleaseKey) computes the history itself.
 func mergeReleaseKey(l, r *ReleaseKeyRecord) *ReleaseKeyRecord {
-	w, _, _, _ := winner(l, r, l.Stamp, r.Stamp)
-	return w
+	w, o, _, _ := winner(l, r, l.Stamp, r.Stamp)
+	if !sameKey(w.PublicKey, o.PublicKey) || slices.Equal(w.Retired, o.Retired) {
+		return w
+	}
+	c := *w
+	c.Retired = nil
+	for _, k := range w.Retired {
+		if slices.Contains(o.Retired, k) {
+			c.Retired = append(c.Retired, k)
+		}
+	}
+	return &c
+}
+
+// sameKey reports whether two public keys are the same key, written
+// alike or not.
+func sameKey(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ka, err := release.ParsePublicKey(a)
+	if err != nil {
+		return false
+	}
+	kb, err := release.ParsePublicKey(b)
+	return err == nil && ka.Equal(kb)
 }
 
 // Errors of release writes, wrapped with the detail.
@@ -189,16 +251,18 @@ var (
 // the key rec.KeyID names, which must be the fleet's key now. Every one
 // of binaries (the manifest's) must be stored whole at its size. If next
 // is not nil (the manifest names a next key, and the caller checked the
-// signature), it replaces the fleet's key in the same transaction. It
-// returns the keys written, for replication. A version published before,
-// withdrawn or not, is refused: a version names one set of bytes forever.
+// signature), it replaces the fleet's key in the same transaction, and
+// the key it replaces joins the retired keys (next's own Retired is
+// ignored). It returns the keys written, for replication. A version
+// published before, withdrawn or not, is refused: a version names one
+// set of bytes forever.
 func (s *Store) PublishRelease(rec ReleaseRecord, binaries []wire.ReleaseBinary, next *ReleaseKeyRecord) ([]Key, error) {
 	rec.PublishedAt = rec.PublishedAt.UTC()
 	rec.Withdrawn, rec.WithdrawnBy, rec.WithdrawnAt = false, "", time.Time{}
 	var keys []Key
 	err := s.write(func(b *batch) error {
 		keys = nil
-		err := b.publishable(&rec, binaries)
+		old, err := b.publishable(&rec, binaries)
 		if err != nil {
 			return err
 		}
@@ -208,7 +272,13 @@ func (s *Store) PublishRelease(rec ReleaseRecord, binaries []wire.ReleaseBinary,
 		}
 		var nk *ReleaseKeyRecord
 		if next != nil { // checked before anything is written
-			if nk, err = b.stampReleaseKey(*next); err != nil {
+			from, err := release.ParsePublicKey(old.PublicKey)
+			if err != nil {
+				return fmt.Errorf("stored release key: %w", err)
+			}
+			c := *next
+			c.Retired = retire(old.Retired, []release.PublicKey{from}, c.PublicKey)
+			if nk, err = b.stampReleaseKey(c); err != nil {
 				return err
 			}
 		}
@@ -233,34 +303,35 @@ func (s *Store) PublishRelease(rec ReleaseRecord, binaries []wire.ReleaseBinary,
 }
 
 // publishable refuses a publication that would not be whole: a version
-// that exists, a key that is not the fleet's, a binary not stored.
-func (b *batch) publishable(rec *ReleaseRecord, binaries []wire.ReleaseBinary) error {
+// that exists, a key that is not the fleet's, a binary not stored. It
+// returns the fleet's key.
+func (b *batch) publishable(rec *ReleaseRecord, binaries []wire.ReleaseBinary) (*ReleaseKeyRecord, error) {
 	if err := wire.ValidVersion(rec.Version); err != nil {
-		return refuse(fmt.Errorf("%w: %v", ErrMalformed, err))
+		return nil, refuse(fmt.Errorf("%w: %v", ErrMalformed, err))
 	}
 	old, found, err := b.release(rec.Version)
 	switch {
 	case err != nil:
-		return err
+		return nil, err
 	case found && old.exists():
-		return refuse(fmt.Errorf("release %s was published by %s at %s: %w", rec.Version, old.PublishedBy,
+		return nil, refuse(fmt.Errorf("release %s was published by %s at %s: %w", rec.Version, old.PublishedBy,
 			old.PublishedAt.Format(time.RFC3339), ErrExists))
 	}
 	key, found, err := b.releaseKey()
 	switch {
 	case err != nil:
-		return err
+		return nil, err
 	case !found || !key.exists():
-		return refuse(ErrNoReleaseKey)
+		return nil, refuse(ErrNoReleaseKey)
 	case key.KeyID != rec.KeyID:
-		return refuse(fmt.Errorf("release %s is signed by key ID %s, the fleet trusts key ID %s: %w", rec.Version, rec.KeyID, key.KeyID, ErrReleaseKey))
+		return nil, refuse(fmt.Errorf("release %s is signed by key ID %s, the fleet trusts key ID %s: %w", rec.Version, rec.KeyID, key.KeyID, ErrReleaseKey))
 	}
 	for _, bin := range binaries {
 		if err := b.wholeBlob(bin); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return key, nil
 }
 
 // wholeBlob refuses a release binary not stored whole at its size.
@@ -368,10 +439,12 @@ func (s *Store) Releases() ([]ReleaseRecord, error) {
 	return out, err
 }
 
-// SetReleaseKey stores the fleet's first release key. A fleet that has
-// one is refused (ErrExists): the key changes only through a release it
-// signed that names the next (PublishRelease).
+// SetReleaseKey stores the fleet's first release key, with no retired
+// keys (rec's are ignored). A fleet that has one is refused (ErrExists):
+// the key changes only through a release it signed that names the next
+// (PublishRelease).
 func (s *Store) SetReleaseKey(rec ReleaseKeyRecord) error {
+	rec.Retired = nil
 	err := s.write(func(b *batch) error {
 		switch old, found, err := b.releaseKey(); {
 		case err != nil:
@@ -425,102 +498,4 @@ func (b *batch) release(version string) (*ReleaseRecord, bool, error) {
 func (b *batch) releaseKey() (*ReleaseKeyRecord, bool, error) {
 	rec, found, err := getControl(b.tx, Key{KindReleaseKey, FleetKeyName})
 	return rec.(*ReleaseKeyRecord), found, err
-}
-
-// maxKeyChain bounds the rotations admitReleaseKey follows.
-const maxKeyChain = 64
-
-// admitReleaseKey reports whether an imported fleet key (remote, the
-// merge's result) may replace the stored one (local, if found). It may
-// when none is stored, when it is the same public key (only who and when
-// differ), or when it descends from the stored key: a chain of stored
-// releases, each signed by the key before (the signature verified here)
-// and naming the next as next_key, leads from the stored key to it.
-//
-// Why a broker checks: agents pin the key their enrolment token carried,
-// and tokens carry this broker's fleet key. A broker that took any key a
-// peer sent would let one compromised broker hand every agent enrolled
-// later, anywhere in the fleet, a key of its own, and then sign updates
-// for them. The first key is taken on trust (an admin set it on some
-// broker); after that only the holder of the fleet's secret key can move
-// it. A key refused here is not an error: the record is left as stored,
-// and anti-entropy offers it again, so a rotation whose release arrives
-// after the key is admitted once the release is stored.
-func (b *batch) admitReleaseKey(local *ReleaseKeyRecord, found bool, remote *ReleaseKeyRecord) (bool, error) {
-	if !found || !local.exists() || local.PublicKey == remote.PublicKey {
-		return true, nil
-	}
-	from, err := release.ParsePublicKey(local.PublicKey)
-	if err != nil {
-		return false, fmt.Errorf("stored release key: %w", err)
-	}
-	to, err := release.ParsePublicKey(remote.PublicKey)
-	if err != nil {
-		return false, nil
-	}
-	if from.Equal(to) {
-		return true, nil
-	}
-	ok, err := b.keyDescends(from, to)
-	if err == nil && !ok {
-		b.s.log.Warn("replicated release key refused: no stored release signed by the fleet key names it as next key",
-			"key_id", remote.KeyID, "set_by", remote.SetBy, "via", remote.Via, "fleet_key_id", local.KeyID)
-	}
-	return ok, err
-}
-
-// keyDescends reports whether stored releases lead from key from to key
-// to: each signed by the key before it and naming the next as next_key.
-func (b *batch) keyDescends(from, to release.PublicKey) (bool, error) {
-	var recs []ReleaseRecord
-	err := b.tx.Bucket(bktReleases).ForEach(func(k, v []byte) error {
-		var rec ReleaseRecord
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return fmt.Errorf("release %s: %w", k, err)
-		}
-		if rec.exists() {
-			recs = append(recs, rec)
-		}
-		return nil
-	})
-	if err != nil {
-		return false, err
-	}
-	seen := map[string]bool{from.String(): true}
-	frontier := []release.PublicKey{from}
-	for i := 0; i < maxKeyChain && len(frontier) > 0; i++ {
-		var next []release.PublicKey
-		for _, k := range frontier {
-			for _, nk := range nextKeys(k, recs) {
-				if nk.Equal(to) {
-					return true, nil
-				}
-				if !seen[nk.String()] {
-					seen[nk.String()] = true
-					next = append(next, nk)
-				}
-			}
-		}
-		frontier = next
-	}
-	return false, nil
-}
-
-// nextKeys returns the next keys that releases signed by k name, each
-// signature verified.
-func nextKeys(k release.PublicKey, recs []ReleaseRecord) []release.PublicKey {
-	var out []release.PublicKey
-	for _, rec := range recs {
-		if rec.KeyID != k.ID() {
-			continue
-		}
-		m, err := release.Verify(k, rec.Manifest, rec.Signature)
-		if err != nil || m.NextKey == "" {
-			continue
-		}
-		if nk, err := release.ParsePublicKey(m.NextKey); err == nil {
-			out = append(out, nk)
-		}
-	}
-	return out
 }

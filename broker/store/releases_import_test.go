@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +33,9 @@ func releaseSourceAt(t *testing.T, name string, rec ReleaseRecord) *broker {
 // that is not what it claims to be refuses the import and changes
 // nothing: a manifest of another version, a key ID that is not the
 // signature's, a manifest that does not parse, a tombstone, a key ID
-// that is not the public key's.
+// that is not the public key's, a list of retired keys that are not
+// keys, not in their stored form, listed twice, the key itself, or too
+// many.
 func TestImportRefusesForgedReleases(t *testing.T) {
 	src := releaseSource(t)
 	rel := exportOne(t, src.Store, Key{KindRelease, "0.3.0"})
@@ -61,6 +64,21 @@ func TestImportRefusesForgedReleases(t *testing.T) {
 		{"release tombstone", "tombstone", forged(func(r *ReleaseRecord) { r.Deleted = true })},
 		{"fleet key tombstone", "tombstone", forgedKey(func(r *ReleaseKeyRecord) { r.Deleted = true })},
 		{"key ID not the public key's", "key ID " + keyB, forgedKey(func(r *ReleaseKeyRecord) { r.KeyID = keyB })},
+		{"retired key that does not parse", "retired key 1", forgedKey(func(r *ReleaseKeyRecord) {
+			r.Retired = []string{publicKey(keyB), "RWnotakey"}
+		})},
+		{"retired key in a .pub file's form", "retired key 0 is not a public key's base64 line", forgedKey(func(r *ReleaseKeyRecord) {
+			r.Retired = []string{"untrusted comment: minisign public key\n" + publicKey(keyB)}
+		})},
+		{"retired key listed twice", "listed twice", forgedKey(func(r *ReleaseKeyRecord) {
+			r.Retired = []string{publicKey(keyB), publicKey(keyC), publicKey(keyB)}
+		})},
+		{"retired key that is the fleet key", "is the fleet's key", forgedKey(func(r *ReleaseKeyRecord) {
+			r.Retired = []string{publicKey(keyA)}
+		})},
+		{"too many retired keys", "65 retired keys, limit 64", forgedKey(func(r *ReleaseKeyRecord) {
+			r.Retired = slices.Repeat([]string{publicKey(keyB)}, 65)
+		})},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -110,12 +128,17 @@ func TestImportReleaseKeyChange(t *testing.T) {
 	assertKey("a rogue key", keyA)
 
 	// A release by A whose manifest was changed to name C: its signature
-	// fails, so it does not lead to C.
+	// fails, so it refuses the batch and does not lead to C.
 	tampered := signedRelease("0.3.0", keyA, keyB, t0)
 	tampered.Manifest = testManifest("0.3.0", keyC, t0)
 	tamperer := releaseSourceAt(t, "tamperer", tampered)
-	mustImport(t, dst.Store, exportOne(t, tamperer.Store, Key{KindRelease, "0.3.0"}), keyOf(rogue))
+	if _, err := dst.Import([]Record{exportOne(t, tamperer.Store, Key{KindRelease, "0.3.0"}), keyOf(rogue)}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("Import of a tampered release = %v, want ErrMalformed", err)
+	}
 	assertKey("a key named by a tampered release", keyA)
+	if _, ok, _ := dst.Release("0.3.0"); ok {
+		t.Error("the tampered release was stored")
+	}
 
 	// The real rotation A → B → C, on a broker that followed it; dst
 	// learns it in one batch, releases first as Export orders them.
@@ -159,9 +182,11 @@ func TestMergeReleaseWithdrawnSticky(t *testing.T) {
 	later.Clock.Wall += time.Hour.Milliseconds()
 	unwithdrawn := Record{Key: withdrawn.Key, Release: &later}
 
+	key := exportOne(t, src.Store, Key{KindReleaseKey, FleetKeyName})
 	for _, order := range [][]Record{{withdrawn, unwithdrawn}, {unwithdrawn, withdrawn}} {
 		dst := newBroker(t, "dst", 0)
 		dst.clock.Advance(2 * time.Hour)
+		mustImport(t, dst.Store, key)
 		for _, r := range order {
 			mustImport(t, dst.Store, r)
 		}

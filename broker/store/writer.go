@@ -55,6 +55,9 @@ type batch struct {
 	ctl   map[Key]*Version // new versions of control records; nil: removed
 	// revoked are the access ends this batch committed, for OnRevoke.
 	revoked []Revoked
+	// ring is the fleet's release keys as of the batch, once read
+	// (release_trust.go); writing a release or the fleet key drops it.
+	ring *keyring
 }
 
 // machine returns a copy of a machine record as of the batch in progress.

@@ -1,0 +1,368 @@
+package store
+
+import (
+	"errors"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"aead.dev/minisign"
+)
+
+// keyD is a key no rotation of the tests leads to: a peer's own.
+var keyD = addSigner()
+
+// forgedSignature signs manifest with key by, then writes key claim's
+// ID into the signature: what a forger without claim's secret key can
+// make.
+func forgedSignature(t *testing.T, manifest []byte, by, claim string) string {
+	t.Helper()
+	var sig minisign.Signature
+	if err := sig.UnmarshalText(minisign.Sign(signerOf(by).priv, manifest)); err != nil {
+		t.Fatal(err)
+	}
+	id, err := strconv.ParseUint(claim, 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig.KeyID = id
+	text, err := sig.MarshalText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(text)
+}
+
+// rotated is a broker that trusted key A and published, in order: 0.3.0
+// by A; 0.4.0 by A naming B; 0.4.5 by B; 0.5.0 by B naming C; 0.6.0 by
+// C. Its fleet key is C, having retired A then B.
+func rotated(t *testing.T) *broker {
+	t.Helper()
+	real := newBroker(t, "real", 0)
+	if err := real.SetReleaseKey(testKey(keyA, "trust", t0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct{ version, by, next string }{
+		{"0.3.0", keyA, ""}, {"0.4.0", keyA, keyB}, {"0.4.5", keyB, ""}, {"0.5.0", keyB, keyC}, {"0.6.0", keyC, ""},
+	} {
+		real.clock.Advance(time.Minute)
+		var nk *ReleaseKeyRecord
+		if step.next != "" {
+			k := testKey(step.next, "release "+step.version, real.clock.Now())
+			k.Retired = []string{publicKey(keyD)} // ignored: the store computes its own
+			nk = &k
+		}
+		if _, err := real.PublishRelease(signedRelease(step.version, step.by, step.next, real.clock.Now()), nil, nk); err != nil {
+			t.Fatalf("publish %s: %v", step.version, err)
+		}
+	}
+	k, ok := real.ReleaseKey()
+	if want := []string{publicKey(keyA), publicKey(keyB)}; !ok || k.KeyID != keyC || !slices.Equal(k.Retired, want) {
+		t.Fatalf("the fleet key after two rotations: %+v, want %s retiring A then B", k, keyC)
+	}
+	return real
+}
+
+// later is a broker whose clock is an hour past brokerStart, so that
+// the records of the brokers above are in its past.
+func later(t *testing.T, name string) *broker {
+	t.Helper()
+	b := newBroker(t, name, 0)
+	b.clock.Advance(time.Hour)
+	return b
+}
+
+func releaseOf(t *testing.T, s *broker, version string) Record {
+	t.Helper()
+	return exportOne(t, s.Store, Key{KindRelease, version})
+}
+
+func fleetKeyOf(t *testing.T, s *broker) Record {
+	t.Helper()
+	return exportOne(t, s.Store, Key{KindReleaseKey, FleetKeyName})
+}
+
+func assertStored(t *testing.T, s *broker, versions ...string) {
+	t.Helper()
+	for _, v := range versions {
+		if _, ok, err := s.Release(v); !ok || err != nil {
+			t.Errorf("release %s is not stored (%v)", v, err)
+		}
+	}
+}
+
+// TestImportVerifiesReleaseSignatures: a replicated release whose
+// signature does not verify with the fleet key refuses the import, and
+// nothing of the batch is stored, whether the broker held the key
+// before or it came in the same batch: a signature by another key that
+// claims the fleet key's ID, and a manifest changed after it was
+// signed (still parsing, still the same version). A forger can publish
+// either on its own broker, whose store checks only the key ID.
+func TestImportVerifiesReleaseSignatures(t *testing.T) {
+	byD := signedRelease("0.4.0", keyA, "", t0)
+	byD.Signature = forgedSignature(t, byD.Manifest, keyD, keyA)
+	altered := signedRelease("0.4.0", keyA, "", t0)
+	altered.Manifest = testManifest("0.4.0", "", t0.Add(time.Hour))
+	src := releaseSource(t) // trusts A, published 0.3.0
+	key, genuine := fleetKeyOf(t, src), releaseOf(t, src, "0.3.0")
+	for _, tc := range []struct {
+		name string
+		rec  ReleaseRecord
+	}{{"another key claiming the fleet key's ID", byD}, {"manifest changed after signing", altered}} {
+		forged := releaseOf(t, releaseSourceAt(t, "forger", tc.rec), "0.4.0")
+		t.Run(tc.name, func(t *testing.T) {
+			// A broker that trusts A already.
+			dst := later(t, "dst")
+			mustImport(t, dst.Store, key)
+			before := capture(t, dst.Store)
+			_, err := dst.Import([]Record{genuine, forged})
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "not signed by the fleet's key") {
+				t.Errorf("Import = %v, want ErrMalformed: not signed by the fleet's key", err)
+			}
+			assertUnchanged(t, dst.Store, before)
+
+			// A broker that learns the key in the same batch.
+			fresh := later(t, "fresh")
+			before = capture(t, fresh.Store)
+			if _, err := fresh.Import([]Record{forged, key, genuine}); !errors.Is(err, ErrMalformed) {
+				t.Errorf("Import with the key = %v, want ErrMalformed", err)
+			}
+			assertUnchanged(t, fresh.Store, before)
+			if _, ok := fresh.ReleaseKey(); ok {
+				t.Error("the refused batch stored the fleet key")
+			}
+		})
+	}
+	// The genuine release goes in, in the batch that brings the key too,
+	// whichever comes first.
+	dst := later(t, "dst")
+	if res := mustImport(t, dst.Store, genuine, key); res.Applied != 2 {
+		t.Errorf("Import = %+v, want 2 applied", res)
+	}
+	assertStored(t, dst, "0.3.0")
+}
+
+// TestImportReleaseByRetiredKey: after the fleet key moved A → B → C, a
+// release signed by A or B still imports: on a broker that joined after
+// the rotations (it took the key record, history included, on trust as
+// its first key) and on one that trusted A and followed the rotations
+// through their releases (it computed the history itself). A release
+// that claims a retired key's ID but is not its signature is refused.
+func TestImportReleaseByRetiredKey(t *testing.T) {
+	real := rotated(t)
+	old := []Record{releaseOf(t, real, "0.3.0"), releaseOf(t, real, "0.4.5")}
+	forgedRec := signedRelease("0.3.1", keyA, "", t0)
+	forgedRec.Signature = forgedSignature(t, forgedRec.Manifest, keyD, keyA)
+	forger := newBroker(t, "forger", 0)
+	if err := forger.SetReleaseKey(testKey(keyA, "trust", t0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := forger.PublishRelease(forgedRec, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	forged := releaseOf(t, forger, "0.3.1")
+
+	// Joined after the rotations: the key record first, on its own.
+	late := later(t, "late")
+	mustImport(t, late.Store, fleetKeyOf(t, real))
+	mustImport(t, late.Store, append(old, releaseOf(t, real, "0.6.0"))...)
+	assertStored(t, late, "0.3.0", "0.4.5", "0.6.0")
+
+	// Trusted A (it has 0.3.0 from before the rotation), then took the
+	// rotation in one batch: 0.4.0 (A names B), 0.5.0 (B, known only
+	// through 0.4.0, names C), and the key C, which goes after them.
+	witness := later(t, "witness")
+	mustImport(t, witness.Store, exportOne(t, releaseSource(t).Store, Key{KindReleaseKey, FleetKeyName}))
+	mustImport(t, witness.Store, releaseOf(t, real, "0.3.0"))
+	mustImport(t, witness.Store, fleetKeyOf(t, real), releaseOf(t, real, "0.4.0"), releaseOf(t, real, "0.5.0"))
+	k, ok := witness.ReleaseKey()
+	if want := []string{publicKey(keyA), publicKey(keyB)}; !ok || k.KeyID != keyC || !slices.Equal(k.Retired, want) {
+		t.Fatalf("the witness's fleet key: %+v, want %s retiring A then B", k, keyC)
+	}
+	mustImport(t, witness.Store, old...) // 0.4.5 is by B, retired before it arrived
+	assertStored(t, witness, "0.3.0", "0.4.0", "0.4.5", "0.5.0")
+
+	for _, s := range []*broker{late, witness} {
+		if _, err := s.Import([]Record{forged}); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: a forgery claiming retired key A = %v, want ErrMalformed", s.cfg.Broker, err)
+		}
+		if _, ok, _ := s.Release("0.3.1"); ok {
+			t.Errorf("%s stored the forgery", s.cfg.Broker)
+		}
+		converge(t, real.Store, s.Store)
+		assertConverged(t, real.Store, s.Store)
+	}
+}
+
+// TestImportReleaseBeforeItsKey: a release signed by a key the broker
+// does not know yet is neither stored nor an error, but deferred, and
+// imports once the key is known: before any fleet key, and before the
+// release that rotates to its key. In one batch, the key goes first.
+func TestImportReleaseBeforeItsKey(t *testing.T) {
+	src := releaseSource(t)
+	rel, key := releaseOf(t, src, "0.3.0"), fleetKeyOf(t, src)
+	dst := later(t, "dst")
+	before := capture(t, dst.Store)
+	res, err := dst.Import([]Record{rel})
+	if err != nil || res.Applied != 0 || !slices.Equal(res.Deferred, []Key{rel.Key}) {
+		t.Errorf("Import before the key = %+v, %v; want %s deferred", res, err, rel.Key)
+	}
+	assertUnchanged(t, dst.Store, before)
+	mustImport(t, dst.Store, key)
+	mustImport(t, dst.Store, rel)
+	assertStored(t, dst, "0.3.0")
+
+	// A release by B before the release by A that names B: deferred,
+	// then taken once 0.4.0 is stored, before the key record of B.
+	real := rotated(t)
+	dst = later(t, "dst2")
+	mustImport(t, dst.Store, key)
+	res, err = dst.Import([]Record{releaseOf(t, real, "0.4.5")})
+	if err != nil || len(res.Deferred) != 1 {
+		t.Errorf("Import of a release by B before A named B = %+v, %v; want it deferred", res, err)
+	}
+	mustImport(t, dst.Store, releaseOf(t, real, "0.4.0"))
+	mustImport(t, dst.Store, releaseOf(t, real, "0.4.5"))
+	assertStored(t, dst, "0.4.0", "0.4.5")
+	if k, _ := dst.ReleaseKey(); k.KeyID != keyA {
+		t.Errorf("the fleet key moved to %s without its key record", k.KeyID)
+	}
+}
+
+// TestReleaseKeyHistoryMerge: two copies of one fleet key keep the
+// retired keys both list, whichever side merges, so brokers converge;
+// a copy never adds a retired key, so a peer cannot slip in a key of
+// its own and sign "old" releases with it.
+func TestReleaseKeyHistoryMerge(t *testing.T) {
+	real := rotated(t)
+	k := fleetKeyOf(t, real).ReleaseKey
+
+	// Merged alone: symmetric, the winner's fields with the common list.
+	rogue := *k
+	rogue.Retired = []string{publicKey(keyD), publicKey(keyA), publicKey(keyB)}
+	rogue.SetBy, rogue.Clock.Wall = "mallory", k.Clock.Wall+1
+	short := *k
+	short.Retired = []string{publicKey(keyB)}
+	other := *k
+	other.PublicKey, other.KeyID, other.Retired = publicKey(keyD), keyD, nil
+	other.Clock.Wall = k.Clock.Wall + 1
+	for _, tc := range []struct {
+		name string
+		l, r *ReleaseKeyRecord
+		want []string
+	}{
+		{"a longer list", k, &rogue, []string{publicKey(keyA), publicKey(keyB)}},
+		{"a shorter list", k, &short, []string{publicKey(keyB)}},
+		{"another key", k, &other, nil},
+	} {
+		a, b := mergeReleaseKey(tc.l, tc.r), mergeReleaseKey(tc.r, tc.l)
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("%s: mergeReleaseKey is not symmetric: %+v vs %+v", tc.name, a, b)
+		}
+		if !slices.Equal(a.Retired, tc.want) {
+			t.Errorf("%s: retired %v, want %v", tc.name, a.Retired, tc.want)
+		}
+	}
+
+	// A peer's copy naming D as retired, stamped later: the stored
+	// history stays A, B, and a release by D is not taken.
+	dst := later(t, "dst")
+	mustImport(t, dst.Store, Record{Key: Key{KindReleaseKey, FleetKeyName}, ReleaseKey: k})
+	mustImport(t, dst.Store, Record{Key: Key{KindReleaseKey, FleetKeyName}, ReleaseKey: &rogue})
+	if got, _ := dst.ReleaseKey(); !slices.Equal(got.Retired, []string{publicKey(keyA), publicKey(keyB)}) || got.SetBy != "mallory" {
+		t.Errorf("after a copy naming D: %+v, want mallory's copy retiring A and B only", got)
+	}
+	byD := newBroker(t, "byd", 0)
+	if err := byD.SetReleaseKey(testKey(keyD, "trust", t0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := byD.PublishRelease(testRelease("0.3.9", keyD, t0), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := dst.Import([]Record{releaseOf(t, byD, "0.3.9")}); err != nil || len(res.Deferred) != 1 {
+		t.Errorf("Import of a release by D = %+v, %v; want it deferred", res, err)
+	}
+
+	// A rotation's copy naming D as retired: the broker that follows the
+	// rotation retires only the key it leaves behind, A.
+	rot := releaseSource(t)
+	rot.clock.Advance(time.Minute)
+	next := testKey(keyB, "release 0.4.0", rot.clock.Now())
+	if _, err := rot.PublishRelease(signedRelease("0.4.0", keyA, keyB, rot.clock.Now()), nil, &next); err != nil {
+		t.Fatal(err)
+	}
+	rotKey := fleetKeyOf(t, rot)
+	rotKey.ReleaseKey.Retired = []string{publicKey(keyD), publicKey(keyA)}
+	dst = later(t, "dst2")
+	mustImport(t, dst.Store, exportOne(t, releaseSource(t).Store, Key{KindReleaseKey, FleetKeyName}))
+	mustImport(t, dst.Store, rotKey, releaseOf(t, rot, "0.4.0"))
+	if got, _ := dst.ReleaseKey(); got.KeyID != keyB || !slices.Equal(got.Retired, []string{publicKey(keyA)}) {
+		t.Errorf("after a rotation's copy naming D: %+v, want B retiring A only", got)
+	}
+
+	// A broker that trusted C directly (no history), stamped later than
+	// real's: in either order of the exchanges both end with one copy,
+	// with the common history (none). The releases A and B signed stay
+	// unverifiable there: nothing vouches for those keys to it.
+	for _, first := range []string{"real", "direct"} {
+		real := rotated(t)
+		direct := later(t, "direct")
+		if err := direct.SetReleaseKey(testKey(keyC, "trust", direct.clock.Now())); err != nil {
+			t.Fatal(err)
+		}
+		real.clock.Advance(2 * time.Hour)
+		a, b := real.Store, direct.Store
+		if first == "direct" {
+			a, b = b, a
+		}
+		for range 2 {
+			pull(t, a, b)
+			pull(t, b, a)
+		}
+		kr, kd := fleetKeyOf(t, real), fleetKeyOf(t, direct)
+		if !reflect.DeepEqual(kr, kd) || kr.ReleaseKey.Retired != nil || kr.ReleaseKey.KeyID != keyC {
+			t.Errorf("%s first: the fleet keys %+v and %+v, want one copy of C with no history", first, kr.ReleaseKey, kd.ReleaseKey)
+		}
+		assertStored(t, direct, "0.6.0")
+		if _, ok, _ := direct.Release("0.3.0"); ok {
+			t.Errorf("%s first: a release by A was stored by a broker that never trusted A", first)
+		}
+	}
+}
+
+// TestImportReleaseOfAnotherBytes: a version names one set of bytes. A
+// genuine release of a stored version with another manifest is left
+// unstored without failing the batch; a forged one refuses the batch;
+// the stored copy's withdrawal still merges.
+func TestImportReleaseOfAnotherBytes(t *testing.T) {
+	src := releaseSource(t)
+	dst := later(t, "dst")
+	mustImport(t, dst.Store, fleetKeyOf(t, src), releaseOf(t, src, "0.3.0"))
+
+	twice := releaseOf(t, releaseSourceAt(t, "twice", testRelease("0.3.0", keyA, t0.Add(time.Minute))), "0.3.0")
+	twice.Release.Clock.Wall += time.Minute.Milliseconds() // the later write
+	before := capture(t, dst.Store)
+	if res := mustImport(t, dst.Store, twice); res.Applied != 0 {
+		t.Errorf("Import of another 0.3.0 = %+v, want nothing applied", res)
+	}
+	assertUnchanged(t, dst.Store, before)
+
+	forged := *twice.Release
+	forged.Manifest = testManifest("0.3.0", "", t0.Add(time.Hour))
+	if _, err := dst.Import([]Record{{Key: twice.Key, Release: &forged}}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("Import of a forged other 0.3.0 = %v, want ErrMalformed", err)
+	}
+	assertUnchanged(t, dst.Store, before)
+
+	src.clock.Advance(time.Minute)
+	if _, err := src.WithdrawRelease("0.3.0", "bob", src.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	mustImport(t, dst.Store, releaseOf(t, src, "0.3.0"))
+	if r, ok, err := dst.Release("0.3.0"); !ok || err != nil || !r.Withdrawn || r.WithdrawnBy != "bob" {
+		t.Errorf("after the withdrawal: %+v, %v, %v", r, ok, err)
+	}
+}
