@@ -16,11 +16,13 @@
 // download the blob for their platform (get, resumable at what the agent
 // holds), and brokers download from each other. Blobs are not replicated
 // by anti-entropy: a broker asked for a blob it lacks, or holds partly,
-// asks the other brokers which of them holds it whole and pulls it from
-// one, one pull per blob however many agents wait, while it serves each of
-// them what it has stored so far. So a release costs the cluster one copy
-// per broker that an agent actually asked, not one per broker per
-// publication.
+// asks the other brokers at once which of them holds it whole and pulls
+// it from the first that answers so, one pull per blob however many
+// agents wait, while it serves each of them what it has stored so far.
+// A source that fails, or is slower than Config.MinPullRate while
+// another is known, is left for the next that answered. So a release
+// costs the cluster one copy per broker that an agent actually asked,
+// not one per broker per publication.
 //
 // Who may do what, by the key the bridge authenticated: agents (enrolled
 // machines, not removed) get and ask has for the blobs of published

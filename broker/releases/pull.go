@@ -54,7 +54,7 @@ type pull struct {
 func (r *Room) startPull(sha string, size int64) (*pull, error) {
 	r.pulls.mu.Lock()
 	p := r.pulls.m[sha]
-	if p != nil && p.failedBefore(time.Now().Add(-failedFor)) {
+	if p != nil && p.failedBefore(r.cfg.Now().Add(-failedFor)) {
 		p = nil
 	}
 	if p == nil {
@@ -97,14 +97,14 @@ func (p *pull) failedBefore(t time.Time) bool {
 func (r *Room) runPull(p *pull) {
 	defer r.wg.Done()
 	err := r.pullBlob(p)
-	p.finish(err)
+	p.finish(err, r.cfg.Now())
 	r.pulls.mu.Lock()
 	if err == nil && r.pulls.m[p.sha] == p {
 		delete(r.pulls.m, p.sha) // the store has it: later gets need no pull
 	}
 	if len(r.pulls.m) > 1024 { // failed pulls of blobs never asked again
 		for sha, q := range r.pulls.m {
-			if q.failedBefore(time.Now().Add(-failedFor)) {
+			if q.failedBefore(r.cfg.Now().Add(-failedFor)) {
 				delete(r.pulls.m, sha)
 			}
 		}
@@ -118,42 +118,34 @@ func (r *Room) runPull(p *pull) {
 }
 
 // pullBlob asks the other brokers which hold the blob whole and fetches
-// it from the first that does, going on to the next if one fails.
+// it from the first that answers so, going on to the next if one fails
+// or is too slow.
 func (r *Room) pullBlob(p *pull) error {
-	sources := r.sources(p)
-	if len(sources) == 0 {
-		return errNoSource
-	}
-	p.once.Do(func() { close(p.ready) })
+	src := r.askSources(p)
+	defer src.stop()
 	var errs []error
-	for _, src := range sources {
-		err := r.pullFrom(p, src)
+	for r.ctx.Err() == nil {
+		id, ok := src.next(r.ctx)
+		if !ok {
+			break
+		}
+		p.once.Do(func() { close(p.ready) })
+		err := r.pullFrom(p, id, src)
 		if err == nil {
 			return nil
 		}
-		errs = append(errs, fmt.Errorf("from %s: %w", src, err))
-		if r.ctx.Err() != nil {
-			break
+		if errors.Is(err, errTooSlow) {
+			src.dropSlow(id)
 		}
+		errs = append(errs, fmt.Errorf("from %s: %w", id, err))
 	}
-	return errors.Join(errs...)
-}
-
-// sources returns the other brokers that hold the blob whole.
-func (r *Room) sources(p *pull) []peer.ID {
-	var out []peer.ID
-	for _, b := range r.deps.Cluster.Brokers() {
-		ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
-		rep, err := r.ask(ctx, b, &wire.BlobRequest{Op: wire.BlobHas, SHA256: p.sha, Size: p.size})
-		cancel()
-		switch {
-		case err != nil:
-			r.log.Debug("release blob: a broker did not say what it holds", "broker", b.ID.String(), "err", err)
-		case rep.Have == p.size:
-			out = append(out, b.ID)
-		}
+	switch {
+	case len(errs) > 0:
+		return errors.Join(errs...)
+	case r.ctx.Err() != nil:
+		return errors.New("the broker is shutting down")
 	}
-	return out
+	return errNoSource
 }
 
 // ask connects to broker b and makes a has request.
@@ -178,12 +170,18 @@ func (r *Room) open(ctx context.Context, id peer.ID, req *wire.BlobRequest) (net
 		return nil, nil, rep, err
 	}
 	// The other broker may queue a get for a while before it answers.
+	// Until it does, ctx bounds the exchange too: a has ends at its
+	// timeout, and every one when the room closes.
 	s.SetDeadline(time.Now().Add(requestDeadline + r.cfg.QueueWait))
+	cut := context.AfterFunc(ctx, func() { s.Reset() })
 	rd := wire.NewReader(s)
 	err = wire.Write(s, req)
 	if err == nil {
 		s.CloseWrite()
 		err = rd.Read(wire.MaxControl, &rep)
+	}
+	if !cut() {
+		err = errors.Join(err, ctx.Err())
 	}
 	if err == nil && rep.Error != nil {
 		err = rep.Error
@@ -195,25 +193,32 @@ func (r *Room) open(ctx context.Context, id peer.ID, req *wire.BlobRequest) (net
 	return s, io.MultiReader(bytes.NewReader(rd.Buffered()), s), rep, nil
 }
 
-// pullFrom fetches the rest of p's blob from broker src, chunk by chunk,
-// resuming at what the store holds.
-func (r *Room) pullFrom(p *pull, src peer.ID) error {
+// pullFrom fetches the rest of p's blob from broker id, chunk by chunk,
+// resuming at what the store holds. It ends with errTooSlow when the
+// source is slower than Config.MinPullRate and src knows another.
+func (r *Room) pullFrom(p *pull, id peer.ID, src *sources) error {
 	off, err := r.resumeAt(p)
 	if err != nil || off == p.size {
 		return err
 	}
-	s, body, _, err := r.open(r.ctx, src, &wire.BlobRequest{Op: wire.BlobGet, SHA256: p.sha, Size: p.size, Offset: off})
+	s, rd, _, err := r.open(r.ctx, id, &wire.BlobRequest{Op: wire.BlobGet, SHA256: p.sha, Size: p.size, Offset: off})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	stop := context.AfterFunc(r.ctx, func() { s.Reset() })
 	defer stop()
+	body := &countingReader{r: rd}
+	w := r.watchRate(p, id, src, body, func() { s.Reset() })
+	defer w.stop()
 	buf := make([]byte, store.BlobChunk)
 	for off < p.size {
 		n := min(store.BlobChunk, p.size-off)
 		s.SetDeadline(time.Now().Add(r.cfg.Idle))
 		if _, err := io.ReadFull(body, buf[:n]); err != nil {
+			if w.dropped.Load() {
+				err = errTooSlow
+			}
 			return fmt.Errorf("stopped at %d of %d bytes: %w", off, p.size, err)
 		}
 		m, err := r.deps.Blobs.WriteBlobChunk(p.sha, p.size, off, buf[:n], r.cfg.Now())
@@ -252,10 +257,10 @@ func (p *pull) progress(have int64) {
 	p.mu.Unlock()
 }
 
-// finish notes how the pull ended, and wakes everyone waiting.
-func (p *pull) finish(err error) {
+// finish notes how the pull ended, at now, and wakes everyone waiting.
+func (p *pull) finish(err error, now time.Time) {
 	p.mu.Lock()
-	p.done, p.err, p.ended = true, err, time.Now()
+	p.done, p.err, p.ended = true, err, now
 	close(p.wake)
 	p.wake = make(chan struct{})
 	p.mu.Unlock()

@@ -24,6 +24,9 @@ const (
 	DefaultOrphanAge    = 24 * time.Hour
 	DefaultWithdrawnAge = 30 * 24 * time.Hour
 	DefaultSweepEvery   = time.Hour
+	DefaultMinPullRate  = 256 << 10
+	DefaultRateWindow   = 10 * time.Second
+	DefaultAskTimeout   = 10 * time.Second
 )
 
 // Config configures the room. Zero values mean the defaults given.
@@ -47,6 +50,25 @@ type Config struct {
 	// for this long at most. Transfers resume where they stopped. Zero
 	// means 30 s.
 	Idle time.Duration
+	// AskTimeout bounds the question a pull asks each other broker
+	// (which holds the blob whole?), from the dial to the answer. The
+	// brokers are asked at once, and the pull starts with the first
+	// answer "whole": a broker that does not answer delays only a pull
+	// that finds no source. Zero means 10 s.
+	AskTimeout time.Duration
+	// MinPullRate is the slowest, in bytes per second, a pull from
+	// another broker may go while another broker that holds the blob is
+	// known: a source that sends less in a PullRateWindow (after a first
+	// window of grace) is left for that one, and the pull resumes there
+	// at what the store holds. With no other source the slow one is kept,
+	// and logged. Higher frees the agents waiting on a pull sooner from a
+	// congested broker, at the cost of leaving sources that only
+	// stumbled. Zero means 256 KiB/s; negative means no floor (Idle
+	// alone bounds a pull).
+	MinPullRate int64
+	// PullRateWindow is the window MinPullRate is measured over, and the
+	// grace a source has at the start of its pull. Zero means 10 s.
+	PullRateWindow time.Duration
 	// OrphanAge is how long a blob no live release names is kept after
 	// its last use (an upload never published, a pull of a release since
 	// withdrawn). Zero means 24 h.
@@ -71,13 +93,17 @@ func (c *Config) setDefaults() {
 		v   *time.Duration
 		def time.Duration
 	}{{&c.QueueWait, DefaultQueueWait}, {&c.Idle, DefaultIdle}, {&c.OrphanAge, DefaultOrphanAge},
-		{&c.WithdrawnAge, DefaultWithdrawnAge}, {&c.SweepEvery, DefaultSweepEvery}} {
+		{&c.WithdrawnAge, DefaultWithdrawnAge}, {&c.SweepEvery, DefaultSweepEvery},
+		{&c.PullRateWindow, DefaultRateWindow}, {&c.AskTimeout, DefaultAskTimeout}} {
 		if *d.v <= 0 {
 			*d.v = d.def
 		}
 	}
 	if c.MaxDownloads <= 0 {
 		c.MaxDownloads = DefaultMaxDownloads
+	}
+	if c.MinPullRate == 0 {
+		c.MinPullRate = DefaultMinPullRate
 	}
 	if c.MaxPerBroker <= 0 {
 		c.MaxPerBroker = DefaultMaxPerBroker
