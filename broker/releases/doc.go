@@ -31,7 +31,8 @@
 // time per technician, one download at a time per agent (a newer one
 // replaces the older, which a reconnect leaves behind), a few at a time
 // per broker, and a number for the whole broker beyond which downloads
-// wait their turn; and each chunk must move within Config.Idle.
+// wait their turn (one waiting for a pull's bytes gives its turn back
+// meanwhile); and each chunk must move within Config.Idle.
 //
 // Blobs that no live release names are swept once unused for a day (an
 // upload that was never published), and those of withdrawn releases a

@@ -3,6 +3,7 @@ package releases
 import (
 	"errors"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +21,9 @@ const sendBuffer = 256 << 10
 
 // serveAgent answers an agent's get: the blob of a live release, from
 // this broker's store, pulling what the store lacks from another broker
-// while it sends what it has.
+// while it sends what it has. The pull starts before the download takes
+// its turn: an agent waiting for the other brokers' answers holds no
+// slot, as none does while it waits for the pull's bytes (send).
 func (r *Room) serveAgent(s *serve.Stream, c caller, req *wire.BlobRequest) error {
 	if err := r.downloadable(req); err != nil {
 		return err
@@ -28,21 +31,22 @@ func (r *Room) serveAgent(s *serve.Stream, c caller, req *wire.BlobRequest) erro
 	defer r.claimAgent(c.id, s.Stream)()
 	gone, stopWatch := watchReset(s.Stream)
 	defer stopWatch()
-	done, err := r.turn(nil, gone)
-	if err != nil {
-		return err
-	}
-	defer done()
 	var p *pull
 	if m, ok := r.deps.Blobs.BlobHave(req.SHA256); !ok || !m.Whole() {
+		var err error
 		if p, err = r.startPull(req.SHA256, req.Size); err != nil {
 			return wire.Errorf(wire.CodeUnavailable, "blob %s: %v; retry later", req.SHA256, err)
 		}
 	}
+	pl, err := r.turn(nil, gone)
+	if err != nil {
+		return err
+	}
+	defer pl.done()
 	if err := r.deps.Blobs.TouchBlob(req.SHA256, r.cfg.Now()); err != nil {
 		r.log.Warn("release blob: noting its use", "blob", req.SHA256, "err", err)
 	}
-	r.send(s, req, flowToAgent, p)
+	r.send(s, req, flowToAgent, p, pl, gone)
 	return nil
 }
 
@@ -59,12 +63,12 @@ func (r *Room) serveBroker(s *serve.Stream, c caller, req *wire.BlobRequest) err
 	case !m.Whole():
 		return wire.Errorf(wire.CodeUnavailable, "this broker holds %d of the %d bytes of blob %s", m.Have, m.Size, req.SHA256)
 	}
-	done, err := r.turn(r.brokerSlots(c.id), nil)
+	pl, err := r.turn(r.brokerSlots(c.id), nil)
 	if err != nil {
 		return err
 	}
-	defer done()
-	r.send(s, req, flowToBroker, nil)
+	defer pl.done()
+	r.send(s, req, flowToBroker, nil, pl, nil)
 	return nil
 }
 
@@ -100,10 +104,11 @@ func (r *Room) brokerSlots(id peer.ID) chan struct{} {
 }
 
 // watchReset returns a channel closed when s is reset while the
-// download waits its turn: by the agent, or by claimAgent when a newer
-// download of the same agent supersedes it. A waiter that would send to
-// nobody gives its place up at once instead of at Config.QueueWait. The
-// returned func stops the watch; call it before anything else reads s.
+// download waits its turn or a pull's bytes: by the agent, or by
+// claimAgent when a newer download of the same agent supersedes it. A
+// waiter that would send to nobody gives its place up at once instead of
+// at Config.QueueWait or Config.Idle. The returned func stops the watch;
+// call it before anything else reads s.
 func watchReset(s network.Stream) (<-chan struct{}, func()) {
 	gone, finished := make(chan struct{}), make(chan struct{})
 	var stopping atomic.Bool
@@ -124,59 +129,125 @@ func watchReset(s network.Stream) (<-chan struct{}, func()) {
 	}
 }
 
-// turn waits, within Config.QueueWait, for a slot of own (if not nil)
-// and one of the broker's. A close of gone (if not nil) ends the wait.
-// The returned func gives the slots back.
-func (r *Room) turn(own chan struct{}, gone <-chan struct{}) (func(), error) {
-	r.metrics.waiting.Inc()
-	defer r.metrics.waiting.Dec()
-	t := time.NewTimer(r.cfg.QueueWait)
-	defer t.Stop()
-	var held []chan struct{}
-	done := func() {
-		for _, sem := range held {
-			<-sem
-		}
-	}
-	for _, sem := range []chan struct{}{own, r.slots} {
-		if sem == nil {
-			continue
-		}
-		select {
-		case sem <- struct{}{}:
-			held = append(held, sem)
-		case <-gone:
-			done()
-			return nil, wire.Errorf(wire.CodeUnavailable, "the download was superseded or reset while it waited its turn")
-		case <-t.C:
-			done()
-			return nil, wire.Errorf(wire.CodeUnavailable, "this broker serves %d release downloads at once and none ended within %v: retry later",
-				cap(sem), r.cfg.QueueWait)
-		}
-	}
-	r.metrics.active.Inc()
-	return func() { r.metrics.active.Dec(); done() }, nil
+// place is a download's turn: one of the broker's slots, and one of its
+// caller's own (own) if the caller has a bound of its own.
+type place struct {
+	r      *Room
+	own    chan struct{} // nil if none
+	global bool          // holds one of r.slots; false while paused
 }
 
+// turn waits, within Config.QueueWait, for a slot of own (if not nil)
+// and one of the broker's. A close of gone (if not nil) ends the wait.
+// The place's done gives the slots back.
+func (r *Room) turn(own chan struct{}, gone <-chan struct{}) (*place, error) {
+	t := time.NewTimer(r.cfg.QueueWait)
+	defer t.Stop()
+	pl := &place{r: r}
+	if own != nil {
+		if err := r.take(own, gone, t.C); err != nil {
+			return nil, err
+		}
+		pl.own = own
+	}
+	if err := r.take(r.slots, gone, t.C); err != nil {
+		pl.done()
+		return nil, err
+	}
+	pl.global = true
+	r.metrics.active.Inc()
+	return pl, nil
+}
+
+// take waits for a slot of sem until gone is closed or expired fires.
+func (r *Room) take(sem chan struct{}, gone <-chan struct{}, expired <-chan time.Time) error {
+	r.metrics.waiting.Inc()
+	defer r.metrics.waiting.Dec()
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-gone:
+		return wire.Errorf(wire.CodeUnavailable, "the download was superseded or reset while it waited its turn")
+	case <-expired:
+		return wire.Errorf(wire.CodeUnavailable, "this broker serves %d release downloads at once and none ended within %v: retry later",
+			cap(sem), r.cfg.QueueWait)
+	}
+}
+
+// pause gives the broker's slot back while the download waits for a
+// pull, keeping the caller's own (an agent's is its claim, claimAgent).
+//
+// Why give it back rather than count waiters apart: a slot bounds what
+// a download costs while it moves bytes (its send buffer, the disk's
+// reads, the link), and one waiting on a pull moves none, so 32 agents
+// waiting for one slow pull would stall every other download for
+// nothing. What a paused download still holds is bounded without the
+// slot: it is an enrolled machine's one download (claimAgent supersedes
+// an older one), its goroutine is its stream's handler, its buffer went
+// back with the slot, and it waits within Config.Idle for the pull and
+// a slot together before it is cut off (send).
+func (pl *place) pause() {
+	if pl.global {
+		pl.global = false
+		<-pl.r.slots
+		pl.r.metrics.active.Dec()
+	}
+}
+
+// resume takes one of the broker's slots again, within d.
+func (pl *place) resume(gone <-chan struct{}, d time.Duration) error {
+	if pl.global {
+		return nil
+	}
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	if err := pl.r.take(pl.r.slots, gone, t.C); err != nil {
+		return err
+	}
+	pl.global = true
+	pl.r.metrics.active.Inc()
+	return nil
+}
+
+// done gives the slots back.
+func (pl *place) done() {
+	pl.pause()
+	if pl.own != nil {
+		<-pl.own
+		pl.own = nil
+	}
+}
+
+// sendBuffers are the downloads' buffers, one held per slot in use.
+var sendBuffers = sync.Pool{New: func() any { b := make([]byte, sendBuffer); return &b }}
+
 // send writes the reply and the blob's bytes from req.Offset to its end,
-// each write within Config.Idle. When the store holds less (p is the pull
-// fetching the rest), it waits for the pull between writes. A failure
-// once bytes are sent resets the stream: the peer resumes later, at what
-// it got.
-func (r *Room) send(s *serve.Stream, req *wire.BlobRequest, flow string, p *pull) {
+// each write within Config.Idle (a write deadline: the read side is
+// watchReset's). When the store holds less (p is the pull fetching the
+// rest), it gives its slot and buffer back (pl.pause) and waits for the
+// pull, then takes a slot again, both within Config.Idle, as a chunk
+// must move. A close of gone (if not nil) ends the wait. A failure once
+// bytes are sent resets the stream: the peer resumes later, at what it
+// got.
+func (r *Room) send(s *serve.Stream, req *wire.BlobRequest, flow string, p *pull, pl *place, gone <-chan struct{}) {
 	m, _ := r.deps.Blobs.BlobHave(req.SHA256)
-	s.SetDeadline(time.Now().Add(r.cfg.Idle))
+	s.SetWriteDeadline(time.Now().Add(r.cfg.Idle))
 	if err := wire.Write(s, &wire.BlobReply{Have: m.Have, Versions: wire.OurVersions()}); err != nil {
 		s.Reset()
 		return
 	}
-	buf := make([]byte, sendBuffer)
+	bp := sendBuffers.Get().(*[]byte)
+	defer func() {
+		if bp != nil {
+			sendBuffers.Put(bp)
+		}
+	}()
 	off := req.Offset
 	for off < req.Size {
-		n, err := r.deps.Blobs.ReadBlobAt(req.SHA256, buf, off)
+		n, err := r.deps.Blobs.ReadBlobAt(req.SHA256, *bp, off)
 		if n > 0 {
-			s.SetDeadline(time.Now().Add(r.cfg.Idle))
-			if _, err := s.Write(buf[:n]); err != nil {
+			s.SetWriteDeadline(time.Now().Add(r.cfg.Idle))
+			if _, err := s.Write((*bp)[:n]); err != nil {
 				r.cut(s, req, off, err)
 				return
 			}
@@ -188,10 +259,19 @@ func (r *Room) send(s *serve.Stream, req *wire.BlobRequest, flow string, p *pull
 			r.cut(s, req, off, errors.Join(errors.New("the store holds no more of it"), err))
 			return
 		}
-		if err := p.await(off, r.cfg.Idle); err != nil {
+		until := time.Now().Add(r.cfg.Idle)
+		sendBuffers.Put(bp)
+		bp = nil
+		pl.pause()
+		err = p.await(off, r.cfg.Idle, gone)
+		if err == nil {
+			err = pl.resume(gone, time.Until(until))
+		}
+		if err != nil {
 			r.cut(s, req, off, err)
 			return
 		}
+		bp = sendBuffers.Get().(*[]byte)
 	}
 	s.CloseWrite()
 }

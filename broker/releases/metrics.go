@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricBlobBytes,
 			Help: "Release blob bytes moved, by flow: to agents, to brokers, from technicians, from brokers."}, []string{"flow"}),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{Name: metricDownloads,
-			Help: "Release blob downloads this broker serves now."}),
+			Help: "Release blob downloads holding one of this broker's slots now; those waiting on a pull from another broker hold none."}),
 		waiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: metricDownWaited,
 			Help: "Release blob downloads waiting for their turn."}),
 	}

@@ -268,8 +268,9 @@ func (p *pull) finish(err error, now time.Time) {
 }
 
 // await waits, at most d, until the store holds more than off bytes or
-// the pull ends. A nil error means: read the store again.
-func (p *pull) await(off int64, d time.Duration) error {
+// the pull ends. A close of gone (if not nil) ends the wait. A nil error
+// means: read the store again.
+func (p *pull) await(off int64, d time.Duration, gone <-chan struct{}) error {
 	p.mu.Lock()
 	switch {
 	case p.have > off:
@@ -290,6 +291,8 @@ func (p *pull) await(off int64, d time.Duration) error {
 	select {
 	case <-wake:
 		return nil
+	case <-gone:
+		return errors.New("the download was superseded or reset while it waited for the pull")
 	case <-t.C:
 		return fmt.Errorf("the pull from another broker brought nothing within %v", d)
 	}

@@ -229,11 +229,11 @@ func TestTurns(t *testing.T) {
 	if _, err := r.turn(nil, nil); err == nil {
 		t.Error("a third download beyond the bound of 2 was not refused")
 	}
-	first()
-	if done, err := r.turn(nil, nil); err != nil {
+	first.done()
+	if pl, err := r.turn(nil, nil); err != nil {
 		t.Errorf("a download once a slot is back: %v", err)
 	} else {
-		done()
+		pl.done()
 	}
-	agent()
+	agent.done()
 }

@@ -24,13 +24,13 @@ func TestTurnGivesUpWhenGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(busy)
+	t.Cleanup(busy.done)
 	gone := make(chan struct{})
 	res := make(chan error, 1)
 	go func() {
-		done, err := r.turn(nil, gone)
+		pl, err := r.turn(nil, gone)
 		if err == nil {
-			done()
+			pl.done()
 		}
 		res <- err
 	}()
