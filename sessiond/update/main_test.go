@@ -34,6 +34,10 @@ func TestMain(m *testing.M) {
 	os.Exit(helper(part, os.Args[1:]))
 }
 
+// platformParts are the parts a platform's own tests add (the children
+// of the service on Windows), by name; each plays its part in state.
+var platformParts = map[string]func(state string) int{}
+
 // helper plays part with the watchdog's child arguments: run --state DIR.
 func helper(part string, args []string) int {
 	if len(args) != 3 || args[1] != "--state" {
@@ -49,6 +53,9 @@ func helper(part string, args []string) int {
 	// What the agent's children would inherit, and the executable.
 	os.WriteFile(filepath.Join(state, "child-env"), []byte(os.Getenv(TrialEnv)+os.Getenv(ExeEnv)), 0o600)
 	os.WriteFile(filepath.Join(state, "child-exe"), []byte(exe), 0o600)
+	if play := platformParts[part]; play != nil {
+		return play(state)
+	}
 	switch part {
 	case "healthy": // checks in: marks the trial healthy, runs until stdin ends
 		t, err := LoadTrial(state)
