@@ -70,10 +70,17 @@ func call(c net.Conn, op string, args, result any, stream io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("localctl: %s: %w", op, err)
 	}
+	r := bufio.NewReaderSize(c, maxFrame+frameHeader)
 	if _, err := c.Write(append(raw, '\n')); err != nil {
+		// A broker that refuses the connection (busy) writes why and
+		// closes it, maybe before the request arrived: the write then
+		// fails, and the reason waits unread in the socket.
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		if h, rerr := readHeader(r); rerr == nil && h.Error != "" {
+			return &Error{Op: op, Msg: h.Error}
+		}
 		return fmt.Errorf("localctl: %s: send: %w", op, err)
 	}
-	r := bufio.NewReaderSize(c, maxFrame+frameHeader)
 	h, err := readHeader(r)
 	if err != nil {
 		return fmt.Errorf("localctl: %s: %w", op, err)
