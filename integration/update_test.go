@@ -245,7 +245,9 @@ func TestAgentUpdates(t *testing.T) {
 		a.start()
 		agents = append(agents, a)
 	}
-	waitOnline(t, admin, 30*time.Second, agents...)
+	// Four agents collect their first snapshots at once (apt-get simulates
+	// an upgrade for each): on a loaded 2-core machine that took 28 s.
+	waitOnline(t, admin, 90*time.Second, agents...)
 	late := agents[3]
 	late.stop()
 
