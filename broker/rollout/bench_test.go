@@ -28,9 +28,9 @@ func BenchmarkTick(b *testing.B) {
 	rel := &releases{recs: map[string]store.ReleaseRecord{}}
 	rel.publish(b, "0.3.0", "")
 	for k := range finished {
-		benchRollout(b, st, fmt.Sprintf("f%011d", k), wire.RolloutDone, ids, store.JobDone)
+		benchRollout(b, st, fmt.Sprintf("f%011d", k), wire.RolloutDone, ids, store.JobDone, false)
 	}
-	benchRollout(b, st, "a00000000000", wire.RolloutRolling, ids[:active], "")
+	benchRollout(b, st, "a00000000000", wire.RolloutRolling, ids[:active], "", false)
 	clock := func() time.Time { return now }
 	room := New(Config{Name: "eu-1", Now: clock}, Deps{Store: st, Releases: rel, Reach: &reach{online: map[string]bool{}},
 		Audit: audit.New(st, nil, nil), Replicated: func(...store.Key) {}})
@@ -43,9 +43,76 @@ func BenchmarkTick(b *testing.B) {
 	}
 }
 
+// BenchmarkScanReports is the read of update reports the room makes every
+// reportScan, on a broker that holds ten finished rollouts of 1,000
+// machines each, every job with its agent's report, and one active
+// rollout of 1,000 of those machines: what the finished ones cost every
+// 30 s once the room has run a while.
+func BenchmarkScanReports(b *testing.B) {
+	room, _, at := scanBench(b)
+	b.ResetTimer()
+	for b.Loop() {
+		*at = at.Add(reportScan)
+		room.scanReports(*at)
+	}
+}
+
+// BenchmarkScanReportsSettling is the same read while one more rollout
+// of 1,000 machines, which ended after the room started, is within
+// reportSettle: what a scan costs in the minutes after a rollout ends.
+func BenchmarkScanReportsSettling(b *testing.B) {
+	room, st, at := scanBench(b)
+	ids := make([]string, 1_000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("bench-machine-%07d", i)
+	}
+	const id = "e00000000000"
+	benchRollout(b, st, id, wire.RolloutDone, ids, store.JobDone, true)
+	b.ResetTimer()
+	for b.Loop() {
+		*at = at.Add(reportScan)
+		room.mu.Lock()
+		room.ended[id] = *at // it stays within reportSettle
+		room.mu.Unlock()
+		room.scanReports(*at)
+	}
+}
+
+// scanBench is the room of BenchmarkScanReports, its store, and its
+// clock, after its first scan.
+func scanBench(b *testing.B) (*Room, *store.Store, *time.Time) {
+	const fleet, finished = 1_000, 10
+	st := fleettest.Open(b)
+	if err := fleettest.Seed(st, "acme", fleet); err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]string, fleet)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("bench-machine-%07d", i)
+	}
+	rel := &releases{recs: map[string]store.ReleaseRecord{}}
+	rel.publish(b, "0.3.0", "")
+	for k := range finished {
+		benchRollout(b, st, fmt.Sprintf("f%011d", k), wire.RolloutDone, ids, store.JobDone, true)
+	}
+	benchRollout(b, st, "a00000000000", wire.RolloutRolling, ids, "", false)
+	at := now
+	room := New(Config{Name: "eu-1", Now: func() time.Time { return at }}, Deps{Store: st, Releases: rel,
+		Reach: &reach{online: map[string]bool{}}, Audit: audit.New(st, nil, nil), Replicated: func(...store.Key) {}})
+	for range 8 { // queue the active rollout's jobs, and the first scan: the steady state
+		room.tick()
+		at = at.Add(reportScan)
+	}
+	if n := len(room.reports); n != fleet {
+		b.Fatalf("the room holds the reports of %d machines, want %d", n, fleet)
+	}
+	return room, st, &at
+}
+
 // benchRollout stores rollout id in state over machines ids, started at
-// now, with a job in jobState for each machine ("" for none).
-func benchRollout(b *testing.B, st *store.Store, id, state string, ids []string, jobState string) {
+// now, with a job in jobState for each machine ("" for none), holding
+// its agent's report when report is set.
+func benchRollout(b testing.TB, st *store.Store, id, state string, ids []string, jobState string, report bool) {
 	b.Helper()
 	rec := store.RolloutRecord{ID: id, Version: "0.3.0", All: true, HealthWindowSec: 900, MaxParallel: 50, FailPct: 10,
 		State: state, CreatedBy: "admin", CreatedAt: now, Changed: now, Home: "eu-1", Rest: ids,
@@ -73,6 +140,9 @@ func benchRollout(b *testing.B, st *store.Store, id, state string, ids []string,
 		}
 		if _, err := st.UpdateJobs(jids, func(j *store.JobRecord) error {
 			j.State, j.Result = jobState, &store.JobResult{Output: "staged", Finished: now}
+			if report {
+				j.Update.Report = &wire.UpdateReport{From: "0.2.0", To: "0.3.0", Rollout: id, Outcome: wire.ReasonUpdated, At: now}
+			}
 			return nil
 		}); err != nil {
 			b.Fatal(err)

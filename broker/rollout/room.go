@@ -137,7 +137,10 @@ type Room struct {
 	ids      map[string][]string // the update job IDs of the rollouts looked at, by rollout
 	releases map[string]relInfo
 	reports  map[string]*wire.UpdateReport // machine ID → the newest update report its jobs hold
-	scanned  time.Time                     // when every update job's report was last read
+	scanned  time.Time                     // when the reports of the rollouts that stopped were last read
+	// ended holds the rollouts a tick no longer looks at, by ID: when the
+	// room first saw each so, zero once its jobs need no more reads.
+	ended map[string]time.Time
 }
 
 // New returns the room; Run drives.
@@ -145,7 +148,7 @@ func New(cfg Config, deps Deps) *Room {
 	cfg.setDefaults()
 	return &Room{cfg: cfg, deps: deps, wake: make(chan struct{}, 1), views: map[string]*view{},
 		machines: map[string][]ref{}, admitted: map[string]int{}, clean: map[string]bool{}, ids: map[string][]string{}, releases: map[string]relInfo{},
-		reports: map[string]*wire.UpdateReport{}}
+		reports: map[string]*wire.UpdateReport{}, ended: map[string]time.Time{}}
 }
 
 // Kick asks the driver to look now: a check-in, a job's result, an
