@@ -191,7 +191,7 @@ func (r *Room) Trust(t *wire.Technician, a *wire.ReleaseKeyArgs) (wire.ReleaseKe
 	if err != nil {
 		return wire.ReleaseKey{}, wire.Errorf(wire.CodeBadRequest, "%v", err)
 	}
-	rec := store.ReleaseKeyRecord{PublicKey: pk.String(), KeyID: pk.ID(), SetBy: t.Name, SetAt: r.cfg.Now(), Via: "trust"}
+	rec := store.ReleaseKeyRecord{PublicKey: pk.String(), KeyID: pk.ID(), SetBy: t.Name, SetAt: r.cfg.Now(), Via: store.ViaTrust}
 	if err := r.deps.Records.SetReleaseKey(rec); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			k, _ := r.deps.Records.ReleaseKey()

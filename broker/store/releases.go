@@ -202,8 +202,9 @@ func (r *ReleaseKeyRecord) checkFields() error {
 // retired keys are those both list, in the winner's order: a copy never
 // adds a key to the history another broker keeps (a peer could otherwise
 // slip in a key of its own and sign "old" releases with it), and the
-// result is the same whichever side merges, so brokers converge. Copies
-// of different keys are a rotation: the later one wins whole here, and a
+// result is the same whichever side merges, so brokers converge. The one
+// exception is a copy set by hand that knows no history (knowsNoHistory):
+// it takes the other's list. Copies of different keys are a rotation: the later one wins whole here, and a
 // broker that takes it (admitReleaseKey) computes the history itself.
 func mergeReleaseKey(l, r *ReleaseKeyRecord) *ReleaseKeyRecord {
 	w, o, _, _ := winner(l, r, l.Stamp, r.Stamp)
@@ -211,13 +212,35 @@ func mergeReleaseKey(l, r *ReleaseKeyRecord) *ReleaseKeyRecord {
 		return w
 	}
 	c := *w
-	c.Retired = nil
-	for _, k := range w.Retired {
-		if slices.Contains(o.Retired, k) {
-			c.Retired = append(c.Retired, k)
+	switch {
+	case o.knowsNoHistory():
+		// w's list stands: o's side was told the key, not its past.
+	case w.knowsNoHistory():
+		c.Retired = o.Retired
+	default:
+		c.Retired = nil
+		for _, k := range w.Retired {
+			if slices.Contains(o.Retired, k) {
+				c.Retired = append(c.Retired, k)
+			}
 		}
 	}
 	return &c
+}
+
+// ViaTrust is ReleaseKeyRecord.Via of a key an admin set by hand.
+const ViaTrust = "trust"
+
+// knowsNoHistory reports whether r is a key an admin set by hand on a
+// broker that held none (SetReleaseKey), before replication brought the
+// fleet's copy: it says nothing of the keys before it, so a copy of the
+// same key with a history gives it that history, as a broker with no key
+// takes the first copy it sees, history included. Without this, one
+// admin's "trust" on a new broker would empty the history fleet-wide and
+// leave every release signed before a rotation unverifiable on brokers
+// that join later.
+func (r *ReleaseKeyRecord) knowsNoHistory() bool {
+	return r.Via == ViaTrust && len(r.Retired) == 0
 }
 
 // sameKey reports whether two public keys are the same key, written

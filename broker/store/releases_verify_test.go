@@ -303,14 +303,15 @@ func TestReleaseKeyHistoryMerge(t *testing.T) {
 		t.Errorf("after a rotation's copy naming D: %+v, want B retiring A only", got)
 	}
 
-	// A broker that trusted C directly (no history), stamped later than
-	// real's: in either order of the exchanges both end with one copy,
-	// with the common history (none). The releases A and B signed stay
-	// unverifiable there: nothing vouches for those keys to it.
+	// A broker that trusted C by hand (no history), stamped later than
+	// real's: in either order of the exchanges both end with one copy
+	// holding real's history, and the releases A and B signed are
+	// verified and stored there too (knowsNoHistory). Once it has a
+	// history, a copy with a shorter one no longer empties it.
 	for _, first := range []string{"real", "direct"} {
 		real := rotated(t)
 		direct := later(t, "direct")
-		if err := direct.SetReleaseKey(testKey(keyC, "trust", direct.clock.Now())); err != nil {
+		if err := direct.SetReleaseKey(testKey(keyC, ViaTrust, direct.clock.Now())); err != nil {
 			t.Fatal(err)
 		}
 		real.clock.Advance(2 * time.Hour)
@@ -318,17 +319,34 @@ func TestReleaseKeyHistoryMerge(t *testing.T) {
 		if first == "direct" {
 			a, b = b, a
 		}
-		for range 2 {
+		for range 3 {
 			pull(t, a, b)
 			pull(t, b, a)
 		}
 		kr, kd := fleetKeyOf(t, real), fleetKeyOf(t, direct)
-		if !reflect.DeepEqual(kr, kd) || kr.ReleaseKey.Retired != nil || kr.ReleaseKey.KeyID != keyC {
-			t.Errorf("%s first: the fleet keys %+v and %+v, want one copy of C with no history", first, kr.ReleaseKey, kd.ReleaseKey)
+		want := []string{publicKey(keyA), publicKey(keyB)}
+		if !reflect.DeepEqual(kr, kd) || !slices.Equal(kr.ReleaseKey.Retired, want) || kr.ReleaseKey.KeyID != keyC {
+			t.Errorf("%s first: the fleet keys %+v and %+v, want one copy of C retiring A and B", first, kr.ReleaseKey, kd.ReleaseKey)
 		}
 		assertStored(t, direct, "0.6.0")
-		if _, ok, _ := direct.Release("0.3.0"); ok {
-			t.Errorf("%s first: a release by A was stored by a broker that never trusted A", first)
+		if _, ok, _ := direct.Release("0.3.0"); !ok {
+			t.Errorf("%s first: the release by A was not stored by the broker that trusted C by hand", first)
+		}
+	}
+	hand := *k
+	hand.Via, hand.Retired = ViaTrust, nil
+	hand.Clock.Wall = k.Clock.Wall + 1
+	for _, tc := range []struct {
+		name string
+		l, r *ReleaseKeyRecord
+		want []string
+	}{
+		{"set by hand, no history", k, &hand, []string{publicKey(keyA), publicKey(keyB)}},
+		{"a shorter list after", &rogue, &short, []string{publicKey(keyB)}},
+	} {
+		a, b := mergeReleaseKey(tc.l, tc.r), mergeReleaseKey(tc.r, tc.l)
+		if !reflect.DeepEqual(a, b) || !slices.Equal(a.Retired, tc.want) {
+			t.Errorf("%s: merged %v and %v, want %v both ways", tc.name, a.Retired, b.Retired, tc.want)
 		}
 	}
 }
