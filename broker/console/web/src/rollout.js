@@ -198,7 +198,7 @@ function planFacts(ro) {
     ['Canary wave', `${ro.canary_pct}% of the machines`],
     ['Health window', span(ro.health_window_s)],
     ['At once', `at most ${ro.max_parallel} machines`],
-    ['Pauses', `on a canary's failure; in wave 1, above ${ro.fail_pct}% failed`],
+    ['Pauses', `on a canary's failure; in wave 1, ${ro.fail_pct === 0 ? 'at the first failure' : `above ${ro.fail_pct}% failed`}`],
     ['Rollback', ro.rollback ? 'yes: older than the agents' : ''],
     ['Consent', ro.requires_consent ? 'asked at each machine' : ''],
     ['Started', created ? `${stamp(created)} by ${ro.created_by}` : ro.created_by],
