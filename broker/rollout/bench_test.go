@@ -16,20 +16,8 @@ import (
 // one active rollout of 1,000 of those machines: what the finished ones
 // cost every second.
 func BenchmarkTick(b *testing.B) {
-	const fleet, finished, active = 10_000, 10, 1_000
-	st := fleettest.Open(b)
-	if err := fleettest.Seed(st, "acme", fleet); err != nil {
-		b.Fatal(err)
-	}
-	ids := make([]string, fleet)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("bench-machine-%07d", i)
-	}
-	rel := &releases{recs: map[string]store.ReleaseRecord{}}
-	rel.publish(b, "0.3.0", "")
-	for k := range finished {
-		benchRollout(b, st, fmt.Sprintf("f%011d", k), wire.RolloutDone, ids, store.JobDone, false)
-	}
+	const fleet, active = 10_000, 1_000
+	st, ids, rel := benchFleet(b, fleet, false)
 	benchRollout(b, st, "a00000000000", wire.RolloutRolling, ids[:active], "", false)
 	clock := func() time.Time { return now }
 	room := New(Config{Name: "eu-1", Now: clock}, Deps{Store: st, Releases: rel, Reach: &reach{online: map[string]bool{}},
@@ -81,20 +69,8 @@ func BenchmarkScanReportsSettling(b *testing.B) {
 // scanBench is the room of BenchmarkScanReports, its store, and its
 // clock, after its first scan.
 func scanBench(b *testing.B) (*Room, *store.Store, *time.Time) {
-	const fleet, finished = 1_000, 10
-	st := fleettest.Open(b)
-	if err := fleettest.Seed(st, "acme", fleet); err != nil {
-		b.Fatal(err)
-	}
-	ids := make([]string, fleet)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("bench-machine-%07d", i)
-	}
-	rel := &releases{recs: map[string]store.ReleaseRecord{}}
-	rel.publish(b, "0.3.0", "")
-	for k := range finished {
-		benchRollout(b, st, fmt.Sprintf("f%011d", k), wire.RolloutDone, ids, store.JobDone, true)
-	}
+	const fleet = 1_000
+	st, ids, rel := benchFleet(b, fleet, true)
 	benchRollout(b, st, "a00000000000", wire.RolloutRolling, ids, "", false)
 	at := now
 	room := New(Config{Name: "eu-1", Now: func() time.Time { return at }}, Deps{Store: st, Releases: rel,
@@ -107,6 +83,27 @@ func scanBench(b *testing.B) (*Room, *store.Store, *time.Time) {
 		b.Fatalf("the room holds the reports of %d machines, want %d", n, fleet)
 	}
 	return room, st, &at
+}
+
+// benchFleet is a store of fleet machines of acme, their IDs, and release
+// 0.3.0, with ten finished rollouts over every machine, each with a done
+// job per machine holding its agent's report when reports is set.
+func benchFleet(b *testing.B, fleet int, reports bool) (*store.Store, []string, *releases) {
+	b.Helper()
+	st := fleettest.Open(b)
+	if err := fleettest.Seed(st, "acme", fleet); err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]string, fleet)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("bench-machine-%07d", i)
+	}
+	rel := &releases{recs: map[string]store.ReleaseRecord{}}
+	rel.publish(b, "0.3.0", "")
+	for k := range 10 {
+		benchRollout(b, st, fmt.Sprintf("f%011d", k), wire.RolloutDone, ids, store.JobDone, reports)
+	}
+	return st, ids, rel
 }
 
 // benchRollout stores rollout id in state over machines ids, started at

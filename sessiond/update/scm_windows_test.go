@@ -19,16 +19,12 @@ import (
 // runs the new binary from the same path.
 func TestSCMHandOverCommits(t *testing.T) {
 	in := newSCMInstall(t, "silent")
-	pid, child := in.trialUnderWay(t)
-	in.stop(t, pid)
-	in.checkStoppedChild(t, child, false)
-	in.checkLockFree(t)
-	in.checkInterrupted(t)
+	in.stopDuringTrial(t, false)
 
 	in.setPart(t, "healthy")
-	pid = in.start(t, scmOldVersion)
+	pid := in.start(t, scmOldVersion)
 	in.waitEvent(t, time.Minute, 1, "service", pid, "resuming")
-	child = in.waitEvent(t, time.Minute, 2, "child", 0, "started")
+	child := in.waitEvent(t, time.Minute, 2, "child", 0, "started")
 	if child.Start != 1 || child.Version != scmNewVersion {
 		t.Errorf("the resumed trial started %s at start %d, want %s at start 1 (the stopped one given back)", child.Version, child.Start, scmNewVersion)
 	}
@@ -82,14 +78,10 @@ func TestSCMHandOverCommits(t *testing.T) {
 // service's next start runs the old binary and finds nothing to resume.
 func TestSCMHandOverRollsBack(t *testing.T) {
 	in := newSCMInstall(t, "silent")
-	pid, child := in.trialUnderWay(t)
-	in.stop(t, pid)
-	in.checkStoppedChild(t, child, false)
-	in.checkLockFree(t)
-	in.checkInterrupted(t)
+	in.stopDuringTrial(t, false)
 
 	in.setPart(t, "exit2")
-	pid = in.start(t, scmOldVersion)
+	pid := in.start(t, scmOldVersion)
 	in.waitEvent(t, time.Minute, 1, "service", pid, "rolled back")
 	in.waitEvent(t, time.Minute, 1, "service", pid, "agent running")
 	var starts []int
@@ -135,12 +127,7 @@ func TestSCMHandOverRollsBack(t *testing.T) {
 // the child gone, the lock free and the trial left to resume.
 func TestSCMStopKillsStubbornChild(t *testing.T) {
 	in := newSCMInstall(t, "stubborn")
-	pid, child := in.trialUnderWay(t)
-	took := in.stop(t, pid)
-	in.checkStoppedChild(t, child, true)
-	in.checkLockFree(t)
-	in.checkInterrupted(t)
-	if took < 20*time.Second {
+	if took := in.stopDuringTrial(t, true); took < 20*time.Second {
 		t.Errorf("the stop took %s: the stubborn child was not given its grace of 20 s", took)
 	}
 }

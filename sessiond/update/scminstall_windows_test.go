@@ -322,6 +322,20 @@ func (in *scmInstall) checkSum(t *testing.T, path, want, what string) {
 	}
 }
 
+// stopDuringTrial starts the service until its trial is under way, has
+// the SCM stop it, and checks what a stop during a trial leaves: the
+// child gone (killed after its grace if it ignored the stop), the lock
+// free, the trial left to resume. It returns how long the stop took.
+func (in *scmInstall) stopDuringTrial(t *testing.T, killed bool) time.Duration {
+	t.Helper()
+	pid, child := in.trialUnderWay(t)
+	took := in.stop(t, pid)
+	in.checkStoppedChild(t, child, killed)
+	in.checkLockFree(t)
+	in.checkInterrupted(t)
+	return took
+}
+
 // trialUnderWay starts the service, which stages the release and starts
 // it on trial, and returns the service's PID and the child's start event.
 func (in *scmInstall) trialUnderWay(t *testing.T) (uint32, scmEvent) {
