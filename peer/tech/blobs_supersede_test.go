@@ -3,18 +3,10 @@ package tech_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
-	"github.com/readymesh/readymesh/broker/brokertest"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/readymesh/readymesh/broker/store"
-	"github.com/readymesh/readymesh/peer/bridge"
-	"github.com/readymesh/readymesh/peer/identity"
-	"github.com/readymesh/readymesh/peer/tech"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -23,19 +15,9 @@ import (
 // keep the technician's claim: the rerun supersedes it and resumes at
 // what it committed.
 func TestUploadSupersedesStalled(t *testing.T) {
-	cred := brokertest.Run(t, t.TempDir())
-	home := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := tech.Login(ctx, home, "", cred)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	data := make([]byte, 3*store.BlobChunk)
-	rand.Read(data)
-	sum := sha256.Sum256(data)
-	sha, size := hex.EncodeToString(sum[:]), int64(len(data))
+	ctx, home, c := blobBroker(t)
+	data, sha := randomBlob(3 * store.BlobChunk)
+	size := int64(len(data))
 
 	stalled(t, ctx, home, c.Config.Broker, sha, data[:store.BlobChunk*3/2], size)
 	deadline := time.Now().Add(10 * time.Second)
@@ -59,32 +41,6 @@ func TestUploadSupersedesStalled(t *testing.T) {
 // ends.
 func stalled(t *testing.T, ctx context.Context, home string, info wire.BrokerInfo, sha string, part []byte, size int64) {
 	t.Helper()
-	key, err := identity.Load(filepath.Join(home, tech.KeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := bridge.NewHost(bridge.HostConfig{Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	ai, err := bridge.AddrInfo(info)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Connect(ctx, ai); err != nil {
-		t.Fatal(err)
-	}
-	s, err := h.NewStream(ctx, ai.ID, wire.ProtoRelease)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := putPart(t, ctx, home, info, sha, part, size)
 	t.Cleanup(func() { s.Reset() })
-	s.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := wire.Write(s, &wire.BlobRequest{Versions: wire.OurVersions(), Op: wire.BlobPut, SHA256: sha, Size: size}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Write(part); err != nil {
-		t.Fatal(err)
-	}
 }

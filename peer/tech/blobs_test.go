@@ -7,11 +7,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"github.com/readymesh/readymesh/broker/brokertest"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/readymesh/readymesh/broker/brokertest"
 	"github.com/readymesh/readymesh/broker/store"
 	"github.com/readymesh/readymesh/peer/bridge"
 	"github.com/readymesh/readymesh/peer/identity"
@@ -38,21 +40,8 @@ func (r failingReader) ReadAt(p []byte, off int64) (int, error) {
 // one the broker holds part of resumes there; a failing source ends the
 // upload at once.
 func TestUploadBlob(t *testing.T) {
-	cred := brokertest.Run(t, t.TempDir())
-	home := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := tech.Login(ctx, home, "", cred)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	blob := func(n int) ([]byte, string) {
-		data := make([]byte, n)
-		rand.Read(data)
-		sum := sha256.Sum256(data)
-		return data, hex.EncodeToString(sum[:])
-	}
+	ctx, home, c := blobBroker(t)
+	blob := randomBlob
 
 	data, sha := blob(2*store.BlobChunk + 100)
 	size := int64(len(data))
@@ -80,7 +69,7 @@ func TestUploadBlob(t *testing.T) {
 
 	data, sha = blob(2 * store.BlobChunk)
 	size = int64(len(data))
-	_, err = c.UploadBlob(ctx, sha, size, failingReader{data: data, n: store.BlobChunk + 5})
+	_, err := c.UploadBlob(ctx, sha, size, failingReader{data: data, n: store.BlobChunk + 5})
 	if !errors.Is(err, errDisk) {
 		t.Errorf("UploadBlob from a failing source = %v, want its error", err)
 	}
@@ -98,6 +87,43 @@ func TestUploadBlob(t *testing.T) {
 // own, then closes its side: the broker keeps the whole chunks.
 func cutOff(t *testing.T, ctx context.Context, home string, info wire.BrokerInfo, sha string, part []byte, size int64) {
 	t.Helper()
+	s := putPart(t, ctx, home, info, sha, part, size)
+	defer s.Close()
+	s.CloseWrite()
+	var rep wire.BlobReply
+	if err := wire.NewReader(s).Read(wire.MaxControl, &rep); err != nil || rep.Error == nil {
+		t.Fatalf("a cut-off upload: %+v, %v; want a refusal", rep, err)
+	}
+}
+
+// blobBroker runs a broker in this process and logs in to it as its
+// admin, for 30 s at most; the client closes when the test ends.
+func blobBroker(t *testing.T) (context.Context, string, *tech.Client) {
+	t.Helper()
+	cred := brokertest.Run(t, t.TempDir())
+	home := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	c, err := tech.Login(ctx, home, "", cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return ctx, home, c
+}
+
+// randomBlob is n random bytes and their SHA-256 in hex.
+func randomBlob(n int) ([]byte, string) {
+	data := make([]byte, n)
+	rand.Read(data)
+	sum := sha256.Sum256(data)
+	return data, hex.EncodeToString(sum[:])
+}
+
+// putPart opens a put of blob sha from the technician's key on a host of
+// its own (closed when the test ends) and sends part of it.
+func putPart(t *testing.T, ctx context.Context, home string, info wire.BrokerInfo, sha string, part []byte, size int64) network.Stream {
+	t.Helper()
 	key, err := identity.Load(filepath.Join(home, tech.KeyFile))
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +132,7 @@ func cutOff(t *testing.T, ctx context.Context, home string, info wire.BrokerInfo
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	t.Cleanup(func() { h.Close() })
 	ai, err := bridge.AddrInfo(info)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +144,6 @@ func cutOff(t *testing.T, ctx context.Context, home string, info wire.BrokerInfo
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
 	s.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := wire.Write(s, &wire.BlobRequest{Versions: wire.OurVersions(), Op: wire.BlobPut, SHA256: sha, Size: size}); err != nil {
 		t.Fatal(err)
@@ -126,9 +151,5 @@ func cutOff(t *testing.T, ctx context.Context, home string, info wire.BrokerInfo
 	if _, err := s.Write(part); err != nil {
 		t.Fatal(err)
 	}
-	s.CloseWrite()
-	var rep wire.BlobReply
-	if err := wire.NewReader(s).Read(wire.MaxControl, &rep); err != nil || rep.Error == nil {
-		t.Fatalf("a cut-off upload: %+v, %v; want a refusal", rep, err)
-	}
+	return s
 }
