@@ -179,6 +179,10 @@ func (r *Replicator) pullFrom(ctx context.Context, p *pull) error {
 		if res.Applied > 0 {
 			r.cfg.Logger.Debug("replicated", "from", p.member.Name, "applied", res.Applied, "unchanged", res.Unchanged)
 		}
+		if res.Refused > 0 {
+			r.cfg.Logger.Warn("replicated releases refused: not signed by the fleet's release key (see the store's log for each)",
+				"from", p.member.Name, "refused", res.Refused)
+		}
 		deferred += len(res.Deferred)
 		keys = keys[n:]
 	}

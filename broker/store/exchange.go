@@ -94,6 +94,10 @@ type ImportResult struct {
 	// that key, has not arrived). They were not applied; a later
 	// exchange offers them again.
 	Deferred []Key
+	// Refused counts the releases left out because their signature does
+	// not verify with the fleet key they name, or a retired key signed a
+	// version after the one that retired it (counted in Unchanged too).
+	Refused int
 }
 
 // DecodeRecords decodes and validates a JSON list of records.

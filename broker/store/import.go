@@ -15,8 +15,9 @@ import (
 // what is stored by the rules in doc.go, in one transaction: it returns
 // after the commit. The whole batch is validated first; one malformed
 // record refuses the batch (an error wrapping ErrMalformed) and nothing is
-// stored. So does a release whose signature does not verify with the
-// fleet key it names (admitRelease). Records stamped beyond
+// stored. A release whose signature does not verify with the fleet key it
+// names is left out alone, and counted (ImportResult.Refused;
+// admitRelease). Records stamped beyond
 // Config.MaxClockSkew ahead, and releases signed by a key this broker
 // does not know yet, are deferred (see ImportResult). Nothing stored is
 // ever lowered: an older record changes nothing.
@@ -47,7 +48,7 @@ func (s *Store) Import(recs []Record) (ImportResult, error) {
 	}
 	var unsigned []Key // releases by a key not known yet
 	err := s.write(func(b *batch) error {
-		res.Applied, res.Unchanged, unsigned = 0, 0, nil
+		res.Applied, res.Unchanged, unsigned, b.refused = 0, 0, nil, 0
 		cutoff := s.tombCutoff()
 		step := func(i int) error {
 			changed, later, err := b.importRecord(&recs[i], snaps[i], cutoff)
@@ -91,6 +92,7 @@ func (s *Store) Import(recs []Record) (ImportResult, error) {
 				return err
 			}
 		}
+		res.Refused = b.refused
 		return nil
 	})
 	if err != nil {
@@ -194,16 +196,16 @@ func (b *batch) importControl(k Key, remote any, cutoff time.Time) (bool, error)
 	out := remote
 	if found {
 		out = mergeControl(local, remote)
-		if equalJSON(out, local) {
-			return false, nil
-		}
 	}
 	if k.Kind == KindReleaseKey { // only a rotation the fleet key signed moves it
-		rec, err := b.admitReleaseKey(local.(*ReleaseKeyRecord), found, out.(*ReleaseKeyRecord))
-		if rec == nil || err != nil || found && equalJSON(rec, local) {
+		rec, err := b.admitReleaseKey(local.(*ReleaseKeyRecord), found, out.(*ReleaseKeyRecord), remote.(*ReleaseKeyRecord))
+		if rec == nil || err != nil {
 			return false, err
 		}
 		out = rec
+	}
+	if found && equalJSON(out, local) {
+		return false, nil
 	}
 	var oldTech *TechnicianRecord
 	if found && k.Kind == KindTechnician {

@@ -13,14 +13,20 @@ import (
 // and fleet keys it takes from its peers.
 //
 // The fleet's key is taken on trust once (an admin set it on some
-// broker); after that it moves only along releases signed by the key
-// before, each naming the next (admitReleaseKey). A replicated release
-// is stored only once its signature verifies with the fleet key that
-// made it (admitRelease): the stored key, one it replaced (the key
-// record's Retired list), or one a stored release names as its
-// successor. Agents would refuse a forged release by the key they pin,
-// but a broker that stored one would list it and roll it out, and pass
-// it to every other broker.
+// broker, or a broker with none takes a peer's first copy); after that it
+// moves only along releases signed by the key before, each naming the
+// next (admitReleaseKey). A replicated release is stored only once its
+// signature verifies with the fleet key that made it (admitRelease): the
+// stored key, one it replaced (the key record's Retired list, for the
+// versions up to the one that retired it), or one a stored release names
+// as its successor. Agents would refuse a forged release by the key they
+// pin, but a broker that stored one would list it and roll it out, and
+// pass it to every other broker.
+//
+// The retired keys are each broker's own: computed from the rotations it
+// stored, or taken with the first key it learned. A history cannot be
+// proven backwards (anyone can sign a release naming the fleet's key as
+// next), so a peer's list is never merged into one a broker has.
 
 // maxKeyChain bounds the rotations a broker follows from its key, and
 // the retired keys it keeps.
@@ -31,13 +37,22 @@ const maxKeyChain = 64
 // through stored releases. A batch reads it once and drops it when it
 // writes a release or the fleet key (putControl).
 type keyring struct {
-	current release.PublicKey            // the zero key: none is stored
-	byID    map[string]release.PublicKey // the stored key and the retired ones
+	current release.PublicKey  // the zero key: none is stored
+	byID    map[string]ringKey // the stored key and the retired ones
 	walked  bool
-	// next holds the descendants by ID, parent the key whose release
-	// named each (by the descendant's base64 line).
+	// next holds the descendants by ID; parent the key whose release
+	// named each, and via that release's version (by the descendant's
+	// base64 line).
 	next   map[string]release.PublicKey
 	parent map[string]release.PublicKey
+	via    map[string]string
+}
+
+// ringKey is a key of the ring, and the last version it may sign ("" for
+// the stored key and its descendants: no limit).
+type ringKey struct {
+	key   release.PublicKey
+	until string
 }
 
 // keyring returns the batch's keyring, reading it if needed.
@@ -45,7 +60,7 @@ func (b *batch) keyring() (*keyring, error) {
 	if b.ring != nil {
 		return b.ring, nil
 	}
-	ring := &keyring{byID: map[string]release.PublicKey{}}
+	ring := &keyring{byID: map[string]ringKey{}}
 	rec, found, err := b.releaseKey()
 	if err != nil {
 		return nil, err
@@ -56,15 +71,15 @@ func (b *batch) keyring() (*keyring, error) {
 			return nil, fmt.Errorf("stored release key: %w", err)
 		}
 		ring.current = k
-		ring.byID[k.ID()] = k
+		ring.byID[k.ID()] = ringKey{key: k}
 		// The newest first: of two keys with one ID, the later is used.
 		for i := len(rec.Retired) - 1; i >= 0; i-- {
-			old, err := release.ParsePublicKey(rec.Retired[i])
+			old, err := release.ParsePublicKey(rec.Retired[i].Key)
 			if err != nil {
 				return nil, fmt.Errorf("stored retired release key %d: %w", i, err)
 			}
 			if _, dup := ring.byID[old.ID()]; !dup {
-				ring.byID[old.ID()] = old
+				ring.byID[old.ID()] = ringKey{key: old, until: rec.Retired[i].Until}
 			}
 		}
 	}
@@ -79,7 +94,7 @@ func (b *batch) walk(ring *keyring) error {
 	if ring.walked {
 		return nil
 	}
-	ring.next, ring.parent = map[string]release.PublicKey{}, map[string]release.PublicKey{}
+	ring.next, ring.parent, ring.via = map[string]release.PublicKey{}, map[string]release.PublicKey{}, map[string]string{}
 	if ring.current.IsZero() {
 		ring.walked = true
 		return nil
@@ -103,12 +118,14 @@ func (b *batch) walk(ring *keyring) error {
 	for i := 0; i < maxKeyChain && len(frontier) > 0; i++ {
 		var next []release.PublicKey
 		for _, k := range frontier {
-			for _, nk := range nextKeys(k, recs) {
+			for _, step := range nextKeys(k, recs) {
+				nk := step.key
 				if seen[nk.String()] {
 					continue
 				}
 				seen[nk.String()] = true
 				ring.parent[nk.String()] = k
+				ring.via[nk.String()] = step.until
 				if _, dup := ring.next[nk.ID()]; !dup {
 					ring.next[nk.ID()] = nk
 				}
@@ -122,9 +139,9 @@ func (b *batch) walk(ring *keyring) error {
 }
 
 // nextKeys returns the next keys that releases signed by k name, each
-// signature verified.
-func nextKeys(k release.PublicKey, recs []ReleaseRecord) []release.PublicKey {
-	var out []release.PublicKey
+// signature verified, with the version of the release that named it.
+func nextKeys(k release.PublicKey, recs []ReleaseRecord) []ringKey {
+	var out []ringKey
 	for _, rec := range recs {
 		if rec.KeyID != k.ID() {
 			continue
@@ -134,23 +151,24 @@ func nextKeys(k release.PublicKey, recs []ReleaseRecord) []release.PublicKey {
 			continue
 		}
 		if nk, err := release.ParsePublicKey(m.NextKey); err == nil {
-			out = append(out, nk)
+			out = append(out, ringKey{key: nk, until: m.Version})
 		}
 	}
 	return out
 }
 
 // leftBehind returns the keys a rotation from the stored key to key to
-// leaves behind, oldest (the stored key) first, and whether to descends
-// from the stored key at all. The ring must be walked.
-func (ring *keyring) leftBehind(to release.PublicKey) ([]release.PublicKey, bool) {
-	var out []release.PublicKey
+// leaves behind, oldest (the stored key) first, each with the version of
+// the release that retired it, and whether to descends from the stored
+// key at all. The ring must be walked.
+func (ring *keyring) leftBehind(to release.PublicKey) ([]RetiredKey, bool) {
+	var out []RetiredKey
 	for k := to; !k.Equal(ring.current); {
 		p, ok := ring.parent[k.String()]
 		if !ok || len(out) >= maxKeyChain {
 			return nil, false
 		}
-		out = append(out, p)
+		out = append(out, RetiredKey{Key: p.String(), Until: ring.via[k.String()]})
 		k = p
 	}
 	slices.Reverse(out)
@@ -158,38 +176,37 @@ func (ring *keyring) leftBehind(to release.PublicKey) ([]release.PublicKey, bool
 }
 
 // fleetKey returns the fleet key whose ID is id: the stored key, one it
-// replaced, or one that descends from it (a rotation whose key record
-// has not arrived yet). known is false when there is none, as when no
-// key is stored yet.
-func (b *batch) fleetKey(id string) (k release.PublicKey, known bool, err error) {
+// replaced (with the last version it may sign), or one that descends
+// from it (a rotation whose key record has not arrived yet). known is
+// false when there is none, as when no key is stored yet.
+func (b *batch) fleetKey(id string) (k ringKey, known bool, err error) {
 	ring, err := b.keyring()
 	if err != nil || ring.current.IsZero() {
-		return release.PublicKey{}, false, err
+		return ringKey{}, false, err
 	}
 	if k, ok := ring.byID[id]; ok {
 		return k, true, nil
 	}
 	if err := b.walk(ring); err != nil {
-		return release.PublicKey{}, false, err
+		return ringKey{}, false, err
 	}
-	k, known = ring.next[id]
-	return k, known, nil
+	nk, known := ring.next[id]
+	return ringKey{key: nk}, known, nil
 }
 
 // retire returns the retired keys list after a rotation to key current
 // that leaves the keys left behind: those appended (moved to the end if
 // listed already), current taken out, the oldest dropped beyond
 // maxKeyChain.
-func retire(list []string, left []release.PublicKey, current string) []string {
+func retire(list []RetiredKey, left []RetiredKey, current string) []RetiredKey {
 	if k, err := release.ParsePublicKey(current); err == nil {
 		current = k.String()
 	}
 	out := slices.Clone(list)
-	for _, k := range left {
-		s := k.String()
-		out = append(slices.DeleteFunc(out, func(o string) bool { return o == s }), s)
+	for _, rk := range left {
+		out = append(slices.DeleteFunc(out, func(o RetiredKey) bool { return o.Key == rk.Key }), rk)
 	}
-	out = slices.DeleteFunc(out, func(o string) bool { return o == current })
+	out = slices.DeleteFunc(out, func(o RetiredKey) bool { return o.Key == current })
 	if len(out) > maxKeyChain {
 		out = out[len(out)-maxKeyChain:]
 	}
@@ -199,30 +216,67 @@ func retire(list []string, left []release.PublicKey, current string) []string {
 	return out
 }
 
-// admitReleaseKey returns what an imported fleet key (remote, the
-// merge's result) may store in place of the stored one (local, if
-// found), or nil when it may not. It may when none is stored (then the
-// remote record is taken whole, its retired keys included), when it is
-// the same public key (only who and when differ, and the merge kept the
-// retired keys both copies list), or when it descends from the stored
+// keyAdoptHistory, in the meta bucket (never replicated), marks a fleet
+// key an admin set by hand on this broker (SetReleaseKey) before any peer
+// sent a copy of it: the first copy of the same key a peer sends gives
+// it its retired keys, as a broker with no key takes a peer's first copy
+// whole. Any copy, a local rotation or an imported one clears it.
+var keyAdoptHistory = []byte("release_key_adopt_history")
+
+func (b *batch) adoptHistory() bool {
+	return b.tx.Bucket(bktMeta).Get(keyAdoptHistory) != nil
+}
+
+func (b *batch) setAdoptHistory(on bool) error {
+	if !on {
+		if !b.adoptHistory() {
+			return nil
+		}
+		return b.tx.Bucket(bktMeta).Delete(keyAdoptHistory)
+	}
+	return b.tx.Bucket(bktMeta).Put(keyAdoptHistory, []byte{1})
+}
+
+// admitReleaseKey returns what an imported fleet key may store in place
+// of the stored one (local, if found), or nil when it may not. merged is
+// the merge's result, remote the peer's copy. When none is stored the
+// peer's copy is taken whole, its retired keys included: the first key
+// is taken on trust. A copy of the same public key changes who and when
+// (the merge's result), never the retired keys: this broker keeps its
+// own, except once for a key an admin set here by hand (adoptHistory).
+// A copy of another key is taken only when it descends from the stored
 // key: a chain of stored releases, each signed by the key before (the
 // signature verified here) and naming the next as next_key, leads from
 // the stored key to it. Then the keys that chain leaves behind join the
 // stored retired keys: the list is computed here, never taken from the
-// remote record.
+// peer.
 //
 // Why a broker checks: agents pin the key their enrolment token carried,
 // and tokens carry this broker's fleet key. A broker that took any key a
 // peer sent would let one compromised broker hand every agent enrolled
 // later, anywhere in the fleet, a key of its own, and then sign updates
-// for them. The first key is taken on trust (an admin set it on some
-// broker); after that only the holder of the fleet's secret key can move
-// it. A key refused here is not an error: the record is left as stored,
-// and anti-entropy offers it again, so a rotation whose release arrives
-// after the key is admitted once the release is stored.
-func (b *batch) admitReleaseKey(local *ReleaseKeyRecord, found bool, remote *ReleaseKeyRecord) (*ReleaseKeyRecord, error) {
-	if !found || !local.exists() || sameKey(local.PublicKey, remote.PublicKey) {
+// for them; one that took any retired key would store the releases such
+// a key signed. A key refused here is not an error: the record is left as
+// stored, and anti-entropy offers it again, so a rotation whose release
+// arrives after the key is admitted once the release is stored.
+func (b *batch) admitReleaseKey(local *ReleaseKeyRecord, found bool, merged, remote *ReleaseKeyRecord) (*ReleaseKeyRecord, error) {
+	if !found || !local.exists() {
 		return remote, nil
+	}
+	if sameKey(local.PublicKey, remote.PublicKey) {
+		c := *merged
+		c.Retired = local.Retired
+		if b.adoptHistory() {
+			c.Retired = remote.Retired
+			if err := b.setAdoptHistory(false); err != nil {
+				return nil, err
+			}
+			if len(c.Retired) > 0 {
+				b.s.log.Info("release key history taken from the first peer's copy of the key set here by hand",
+					"key_id", local.KeyID, "retired", len(c.Retired))
+			}
+		}
+		return &c, nil
 	}
 	to, err := release.ParsePublicKey(remote.PublicKey)
 	if err != nil {
@@ -243,6 +297,9 @@ func (b *batch) admitReleaseKey(local *ReleaseKeyRecord, found bool, remote *Rel
 	}
 	c := *remote
 	c.Retired = retire(local.Retired, left, c.PublicKey)
+	if err := b.setAdoptHistory(false); err != nil {
+		return nil, err
+	}
 	return &c, nil
 }
 
@@ -250,14 +307,17 @@ func (b *batch) admitReleaseKey(local *ReleaseKeyRecord, found bool, remote *Rel
 // the store. A release stored with the same manifest and signature may
 // (its signature was verified when it was stored; the merge keeps a
 // withdrawal). Any other must verify with the fleet key that signed it
-// (fleetKey): one that does not is a forgery, an error wrapping
-// ErrMalformed that refuses the import. One signed by a key this broker
-// does not know yet (no fleet key is stored, or the key record of a
-// rotation has not arrived) is deferred: left unstored, offered again by
-// anti-entropy, as admitReleaseKey does with a key. A version names one
-// set of bytes forever: a genuine release of a stored version with other
-// bytes (one version published twice, on two sides of a partition) is
-// logged and left unstored, the stored one kept.
+// (fleetKey), and a retired key signs no version after the one that
+// retired it. One that fails is a forgery, or a leaked key's work: it is
+// logged and left unstored, and the rest of the batch goes on (refusing
+// the batch would cut this broker off from a peer that holds one such
+// record, for good). One signed by a key this broker does not know yet
+// (no fleet key is stored, or the key record of a rotation has not
+// arrived) is deferred: left unstored, offered again by anti-entropy, as
+// admitReleaseKey does with a key. A version names one set of bytes
+// forever: a genuine release of a stored version with other bytes (one
+// version published twice, on two sides of a partition) is logged and
+// left unstored, the stored one kept.
 func (b *batch) admitRelease(rec *ReleaseRecord) (ok, deferred bool, err error) {
 	local, found, err := b.release(rec.Version)
 	if err != nil {
@@ -278,8 +338,17 @@ func (b *batch) admitRelease(rec *ReleaseRecord) (ok, deferred bool, err error) 
 	case !known:
 		return false, true, nil
 	}
-	if _, err := release.Verify(k, rec.Manifest, rec.Signature); err != nil {
-		return false, false, malformed("not signed by the fleet's key: %v", err)
+	if _, err := release.Verify(k.key, rec.Manifest, rec.Signature); err != nil {
+		b.s.log.Warn("replicated release refused: not signed by the fleet's key",
+			"version", rec.Version, "key_id", rec.KeyID, "published_by", rec.PublishedBy, "err", err)
+		b.refused++
+		return false, false, nil
+	}
+	if k.until != "" && release.CompareVersions(rec.Version, k.until) > 0 {
+		b.s.log.Warn("replicated release refused: signed by a retired key after the release that retired it",
+			"version", rec.Version, "key_id", rec.KeyID, "retired_by", k.until, "published_by", rec.PublishedBy)
+		b.refused++
+		return false, false, nil
 	}
 	if stored {
 		b.s.log.Warn("replicated release refused: a version names one set of bytes, and this broker stores other ones",

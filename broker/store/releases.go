@@ -126,12 +126,13 @@ type ReleaseKeyRecord struct {
 	SetAt     time.Time `json:"set_at"`
 	Via       string    `json:"via"`
 	// Retired are the keys the fleet's key replaced, oldest first (at
-	// most maxKeyChain, each a public key's base64 line): the releases
-	// they signed stay history, and a broker verifies a replicated
-	// release against the key that signed it (admitRelease). A broker
-	// computes the list itself as the key moves (retire); only a broker
-	// that has no key yet takes a peer's list, with the key, on trust.
-	Retired []string `json:"retired,omitempty"`
+	// most maxKeyChain): the releases they signed stay history, and a
+	// broker verifies a replicated release against the key that signed
+	// it (admitRelease). Each broker keeps its own list, computed as the
+	// key moves (retire); a peer's list is taken only with the first key
+	// a broker learns (admitReleaseKey). Copies of one key may so differ
+	// in their lists; the merge leaves each broker's own.
+	Retired []RetiredKey `json:"retired,omitempty"`
 	Stamp
 }
 
@@ -155,20 +156,32 @@ func (r *ReleaseKeyRecord) check() error {
 	if k.ID() != r.KeyID {
 		return fmt.Errorf("key ID %s, the public key's is %s", r.KeyID, k.ID())
 	}
-	for i, s := range r.Retired {
-		old, err := release.ParsePublicKey(s)
+	for i, rk := range r.Retired {
+		old, err := release.ParsePublicKey(rk.Key)
 		switch {
 		case err != nil:
 			return fmt.Errorf("retired key %d: %v", i, err)
-		case old.String() != s:
+		case old.String() != rk.Key:
 			return fmt.Errorf("retired key %d is not a public key's base64 line", i)
 		case old.Equal(k):
 			return fmt.Errorf("retired key %d is the fleet's key %s", i, k.ID())
-		case slices.Contains(r.Retired[:i], s):
+		case slices.ContainsFunc(r.Retired[:i], func(o RetiredKey) bool { return o.Key == rk.Key }):
 			return fmt.Errorf("retired key %d (%s) is listed twice", i, old.ID())
+		}
+		if err := wire.ValidVersion(rk.Until); err != nil {
+			return fmt.Errorf("retired key %d: until: %v", i, err)
 		}
 	}
 	return nil
+}
+
+// RetiredKey is a release key the fleet moved away from, and the last
+// version it signed as the fleet's key: the release that named its
+// successor. A broker takes no later version signed by it (a key is
+// often retired because it leaked).
+type RetiredKey struct {
+	Key   string `json:"key"`   // the public key's base64 line
+	Until string `json:"until"` // the version of the release that retired it
 }
 
 // checkFields checks the fields of the fleet key, for every write.
@@ -187,9 +200,9 @@ func (r *ReleaseKeyRecord) checkFields() error {
 	case len(r.Retired) > maxKeyChain:
 		return fmt.Errorf("%d retired keys, limit %d", len(r.Retired), maxKeyChain)
 	}
-	for i, s := range r.Retired {
-		if s == "" || len(s) > 256 {
-			return fmt.Errorf("retired key %d of %d bytes", i, len(s))
+	for i, rk := range r.Retired {
+		if rk.Key == "" || len(rk.Key) > 256 || len(rk.Until) > 64 {
+			return fmt.Errorf("retired key %d of %d bytes, until %d bytes", i, len(rk.Key), len(rk.Until))
 		}
 	}
 	if err := wire.ValidName("set by", r.SetBy); err != nil {
@@ -198,50 +211,19 @@ func (r *ReleaseKeyRecord) checkFields() error {
 	return r.Stamp.check()
 }
 
-// mergeReleaseKey: the later clock wins. Of two copies of one key, the
-// retired keys are those both list, in the winner's order: a copy never
-// adds a key to the history another broker keeps (a peer could otherwise
-// slip in a key of its own and sign "old" releases with it), and the
-// result is the same whichever side merges, so brokers converge. The one
-// exception is a copy set by hand that knows no history (knowsNoHistory):
-// it takes the other's list. Copies of different keys are a rotation: the later one wins whole here, and a
-// broker that takes it (admitReleaseKey) computes the history itself.
+// mergeReleaseKey: the later clock wins. The retired keys are not
+// merged: the broker importing keeps its own (admitReleaseKey), as a
+// history cannot be proven backwards (anyone can sign a release naming
+// the fleet's key as its next), and a list that merged by union would let
+// a peer add a key of its own, one that merged by intersection would let
+// a peer (or a broker that knows less) erase the fleet's.
 func mergeReleaseKey(l, r *ReleaseKeyRecord) *ReleaseKeyRecord {
-	w, o, _, _ := winner(l, r, l.Stamp, r.Stamp)
-	if !sameKey(w.PublicKey, o.PublicKey) || slices.Equal(w.Retired, o.Retired) {
-		return w
-	}
-	c := *w
-	switch {
-	case o.knowsNoHistory():
-		// w's list stands: o's side was told the key, not its past.
-	case w.knowsNoHistory():
-		c.Retired = o.Retired
-	default:
-		c.Retired = nil
-		for _, k := range w.Retired {
-			if slices.Contains(o.Retired, k) {
-				c.Retired = append(c.Retired, k)
-			}
-		}
-	}
-	return &c
+	w, _, _, _ := winner(l, r, l.Stamp, r.Stamp)
+	return w
 }
 
 // ViaTrust is ReleaseKeyRecord.Via of a key an admin set by hand.
 const ViaTrust = "trust"
-
-// knowsNoHistory reports whether r is a key an admin set by hand on a
-// broker that held none (SetReleaseKey), before replication brought the
-// fleet's copy: it says nothing of the keys before it, so a copy of the
-// same key with a history gives it that history, as a broker with no key
-// takes the first copy it sees, history included. Without this, one
-// admin's "trust" on a new broker would empty the history fleet-wide and
-// leave every release signed before a rotation unverifiable on brokers
-// that join later.
-func (r *ReleaseKeyRecord) knowsNoHistory() bool {
-	return r.Via == ViaTrust && len(r.Retired) == 0
-}
 
 // sameKey reports whether two public keys are the same key, written
 // alike or not.
@@ -300,7 +282,7 @@ func (s *Store) PublishRelease(rec ReleaseRecord, binaries []wire.ReleaseBinary,
 				return fmt.Errorf("stored release key: %w", err)
 			}
 			c := *next
-			c.Retired = retire(old.Retired, []release.PublicKey{from}, c.PublicKey)
+			c.Retired = retire(old.Retired, []RetiredKey{{Key: from.String(), Until: rec.Version}}, c.PublicKey)
 			if nk, err = b.stampReleaseKey(c); err != nil {
 				return err
 			}
@@ -317,6 +299,9 @@ func (s *Store) PublishRelease(rec ReleaseRecord, binaries []wire.ReleaseBinary,
 			return nil
 		}
 		keys = append(keys, Key{KindReleaseKey, FleetKeyName})
+		if err := b.setAdoptHistory(false); err != nil {
+			return err
+		}
 		return b.putControl(Key{KindReleaseKey, FleetKeyName}, nk)
 	})
 	if err != nil {
@@ -465,7 +450,10 @@ func (s *Store) Releases() ([]ReleaseRecord, error) {
 // SetReleaseKey stores the fleet's first release key, with no retired
 // keys (rec's are ignored). A fleet that has one is refused (ErrExists):
 // the key changes only through a release it signed that names the next
-// (PublishRelease).
+// (PublishRelease). An admin may set it on a broker that has not yet
+// heard the fleet's copy: that broker takes the retired keys of the
+// first copy of the same key a peer sends (setAdoptHistory), as a broker
+// with no key takes a peer's first copy whole.
 func (s *Store) SetReleaseKey(rec ReleaseKeyRecord) error {
 	rec.Retired = nil
 	err := s.write(func(b *batch) error {
@@ -478,6 +466,9 @@ func (s *Store) SetReleaseKey(rec ReleaseKeyRecord) error {
 		}
 		nk, err := b.stampReleaseKey(rec)
 		if err != nil {
+			return err
+		}
+		if err := b.setAdoptHistory(true); err != nil {
 			return err
 		}
 		return b.putControl(Key{KindReleaseKey, FleetKeyName}, nk)

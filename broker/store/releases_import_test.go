@@ -65,19 +65,23 @@ func TestImportRefusesForgedReleases(t *testing.T) {
 		{"fleet key tombstone", "tombstone", forgedKey(func(r *ReleaseKeyRecord) { r.Deleted = true })},
 		{"key ID not the public key's", "key ID " + keyB, forgedKey(func(r *ReleaseKeyRecord) { r.KeyID = keyB })},
 		{"retired key that does not parse", "retired key 1", forgedKey(func(r *ReleaseKeyRecord) {
-			r.Retired = []string{publicKey(keyB), "RWnotakey"}
+			r.Retired = retired(keyB, "0.3.0", "", "0.3.1")
+			r.Retired[1].Key = "RWnotakey"
 		})},
 		{"retired key in a .pub file's form", "retired key 0 is not a public key's base64 line", forgedKey(func(r *ReleaseKeyRecord) {
-			r.Retired = []string{"untrusted comment: minisign public key\n" + publicKey(keyB)}
+			r.Retired = []RetiredKey{{Key: "untrusted comment: minisign public key\n" + publicKey(keyB), Until: "0.3.0"}}
 		})},
 		{"retired key listed twice", "listed twice", forgedKey(func(r *ReleaseKeyRecord) {
-			r.Retired = []string{publicKey(keyB), publicKey(keyC), publicKey(keyB)}
+			r.Retired = retired(keyB, "0.3.0", keyC, "0.3.1", keyB, "0.3.2")
 		})},
 		{"retired key that is the fleet key", "is the fleet's key", forgedKey(func(r *ReleaseKeyRecord) {
-			r.Retired = []string{publicKey(keyA)}
+			r.Retired = retired(keyA, "0.3.0")
+		})},
+		{"retired key without a version", "until", forgedKey(func(r *ReleaseKeyRecord) {
+			r.Retired = retired(keyB, "")
 		})},
 		{"too many retired keys", "65 retired keys, limit 64", forgedKey(func(r *ReleaseKeyRecord) {
-			r.Retired = slices.Repeat([]string{publicKey(keyB)}, 65)
+			r.Retired = slices.Repeat(retired(keyB, "0.3.0"), 65)
 		})},
 	}
 	for _, tc := range cases {
@@ -128,12 +132,12 @@ func TestImportReleaseKeyChange(t *testing.T) {
 	assertKey("a rogue key", keyA)
 
 	// A release by A whose manifest was changed to name C: its signature
-	// fails, so it refuses the batch and does not lead to C.
+	// fails, so it is refused and does not lead to C.
 	tampered := signedRelease("0.3.0", keyA, keyB, t0)
 	tampered.Manifest = testManifest("0.3.0", keyC, t0)
 	tamperer := releaseSourceAt(t, "tamperer", tampered)
-	if _, err := dst.Import([]Record{exportOne(t, tamperer.Store, Key{KindRelease, "0.3.0"}), keyOf(rogue)}); !errors.Is(err, ErrMalformed) {
-		t.Errorf("Import of a tampered release = %v, want ErrMalformed", err)
+	if res, err := dst.Import([]Record{exportOne(t, tamperer.Store, Key{KindRelease, "0.3.0"}), keyOf(rogue)}); err != nil || res.Refused != 1 {
+		t.Errorf("Import of a tampered release = %+v, %v; want it refused", res, err)
 	}
 	assertKey("a key named by a tampered release", keyA)
 	if _, ok, _ := dst.Release("0.3.0"); ok {

@@ -54,6 +54,20 @@ func signerOf(id string) *testSigner {
 
 // publicKey is the base64 line of key id, or a malformed one for an ID
 // no signer has.
+// retired is a list of retired keys from pairs of key IDs and versions
+// (an empty ID is left empty).
+func retired(pairs ...string) []RetiredKey {
+	var out []RetiredKey
+	for i := 0; i+1 < len(pairs); i += 2 {
+		k := ""
+		if pairs[i] != "" {
+			k = publicKey(pairs[i])
+		}
+		out = append(out, RetiredKey{Key: k, Until: pairs[i+1]})
+	}
+	return out
+}
+
 func publicKey(id string) string {
 	if s := signerOf(id); s != nil {
 		return s.pub.String()

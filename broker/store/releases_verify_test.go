@@ -1,11 +1,9 @@
 package store
 
 import (
-	"errors"
 	"reflect"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -52,7 +50,7 @@ func rotated(t *testing.T) *broker {
 		var nk *ReleaseKeyRecord
 		if step.next != "" {
 			k := testKey(step.next, "release "+step.version, real.clock.Now())
-			k.Retired = []string{publicKey(keyD)} // ignored: the store computes its own
+			k.Retired = retired(keyD, "9.9.9") // ignored: the store computes its own
 			nk = &k
 		}
 		if _, err := real.PublishRelease(signedRelease(step.version, step.by, step.next, real.clock.Now()), nil, nk); err != nil {
@@ -60,7 +58,7 @@ func rotated(t *testing.T) *broker {
 		}
 	}
 	k, ok := real.ReleaseKey()
-	if want := []string{publicKey(keyA), publicKey(keyB)}; !ok || k.KeyID != keyC || !slices.Equal(k.Retired, want) {
+	if want := retired(keyA, "0.4.0", keyB, "0.5.0"); !ok || k.KeyID != keyC || !slices.Equal(k.Retired, want) {
 		t.Fatalf("the fleet key after two rotations: %+v, want %s retiring A then B", k, keyC)
 	}
 	return real
@@ -95,10 +93,10 @@ func assertStored(t *testing.T, s *broker, versions ...string) {
 }
 
 // TestImportVerifiesReleaseSignatures: a replicated release whose
-// signature does not verify with the fleet key refuses the import, and
-// nothing of the batch is stored, whether the broker held the key
-// before or it came in the same batch: a signature by another key that
-// claims the fleet key's ID, and a manifest changed after it was
+// signature does not verify with the fleet key is refused and stored
+// nowhere, while the rest of its batch goes in, whether the broker held
+// the key before or it came in the same batch: a signature by another key
+// that claims the fleet key's ID, and a manifest changed after it was
 // signed (still parsing, still the same version). A forger can publish
 // either on its own broker, whose store checks only the key ID.
 func TestImportVerifiesReleaseSignatures(t *testing.T) {
@@ -117,22 +115,22 @@ func TestImportVerifiesReleaseSignatures(t *testing.T) {
 			// A broker that trusts A already.
 			dst := later(t, "dst")
 			mustImport(t, dst.Store, key)
-			before := capture(t, dst.Store)
-			_, err := dst.Import([]Record{genuine, forged})
-			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "not signed by the fleet's key") {
-				t.Errorf("Import = %v, want ErrMalformed: not signed by the fleet's key", err)
+			if res := mustImport(t, dst.Store, genuine, forged); res.Refused != 1 || res.Applied != 1 {
+				t.Errorf("Import = %+v, want the forgery refused and the genuine release applied", res)
 			}
-			assertUnchanged(t, dst.Store, before)
+			assertStored(t, dst, "0.3.0")
+			if _, ok, _ := dst.Release("0.4.0"); ok {
+				t.Error("the forgery was stored")
+			}
 
 			// A broker that learns the key in the same batch.
 			fresh := later(t, "fresh")
-			before = capture(t, fresh.Store)
-			if _, err := fresh.Import([]Record{forged, key, genuine}); !errors.Is(err, ErrMalformed) {
-				t.Errorf("Import with the key = %v, want ErrMalformed", err)
+			if res := mustImport(t, fresh.Store, forged, key, genuine); res.Refused != 1 || res.Applied != 2 {
+				t.Errorf("Import with the key = %+v, want the forgery refused, the key and the genuine release applied", res)
 			}
-			assertUnchanged(t, fresh.Store, before)
-			if _, ok := fresh.ReleaseKey(); ok {
-				t.Error("the refused batch stored the fleet key")
+			assertStored(t, fresh, "0.3.0")
+			if _, ok, _ := fresh.Release("0.4.0"); ok {
+				t.Error("the forgery was stored")
 			}
 		})
 	}
@@ -150,7 +148,9 @@ func TestImportVerifiesReleaseSignatures(t *testing.T) {
 // the rotations (it took the key record, history included, on trust as
 // its first key) and on one that trusted A and followed the rotations
 // through their releases (it computed the history itself). A release
-// that claims a retired key's ID but is not its signature is refused.
+// that claims a retired key's ID but is not its signature is refused, and
+// so is one the retired key really signed, of a version after the release
+// that retired it: a key is often retired because it leaked.
 func TestImportReleaseByRetiredKey(t *testing.T) {
 	real := rotated(t)
 	old := []Record{releaseOf(t, real, "0.3.0"), releaseOf(t, real, "0.4.5")}
@@ -164,6 +164,7 @@ func TestImportReleaseByRetiredKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged := releaseOf(t, forger, "0.3.1")
+	leaked := releaseOf(t, releaseSourceAt(t, "leaked", signedRelease("0.4.1", keyA, "", t0)), "0.4.1")
 
 	// Joined after the rotations: the key record first, on its own.
 	late := later(t, "late")
@@ -179,18 +180,20 @@ func TestImportReleaseByRetiredKey(t *testing.T) {
 	mustImport(t, witness.Store, releaseOf(t, real, "0.3.0"))
 	mustImport(t, witness.Store, fleetKeyOf(t, real), releaseOf(t, real, "0.4.0"), releaseOf(t, real, "0.5.0"))
 	k, ok := witness.ReleaseKey()
-	if want := []string{publicKey(keyA), publicKey(keyB)}; !ok || k.KeyID != keyC || !slices.Equal(k.Retired, want) {
+	if want := retired(keyA, "0.4.0", keyB, "0.5.0"); !ok || k.KeyID != keyC || !slices.Equal(k.Retired, want) {
 		t.Fatalf("the witness's fleet key: %+v, want %s retiring A then B", k, keyC)
 	}
 	mustImport(t, witness.Store, old...) // 0.4.5 is by B, retired before it arrived
 	assertStored(t, witness, "0.3.0", "0.4.0", "0.4.5", "0.5.0")
 
 	for _, s := range []*broker{late, witness} {
-		if _, err := s.Import([]Record{forged}); !errors.Is(err, ErrMalformed) {
-			t.Errorf("%s: a forgery claiming retired key A = %v, want ErrMalformed", s.cfg.Broker, err)
+		if res := mustImport(t, s.Store, forged, leaked); res.Refused != 2 {
+			t.Errorf("%s: a forgery claiming retired key A, and 0.4.1 by A after 0.4.0 retired it = %+v, want both refused", s.cfg.Broker, res)
 		}
-		if _, ok, _ := s.Release("0.3.1"); ok {
-			t.Errorf("%s stored the forgery", s.cfg.Broker)
+		for _, v := range []string{"0.3.1", "0.4.1"} {
+			if _, ok, _ := s.Release(v); ok {
+				t.Errorf("%s stored %s", s.cfg.Broker, v)
+			}
 		}
 		converge(t, real.Store, s.Store)
 		assertConverged(t, real.Store, s.Store)
@@ -232,51 +235,39 @@ func TestImportReleaseBeforeItsKey(t *testing.T) {
 	}
 }
 
-// TestReleaseKeyHistoryMerge: two copies of one fleet key keep the
-// retired keys both list, whichever side merges, so brokers converge;
-// a copy never adds a retired key, so a peer cannot slip in a key of
-// its own and sign "old" releases with it.
+// TestReleaseKeyHistoryMerge: a broker's retired keys are its own. The
+// merge of two copies of one key takes the later whole, and the broker
+// importing keeps its list: a peer's copy neither adds a key (one of its
+// own, to sign "old" releases with) nor takes one away, on a broker that
+// followed the rotations or on one that never rotated (its first key set
+// by hand on another broker). A broker whose key an admin set here by
+// hand takes the first peer copy's list, once.
 func TestReleaseKeyHistoryMerge(t *testing.T) {
 	real := rotated(t)
 	k := fleetKeyOf(t, real).ReleaseKey
+	history := retired(keyA, "0.4.0", keyB, "0.5.0")
 
-	// Merged alone: symmetric, the winner's fields with the common list.
 	rogue := *k
-	rogue.Retired = []string{publicKey(keyD), publicKey(keyA), publicKey(keyB)}
+	rogue.Retired = retired(keyD, "0.9.0", keyA, "0.4.0", keyB, "0.5.0")
 	rogue.SetBy, rogue.Clock.Wall = "mallory", k.Clock.Wall+1
 	short := *k
-	short.Retired = []string{publicKey(keyB)}
-	other := *k
-	other.PublicKey, other.KeyID, other.Retired = publicKey(keyD), keyD, nil
-	other.Clock.Wall = k.Clock.Wall + 1
-	for _, tc := range []struct {
-		name string
-		l, r *ReleaseKeyRecord
-		want []string
-	}{
-		{"a longer list", k, &rogue, []string{publicKey(keyA), publicKey(keyB)}},
-		{"a shorter list", k, &short, []string{publicKey(keyB)}},
-		{"another key", k, &other, nil},
-	} {
-		a, b := mergeReleaseKey(tc.l, tc.r), mergeReleaseKey(tc.r, tc.l)
-		if !reflect.DeepEqual(a, b) {
-			t.Errorf("%s: mergeReleaseKey is not symmetric: %+v vs %+v", tc.name, a, b)
-		}
-		if !slices.Equal(a.Retired, tc.want) {
-			t.Errorf("%s: retired %v, want %v", tc.name, a.Retired, tc.want)
-		}
+	short.Retired, short.Clock.Wall = nil, k.Clock.Wall+2
+	if a, b := mergeReleaseKey(k, &rogue), mergeReleaseKey(&rogue, k); !reflect.DeepEqual(a, b) || a != &rogue {
+		t.Errorf("mergeReleaseKey is not the later copy whole: %+v, %+v", a, b)
 	}
 
-	// A peer's copy naming D as retired, stamped later: the stored
-	// history stays A, B, and a release by D is not taken.
+	// Copies naming D, or none, stamped later: the history stays A, B,
+	// the later copy's other fields are taken, and a release by D is not.
 	dst := later(t, "dst")
 	mustImport(t, dst.Store, Record{Key: Key{KindReleaseKey, FleetKeyName}, ReleaseKey: k})
-	mustImport(t, dst.Store, Record{Key: Key{KindReleaseKey, FleetKeyName}, ReleaseKey: &rogue})
-	if got, _ := dst.ReleaseKey(); !slices.Equal(got.Retired, []string{publicKey(keyA), publicKey(keyB)}) || got.SetBy != "mallory" {
-		t.Errorf("after a copy naming D: %+v, want mallory's copy retiring A and B only", got)
+	for _, c := range []*ReleaseKeyRecord{&rogue, &short} {
+		mustImport(t, dst.Store, Record{Key: Key{KindReleaseKey, FleetKeyName}, ReleaseKey: c})
+		if got, _ := dst.ReleaseKey(); !slices.Equal(got.Retired, history) || got.SetBy != c.SetBy {
+			t.Errorf("after a copy retiring %v: %+v, want %s's fields retiring A and B", c.Retired, got, c.SetBy)
+		}
 	}
 	byD := newBroker(t, "byd", 0)
-	if err := byD.SetReleaseKey(testKey(keyD, "trust", t0)); err != nil {
+	if err := byD.SetReleaseKey(testKey(keyD, ViaTrust, t0)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := byD.PublishRelease(testRelease("0.3.9", keyD, t0), nil, nil); err != nil {
@@ -284,6 +275,23 @@ func TestReleaseKeyHistoryMerge(t *testing.T) {
 	}
 	if res, err := dst.Import([]Record{releaseOf(t, byD, "0.3.9")}); err != nil || len(res.Deferred) != 1 {
 		t.Errorf("Import of a release by D = %+v, %v; want it deferred", res, err)
+	}
+
+	// A fleet that never rotated: every broker holds key A as an admin
+	// set it, with no history. A copy naming D as retired changes nothing.
+	never := later(t, "never")
+	mustImport(t, never.Store, fleetKeyOf(t, releaseSource(t)))
+	poisoned := *fleetKeyOf(t, releaseSource(t)).ReleaseKey
+	for _, wall := range []int64{-1000, 1000} {
+		c := poisoned
+		c.Retired, c.Clock.Wall, c.Born.Wall = retired(keyD, "0.9.0"), poisoned.Clock.Wall+wall, poisoned.Born.Wall+wall
+		mustImport(t, never.Store, Record{Key: Key{KindReleaseKey, FleetKeyName}, ReleaseKey: &c})
+		if got, _ := never.ReleaseKey(); got.Retired != nil {
+			t.Errorf("a copy retiring D, stamped %+d ms: the history is %v, want none", wall, got.Retired)
+		}
+	}
+	if res, err := never.Import([]Record{releaseOf(t, byD, "0.3.9")}); err != nil || len(res.Deferred) != 1 {
+		t.Errorf("Import of a release by D after the copies = %+v, %v; want it deferred", res, err)
 	}
 
 	// A rotation's copy naming D as retired: the broker that follows the
@@ -295,19 +303,18 @@ func TestReleaseKeyHistoryMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	rotKey := fleetKeyOf(t, rot)
-	rotKey.ReleaseKey.Retired = []string{publicKey(keyD), publicKey(keyA)}
+	rotKey.ReleaseKey.Retired = retired(keyD, "0.3.5", keyA, "0.4.0")
 	dst = later(t, "dst2")
 	mustImport(t, dst.Store, exportOne(t, releaseSource(t).Store, Key{KindReleaseKey, FleetKeyName}))
 	mustImport(t, dst.Store, rotKey, releaseOf(t, rot, "0.4.0"))
-	if got, _ := dst.ReleaseKey(); got.KeyID != keyB || !slices.Equal(got.Retired, []string{publicKey(keyA)}) {
+	if got, _ := dst.ReleaseKey(); got.KeyID != keyB || !slices.Equal(got.Retired, retired(keyA, "0.4.0")) {
 		t.Errorf("after a rotation's copy naming D: %+v, want B retiring A only", got)
 	}
 
-	// A broker that trusted C by hand (no history), stamped later than
-	// real's: in either order of the exchanges both end with one copy
-	// holding real's history, and the releases A and B signed are
-	// verified and stored there too (knowsNoHistory). Once it has a
-	// history, a copy with a shorter one no longer empties it.
+	// A broker whose admin trusted C by hand before it heard the fleet:
+	// in either order of the exchanges, it takes real's history from the
+	// first copy, the releases A and B signed verify there, and both end
+	// with one copy. A copy naming D afterwards changes nothing.
 	for _, first := range []string{"real", "direct"} {
 		real := rotated(t)
 		direct := later(t, "direct")
@@ -324,37 +331,23 @@ func TestReleaseKeyHistoryMerge(t *testing.T) {
 			pull(t, b, a)
 		}
 		kr, kd := fleetKeyOf(t, real), fleetKeyOf(t, direct)
-		want := []string{publicKey(keyA), publicKey(keyB)}
-		if !reflect.DeepEqual(kr, kd) || !slices.Equal(kr.ReleaseKey.Retired, want) || kr.ReleaseKey.KeyID != keyC {
+		if !reflect.DeepEqual(kr, kd) || !slices.Equal(kd.ReleaseKey.Retired, history) || kd.ReleaseKey.KeyID != keyC {
 			t.Errorf("%s first: the fleet keys %+v and %+v, want one copy of C retiring A and B", first, kr.ReleaseKey, kd.ReleaseKey)
 		}
-		assertStored(t, direct, "0.6.0")
-		if _, ok, _ := direct.Release("0.3.0"); !ok {
-			t.Errorf("%s first: the release by A was not stored by the broker that trusted C by hand", first)
-		}
-	}
-	hand := *k
-	hand.Via, hand.Retired = ViaTrust, nil
-	hand.Clock.Wall = k.Clock.Wall + 1
-	for _, tc := range []struct {
-		name string
-		l, r *ReleaseKeyRecord
-		want []string
-	}{
-		{"set by hand, no history", k, &hand, []string{publicKey(keyA), publicKey(keyB)}},
-		{"a shorter list after", &rogue, &short, []string{publicKey(keyB)}},
-	} {
-		a, b := mergeReleaseKey(tc.l, tc.r), mergeReleaseKey(tc.r, tc.l)
-		if !reflect.DeepEqual(a, b) || !slices.Equal(a.Retired, tc.want) {
-			t.Errorf("%s: merged %v and %v, want %v both ways", tc.name, a.Retired, b.Retired, tc.want)
+		assertStored(t, direct, "0.3.0", "0.4.0", "0.4.5", "0.5.0", "0.6.0")
+		c := *kd.ReleaseKey
+		c.Retired, c.Clock.Wall = retired(keyD, "0.9.0"), c.Clock.Wall+1000
+		mustImport(t, direct.Store, Record{Key: Key{KindReleaseKey, FleetKeyName}, ReleaseKey: &c})
+		if got, _ := direct.ReleaseKey(); !slices.Equal(got.Retired, history) {
+			t.Errorf("%s first: after a later copy naming D the history is %v", first, got.Retired)
 		}
 	}
 }
 
 // TestImportReleaseOfAnotherBytes: a version names one set of bytes. A
 // genuine release of a stored version with another manifest is left
-// unstored without failing the batch; a forged one refuses the batch;
-// the stored copy's withdrawal still merges.
+// unstored without failing the batch, and so is a forged one; the stored
+// copy's withdrawal still merges.
 func TestImportReleaseOfAnotherBytes(t *testing.T) {
 	src := releaseSource(t)
 	dst := later(t, "dst")
@@ -370,8 +363,8 @@ func TestImportReleaseOfAnotherBytes(t *testing.T) {
 
 	forged := *twice.Release
 	forged.Manifest = testManifest("0.3.0", "", t0.Add(time.Hour))
-	if _, err := dst.Import([]Record{{Key: twice.Key, Release: &forged}}); !errors.Is(err, ErrMalformed) {
-		t.Errorf("Import of a forged other 0.3.0 = %v, want ErrMalformed", err)
+	if res := mustImport(t, dst.Store, Record{Key: twice.Key, Release: &forged}); res.Refused != 1 {
+		t.Errorf("Import of a forged other 0.3.0 = %+v, want it refused", res)
 	}
 	assertUnchanged(t, dst.Store, before)
 

@@ -58,6 +58,9 @@ type batch struct {
 	// ring is the fleet's release keys as of the batch, once read
 	// (release_trust.go); writing a release or the fleet key drops it.
 	ring *keyring
+	// refused counts the replicated releases this batch refused
+	// (admitRelease).
+	refused int
 }
 
 // machine returns a copy of a machine record as of the batch in progress.
