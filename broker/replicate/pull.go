@@ -180,7 +180,7 @@ func (r *Replicator) pullFrom(ctx context.Context, p *pull) error {
 			r.cfg.Logger.Debug("replicated", "from", p.member.Name, "applied", res.Applied, "unchanged", res.Unchanged)
 		}
 		if res.Refused > 0 {
-			r.cfg.Logger.Warn("replicated releases refused: not signed by the fleet's release key (see the store's log for each)",
+			r.cfg.Logger.Warn("replicated releases refused: a signature that does not verify, or a key past its last version (the store's log says which)",
 				"from", p.member.Name, "refused", res.Refused)
 		}
 		deferred += len(res.Deferred)

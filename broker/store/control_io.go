@@ -180,8 +180,8 @@ func (b *batch) putControl(k Key, rec any) error {
 	}
 	v := controlVersion(k, rec)
 	b.ctl[k] = &v
-	if k.Kind == KindRelease || k.Kind == KindReleaseKey {
-		b.ring = nil
+	if k.Kind == KindReleaseKey || k.Kind == KindRelease && namesNextKey(rec.(*ReleaseRecord)) {
+		b.ring = nil // the keys, or what the walk finds, changed
 	}
 	return nil
 }

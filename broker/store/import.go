@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/readymesh/readymesh/peer/release"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -23,8 +25,9 @@ import (
 // ever lowered: an older record changes nothing.
 //
 // The fleet key goes first, so that the releases it signed verify in the
-// same batch; but a key other than the stored one goes last, as a
-// rotation may lead to it through the batch's releases.
+// same batch, then the releases that name a next key; but a key other
+// than the stored one goes last, as a rotation may lead to it through the
+// batch's releases.
 func (s *Store) Import(recs []Record) (ImportResult, error) {
 	var res ImportResult
 	if len(recs) > MaxRecords {
@@ -46,6 +49,18 @@ func (s *Store) Import(recs []Record) (ImportResult, error) {
 		}
 		take[i] = true
 	}
+	// Releases that name a next key go before the other releases, oldest
+	// version first: a key signs no version after the release that named
+	// its successor, and the order of a batch must not let one through.
+	var rotating []int
+	for i := range recs {
+		if take[i] && recs[i].Kind == KindRelease && namesNextKey(recs[i].Release) {
+			rotating = append(rotating, i)
+		}
+	}
+	slices.SortStableFunc(rotating, func(a, b int) int {
+		return release.CompareVersions(recs[a].Release.Version, recs[b].Release.Version)
+	})
 	var unsigned []Key // releases by a key not known yet
 	err := s.write(func(b *batch) error {
 		res.Applied, res.Unchanged, unsigned, b.refused = 0, 0, nil, 0
@@ -80,8 +95,13 @@ func (s *Store) Import(recs []Record) (ImportResult, error) {
 				return err
 			}
 		}
+		for _, i := range rotating {
+			if err := step(i); err != nil {
+				return err
+			}
+		}
 		for i := range recs {
-			if take[i] && recs[i].Kind != KindReleaseKey {
+			if take[i] && recs[i].Kind != KindReleaseKey && !slices.Contains(rotating, i) {
 				if err := step(i); err != nil {
 					return err
 				}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/readymesh/readymesh/peer/release"
 )
@@ -17,16 +19,18 @@ import (
 // moves only along releases signed by the key before, each naming the
 // next (admitReleaseKey). A replicated release is stored only once its
 // signature verifies with the fleet key that made it (admitRelease): the
-// stored key, one it replaced (the key record's Retired list, for the
-// versions up to the one that retired it), or one a stored release names
-// as its successor. Agents would refuse a forged release by the key they
+// stored key, one it replaced (the key record's Retired list), or one a
+// stored release names as its successor; and no key signs a version
+// after the release that named its successor (a key is often retired
+// because it leaked). Agents would refuse a forged release by the key they
 // pin, but a broker that stored one would list it and roll it out, and
 // pass it to every other broker.
 //
 // The retired keys are each broker's own: computed from the rotations it
 // stored, or taken with the first key it learned. A history cannot be
 // proven backwards (anyone can sign a release naming the fleet's key as
-// next), so a peer's list is never merged into one a broker has.
+// next), so a peer's list is never merged into one a broker has; a key
+// an admin set by hand has none.
 
 // maxKeyChain bounds the rotations a broker follows from its key, and
 // the retired keys it keeps.
@@ -40,12 +44,18 @@ type keyring struct {
 	current release.PublicKey  // the zero key: none is stored
 	byID    map[string]ringKey // the stored key and the retired ones
 	walked  bool
+	// since is the version of the release that made the stored key the
+	// fleet's (the newest Until of the retired keys; "" for the first).
+	since string
 	// next holds the descendants by ID; parent the key whose release
-	// named each, and via that release's version (by the descendant's
-	// base64 line).
+	// named each, and via that release's version; limit the version of
+	// the first release by each key (the stored one included) that named
+	// a successor, after the key became the fleet's ("" for none): the
+	// last version the key may sign. All by the key's base64 line.
 	next   map[string]release.PublicKey
 	parent map[string]release.PublicKey
 	via    map[string]string
+	limit  map[string]string
 }
 
 // ringKey is a key of the ring, and the last version it may sign ("" for
@@ -81,6 +91,9 @@ func (b *batch) keyring() (*keyring, error) {
 			if _, dup := ring.byID[old.ID()]; !dup {
 				ring.byID[old.ID()] = ringKey{key: old, until: rec.Retired[i].Until}
 			}
+			if u := rec.Retired[i].Until; ring.since == "" || release.CompareVersions(u, ring.since) > 0 {
+				ring.since = u
+			}
 		}
 	}
 	b.ring = ring
@@ -89,12 +102,16 @@ func (b *batch) keyring() (*keyring, error) {
 
 // walk finds the keys that descend from the stored key, up to
 // maxKeyChain rotations away: each named as next_key by a stored release
-// that the key before it signed (the signature verified).
+// that the key before it signed (the signature verified), of a version
+// after the one that made that key the fleet's. A rotation from before
+// (A→B, then B→A: the first names B again) leads nowhere, so an old copy
+// of a key the fleet left cannot move a broker back to it. It notes each
+// key's limit on the way.
 func (b *batch) walk(ring *keyring) error {
 	if ring.walked {
 		return nil
 	}
-	ring.next, ring.parent, ring.via = map[string]release.PublicKey{}, map[string]release.PublicKey{}, map[string]string{}
+	ring.next, ring.parent, ring.via, ring.limit = map[string]release.PublicKey{}, map[string]release.PublicKey{}, map[string]string{}, map[string]string{}
 	if ring.current.IsZero() {
 		ring.walked = true
 		return nil
@@ -118,7 +135,17 @@ func (b *batch) walk(ring *keyring) error {
 	for i := 0; i < maxKeyChain && len(frontier) > 0; i++ {
 		var next []release.PublicKey
 		for _, k := range frontier {
+			since := ring.since
+			if !k.Equal(ring.current) {
+				since = ring.via[k.String()]
+			}
 			for _, step := range nextKeys(k, recs) {
+				if since != "" && release.CompareVersions(step.until, since) <= 0 {
+					continue
+				}
+				if l := ring.limit[k.String()]; l == "" || release.CompareVersions(step.until, l) < 0 {
+					ring.limit[k.String()] = step.until
+				}
 				nk := step.key
 				if seen[nk.String()] {
 					continue
@@ -146,6 +173,9 @@ func nextKeys(k release.PublicKey, recs []ReleaseRecord) []ringKey {
 		if rec.KeyID != k.ID() {
 			continue
 		}
+		if m, err := release.Parse(rec.Manifest); err != nil || m.NextKey == "" {
+			continue // most releases name no next key: no signature to check
+		}
 		m, err := release.Verify(k, rec.Manifest, rec.Signature)
 		if err != nil || m.NextKey == "" {
 			continue
@@ -155,6 +185,13 @@ func nextKeys(k release.PublicKey, recs []ReleaseRecord) []ringKey {
 		}
 	}
 	return out
+}
+
+// namesNextKey reports whether a release's manifest names a next key
+// (one that does not parse names none).
+func namesNextKey(rec *ReleaseRecord) bool {
+	m, err := release.Parse(rec.Manifest)
+	return err == nil && m.NextKey != ""
 }
 
 // leftBehind returns the keys a rotation from the stored key to key to
@@ -175,23 +212,36 @@ func (ring *keyring) leftBehind(to release.PublicKey) ([]RetiredKey, bool) {
 	return out, true
 }
 
-// fleetKey returns the fleet key whose ID is id: the stored key, one it
-// replaced (with the last version it may sign), or one that descends
-// from it (a rotation whose key record has not arrived yet). known is
-// false when there is none, as when no key is stored yet.
+// fleetKey returns the fleet key whose ID is id, with the last version
+// it may sign ("" for no limit): the stored key, one it replaced, or one
+// that descends from it (a rotation whose key record has not arrived
+// yet). known is false when there is none, as when no key is stored yet.
 func (b *batch) fleetKey(id string) (k ringKey, known bool, err error) {
 	ring, err := b.keyring()
 	if err != nil || ring.current.IsZero() {
 		return ringKey{}, false, err
 	}
-	if k, ok := ring.byID[id]; ok {
-		return k, true, nil
-	}
 	if err := b.walk(ring); err != nil {
 		return ringKey{}, false, err
 	}
+	if k, ok := ring.byID[id]; ok {
+		if k.until == "" {
+			k.until = ring.limit[k.key.String()]
+		}
+		return k, true, nil
+	}
 	nk, known := ring.next[id]
-	return ringKey{key: nk}, known, nil
+	return ringKey{key: nk, until: ring.limit[nk.String()]}, known, nil
+}
+
+// afterLimit reports whether a release of version v is past a key's last
+// version until: later, or the same version with other build metadata.
+func afterLimit(v, until string) bool {
+	if until == "" {
+		return false
+	}
+	c := release.CompareVersions(v, until)
+	return c > 0 || c == 0 && v != until
 }
 
 // retire returns the retired keys list after a rotation to key current
@@ -216,34 +266,13 @@ func retire(list []RetiredKey, left []RetiredKey, current string) []RetiredKey {
 	return out
 }
 
-// keyAdoptHistory, in the meta bucket (never replicated), marks a fleet
-// key an admin set by hand on this broker (SetReleaseKey) before any peer
-// sent a copy of it: the first copy of the same key a peer sends gives
-// it its retired keys, as a broker with no key takes a peer's first copy
-// whole. Any copy, a local rotation or an imported one clears it.
-var keyAdoptHistory = []byte("release_key_adopt_history")
-
-func (b *batch) adoptHistory() bool {
-	return b.tx.Bucket(bktMeta).Get(keyAdoptHistory) != nil
-}
-
-func (b *batch) setAdoptHistory(on bool) error {
-	if !on {
-		if !b.adoptHistory() {
-			return nil
-		}
-		return b.tx.Bucket(bktMeta).Delete(keyAdoptHistory)
-	}
-	return b.tx.Bucket(bktMeta).Put(keyAdoptHistory, []byte{1})
-}
-
 // admitReleaseKey returns what an imported fleet key may store in place
 // of the stored one (local, if found), or nil when it may not. merged is
 // the merge's result, remote the peer's copy. When none is stored the
 // peer's copy is taken whole, its retired keys included: the first key
 // is taken on trust. A copy of the same public key changes who and when
 // (the merge's result), never the retired keys: this broker keeps its
-// own, except once for a key an admin set here by hand (adoptHistory).
+// own.
 // A copy of another key is taken only when it descends from the stored
 // key: a chain of stored releases, each signed by the key before (the
 // signature verified here) and naming the next as next_key, leads from
@@ -266,16 +295,6 @@ func (b *batch) admitReleaseKey(local *ReleaseKeyRecord, found bool, merged, rem
 	if sameKey(local.PublicKey, remote.PublicKey) {
 		c := *merged
 		c.Retired = local.Retired
-		if b.adoptHistory() {
-			c.Retired = remote.Retired
-			if err := b.setAdoptHistory(false); err != nil {
-				return nil, err
-			}
-			if len(c.Retired) > 0 {
-				b.s.log.Info("release key history taken from the first peer's copy of the key set here by hand",
-					"key_id", local.KeyID, "retired", len(c.Retired))
-			}
-		}
 		return &c, nil
 	}
 	to, err := release.ParsePublicKey(remote.PublicKey)
@@ -297,18 +316,47 @@ func (b *batch) admitReleaseKey(local *ReleaseKeyRecord, found bool, merged, rem
 	}
 	c := *remote
 	c.Retired = retire(local.Retired, left, c.PublicKey)
-	if err := b.setAdoptHistory(false); err != nil {
-		return nil, err
-	}
 	return &c, nil
+}
+
+// refusalLog keeps a refused release's warning to one an hour: a peer
+// that holds it offers it again at every exchange.
+type refusalLog struct {
+	mu   sync.Mutex
+	last map[string]time.Time // by version and key ID; at most refusalLogMax
+}
+
+const refusalLogMax = 1024
+
+// due reports whether the refusal of version by key id may be logged now.
+func (l *refusalLog) due(version, id string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := version + "/" + id
+	if t, ok := l.last[k]; ok && now.Sub(t) < time.Hour {
+		return false
+	}
+	if l.last == nil || len(l.last) >= refusalLogMax {
+		l.last = map[string]time.Time{}
+	}
+	l.last[k] = now
+	return true
+}
+
+// warnRefused logs the refusal of a replicated release, at most once an
+// hour for each version and key.
+func (b *batch) warnRefused(msg string, rec *ReleaseRecord, args ...any) {
+	if b.s.refusals.due(rec.Version, rec.KeyID, b.s.now()) {
+		b.s.log.Warn(msg, append([]any{"version", rec.Version, "key_id", rec.KeyID, "published_by", rec.PublishedBy}, args...)...)
+	}
 }
 
 // admitRelease decides whether an imported release may be merged into
 // the store. A release stored with the same manifest and signature may
 // (its signature was verified when it was stored; the merge keeps a
 // withdrawal). Any other must verify with the fleet key that signed it
-// (fleetKey), and a retired key signs no version after the one that
-// retired it. One that fails is a forgery, or a leaked key's work: it is
+// (fleetKey), and no key signs a version after the release that named
+// its successor. One that fails is a forgery, or a leaked key's work: it is
 // logged and left unstored, and the rest of the batch goes on (refusing
 // the batch would cut this broker off from a peer that holds one such
 // record, for good). One signed by a key this broker does not know yet
@@ -332,27 +380,23 @@ func (b *batch) admitRelease(rec *ReleaseRecord) (ok, deferred bool, err error) 
 	case err != nil:
 		return false, false, err
 	case !known && stored:
-		b.s.log.Warn("replicated release refused: another manifest or signature than the stored one, by a key this broker does not know",
-			"version", rec.Version, "key_id", rec.KeyID, "published_by", rec.PublishedBy)
+		b.warnRefused("replicated release refused: another manifest or signature than the stored one, by a key this broker does not know", rec)
 		return false, false, nil
 	case !known:
 		return false, true, nil
 	}
 	if _, err := release.Verify(k.key, rec.Manifest, rec.Signature); err != nil {
-		b.s.log.Warn("replicated release refused: not signed by the fleet's key",
-			"version", rec.Version, "key_id", rec.KeyID, "published_by", rec.PublishedBy, "err", err)
+		b.warnRefused("replicated release refused: not signed by the fleet's key", rec, "err", err)
 		b.refused++
 		return false, false, nil
 	}
-	if k.until != "" && release.CompareVersions(rec.Version, k.until) > 0 {
-		b.s.log.Warn("replicated release refused: signed by a retired key after the release that retired it",
-			"version", rec.Version, "key_id", rec.KeyID, "retired_by", k.until, "published_by", rec.PublishedBy)
+	if afterLimit(rec.Version, k.until) {
+		b.warnRefused("replicated release refused: signed by a key after the release that named its successor", rec, "last_version", k.until)
 		b.refused++
 		return false, false, nil
 	}
 	if stored {
-		b.s.log.Warn("replicated release refused: a version names one set of bytes, and this broker stores other ones",
-			"version", rec.Version, "key_id", rec.KeyID, "published_by", rec.PublishedBy,
+		b.warnRefused("replicated release refused: a version names one set of bytes, and this broker stores other ones", rec,
 			"stored_key_id", local.KeyID, "stored_published_by", local.PublishedBy)
 		return false, false, nil
 	}

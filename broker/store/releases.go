@@ -281,6 +281,17 @@ func (s *Store) PublishRelease(rec ReleaseRecord, binaries []wire.ReleaseBinary,
 			if err != nil {
 				return fmt.Errorf("stored release key: %w", err)
 			}
+			if err := b.newestOf(old.KeyID, rec.Version); err != nil {
+				return err
+			}
+			for _, rk := range old.Retired {
+				if sameKey(rk.Key, next.PublicKey) {
+					// Brokers that follow the rotations late could not tell a
+					// return to it from an old rotation replayed.
+					return refuse(fmt.Errorf("%w: release %s names key ID %s as the next key, which the fleet retired at %s: a retired key never returns",
+						ErrMalformed, rec.Version, next.KeyID, rk.Until))
+				}
+			}
 			c := *next
 			c.Retired = retire(old.Retired, []RetiredKey{{Key: from.String(), Until: rec.Version}}, c.PublicKey)
 			if nk, err = b.stampReleaseKey(c); err != nil {
@@ -299,9 +310,6 @@ func (s *Store) PublishRelease(rec ReleaseRecord, binaries []wire.ReleaseBinary,
 			return nil
 		}
 		keys = append(keys, Key{KindReleaseKey, FleetKeyName})
-		if err := b.setAdoptHistory(false); err != nil {
-			return err
-		}
 		return b.putControl(Key{KindReleaseKey, FleetKeyName}, nk)
 	})
 	if err != nil {
@@ -340,6 +348,25 @@ func (b *batch) publishable(rec *ReleaseRecord, binaries []wire.ReleaseBinary) (
 		}
 	}
 	return key, nil
+}
+
+// newestOf refuses a release of version v that moves the fleet key away
+// from key id unless v is newer than every stored release id signed:
+// brokers take no version after that release from the key (it may have
+// leaked), so a rotation in 0.4.7 after 0.5.0 would make every broker
+// refuse 0.5.0 for good.
+func (b *batch) newestOf(id, v string) error {
+	return b.tx.Bucket(bktReleases).ForEach(func(k, raw []byte) error {
+		var rec ReleaseRecord
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return fmt.Errorf("release %s: %w", k, err)
+		}
+		if rec.exists() && rec.KeyID == id && release.CompareVersions(rec.Version, v) >= 0 {
+			return refuse(fmt.Errorf("%w: release %s moves the fleet key away from key ID %s, which signed %s already: "+
+				"the release that names the next key must be the newest its key signs", ErrMalformed, v, id, rec.Version))
+		}
+		return nil
+	})
 }
 
 // wholeBlob refuses a release binary not stored whole at its size.
@@ -450,10 +477,11 @@ func (s *Store) Releases() ([]ReleaseRecord, error) {
 // SetReleaseKey stores the fleet's first release key, with no retired
 // keys (rec's are ignored). A fleet that has one is refused (ErrExists):
 // the key changes only through a release it signed that names the next
-// (PublishRelease). An admin may set it on a broker that has not yet
-// heard the fleet's copy: that broker takes the retired keys of the
-// first copy of the same key a peer sends (setAdoptHistory), as a broker
-// with no key takes a peer's first copy whole.
+// (PublishRelease). Set by hand, a key has no retired keys: on a broker
+// that joins a fleet whose key moved, let replication bring the fleet's
+// copy instead (a broker with no key takes a peer's first copy whole,
+// its retired keys included), or the releases the retired keys signed
+// stay off this broker.
 func (s *Store) SetReleaseKey(rec ReleaseKeyRecord) error {
 	rec.Retired = nil
 	err := s.write(func(b *batch) error {
@@ -466,9 +494,6 @@ func (s *Store) SetReleaseKey(rec ReleaseKeyRecord) error {
 		}
 		nk, err := b.stampReleaseKey(rec)
 		if err != nil {
-			return err
-		}
-		if err := b.setAdoptHistory(true); err != nil {
 			return err
 		}
 		return b.putControl(Key{KindReleaseKey, FleetKeyName}, nk)

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"errors"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -311,10 +313,10 @@ func TestReleaseKeyHistoryMerge(t *testing.T) {
 		t.Errorf("after a rotation's copy naming D: %+v, want B retiring A only", got)
 	}
 
-	// A broker whose admin trusted C by hand before it heard the fleet:
-	// in either order of the exchanges, it takes real's history from the
-	// first copy, the releases A and B signed verify there, and both end
-	// with one copy. A copy naming D afterwards changes nothing.
+	// A broker whose admin trusted C by hand before it heard the fleet
+	// knows no history, and takes none from a copy of C: in either order
+	// of the exchanges it stores what C signed, and the releases A and B
+	// signed stay off it.
 	for _, first := range []string{"real", "direct"} {
 		real := rotated(t)
 		direct := later(t, "direct")
@@ -330,17 +332,80 @@ func TestReleaseKeyHistoryMerge(t *testing.T) {
 			pull(t, a, b)
 			pull(t, b, a)
 		}
-		kr, kd := fleetKeyOf(t, real), fleetKeyOf(t, direct)
-		if !reflect.DeepEqual(kr, kd) || !slices.Equal(kd.ReleaseKey.Retired, history) || kd.ReleaseKey.KeyID != keyC {
-			t.Errorf("%s first: the fleet keys %+v and %+v, want one copy of C retiring A and B", first, kr.ReleaseKey, kd.ReleaseKey)
+		if kd := fleetKeyOf(t, direct).ReleaseKey; kd.Retired != nil || kd.KeyID != keyC {
+			t.Errorf("%s first: the hand-set key took a history: %+v", first, kd)
 		}
-		assertStored(t, direct, "0.3.0", "0.4.0", "0.4.5", "0.5.0", "0.6.0")
-		c := *kd.ReleaseKey
-		c.Retired, c.Clock.Wall = retired(keyD, "0.9.0"), c.Clock.Wall+1000
-		mustImport(t, direct.Store, Record{Key: Key{KindReleaseKey, FleetKeyName}, ReleaseKey: &c})
-		if got, _ := direct.ReleaseKey(); !slices.Equal(got.Retired, history) {
-			t.Errorf("%s first: after a later copy naming D the history is %v", first, got.Retired)
+		if kr := fleetKeyOf(t, real).ReleaseKey; !slices.Equal(kr.Retired, history) {
+			t.Errorf("%s first: the fleet's broker lost its history: %v", first, kr.Retired)
 		}
+		assertStored(t, direct, "0.6.0")
+		if _, ok, _ := direct.Release("0.3.0"); ok {
+			t.Errorf("%s first: a release by A was stored by a broker that never knew A", first)
+		}
+	}
+}
+
+// signedBy is release version signed by key id, as a broker trusting
+// that key stored it.
+func signedBy(t *testing.T, id, version string) Record {
+	t.Helper()
+	src := newBroker(t, "by-"+id, 0)
+	if err := src.SetReleaseKey(testKey(id, ViaTrust, t0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.PublishRelease(testRelease(version, id, t0), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	return releaseOf(t, src, version)
+}
+
+// TestKeyLastVersion: a key signs no version after the release that
+// named its successor. A broker on A that takes the whole rotation in one
+// batch, releases by the leaked keys A and B in between, refuses those
+// (0.4.1 by A after 0.4.0 named B, 0.7.0 by B after 0.5.0 named C, and
+// 0.4.0+evil by A: the same version as its last with other build
+// metadata) and stores the rest. Publishing keeps the rule: a rotation
+// must be the newest release its key signs, and a retired key never
+// returns.
+func TestKeyLastVersion(t *testing.T) {
+	real := rotated(t)
+	var batch []Record
+	for _, v := range []string{"0.6.0", "0.5.0", "0.4.5", "0.4.0"} {
+		batch = append(batch, releaseOf(t, real, v))
+	}
+	leaked := []Record{signedBy(t, keyA, "0.4.1"), signedBy(t, keyB, "0.7.0"), signedBy(t, keyA, "0.4.0+evil")}
+	batch = append(append([]Record{fleetKeyOf(t, real)}, leaked[:2]...), append(batch, leaked[2])...)
+	dst := later(t, "dst")
+	mustImport(t, dst.Store, exportOne(t, releaseSource(t).Store, Key{KindReleaseKey, FleetKeyName}))
+	res := mustImport(t, dst.Store, batch...)
+	if res.Refused != 3 {
+		t.Errorf("Import = %+v, want the three releases by leaked keys refused", res)
+	}
+	assertStored(t, dst, "0.4.0", "0.4.5", "0.5.0", "0.6.0")
+	for _, v := range []string{"0.4.1", "0.7.0", "0.4.0+evil"} {
+		if _, ok, _ := dst.Release(v); ok {
+			t.Errorf("%s, by a key past its last version, was stored", v)
+		}
+	}
+	if k, _ := dst.ReleaseKey(); k.KeyID != keyC || !slices.Equal(k.Retired, retired(keyA, "0.4.0", keyB, "0.5.0")) {
+		t.Errorf("the fleet key after the batch: %+v, want C retiring A and B", k)
+	}
+
+	// A rotation older than a release its key signed, and one back to a
+	// retired key: refused, nothing written.
+	src := releaseSource(t) // A signed 0.3.0
+	src.clock.Advance(time.Minute)
+	next := testKey(keyB, "release 0.2.9", src.clock.Now())
+	before := capture(t, src.Store)
+	if _, err := src.PublishRelease(signedRelease("0.2.9", keyA, keyB, src.clock.Now()), nil, &next); !errors.Is(err, ErrMalformed) ||
+		!strings.Contains(err.Error(), "signed 0.3.0 already") {
+		t.Errorf("a rotation in 0.2.9 after 0.3.0 = %v, want it refused", err)
+	}
+	assertUnchanged(t, src.Store, before)
+	back := testKey(keyA, "release 0.7.0", real.clock.Now())
+	if _, err := real.PublishRelease(signedRelease("0.7.0", keyC, keyA, real.clock.Now()), nil, &back); !errors.Is(err, ErrMalformed) ||
+		!strings.Contains(err.Error(), "never returns") {
+		t.Errorf("a rotation back to retired key A = %v, want it refused", err)
 	}
 }
 

@@ -124,6 +124,8 @@ type Store struct {
 	onCommit func()
 	onRevoke func(Revoked)
 
+	refusals refusalLog // warnings of refused replicated releases
+
 	closed sync.Once // makes Close run once
 
 	// The writer goroutine (see writer.go) owns every write, and clock.
