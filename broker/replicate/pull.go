@@ -179,7 +179,7 @@ func (r *Replicator) pullFrom(ctx context.Context, p *pull) error {
 		if res.Applied > 0 {
 			r.cfg.Logger.Debug("replicated", "from", p.member.Name, "applied", res.Applied, "unchanged", res.Unchanged)
 		}
-		if res.Refused > 0 {
+		if res.Refused > 0 && r.warnRefused(p.member.Name) {
 			r.cfg.Logger.Warn("replicated releases refused: a signature that does not verify, or a key past its last version (the store's log says which)",
 				"from", p.member.Name, "refused", res.Refused)
 		}
@@ -212,4 +212,20 @@ func (r *Replicator) call(ctx context.Context, id peer.ID, req request, rep *rep
 		return rep.Error
 	}
 	return nil
+}
+
+// warnRefused reports whether the releases a peer sent that this broker
+// refused may be logged now: once an hour for each peer.
+func (r *Replicator) warnRefused(peer string) bool {
+	now := r.cfg.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.refusedWarned[peer]; ok && now.Sub(t) < time.Hour {
+		return false
+	}
+	if r.refusedWarned == nil || len(r.refusedWarned) > 256 {
+		r.refusedWarned = map[string]time.Time{}
+	}
+	r.refusedWarned[peer] = now
+	return true
 }

@@ -97,6 +97,10 @@ type Replicator struct {
 	copies  atomic.Uint64 // rotates the peer that gets second copies
 	wake    chan struct{}
 	lag     lagTable // when this broker last held all each peer held
+	// refusedWarned is when each peer's refused releases were last
+	// logged: a peer offers them again at every exchange. Keyed by
+	// cluster member name (bounded by the cluster), guarded by mu.
+	refusedWarned map[string]time.Time
 
 	mu      sync.Mutex
 	pending map[string]*pull // mu guards all following fields; peer ID → work for that peer

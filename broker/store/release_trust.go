@@ -130,7 +130,12 @@ func (b *batch) walk(ring *keyring) error {
 	if err != nil {
 		return err
 	}
-	seen := map[string]bool{ring.current.String(): true}
+	// A retired key is never stepped onto again: a broker that knows the
+	// fleet left it does not go back, whatever a release names.
+	seen := map[string]bool{}
+	for _, rk := range ring.byID {
+		seen[rk.key.String()] = true
+	}
 	frontier := []release.PublicKey{ring.current}
 	for i := 0; i < maxKeyChain && len(frontier) > 0; i++ {
 		var next []release.PublicKey
@@ -139,13 +144,25 @@ func (b *batch) walk(ring *keyring) error {
 			if !k.Equal(ring.current) {
 				since = ring.via[k.String()]
 			}
+			var steps []ringKey
 			for _, step := range nextKeys(k, recs) {
-				if since != "" && release.CompareVersions(step.until, since) <= 0 {
-					continue
+				if since == "" || release.CompareVersions(step.until, since) > 0 {
+					steps = append(steps, step)
 				}
+			}
+			for _, step := range steps {
 				if l := ring.limit[k.String()]; l == "" || release.CompareVersions(step.until, l) < 0 {
 					ring.limit[k.String()] = step.until
 				}
+			}
+			if len(steps) > 1 {
+				// A key names one successor; two mean its secret leaked.
+				// Follow neither: an admin must settle which is the fleet's.
+				b.s.log.Error("release key fork: one key signed two releases naming a next key; following neither",
+					"key_id", k.ID(), "first", steps[0].until, "second", steps[1].until)
+				continue
+			}
+			for _, step := range steps {
 				nk := step.key
 				if seen[nk.String()] {
 					continue
@@ -387,6 +404,11 @@ func (b *batch) admitRelease(rec *ReleaseRecord) (ok, deferred bool, err error) 
 	}
 	if _, err := release.Verify(k.key, rec.Manifest, rec.Signature); err != nil {
 		b.warnRefused("replicated release refused: not signed by the fleet's key", rec, "err", err)
+		b.refused++
+		return false, false, nil
+	}
+	if namesNextKey(rec) && k.until != "" && rec.Version != k.until {
+		b.warnRefused("replicated release refused: its key named a successor in another release already", rec, "rotation", k.until)
 		b.refused++
 		return false, false, nil
 	}

@@ -285,6 +285,10 @@ func (s *Store) PublishRelease(rec ReleaseRecord, binaries []wire.ReleaseBinary,
 				return err
 			}
 			for _, rk := range old.Retired {
+				if release.CompareVersions(rec.Version, rk.Until) <= 0 {
+					return refuse(fmt.Errorf("%w: release %s moves the fleet key, but the key it moves away from became the fleet's at %s: "+
+						"each rotation must be newer than the one before", ErrMalformed, rec.Version, rk.Until))
+				}
 				if sameKey(rk.Key, next.PublicKey) {
 					// Brokers that follow the rotations late could not tell a
 					// return to it from an old rotation replayed.

@@ -442,3 +442,70 @@ func TestImportReleaseOfAnotherBytes(t *testing.T) {
 		t.Errorf("after the withdrawal: %+v, %v, %v", r, ok, err)
 	}
 }
+
+// TestReleaseKeyForks: a key names one successor. A broker that stored
+// the rotation A → B refuses another release by A naming a key of its own
+// (a leaked A), and does not move to that key; a rotation back to a key
+// the broker retired is not followed; publishing refuses a rotation not
+// newer than the one before; and a copy of the fleet key that differs is
+// always wanted from a peer, whatever its stamp, so a copy of the old key
+// stamped ahead cannot hide the rotation's.
+func TestReleaseKeyForks(t *testing.T) {
+	real := rotated(t)
+	h := later(t, "h")
+	mustImport(t, h.Store, exportOne(t, releaseSource(t).Store, Key{KindReleaseKey, FleetKeyName}))
+	mustImport(t, h.Store, releaseOf(t, real, "0.4.0")) // A names B; B's key record not here yet
+
+	leak := releaseSource(t) // holds A, as a leak would
+	leak.clock.Advance(time.Minute)
+	toD := testKey(keyD, "release 0.3.9", leak.clock.Now())
+	if _, err := leak.PublishRelease(signedRelease("0.3.9", keyA, keyD, leak.clock.Now()), nil, &toD); err != nil {
+		t.Fatal(err)
+	}
+	if res := mustImport(t, h.Store, releaseOf(t, leak, "0.3.9"), fleetKeyOf(t, leak)); res.Refused != 1 {
+		t.Errorf("Import of a second rotation by A = %+v, want it refused", res)
+	}
+	if k, _ := h.ReleaseKey(); k.KeyID != keyA {
+		t.Errorf("the fleet key moved to %s on a second rotation by A", k.KeyID)
+	}
+
+	// C, set by hand elsewhere, names A again: the broker that retired A
+	// stays on C.
+	direct := later(t, "direct")
+	if err := direct.SetReleaseKey(testKey(keyC, ViaTrust, direct.clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	back := testKey(keyA, "release 0.7.0", direct.clock.Now())
+	if _, err := direct.PublishRelease(signedRelease("0.7.0", keyC, keyA, direct.clock.Now()), nil, &back); err != nil {
+		t.Fatal(err)
+	}
+	real.clock.Advance(2 * time.Hour)
+	mustImport(t, real.Store, releaseOf(t, direct, "0.7.0"), fleetKeyOf(t, direct))
+	if k, _ := real.ReleaseKey(); k.KeyID != keyC || !slices.Equal(k.Retired, retired(keyA, "0.4.0", keyB, "0.5.0")) {
+		t.Errorf("after a rotation back to A: %+v, want C retiring A and B", k)
+	}
+
+	// A rotation not newer than the one that made the key the fleet's
+	// (B, which signed nothing else, names C in 0.9.1 after A named it in
+	// 1.0.0): other brokers could not follow it.
+	again := releaseSource(t)
+	again.clock.Advance(time.Minute)
+	toB := testKey(keyB, "release 1.0.0", again.clock.Now())
+	if _, err := again.PublishRelease(signedRelease("1.0.0", keyA, keyB, again.clock.Now()), nil, &toB); err != nil {
+		t.Fatal(err)
+	}
+	toC := testKey(keyC, "release 0.9.1", again.clock.Now())
+	if _, err := again.PublishRelease(signedRelease("0.9.1", keyB, keyC, again.clock.Now()), nil, &toC); !errors.Is(err, ErrMalformed) ||
+		!strings.Contains(err.Error(), "newer than the one before") {
+		t.Errorf("a rotation in 0.9.1 after one in 1.0.0 = %v, want it refused", err)
+	}
+
+	local := Version{Key: Key{KindReleaseKey, FleetKeyName}, Clock: Clock{Wall: 2000}, Sum: 1}
+	remote := Version{Key: Key{KindReleaseKey, FleetKeyName}, Clock: Clock{Wall: 1000}, Sum: 2}
+	if !newer(local, true, remote) {
+		t.Error("an older copy of the fleet key that differs is not wanted")
+	}
+	if remote.Sum = 1; newer(local, true, remote) {
+		t.Error("an older copy of the fleet key that is the same is wanted")
+	}
+}

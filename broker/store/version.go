@@ -99,6 +99,12 @@ func newer(local Version, known bool, remote Version) bool {
 			return remote.Sum != local.Sum
 		}
 	}
+	if remote.Kind == KindReleaseKey && remote.Sum != local.Sum {
+		// Any other copy of the fleet key: the import decides by descent,
+		// not by stamp, so a copy of the old key stamped ahead cannot keep
+		// a broker from asking for the key it rotated to.
+		return true
+	}
 	if c := remote.Clock.Compare(local.Clock); c != 0 {
 		return c > 0
 	}
