@@ -49,6 +49,12 @@ func withArgs[A any](f func(ctx context.Context, c *call, a *A) (any, *wire.Erro
 	}
 }
 
+// asTech is an operation that decodes its arguments and passes them, with
+// the calling technician, to f: the shape of the rooms' operations.
+func asTech[A, R any](f func(t *wire.Technician, a *A) (R, *wire.Error)) func(context.Context, *call) (any, *wire.Error) {
+	return withArgs(func(_ context.Context, c *call, a *A) (any, *wire.Error) { return f(c.t, a) })
+}
+
 // Do runs operation name for technician t with args, encoded as meshctl
 // encodes them: the web console's way in.
 func (o *ops) Do(ctx context.Context, t *wire.Technician, techID peer.ID, name string, args any) (any, *wire.Error) {

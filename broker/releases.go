@@ -42,15 +42,9 @@ func releaseOps(room *releases.Room) (anyone, admin map[string]opFunc) {
 		wire.OpReleaseKey:   func(context.Context, *call) (any, *wire.Error) { return room.Key(), nil },
 	}
 	admin = map[string]opFunc{
-		wire.OpReleasesPublish: withArgs(func(_ context.Context, c *call, a *wire.PublishArgs) (any, *wire.Error) {
-			return room.Publish(c.t, a)
-		}),
-		wire.OpReleasesWithdraw: withArgs(func(_ context.Context, c *call, a *wire.VersionArgs) (any, *wire.Error) {
-			return room.Withdraw(c.t, a)
-		}),
-		wire.OpReleaseKeyTrust: withArgs(func(_ context.Context, c *call, a *wire.ReleaseKeyArgs) (any, *wire.Error) {
-			return room.Trust(c.t, a)
-		}),
+		wire.OpReleasesPublish:  asTech(room.Publish),
+		wire.OpReleasesWithdraw: asTech(room.Withdraw),
+		wire.OpReleaseKeyTrust:  asTech(room.Trust),
 	}
 	return anyone, admin
 }

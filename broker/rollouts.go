@@ -38,24 +38,14 @@ func newRollouts(b *Broker, releases rollout.Releases) *rollout.Room {
 // and change them.
 func rolloutOps(room *rollout.Room) (anyone, admin map[string]opFunc) {
 	anyone = map[string]opFunc{
-		wire.OpRolloutList: func(_ context.Context, c *call) (any, *wire.Error) { return room.List(c.t) },
-		wire.OpRolloutStatus: withArgs(func(_ context.Context, c *call, a *wire.RolloutIDArgs) (any, *wire.Error) {
-			return room.Status(c.t, a)
-		}),
+		wire.OpRolloutList:   func(_ context.Context, c *call) (any, *wire.Error) { return room.List(c.t) },
+		wire.OpRolloutStatus: asTech(room.Status),
 	}
 	admin = map[string]opFunc{
-		wire.OpRolloutStart: withArgs(func(_ context.Context, c *call, a *wire.RolloutArgs) (any, *wire.Error) {
-			return room.Start(c.t, a)
-		}),
-		wire.OpRolloutPause: withArgs(func(_ context.Context, c *call, a *wire.RolloutIDArgs) (any, *wire.Error) {
-			return room.Pause(c.t, a)
-		}),
-		wire.OpRolloutResume: withArgs(func(_ context.Context, c *call, a *wire.RolloutIDArgs) (any, *wire.Error) {
-			return room.Resume(c.t, a)
-		}),
-		wire.OpRolloutAbort: withArgs(func(_ context.Context, c *call, a *wire.RolloutIDArgs) (any, *wire.Error) {
-			return room.Abort(c.t, a)
-		}),
+		wire.OpRolloutStart:  asTech(room.Start),
+		wire.OpRolloutPause:  asTech(room.Pause),
+		wire.OpRolloutResume: asTech(room.Resume),
+		wire.OpRolloutAbort:  asTech(room.Abort),
 	}
 	return anyone, admin
 }
