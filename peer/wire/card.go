@@ -54,6 +54,10 @@ type Readiness struct {
 	// LastUpdate is how the machine's last update went, from the check-in
 	// that reported it.
 	LastUpdate *UpdateReport `json:"last_update,omitempty"`
+	// LastUncleanEnd is the last time the agent's run ended without a
+	// clean stop (it crashed, was killed, or the power went), as the
+	// agent reported it: a readiness fact.
+	LastUncleanEnd *RunEnd `json:"last_unclean_end,omitempty"`
 }
 
 // Reachability is the live overlay. It is never stored as a verdict; only
@@ -73,6 +77,29 @@ type Reachability struct {
 	// have always read them.
 	Load1       *float64 `json:"load1"`
 	UserPresent *bool    `json:"user_present"`
+
+	// OfflineReason says why an offline machine is away: stopped,
+	// shutdown, asleep, quiet or lost (the Away constants); empty while
+	// online, and for a machine never seen. It is the overlay's, kept in
+	// memory and replicated between brokers like presence, never stored.
+	OfflineReason string `json:"offline_reason,omitempty"`
+	// OfflineSince is when the machine went away.
+	OfflineSince *time.Time `json:"offline_since,omitempty"`
+	// Detail says more, in a line for people: "lid closed" when asleep,
+	// "heartbeats missed" when lost; while online, what happened while
+	// it was away ("resumed from sleep at 07:58") and "UDP blocked since
+	// …" on a bridge that fell back to TCP.
+	Detail string `json:"detail,omitempty"`
+	// ExpectedBack is when the machine is expected back, when known (a
+	// scheduled reboot, the next quiet check-in).
+	ExpectedBack *time.Time `json:"expected_back,omitempty"`
+	// UDPBlockedSince is set on an online machine whose bridge fell back
+	// from QUIC to TCP or WebSocket: since when the agent has found UDP
+	// blocked.
+	UDPBlockedSince *time.Time `json:"udp_blocked_since,omitempty"`
+	// Returned is what the agent said of its time away when it came back
+	// on this bridge.
+	Returned *Returned `json:"returned,omitempty"`
 }
 
 // Session is the session-status layer: null unless a live session is open
@@ -119,4 +146,7 @@ type HistoryItem struct {
 	Packages       int       `json:"packages"`
 	PendingUpdates int       `json:"pending_updates"`
 	Digest         string    `json:"digest"` // sha256 of the stored snapshot
+	// Detail says more of the check-in: for ReasonUnclean, how the
+	// previous run ended.
+	Detail string `json:"detail,omitempty"`
 }

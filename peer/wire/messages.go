@@ -91,10 +91,17 @@ const (
 	ReasonInterval = "interval" // the periodic check-in
 	ReasonNetwork  = "network"  // an address or default route changed
 	ReasonDemand   = "demand"   // `sessiond checkin` or a broker request
+	// ReasonUnclean: the first check-in after a run that ended without a
+	// clean stop (Snapshot.LastUncleanEnd says how). New in 0.4.0.
+	ReasonUnclean = "unclean-end"
+	// ReasonQuiet: a quiet-mode check-in on a metered connection, with a
+	// compact snapshot. New in 0.4.0.
+	ReasonQuiet = "quiet"
 )
 
 var reasons = map[string]bool{ReasonEnroll: true, ReasonReboot: true, ReasonRestart: true,
-	ReasonInterval: true, ReasonNetwork: true, ReasonDemand: true, ReasonUpdated: true, ReasonRolledBack: true}
+	ReasonInterval: true, ReasonNetwork: true, ReasonDemand: true, ReasonUpdated: true, ReasonRolledBack: true,
+	ReasonUnclean: true, ReasonQuiet: true}
 
 // CheckIn carries one snapshot. MachineID must be the sender's peer ID; the
 // broker refuses anything else.
@@ -133,6 +140,9 @@ type CheckInAck struct {
 	Seq       uint64    `json:"seq"`
 	Duplicate bool      `json:"duplicate,omitempty"` // already stored earlier
 	StoredAt  time.Time `json:"stored_at"`
+	// Policy is the fleet's policy for the agent, as in HelloReply: a
+	// quiet agent has no presence stream and learns it here.
+	Policy *AgentPolicy `json:"policy,omitempty"`
 }
 
 // Hello opens a presence stream.
@@ -140,12 +150,23 @@ type Hello struct {
 	MachineID    string `json:"machine_id"`
 	AgentVersion string `json:"agent_version"`
 	Versions
+	// Returned says what happened while the agent was away (it resumed
+	// from sleep, the machine booted, the previous run ended uncleanly),
+	// on the first bridge after it. Brokers of earlier releases ignore it.
+	Returned *Returned `json:"returned,omitempty"`
+	// UDPBlockedSince is set while the agent's bridges fall back from
+	// QUIC to TCP or WebSocket: since the first fallback in a row. The
+	// network blocks UDP (an office firewall changed).
+	UDPBlockedSince *time.Time `json:"udp_blocked_since,omitempty"`
 }
 
 // Validate implements the Decode contract.
 func (m *Hello) Validate() error {
 	if m.MachineID == "" {
 		return errors.New("hello: machine_id is empty")
+	}
+	if m.Returned != nil {
+		return m.Returned.Validate()
 	}
 	return nil
 }
@@ -168,10 +189,18 @@ type HelloReply struct {
 	// accept rate, leaving the rest for technicians. Zero (and brokers of
 	// earlier releases) means reconnect at once.
 	ReconnectSpreadMS int64 `json:"reconnect_spread_ms,omitempty"`
+	// Policy is the fleet's policy for this agent; nil from brokers of
+	// earlier releases, and when none is set.
+	Policy *AgentPolicy `json:"policy,omitempty"`
 }
 
 // Validate implements the Decode contract.
 func (m *HelloReply) Validate() error {
+	if m.Policy != nil {
+		if err := m.Policy.Validate(); err != nil {
+			return fmt.Errorf("hello reply: %w", err)
+		}
+	}
 	if m.HeartbeatMS < 0 || m.HeartbeatMS > maxHeartbeatMS {
 		return fmt.Errorf("hello reply: heartbeat_ms %d out of range [0, %d]", m.HeartbeatMS, maxHeartbeatMS)
 	}
@@ -194,10 +223,19 @@ type Heartbeat struct {
 	Users       []string `json:"users,omitempty"`
 	// CheckInSeq is the agent's newest acknowledged check-in sequence.
 	CheckInSeq uint64 `json:"check_in_seq,omitempty"`
+	// Leaving, when set, says the agent is about to close its bridge and
+	// why (see Leaving). Brokers of earlier releases ignore it and see a
+	// clean close.
+	Leaving *Leaving `json:"leaving,omitempty"`
 }
 
 // Validate implements the Decode contract.
 func (m *Heartbeat) Validate() error {
+	if m.Leaving != nil {
+		if err := m.Leaving.Validate(); err != nil {
+			return fmt.Errorf("heartbeat: %w", err)
+		}
+	}
 	if m.Load1 < 0 || m.Load1 > 1e6 {
 		return fmt.Errorf("heartbeat: load1 %v out of range", m.Load1)
 	}

@@ -23,6 +23,9 @@ type Snapshot struct {
 	Sessions       []SessionRecord  `json:"sessions,omitempty"`
 	Addresses      []string         `json:"addresses,omitempty"`
 	CollectorErrs  []CollectorError `json:"collector_errors,omitempty"`
+	// LastUncleanEnd is the newest time the agent's run ended without a
+	// clean stop, kept by the agent and reported in every snapshot.
+	LastUncleanEnd *RunEnd `json:"last_unclean_end,omitempty"`
 }
 
 // OS describes the operating system.
@@ -79,6 +82,10 @@ type RuntimeConfig struct {
 	CheckInIntervalSec int    `json:"check_in_interval_s"`
 	HeartbeatSec       int    `json:"heartbeat_s,omitempty"`
 	ConsentPolicy      string `json:"consent_policy"`
+	// OnMetered is the metered-connection policy in force (normal or
+	// quiet) and Metered whether the connection is metered now.
+	OnMetered string `json:"on_metered,omitempty"`
+	Metered   bool   `json:"metered,omitempty"`
 }
 
 // Approval is the machine's consent posture.
@@ -131,6 +138,16 @@ var families = map[string]bool{"linux": true, "windows": true, "darwin": true}
 func (s *Snapshot) Validate() error {
 	if s.Hostname == "" {
 		return errors.New("snapshot: hostname is empty")
+	}
+	if s.LastUncleanEnd != nil {
+		if err := validAwayDetail("snapshot: last_unclean_end", s.LastUncleanEnd.Detail); err != nil {
+			return err
+		}
+	}
+	switch s.Runtime.OnMetered {
+	case "", MeteredNormal, MeteredQuiet:
+	default:
+		return fmt.Errorf("snapshot: runtime.on_metered %q is not normal or quiet", s.Runtime.OnMetered)
 	}
 	if !families[s.OS.Family] {
 		return fmt.Errorf("snapshot: os.family %q is not linux, windows or darwin", s.OS.Family)
