@@ -47,16 +47,17 @@ func (l *Layer) ServePresence(s *serve.Stream, hello *wire.Hello) (any, error) {
 	if !ok {
 		return nil, wire.Errorf(wire.CodeUnauthorized, "machine is not enrolled on this broker")
 	}
-	gen := l.arrive(s, &m)
-	reason := l.heartbeats(s, id, gen)
+	gen := l.arrive(s, &m, hello)
+	reason := l.heartbeats(s, &m, gen)
 	l.leave(s, &m, gen, reason)
 	return nil, nil
 }
 
 // arrive puts m in the table and tells the cluster and the queue.
-func (l *Layer) arrive(s *serve.Stream, m *store.Machine) uint64 {
+func (l *Layer) arrive(s *serve.Stream, m *store.Machine, hello *wire.Hello) uint64 {
 	now := l.cfg.Now()
-	gen := l.table.open(m.ID, s.Stream, now)
+	gen := l.table.open(m.ID, s.Stream, now, hello)
+	l.arrived(m.ID, now, hello)
 	l.deps.Signals.Gone(m.ID) // a new stream starts with no sessions reported
 	l.changed()
 	l.work.Kick() // work may be waiting for this machine
@@ -64,7 +65,14 @@ func (l *Layer) arrive(s *serve.Stream, m *store.Machine) uint64 {
 		l.announcer.SetOnline(m.ID, now)
 	}
 	l.online.Set(float64(l.table.count()))
-	l.cfg.Logger.Info("machine online", "machine", m.Name, "client", m.Client, "id", m.ID)
+	log := l.cfg.Logger.With("machine", m.Name, "client", m.Client, "id", m.ID)
+	if r := hello.Returned; r != nil {
+		log = log.With("returned", r.What, "at", r.At, "detail", r.Detail)
+	}
+	if hello.UDPBlockedSince != nil {
+		log = log.With("udp_blocked_since", *hello.UDPBlockedSince)
+	}
+	log.Info("machine online")
 	return gen
 }
 
@@ -78,16 +86,23 @@ func (l *Layer) leave(s *serve.Stream, m *store.Machine, gen uint64, reason stri
 			l.cfg.Logger.Warn("storing last-seen time", "id", m.ID, "err", err)
 		}
 	}
-	if !l.table.close(m.ID, gen) {
+	r, current := l.table.close(m.ID, gen)
+	if !current {
 		return
 	}
+	now := l.cfg.Now()
+	l.departed(m.ID, r, reason, now)
 	l.deps.Signals.Gone(m.ID)
 	l.changed()
 	if l.announcer != nil {
-		l.announcer.SetOffline(m.ID, l.cfg.Now())
+		l.announcer.SetOffline(m.ID, now)
 	}
 	l.online.Set(float64(l.table.count()))
-	l.cfg.Logger.Info("machine offline", "machine", m.Name, "client", m.Client, "id", m.ID, "reason", reason)
+	log := l.cfg.Logger.With("machine", m.Name, "client", m.Client, "id", m.ID, "reason", reason)
+	if r.leaving != nil {
+		log = log.With("away", r.leaving.Reason, "detail", r.leaving.Detail)
+	}
+	log.Info("machine offline")
 	if reason == endMissed {
 		// The agent may be frozen or cut off; close its bridge so it
 		// reconnects cleanly when it comes back.
@@ -97,10 +112,16 @@ func (l *Layer) leave(s *serve.Stream, m *store.Machine, gen uint64, reason stri
 
 // heartbeats answers the hello and then each heartbeat, and returns why
 // the stream ended.
-func (l *Layer) heartbeats(s *serve.Stream, id string, gen uint64) string {
+func (l *Layer) heartbeats(s *serve.Stream, m *store.Machine, gen uint64) string {
+	id := m.ID
 	list := l.list.get()
 	reply := wire.HelloReply{HeartbeatMS: l.cfg.Heartbeat.Milliseconds(), Brokers: list.brokers, Left: list.left,
 		ReconnectSpreadMS: reconnectSpread(l.deps.Store.Count(), len(list.brokers), l.cfg.AcceptRate).Milliseconds()}
+	if l.deps.Policy != nil {
+		if p := l.deps.Policy(m); p != (wire.AgentPolicy{}) {
+			reply.Policy = &p
+		}
+	}
 	sent := list.digest // the broker list this agent has now
 	s.SetWriteDeadline(time.Now().Add(helloTimeout))
 	if err := wire.Write(s, &reply); err != nil {
@@ -118,7 +139,10 @@ func (l *Layer) heartbeats(s *serve.Stream, id string, gen uint64) string {
 			}
 			return why
 		}
-		l.table.beat(id, gen, l.cfg.Now())
+		l.table.beat(id, gen, l.cfg.Now(), hb.Leaving)
+		if hb.Leaving != nil {
+			l.cfg.Logger.Debug("leaving notice", "id", id, "reason", hb.Leaving.Reason, "detail", hb.Leaving.Detail)
+		}
 		l.deps.Signals.Beat(id, &hb)
 		ack := wire.HeartbeatAck{Seq: hb.Seq}
 		if !asked && l.wantsCheckIn(id, hb.CheckInSeq) {

@@ -125,6 +125,9 @@ type Deps struct {
 	// OnChange, if not nil, is called after a machine comes online or
 	// goes offline: what the console's event streams show.
 	OnChange func()
+	// Policy, if not nil, is the fleet's policy for a machine, sent in
+	// the presence hello reply.
+	Policy func(m *store.Machine) wire.AgentPolicy
 }
 
 // Layer is the reachability layer of one broker.
@@ -139,6 +142,7 @@ type Layer struct {
 	work      Work
 	announcer Announcer // nil when the broker runs alone
 	directory Directory // nil when the broker runs alone
+	notes     NoteBook  // the cluster's, or a map when alone
 }
 
 // New returns the layer. SetWork must be called before it serves.
@@ -148,6 +152,7 @@ func New(cfg Config, deps Deps) *Layer {
 		online: prometheus.NewGauge(prometheus.GaugeOpts{Name: "readymesh_machines_online",
 			Help: "Machines with an open presence stream to this broker."})}
 	l.list = &brokerList{src: deps.Brokers, every: cfg.BrokerListRefresh, now: cfg.Now}
+	l.notes = &localNotes{}
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(l.online)
 	}
@@ -163,6 +168,10 @@ func (l *Layer) SetWork(w Work) { l.work = w }
 // online through them. A broker that runs alone never calls it.
 func (l *Layer) SetCluster(a Announcer, d Directory) { l.announcer, l.directory = a, d }
 
+// SetNotes makes n, the cluster's, keep the notes that say why machines
+// are away. A broker that runs alone keeps them in a map of its own.
+func (l *Layer) SetNotes(n NoteBook) { l.notes = n }
+
 // Online reports whether id has a presence stream to this broker.
 func (l *Layer) Online(id string) bool { return l.table.online(id) }
 
@@ -175,13 +184,15 @@ func (l *Layer) Count() int { return l.table.count() }
 // Reach is machine m's reachability: through this broker, or through
 // another broker of the cluster.
 func (l *Layer) Reach(m *store.Machine) wire.Reachability {
-	if r, ok := l.table.reach(m.ID, l.cfg.Name); ok {
-		return r
+	r, ok := l.table.reach(m.ID, l.cfg.Name)
+	if !ok {
+		r = wire.Reachability{LastSeen: m.LastSeen}
+		if broker, since, ok := l.elsewhere(m.ID); ok {
+			r = wire.Reachability{Online: true, Since: &since, LastSeen: m.LastSeen, Broker: broker}
+		}
 	}
-	if broker, since, ok := l.elsewhere(m.ID); ok {
-		return wire.Reachability{Online: true, Since: &since, LastSeen: m.LastSeen, Broker: broker}
-	}
-	return wire.Reachability{LastSeen: m.LastSeen}
+	l.annotate(m.ID, &r)
+	return r
 }
 
 // Elsewhere reports the broker holding id's bridge when it is another

@@ -92,7 +92,7 @@ func TestReach(t *testing.T) {
 			l, d := newLayer(nil)
 			m := store.Machine{ID: "m1", Client: "acme", Name: "web", LastSeen: &seen}
 			if tc.local {
-				l.table.open(m.ID, newStream(t, quicAddr), t0)
+				l.table.open(m.ID, newStream(t, quicAddr), t0, nil)
 			}
 			if tc.entry != nil {
 				d.set(m.ID, *tc.entry)
@@ -128,7 +128,7 @@ func TestReachAlone(t *testing.T) {
 	if _, ok := l.Elsewhere("m1"); ok {
 		t.Error("Elsewhere without a cluster")
 	}
-	l.table.open("m1", newStream(t, quicAddr), t0)
+	l.table.open("m1", newStream(t, quicAddr), t0, nil)
 	if r := l.Reach(&m); !r.Online || r.Broker != "eu-1" || !l.Online("m1") || l.Count() != 1 {
 		t.Errorf("Reach = %+v once bridged here", r)
 	}
@@ -168,7 +168,7 @@ func TestWaitOnline(t *testing.T) {
 	})
 	t.Run("already here", func(t *testing.T) {
 		l, _ := newLayer(st)
-		l.table.open(m.ID, newStream(t, quicAddr), t0)
+		l.table.open(m.ID, newStream(t, quicAddr), t0, nil)
 		got, werr := l.WaitOnline(context.Background(), m, time.Hour)
 		if werr != nil {
 			t.Fatal(werr)
@@ -202,8 +202,8 @@ func TestFlush(t *testing.T) {
 	fleettest.Enrol(t, st, "m2", "acme", "db", time.Now())
 	l, _ := newLayer(st)
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	gen := l.table.open("m1", newStream(t, quicAddr), now.Add(-time.Minute))
-	l.table.beat("m1", gen, now)
+	gen := l.table.open("m1", newStream(t, quicAddr), now.Add(-time.Minute), nil)
+	l.table.beat("m1", gen, now, nil)
 	l.Flush()
 	if m, _ := st.Machine("m1"); m.LastSeen == nil || !m.LastSeen.Equal(now) {
 		t.Errorf("m1 last seen %v, want %v", m.LastSeen, now)
@@ -211,7 +211,7 @@ func TestFlush(t *testing.T) {
 	if m, _ := st.Machine("m2"); m.LastSeen != nil {
 		t.Errorf("m2, never online, last seen %v", m.LastSeen)
 	}
-	l.table.beat("m1", gen, now.Add(-time.Hour))
+	l.table.beat("m1", gen, now.Add(-time.Hour), nil)
 	l.Flush()
 	if m, _ := st.Machine("m1"); !m.LastSeen.Equal(now) {
 		t.Errorf("an older beat moved last seen to %v", m.LastSeen)

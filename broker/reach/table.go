@@ -25,29 +25,48 @@ type row struct {
 	since     time.Time
 	lastBeat  time.Time
 	transport string // the bridge's transport: quic, tcp or websocket
+
+	// From the hello: what happened while the agent was away, and since
+	// when it has found UDP blocked.
+	returned   *wire.Returned
+	udpBlocked *time.Time
+	// leaving is the notice the agent sent before it closes the stream.
+	leaving *wire.Leaving
 }
 
 // open registers a new presence stream for id, replacing (and resetting)
 // an older one: an agent that reconnects after a silent loss must not wait
 // for its old stream to time out.
-func (t *table) open(id string, s network.Stream, now time.Time) uint64 {
+func (t *table) open(id string, s network.Stream, now time.Time, hello *wire.Hello) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.gen++
 	if old := t.rows[id]; old != nil {
 		old.stream.Reset()
 	}
-	t.rows[id] = &row{gen: t.gen, stream: s, since: now, lastBeat: now,
+	r := &row{gen: t.gen, stream: s, since: now, lastBeat: now,
 		transport: transportName(s.Conn().RemoteMultiaddr().String())}
+	if hello != nil {
+		r.returned = hello.Returned
+		if hello.UDPBlockedSince != nil && r.transport != "quic" {
+			at := hello.UDPBlockedSince.UTC()
+			r.udpBlocked = &at
+		}
+	}
+	t.rows[id] = r
 	return t.gen
 }
 
-// beat records a heartbeat on stream gen of id.
-func (t *table) beat(id string, gen uint64, now time.Time) {
+// beat records a heartbeat on stream gen of id, and the leaving notice
+// it carries, if any.
+func (t *table) beat(id string, gen uint64, now time.Time, leaving *wire.Leaving) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if r := t.rows[id]; r != nil && r.gen == gen {
 		r.lastBeat = now
+		if leaving != nil {
+			r.leaving = leaving
+		}
 	}
 }
 
@@ -61,16 +80,17 @@ func (t *table) lastBeat(id string, gen uint64) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// close removes stream gen of id and reports whether it was the current
+// close removes stream gen of id and returns it, if it was the current
 // one.
-func (t *table) close(id string, gen uint64) bool {
+func (t *table) close(id string, gen uint64) (row, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if r := t.rows[id]; r == nil || r.gen != gen {
-		return false
+	r := t.rows[id]
+	if r == nil || r.gen != gen {
+		return row{}, false
 	}
 	delete(t.rows, id)
-	return true
+	return *r, true
 }
 
 // reach returns id's reachability through this broker, if it is online
@@ -83,7 +103,8 @@ func (t *table) reach(id, broker string) (wire.Reachability, bool) {
 		return wire.Reachability{}, false
 	}
 	since, seen := r.since, r.lastBeat
-	return wire.Reachability{Online: true, Since: &since, LastSeen: &seen, Broker: broker, Transport: r.transport}, true
+	return wire.Reachability{Online: true, Since: &since, LastSeen: &seen, Broker: broker, Transport: r.transport,
+		Returned: r.returned, UDPBlockedSince: r.udpBlocked}, true
 }
 
 func (t *table) since(id string) (time.Time, bool) {

@@ -46,7 +46,7 @@ func newTable() *table { return &table{rows: map[string]*row{}} }
 func TestTableOpenBeatClose(t *testing.T) {
 	tb := newTable()
 	s := newStream(t, quicAddr)
-	gen := tb.open("m1", s, t0)
+	gen := tb.open("m1", s, t0, nil)
 	if !tb.online("m1") || tb.count() != 1 || tb.online("m2") {
 		t.Fatalf("after open: online %v, count %d", tb.online("m1"), tb.count())
 	}
@@ -56,20 +56,20 @@ func TestTableOpenBeatClose(t *testing.T) {
 	if last, ok := tb.lastBeat("m1", gen); !ok || !last.Equal(t0) {
 		t.Errorf("lastBeat right after open = %v, %v; want the opening time", last, ok)
 	}
-	tb.beat("m1", gen, t0.Add(5*time.Second))
+	tb.beat("m1", gen, t0.Add(5*time.Second), nil)
 	if last, _ := tb.lastBeat("m1", gen); !last.Equal(t0.Add(5 * time.Second)) {
 		t.Errorf("lastBeat after a beat = %v", last)
 	}
 	if seen := tb.lastBeats(); len(seen) != 1 || !seen["m1"].Equal(t0.Add(5*time.Second)) {
 		t.Errorf("lastBeats = %v", seen)
 	}
-	if !tb.close("m1", gen) {
+	if _, ok := tb.close("m1", gen); !ok {
 		t.Error("closing the current stream reported false")
 	}
 	if tb.online("m1") || tb.count() != 0 {
 		t.Error("still online after its stream closed")
 	}
-	if tb.close("m1", gen) {
+	if _, ok := tb.close("m1", gen); ok {
 		t.Error("closing it twice reported true")
 	}
 	if _, ok := tb.lastBeat("m1", gen); ok {
@@ -85,22 +85,22 @@ func TestTableOpenBeatClose(t *testing.T) {
 func TestTableReplaced(t *testing.T) {
 	tb := newTable()
 	old, cur := newStream(t, quicAddr), newStream(t, "/ip4/192.0.2.7/tcp/4001")
-	g1 := tb.open("m1", old, t0)
-	g2 := tb.open("m1", cur, t0.Add(time.Minute))
+	g1 := tb.open("m1", old, t0, nil)
+	g2 := tb.open("m1", cur, t0.Add(time.Minute), nil)
 	if g2 <= g1 {
 		t.Fatalf("generations %d then %d", g1, g2)
 	}
 	if old.resets.Load() != 1 || cur.resets.Load() != 0 {
 		t.Errorf("resets: old %d, new %d; want 1, 0", old.resets.Load(), cur.resets.Load())
 	}
-	tb.beat("m1", g1, t0.Add(2*time.Minute)) // the old stream's last words
+	tb.beat("m1", g1, t0.Add(2*time.Minute), nil) // the old stream's last words
 	if _, ok := tb.lastBeat("m1", g1); ok {
 		t.Error("the replaced stream's lastBeat reported current")
 	}
 	if last, ok := tb.lastBeat("m1", g2); !ok || !last.Equal(t0.Add(time.Minute)) {
 		t.Errorf("current lastBeat = %v, %v; the old stream's beat must not move it", last, ok)
 	}
-	if tb.close("m1", g1) {
+	if _, ok := tb.close("m1", g1); ok {
 		t.Error("closing the replaced stream reported true")
 	}
 	if !tb.online("m1") {
@@ -112,7 +112,7 @@ func TestTableReplaced(t *testing.T) {
 	if r, _ := tb.reach("m1", "eu-1"); r.Transport != "tcp" {
 		t.Errorf("transport %q, want the new stream's (tcp)", r.Transport)
 	}
-	if !tb.close("m1", g2) || tb.online("m1") {
+	if _, ok := tb.close("m1", g2); !ok || tb.online("m1") {
 		t.Error("the current stream's close did not remove it")
 	}
 }
@@ -121,12 +121,12 @@ func TestTableReplaced(t *testing.T) {
 // stream of one machine never matches another's.
 func TestTableGenerations(t *testing.T) {
 	tb := newTable()
-	g1 := tb.open("m1", newStream(t, quicAddr), t0)
-	g2 := tb.open("m2", newStream(t, quicAddr), t0)
+	g1 := tb.open("m1", newStream(t, quicAddr), t0, nil)
+	g2 := tb.open("m2", newStream(t, quicAddr), t0, nil)
 	if g1 == g2 {
 		t.Fatalf("two machines share generation %d", g1)
 	}
-	if tb.close("m1", g2) || !tb.online("m1") {
+	if _, ok := tb.close("m1", g2); ok || !tb.online("m1") {
 		t.Error("m2's generation closed m1")
 	}
 }
@@ -136,8 +136,8 @@ func TestTableReach(t *testing.T) {
 	if _, ok := tb.reach("m1", "eu-1"); ok {
 		t.Error("reach of an unknown machine")
 	}
-	gen := tb.open("m1", newStream(t, quicAddr), t0)
-	tb.beat("m1", gen, t0.Add(time.Second))
+	gen := tb.open("m1", newStream(t, quicAddr), t0, nil)
+	tb.beat("m1", gen, t0.Add(time.Second), nil)
 	r, ok := tb.reach("m1", "eu-1")
 	if !ok || !r.Online || r.Broker != "eu-1" || r.Transport != "quic" || !r.Since.Equal(t0) || !r.LastSeen.Equal(t0.Add(time.Second)) {
 		t.Errorf("reach = %+v, %v", r, ok)
