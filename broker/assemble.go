@@ -49,7 +49,7 @@ func (b *Broker) assemble() error {
 	if b.cluster != nil {
 		members = b.cluster
 	}
-	b.alerts = alerts.New(alerts.Config{Every: c.AlertEvery, Offline: c.AlertOffline,
+	b.alerts = alerts.New(alerts.Config{Every: c.AlertEvery, Offline: c.AlertOffline, Away: c.AlertAway,
 		OverdueIntervals: c.AlertOverdueIntervals, NeverCheckedIn: c.AlertNeverCheckedIn,
 		Policy: c.Readiness, Steps: b.rollouts, Webhook: c.AlertWebhook, Name: c.Name, Logger: b.log, Now: c.Now},
 		b.store, b.reach, members)

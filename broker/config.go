@@ -7,6 +7,7 @@ import (
 
 	"github.com/pion/transport/v5"
 
+	"github.com/readymesh/readymesh/broker/alerts"
 	"github.com/readymesh/readymesh/broker/readiness"
 )
 
@@ -168,9 +169,14 @@ type Config struct {
 	BusyLoad float64
 	// AlertEvery is how often alerts are evaluated. Zero means 30 s.
 	AlertEvery time.Duration
-	// AlertOffline opens a reachability alert for a machine offline
-	// longer than this. Zero means 15 minutes.
+	// AlertOffline opens a reachability alert for a machine lost
+	// (offline with no notice, or for a reason no broker knows) longer
+	// than this. Zero means 15 minutes.
 	AlertOffline time.Duration
+	// AlertAway holds the offline alert's thresholds for machines that
+	// said why they went. Zero fields mean the defaults: stopped 1 h,
+	// shutdown 24 h, asleep and quiet never; alerts.Never means never.
+	AlertAway alerts.Away
 	// AlertOverdueIntervals opens a readiness alert for a machine with no
 	// check-in for this many of its check-in intervals. Zero means 3.
 	AlertOverdueIntervals int

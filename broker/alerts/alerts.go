@@ -1,6 +1,7 @@
 // Package alerts opens and resolves the broker's alerts, on two cadences
 // as the console keeps the layers apart: reachability alerts watch the
-// live overlay (a machine offline longer than a threshold), readiness
+// live overlay (a machine offline longer than the threshold of its
+// reason: lost, stopped, shut down, asleep or quiet), readiness
 // alerts the stored state (check-ins overdue, an agent behind, pending
 // updates piling up or ageing, a machine enrolled that never checked in,
 // a rollout that failures paused). An agent behind opens no alert while a
@@ -33,9 +34,14 @@ import (
 type Config struct {
 	// Every is how often alerts are evaluated. Zero means 30 s.
 	Every time.Duration
-	// Offline opens a reachability alert for a machine offline longer
-	// than this. Zero means 15 minutes.
+	// Offline opens a reachability alert for a machine lost (offline
+	// with no notice, or for a reason no broker knows) longer than this.
+	// Zero means 15 minutes.
 	Offline time.Duration
+	// Away holds the thresholds for machines that said why they went
+	// (stopped, shut down, asleep, quiet). Zero fields mean their
+	// documented defaults: 1 h, 24 h, never, never.
+	Away Away
 	// OverdueIntervals opens a readiness alert for a machine with no
 	// check-in for this many of its check-in intervals. Zero means 3.
 	OverdueIntervals int
@@ -66,7 +72,7 @@ func (c *Config) setDefaults() {
 		c.Every = 30 * time.Second
 	}
 	if c.Offline <= 0 {
-		c.Offline = 15 * time.Minute
+		c.Offline = defaultLost
 	}
 	if c.OverdueIntervals <= 0 {
 		c.OverdueIntervals = 3

@@ -25,17 +25,18 @@ func Evaluate(ms []store.Machine, reach func(*store.Machine) wire.Reachability, 
 				Client: m.Client, Since: since.UTC(), Detail: detail}
 			out[a.ID] = a
 		}
-		if rc := reach(m); !rc.Online && m.LastSeen != nil && now.Sub(*m.LastSeen) > c.Offline {
-			add(wire.AlertOffline, wire.CadenceReachability, *m.LastSeen,
-				fmt.Sprintf("offline since %s (threshold %s)", m.LastSeen.UTC().Format(time.RFC3339), c.Offline))
+		rc := reach(m)
+		if since, detail, ok := offlineAlert(m, rc, now, c); ok {
+			add(wire.AlertOffline, wire.CadenceReachability, since, detail)
 		}
-		readinessAlerts(m, base.For(m.Client), ro, now, c, add)
+		readinessAlerts(m, rc, base.For(m.Client), ro, now, c, add)
 	}
 	return out
 }
 
-// readinessAlerts adds m's alerts on stored state.
-func readinessAlerts(m *store.Machine, newest string, ro *Rollouts, now time.Time, c *Config, add func(kind, cadence string, since time.Time, detail string)) {
+// readinessAlerts adds m's alerts on stored state. rc, the overlay, only
+// tells when a quiet machine's next check-in is due.
+func readinessAlerts(m *store.Machine, rc wire.Reachability, newest string, ro *Rollouts, now time.Time, c *Config, add func(kind, cadence string, since time.Time, detail string)) {
 	if m.LastCheckIn == nil {
 		if now.Sub(m.EnrolledAt) > c.NeverCheckedIn {
 			add(wire.AlertNeverCheckedIn, wire.CadenceReadiness, m.EnrolledAt,
@@ -47,9 +48,14 @@ func readinessAlerts(m *store.Machine, newest string, ro *Rollouts, now time.Tim
 	if interval <= 0 {
 		interval = c.Policy.DefaultInterval
 	}
-	if limit := time.Duration(c.OverdueIntervals) * interval; now.Sub(m.LastCheckIn.At) > limit {
-		add(wire.AlertCheckInOverdue, wire.CadenceReadiness, m.LastCheckIn.At.Add(limit),
-			fmt.Sprintf("no check-in for %s (%d intervals of %s)", now.Sub(m.LastCheckIn.At).Round(time.Second), c.OverdueIntervals, interval))
+	limit := time.Duration(c.OverdueIntervals) * interval
+	due, why := m.LastCheckIn.At.Add(limit), fmt.Sprintf("%d intervals of %s", c.OverdueIntervals, interval)
+	if q := quietDue(rc, interval); q.After(due) {
+		due, why = q, "quiet on a metered connection, its check-in was due "+rc.ExpectedBack.UTC().Format(time.RFC3339)
+	}
+	if now.After(due) {
+		add(wire.AlertCheckInOverdue, wire.CadenceReadiness, due,
+			fmt.Sprintf("no check-in for %s (%s)", now.Sub(m.LastCheckIn.At).Round(time.Second), why))
 	}
 	if card := readiness.Evaluate(m, newest, now, c.Policy); card.AgentBehind {
 		if withhold, why := ro.behind(m.ID, &card); !withhold {
@@ -79,4 +85,15 @@ func updateAlerts(m *store.Machine, now time.Time, c *Config, add func(kind, cad
 		add(wire.AlertUpdates, wire.CadenceReadiness, oldest.Add(c.Policy.MaxPendingAge),
 			fmt.Sprintf("an update pending since %s (limit %s)", oldest.UTC().Format(time.DateOnly), c.Policy.MaxPendingAge))
 	}
+}
+
+// quietDue is when a machine quiet on a metered connection is overdue:
+// one interval past the quiet check-in the overlay expects, as a quiet
+// machine checks in on its long cadence (hours), not its usual one. Zero
+// for any other machine, or a quiet one with no check-in expected.
+func quietDue(rc wire.Reachability, interval time.Duration) time.Time {
+	if rc.Online || rc.OfflineReason != wire.AwayQuiet || rc.ExpectedBack == nil {
+		return time.Time{}
+	}
+	return rc.ExpectedBack.Add(interval)
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/readymesh/readymesh/broker"
+	"github.com/readymesh/readymesh/broker/alerts"
 	"github.com/readymesh/readymesh/broker/cluster"
 	"github.com/readymesh/readymesh/peer/flagfile"
 	"github.com/readymesh/readymesh/peer/wire"
@@ -58,7 +59,11 @@ func defineRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.StringVar(&f.cfg.STUN, "stun", ":3478", "UDP `addr`ess of the STUN server peers learn their public session address from, or off")
 	fs.StringVar(&f.cfg.TURNIP, "turn-ip", "", "`address` TURN relay candidates carry, the one peers reach this broker at (default: the --stun IP when specific)")
 	fs.DurationVar(&f.cfg.AlertEvery, "alert-every", 0, "how often alerts are evaluated (default 30s)")
-	fs.DurationVar(&f.cfg.AlertOffline, "alert-offline", 0, "reachability alert after a machine is offline this long (default 15m)")
+	fs.DurationVar(&f.cfg.AlertOffline, "alert-offline", 0, "reachability alert after a machine is lost (offline without notice) this long (default 15m)")
+	fs.Var(alerts.ThresholdFlag(&f.cfg.AlertAway.Stopped), "alert-offline-stopped", "offline alert after a machine's agent was stopped for this `duration`, or none (default 1h)")
+	fs.Var(alerts.ThresholdFlag(&f.cfg.AlertAway.Shutdown), "alert-offline-shutdown", "offline alert after a machine shut down and has not booted again for this `duration`, or none (default 24h)")
+	fs.Var(alerts.ThresholdFlag(&f.cfg.AlertAway.Asleep), "alert-offline-asleep", "offline alert after a machine is asleep for this `duration`, or none (default none)")
+	fs.Var(alerts.ThresholdFlag(&f.cfg.AlertAway.Quiet), "alert-offline-quiet", "offline alert after a machine is quiet on a metered connection for this `duration`, or none (default none)")
 	fs.IntVar(&f.cfg.AlertOverdueIntervals, "alert-overdue", 0, "readiness alert after this many check-in intervals without a check-in (default 3)")
 	fs.DurationVar(&f.cfg.AlertNeverCheckedIn, "alert-never-checked-in", 0, "readiness alert for a machine enrolled this long ago that never checked in (default 1h)")
 	fs.StringVar(&f.cfg.AlertWebhook, "alert-webhook", "", "`URL` that receives every alert change as a JSON POST")
