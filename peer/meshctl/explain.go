@@ -110,22 +110,12 @@ func writeExplanation(w io.Writer, c *wire.Card, now time.Time) {
 	for _, why := range r.Reasons {
 		fmt.Fprintf(w, "  - %s\n", why)
 	}
-	fmt.Fprintln(w, "\nCan we connect live now (reachability):")
-	rc := c.Reachability
-	if rc.Online {
-		since := ""
-		if rc.Since != nil {
-			since = " since " + rc.Since.Local().Format(time.TimeOnly)
-		}
-		fmt.Fprintf(w, "  Yes: its agent is connected to broker %s over %s%s.\n", rc.Broker, rc.Transport, since)
-		if rc.Transport == "tcp" || rc.Transport == "websocket" {
-			fmt.Fprintln(w, "  Its network blocks UDP, so sessions will go through the broker's relay.")
-		}
-	} else {
-		seen := ago(rc.LastSeen, now)
-		fmt.Fprintf(w, "  No: it was last seen %s. That is a network signal, not a verdict: the stored state above still holds.\n", seen)
-		fmt.Fprintln(w, "  `meshctl wait --online` tells you when it is back.")
+	unclean := uncleanSentence(r.LastUncleanEnd, now)
+	if unclean != "" {
+		fmt.Fprintf(w, "  %s\n", unclean)
 	}
+	fmt.Fprintln(w, "\nCan we connect live now (reachability):")
+	explainReach(w, c.Reachability, unclean != "", now)
 	if s := c.Session; s != nil {
 		fmt.Fprintln(w, "\nSession status:")
 		switch s.State {
@@ -143,6 +133,37 @@ func writeExplanation(w io.Writer, c *wire.Card, now time.Time) {
 		if s.UserPresent {
 			fmt.Fprintln(w, "  Someone is logged in at the machine.")
 		}
+	}
+}
+
+// explainReach writes whether we can connect now: the bridge while
+// online (and what the agent said of its time away), why the machine is
+// away while offline. uncleanSaid reports that the stored state already
+// told of an unclean end.
+func explainReach(w io.Writer, rc wire.Reachability, uncleanSaid bool, now time.Time) {
+	if !rc.Online {
+		if why := awaySentence(rc, now); why != "" {
+			fmt.Fprintf(w, "  No: %s\n", why)
+			fmt.Fprintln(w, "  That is a network signal, not a verdict: the stored state above still holds.")
+		} else {
+			fmt.Fprintf(w, "  No: it was last seen %s. That is a network signal, not a verdict: the stored state above still holds.\n", ago(rc.LastSeen, now))
+		}
+		fmt.Fprintln(w, "  `meshctl wait --online` tells you when it is back.")
+		return
+	}
+	since := ""
+	if rc.Since != nil {
+		since = " since " + clockAt(*rc.Since, now)
+	}
+	fmt.Fprintf(w, "  Yes: its agent is connected to broker %s over %s%s.\n", rc.Broker, rc.Transport, since)
+	if r := rc.Returned; r != nil && !(r.What == wire.ReturnedUnclean && uncleanSaid) {
+		fmt.Fprintf(w, "  When it came back it said: %s.\n", returnedWords(r, now))
+	}
+	switch {
+	case rc.UDPBlockedSince != nil:
+		fmt.Fprintf(w, "  Its network has blocked UDP since %s, so sessions will go through the broker's relay.\n", clockAt(*rc.UDPBlockedSince, now))
+	case rc.Transport == "tcp" || rc.Transport == "websocket":
+		fmt.Fprintln(w, "  Its network blocks UDP, so sessions will go through the broker's relay.")
 	}
 }
 

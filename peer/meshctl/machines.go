@@ -69,16 +69,6 @@ func printTable(w io.Writer, cards []wire.Card, now time.Time) error {
 	return tw.Flush()
 }
 
-func reach(r wire.Reachability, now time.Time) string {
-	if r.Online {
-		return "● online"
-	}
-	if r.LastSeen == nil {
-		return "○ offline (never seen)"
-	}
-	return "○ offline, seen " + ago(r.LastSeen, now)
-}
-
 func ago(t *time.Time, now time.Time) string {
 	if t == nil {
 		return "never"
@@ -139,6 +129,9 @@ func printCard(w io.Writer, c *wire.Card, now time.Time) {
 	}
 	fmt.Fprintf(w, "  agent          %s\n", agent)
 	fmt.Fprintf(w, "  approval       %s\n", approval(r.Approval, now))
+	if e := r.LastUncleanEnd; e != nil {
+		fmt.Fprintf(w, "  unclean end    %s%s\n", clockAt(e.At, now), paren(e.Detail))
+	}
 	if r.UpdatesUnknown != "" {
 		fmt.Fprintf(w, "  pending        unknown: %s\n", r.UpdatesUnknown)
 	} else {
@@ -163,16 +156,7 @@ func printCard(w io.Writer, c *wire.Card, now time.Time) {
 		fmt.Fprintf(w, "                 %s %s%s%s, first seen %s\n", u.ID, u.Version, sec, title, ago(u.FirstSeen, now))
 	}
 	fmt.Fprintf(w, "\nREACHABILITY  %s\n", reach(c.Reachability, now))
-	if c.Reachability.Online {
-		rr := c.Reachability
-		fmt.Fprintf(w, "  since          %s via broker %s over %s\n", ago(rr.Since, now), rr.Broker, orDash(rr.Transport))
-		if rr.Load1 != nil {
-			fmt.Fprintf(w, "  load           %.2f per core\n", *rr.Load1)
-		}
-		if rr.UserPresent != nil {
-			fmt.Fprintf(w, "  user present   %v\n", *rr.UserPresent)
-		}
-	}
+	printReach(w, c.Reachability, now)
 	fmt.Fprintf(w, "\nSESSION       %s\n", sessionLine(c.Session))
 	if s := c.Snapshot; s != nil {
 		fmt.Fprintf(w, "\nSNAPSHOT      host %s, %d packages, collected %s\n", s.Hostname, len(s.Packages), ago(&s.CollectedAt, now))
@@ -187,9 +171,53 @@ func printCard(w io.Writer, c *wire.Card, now time.Time) {
 				fmt.Fprintf(w, "  … %d more\n", len(c.History)-10)
 				break
 			}
-			fmt.Fprintf(w, "  seq %-5d %s  %-9s agent %s, %d pending\n", h.Seq, h.At.Local().Format(time.DateTime), h.Reason, h.AgentVersion, h.PendingUpdates)
+			fmt.Fprintf(w, "  seq %-5d %s  %-9s agent %s, %d pending%s\n", h.Seq, h.At.Local().Format(time.DateTime), h.Reason, h.AgentVersion, h.PendingUpdates, paren(h.Detail))
 		}
 	}
+}
+
+// printReach prints the reachability layer's details under its heading:
+// the bridge while online, why and since when while away.
+func printReach(w io.Writer, rr wire.Reachability, now time.Time) {
+	if rr.Online {
+		fmt.Fprintf(w, "  since          %s via broker %s over %s\n", ago(rr.Since, now), rr.Broker, orDash(rr.Transport))
+		if rr.UDPBlockedSince != nil {
+			fmt.Fprintf(w, "  UDP blocked    since %s: sessions go through the broker's relay\n", clockAt(*rr.UDPBlockedSince, now))
+		}
+		if rr.Load1 != nil {
+			fmt.Fprintf(w, "  load           %.2f per core\n", *rr.Load1)
+		}
+		if rr.UserPresent != nil {
+			fmt.Fprintf(w, "  user present   %v\n", *rr.UserPresent)
+		}
+		if rr.Returned != nil {
+			fmt.Fprintf(w, "  returned       %s\n", returnedWords(rr.Returned, now))
+		}
+		if rr.Detail != "" {
+			fmt.Fprintf(w, "  detail         %s\n", rr.Detail)
+		}
+		return
+	}
+	if rr.OfflineReason == "" {
+		return
+	}
+	if at := awaySince(rr); at != nil {
+		fmt.Fprintf(w, "  away since     %s (%s)\n", clockAt(*at, now), ago(at, now))
+	}
+	if rr.Detail != "" {
+		fmt.Fprintf(w, "  detail         %s\n", rr.Detail)
+	}
+	if rr.ExpectedBack != nil {
+		fmt.Fprintf(w, "  expected back  about %s\n", clockAt(*rr.ExpectedBack, now))
+	}
+}
+
+// paren is " (s)", or nothing when s is empty.
+func paren(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " (" + s + ")"
 }
 
 func approval(a wire.Approval, now time.Time) string {
