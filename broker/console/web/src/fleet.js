@@ -4,7 +4,7 @@
 // its own row only and keyboard focus survives.
 
 import { h, fill, setText, status } from './dom.js';
-import { reachWhen, sessionWords, sessionDetail, osName, agentTitle } from './format.js';
+import { reachWord, reachWhen, reachDetail, sessionWords, sessionDetail, osName, agentTitle } from './format.js';
 import { isAbort } from './api.js';
 
 export const STATES = ['ready', 'degraded', 'consent-required', 'stale', 'incomplete'];
@@ -290,10 +290,11 @@ function fillRow(tr, card) {
   fill(ready, status(r.state || 'unknown'));
   ready.title = (r.reasons || []).join('\n');
 
-  const online = !!(card.reachability && card.reachability.online);
-  reach.dataset.online = String(online);
-  fill(reach, status(online ? 'online' : 'offline'), ' ', h('span', { class: 'when' }, reachWhen(card.reachability)));
-  reach.title = reachTitle(card.reachability);
+  const rc = card.reachability;
+  reach.dataset.online = String(!!(rc && rc.online));
+  reach.dataset.reason = (rc && !rc.online && rc.offline_reason) || '';
+  fill(reach, status(reachWord(rc)), ' ', h('span', { class: 'when' }, reachWhen(rc)));
+  reach.title = reachDetail(rc);
 
   setText(session, sessionWords(card.session));
   session.title = [sessionWords(card.session), sessionDetail(card.session)].filter(Boolean).join('\n');
@@ -322,12 +323,6 @@ function fillAgent(td, r) {
     r.agent_behind ? h('span', { class: 'behind' }, 'behind') : null,
     ref ? h('span', { class: 'step', 'data-step': ref.step }, ref.step) : null);
   td.title = agentTitle(r);
-}
-
-function reachTitle(reach) {
-  if (!reach) return '';
-  return [reach.broker && `broker ${reach.broker}`, reach.transport && `transport ${reach.transport}`]
-    .filter(Boolean).join(', ');
 }
 
 // placeAt puts child at position i of parent, moving it only if it is

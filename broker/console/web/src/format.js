@@ -48,16 +48,87 @@ export function span(s) {
   return `${Math.floor(s / 86400)} days`;
 }
 
+// reachWord is the word beside the reachability dot: "online", or why
+// the machine is away (wire.Away*: stopped, shutdown, asleep, quiet,
+// lost), the words meshctl machines uses; "offline" when no broker knows
+// a reason (an older broker).
+export function reachWord(reach) {
+  if (reach && reach.online) return 'online';
+  return (reach && reach.offline_reason) || 'offline';
+}
+
+// awaySince is when an offline machine went away: offline_since, else
+// when it was last seen.
+function awaySince(reach) {
+  return time(reach.offline_since) || time(reach.last_seen);
+}
+
 // reachWhen is the reachability column's time: "since 10:42" while
-// online, "last seen 3 min ago" while offline.
-export function reachWhen(reach) {
+// online ("· UDP blocked 2 h" when the bridge fell back from QUIC), how
+// long the machine has been away when its reason is known ("2 h · back
+// ~14:00"), else "last seen 3 min ago".
+export function reachWhen(reach, now = Date.now()) {
   if (!reach) return '';
   if (reach.online) {
     const since = time(reach.since);
-    return since ? `since ${clock(since)}` : '';
+    const udp = time(reach.udp_blocked_since);
+    return [since && `since ${clock(since)}`, udp && `UDP blocked ${span((now - udp.getTime()) / 1000)}`]
+      .filter(Boolean).join(' · ');
+  }
+  if (reach.offline_reason) {
+    const at = awaySince(reach);
+    const back = time(reach.expected_back);
+    return [at && span(Math.max(0, now - at.getTime()) / 1000),
+      back && (back.getTime() > now ? `back ~${clock(back)}` : `due ${clock(back)}`)].filter(Boolean).join(' · ');
   }
   const seen = time(reach.last_seen);
-  return seen ? `last seen ${ago(seen)}` : 'never seen';
+  return seen ? `last seen ${ago(seen, now)}` : 'never seen';
+}
+
+// reachDetail is the longer account of reachability for a tooltip, one
+// fact a line: the bridge, why and since when the machine is away, what
+// it said when it came back.
+export function reachDetail(reach) {
+  if (!reach) return '';
+  const lines = [];
+  if (reach.online) {
+    lines.push([reach.broker && `broker ${reach.broker}`, reach.transport && `transport ${reach.transport}`].filter(Boolean).join(', '));
+    const udp = time(reach.udp_blocked_since);
+    if (udp) lines.push(`UDP blocked since ${clock(udp)}: sessions go through the broker's relay`);
+    if (reach.returned) lines.push(`came back: ${returnedWords(reach.returned)}`);
+  } else if (reach.offline_reason) {
+    const at = awaySince(reach);
+    lines.push(`${AWAY[reach.offline_reason] || reach.offline_reason}${at ? ` since ${clock(at)}` : ''}`);
+    if (reach.offline_reason === 'lost') lines.push('no notice: the network or power may be down');
+    const back = time(reach.expected_back);
+    if (back) lines.push(`expected back about ${clock(back)}`);
+  }
+  if (reach.detail) lines.push(reach.detail);
+  return lines.filter(Boolean).join('\n');
+}
+
+// AWAY says each reason in a few words, as meshctl show and explain do.
+const AWAY = {
+  stopped: 'agent stopped',
+  shutdown: 'shut down',
+  asleep: 'asleep',
+  quiet: 'quiet on a metered connection',
+  lost: 'lost',
+};
+
+// returnedWords says what an agent said of its time away when it came
+// back (wire.Returned): "resumed from sleep at 07:58".
+export function returnedWords(r) {
+  if (!r) return '';
+  const at = clock(time(r.at));
+  const words = {
+    resumed: `resumed from sleep at ${at}`,
+    booted: `booted at ${at}`,
+    unclean: `the previous run ended uncleanly at ${at}`,
+    restarted: `the agent restarted at ${at}`,
+    unmetered: `left quiet mode at ${at}: the connection is no longer metered`,
+  }[r.what] || `${r.what} at ${at}`;
+  return r.detail ? `${words} (${r.detail})` : words;
 }
 
 // sessionWords says what a card's session layer holds, e.g. "active ·

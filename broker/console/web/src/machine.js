@@ -4,7 +4,8 @@
 
 import { h, fill, setText, status, table } from './dom.js';
 import {
-  time, clock, stamp, ago, span, reachWhen, sessionWords, sessionDetail, osName, waveName, rolloutHash, updateWords,
+  time, clock, stamp, ago, span, reachWord, reachWhen, returnedWords, sessionWords, sessionDetail, osName, waveName, rolloutHash,
+  updateWords,
 } from './format.js';
 import { isAbort } from './api.js';
 import { noteConnectClick } from './timing.js';
@@ -192,8 +193,17 @@ function readinessPanel(r) {
       ['Last update', lastUpdate(r.last_update)],
       ['Enrolled', stamp(time(r.enrolled_at))],
       ['Approval', approvalText(r.approval)],
+      ['Last unclean end', uncleanEnd(r.last_unclean_end)],
     ]),
   ];
+}
+
+// uncleanEnd is when the agent's last run ended without a clean stop,
+// and how.
+function uncleanEnd(e) {
+  const at = e && time(e.at);
+  if (!at) return '';
+  return `${stamp(at)} (${ago(at)})${e.detail ? `: ${e.detail}` : ''}`;
 }
 
 // agentFacts is the agent's version, and the newest when it is behind.
@@ -238,13 +248,19 @@ function linkRollout(reason, ref) {
 function reachPanel(reach) {
   reach = reach || {};
   const online = !!reach.online;
+  const away = !online && reach.offline_reason;
   return [
     h('h2', { id: 'h-reach' }, 'Reachability'),
-    h('p', { class: 'state', 'data-online': String(online) },
-      status(online ? 'online' : 'offline'), ' ', h('span', { class: 'when' }, reachWhen(reach))),
+    h('p', { class: 'state', 'data-online': String(online), 'data-reason': away || '' },
+      status(reachWord(reach)), ' ', h('span', { class: 'when' }, reachWhen(reach))),
     dl([
+      ['Away since', away ? stamp(time(reach.offline_since)) : ''],
+      ['Expected back', away ? stamp(time(reach.expected_back)) : ''],
       ['Broker', reach.broker],
       ['Transport', reach.transport],
+      ['UDP blocked since', online && reach.udp_blocked_since ? `${stamp(time(reach.udp_blocked_since))}: sessions go through the broker's relay` : ''],
+      ['Came back', online ? returnedWords(reach.returned) : ''],
+      ['Detail', reach.detail],
       ['Load (1 min)', reach.load1 != null ? reach.load1.toFixed(2) : ''],
       ['Someone at it', reach.user_present == null ? '' : reach.user_present ? 'yes' : 'no'],
       ['Last seen', stamp(time(reach.last_seen))],
@@ -366,7 +382,7 @@ function historySection(items) {
     ['Seq', 'At', 'Reason', 'Boot', 'Agent', 'OS version', 'Packages', 'Pending', 'Digest']);
   for (const x of items) {
     t.tbody.append(h('tr', null,
-      h('td', null, String(x.seq)), h('td', null, stamp(time(x.at))), h('td', null, x.reason),
+      h('td', null, String(x.seq)), h('td', null, stamp(time(x.at))), h('td', { title: x.detail || '' }, x.reason),
       h('td', { class: 'mono', title: x.boot_id || '' }, short(x.boot_id)), h('td', null, x.agent_version),
       h('td', null, x.os_version || ''), h('td', null, String(x.packages)), h('td', null, String(x.pending_updates)),
       h('td', { class: 'mono', title: x.digest || '' }, short(x.digest))));
