@@ -10,8 +10,8 @@ import (
 )
 
 // Reading and writing control records (clients, tokens, technicians, the
-// admin credential, jobs) by key, the same way for local writes, imports,
-// exports and loading the index.
+// admin credential, jobs, policies…) by key, the same way for local
+// writes, imports, exports and loading the index.
 
 // controlPlace is the bucket and key a control record is stored under.
 func controlPlace(k Key) (bucket, key []byte) {
@@ -34,6 +34,8 @@ func controlPlace(k Key) (bucket, key []byte) {
 		return bktMeta, keyReleaseKey
 	case KindRollout:
 		return bktRollouts, []byte(k.ID)
+	case KindPolicy:
+		return bktPolicies, []byte(k.ID)
 	}
 	panic("store: not a control record: " + k.String())
 }
@@ -59,6 +61,8 @@ func newControl(kind Kind) any {
 		return new(ReleaseKeyRecord)
 	case KindRollout:
 		return new(RolloutRecord)
+	case KindPolicy:
+		return new(PolicyRecord)
 	}
 	panic("store: not a control kind: " + string(kind))
 }
@@ -129,6 +133,8 @@ func stampOf(rec any) Stamp {
 		return r.Stamp
 	case *RolloutRecord:
 		return r.Stamp
+	case *PolicyRecord:
+		return r.Stamp
 	}
 	panic(fmt.Sprintf("store: not a control record: %T", rec))
 }
@@ -143,7 +149,7 @@ func getControl(tx *bolt.Tx, k Key) (any, bool, error) {
 
 // forEachControl calls fn for every stored control record.
 func forEachControl(tx *bolt.Tx, fn func(k Key, rec any, v Version) error) error {
-	for _, kind := range []Kind{KindClient, KindToken, KindTechnician, KindJob, KindRemoval, KindRelease, KindRollout} {
+	for _, kind := range []Kind{KindClient, KindToken, KindTechnician, KindJob, KindRemoval, KindRelease, KindRollout, KindPolicy} {
 		bucket, _ := controlPlace(Key{Kind: kind})
 		err := tx.Bucket(bucket).ForEach(func(id, raw []byte) error {
 			k := Key{Kind: kind, ID: string(id)}
@@ -183,6 +189,9 @@ func (b *batch) putControl(k Key, rec any) error {
 	if k.Kind == KindReleaseKey || k.Kind == KindRelease && namesNextKey(rec.(*ReleaseRecord)) {
 		b.ring = nil // the keys, or what the walk finds, changed
 	}
+	if k.Kind == KindPolicy {
+		b.notePolicy(k.ID, rec.(*PolicyRecord))
+	}
 	return nil
 }
 
@@ -193,6 +202,9 @@ func (b *batch) deleteControl(k Key) error {
 		return err
 	}
 	b.ctl[k] = nil
+	if k.Kind == KindPolicy {
+		b.notePolicy(k.ID, nil)
+	}
 	return nil
 }
 

@@ -1,10 +1,11 @@
 // Package store is the broker's durable state in one bbolt file: machine
 // records with their latest snapshot and a bounded history, clients,
 // enrolment tokens, technicians and their keys, the admin credential,
-// queued jobs, published releases and the fleet's release key, all
-// replicated; and the broker's own audit log, session transcripts and
-// release blobs (binaries, which brokers pull from each other on demand),
-// which stay on the broker that holds them.
+// queued jobs, published releases and the fleet's release key, and the
+// fleet's metered-connection policies for agents, all replicated; and the
+// broker's own audit log, session transcripts and release blobs
+// (binaries, which brokers pull from each other on demand), which stay on
+// the broker that holds them.
 //
 // The store is the readiness layer's source of truth. Its contract with the
 // rest of the broker is commit before acknowledge: CheckIn returns only after
@@ -54,14 +55,15 @@
 //     equal seq the earlier item wins), of which the newest HistoryLimit
 //     are kept; every broker must use the same HistoryLimit.
 //   - Control records (clients, tokens, technicians, the admin credential,
-//     jobs) carry a hybrid logical clock (clock.go): wall milliseconds, a
-//     counter, and the origin broker's name as the final tie-break. The
-//     later clock wins (last writer wins). Each broker's clock moves past
-//     every clock it stores or imports, so a local write always wins over
-//     what the broker has seen. Imported records stamped more than
-//     Config.MaxClockSkew ahead of this broker's clock are deferred. Two
-//     writes can carry one clock only if two brokers share a name; then
-//     the greater content (its JSON) wins, so they still converge.
+//     jobs, policies…) carry a hybrid logical clock (clock.go): wall
+//     milliseconds, a counter, and the origin broker's name as the final
+//     tie-break. The later clock wins (last writer wins). Each broker's
+//     clock moves past every clock it stores or imports, so a local write
+//     always wins over what the broker has seen. Imported records stamped
+//     more than Config.MaxClockSkew ahead of this broker's clock are
+//     deferred. Two writes can carry one clock only if two brokers share a
+//     name; then the greater content (its JSON) wins, so they still
+//     converge.
 //   - Jobs are control records with one exception: a job only moves
 //     forward (queued, running, then an end, a result outranking a
 //     cancellation or expiry), so the further state wins and the clock
@@ -117,6 +119,7 @@
 //	removals     machine ID → RemovalRecord
 //	releases     version → ReleaseRecord (the fleet's ReleaseKeyRecord is in meta)
 //	rollouts     rollout ID → RolloutRecord
+//	policies     "client:NAME" or "machine:PEERID" → PolicyRecord (also in memory: AgentPolicy)
 //	blobs        sha256 (32 bytes) + chunk index (8 bytes) → chunk, this broker's only (blobs.go)
 //	blob_meta    sha256 (32 bytes) → BlobMeta, this broker's only
 //

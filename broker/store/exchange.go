@@ -56,6 +56,9 @@ type Record struct {
 	Release    *ReleaseRecord    `json:"release,omitempty"`
 	ReleaseKey *ReleaseKeyRecord `json:"release_key,omitempty"`
 	Rollout    *RolloutRecord    `json:"rollout,omitempty"`
+	// Policy is new in 0.4.0: brokers before it refuse a batch that
+	// carries one.
+	Policy *PolicyRecord `json:"policy,omitempty"`
 }
 
 // MachineRecord is a machine as it travels between brokers: the

@@ -180,6 +180,8 @@ func payload(r *Record) any {
 		return r.ReleaseKey
 	case r.Rollout != nil:
 		return r.Rollout
+	case r.Policy != nil:
+		return r.Policy
 	}
 	return r.Admin
 }

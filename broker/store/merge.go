@@ -108,6 +108,8 @@ func mergeControl(l, r any) any {
 		return mergeReleaseKey(l, r.(*ReleaseKeyRecord))
 	case *RolloutRecord:
 		return mergeRollout(l, r.(*RolloutRecord))
+	case *PolicyRecord:
+		return mergePolicy(l, r.(*PolicyRecord))
 	}
 	panic("store: mergeControl: not a control record")
 }
@@ -133,6 +135,8 @@ func tombstone(rec any, c Clock) any {
 		return &ReleaseRecord{Version: r.Version, Stamp: st}
 	case *RolloutRecord:
 		return &RolloutRecord{ID: r.ID, Stamp: st}
+	case *PolicyRecord:
+		return &PolicyRecord{Scope: r.Scope, Stamp: st}
 	}
 	panic("store: tombstone: not a control record")
 }

@@ -110,6 +110,8 @@ func exportRecord(tx *bolt.Tx, k Key) (Record, bool, error) {
 		r.ReleaseKey = rec
 	case *RolloutRecord:
 		r.Rollout = rec
+	case *PolicyRecord:
+		r.Policy = rec
 	}
 	return r, true, nil
 }

@@ -34,12 +34,13 @@ var (
 	bktRemovals    = []byte("removals")
 	bktReleases    = []byte("releases")
 	bktRollouts    = []byte("rollouts")
+	bktPolicies    = []byte("policies")
 	bktBlobs       = []byte("blobs")     // not replicated: see blobs.go
 	bktBlobMeta    = []byte("blob_meta") // not replicated
 
 	allBuckets = [][]byte{bktMeta, bktClients, bktTokens, bktMachines, bktNames,
 		bktSnapshots, bktHistory, bktTechnicians, bktTechKeys, bktLogins, bktAudit, bktCasts, bktCastOrder, bktJobs, bktRemovals, bktReleases, bktRollouts,
-		bktBlobs, bktBlobMeta}
+		bktPolicies, bktBlobs, bktBlobMeta}
 
 	keySchema    = []byte("schema")
 	keyAdminHash = []byte("admin_hash") // schema 1 only
@@ -138,8 +139,9 @@ type Store struct {
 	// Only the writer (and Open, before the writer starts) changes them;
 	// readers take it shared.
 	mu       sync.RWMutex
-	machines map[string]*Machine // the machine records
-	idx      *index              // every record's version, and the digest
+	machines map[string]*Machine      // the machine records
+	idx      *index                   // every record's version, and the digest
+	policies map[string]*PolicyRecord // the policies set (no tombstones), by scope
 }
 
 // Open opens or creates the store at cfg.Path, migrates a schema 1 file,
@@ -163,7 +165,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s := &Store{db: db, log: cfg.Logger, histN: cfg.HistoryLimit, name: cfg.Broker, now: cfg.Now,
 		skew: cfg.MaxClockSkew, tombTTL: cfg.TombstoneTTL, maxSnap: cfg.MaxSnapshot, onCommit: cfg.OnCommit, onRevoke: cfg.OnRevoke,
-		machines: map[string]*Machine{}, idx: newIndex(),
+		machines: map[string]*Machine{}, idx: newIndex(), policies: map[string]*PolicyRecord{},
 		ops: make(chan *op), quit: make(chan struct{}), stopped: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -240,6 +242,9 @@ func (s *Store) load(tx *bolt.Tx) error {
 	}
 	return forEachControl(tx, func(k Key, rec any, v Version) error {
 		s.idx.set(v)
+		if p, ok := rec.(*PolicyRecord); ok && p.exists() {
+			s.policies[p.Scope] = p
+		}
 		st := stampOf(rec)
 		s.clock.observe(st.Born)
 		s.clock.observe(st.Clock)

@@ -67,6 +67,8 @@ func (k Key) Validate() error {
 		err = wire.ValidVersion(k.ID)
 	case KindRollout:
 		err = validID("rollout id", k.ID)
+	case KindPolicy:
+		_, _, err = ParseScope(k.ID)
 	case KindReleaseKey:
 		if k.ID != FleetKeyName {
 			err = fmt.Errorf("release key record id %q, want %q", k.ID, FleetKeyName)
@@ -139,7 +141,7 @@ func (r *Record) check() (*wire.Snapshot, error) {
 	)
 	set := 0
 	for _, p := range []bool{r.Machine != nil, r.Client != nil, r.Token != nil, r.Technician != nil, r.Admin != nil, r.Job != nil, r.Removal != nil,
-		r.Release != nil, r.ReleaseKey != nil, r.Rollout != nil} {
+		r.Release != nil, r.ReleaseKey != nil, r.Rollout != nil, r.Policy != nil} {
 		if p {
 			set++
 		}
@@ -167,6 +169,8 @@ func (r *Record) check() (*wire.Snapshot, error) {
 		err = r.ReleaseKey.check()
 	case r.Kind == KindRollout && r.Rollout != nil:
 		err = r.Rollout.check(r.ID)
+	case r.Kind == KindPolicy && r.Policy != nil:
+		err = r.Policy.check(r.ID)
 	default:
 		err = errors.New("the payload does not match the kind")
 	}

@@ -22,6 +22,7 @@ const (
 	KindRelease    Kind = "release"    // ID: the release version
 	KindReleaseKey Kind = "releasekey" // ID: always FleetKeyName; the fleet's release public key
 	KindRollout    Kind = "rollout"    // ID: the rollout ID (12 hex digits)
+	KindPolicy     Kind = "policy"     // ID: the scope, "client:NAME" or "machine:PEERID"
 )
 
 // Key names one replicated record.

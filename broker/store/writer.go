@@ -61,6 +61,8 @@ type batch struct {
 	// refused counts the replicated releases this batch refused
 	// (admitRelease).
 	refused int
+	// policies are the policies this batch wrote, by scope (notePolicy).
+	policies map[string]*PolicyRecord
 }
 
 // machine returns a copy of a machine record as of the batch in progress.
@@ -194,6 +196,7 @@ func (s *Store) publish(b *batch) {
 	for _, k := range removed {
 		s.idx.remove(k)
 	}
+	s.publishPoliciesLocked(b)
 }
 
 func (s *Store) apply(ops []*op) (*batch, error) {
