@@ -6,7 +6,8 @@
 // cluster, once a second broker holds it, so no acknowledged check-in is
 // lost with a broker. A check-in naming another machine than the agent's
 // own key, an unenrolled key, an out-of-order sequence and anything over
-// the size limit are refused, and nothing stored changes.
+// the size limit are refused, and nothing stored changes. Each ack carries
+// the fleet's metered-connection policy for the machine, if one is set.
 package checkin
 
 import (
@@ -75,11 +76,27 @@ func (in *Intake) Serve(s *serve.Stream, ci *wire.CheckIn) (any, error) {
 		in.repl.Written(key)
 	}
 	// Committed: only now is the check-in acknowledged.
-	wire.Write(s, &wire.CheckInAck{Seq: ci.Seq, Duplicate: res.Duplicate, StoredAt: res.StoredAt})
+	wire.Write(s, &wire.CheckInAck{Seq: ci.Seq, Duplicate: res.Duplicate, StoredAt: res.StoredAt,
+		Policy: in.policy(remote)})
 	if in.stored != nil {
 		in.stored()
 	}
 	return nil, nil
+}
+
+// policy is the fleet's metered-connection policy for machine id, for its
+// ack: a quiet agent has no presence stream and learns a change here. Nil
+// when none is set.
+func (in *Intake) policy(id string) *wire.AgentPolicy {
+	m, ok := in.store.Machine(id)
+	if !ok {
+		return nil
+	}
+	p := in.store.AgentPolicy(&m)
+	if p == (wire.AgentPolicy{}) {
+		return nil
+	}
+	return &p
 }
 
 // code is the code of a check-in the store refused.
