@@ -78,6 +78,13 @@ func newOps(r *rooms, reg prometheus.Registerer) *ops {
 	for name, f := range admin {
 		o.table[name] = op{admin: true, run: f}
 	}
+	anyone, admin = policyOps(r)
+	for name, f := range anyone {
+		o.table[name] = op{run: f}
+	}
+	for name, f := range admin {
+		o.table[name] = op{admin: true, run: f}
+	}
 	return o
 }
 
