@@ -55,6 +55,9 @@ const usage = `usage: meshctl COMMAND [flags]
   transcript SESSION [--out FILE]                     a session's terminal recording (asciicast v2)
   audit [--machine M] [--session S] [--limit 100] [--json]   the broker's audit log, newest first
   consent MACHINE --policy never|window|session [--window 8h]   the machine's consent policy (admin)
+  policy set --on-metered quiet|normal [--quiet-interval 6h] (--client C | MACHINE) [--json]
+                                                      the fleet's metered-connection policy for agents (admin); a machine's own wins over its client's
+  policy clear (--client C | MACHINE) [--json] | policy list [--json]
   cp [--mode M] SRC DST                               copy a file; one side is MACHINE:/path; SHA-256 checked, resumable
   version [--json]                                    this build's version, commit, Go and protocol versions
   releases keygen --out DIR [--password-file F] [--unencrypted] [--json]
@@ -97,7 +100,7 @@ func Run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer e.close()
 	cmd, rest := args[0], args[1:]
 	if len(rest) > 0 && (cmd == "clients" || cmd == "tokens" || cmd == "technicians" || cmd == "queue" ||
-		cmd == "releases" || cmd == "rollout" ||
+		cmd == "releases" || cmd == "rollout" || cmd == "policy" ||
 		cmd == "machines" && rest[0] == "remove") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
@@ -157,6 +160,10 @@ var commands = map[string]func(*env, []string) error{
 	"rollout pause":       rolloutSet("pause", wire.OpRolloutPause),
 	"rollout resume":      rolloutSet("resume", wire.OpRolloutResume),
 	"rollout abort":       rolloutSet("abort", wire.OpRolloutAbort),
+	"policy set":          (*env).policySet,
+	"policy clear":        (*env).policyClear,
+	"policy list":         (*env).policyList,
+	"policy ls":           (*env).policyList,
 }
 
 // version prints this build's version; it needs no login.
