@@ -14,8 +14,9 @@ import (
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
-// TestAlerts: an agent that stops opens a reachability alert after the
-// threshold and resolves it when it comes back; each change reaches a
+// TestAlerts: an agent that stops (and says so: reason "stopped") opens a
+// reachability alert after the stopped threshold and resolves it when it
+// comes back; each change reaches a
 // webhook on loopback, which fails its first delivery so the retry is
 // exercised; meshctl alerts lists what is open.
 func TestAlerts(t *testing.T) {
@@ -41,7 +42,7 @@ func TestAlerts(t *testing.T) {
 	defer hook.Close()
 	base := testDir(t)
 	b := startBrokerArgs(t, base, "alerts", 300*time.Millisecond,
-		"--alert-every", "200ms", "--alert-offline", "1s", "--alert-webhook", hook.URL+"/hook")
+		"--alert-every", "200ms", "--alert-offline", "1s", "--alert-offline-stopped", "1s", "--alert-webhook", hook.URL+"/hook")
 	admin := b.admin(base)
 	admin.ok("clients", "create", "acme")
 	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "pc-01", "linux-ready.json")
@@ -59,7 +60,8 @@ func TestAlerts(t *testing.T) {
 	poll(t, 20*time.Second, "an offline alert at the webhook", func() (bool, string) {
 		es := events()
 		return len(es) == 1 && es[0].Event == "opened" && es[0].Alert.Kind == wire.AlertOffline &&
-			es[0].Alert.Cadence == wire.CadenceReachability && es[0].Alert.Machine == pc.full(), fmt.Sprintf("%+v", es)
+			es[0].Alert.Cadence == wire.CadenceReachability && es[0].Alert.Machine == pc.full() &&
+			strings.Contains(es[0].Alert.Detail, "stopped"), fmt.Sprintf("%+v", es)
 	})
 	var open []wire.Alert
 	json.Unmarshal([]byte(admin.ok("alerts", "--json")), &open)

@@ -24,7 +24,9 @@ import (
 	"github.com/readymesh/readymesh/peer/wire"
 	"github.com/readymesh/readymesh/sessiond/channel"
 	"github.com/readymesh/readymesh/sessiond/collect"
+	"github.com/readymesh/readymesh/sessiond/lastrun"
 	"github.com/readymesh/readymesh/sessiond/localdb"
+	"github.com/readymesh/readymesh/sessiond/sysevents"
 	"github.com/readymesh/readymesh/sessiond/update"
 )
 
@@ -52,10 +54,28 @@ type Agent struct {
 	enrolment localdb.Enrolment
 
 	// spread and helloAt are the reconnect window the broker gave in its
-	// last presence hello and when that hello came; only the bridge
-	// goroutine uses them.
-	spread  time.Duration
-	helloAt time.Time
+	// last presence hello and when that hello came; udpBlocked is since
+	// when bridges fall back from QUIC (zero: they do not). Only the
+	// bridge goroutine uses them.
+	spread     time.Duration
+	helloAt    time.Time
+	udpBlocked time.Time
+
+	// leaveCh carries leaving notices to the bridge goroutine (goAway);
+	// quietKick asks for the quiet-mode decision again, and modeKick
+	// tells the check-in loop that quiet mode began or ended.
+	leaveCh   chan leaveRequest
+	quietKick chan struct{}
+	modeKick  chan struct{}
+
+	// Set at the start of Run from how the previous run ended (package
+	// lastrun): unclean says it did not end cleanly, so the first
+	// check-in reports it; lastUnclean is the newest unclean end, which
+	// every snapshot reports; run records this run (nil unless
+	// Config.RecordRun).
+	unclean     bool
+	lastUnclean *wire.RunEnd
+	run         *lastrun.Run
 
 	jobs    runningJobs // queued jobs running now; has its own lock
 	history history     // sessions seen open; has its own lock
@@ -78,6 +98,17 @@ type Agent struct {
 	stun      netip.AddrPort // the broker's STUN server, learned from offers
 	stopRun   func()         // ends Run; nil outside it
 	staged    *update.Trial  // the update handed over to (see Staged)
+
+	// hold is why the bridge is held down (asleep, shutting down,
+	// quiet), holdChanged is closed and replaced when it changes, and
+	// returned is what the next hello says of the time away (away.go).
+	hold        holdState
+	holdChanged chan struct{}
+	returned    *wire.Returned
+	// policy is the fleet's policy for this agent and metered whether
+	// the connection is metered now (quiet.go).
+	policy  wire.AgentPolicy
+	metered bool
 }
 
 // Info is what agent.json holds.
@@ -94,7 +125,8 @@ func New(cfg Config) (*Agent, error) {
 	}
 	cfg.setDefaults()
 	a := &Agent{cfg: cfg, log: cfg.Logger, demand: make(chan chan checkInResult), upChanged: make(chan struct{}),
-		statusKick: make(chan struct{}, 1)}
+		statusKick: make(chan struct{}, 1), leaveCh: make(chan leaveRequest), holdChanged: make(chan struct{}),
+		quietKick: make(chan struct{}, 1), modeKick: make(chan struct{}, 1)}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -132,6 +164,11 @@ func (a *Agent) init() error {
 	} else if ok {
 		a.ackedSeq.Store(last.Seq)
 	}
+	away, err := a.db.Away()
+	if err != nil {
+		return fmt.Errorf("sessiond: %w", err)
+	}
+	a.policy = away.Policy
 	if err := a.loadConsent(); err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}
@@ -178,9 +215,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.stopRun = cancel
 	a.mu.Unlock()
+	a.startRun()
+	sys, err := sysevents.Start(ctx, sysevents.Config{Bus: a.cfg.SystemBus, Logger: a.log})
+	if err != nil {
+		return fmt.Errorf("sessiond: %w", err)
+	}
+	defer sys.Close()
+	a.setMetered(sys.Metered())
 	var wg sync.WaitGroup
 	for _, f := range []func(context.Context){a.runBridge, a.runCheckIns, a.runSessionUpkeep,
-		a.runControl} {
+		a.runControl, func(ctx context.Context) { a.runSystem(ctx, sys) }} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -194,6 +238,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	// loop closes the presence stream cleanly before it returns. Only then
 	// is the host closed (in close).
 	wg.Wait()
+	a.runStopped(a.stopNotice(ctx).Reason)
+	if a.run != nil {
+		a.run.Close()
+	}
 	return nil
 }
 

@@ -26,7 +26,8 @@ type checkInResult struct {
 // one per network change, and one per demand. Triggers that arrive while a
 // check-in is pending fold into it.
 func (a *Agent) runCheckIns(ctx context.Context) {
-	tick := time.NewTicker(a.cfg.CheckInInterval)
+	quiet := a.isQuiet()
+	tick := time.NewTimer(a.checkInEvery(quiet))
 	defer tick.Stop()
 	netc := a.watchNetwork(ctx)
 	reason := "start" // resolved to enroll, reboot or restart with the snapshot
@@ -35,7 +36,7 @@ func (a *Agent) runCheckIns(ctx context.Context) {
 	var retryC <-chan time.Time
 	for {
 		if reason != "" && retryC == nil {
-			seq, used, err := a.checkInWhenUp(ctx, reason)
+			seq, used, err := a.checkInNow(ctx, reason)
 			if ctx.Err() != nil {
 				return
 			}
@@ -45,6 +46,11 @@ func (a *Agent) runCheckIns(ctx context.Context) {
 			waiters = nil
 			if err != nil {
 				wait := retry.Next()
+				if a.isQuiet() {
+					// A quiet agent retries sparingly: every retry is
+					// traffic on a metered link.
+					wait = max(wait, time.Minute)
+				}
 				a.log.Warn("check-in failed; will retry", "reason", used, "err", err, "in", wait.Round(time.Millisecond))
 				retryC = time.After(wait)
 			} else {
@@ -59,13 +65,40 @@ func (a *Agent) runCheckIns(ctx context.Context) {
 			retryC = nil
 		case <-tick.C:
 			reason = pick(reason, wire.ReasonInterval)
+			tick.Reset(a.checkInEvery(quiet))
+		case <-a.modeKick:
+			if q := a.isQuiet(); q != quiet {
+				// Quiet mode began or ended: the cadence changes now.
+				quiet = q
+				tick.Reset(a.checkInEvery(quiet))
+			}
 		case <-netc:
-			reason = pick(reason, wire.ReasonNetwork)
+			if !a.isQuiet() {
+				reason = pick(reason, wire.ReasonNetwork)
+			}
 		case w := <-a.demand:
 			waiters = append(waiters, w)
 			reason, retryC = wire.ReasonDemand, nil
 		}
 	}
+}
+
+// checkInEvery is the time between periodic check-ins, quiet or not.
+func (a *Agent) checkInEvery(quiet bool) time.Duration {
+	if quiet {
+		_, every := a.onMetered()
+		return every
+	}
+	return a.cfg.CheckInInterval
+}
+
+// checkInNow makes a check-in: over the bridge, or, in quiet mode,
+// over a connection made for it.
+func (a *Agent) checkInNow(ctx context.Context, reason string) (uint64, string, error) {
+	if a.isQuiet() {
+		return a.quietCheckIn(ctx, reason)
+	}
+	return a.checkInWhenUp(ctx, reason)
 }
 
 // pick keeps a pending start reason (reboot/restart must be reported) and
@@ -116,24 +149,41 @@ func (a *Agent) checkInWhenUp(ctx context.Context, reason string) (uint64, strin
 	if err != nil {
 		return 0, reason, fmt.Errorf("bridge not up: %w", err)
 	}
+	snap, reason, pend := a.snapshot(ctx, reason)
+	seq, err := a.sendCompact(ctx, broker, reason, snap, pend)
+	return seq, reason, err
+}
+
+// snapshot collects a snapshot and resolves the reason "start" to what
+// the first check-in of a run reports: an update's outcome, an unclean
+// end of the previous run, a reboot, or a restart.
+func (a *Agent) snapshot(ctx context.Context, reason string) (*wire.Snapshot, string, *pendingReport) {
 	snap := collect.Collect(ctx, a.collectors, a.cfg.Now().UTC())
 	a.applyConsent(snap)
 	a.applyHistory(snap)
+	a.applyAway(snap)
 	var pend *pendingReport
 	if reason == "start" {
 		// An update's outcome, when one waits to be told, is the
 		// reason of the first check-in after it.
 		if pend = a.pendingUpdate(); pend != nil {
 			reason = pend.report.Outcome
+		} else if a.unclean {
+			reason = wire.ReasonUnclean
 		} else {
 			reason = a.startReason(snap.BootID)
 		}
 	}
+	return snap, reason, pend
+}
+
+// sendCompact sends a check-in and records an update's outcome as told.
+func (a *Agent) sendCompact(ctx context.Context, broker peer.ID, reason string, snap *wire.Snapshot, pend *pendingReport) (uint64, error) {
 	seq, err := a.send(ctx, broker, reason, snap, pend.reportOrNil())
 	if err == nil && pend != nil {
 		pend.acked()
 	}
-	return seq, reason, err
+	return seq, err
 }
 
 // startReason tells a reboot from a restart by the boot ID.
@@ -173,6 +223,7 @@ func (a *Agent) send(ctx context.Context, broker peer.ID, reason string, snap *w
 				return seq, err
 			}
 			a.ackedSeq.Store(seq)
+			a.learnPolicy(ack.Policy)
 			a.log.Info("checked in", "seq", seq, "reason", reason, "duplicate", ack.Duplicate)
 			return seq, nil
 		}

@@ -101,6 +101,25 @@ type Config struct {
 	// release download before the stream is dropped and the download
 	// resumed. Zero means 60 s.
 	DownloadChunkTimeout time.Duration
+	// OnMetered is what the agent does on a metered connection until the
+	// fleet sets a policy for it (meshctl policy set --on-metered):
+	// wire.MeteredNormal (nothing changes) or wire.MeteredQuiet (close
+	// the bridge and check in every QuietInterval). Empty means normal.
+	OnMetered string
+	// QuietInterval is the check-in cadence in quiet mode, unless the
+	// fleet's policy sets one. Zero means 6 hours.
+	QuietInterval time.Duration
+	// SystemBus is the D-Bus system bus address the agent watches for
+	// sleep, shutdown and metered connections on Linux (logind and
+	// NetworkManager). Empty means $DBUS_SYSTEM_BUS_ADDRESS, else the
+	// default system bus.
+	SystemBus string
+	// RecordRun records this run in the state directory (package
+	// lastrun), so the next run can tell how it ended: cleanly, or not
+	// (killed, crashed, the power went), with a panic's first line. Only
+	// one agent in a process may: the runtime has one crash output.
+	// sessiond run sets it.
+	RecordRun bool
 	// Logger receives the agent's logs. Nil means discard.
 	Logger *slog.Logger
 	// Now returns the current time. Nil means time.Now.
@@ -122,5 +141,11 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.OnMetered == "" {
+		c.OnMetered = wire.MeteredNormal
+	}
+	if c.QuietInterval <= 0 {
+		c.QuietInterval = 6 * time.Hour
 	}
 }

@@ -28,12 +28,25 @@ import (
 func (a *Agent) runBridge(ctx context.Context) {
 	bo := bridge.Backoff{Min: a.cfg.ReconnectMin, Max: a.cfg.ReconnectMax}
 	for ctx.Err() == nil {
+		a.waitHold(ctx)
+		if ctx.Err() != nil {
+			return
+		}
 		start := time.Now()
 		target := a.brokers.current()
 		err := a.presence(ctx, target)
 		a.setUp(false, "", fmt.Sprint(err))
 		if ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, errLeft) {
+			// The agent closed the bridge itself, with a notice; the hold
+			// keeps it down until the agent comes back.
+			if id, err := peer.Decode(target.PeerID); err == nil {
+				a.host.Network().ClosePeer(id)
+			}
+			bo.Reset()
+			continue
 		}
 		// A bridge that stayed up a while was a success: start the backoff
 		// over so a broker restart is retried quickly.
@@ -117,12 +130,17 @@ func (a *Agent) presence(ctx context.Context, broker wire.BrokerInfo) error {
 		}
 	}()
 	s.SetDeadline(time.Now().Add(15 * time.Second))
-	if err := wire.Write(s, &wire.Hello{MachineID: a.key.ID.String(), AgentVersion: buildinfo.Version, Versions: wire.OurVersions()}); err != nil {
+	returned := a.takeReturned()
+	h := wire.Hello{MachineID: a.key.ID.String(), AgentVersion: buildinfo.Version, Versions: wire.OurVersions(),
+		Returned: returned, UDPBlockedSince: a.udpFallback(ai.Addrs, s.Conn().RemoteMultiaddr())}
+	if err := wire.Write(s, &h); err != nil {
+		a.putReturned(returned)
 		return err
 	}
 	r := wire.NewReader(s)
 	var hello wire.HelloReply
 	if err := r.Read(wire.MaxControl, &hello); err != nil {
+		a.putReturned(returned)
 		return fmt.Errorf("presence hello: %w", err)
 	}
 	if hello.Error != nil {
@@ -140,6 +158,7 @@ func (a *Agent) presence(ctx context.Context, broker wire.BrokerInfo) error {
 	a.spread = time.Duration(hello.ReconnectSpreadMS) * time.Millisecond
 	a.helloAt = time.Now()
 	a.learnBrokers(hello.Brokers, hello.Left)
+	a.learnPolicy(hello.Policy)
 	a.setUp(true, ai.ID, "")
 	a.log.Info("bridge up", "broker", ai.ID, "heartbeat", every, "transport", s.Conn().RemoteMultiaddr())
 	err = a.heartbeats(ctx, s, r, every)
@@ -203,12 +222,26 @@ func (a *Agent) heartbeats(ctx context.Context, s network.Stream, r *wire.Reader
 		return err
 	}
 	w.sent(seq, time.Now())
+	leave := func(l wire.Leaving) {
+		a.sendLeaving(s, &seq, l, acks, readErr, every)
+		closePresence(s, acks, readErr, every)
+	}
+	if l, _, _ := a.held(); l != nil {
+		// Held while this bridge came up (the machine went to sleep as
+		// it dialled): say so and go.
+		leave(*l)
+		return errLeft
+	}
 	for {
 		overdue.Reset(w.until(time.Now()))
 		select {
 		case <-ctx.Done():
-			closePresence(s, acks, readErr, every)
+			leave(a.stopNotice(ctx))
 			return nil
+		case req := <-a.leaveCh:
+			leave(req.leaving)
+			close(req.done)
+			return errLeft
 		case err := <-readErr:
 			return fmt.Errorf("presence: %w", err)
 		case ack := <-acks:

@@ -26,7 +26,10 @@ func (a *Agent) runSessionUpkeep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-refresh.C:
-			a.refreshReflexive(ctx)
+			if l, _, _ := a.held(); l == nil {
+				// Held down (asleep, quiet) the agent sends nothing.
+				a.refreshReflexive(ctx)
+			}
 			continue
 		case <-a.statusKick:
 		case <-upCh:

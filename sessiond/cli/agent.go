@@ -71,6 +71,9 @@ func defineRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.BoolVar(&r.cfg.RecordInput, "record-input", false, "keep technicians' keystrokes in terminal transcripts (off: they may hold passwords)")
 	fs.StringVar(&r.cfg.SessionUser, "session-user", "", "`account` interactive sessions run as (default: nobody when run as root); elevated sessions run as the agent's user")
 	fs.StringVar(&r.cfg.SessionAddr, "session-addr", "", "UDP `address` of the live-session socket (default: any address, a port the kernel picks)")
+	fs.StringVar(&r.cfg.OnMetered, "on-metered", wire.MeteredNormal, "what to do on a metered connection until the fleet sets a policy (meshctl policy set): normal, or quiet (no bridge; a compact check-in every --quiet-interval)")
+	fs.DurationVar(&r.cfg.QuietInterval, "quiet-interval", 6*time.Hour, "check-in `interval` in quiet mode, unless the fleet's policy sets one")
+	fs.StringVar(&r.cfg.SystemBus, "system-bus", "", "D-Bus system bus `address` to watch for sleep, shutdown and metered connections (Linux; default: $DBUS_SYSTEM_BUS_ADDRESS, else the system's)")
 	fs.StringVar(&r.level, "log-level", "info", "log `level`")
 	fs.StringVar(&r.log, "log", "", "append the log to `file` instead of stderr, moving it to FILE.1 past 10 MiB (a Windows service has no stderr)")
 	flagfile.DefineConfig(fs, "sessiond")
@@ -98,6 +101,12 @@ func (r *runFlags) check() (slog.Level, error) {
 	}
 	if err := (&wire.ConsentPolicyArgs{Policy: r.cfg.ConsentPolicy}).Validate(); err != nil {
 		return lv, fmt.Errorf("--consent: %w", err)
+	}
+	if r.cfg.OnMetered != wire.MeteredNormal && r.cfg.OnMetered != wire.MeteredQuiet {
+		return lv, fmt.Errorf("--on-metered: %q is not normal or quiet", r.cfg.OnMetered)
+	}
+	if r.cfg.QuietInterval < time.Second || r.cfg.QuietInterval > 7*24*time.Hour {
+		return lv, fmt.Errorf("--quiet-interval: %s is not between 1s and 7 days", r.cfg.QuietInterval)
 	}
 	return lv, nil
 }

@@ -46,6 +46,7 @@ func (e *env) runUpdating(ctx context.Context, cfg sessiond.Config, args []strin
 			return err
 		}
 	}
+	cfg.RecordRun = true // the next run tells how this one ended
 	for {
 		a, err := sessiond.New(cfg)
 		if err != nil {
