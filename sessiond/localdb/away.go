@@ -17,7 +17,7 @@ var keyAway = []byte("away")
 // check-in sends the hash instead when the list is unchanged), and how
 // long its last reboot took. (How runs ended is package lastrun's.)
 type AwayState struct {
-	Policy wire.AgentPolicy `json:"policy"`
+	Policy         wire.AgentPolicy `json:"policy"`
 	PackagesSHA256 string           `json:"packages_sha256,omitempty"`
 	// RebootSec is how long the machine took to come back from its last
 	// announced reboot, as the agent measured it: the expected return of
