@@ -242,10 +242,14 @@ func (a *Agent) udpFallback(offered []ma.Multiaddr, got ma.Multiaddr) *time.Time
 // unclean end of a run, the metered policy in force and whether the
 // connection is metered now.
 func (a *Agent) applyAway(snap *wire.Snapshot) {
-	mode, _ := a.onMetered()
+	mode, every := a.onMetered()
 	a.mu.Lock()
 	snap.Runtime.OnMetered, snap.Runtime.Metered = mode, a.metered
 	a.mu.Unlock()
+	if a.isQuiet() {
+		// Readiness judges staleness by the cadence the agent reports.
+		snap.Runtime.CheckInIntervalSec = int(every / time.Second)
+	}
 	snap.LastUncleanEnd = a.lastUnclean
 }
 

@@ -34,7 +34,10 @@ type Intake struct {
 	repl  Replication
 	// stored, if not nil, is called after each new check-in is
 	// acknowledged: queued work waits for a fresh one.
-	stored      func()
+	stored func()
+	// quiet, if not nil, hears of each check-in of an agent in quiet
+	// mode, with when its next one is due (SetQuiet).
+	quiet       func(id string, at, next time.Time)
 	now         func() time.Time
 	maxSnapshot int
 	results     *prometheus.CounterVec
@@ -51,6 +54,12 @@ func New(st *store.Store, repl Replication, stored func(), now func() time.Time,
 	}
 	return in
 }
+
+// SetQuiet makes f hear of each acknowledged check-in of an agent in
+// quiet mode (on a metered connection, with the quiet policy), with when
+// its next one is due: the reachability layer shows the machine quiet,
+// expected back then. It must be called before the intake serves.
+func (in *Intake) SetQuiet(f func(id string, at, next time.Time)) { in.quiet = f }
 
 // Spec is how check-in streams open: bounded by the snapshot limit, and
 // every outcome counted.
@@ -80,6 +89,10 @@ func (in *Intake) Serve(s *serve.Stream, ci *wire.CheckIn) (any, error) {
 		Policy: in.policy(remote)})
 	if in.stored != nil {
 		in.stored()
+	}
+	if rt := ci.Snapshot.Runtime; in.quiet != nil && rt.Metered && rt.OnMetered == wire.MeteredQuiet && !res.Duplicate {
+		every := time.Duration(rt.CheckInIntervalSec) * time.Second
+		in.quiet(remote, res.StoredAt, res.StoredAt.Add(every))
 	}
 	return nil, nil
 }

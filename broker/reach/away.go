@@ -2,7 +2,6 @@ package reach
 
 import (
 	"encoding/json"
-	"fmt"
 	"sync"
 	"time"
 
@@ -164,20 +163,26 @@ func (l *Layer) departed(id string, r row, why string, now time.Time) {
 	l.setNote(id, n)
 }
 
-// QuietCheckIn records a check-in id made in quiet mode, with its next
-// one due at next: the away note says when it is expected back. It does
-// nothing unless the machine is offline and its note says quiet.
+// QuietCheckIn records a check-in id made in quiet mode (on a metered
+// connection, with no bridge), with its next one due at next: the note
+// says quiet, expected back then. An agent that started on a metered
+// connection never had a bridge to say so on; its check-ins do. It does
+// nothing while the machine is online.
 func (l *Layer) QuietCheckIn(id string, at, next time.Time) {
 	if l.Online(id) {
 		return
 	}
-	n, ok := l.note(id)
-	if !ok || n.Reason != wire.AwayQuiet {
+	if _, _, ok := l.elsewhere(id); ok {
 		return
 	}
+	n, ok := l.note(id)
+	if !ok || n.Reason != wire.AwayQuiet {
+		n = awayNote{Reason: wire.AwayQuiet, Since: at}
+	}
 	n.Back = &next
-	n.Detail = fmt.Sprintf("on a metered connection; last quiet check-in %s", at.UTC().Format(time.RFC3339))
+	n.Detail = "on a metered connection; last quiet check-in " + at.UTC().Format(time.RFC3339)
 	l.setNote(id, n)
+	l.changed()
 }
 
 // annotate adds to r, id's reachability, what the notes say.
