@@ -20,6 +20,15 @@
 // what only Windows or macOS can run is tested under Wine where Wine
 // allows (see the _windows_test files).
 //
+// When the agent is asked to stop, its context ends with a cause that
+// says why (context.Cause): ErrShutdown when the Windows SCM stops it for
+// a shutdown, ErrStopRequested for the SCM's Stop or a stop signal (the
+// SIGTERM systemd and launchd send, a person's SIGINT), so the agent can
+// tell the broker "shutdown" rather than "stopped". On Windows the
+// service also accepts power events and hands them to package sysevents,
+// since a service's control handler is the only place Windows announces
+// sleep and resume to it.
+//
 // The agent's systemd unit has no sandboxing options, on purpose: the
 // sessions the agent runs are its children and would inherit them, and
 // an elevated session must be able to change /usr and /etc, see the

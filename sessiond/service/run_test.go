@@ -39,7 +39,7 @@ func (r *reports) got() []State {
 func TestServeStop(t *testing.T) {
 	for _, how := range []string{"stop request", "context"} {
 		r := newReports()
-		stop := make(chan struct{})
+		stop := make(chan error)
 		ctx, cancel := context.WithCancel(context.Background())
 		release := make(chan struct{})
 		var cancelled bool
@@ -96,7 +96,7 @@ func TestServeFailure(t *testing.T) {
 		{"error while stopping", func(ctx context.Context) error { <-ctx.Done(); return broken }, true, broken},
 	} {
 		r := newReports()
-		stop := make(chan struct{})
+		stop := make(chan error)
 		if tc.stop {
 			close(stop)
 		}
@@ -118,5 +118,45 @@ func TestStopSignals(t *testing.T) {
 	}
 	if got := stopSignals(false); !slices.Contains(got, os.Signal(syscall.SIGTERM)) || !slices.Contains(got, os.Interrupt) {
 		t.Errorf("stop signals of a plain process: %v, want SIGINT and SIGTERM", got)
+	}
+}
+
+// TestServeCause: the agent's context ends with the cause the service
+// manager gave (a closed stop meaning a stop request), or with the
+// cause of the context serve was given; an agent that returns that cause
+// stopped cleanly.
+func TestServeCause(t *testing.T) {
+	parentCause := errors.New("sessiond: the parent ended")
+	for _, tc := range []struct {
+		name string
+		stop func(chan error, context.CancelCauseFunc)
+		want error
+	}{
+		{"shutdown", func(c chan error, _ context.CancelCauseFunc) { c <- ErrShutdown }, ErrShutdown},
+		{"stop", func(c chan error, _ context.CancelCauseFunc) { c <- ErrStopRequested }, ErrStopRequested},
+		{"closed", func(c chan error, _ context.CancelCauseFunc) { close(c) }, ErrStopRequested},
+		{"parent", func(_ chan error, cancel context.CancelCauseFunc) { cancel(parentCause) }, parentCause},
+	} {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		stop := make(chan error, 1)
+		var got error
+		run := func(ctx context.Context) error {
+			<-ctx.Done()
+			got = context.Cause(ctx)
+			return got
+		}
+		r := newReports()
+		done := make(chan error, 1)
+		go func() { done <- serve(ctx, run, stop, r.report) }()
+		<-r.seen
+		<-r.seen // running
+		tc.stop(stop, cancel)
+		if err := <-done; err != nil {
+			t.Errorf("%s: serve = %v, want nil: the agent returned its context's cause", tc.name, err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: the agent's context ended with %v, want %v", tc.name, got, tc.want)
+		}
+		cancel(nil)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/windows/svc"
+
+	"github.com/readymesh/readymesh/sessiond/sysevents"
 )
 
 // Managed reports whether the Service Control Manager started this
@@ -17,9 +19,11 @@ func Managed() (bool, error) { return svc.IsWindowsService() }
 // Run runs run as the Windows service the SCM started: it reports
 // start-pending, then running, and on Stop, Shutdown or PreShutdown
 // (accepted so a later change can use the longer preshutdown time)
-// reports stop-pending and cancels run's context, then waits for run. An
-// error from run becomes the service's exit code 1, which the recovery
-// actions restart; Run also returns it.
+// reports stop-pending and cancels run's context, with ErrStopRequested
+// or ErrShutdown as its cause, then waits for run. Power events go to
+// package sysevents (sysevents.PowerEvent), whose watcher tells the agent
+// of sleep and resume. An error from run becomes the service's exit code
+// 1, which the recovery actions restart; Run also returns it.
 func Run(ctx context.Context, run func(context.Context) error) error {
 	h := &handler{ctx: ctx, run: run}
 	if err := svc.Run(WindowsName, h); err != nil {
@@ -43,12 +47,12 @@ const (
 )
 
 // accepts are the controls a running agent takes.
-const accepts = svc.AcceptStop | svc.AcceptShutdown | svc.AcceptPreShutdown
+const accepts = svc.AcceptStop | svc.AcceptShutdown | svc.AcceptPreShutdown | svc.AcceptPowerEvent
 
 // Execute runs the agent through serve; a goroutine answers the SCM's
 // requests meanwhile and ends before Execute returns.
 func (h *handler) Execute(_ []string, reqs <-chan svc.ChangeRequest, status chan<- svc.Status) (bool, uint32) {
-	stop, done := make(chan struct{}), make(chan struct{})
+	stop, done := make(chan error, 1), make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -64,10 +68,17 @@ func (h *handler) Execute(_ []string, reqs <-chan svc.ChangeRequest, status chan
 	return false, 0
 }
 
-// answer answers interrogations with the last status and turns the first
-// stop, shutdown or preshutdown into closing stop, until done closes.
-func answer(reqs <-chan svc.ChangeRequest, status chan<- svc.Status, stop, done chan struct{}) {
+// answer answers interrogations with the last status, turns the first
+// stop, shutdown or preshutdown into its cause on stop, and hands power
+// events to sysevents, until done closes.
+//
+// A power event is handed over without waiting: the SCM's call to the
+// control handler has returned before the request reaches here (see
+// sysevents.PowerEvent), so holding it would delay nothing but the next
+// request.
+func answer(reqs <-chan svc.ChangeRequest, status chan<- svc.Status, stop chan<- error, done chan struct{}) {
 	var once sync.Once
+	stopWith := func(cause error) { once.Do(func() { stop <- cause }) }
 	for {
 		select {
 		case <-done:
@@ -80,8 +91,12 @@ func answer(reqs <-chan svc.ChangeRequest, status chan<- svc.Status, stop, done 
 				case <-done:
 					return
 				}
-			case svc.Stop, svc.Shutdown, svc.PreShutdown:
-				once.Do(func() { close(stop) })
+			case svc.Stop:
+				stopWith(ErrStopRequested)
+			case svc.Shutdown, svc.PreShutdown:
+				stopWith(ErrShutdown)
+			case svc.PowerEvent:
+				sysevents.PowerEvent(r.EventType)
 			}
 		}
 	}

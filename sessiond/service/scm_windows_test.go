@@ -41,7 +41,7 @@ func TestServiceProcess(t *testing.T) {
 			return errors.New("broken on purpose")
 		}
 		<-ctx.Done()
-		note("stopped cleanly")
+		note(fmt.Sprintf("stopped cleanly (%v)", context.Cause(ctx)))
 		return nil
 	})
 	note(fmt.Sprintf("Run returned %v", err))
@@ -86,8 +86,8 @@ func waitLog(t *testing.T, path, want string) string {
 
 // TestSCMStartStop: the SCM stores the command line CommandLine shows,
 // LocalSystem and automatic start; it starts the service, which Run
-// reports running; Stop cancels the agent's context, which ends cleanly;
-// delete unregisters it.
+// reports running; Stop cancels the agent's context with ErrStopRequested,
+// and it ends cleanly; delete unregisters it.
 func TestSCMStartStop(t *testing.T) {
 	logPath := filepath.Join(testdir.New(t), "service.log")
 	name, p := testService(t, logPath)
@@ -118,7 +118,7 @@ func TestSCMStartStop(t *testing.T) {
 	if err := (winSCM{}).stop(name); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	if got := waitLog(t, logPath, "Run returned"); !strings.Contains(got, "stopped cleanly\nRun returned <nil>") {
+	if got := waitLog(t, logPath, "Run returned"); !strings.Contains(got, "stopped cleanly ("+ErrStopRequested.Error()+")\nRun returned <nil>") {
 		t.Errorf("after Stop the log reads %q, want a clean stop and Run returning nil", got)
 	}
 	if err := (winSCM{}).stop(name); err != nil {
