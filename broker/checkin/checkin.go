@@ -121,6 +121,8 @@ func code(err error) string {
 		return wire.CodeConflict
 	case errors.Is(err, store.ErrRemoved):
 		return wire.CodeRemoved
+	case errors.Is(err, store.ErrNeedFull):
+		return wire.CodeNeedFull
 	}
 	return wire.CodeInternal
 }

@@ -198,6 +198,7 @@ func (e *evaluator) fill(r *wire.Readiness, m *store.Machine, f *facts) {
 	r.UpdatesUnknown = updatesUnknown(m.CollectorErrs)
 	r.Approval = m.Approval
 	r.LastUpdate = m.LastUpdate
+	r.LastUncleanEnd = m.LastUncleanEnd // a fact for people; the state does not weigh it
 	c := m.LastCheckIn
 	if c == nil {
 		return

@@ -41,12 +41,10 @@ func (s *Store) CheckIn(ci *wire.CheckIn, now time.Time) (CheckInResult, error) 
 	if err := ci.Validate(); err != nil {
 		return CheckInResult{}, fmt.Errorf("store: %w", err)
 	}
-	raw, err := json.Marshal(&ci.Snapshot)
+	w, err := s.wholeCheckIn(ci)
 	if err != nil {
-		return CheckInResult{}, fmt.Errorf("store: encode snapshot: %w", err)
+		return CheckInResult{}, fmt.Errorf("store: %w", err)
 	}
-	sum := sha256.Sum256(raw)
-	digest := hex.EncodeToString(sum[:])
 	now = now.UTC()
 
 	var res CheckInResult
@@ -61,27 +59,34 @@ func (s *Store) CheckIn(ci *wire.CheckIn, now time.Time) (CheckInResult, error) 
 		}
 		if last := m.LastCheckIn; last != nil && ci.Seq <= last.Seq {
 			res.StoredSeq, res.StoredAt = last.Seq, last.At
-			if ci.Seq == last.Seq && lastDigest(b.tx, m.ID) == digest {
+			if ci.Seq == last.Seq && w.raw != nil && lastDigest(b.tx, m.ID) == w.digest {
 				res.Duplicate = true
 				return nil
 			}
 			return refuse(fmt.Errorf("%w: got %d, stored %d", ErrSequence, ci.Seq, last.Seq))
 		}
-		applySnapshot(m, ci, now, digest)
+		if err := w.refusal(m); err != nil {
+			return refuse(err)
+		}
+		applySnapshot(m, w.ci, now, w.digest)
 		if ci.Update != nil {
 			u := *ci.Update
 			m.LastUpdate = &u
 		}
-		if err := b.tx.Bucket(bktSnapshots).Put([]byte(m.ID), raw); err != nil {
+		if err := b.tx.Bucket(bktSnapshots).Put([]byte(m.ID), w.raw); err != nil {
 			return err
 		}
-		if err := s.appendHistory(b.tx, m, historyItem(ci, now, digest)); err != nil {
+		if err := s.appendHistory(b.tx, m, historyItem(w.ci, now, w.digest)); err != nil {
 			return err
 		}
 		res.StoredSeq, res.StoredAt = ci.Seq, now
 		return b.put(m)
 	})
-	if err != nil && !errors.Is(err, ErrSequence) {
+	switch {
+	case err == nil, errors.Is(err, ErrSequence):
+	case errors.Is(err, ErrNeedFull):
+		s.log.Info("compact check-in refused: the agent is to send it whole", "machine", ci.MachineID, "seq", ci.Seq, "err", err)
+	default:
 		s.log.Warn("check-in refused", "machine", ci.MachineID, "seq", ci.Seq, "err", err)
 	}
 	return res, err
@@ -133,6 +138,12 @@ func setReadiness(m *Machine, snap *wire.Snapshot, meta *CheckInMeta, firstSeen 
 	m.Runtime = snap.Runtime
 	m.Approval = cloneApproval(snap.Approval)
 	m.CollectorErrs = slices.Clone(snap.CollectorErrs)
+	m.LastUncleanEnd = nil
+	if e := snap.LastUncleanEnd; e != nil {
+		c := *e
+		c.At = c.At.UTC()
+		m.LastUncleanEnd = &c
+	}
 	m.LastCheckIn = meta
 }
 
@@ -140,6 +151,7 @@ func setReadiness(m *Machine, snap *wire.Snapshot, meta *CheckInMeta, firstSeen 
 func copyReadiness(dst, src *Machine) {
 	dst.Hostname, dst.LastCheckIn, dst.OS, dst.AgentVersion = src.Hostname, src.LastCheckIn, src.OS, src.AgentVersion
 	dst.PendingUpdates, dst.Runtime, dst.Approval, dst.CollectorErrs = src.PendingUpdates, src.Runtime, src.Approval, src.CollectorErrs
+	dst.LastUncleanEnd = src.LastUncleanEnd
 }
 
 func cloneApproval(a wire.Approval) wire.Approval {
@@ -163,10 +175,16 @@ func lastDigest(tx *bolt.Tx, id string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// historyItem summarises a check-in whose snapshot is whole. The first
+// check-in after an unclean end says how the run ended.
 func historyItem(ci *wire.CheckIn, now time.Time, digest string) wire.HistoryItem {
-	return wire.HistoryItem{Seq: ci.Seq, At: now, Reason: ci.Reason, BootID: ci.Snapshot.BootID,
+	it := wire.HistoryItem{Seq: ci.Seq, At: now, Reason: ci.Reason, BootID: ci.Snapshot.BootID,
 		AgentVersion: ci.Snapshot.AgentVersion, OSVersion: ci.Snapshot.OS.Version,
 		Packages: len(ci.Snapshot.Packages), PendingUpdates: len(ci.Snapshot.PendingUpdates), Digest: digest}
+	if e := ci.Snapshot.LastUncleanEnd; ci.Reason == wire.ReasonUnclean && e != nil {
+		it.Detail = e.Detail
+	}
+	return it
 }
 
 // historyKey is machine ID, a zero byte, and the slot as 2 bytes.

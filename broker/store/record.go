@@ -37,6 +37,9 @@ type Machine struct {
 	Runtime        wire.RuntimeConfig    `json:"runtime"`
 	Approval       wire.Approval         `json:"approval"`
 	CollectorErrs  []wire.CollectorError `json:"collector_errors,omitempty"`
+	// LastUncleanEnd is the newest unclean end of the agent's run that the
+	// latest snapshot reports (wire.Snapshot.LastUncleanEnd).
+	LastUncleanEnd *wire.RunEnd `json:"last_unclean_end,omitempty"`
 
 	// History is a ring of summaries in the history bucket: HistorySlots
 	// slots are in use and HistoryNext is the slot the next check-in

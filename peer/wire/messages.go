@@ -33,6 +33,10 @@ const (
 	CodeRemoved      = "removed"       // the machine was removed from the fleet: do not retry
 	CodeRevoked      = "revoked"       // the technician was disabled or removed
 	CodeVersion      = "version"       // the peer's protocol version is not served here
+	// CodeNeedFull refuses a compact snapshot (Snapshot.PackagesSHA256)
+	// whose package list the broker cannot fill from the snapshot it has:
+	// send the same check-in again with the whole package list.
+	CodeNeedFull = "need_full_snapshot"
 )
 
 // Errorf builds an *Error.
@@ -130,6 +134,9 @@ func (m *CheckIn) Validate() error {
 		if err := m.Update.Validate(); err != nil {
 			return fmt.Errorf("checkin: %w", err)
 		}
+	}
+	if m.Snapshot.PackagesSHA256 != "" && m.Reason != ReasonQuiet {
+		return fmt.Errorf("checkin: a %q check-in carries a compact snapshot; only quiet ones may", m.Reason)
 	}
 	return m.Snapshot.Validate()
 }

@@ -1,9 +1,13 @@
 package wire
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Snapshot is what an agent knows about its machine at one check-in: the
@@ -26,6 +30,48 @@ type Snapshot struct {
 	// LastUncleanEnd is the newest time the agent's run ended without a
 	// clean stop, kept by the agent and reported in every snapshot.
 	LastUncleanEnd *RunEnd `json:"last_unclean_end,omitempty"`
+	// PackagesSHA256, when set, makes the snapshot compact: Packages is
+	// left out, and this is PackagesSHA256(list) of the list the agent
+	// last sent whole and had acknowledged. Only a quiet check-in
+	// (ReasonQuiet) may be compact: on a metered connection the package
+	// list is most of a snapshot's bytes and rarely changes. The broker
+	// fills Packages from its stored snapshot when that list hashes the
+	// same, and stores the snapshot whole (this field empty); otherwise
+	// it refuses the check-in with CodeNeedFull and stores nothing, and
+	// the agent sends it again with the whole list. New in 0.4.0.
+	PackagesSHA256 string `json:"packages_sha256,omitempty"`
+}
+
+// PackagesSHA256 is the hex SHA-256 of the JSON encoding of pkgs, as
+// encoding/json writes a []Package (an empty or nil list is "[]").
+// Text that is not valid UTF-8 is hashed as a broker stores it, after a
+// JSON round trip has replaced the bad bytes, so both ends agree.
+func PackagesSHA256(pkgs []Package) string {
+	if pkgs == nil {
+		pkgs = []Package{}
+	}
+	raw, err := json.Marshal(pkgs)
+	if err != nil {
+		panic("wire: encode packages: " + err.Error()) // two strings always encode
+	}
+	if !packagesUTF8(pkgs) {
+		var back []Package
+		if err := json.Unmarshal(raw, &back); err != nil {
+			panic("wire: decode packages: " + err.Error())
+		}
+		raw, _ = json.Marshal(back)
+	}
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
+}
+
+func packagesUTF8(pkgs []Package) bool {
+	for _, p := range pkgs {
+		if !utf8.ValidString(p.Name) || !utf8.ValidString(p.Version) {
+			return false
+		}
+	}
+	return true
 }
 
 // OS describes the operating system.
@@ -152,6 +198,14 @@ func (s *Snapshot) Validate() error {
 	if !families[s.OS.Family] {
 		return fmt.Errorf("snapshot: os.family %q is not linux, windows or darwin", s.OS.Family)
 	}
+	if s.PackagesSHA256 != "" {
+		if len(s.Packages) > 0 {
+			return errors.New("snapshot: packages_sha256 is for a compact snapshot, which leaves packages out")
+		}
+		if !isSHA256Hex(s.PackagesSHA256) {
+			return errors.New("snapshot: packages_sha256 is not a hex SHA-256")
+		}
+	}
 	if s.AgentVersion == "" {
 		return errors.New("snapshot: agent_version is empty")
 	}
@@ -185,4 +239,17 @@ func (s *Snapshot) Validate() error {
 		return fmt.Errorf("snapshot: unknown consent_policy %q", s.Runtime.ConsentPolicy)
 	}
 	return nil
+}
+
+// isSHA256Hex reports whether s is a SHA-256 in lower-case hex.
+func isSHA256Hex(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
