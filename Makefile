@@ -24,7 +24,7 @@ PLATFORMS := linux/arm64 windows/amd64 windows/arm64 darwin/amd64 darwin/arm64
 # Packages with code of their own per platform: vetted for every platform.
 PLATFORM_PKGS := ./sessiond/... ./peer/... ./mesh/... ./broker/cmd/... ./integration/demo
 # Packages whose Windows code runs under Wine in make test.
-WINE_PKGS := ./sessiond/channel ./sessiond/collect ./sessiond/netwatch ./sessiond/ipc ./sessiond/service ./sessiond/update ./sessiond/cli ./sessiond/internal/wintest ./peer/identity ./peer/meshctl
+WINE_PKGS := ./sessiond/channel ./sessiond/collect ./sessiond/netwatch ./sessiond/ipc ./sessiond/service ./sessiond/sysevents ./sessiond/update ./sessiond/cli ./sessiond/internal/wintest ./peer/identity ./peer/meshctl
 
 .PHONY: all build console test demo bench lint fuzz deps race clean cross wine-test
 
@@ -43,7 +43,8 @@ build: console
 # deps installs the system packages the tests use (iproute2 for the
 # network-namespace tests, nftables for the NAT lab, chromium for the web
 # console's browser tests, npm for the console's build, Wine and mingw for
-# the Windows agent's tests) when they are
+# the Windows agent's tests, dbus-daemon for the agent's system-bus tests)
+# when they are
 # missing and this is a Debian machine where we are root. Elsewhere it says what
 # is missing; the tests that need them skip with a reason (or fail under
 # READYMESH_REQUIRE_NETNS=1).
@@ -56,6 +57,7 @@ deps:
 	command -v wine >/dev/null 2>&1 || command -v wine-stable >/dev/null 2>&1 || missing="$$missing wine wine64"; \
 	command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || missing="$$missing gcc-mingw-w64-x86-64"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	command -v dbus-daemon >/dev/null 2>&1 || missing="$$missing dbus-daemon"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing$$missing"; \

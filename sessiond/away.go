@@ -173,8 +173,11 @@ func (a *Agent) stopNotice(ctx context.Context) wire.Leaving {
 		return wire.Leaving{Reason: wire.AwayShutdown, Detail: "the system is shutting down"}
 	}
 	a.mu.Lock()
-	staged := a.staged != nil
+	staged, held := a.staged != nil, a.hold.leaving
 	a.mu.Unlock()
+	if held != nil && held.Reason == wire.AwayShutdown {
+		return *held // announced by logind before the stop
+	}
 	if staged {
 		return wire.Leaving{Reason: wire.AwayStopped, Detail: "restarting into an agent update",
 			ExpectedBack: ptr(time.Now().Add(time.Minute).UTC())}
