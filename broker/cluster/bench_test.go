@@ -111,3 +111,82 @@ func msAt(ds []time.Duration, q float64) float64 {
 	i := min(int(q*float64(len(s))+0.5), len(s)) - 1
 	return float64(s[max(i, 0)]) / float64(time.Millisecond)
 }
+
+// BenchmarkNotePropagation measures how long a SetNote on one broker of
+// three takes to reach the other two brokers' Note, on real loopback
+// sockets (encrypted) with the production LAN profile, as
+// BenchmarkPresencePropagation does for presence: 50 notes per iteration
+// from random brokers, one at a time at a random phase of the gossip
+// tick, each timed until both other brokers' OnNote has reported it. It
+// reports the p50 and p99 in ms, and memberlist's probe round trip as
+// the baseline.
+func BenchmarkNotePropagation(b *testing.B) {
+	const n = 3
+	l := newLoopbackLab(b, ProfileLAN)
+	l.logs.quiet = true
+	cs := l.cluster(n, withKeys(key(1)))
+
+	var mu sync.Mutex // guards arrived
+	arrived := map[string]int{}
+	done := make(chan struct{}, 1)
+	for _, c := range cs {
+		c.OnNote(func(m string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, ok := arrived[m]; !ok {
+				return // not a note of this run
+			}
+			arrived[m]++
+			if arrived[m] == n-1 {
+				done <- struct{}{}
+			}
+		})
+	}
+	const events = 50
+	body := []byte(`{"reason":"asleep","detail":"lid closed","expected_back":"2025-01-01T08:00:00Z"}`)
+	var lat []time.Duration
+	gossip := profileConfig(ProfileLAN).GossipInterval
+	b.ResetTimer()
+	for range b.N {
+		for i := range events {
+			time.Sleep(rand.N(gossip))
+			origin := cs[rand.N(n)]
+			m := fmt.Sprintf("machine-%d-%d", len(lat), i)
+			mu.Lock()
+			arrived[m] = -1 // the origin's own callback
+			mu.Unlock()
+			start := time.Now()
+			origin.SetNote(m, start, body)
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				b.Fatalf("note %d not everywhere after 30 s", i)
+			}
+			lat = append(lat, time.Since(start))
+			for _, c := range cs {
+				if nt, ok := c.Note(m); !ok || nt.Broker != origin.LocalName() {
+					b.Fatalf("%s: %s's note not from %s", c.LocalName(), m, origin.LocalName())
+				}
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(msAt(lat, 0.50), "p50_ms")
+	b.ReportMetric(msAt(lat, 0.99), "p99_ms")
+	var rtt []time.Duration
+	for _, c := range cs {
+		for _, m := range c.Members() {
+			if m.RTT > 0 {
+				rtt = append(rtt, m.RTT)
+			}
+		}
+	}
+	b.ReportMetric(msAt(rtt, 0.50), "probe_p50_ms")
+	b.ReportMetric(0, "ns/op")
+
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Go(func() { c.Close() })
+	}
+	wg.Wait()
+}

@@ -45,9 +45,12 @@ type Cluster struct {
 	log     *slog.Logger
 	now     func() time.Time
 	addr    string        // advertised gossip address, "ip:port"
+	noteTTL time.Duration // Config.NoteTTL or its default
 	join    []string      // Config.Join without this broker's own address
 	metaCh  chan struct{} // cap 1: metadata changed, push it
 	wakeCh  chan struct{} // cap 1: presence changes to report
+	noteCh  chan struct{} // cap 1: note changes to report
+	resync  chan string   // addresses to push/pull with again (see memberAlive)
 	inbox   chan inbound  // broadcasts waiting for their handler
 	push    chan []byte   // news to push at once (see pushLoop)
 	joined  chan struct{} // closed on the first successful join
@@ -86,6 +89,12 @@ type Cluster struct {
 	leaving      map[string]bool      // members that announced they are leaving
 	regionWarned map[string]bool
 	dropped      int // broadcasts dropped since last logged: inbox full
+	notes        *notes
+	noteVer      uint64 // last note version used (see notes)
+	onNote       func(string)
+	noteDirty    map[string]struct{} // machines whose note changed
+	notesCut     int                 // notes the last push/pull state left out
+	notesJoinAt  time.Time           // last sent notes in a join's push/pull (see memberAlive)
 }
 
 // New validates cfg, binds the gossip transport and starts memberlist,
@@ -99,12 +108,16 @@ func New(cfg Config) (*Cluster, error) {
 	c := &Cluster{
 		cfg: cfg, name: cfg.Name, profile: cfg.Profile, timing: t,
 		log: cfg.Logger, now: cfg.Now,
-		metaCh: make(chan struct{}, 1), wakeCh: make(chan struct{}, 1),
+		metaCh: make(chan struct{}, 1), wakeCh: make(chan struct{}, 1), noteCh: make(chan struct{}, 1),
 		inbox: make(chan inbound, 1024), push: make(chan []byte, maxPush), joined: make(chan struct{}), done: make(chan struct{}),
 		members: map[string]*Member{}, pres: newPresence(),
 		dirty: map[string]struct{}{}, reported: map[string]PresenceEntry{},
 		handlers: map[string]func(string, []byte){}, seen: map[string]*window{},
 		strayed: map[string]time.Time{}, regionWarned: map[string]bool{}, leaving: map[string]bool{},
+		notes: newNotes(), noteDirty: map[string]struct{}{}, noteTTL: cfg.NoteTTL, resync: make(chan string, maxResync),
+	}
+	if c.noteTTL == 0 {
+		c.noteTTL = DefaultNoteTTL
 	}
 	if c.profile == "" {
 		c.profile = ProfileLAN
@@ -211,9 +224,9 @@ func listen(host string, port int, lg *log.Logger) (*memberlist.NetTransport, er
 // Start runs the cluster's background work until ctx ends or Close is
 // called: joining Config.Join (retried with backoff until one answers),
 // re-joining failed members so partitions heal, expiring state, pushing
-// metadata changes, and calling OnPresence and OnMessage handlers. When
-// ctx ends the broker leaves and shuts down as with Close. Calling Start
-// again does nothing; after Close it returns ErrClosed.
+// metadata changes, and calling OnPresence, OnNote and OnMessage
+// handlers. When ctx ends the broker leaves and shuts down as with Close.
+// Calling Start again does nothing; after Close it returns ErrClosed.
 func (c *Cluster) Start(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -234,7 +247,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 func (c *Cluster) run(ctx context.Context) {
 	defer c.wg.Done()
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){c.joinLoop, c.reconnectLoop, c.housekeep, c.reportLoop, c.dispatchLoop, c.metaLoop, c.pushLoop} {
+	for _, f := range []func(context.Context){c.joinLoop, c.reconnectLoop, c.housekeep, c.reportLoop, c.noteLoop, c.dispatchLoop, c.metaLoop, c.pushLoop} {
 		wg.Go(func() { f(ctx) })
 	}
 	<-ctx.Done()
@@ -349,6 +362,9 @@ func (c *Cluster) setMeta(m Meta) error {
 	enc, dropped, err := encodeMeta(m)
 	if err != nil {
 		return err
+	}
+	if c.cfg.testOnlyLegacy {
+		enc[1] &^= metaFlagNotes
 	}
 	if dropped > 0 {
 		m.Bridge, m.BridgeTruncated = m.Bridge[:len(m.Bridge)-dropped], true

@@ -58,6 +58,13 @@ type Config struct {
 	// means Close does not leave: peers see the broker fail as if it
 	// crashed.
 	LeaveTimeout time.Duration
+	// NoteTTL is how long a machine note (see Note) is kept after its
+	// stamp; older ones are dropped on every broker and not accepted
+	// again. Zero means DefaultNoteTTL, 30 days: a machine shut down over
+	// a long holiday still says so when it is looked at, while one retired
+	// for good stops costing its few hundred bytes on every broker and in
+	// every push/pull after a month. It must not be negative.
+	NoteTTL time.Duration
 
 	// Transport carries gossip. Nil means memberlist's NetTransport on
 	// BindAddr (UDP for gossip and probes, TCP for push/pull). Tests
@@ -69,6 +76,12 @@ type Config struct {
 	// Now returns the current time for presence timestamps and expiry.
 	// Nil means time.Now.
 	Now func() time.Time
+
+	// testOnlyLegacy makes the Cluster speak as brokers released before
+	// machine notes do: metadata without metaFlagNotes, push/pull state
+	// version 1 only (any other refused), note messages dropped as of an
+	// unknown kind. Compatibility tests run it beside current brokers.
+	testOnlyLegacy bool
 }
 
 // Profile names a timing preset. memberlist takes one configuration per
@@ -193,6 +206,9 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.Meta.Name == "" {
 		cfg.Meta.Name = cfg.Name
+	}
+	if cfg.NoteTTL < 0 {
+		return fmt.Errorf("%w: NoteTTL %v is negative", ErrConfig, cfg.NoteTTL)
 	}
 	for i, k := range cfg.SecretKeys {
 		if err := checkKey(k); err != nil {

@@ -30,7 +30,7 @@ func (d delegate) NotifyMsg(b []byte) { d.c.receive(b) }
 func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.c.queue.GetBroadcasts(overhead, limit)
 }
-func (d delegate) LocalState(join bool) []byte          { return d.c.localState() }
+func (d delegate) LocalState(join bool) []byte          { return d.c.localState(join) }
 func (d delegate) MergeRemoteState(b []byte, join bool) { d.c.mergeState(b) }
 func (d delegate) NotifyJoin(n *memberlist.Node)        { d.c.memberAlive(n) }
 func (d delegate) NotifyUpdate(n *memberlist.Node)      { d.c.memberAlive(n) }

@@ -26,11 +26,20 @@
 // the merged view; a machine held by a broker that failed or left is
 // offline. See presence.go for the versioning and deletion rules.
 //
-// News (a presence statement, a broadcast) spreads two ways at once: each
-// broker that first hears it sends it straight to a few random peers (one
-// UDP packet each), and queues it for memberlist's gossip, which
-// retransmits it piggybacked on its own traffic. The first makes a change
-// reach 50 brokers in about a hundred milliseconds (see
+// Machine notes say why a machine is away (asleep, shut down, lost): a
+// small opaque body per machine that the broker's reachability layer sets
+// (SetNote) and reads (Note, OnNote). Unlike presence a note is not tied
+// to a live broker: the newest stamp wins whoever made it, and it stays
+// after its broker leaves or fails, until Config.NoteTTL. Notes spread
+// like presence and ride push/pull too, but only in a cluster whose every
+// live member reads them, since brokers of earlier releases refuse a
+// push/pull state they do not know whole. See note.go and notetable.go.
+//
+// News (a presence statement, a note, a broadcast) spreads two ways at
+// once: each broker that first hears it sends it straight to a few random
+// peers (one UDP packet each), and queues it for memberlist's gossip,
+// which retransmits it piggybacked on its own traffic. The first makes a
+// change reach 50 brokers in about a hundred milliseconds (see
 // BenchmarkPresencePropagation), the second covers lost packets, and
 // push/pull every PushPullInterval repairs whatever both missed.
 //

@@ -15,6 +15,8 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add(userMsg{origin: "us-2", inc: 7, seq: 9, topic: "record", payload: []byte("x changed v3")}.encode())
 	f.Add(notice{kind: kindLeave, origin: "eu-1", inc: 3}.encode())
 	f.Add(notice{kind: kindHello, origin: "eu-1", inc: 4}.encode())
+	f.Add(note("eu-1", "12D3KooWmachine", 1712345678901, 1712345678901234567, `{"reason":"asleep"}`).encode())
+	f.Add(note("eu-1", "m", -1, 0, "").encode())
 	f.Add([]byte{9})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		msg, err := decodeMessage(b)
@@ -28,6 +30,8 @@ func FuzzDecodeMessage(f *testing.F) {
 		case userMsg:
 			enc = m.encode()
 		case notice:
+			enc = m.encode()
+		case noteItem:
 			enc = m.encode()
 		default:
 			t.Fatalf("decoded %T", msg)
@@ -46,6 +50,10 @@ func FuzzDecodeState(f *testing.F) {
 	}}
 	f.Add(s.encode())
 	f.Add(pushState{sender: "x"}.encode())
+	s.version = stateV2
+	s.notes = []noteItem{note("us-2", "m1", 4000, 7, "asleep"), note("eu-1", "m4", 5000, 8, "")}
+	f.Add(s.encode())
+	f.Add(pushState{version: stateV2, sender: "x"}.encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		st, err := decodeState(b)
 		if err != nil {

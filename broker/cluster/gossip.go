@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -161,6 +162,8 @@ func (c *Cluster) receive(b []byte) {
 		}
 	case userMsg:
 		c.receiveUserLocked(m, bytes.Clone(b))
+	case noteItem:
+		c.receiveNoteLocked(m, b)
 	case notice:
 		var news bool
 		switch {
@@ -210,17 +213,38 @@ func (c *Cluster) ownIncarnationLocked(inc uint64) {
 	c.pres.origins[c.name].inc = c.inc
 }
 
-// localState encodes this broker's half of a push/pull exchange.
-func (c *Cluster) localState() []byte {
-	c.mu.Lock()
-	s := pushState{sender: c.name, sections: c.pres.sections(c.name, c.seq)}
-	c.mu.Unlock()
+// localState encodes this broker's half of a push/pull exchange; join
+// says it is a join's. It carries the notes (state version 2) only when
+// every live member reads them, and then as many as fit maxState, the
+// newest first.
+func (c *Cluster) localState(join bool) []byte {
+	var digest []byte
 	if h := c.cfg.StateHook; h != nil {
-		s.digest = h.LocalDigest()
-		if len(s.digest) > maxDigest {
-			c.log.Error("state digest not sent: over the limit", "len", len(s.digest), "limit", maxDigest)
-			s.digest = nil
+		digest = h.LocalDigest()
+		if len(digest) > maxDigest {
+			c.log.Error("state digest not sent: over the limit", "len", len(digest), "limit", maxDigest)
+			digest = nil
 		}
+	}
+	c.mu.Lock()
+	s := pushState{version: stateV1, sender: c.name, digest: digest, sections: c.pres.sections(c.name, c.seq)}
+	cut := 0
+	if len(c.notes.m) > 0 && c.notesUnderstoodLocked() {
+		s.version = stateV2
+		s.notes, cut = c.notes.items(maxState - s.sizeBound())
+		if join {
+			c.notesJoinAt = c.now()
+		}
+	}
+	before := c.notesCut
+	c.notesCut = cut
+	c.mu.Unlock()
+	switch {
+	case cut > 0 && before == 0:
+		c.log.Warn("push/pull carries only the newest machine notes: the rest is over the state limit; "+
+			"a broker that (re)joins learns those only when they change", "sent", len(s.notes), "left_out", cut, "limit", maxState)
+	case cut == 0 && before > 0:
+		c.log.Info("push/pull carries every machine note again")
 	}
 	return s.encode()
 }
@@ -228,6 +252,9 @@ func (c *Cluster) localState() []byte {
 // mergeState folds a peer's push/pull state into this broker's.
 func (c *Cluster) mergeState(b []byte) {
 	s, err := decodeState(b)
+	if err == nil && c.cfg.testOnlyLegacy && s.version != stateV1 {
+		err = fmt.Errorf("push/pull state version %d, want %d", s.version, stateV1)
+	}
 	if err != nil {
 		c.log.Warn("undecodable push/pull state dropped", "err", err, "len", len(b))
 		return
@@ -240,6 +267,12 @@ func (c *Cluster) mergeState(b []byte) {
 			c.ownIncarnationLocked(sec.inc)
 		case validName(sec.origin):
 			c.pres.merge(sec, now, c.markDirtyLocked)
+		}
+	}
+	for _, n := range s.notes {
+		c.ownNoteLocked(n)
+		if n.valid() && c.notes.put(n, now, c.noteTTL) {
+			c.markNoteLocked(n.machine)
 		}
 	}
 	from := Member{Name: s.sender, State: StateAlive}

@@ -71,6 +71,7 @@ func (c *Cluster) housekeep(ctx context.Context) {
 		now := c.now()
 		c.mu.Lock()
 		c.pres.expire(now, tombstoneTTL*c.mlConf.PushPullInterval)
+		c.notes.expire(now, c.noteTTL, c.markNoteLocked)
 		c.forgetLocked(now, c.mlConf.GossipToTheDeadTime)
 		dropped := c.dropped
 		c.dropped = 0
@@ -88,12 +89,18 @@ func (c *Cluster) housekeep(ctx context.Context) {
 // dropped; push/pull repairs what they would have carried.
 const maxQueued = 4096
 
+// maxResync bounds the members waiting for a repeated push/pull.
+const maxResync = 16
+
 // reconnectLoop tries, every reconnect interval, to join up to three
 // failed (not left) members, so a healed partition merges again:
 // memberlist itself stops talking to dead members after
 // GossipToTheDeadTime. While this broker is alone it also retries
 // Config.Join. A join to an address that drops packets blocks for
 // memberlist's TCPTimeout (LAN 10 s), and Close waits for it.
+//
+// It also makes the push/pull exchanges memberAlive asks for: a join is
+// memberlist's only way to start one with a given member.
 func (c *Cluster) reconnectLoop(ctx context.Context) {
 	t := time.NewTicker(c.timing.reconnectInterval)
 	defer t.Stop()
@@ -101,6 +108,10 @@ func (c *Cluster) reconnectLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case a := <-c.resync:
+			n, err := c.ml.Join([]string{a})
+			c.log.Debug("push/pull again with a broker that does not read notes", "addr", a, "contacted", n, "err", err)
+			continue
 		case <-t.C:
 		}
 		for _, a := range c.reconnectTargets() {

@@ -38,6 +38,8 @@ type Member struct {
 	// RTT is the round trip of this broker's latest answered probe of the
 	// member; zero until one was answered (and always for itself).
 	RTT time.Duration
+
+	notes bool // its metadata says it reads machine notes (metaFlagNotes)
 }
 
 // Members lists the brokers this one knows, itself included, sorted by
@@ -87,10 +89,11 @@ func (c *Cluster) memberAlive(n *memberlist.Node) {
 		c.log.Warn("broker metadata undecodable", "broker", n.Name, "err", err)
 		meta = Meta{Name: n.Name}
 	}
+	notes := err == nil && metaNotes(n.Meta)
 	now := c.now()
 	c.mu.Lock()
 	if n.Name == c.name {
-		meta = c.meta
+		meta, notes = c.meta, !c.cfg.testOnlyLegacy
 	}
 	m := c.members[n.Name]
 	was := ""
@@ -100,7 +103,16 @@ func (c *Cluster) memberAlive(n *memberlist.Node) {
 	} else {
 		was = m.State
 	}
-	m.Addr, m.Meta, m.Region = n.Address(), meta, meta.Region
+	// A join's push/pull is made before either side knows who the other
+	// is, so this broker may have sent notes in one (state version 2) to
+	// a broker that does not read them: it dropped that state whole,
+	// presence and digest with it. If such a broker has just (re)appeared,
+	// or just stopped reading notes, exchange with it again now that it is
+	// known (in version 1).
+	resync := n.Name != c.name && !notes && !c.cfg.testOnlyLegacy &&
+		(m.notes || was != StateAlive && was != StateSuspect) &&
+		!c.notesJoinAt.IsZero() && now.Sub(c.notesJoinAt) < c.mlConf.TCPTimeout
+	m.Addr, m.Meta, m.Region, m.notes = n.Address(), meta, meta.Region, notes
 	if m.State != StateAlive {
 		m.State, m.Since = StateAlive, now
 	}
@@ -117,6 +129,12 @@ func (c *Cluster) memberAlive(n *memberlist.Node) {
 	}
 	c.mu.Unlock()
 
+	if resync {
+		select {
+		case c.resync <- addr:
+		default: // the periodic push/pull repairs it
+		}
+	}
 	if n.Name == c.name {
 		return
 	}

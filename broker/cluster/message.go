@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"fmt"
 )
 
@@ -12,6 +13,7 @@ const (
 	kindUser     = 2 // userMsg
 	kindLeave    = 3 // notice: the origin is leaving
 	kindHello    = 4 // notice: the origin (re)started with a new incarnation
+	kindNote     = 5 // noteItem: a machine note (see note.go)
 )
 
 const (
@@ -28,6 +30,12 @@ const (
 	// maxDigest bounds a StateHook digest in a push/pull message. memberlist
 	// refuses remote state over 20 MiB.
 	maxDigest = 8 << 20
+	// maxState bounds this package's push/pull state once machine notes
+	// are added, leaving room under memberlist's 20 MiB for its own node
+	// records. Only notes are cut to fit it (see Cluster.localState): the
+	// digest has its own bound, and presence is what is live (about
+	// 6.5 MB for 100,000 machines).
+	maxState = 16 << 20
 )
 
 // presEvent is one presence statement gossiped by or on behalf of origin.
@@ -109,9 +117,9 @@ func (m userMsg) encode() []byte {
 	return appendBytes(b, m.payload)
 }
 
-// decodeMessage parses a gossip message into a presEvent, a userMsg or a
-// notice.
-// The payload of a userMsg aliases b.
+// decodeMessage parses a gossip message into a presEvent, a userMsg, a
+// notice or a noteItem. The payload of a userMsg and the body of a
+// noteItem alias b.
 func decodeMessage(b []byte) (any, error) {
 	r := reader{b: b}
 	kind := r.byte()
@@ -137,6 +145,8 @@ func decodeMessage(b []byte) (any, error) {
 		m.origin = r.string(maxName)
 		m.inc = r.uvarint()
 		out = m
+	case kind == kindNote:
+		out = r.note()
 	default:
 		return nil, fmt.Errorf("unknown message kind %d", kind)
 	}
@@ -147,29 +157,39 @@ func decodeMessage(b []byte) (any, error) {
 }
 
 // pushState is the delegate's part of a push/pull exchange: the sender's
-// name, the StateHook digest, and the sender's whole presence view. The
-// digest and the presence view are separate fields so neither parses the
-// other.
+// name, the StateHook digest, the sender's whole presence view and, from
+// version 2 on, every machine note it knows. The digest, the presence view
+// and the notes are separate fields so none parses another.
 type pushState struct {
+	version  byte // stateV1 or stateV2; zero encodes as stateV1
 	sender   string
 	digest   []byte
 	sections []presSection
+	notes    []noteItem // version 2 only
 }
 
-const stateVersion = 1
+// Push/pull state versions. Version 1 is what brokers before machine
+// notes send and accept, whole and nothing more: their decoder refuses
+// any other version and any trailing bytes. Version 2 appends the notes;
+// a broker sends it only when every live member says in its metadata that
+// it reads it (see metaFlagNotes, and memberAlive for a join's exchange,
+// made before the broker knows its peer).
+const (
+	stateV1 = 1
+	stateV2 = 2
+)
 
 // encode lays out: version, sender, digest (length-prefixed), section
-// count, then per section origin, inc, floor, item count and items. An item
-// costs its machine ID plus 9–16 bytes (a 52-byte peer ID: about 65), so
-// 100,000 machines make about 6.5 MB, well inside memberlist's 20 MiB
-// push/pull limit.
+// count, then per section origin, inc, floor, item count and items; in
+// version 2, then a note count and the notes. A presence item costs its
+// machine ID plus 9–16 bytes (a 52-byte peer ID: about 65), so 100,000
+// machines make about 6.5 MB. A note costs its machine ID, origin and body
+// plus 5–24 bytes (a 52-byte peer ID, a short broker name and a 100-byte
+// body: about 180), and localState sends only as many as keep the whole
+// under maxState, well inside memberlist's 20 MiB push/pull limit.
 func (s pushState) encode() []byte {
-	size := 16 + len(s.sender) + len(s.digest)
-	for _, sec := range s.sections {
-		size += 32 + len(sec.items)*80
-	}
-	b := make([]byte, 0, size)
-	b = append(b, stateVersion)
+	b := make([]byte, 0, s.sizeBound())
+	b = append(b, max(s.version, stateV1))
 	b = appendString(b, s.sender)
 	b = appendBytes(b, s.digest)
 	b = appendUvarint(b, uint64(len(s.sections)))
@@ -182,16 +202,40 @@ func (s pushState) encode() []byte {
 			b = appendItem(b, it)
 		}
 	}
+	if s.version >= stateV2 {
+		b = appendUvarint(b, uint64(len(s.notes)))
+		for _, n := range s.notes {
+			b = appendNote(b, n)
+		}
+	}
 	return b
 }
 
-// decodeState parses a pushState. The digest aliases b.
+// sizeBound is an upper bound of len(s.encode()), notes included.
+func (s pushState) sizeBound() int {
+	n := 1 + 2*binary.MaxVarintLen64 + len(s.sender) + len(s.digest)
+	for _, sec := range s.sections {
+		n += len(sec.origin) + 4*binary.MaxVarintLen64
+		for _, it := range sec.items {
+			n += len(it.machine) + 1 + 3*binary.MaxVarintLen64
+		}
+	}
+	n += binary.MaxVarintLen64
+	for _, nt := range s.notes {
+		n += nt.sizeBound()
+	}
+	return n
+}
+
+// decodeState parses a pushState of version 1 or 2. The digest and the
+// notes' bodies alias b.
 func decodeState(b []byte) (pushState, error) {
 	r := reader{b: b}
-	if v := r.byte(); r.err == nil && v != stateVersion {
-		return pushState{}, fmt.Errorf("push/pull state version %d, want %d", v, stateVersion)
-	}
 	var s pushState
+	s.version = r.byte()
+	if r.err == nil && s.version != stateV1 && s.version != stateV2 {
+		return pushState{}, fmt.Errorf("push/pull state version %d, want %d or %d", s.version, stateV1, stateV2)
+	}
 	s.sender = r.string(maxName)
 	s.digest = r.bytes(maxDigest)
 	n := r.count(4)
@@ -204,6 +248,12 @@ func decodeState(b []byte) (pushState, error) {
 		sec.items = make([]presItem, r.count(minItem))
 		for j := range sec.items {
 			sec.items[j] = r.item()
+		}
+	}
+	if s.version == stateV2 {
+		s.notes = make([]noteItem, r.count(minNote))
+		for i := range s.notes {
+			s.notes[i] = r.note()
 		}
 	}
 	if err := r.done(); err != nil {

@@ -29,6 +29,10 @@ type Meta struct {
 const (
 	metaVersion       = 1
 	metaFlagTruncated = 1 << 0
+	// metaFlagNotes says the broker reads machine notes: note messages
+	// and push/pull state version 2. Decoders of earlier releases ignore
+	// flags they do not know, so it needs no new metadata version.
+	metaFlagNotes = 1 << 1
 	// maxMetaField bounds any single string of Meta on decode.
 	maxMetaField = memberlist.MetaMaxSize
 )
@@ -37,10 +41,10 @@ const (
 // addresses that do not fit are dropped from the end (dropped reports how
 // many); if the rest alone does not fit, it returns ErrTooLarge.
 //
-// Layout: version, flags, Name, Region, PeerID, HTTP (length-prefixed),
+// Layout: version, flags (metaFlagNotes always), Name, Region, PeerID, HTTP (length-prefixed),
 // Agents, Technicians (uvarints), bridge count, bridges.
 func encodeMeta(m Meta) (b []byte, dropped int, err error) {
-	head := []byte{metaVersion, 0}
+	head := []byte{metaVersion, metaFlagNotes}
 	head = appendString(head, m.Name)
 	head = appendString(head, m.Region)
 	head = appendString(head, m.PeerID)
@@ -68,6 +72,11 @@ func encodeMeta(m Meta) (b []byte, dropped int, err error) {
 
 func appendUint(b []byte, n int) []byte {
 	return appendUvarint(b, uint64(max(n, 0)))
+}
+
+// metaNotes reports whether encoded metadata b carries metaFlagNotes.
+func metaNotes(b []byte) bool {
+	return len(b) >= 2 && b[0] == metaVersion && b[1]&metaFlagNotes != 0
 }
 
 // decodeMeta parses what encodeMeta produced.

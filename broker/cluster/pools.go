@@ -22,11 +22,12 @@ import (
 // a broker overseas is judged by the WAN pool, which does not mistake a
 // slow ocean crossing for a failure.
 //
-// Pools writes to every pool (presence, metadata, broadcasts) and merges
-// what it reads back: Presence takes the newest claim, Members lists each
-// broker once, as seen by the pool fit to judge it. A broker of this
-// region shares both pools with this one, so its broadcasts and presence
-// changes arrive once per pool, and handlers must tolerate duplicates.
+// Pools writes to every pool (presence, notes, metadata, broadcasts) and
+// merges what it reads back: Presence and Note take the newest claim,
+// Members lists each broker once, as seen by the pool fit to judge it. A
+// broker of this region shares both pools with this one, so its
+// broadcasts, presence and note changes arrive once per pool, and
+// handlers must tolerate duplicates.
 type Pools struct {
 	// Immutable after NewPools.
 	lan    *Cluster // the region's pool, or the only one
@@ -124,6 +125,46 @@ func (p *Pools) Presence(machineID string) (PresenceEntry, bool) {
 		}
 	}
 	return newestPresence(answers)
+}
+
+// SetNote records this broker's note about machineID in every pool (see
+// Cluster.SetNote).
+func (p *Pools) SetNote(machineID string, at time.Time, body []byte) {
+	for _, c := range p.all() {
+		c.SetNote(machineID, at, body)
+	}
+}
+
+// Note returns the newest note about machineID across the pools, by the
+// order Cluster.Note uses (the regional pool's on a tie).
+func (p *Pools) Note(machineID string) (Note, bool) {
+	var best Note
+	found := false
+	for _, c := range p.all() {
+		n, ok := c.Note(machineID)
+		if ok && (!found || newerNote(n, best)) {
+			best, found = n, true
+		}
+	}
+	return best, found
+}
+
+// newerNote reports whether a comes before b in the notes' order: the
+// newer stamp, then the smaller broker name.
+func newerNote(a, b Note) bool {
+	if !a.At.Equal(b.At) {
+		return a.At.After(b.At)
+	}
+	return a.Broker < b.Broker
+}
+
+// OnNote registers f with every pool. Each pool reports its own view, so
+// a change can be heard once per pool; f should look up the merged answer
+// with Note.
+func (p *Pools) OnNote(f func(machineID string)) {
+	for _, c := range p.all() {
+		c.OnNote(f)
+	}
 }
 
 // Broadcast sends topic and payload into every pool (see

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -65,4 +66,40 @@ func TestLateJoinerLargeTable(t *testing.T) {
 	if w := l.logs.grep("WARN"); len(w) > 0 {
 		t.Errorf("warnings: %s", strings.Join(w, "\n"))
 	}
+}
+
+// TestPushStateNotesLimit: with more notes than fit, push/pull carries
+// the newest that keep the whole state under maxState (and so under
+// memberlist's 20 MiB), says so once, and still carries all presence.
+// 100,000 machines with 512-byte notes would need about 60 MB.
+func TestPushStateNotesLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newMemLab(t, ProfileLAN)
+		c := l.node("broker-0", nil)
+		now := time.Now()
+		const n = 100_000
+		body := []byte(strings.Repeat("n", MaxNote))
+		for i := range n {
+			c.SetOnline(machineID(i), now)
+			c.SetNote(machineID(i), now.Add(time.Duration(i)*time.Millisecond), body)
+		}
+		b := c.localState(false)
+		s, err := decodeState(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d bytes: %d presence items, %d of %d notes", len(b), len(s.sections[0].items), len(s.notes), n)
+		if len(b) > maxState || len(s.sections[0].items) != n || len(s.notes) == 0 || len(s.notes) == n {
+			t.Errorf("state of %d bytes with %d notes", len(b), len(s.notes))
+		}
+		for _, nt := range s.notes {
+			if nt.machine < machineID(n-len(s.notes)) {
+				t.Fatalf("an older note (%s) sent while newer ones were left out", nt.machine)
+			}
+		}
+		c.localState(false)
+		if w := l.logs.grep("WARN push/pull carries only the newest machine notes"); len(w) != 1 {
+			t.Errorf("%d warnings, want 1", len(w))
+		}
+	})
 }
