@@ -22,7 +22,7 @@ import (
 var (
 	checkInReasons = map[string]bool{wire.ReasonEnroll: true, wire.ReasonReboot: true, wire.ReasonRestart: true,
 		wire.ReasonInterval: true, wire.ReasonNetwork: true, wire.ReasonDemand: true,
-		wire.ReasonUpdated: true, wire.ReasonRolledBack: true}
+		wire.ReasonUpdated: true, wire.ReasonRolledBack: true, wire.ReasonUnclean: true, wire.ReasonQuiet: true}
 	modes = map[string]bool{wire.ModeReadOnly: true, wire.ModeInteractive: true, wire.ModeElevated: true}
 )
 
@@ -404,6 +404,8 @@ func (m *MachineRecord) checkHistory() error {
 			err = errors.New("digest is not a SHA-256 in hex")
 		case it.Packages < 0 || it.PendingUpdates < 0:
 			err = errors.New("negative count")
+		case len(it.Detail) > wire.MaxAwayDetail:
+			err = fmt.Errorf("detail over %d bytes", wire.MaxAwayDetail)
 		}
 		if err != nil {
 			return fmt.Errorf("history[%d]: %w", i, err)
