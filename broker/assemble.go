@@ -45,6 +45,7 @@ func (b *Broker) assemble() error {
 			Host: b.host, Key: b.key.Priv, Audit: b.audit, Replicated: b.repl.Written, Gate: b.rollouts, Releases: b.store})
 	b.reach.SetWork(b.queue)
 	b.checkins = checkin.New(b.store, b.repl, func() { b.queue.Kick(); b.rollouts.Kick() }, c.Now, c.MaxSnapshot, b.reg)
+	b.checkins.SetQuiet(b.reach.QuietCheckIn)
 	var members alerts.Members // nil when the broker runs alone
 	if b.cluster != nil {
 		members = b.cluster
@@ -73,9 +74,11 @@ func (b *Broker) assembleLayers() error {
 	status := session.NewStatus(c.BusyLoad, b.changes.Notify)
 	b.reach = reach.New(reach.Config{Name: c.Name, Heartbeat: c.Heartbeat, MissedHeartbeats: c.MissedHeartbeats,
 		LastSeenFlush: c.LastSeenFlush, AcceptRate: c.AcceptRate, Logger: b.log, Now: c.Now, Metrics: b.reg},
-		reach.Deps{Store: b.store, Signals: status, Brokers: b.brokers, OnChange: b.changes.Notify})
+		reach.Deps{Store: b.store, Signals: status, Brokers: b.brokers, OnChange: b.changes.Notify,
+			Policy: b.store.AgentPolicy})
 	if b.cluster != nil { // else the interfaces stay nil: the broker runs alone
 		b.reach.SetCluster(b.cluster, b.cluster)
+		b.reach.SetNotes(clusterNotes{b.cluster})
 	}
 	var err error
 	b.sessions, err = session.New(session.Config{Name: c.Name, GrantTTL: c.GrantTTL,

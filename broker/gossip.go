@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/readymesh/readymesh/broker/brokers"
 	"github.com/readymesh/readymesh/broker/cluster"
@@ -64,9 +65,21 @@ func (b *Broker) poolConfig(bind string, join []string, profile cluster.Profile,
 func (b *Broker) startCluster(ctx context.Context, run func(func(context.Context))) error {
 	b.cluster.OnMessage(replicate.NoticeTopic, b.repl.Notice)
 	b.cluster.OnPresence(func(string, cluster.PresenceEntry) { b.changes.Notify() })
+	b.cluster.OnNote(func(string) { b.changes.Notify() })
 	if err := b.cluster.Start(ctx); err != nil {
 		return err
 	}
 	run(b.brokers.Publish)
 	return nil
+}
+
+// clusterNotes is the cluster's notes as the reachability layer keeps
+// them (reach.NoteBook).
+type clusterNotes struct{ pools *cluster.Pools }
+
+func (n clusterNotes) SetNote(id string, at time.Time, body []byte) { n.pools.SetNote(id, at, body) }
+
+func (n clusterNotes) Note(id string) (time.Time, []byte, bool) {
+	note, ok := n.pools.Note(id)
+	return note.At, note.Body, ok
 }
