@@ -178,12 +178,52 @@ func (a *Agent) snapshot(ctx context.Context, reason string) (*wire.Snapshot, st
 }
 
 // sendCompact sends a check-in and records an update's outcome as told.
+// A quiet check-in leaves out the package list when it is the one last
+// sent whole (its hash instead: Snapshot.PackagesSHA256); if the broker
+// no longer holds that list it asks for the whole snapshot, which is sent
+// at once.
 func (a *Agent) sendCompact(ctx context.Context, broker peer.ID, reason string, snap *wire.Snapshot, pend *pendingReport) (uint64, error) {
-	seq, err := a.send(ctx, broker, reason, snap, pend.reportOrNil())
+	sent := snap
+	if reason == wire.ReasonQuiet {
+		if sum := wire.PackagesSHA256(snap.Packages); sum == a.packagesSent() {
+			compact := *snap
+			compact.Packages, compact.PackagesSHA256 = nil, sum
+			sent = &compact
+		}
+	}
+	seq, err := a.send(ctx, broker, reason, sent, pend.reportOrNil())
+	var we *wire.Error
+	if sent != snap && errors.As(err, &we) && we.Code == wire.CodeNeedFull {
+		a.log.Info("the broker asked for the whole snapshot", "reason", reason)
+		seq, err = a.send(ctx, broker, reason, snap, pend.reportOrNil())
+	}
 	if err == nil && pend != nil {
 		pend.acked()
 	}
+	if err == nil && sent == snap {
+		a.setPackagesSent(wire.PackagesSHA256(snap.Packages))
+	}
 	return seq, err
+}
+
+// packagesSent is the hash of the package list last sent whole and
+// acknowledged.
+func (a *Agent) packagesSent() string {
+	st, err := a.db.Away()
+	if err != nil {
+		return ""
+	}
+	return st.PackagesSHA256
+}
+
+// setPackagesSent records the hash of a package list sent whole.
+func (a *Agent) setPackagesSent(sum string) {
+	if sum == a.packagesSent() {
+		return
+	}
+	if _, err := a.db.EditAway(func(s *localdb.AwayState) { s.PackagesSHA256 = sum }); err != nil {
+		a.log.Warn("could not keep the package list's hash", "err", err)
+	}
 }
 
 // startReason tells a reboot from a restart by the boot ID.
