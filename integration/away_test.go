@@ -232,3 +232,48 @@ func TestAgentEnds(t *testing.T) {
 	}
 	pc.stop()
 }
+
+// TestQuietCheckIns runs an agent that starts on a metered connection
+// with the quiet policy and a 2 s quiet cadence: the card shows it quiet,
+// expected back at its next check-in, and its quiet check-ins after the
+// first leave the package list out (the broker fills it from the stored
+// snapshot, so the history counts the same packages).
+func TestQuietCheckIns(t *testing.T) {
+	needBinaries(t)
+	bus := fakesys.Start(t)
+	bus.SetMetered(true)
+	base := testDir(t)
+	b := startBroker(t, base, "eu-1", 300*time.Millisecond)
+	admin := b.admin(base)
+	admin.ok("clients", "create", "acme")
+	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "laptop-02", "linux-ready.json")
+	pc.extra = []string{"--system-bus", bus.Address(), "--on-metered", "quiet", "--quiet-interval", "2s"}
+	pc.start()
+	admins := []*tech{admin}
+	c := everywhere(t, admins, pc.full(), "three quiet check-ins", time.Now(), func(c wire.Card) bool {
+		return offlineFor(wire.AwayQuiet, "metered")(c) && c.Readiness.CheckInReason == wire.ReasonQuiet && c.Readiness.CheckInSeq >= 3
+	})[0]
+	if back := c.Reachability.ExpectedBack; back == nil || c.Readiness.LastCheckIn == nil ||
+		back.Sub(*c.Readiness.LastCheckIn).Abs() > 3*time.Second {
+		t.Errorf("expected back %v, want about 2 s after the last check-in %v", back, c.Readiness.LastCheckIn)
+	}
+	card := admin.show(pc.full())
+	var quiet []wire.HistoryItem
+	for _, h := range card.History {
+		if h.Reason == wire.ReasonQuiet {
+			quiet = append(quiet, h)
+		}
+	}
+	if len(quiet) < 2 {
+		t.Fatalf("history %+v, want two quiet check-ins", card.History)
+	}
+	for _, h := range quiet {
+		if h.Packages == 0 || h.Packages != card.History[len(card.History)-1].Packages {
+			t.Errorf("quiet check-in %d counts %d packages, the first check-in %d", h.Seq, h.Packages, card.History[len(card.History)-1].Packages)
+		}
+	}
+	if logs := pc.proc.stderr.String(); strings.Contains(logs, "asked for the whole snapshot") {
+		t.Errorf("agent log:\n%s", pc.proc.stderr.tail(30))
+	}
+	pc.stop()
+}
