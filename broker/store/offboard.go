@@ -26,6 +26,11 @@ import (
 // its past stays in the audit log. The removal is never a tombstone, so
 // it never expires: an old broker coming back with the machine's record
 // cannot bring it back.
+//
+// Removing a machine also clears its metered policy, and removing a
+// client clears the client's and those of its machines (tombstones, in
+// the same commit). A broker that imports a removal clears the machine's
+// policy there too, so it is gone even before the tombstone arrives.
 
 // More errors callers branch on.
 var (
@@ -111,7 +116,8 @@ func removedError(r *RemovalRecord) error {
 
 // RemoveMachine takes machine id out of the fleet: a RemovalRecord
 // replaces its machine record, snapshot and history, its name is free
-// again in its client, and the agent's key is refused from now on.
+// again in its client, its policy is cleared, and the agent's key is
+// refused from now on.
 func (s *Store) RemoveMachine(id, by string, now time.Time) (RemovalRecord, error) {
 	var out RemovalRecord
 	err := s.write(func(b *batch) error {
@@ -143,9 +149,15 @@ func (b *batch) removal(id string) (*RemovalRecord, bool, error) {
 }
 
 // dropMachine deletes what the store holds of a removed machine (its
-// record, snapshot, history and name) and notes the revocation.
+// record, snapshot, history, name and policy) and notes the revocation.
+// Both a removal made here and one imported run it.
 func (b *batch) dropMachine(r *RemovalRecord) error {
 	b.revoked = append(b.revoked, Revoked{Machine: r.ID, Reason: r.Message()})
+	// Before the machine is looked up: a broker can hold a replicated
+	// policy for a machine it has not heard of.
+	if _, err := b.dropPolicy(MachineScope(r.ID)); err != nil {
+		return err
+	}
 	m, ok := b.machine(r.ID)
 	if !ok {
 		return nil // removed before this broker heard of it
@@ -356,8 +368,9 @@ func (s *Store) RevokeToken(id string) (TokenInfo, Key, error) {
 
 // RemoveClient deletes client name. A client that still has machines is
 // refused unless force is set; then each of its machines is removed first
-// (as RemoveMachine does, by by) and so are its tokens. It returns the IDs
-// of the machines removed and the keys of every record it wrote.
+// (as RemoveMachine does, by by) and so are its tokens. Its policy and
+// its machines' are cleared. It returns the IDs of the machines removed
+// and the keys of every record it wrote.
 func (s *Store) RemoveClient(name string, force bool, by string, now time.Time) (removed []string, wrote []Key, err error) {
 	err = s.write(func(b *batch) error {
 		removed, wrote = nil, nil
@@ -386,11 +399,18 @@ func (s *Store) RemoveClient(name string, force bool, by string, now time.Time) 
 			if err := b.putControl(Key{KindRemoval, id}, r); err != nil {
 				return err
 			}
+			removed = append(removed, id)
+			wrote = append(wrote, Key{KindRemoval, id})
+			// dropMachine would clear the policy too; clearing it here
+			// says whether there was one to report.
+			if ok, err := b.dropPolicy(MachineScope(id)); err != nil {
+				return err
+			} else if ok {
+				wrote = append(wrote, Key{KindPolicy, MachineScope(id)})
+			}
 			if err := b.dropMachine(r); err != nil {
 				return err
 			}
-			removed = append(removed, id)
-			wrote = append(wrote, Key{KindRemoval, id})
 		}
 		hashes, err := b.dropTokens(name)
 		if err != nil {
@@ -398,6 +418,11 @@ func (s *Store) RemoveClient(name string, force bool, by string, now time.Time) 
 		}
 		for _, h := range hashes {
 			wrote = append(wrote, Key{KindToken, h})
+		}
+		if ok, err := b.dropPolicy(ClientScope(name)); err != nil {
+			return err
+		} else if ok {
+			wrote = append(wrote, Key{KindPolicy, ClientScope(name)})
 		}
 		wrote = append(wrote, Key{KindClient, name})
 		return b.putControl(Key{KindClient, name}, tombstone(rec, b.s.clock.tick()))

@@ -15,7 +15,8 @@ import (
 // wins over its client's. It is a control record like a client (last
 // writer wins, a clear leaves a tombstone), and is also kept in memory:
 // AgentPolicy runs on every presence hello and every check-in ack, so it
-// must not read the file.
+// must not read the file. Removing a machine or a client clears the
+// policies set for it (offboard.go), on every broker.
 
 // Scope prefixes of a PolicyRecord's key. Neither ':' nor anything after
 // it can appear in a client name or a machine ID, so a scope reads one
@@ -214,6 +215,19 @@ func (s *Store) AgentPolicy(m *Machine) wire.AgentPolicy {
 		return p.Agent()
 	}
 	return wire.AgentPolicy{}
+}
+
+// dropPolicy tombstones the policy of scope, if one is set, and reports
+// whether it did. Removing a machine or a client calls it, so that a
+// policy never outlives what it was set for: a client created again
+// under the same name starts without one.
+func (b *batch) dropPolicy(scope string) (bool, error) {
+	k := Key{KindPolicy, scope}
+	rec, found, err := getControl(b.tx, k)
+	if err != nil || !found || !stampOf(rec).exists() {
+		return false, err
+	}
+	return true, b.putControl(k, tombstone(rec, b.s.clock.tick()))
 }
 
 // notePolicy records, for publish, that the batch wrote the policy of
