@@ -39,7 +39,7 @@ func TestDemo(t *testing.T) {
 		"acme-laptop-07":  {"consent-required", "● online", "approval expired"},
 		"acme-fs01":       {"degraded", "● online", "0.0.9 (behind)"},
 		"globex-web-02":   {"degraded", "● online", "14 pending updates"},
-		"globex-kiosk-03": {"ready", "○ offline"},
+		"globex-kiosk-03": {"ready", "○ stopped"},
 	}
 	for name, words := range want {
 		row, ok := rows[name]

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -176,8 +177,9 @@ func keys(m map[string]json.RawMessage) string {
 }
 
 // checkTable checks meshctl's human queue: a REACHABILITY column whose
-// cells put the words online or offline beside the dot, rows in queue
-// order.
+// cells put beside the dot the word online, or why the machine is away
+// (offline when no broker knows why: a machine never seen), rows in
+// queue order.
 func checkTable(t *testing.T, out string, cards []wire.Card) {
 	t.Helper()
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
@@ -200,8 +202,8 @@ func checkTable(t *testing.T, out string, cards []wire.Card) {
 			t.Errorf("row %s/%s: readiness column %q, want %q", c.Client, c.Name, f[2], c.Readiness.State)
 		case c.Reachability.Online && (dot != "●" || word != "online"):
 			t.Errorf("row %s/%s: reachability %q %q, want ● online", c.Client, c.Name, dot, word)
-		case !c.Reachability.Online && (dot != "○" || word != "offline"):
-			t.Errorf("row %s/%s: reachability %q %q, want ○ offline", c.Client, c.Name, dot, word)
+		case !c.Reachability.Online && (dot != "○" || word != cmp.Or(c.Reachability.OfflineReason, "offline")):
+			t.Errorf("row %s/%s: reachability %q %q, want ○ %s", c.Client, c.Name, dot, word, cmp.Or(c.Reachability.OfflineReason, "offline"))
 		}
 	}
 }

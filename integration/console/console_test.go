@@ -86,8 +86,8 @@ func TestConsole(t *testing.T) {
 		}
 		took := a.waitFor("the kiosk offline", `document.querySelector('`+row+` td.reach').dataset.online === 'false'`, 15*time.Second)
 		t.Logf("overlay offline %v after the agent stopped", took.Round(time.Millisecond))
-		if got := a.text(row + " td.reach .word"); got != "offline" {
-			t.Errorf("reachability word %q, want offline", got)
+		if got := a.text(row + " td.reach .word"); got != "stopped" {
+			t.Errorf("reachability word %q, want stopped: the agent said so as it went", got)
 		}
 		if got := a.text(row + " td.readiness .word"); got != before {
 			t.Errorf("stored readiness changed from %q to %q when the agent went offline", before, got)
