@@ -153,6 +153,13 @@ func (f *fleet) meshctl(t *testing.T, args ...string) []byte {
 // agent enrols and starts an agent in namespace ns.
 func (f *fleet) agent(t *testing.T, ns, name string, extra ...string) {
 	t.Helper()
+	f.agentProc(t, ns, name, extra...)
+}
+
+// agentProc is agent returning the agent's state directory (for sessiond
+// checkin and the like) and its process, whose log it keeps.
+func (f *fleet) agentProc(t *testing.T, ns, name string, extra ...string) (string, *proc) {
+	t.Helper()
 	var tok struct {
 		Token string `json:"token"`
 	}
@@ -164,18 +171,31 @@ func (f *fleet) agent(t *testing.T, ns, name string, extra ...string) {
 		"--name", name, "--state", state).CombinedOutput(); err != nil {
 		t.Fatalf("enrol %s: %v: %s", name, err, out)
 	}
-	start(t, f.lab, ns, "sessiond", append([]string{"run", "--state", state, "--reconnect-max", "2s"}, extra...)...).run(t, name)
+	p := start(t, f.lab, ns, "sessiond", append([]string{"run", "--state", state, "--reconnect-max", "2s"}, extra...)...)
+	p.run(t, name)
+	return state, p
 }
 
+// card is the part of meshctl show --json (wire.Card) these tests read.
 type card struct {
 	Name      string `json:"name"`
 	Readiness struct {
-		CheckInReason string `json:"check_in_reason"`
-		CheckInSeq    uint64 `json:"check_in_seq"`
+		CheckInReason string     `json:"check_in_reason"`
+		CheckInSeq    uint64     `json:"check_in_seq"`
+		LastCheckIn   *time.Time `json:"last_check_in"`
 	} `json:"readiness"`
 	Reachability struct {
-		Online    bool   `json:"online"`
-		Transport string `json:"transport"`
+		Online          bool       `json:"online"`
+		Transport       string     `json:"transport"`
+		OfflineReason   string     `json:"offline_reason"`
+		OfflineSince    *time.Time `json:"offline_since"`
+		Detail          string     `json:"detail"`
+		ExpectedBack    *time.Time `json:"expected_back"`
+		UDPBlockedSince *time.Time `json:"udp_blocked_since"`
+		Returned        *struct {
+			What string    `json:"what"`
+			At   time.Time `json:"at"`
+		} `json:"returned"`
 	} `json:"reachability"`
 }
 
@@ -201,7 +221,10 @@ const fixture = "../demo/fixtures/globex-kiosk-03.json"
 // TestBridgeFallsBackToTCPWhenUDPBlocked puts one agent behind a firewall
 // that drops all UDP (as many corporate networks do) and one on an open
 // network: both come online, the first over TCP, the second over QUIC.
+// The first one's card says UDP is blocked since when; the second's does
+// not.
 func TestBridgeFallsBackToTCPWhenUDPBlocked(t *testing.T) {
+	began := time.Now()
 	l := New(t, "nft")
 	brk, open, blocked := l.Host("brk"), l.Host("open"), l.Host("blocked")
 	l.Link(brk, "10.213.1.1/24", open, "10.213.1.2/24")
@@ -227,6 +250,26 @@ func TestBridgeFallsBackToTCPWhenUDPBlocked(t *testing.T) {
 		t.Errorf("blocked-pc bridge transport = %q, want tcp or websocket", c.Reachability.Transport)
 	}
 	t.Logf("UDP-blocked agent online over %s, %s after the open one", c.Reachability.Transport, time.Since(start).Round(time.Millisecond))
+
+	// The card says why the bridge is not QUIC: UDP blocked since when
+	// the agent found out, and on which transport it fell back.
+	r := c.Reachability
+	if r.UDPBlockedSince == nil {
+		t.Errorf("blocked-pc: udp_blocked_since not set; reachability %+v", r)
+	} else {
+		if r.UDPBlockedSince.Before(began.Add(-time.Second)) || r.UDPBlockedSince.After(time.Now()) {
+			t.Errorf("blocked-pc: udp_blocked_since %v, want between the test's start %v and now", r.UDPBlockedSince, began)
+		}
+		want := "UDP blocked since " + r.UDPBlockedSince.UTC().Format(time.RFC3339) + ": the bridge fell back to " + r.Transport
+		if !strings.Contains(r.Detail, want) {
+			t.Errorf("blocked-pc: detail %q, want it to contain %q", r.Detail, want)
+		}
+	}
+	t.Logf("blocked-pc detail: %q", r.Detail)
+	o := f.waitCard(t, "open-pc", 5*time.Second, func(c card) bool { return c.Reachability.Online }).Reachability
+	if o.UDPBlockedSince != nil || strings.Contains(o.Detail, "UDP blocked") {
+		t.Errorf("open-pc (UDP open) says UDP is blocked: udp_blocked_since %v, detail %q", o.UDPBlockedSince, o.Detail)
+	}
 }
 
 // TestNetworkChangeTriggersCheckIn changes the agent's addresses and default
