@@ -179,7 +179,9 @@ func TestQuietModeOnMeteredConnection(t *testing.T) {
 		t.Errorf("quiet with a job queued the agent's namespace saw %s, want none", waiting)
 	}
 
-	// A forced check-in: one quiet check-in over a fresh connection.
+	// A forced check-in (the person at the machine asked): one check-in
+	// over a fresh connection, whole, with reason demand, since that is
+	// why it was made.
 	mark = count()
 	seqBefore := f.waitCard(t, name, 5*time.Second, func(card) bool { return true }).Readiness.CheckInSeq
 	out, err := l.Command(agt, filepath.Join(binDir, "sessiond"), "checkin", "--state", state).CombinedOutput()
@@ -188,8 +190,8 @@ func TestQuietModeOnMeteredConnection(t *testing.T) {
 	}
 	t.Logf("sessiond checkin: %s", strings.TrimSpace(string(out)))
 	c = f.waitCard(t, name, 10*time.Second, func(c card) bool { return c.Readiness.CheckInSeq > seqBefore })
-	if c.Readiness.CheckInReason != "quiet" {
-		t.Errorf("a check-in forced in quiet mode has reason %q, want quiet", c.Readiness.CheckInReason)
+	if c.Readiness.CheckInReason != "demand" {
+		t.Errorf("a check-in forced in quiet mode has reason %q, want demand", c.Readiness.CheckInReason)
 	}
 	r := c.Reachability
 	if r.Online || r.OfflineReason != "quiet" {
