@@ -337,7 +337,8 @@ func TestConsole(t *testing.T) {
 
 	t.Run("alerts, queue and audit", func(t *testing.T) {
 		a := ba.on(t)
-		// The kiosk has been offline longer than the broker's 2 s.
+		// The kiosk has been stopped longer than the broker's 2 s for a
+		// stopped machine.
 		a.run("open alerts", chromedp.Navigate(f.http+"/#/alerts"))
 		a.waitFor("the kiosk's reachability alert", `[...document.querySelectorAll('#alerts tr.alert')].some((r) => r.textContent.includes('globex-kiosk-03'))`, 15*time.Second)
 

@@ -185,7 +185,7 @@ func newFleet(tb testing.TB) *fleet {
 	bdir := filepath.Join(f.dir, "broker")
 	f.broker = start(tb, "broker", bins.broker, nil, "--data", bdir, "--listen", "127.0.0.1:0",
 		"--http", "127.0.0.1:0", "--stun", "127.0.0.1:0", "--name", "console-broker", "--heartbeat", "500ms",
-		"--alert-every", "1s", "--alert-offline", "2s")
+		"--alert-every", "1s", "--alert-offline", "2s", "--alert-offline-stopped", "2s")
 	line := f.broker.waitLine(tb, "broker ready", 20*time.Second)
 	m := regexp.MustCompile(`http=(\S+)`).FindStringSubmatch(line)
 	if m == nil {
