@@ -222,6 +222,21 @@ func TestAgentEnds(t *testing.T) {
 		t.Errorf("history %+v, want an unclean-end check-in first, with its detail", card.History)
 	}
 
+	// Killed again, this time with the service manager saying how, as
+	// systemd's ExecStopPost does (sessiond exit-status): the history
+	// names the signal.
+	pc.proc.signal(t, syscall.SIGKILL)
+	pc.proc.wait(t, exitTimeout)
+	if r := runCmd(t, cmdTimeout, []string{"SERVICE_RESULT=signal", "EXIT_CODE=killed", "EXIT_STATUS=KILL"},
+		bins.sessiond, "exit-status", "--state", pc.dir); r.err != nil {
+		t.Fatalf("sessiond exit-status: %v", r)
+	}
+	pc.start()
+	everywhere(t, admins, pc.full(), "the exit status", time.Now(), func(c wire.Card) bool {
+		return c.Reachability.Online && c.Readiness.CheckInReason == wire.ReasonUnclean &&
+			c.Readiness.LastUncleanEnd != nil && c.Readiness.LastUncleanEnd.Detail == "killed by signal KILL"
+	})
+
 	stopped := time.Now()
 	pc.stop()
 	everywhere(t, admins, pc.full(), "stopped", stopped, offlineFor(wire.AwayStopped, "the agent was stopped"))

@@ -32,6 +32,7 @@ const usage = `usage:
   sessiond pause-input [--state DIR]     (resume-input): hold back all remote input, e.g. during a call
   sessiond trust-release-key [--state DIR] [--replace] KEY   pin the release key updates must be signed with (RW… or a .pub file)
   sessiond version [--json]
+  sessiond exit-status --state DIR   (systemd's ExecStopPost) keep how the agent's process ended for its next run
 --state defaults to the directory sessiond install uses, except for enroll and run.`
 
 // ErrUsage marks a command line that could not be understood; the error's
@@ -72,6 +73,7 @@ var commands = map[string]func(e *env, name string, args []string) error{
 	"approve":      (*env).answer,
 	"deny":         (*env).answer,
 	"version":      (*env).version,
+	"exit-status":  (*env).exitStatus,
 
 	"trust-release-key": (*env).trustReleaseKey,
 }

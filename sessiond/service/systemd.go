@@ -45,6 +45,9 @@ func agentUnit(p *Plan) *systemd.Unit {
 			"size per second, which the broker's admission rate (--accept-rate) bounds."},
 		{Key: "RestartPreventExitStatus", Value: "2", Why: "Exit status 2 is a command line sessiond cannot " +
 			"understand (a run flag a later release dropped, say): restarting would not change it."},
+		{Key: "ExecStopPost", Value: systemd.Exec([]string{p.Exe, "exit-status", "--state", p.StateDir}), Why: "After " +
+			"every stop, systemd tells sessiond how the agent's process ended (killed by a signal, an exit " +
+			"status, the out-of-memory killer); the next run reports it on the machine's card."},
 		{Key: "KillMode", Value: "control-group", Why: "Stopping the agent (systemctl stop, sessiond uninstall) " +
 			"ends every process its sessions started: no technician's shell or command outlives the agent " +
 			"that let it in."},

@@ -56,8 +56,8 @@ func Verify(t testing.TB, u *systemd.Unit, exe string) {
 	}
 }
 
-// withExe is a copy of u whose ExecStart runs exe instead of its own
-// command, with the same arguments.
+// withExe is a copy of u whose ExecStart and ExecStopPost run exe
+// instead of their own command, with the same arguments.
 func withExe(t testing.TB, u *systemd.Unit, exe string) *systemd.Unit {
 	t.Helper()
 	v := *u
@@ -65,12 +65,12 @@ func withExe(t testing.TB, u *systemd.Unit, exe string) *systemd.Unit {
 	for i, s := range u.Sections {
 		s.Directives = append([]systemd.Directive(nil), s.Directives...)
 		for j, d := range s.Directives {
-			if d.Key != "ExecStart" {
+			if d.Key != "ExecStart" && d.Key != "ExecStopPost" {
 				continue
 			}
 			argv, err := systemd.SplitExec(d.Value)
 			if err != nil {
-				t.Fatalf("ExecStart=%s: %v", d.Value, err)
+				t.Fatalf("%s=%s: %v", d.Key, d.Value, err)
 			}
 			argv[0] = exe
 			s.Directives[j].Value = systemd.Exec(argv)
