@@ -2,6 +2,7 @@ package sessiond
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/readymesh/readymesh/peer/wire"
@@ -14,14 +15,19 @@ import (
 // say so, and only then lets the system go on (Event.Release).
 func (a *Agent) runSystem(ctx context.Context, w *sysevents.Watcher) {
 	a.decideQuiet(ctx)
-	alive := time.NewTicker(time.Minute)
+	alive := time.NewTicker(clockCheck)
 	defer alive.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-alive.C:
+		case now := <-alive.C:
 			a.runAlive()
+			if slept := sleptBetween(last, time.Now()); slept > minUnnoticedSleep {
+				a.sleptUnannounced(now, slept)
+			}
+			last = time.Now()
 		case <-a.quietKick:
 			a.decideQuiet(ctx)
 		case ev, ok := <-w.Events():
@@ -86,4 +92,42 @@ func (a *Agent) rebootTime() time.Duration {
 		return 0
 	}
 	return time.Duration(st.RebootSec) * time.Second
+}
+
+// Sleep that no system event announced (macOS, where the agent gets no
+// notices; a Linux machine without logind) still shows in the clocks:
+// Go's monotonic clock stops while the machine sleeps (CLOCK_MONOTONIC on
+// Linux, mach_absolute_time on macOS) and the wall clock does not. (On
+// Windows Go's monotonic clock counts sleep too, so this sees nothing
+// there; the service's power events tell instead.)
+const (
+	// clockCheck is how often the clocks are compared (and the run's
+	// marker refreshed; lastrun writes it once a minute).
+	clockCheck = 10 * time.Second
+	// minUnnoticedSleep is the gap between the clocks taken for a sleep:
+	// well past what a clock adjustment (NTP slews; steps are rare)
+	// makes in clockCheck.
+	minUnnoticedSleep = 30 * time.Second
+)
+
+// sleptBetween is how much longer the wall clock ran than the monotonic
+// clock from prev to now, both read with time.Now.
+func sleptBetween(prev, now time.Time) time.Duration {
+	return now.Round(0).Sub(prev.Round(0)) - now.Sub(prev)
+}
+
+// sleptUnannounced records a sleep the clocks showed: unless one was
+// announced (the hold says asleep), the next hello says the machine
+// resumed, and how long it slept.
+func (a *Agent) sleptUnannounced(now time.Time, slept time.Duration) {
+	if l, _, _ := a.held(); l != nil {
+		return // announced (asleep) or held for another reason: said already
+	}
+	a.log.Info("the machine slept without notice (the clocks show it)", "slept", slept.Round(time.Second))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.returned == nil {
+		a.returned = &wire.Returned{What: wire.ReturnedResumed, At: now.UTC(),
+			Detail: fmt.Sprintf("slept about %s without notice", slept.Round(time.Minute))}
+	}
 }
