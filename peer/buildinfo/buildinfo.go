@@ -7,7 +7,7 @@
 //
 // Version is set at link time for releases:
 //
-//	go build -ldflags "-X github.com/readymesh/readymesh/peer/buildinfo.Version=0.3.0" ./...
+//	go build -ldflags "-X github.com/readymesh/readymesh/peer/buildinfo.Version=0.4.0" ./...
 //
 // The commit and the Go release come from the build information the Go
 // toolchain embeds (runtime/debug.ReadBuildInfo). Where VCS stamping is
@@ -28,7 +28,7 @@ import (
 // Version is the release version of this build, semver without a leading
 // "v". Agents report it in their check-ins; brokers judge agents behind by
 // it.
-var Version = "0.3.0"
+var Version = "0.4.0"
 
 // Commit is the commit of this build when the toolchain recorded none,
 // set at link time by make build ("+modified" when the tree had changes).
