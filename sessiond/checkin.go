@@ -144,14 +144,42 @@ func (a *Agent) requestCheckIn(ctx context.Context) checkInResult {
 // sends it.
 func (a *Agent) checkInWhenUp(ctx context.Context, reason string) (uint64, string, error) {
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	broker, err := a.waitUp(wctx)
+	broker, err := a.waitUpOrQuiet(wctx)
 	cancel()
+	if errors.Is(err, errQuiet) {
+		// Quiet mode began while the check-in waited for the bridge.
+		return a.quietCheckIn(ctx, reason)
+	}
 	if err != nil {
 		return 0, reason, fmt.Errorf("bridge not up: %w", err)
 	}
 	snap, reason, pend := a.snapshot(ctx, reason)
 	seq, err := a.sendCompact(ctx, broker, reason, snap, pend)
 	return seq, reason, err
+}
+
+// errQuiet ends a wait for the bridge that quiet mode will keep down.
+var errQuiet = errors.New("quiet mode: the bridge stays down")
+
+// waitUpOrQuiet is waitUp that gives up with errQuiet when the bridge is
+// held down for quiet mode.
+func (a *Agent) waitUpOrQuiet(ctx context.Context) (peer.ID, error) {
+	for {
+		up, broker, changed := a.bridgeState()
+		if up {
+			return broker, nil
+		}
+		_, _, held := a.held()
+		if a.isQuiet() {
+			return "", errQuiet
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-changed:
+		case <-held:
+		}
+	}
 }
 
 // snapshot collects a snapshot and resolves the reason "start" to what
