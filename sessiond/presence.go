@@ -252,6 +252,9 @@ func (a *Agent) heartbeats(ctx context.Context, s network.Stream, r *wire.Reader
 			if len(ack.Brokers) > 0 || len(ack.Left) > 0 {
 				a.learnBrokers(ack.Brokers, ack.Left)
 			}
+			if ack.Policy != nil {
+				a.learnPolicy(ack.Policy)
+			}
 		case <-overdue.C:
 			if err := w.silent(time.Now()); err != nil {
 				return err

@@ -3,6 +3,7 @@ package reach
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,6 +50,13 @@ func newAwayRig(t *testing.T, listen string, beat time.Duration) *awayRig {
 // open opens a presence stream with hello and reads the reply.
 func (rig *awayRig) open(t *testing.T, hello wire.Hello) (network.Stream, *wire.Reader) {
 	t.Helper()
+	s, r, _ := rig.openReply(t, hello)
+	return s, r
+}
+
+// openReply is open that returns the hello reply too.
+func (rig *awayRig) openReply(t *testing.T, hello wire.Hello) (network.Stream, *wire.Reader, wire.HelloReply) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := rig.client.Connect(ctx, peer.AddrInfo{ID: rig.server.ID(), Addrs: rig.server.Addrs()}); err != nil {
@@ -69,7 +77,7 @@ func (rig *awayRig) open(t *testing.T, hello wire.Hello) (network.Stream, *wire.
 	if err := r.Read(wire.MaxControl, &reply); err != nil || reply.Error != nil {
 		t.Fatalf("hello reply %+v, %v", reply, err)
 	}
-	return s, r
+	return s, r, reply
 }
 
 // beat sends a heartbeat and reads its ack.
@@ -221,5 +229,55 @@ func TestNoteFits(t *testing.T) {
 	}
 	if short := (awayNote{Reason: wire.AwayLost, Since: t0, Detail: "x"}).encode(); !strings.Contains(string(short), `"detail":"x"`) {
 		t.Errorf("a short note lost its detail: %s", short)
+	}
+}
+
+// TestPolicyInAcks: the fleet's policy for a machine goes in the hello
+// reply, and again on the first ack after it changes (an empty object
+// once it is cleared), so a connected agent follows it within a
+// heartbeat.
+func TestPolicyInAcks(t *testing.T) {
+	rig := newAwayRig(t, "/ip4/127.0.0.1/udp/0/quic-v1", time.Minute)
+	var mu sync.Mutex
+	policy := wire.AgentPolicy{OnMetered: wire.MeteredNormal}
+	rig.here.deps.Policy = func(*store.Machine) wire.AgentPolicy {
+		mu.Lock()
+		defer mu.Unlock()
+		return policy
+	}
+	set := func(p wire.AgentPolicy) {
+		mu.Lock()
+		policy = p
+		mu.Unlock()
+	}
+	s, r, reply := rig.openReply(t, wire.Hello{})
+	if reply.Policy == nil || *reply.Policy != (wire.AgentPolicy{OnMetered: wire.MeteredNormal}) {
+		t.Fatalf("hello reply policy %+v", reply.Policy)
+	}
+	ack := func(seq uint64) *wire.AgentPolicy {
+		t.Helper()
+		if err := wire.Write(s, &wire.Heartbeat{Seq: seq}); err != nil {
+			t.Fatal(err)
+		}
+		var a wire.HeartbeatAck
+		if err := r.Read(wire.MaxControl, &a); err != nil {
+			t.Fatal(err)
+		}
+		return a.Policy
+	}
+	if p := ack(1); p != nil {
+		t.Errorf("an unchanged policy sent again: %+v", p)
+	}
+	quiet := wire.AgentPolicy{OnMetered: wire.MeteredQuiet, QuietCheckInSec: 3600}
+	set(quiet)
+	if p := ack(2); p == nil || *p != quiet {
+		t.Errorf("after a change the ack carries %+v, want %+v", p, quiet)
+	}
+	if p := ack(3); p != nil {
+		t.Errorf("the change sent twice: %+v", p)
+	}
+	set(wire.AgentPolicy{})
+	if p := ack(4); p == nil || *p != (wire.AgentPolicy{}) {
+		t.Errorf("after a clear the ack carries %+v, want an empty policy", p)
 	}
 }

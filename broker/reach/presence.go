@@ -117,9 +117,10 @@ func (l *Layer) heartbeats(s *serve.Stream, m *store.Machine, gen uint64) string
 	list := l.list.get()
 	reply := wire.HelloReply{HeartbeatMS: l.cfg.Heartbeat.Milliseconds(), Brokers: list.brokers, Left: list.left,
 		ReconnectSpreadMS: reconnectSpread(l.deps.Store.Count(), len(list.brokers), l.cfg.AcceptRate).Milliseconds()}
+	var policy wire.AgentPolicy // the policy this agent was told
 	if l.deps.Policy != nil {
-		if p := l.deps.Policy(m); p != (wire.AgentPolicy{}) {
-			reply.Policy = &p
+		if policy = l.deps.Policy(m); policy != (wire.AgentPolicy{}) {
+			reply.Policy = &policy
 		}
 	}
 	sent := list.digest // the broker list this agent has now
@@ -147,6 +148,12 @@ func (l *Layer) heartbeats(s *serve.Stream, m *store.Machine, gen uint64) string
 		ack := wire.HeartbeatAck{Seq: hb.Seq}
 		if !asked && l.wantsCheckIn(id, hb.CheckInSeq) {
 			ack.CheckIn, asked = true, true
+		}
+		if l.deps.Policy != nil {
+			if p := l.deps.Policy(m); p != policy {
+				// Set, changed or cleared since the agent was told.
+				policy, ack.Policy = p, &p
+			}
 		}
 		if l.list.ackList(&ack, &sent) {
 			l.cfg.Logger.Debug("broker list sent again", "id", id, "brokers", len(ack.Brokers), "left", len(ack.Left))

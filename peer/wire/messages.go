@@ -264,10 +264,20 @@ type HeartbeatAck struct {
 	// releases ignore both.
 	Brokers []BrokerInfo `json:"brokers,omitempty"`
 	Left    []string     `json:"left_brokers,omitempty"`
+	// Policy, when set, is the fleet's policy for the agent, sent on the
+	// first ack after it changed (an empty object: none is set any more),
+	// so a connected agent follows a policy set for it within a
+	// heartbeat. Brokers before 0.4.0 never send it.
+	Policy *AgentPolicy `json:"policy,omitempty"`
 }
 
 // Validate implements the Decode contract.
 func (m *HeartbeatAck) Validate() error {
+	if m.Policy != nil {
+		if err := m.Policy.Validate(); err != nil {
+			return fmt.Errorf("heartbeat ack: %w", err)
+		}
+	}
 	return validBrokerList("heartbeat ack", m.Brokers, m.Left)
 }
 
