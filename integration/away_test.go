@@ -292,3 +292,44 @@ func TestQuietCheckIns(t *testing.T) {
 	}
 	pc.stop()
 }
+
+// TestMeteredPolicy: an agent whose own flag says normal stays online on
+// a metered connection until the fleet sets the quiet policy for it
+// (meshctl policy set): it goes quiet within a heartbeat or two, checking
+// in at the policy's cadence. Cleared while the agent is quiet, the
+// policy reaches it with its next check-in (asked for here at the
+// machine), and it comes back.
+func TestMeteredPolicy(t *testing.T) {
+	needBinaries(t)
+	bus := fakesys.Start(t)
+	bus.SetMetered(true)
+	base := testDir(t)
+	b := startBroker(t, base, "eu-1", 300*time.Millisecond)
+	admin := b.admin(base)
+	admin.ok("clients", "create", "acme")
+	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "laptop-03", "linux-ready.json")
+	pc.extra = []string{"--system-bus", bus.Address(), "--on-metered", "normal"}
+	pc.start()
+	admins := []*tech{admin}
+	everywhere(t, admins, pc.full(), "online on a metered connection", time.Now(), func(c wire.Card) bool {
+		return c.Reachability.Online && c.Readiness.CheckInSeq > 0
+	})
+	time.Sleep(time.Second) // several heartbeats: still online
+	if c := admin.show(pc.full()); !c.Reachability.Online {
+		t.Fatalf("the normal policy went quiet: %+v", c.Reachability)
+	}
+
+	set := time.Now()
+	admin.ok("policy", "set", "--on-metered", "quiet", "--quiet-interval", "15m", pc.full())
+	c := everywhere(t, admins, pc.full(), "quiet by the fleet's policy", set, offlineFor(wire.AwayQuiet, "metered"))[0]
+	if back := c.Reachability.ExpectedBack; back == nil || back.Sub(set) < 14*time.Minute || back.Sub(set) > 16*time.Minute {
+		t.Errorf("expected back %v, want the policy's 15 min after %v", back, set)
+	}
+
+	admin.ok("policy", "clear", pc.full())
+	if r := runCmd(t, cmdTimeout, nil, bins.sessiond, "checkin", "--state", pc.dir); r.err != nil {
+		t.Fatalf("sessiond checkin: %v", r)
+	}
+	everywhere(t, admins, pc.full(), "back once the policy is cleared", time.Now(), onlineWith("the fleet's policy no longer asks for it"))
+	pc.stop()
+}

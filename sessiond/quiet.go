@@ -107,8 +107,14 @@ func (a *Agent) decideQuiet(ctx context.Context) {
 		a.goAway(ctx, wire.Leaving{Reason: wire.AwayQuiet, Detail: "on a metered connection", ExpectedBack: &back}, 0)
 		a.kickCheckIns()
 	case !quiet && l != nil && l.Reason == wire.AwayQuiet:
-		a.log.Info("the connection is no longer metered (or the policy changed): back from quiet mode")
-		a.comeBack(wire.AwayQuiet, &wire.Returned{What: wire.ReturnedUnmetered, At: time.Now().UTC()})
+		what := wire.ReturnedUnmetered
+		a.mu.Lock()
+		if a.metered {
+			what = wire.ReturnedPolicy // still metered: the policy changed
+		}
+		a.mu.Unlock()
+		a.log.Info("back from quiet mode", "why", what)
+		a.comeBack(wire.AwayQuiet, &wire.Returned{What: what, At: time.Now().UTC()})
 		a.kickCheckIns()
 	}
 }

@@ -218,6 +218,8 @@ func onlineDetail(r *wire.Reachability) string {
 			s = "the agent restarted at " + at
 		case wire.ReturnedUnmetered:
 			s = "left quiet mode: the connection is unmetered since " + at
+		case wire.ReturnedPolicy:
+			s = "left quiet mode at " + at + ": the fleet's policy no longer asks for it"
 		}
 		if ret.Detail != "" {
 			s += " (" + ret.Detail + ")"

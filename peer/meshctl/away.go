@@ -144,6 +144,8 @@ func returnedWords(r *wire.Returned, now time.Time) string {
 		s = "the agent restarted at " + at
 	case wire.ReturnedUnmetered:
 		s = "left quiet mode at " + at + ": the connection is no longer metered"
+	case wire.ReturnedPolicy:
+		s = "left quiet mode at " + at + ": the fleet's policy no longer asks for it"
 	default:
 		s = r.What + " at " + at
 	}

@@ -83,6 +83,9 @@ const (
 	// ReturnedUnmetered: the connection is no longer metered, so the
 	// agent left quiet mode.
 	ReturnedUnmetered = "unmetered"
+	// ReturnedPolicy: the fleet's policy no longer asks for quiet on a
+	// metered connection, so the agent left quiet mode.
+	ReturnedPolicy = "policy"
 )
 
 // Returned is what an agent says, in its presence hello, of the time its
@@ -99,9 +102,9 @@ type Returned struct {
 // Validate implements the Decode contract.
 func (r *Returned) Validate() error {
 	switch r.What {
-	case ReturnedResumed, ReturnedBooted, ReturnedUnclean, ReturnedRestarted, ReturnedUnmetered:
+	case ReturnedResumed, ReturnedBooted, ReturnedUnclean, ReturnedRestarted, ReturnedUnmetered, ReturnedPolicy:
 	default:
-		return fmt.Errorf("returned: %q is not resumed, booted, unclean, restarted or unmetered", r.What)
+		return fmt.Errorf("returned: %q is not resumed, booted, unclean, restarted, unmetered or policy", r.What)
 	}
 	return validAwayDetail("returned", r.Detail)
 }
