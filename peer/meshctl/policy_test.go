@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/readymesh/readymesh/integration/testdir"
 	"github.com/readymesh/readymesh/peer/wire"
 )
 
@@ -89,7 +90,7 @@ func TestPolicyClearArgs(t *testing.T) {
 // The commands are registered under "policy": a bad value is refused as
 // a usage error before anything is dialled.
 func TestPolicyCommandsRegistered(t *testing.T) {
-	t.Setenv("READYMESH_HOME", t.TempDir())
+	t.Setenv("READYMESH_HOME", testdir.New(t))
 	for _, args := range [][]string{
 		{"policy", "set", "--client", "acme", "--on-metered", "sometimes"},
 		{"policy", "clear"},

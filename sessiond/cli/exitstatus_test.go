@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/readymesh/readymesh/integration/testdir"
 	"github.com/readymesh/readymesh/sessiond/lastrun"
 )
 
@@ -28,7 +29,7 @@ func TestDescribeExit(t *testing.T) {
 // TestExitStatusFile: what systemd passes ExecStopPost lands where the
 // next run reads it, and a clean stop leaves nothing.
 func TestExitStatusFile(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	path := filepath.Join(dir, lastrun.ExitStatusFile)
 	run := func(result, code, status string) {
 		t.Helper()
