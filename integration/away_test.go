@@ -248,12 +248,12 @@ func TestAgentEnds(t *testing.T) {
 	pc.stop()
 }
 
-// TestQuietCheckIns runs an agent that starts on a metered connection
-// with the quiet policy and a 2 s quiet cadence: the card shows it quiet,
-// expected back at its next check-in, and its quiet check-ins after the
-// first leave the package list out (the broker fills it from the stored
-// snapshot, so the history counts the same packages).
-func TestQuietCheckIns(t *testing.T) {
+// meteredAgent starts a broker and an agent named name whose system bus
+// (a private dbus-daemon with fake logind and NetworkManager) says the
+// connection is metered, with more sessiond run flags; it returns the
+// broker's admin and the agent, started.
+func meteredAgent(t *testing.T, name string, flags ...string) (*tech, *agent) {
+	t.Helper()
 	needBinaries(t)
 	bus := fakesys.Start(t)
 	bus.SetMetered(true)
@@ -261,9 +261,19 @@ func TestQuietCheckIns(t *testing.T) {
 	b := startBroker(t, base, "eu-1", 300*time.Millisecond)
 	admin := b.admin(base)
 	admin.ok("clients", "create", "acme")
-	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "laptop-02", "linux-ready.json")
-	pc.extra = []string{"--system-bus", bus.Address(), "--on-metered", "quiet", "--quiet-interval", "2s"}
+	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, name, "linux-ready.json")
+	pc.extra = append([]string{"--system-bus", bus.Address()}, flags...)
 	pc.start()
+	return admin, pc
+}
+
+// TestQuietCheckIns runs an agent that starts on a metered connection
+// with the quiet policy and a 2 s quiet cadence: the card shows it quiet,
+// expected back at its next check-in, and its quiet check-ins after the
+// first leave the package list out (the broker fills it from the stored
+// snapshot, so the history counts the same packages).
+func TestQuietCheckIns(t *testing.T) {
+	admin, pc := meteredAgent(t, "laptop-02", "--on-metered", "quiet", "--quiet-interval", "2s")
 	admins := []*tech{admin}
 	c := everywhere(t, admins, pc.full(), "three quiet check-ins", time.Now(), func(c wire.Card) bool {
 		return offlineFor(wire.AwayQuiet, "metered")(c) && c.Readiness.CheckInReason == wire.ReasonQuiet && c.Readiness.CheckInSeq >= 3
@@ -300,16 +310,7 @@ func TestQuietCheckIns(t *testing.T) {
 // policy reaches it with its next check-in (asked for here at the
 // machine), and it comes back.
 func TestMeteredPolicy(t *testing.T) {
-	needBinaries(t)
-	bus := fakesys.Start(t)
-	bus.SetMetered(true)
-	base := testDir(t)
-	b := startBroker(t, base, "eu-1", 300*time.Millisecond)
-	admin := b.admin(base)
-	admin.ok("clients", "create", "acme")
-	pc := enroll(t, base, admin.token("acme", 1, time.Hour).Token, "laptop-03", "linux-ready.json")
-	pc.extra = []string{"--system-bus", bus.Address(), "--on-metered", "normal"}
-	pc.start()
+	admin, pc := meteredAgent(t, "laptop-03", "--on-metered", "normal")
 	admins := []*tech{admin}
 	everywhere(t, admins, pc.full(), "online on a metered connection", time.Now(), func(c wire.Card) bool {
 		return c.Reachability.Online && c.Readiness.CheckInSeq > 0
