@@ -229,6 +229,20 @@ func (b *batch) importControl(k Key, remote any, cutoff time.Time) (bool, error)
 	if found && equalJSON(out, local) {
 		return false, nil
 	}
+	switch {
+	case k.Kind == KindPolicy && stampOf(out).exists():
+		if gone, err := b.scopeGone(k.ID); err != nil || gone {
+			// Stale: the removal or the deletion stored here wins.
+			b.s.log.Debug("import: policy of a removed machine or a deleted client left out", "scope", k.ID)
+			return false, err
+		}
+	case k.Kind == KindClient && !stampOf(out).exists():
+		// The client is deleted here, and its policy with it, as on
+		// the broker that deleted it (RemoveClient).
+		if _, err := b.dropPolicy(ClientScope(k.ID)); err != nil {
+			return false, err
+		}
+	}
 	var oldTech *TechnicianRecord
 	if found && k.Kind == KindTechnician {
 		oldTech = local.(*TechnicianRecord)

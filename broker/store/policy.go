@@ -17,6 +17,15 @@ import (
 // AgentPolicy runs on every presence hello and every check-in ack, so it
 // must not read the file. Removing a machine or a client clears the
 // policies set for it (offboard.go), on every broker.
+//
+// A broker that has not heard of a removal can still set a policy for
+// what was removed, with a later clock. The removal wins all the same:
+// where it is stored, such a policy is not imported (scopeGone), and
+// where the policy is stored, the removal clears it when it arrives, a
+// client's tombstone as a machine's removal record. A client created
+// again can take a policy again; one that arrives while this broker
+// still holds the old client's tombstone is left out until the new
+// client's record comes, and anti-entropy brings it again after that.
 
 // Scope prefixes of a PolicyRecord's key. Neither ':' nor anything after
 // it can appear in a client name or a machine ID, so a scope reads one
@@ -228,6 +237,27 @@ func (b *batch) dropPolicy(scope string) (bool, error) {
 		return false, err
 	}
 	return true, b.putControl(k, tombstone(rec, b.s.clock.tick()))
+}
+
+// scopeGone reports whether scope names a machine removed from the
+// fleet or a client deleted here. A live policy imported for it stays
+// out (importControl), as an imported record of a removed machine does,
+// whatever its clock: the broker that set it, not having heard of the
+// removal yet, clears it when the removal reaches it (dropMachine, or
+// importControl for a client's tombstone), and that clearing replicates.
+// A client with no record here is not gone: its policy can arrive before
+// it does.
+func (b *batch) scopeGone(scope string) (bool, error) {
+	client, machine, err := ParseScope(scope)
+	if err != nil {
+		return false, err
+	}
+	if machine != "" {
+		_, removed, err := b.removal(machine)
+		return removed, err
+	}
+	c, found, err := b.client(client)
+	return found && !c.exists(), err
 }
 
 // notePolicy records, for publish, that the batch wrote the policy of
