@@ -109,6 +109,8 @@ type Agent struct {
 	// the connection is metered now (quiet.go).
 	policy  wire.AgentPolicy
 	metered bool
+	// udpBlockedAt is the bridge goroutine's udpBlocked, for the status.
+	udpBlockedAt *time.Time
 }
 
 // Info is what agent.json holds.

@@ -224,6 +224,9 @@ func (a *Agent) udpFallback(offered []ma.Multiaddr, got ma.Multiaddr) *time.Time
 			a.log.Info("the bridge is on QUIC again: UDP is not blocked", "blocked_since", a.udpBlocked)
 		}
 		a.udpBlocked = time.Time{}
+		a.mu.Lock()
+		a.udpBlockedAt = nil
+		a.mu.Unlock()
 		return nil
 	}
 	quic := false
@@ -238,6 +241,9 @@ func (a *Agent) udpFallback(offered []ma.Multiaddr, got ma.Multiaddr) *time.Time
 		a.log.Warn("the bridge fell back from QUIC: this network seems to block UDP", "transport", got)
 	}
 	at := a.udpBlocked
+	a.mu.Lock()
+	a.udpBlockedAt = &at
+	a.mu.Unlock()
 	return &at
 }
 

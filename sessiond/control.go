@@ -56,6 +56,15 @@ type Status struct {
 	Trial *TrialStatus `json:"trial,omitempty"`
 	// LastUpdate is how the last update ended.
 	LastUpdate *wire.UpdateReport `json:"last_update,omitempty"`
+	// Away is why the bridge is held down (asleep, shutdown, quiet),
+	// with what the agent told its broker; nil while it is not.
+	Away *wire.Leaving `json:"away,omitempty"`
+	// Metered says whether the connection is metered now, OnMetered the
+	// policy in force (the fleet's, else --on-metered) and UDPBlockedSince
+	// since when bridges have fallen back from QUIC.
+	Metered         bool       `json:"metered"`
+	OnMetered       string     `json:"on_metered"`
+	UDPBlockedSince *time.Time `json:"udp_blocked_since,omitempty"`
 }
 
 // TrialStatus is an update on trial, as sessiond status shows it.
@@ -200,8 +209,10 @@ func (a *Agent) serveControlConn(ctx context.Context, c net.Conn) {
 func (a *Agent) status() *Status {
 	a.mu.Lock()
 	st := &Status{MachineID: a.key.ID.String(), Name: a.enrolment.Name, Client: a.enrolment.Client,
-		Broker: a.connected.String(), BridgeUp: a.up, LastError: a.lastErr}
+		Broker: a.connected.String(), BridgeUp: a.up, LastError: a.lastErr, Away: a.hold.leaving,
+		Metered: a.metered, UDPBlockedSince: a.udpBlockedAt}
 	a.mu.Unlock()
+	st.OnMetered, _ = a.onMetered()
 	if last, ok, _ := a.db.Last(); ok {
 		st.LastCheckIn = &last
 	}

@@ -130,9 +130,11 @@ func fakeAgent(t *testing.T, reply sessiond.ControlReply) (string, <-chan string
 func TestControlCommands(t *testing.T) {
 	started := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	st := &sessiond.Status{MachineID: "12D3K", Name: "pc-1", Client: "acme", Broker: "12D3B", BridgeUp: true,
-		SessionPort: 7000, InputPaused: true,
+		SessionPort: 7000, InputPaused: true, Metered: true, OnMetered: wire.MeteredNormal,
 		Sessions: []wire.SessionInfo{{Session: "0123456789abcdef", Technician: "tina", Mode: wire.ModeInteractive,
 			Path: "direct-quic", Started: started}}}
+	quiet := &sessiond.Status{MachineID: "12D3K", Name: "pc-1", Client: "acme", Metered: true, OnMetered: wire.MeteredQuiet,
+		Away: &wire.Leaving{Reason: wire.AwayQuiet, Detail: "on a metered connection"}, UDPBlockedSince: &started}
 	req := wire.ConsentRequest{ID: "01234567", Technician: "tina", Mode: wire.ModeReadOnly, Asked: time.Now()}
 	for _, tc := range []struct {
 		args  []string
@@ -142,7 +144,13 @@ func TestControlCommands(t *testing.T) {
 	}{
 		{[]string{"status"}, sessiond.ControlReply{Status: st}, "status ",
 			"machine   pc-1 (12D3K) in client acme\nbroker    12D3B, bridge up\ncheck-in  none yet\n" +
+				"network   metered, policy on metered connections: normal\n" +
 				"sessions  1 live (UDP port 7000)\n          01234567  tina  interactive  direct-quic  since 2026-03-01T12:00:00Z\n"},
+		{[]string{"status"}, sessiond.ControlReply{Status: quiet}, "status ",
+			"machine   pc-1 (12D3K) in client acme\nbroker    , bridge down\ncheck-in  none yet\n" +
+				"away      quiet: on a metered connection (the bridge stays down)\n" +
+				"network   metered, policy on metered connections: quiet; UDP blocked since 2026-03-01T12:00:00Z\n" +
+				"sessions  0 live (UDP port 0)\n"},
 		{[]string{"checkin"}, sessiond.ControlReply{Seq: 7, Reason: wire.ReasonDemand}, "checkin ",
 			"checked in: seq 7, reason demand\n"},
 		{[]string{"pause-input"}, sessiond.ControlReply{Status: st}, "pause-input ",

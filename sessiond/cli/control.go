@@ -93,6 +93,18 @@ func (e *env) printStatus(st *sessiond.Status) {
 	} else {
 		fmt.Fprintln(e.stdout, "check-in  none yet")
 	}
+	if st.Away != nil {
+		fmt.Fprintf(e.stdout, "away      %s: %s (the bridge stays down)\n", st.Away.Reason, st.Away.Detail)
+	}
+	metered := "not metered"
+	if st.Metered {
+		metered = "metered"
+	}
+	fmt.Fprintf(e.stdout, "network   %s, policy on metered connections: %s", metered, st.OnMetered)
+	if st.UDPBlockedSince != nil {
+		fmt.Fprintf(e.stdout, "; UDP blocked since %s", st.UDPBlockedSince.Format(time.RFC3339))
+	}
+	fmt.Fprintln(e.stdout)
 	fmt.Fprintf(e.stdout, "sessions  %d live (UDP port %d)\n", len(st.Sessions), st.SessionPort)
 	for _, s := range st.Sessions {
 		fmt.Fprintf(e.stdout, "          %s  %s  %s  %s  since %s\n", s.Session[:min(len(s.Session), 8)], s.Technician, s.Mode, s.Path, s.Started.Format(time.RFC3339))
