@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"path/filepath"
+
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/readymesh/readymesh/broker/alerts"
@@ -73,7 +75,8 @@ func (b *Broker) assembleLayers() error {
 	c := &b.cfg
 	status := session.NewStatus(c.BusyLoad, b.changes.Notify)
 	b.reach = reach.New(reach.Config{Name: c.Name, Heartbeat: c.Heartbeat, MissedHeartbeats: c.MissedHeartbeats,
-		LastSeenFlush: c.LastSeenFlush, AcceptRate: c.AcceptRate, Logger: b.log, Now: c.Now, Metrics: b.reg},
+		LastSeenFlush: c.LastSeenFlush, AcceptRate: c.AcceptRate, NotesFile: filepath.Join(c.DataDir, "away-notes.json"),
+		Logger: b.log, Now: c.Now, Metrics: b.reg},
 		reach.Deps{Store: b.store, Signals: status, Brokers: b.brokers, OnChange: b.changes.Notify,
 			Policy: b.store.AgentPolicy})
 	if b.cluster != nil { // else the interfaces stay nil: the broker runs alone

@@ -22,6 +22,7 @@ func (b *Broker) Run(ctx context.Context, ready func(info wire.BrokerInfo, crede
 	if err != nil {
 		return err
 	}
+	b.reach.LoadNotes() // before any presence stream writes a newer note
 	b.handle()
 	if err := atomicfile.WriteJSON(filepath.Join(b.cfg.DataDir, InfoFile), b.Info(), 0o644); err != nil {
 		return fmt.Errorf("broker: %w", err)
@@ -68,17 +69,21 @@ func (b *Broker) startLoops(run func(func(context.Context))) {
 }
 
 // stop shuts down in order, once ctx is cancelled: leave the cluster first,
-// so the other brokers see this one leave rather than fail; then stop
-// accepting bridges so no presence stream opens while the last-seen times
-// are written; then wait for the goroutines; then (in Close, deferred by
-// Run) close the store.
+// so the other brokers see this one leave rather than fail; then note the
+// machines bridged here (reach.Layer.Stopping: the stop, not they, ends
+// their bridges) and stop accepting bridges so no presence stream opens
+// while the last-seen times are written; then wait for the goroutines;
+// then keep the away notes for the next start (reach.Layer.SaveNotes);
+// then (in Close, deferred by Run) close the store.
 func (b *Broker) stop(loops *sync.WaitGroup) {
 	if b.cluster != nil {
 		b.cluster.Close()
 	}
+	b.reach.Stopping()
 	b.host.Close()
 	loops.Wait()
 	b.reach.Flush()
+	b.reach.SaveNotes()
 }
 
 // startHTTP serves health, metrics and the web console until ctx ends;

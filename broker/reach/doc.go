@@ -19,4 +19,14 @@
 // also tells each agent the brokers it may fail over to: the hello reply
 // lists them, and a heartbeat ack lists them again whenever the cluster's
 // membership changed (brokerlist.go).
+//
+// Why a machine is away (asleep, shut down, stopped, quiet, lost) is a
+// note in memory too, spread through the cluster (away.go). It is a
+// network signal, not readiness, so it is never stored. But a broker that
+// runs alone and restarts would otherwise forget every note, and every
+// closed lid would show as away for an unknown reason, which the offline
+// alert counts as lost: a routine restart would page the MSP for each
+// sleeping laptop. So a clean stop hands the notes to the next start in a
+// small file in the data directory, which the next start reads and
+// deletes before it serves (notesfile.go). A crash keeps nothing.
 package reach

@@ -36,6 +36,12 @@ type Config struct {
 	// reconnects over a window sized from it (see reconnectSpread). Zero
 	// means no spread: agents reconnect at once.
 	AcceptRate float64
+	// NotesFile is where the notes saying why machines are away are kept
+	// from a clean stop to the next start (SaveNotes, LoadNotes). Empty
+	// means they are not kept: a restarted broker that runs alone then
+	// shows every machine away for an unknown reason, which the offline
+	// alert counts as lost.
+	NotesFile string
 	// Logger receives the layer's logs. Nil means discard.
 	Logger *slog.Logger
 	// Now returns the current time. Nil means time.Now.
@@ -70,6 +76,9 @@ func (c *Config) setDefaults() {
 type Store interface {
 	Machine(id string) (store.Machine, bool)
 	Count() int
+	// Machines lists the stored machines: the notes file keeps notes
+	// about them.
+	Machines() []store.Machine
 	SetLastSeen(seen map[string]time.Time) error
 }
 
@@ -143,6 +152,11 @@ type Layer struct {
 	announcer Announcer // nil when the broker runs alone
 	directory Directory // nil when the broker runs alone
 	notes     NoteBook  // the cluster's, or a map when alone
+
+	// Set by Stopping and read by SaveNotes, both called from the
+	// broker's stop, in that order.
+	stopAt    time.Time
+	stopNotes map[string]awayNote // the machines bridged here at stopAt
 }
 
 // New returns the layer. SetWork must be called before it serves.
