@@ -166,7 +166,7 @@ func TestAwayReasons(t *testing.T) {
 	noAlerts(t, admins[1], "while quiet")
 	unmetered := time.Now()
 	bus.SetMetered(false)
-	everywhere(t, admins, pc.full(), "back from quiet mode", unmetered, onlineWith("unmetered"))
+	everywhere(t, admins, pc.full(), "back from quiet mode", unmetered, onlineWith("the connection is no longer metered"))
 
 	// Reboot: shutdown, rebooting; the inhibitor is released once the
 	// notice left.

@@ -206,24 +206,7 @@ func (l *Layer) annotate(id string, r *wire.Reachability) {
 func onlineDetail(r *wire.Reachability) string {
 	var s string
 	if ret := r.Returned; ret != nil {
-		at := ret.At.UTC().Format(time.RFC3339)
-		switch ret.What {
-		case wire.ReturnedResumed:
-			s = "resumed from sleep at " + at
-		case wire.ReturnedBooted:
-			s = "booted at " + at
-		case wire.ReturnedUnclean:
-			s = "the previous run ended uncleanly at " + at
-		case wire.ReturnedRestarted:
-			s = "the agent restarted at " + at
-		case wire.ReturnedUnmetered:
-			s = "left quiet mode: the connection is unmetered since " + at
-		case wire.ReturnedPolicy:
-			s = "left quiet mode at " + at + ": the fleet's policy no longer asks for it"
-		}
-		if ret.Detail != "" {
-			s += " (" + ret.Detail + ")"
-		}
+		s = ret.Phrase(ret.At.UTC().Format(time.RFC3339))
 	}
 	if r.UDPBlockedSince != nil {
 		if s != "" {

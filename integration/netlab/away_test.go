@@ -222,7 +222,7 @@ func TestQuietModeOnMeteredConnection(t *testing.T) {
 	bus.SetMetered(false)
 	unmetered := time.Now()
 	c = f.waitCard(t, name, 20*time.Second, func(c card) bool {
-		return c.Reachability.Online && strings.Contains(c.Reachability.Detail, "unmetered")
+		return c.Reachability.Online && strings.Contains(c.Reachability.Detail, "no longer metered")
 	})
 	t.Logf("card online %s after the connection became unmetered: detail %q", time.Since(unmetered).Round(time.Millisecond), c.Reachability.Detail)
 	if ret := c.Reachability.Returned; ret == nil || ret.What != "unmetered" {

@@ -131,25 +131,7 @@ func awaySentence(r wire.Reachability, now time.Time) string {
 // returnedWords says what the agent said of its time away when it came
 // back: "resumed from sleep at 07:58", "booted at 07:58 (kernel update)".
 func returnedWords(r *wire.Returned, now time.Time) string {
-	at := clockAt(r.At, now)
-	var s string
-	switch r.What {
-	case wire.ReturnedResumed:
-		s = "resumed from sleep at " + at
-	case wire.ReturnedBooted:
-		s = "booted at " + at
-	case wire.ReturnedUnclean:
-		s = "the previous run ended uncleanly at " + at
-	case wire.ReturnedRestarted:
-		s = "the agent restarted at " + at
-	case wire.ReturnedUnmetered:
-		s = "left quiet mode at " + at + ": the connection is no longer metered"
-	case wire.ReturnedPolicy:
-		s = "left quiet mode at " + at + ": the fleet's policy no longer asks for it"
-	default:
-		s = r.What + " at " + at
-	}
-	return s + paren(r.Detail)
+	return r.Phrase(clockAt(r.At, now))
 }
 
 // uncleanRecent is how long after an unclean end `explain` mentions it:

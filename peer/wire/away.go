@@ -109,6 +109,33 @@ func (r *Returned) Validate() error {
 	return validAwayDetail("returned", r.Detail)
 }
 
+// Phrase says r in words for people, with at the time as the caller
+// writes it: "resumed from sleep at 07:58 (slept about 2h without
+// notice)". The broker's detail line and meshctl both use it.
+func (r *Returned) Phrase(at string) string {
+	var s string
+	switch r.What {
+	case ReturnedResumed:
+		s = "resumed from sleep at " + at
+	case ReturnedBooted:
+		s = "booted at " + at
+	case ReturnedUnclean:
+		s = "the previous run ended uncleanly at " + at
+	case ReturnedRestarted:
+		s = "the agent restarted at " + at
+	case ReturnedUnmetered:
+		s = "left quiet mode at " + at + ": the connection is no longer metered"
+	case ReturnedPolicy:
+		s = "left quiet mode at " + at + ": the fleet's policy no longer asks for it"
+	default:
+		s = r.What + " at " + at
+	}
+	if r.Detail != "" {
+		s += " (" + r.Detail + ")"
+	}
+	return s
+}
+
 func validAwayDetail(what, s string) error {
 	if len(s) > MaxAwayDetail {
 		return fmt.Errorf("%s: detail is %d bytes, over %d", what, len(s), MaxAwayDetail)
