@@ -29,6 +29,38 @@ func BenchmarkPresencePropagation(b *testing.B) {
 }
 
 func benchPropagation(b *testing.B, n int) {
+	spreadBench(b, n, spread{
+		// A callback on the origin fires too; spreadBench counts only
+		// the others.
+		watch: func(c *Cluster, heard func(string)) {
+			c.OnPresence(func(m string, e PresenceEntry) {
+				if e.Online {
+					heard(m)
+				}
+			})
+		},
+		send: func(origin *Cluster, m string, at time.Time) { origin.SetOnline(m, at) },
+		check: func(c, origin *Cluster, m string) bool {
+			e, ok := c.Presence(m)
+			return ok && e.Broker == origin.LocalName()
+		},
+	})
+}
+
+// spread is what spreadBench times: a statement about a machine made on
+// one broker (send), heard of on the others (watch calls heard for each
+// machine a broker's view of changed), and checked there (check).
+type spread struct {
+	watch func(c *Cluster, heard func(machine string))
+	send  func(origin *Cluster, machine string, at time.Time)
+	check func(c, origin *Cluster, machine string) bool
+}
+
+// spreadBench runs n brokers on loopback with the LAN profile and times
+// 50 statements per iteration from random brokers, one at a time at a
+// random phase of the gossip tick, each until every other broker heard of
+// it. It reports the p50 and p99 in ms and memberlist's probe round trip.
+func spreadBench(b *testing.B, n int, sp spread) {
 	l := newLoopbackLab(b, ProfileLAN)
 	l.logs.quiet = true
 	cs := l.cluster(n, withKeys(key(1)))
@@ -37,19 +69,18 @@ func benchPropagation(b *testing.B, n int) {
 	arrived := map[string]int{}
 	done := make(chan struct{}, 1)
 	for _, c := range cs {
-		c.OnPresence(func(m string, e PresenceEntry) {
-			if !e.Online {
-				return
-			}
+		sp.watch(c, func(m string) {
 			mu.Lock()
+			defer mu.Unlock()
+			if _, ok := arrived[m]; !ok {
+				return // not a statement of this run
+			}
 			arrived[m]++
 			if arrived[m] == n-1 {
 				done <- struct{}{}
 			}
-			mu.Unlock()
 		})
 	}
-	// A callback on the origin fires too; count only the others.
 	const events = 50
 	var lat []time.Duration
 	gossip := profileConfig(ProfileLAN).GossipInterval
@@ -63,7 +94,7 @@ func benchPropagation(b *testing.B, n int) {
 			arrived[m] = -1 // the origin's own callback
 			mu.Unlock()
 			start := time.Now()
-			origin.SetOnline(m, start)
+			sp.send(origin, m, start)
 			select {
 			case <-done:
 			case <-time.After(30 * time.Second):
@@ -71,8 +102,8 @@ func benchPropagation(b *testing.B, n int) {
 			}
 			lat = append(lat, time.Since(start))
 			for _, c := range cs {
-				if e, ok := c.Presence(m); !ok || e.Broker != origin.LocalName() {
-					b.Fatalf("%s: %s not at %s", c.LocalName(), m, origin.LocalName())
+				if !sp.check(c, origin, m) {
+					b.Fatalf("%s: %s not as %s said", c.LocalName(), m, origin.LocalName())
 				}
 			}
 		}
@@ -121,72 +152,13 @@ func msAt(ds []time.Duration, q float64) float64 {
 // reports the p50 and p99 in ms, and memberlist's probe round trip as
 // the baseline.
 func BenchmarkNotePropagation(b *testing.B) {
-	const n = 3
-	l := newLoopbackLab(b, ProfileLAN)
-	l.logs.quiet = true
-	cs := l.cluster(n, withKeys(key(1)))
-
-	var mu sync.Mutex // guards arrived
-	arrived := map[string]int{}
-	done := make(chan struct{}, 1)
-	for _, c := range cs {
-		c.OnNote(func(m string) {
-			mu.Lock()
-			defer mu.Unlock()
-			if _, ok := arrived[m]; !ok {
-				return // not a note of this run
-			}
-			arrived[m]++
-			if arrived[m] == n-1 {
-				done <- struct{}{}
-			}
-		})
-	}
-	const events = 50
 	body := []byte(`{"reason":"asleep","detail":"lid closed","expected_back":"2025-01-01T08:00:00Z"}`)
-	var lat []time.Duration
-	gossip := profileConfig(ProfileLAN).GossipInterval
-	b.ResetTimer()
-	for range b.N {
-		for i := range events {
-			time.Sleep(rand.N(gossip))
-			origin := cs[rand.N(n)]
-			m := fmt.Sprintf("machine-%d-%d", len(lat), i)
-			mu.Lock()
-			arrived[m] = -1 // the origin's own callback
-			mu.Unlock()
-			start := time.Now()
-			origin.SetNote(m, start, body)
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				b.Fatalf("note %d not everywhere after 30 s", i)
-			}
-			lat = append(lat, time.Since(start))
-			for _, c := range cs {
-				if nt, ok := c.Note(m); !ok || nt.Broker != origin.LocalName() {
-					b.Fatalf("%s: %s's note not from %s", c.LocalName(), m, origin.LocalName())
-				}
-			}
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(msAt(lat, 0.50), "p50_ms")
-	b.ReportMetric(msAt(lat, 0.99), "p99_ms")
-	var rtt []time.Duration
-	for _, c := range cs {
-		for _, m := range c.Members() {
-			if m.RTT > 0 {
-				rtt = append(rtt, m.RTT)
-			}
-		}
-	}
-	b.ReportMetric(msAt(rtt, 0.50), "probe_p50_ms")
-	b.ReportMetric(0, "ns/op")
-
-	var wg sync.WaitGroup
-	for _, c := range cs {
-		wg.Go(func() { c.Close() })
-	}
-	wg.Wait()
+	spreadBench(b, 3, spread{
+		watch: func(c *Cluster, heard func(string)) { c.OnNote(heard) },
+		send:  func(origin *Cluster, m string, at time.Time) { origin.SetNote(m, at, body) },
+		check: func(c, origin *Cluster, m string) bool {
+			nt, ok := c.Note(m)
+			return ok && nt.Broker == origin.LocalName()
+		},
+	})
 }
