@@ -38,31 +38,53 @@ func currentRelease() release {
 	return release{name: "new", Paths: binaries.Paths{Broker: bins.broker, Sessiond: bins.sessiond, Meshctl: bins.meshctl}}
 }
 
+// release030 is release 0.3.0, the one before this tree's 0.4.0: its
+// brokers gossip presence but know no machine notes, and refuse a
+// push/pull state of any version but 1 (TestAwayMixedCluster).
+const release030 = "b181fcf5756fc9bd4be5078f0027720388a0f2e1"
+
 // previousReleaseBinaries builds the previous release's binaries into
 // bin/previous/<commit>, or reuses them from there. Without the git
 // history to build them from, it skips t, saying why, or fails it under
 // READYMESH_REQUIRE_NETNS=1 (as in CI), where nothing may be skipped.
 func previousReleaseBinaries(t *testing.T) release {
 	t.Helper()
+	return releaseBinaries(t, "previous release", previousRelease,
+		"-X github.com/readymesh/readymesh/sessiond.Version="+previousAgentVersion)
+}
+
+// release030Binaries is previousReleaseBinaries for release 0.3.0. Its
+// binaries say 0.3.0 on their own (peer/buildinfo), so no flags are
+// needed.
+func release030Binaries(t *testing.T) release {
+	t.Helper()
+	return releaseBinaries(t, "release 0.3.0", release030, "")
+}
+
+// releaseBinaries builds commit's binaries with ldflags into
+// bin/previous/<commit>, or reuses them from there; what names the
+// release in messages. It skips or fails t as previousReleaseBinaries
+// says when the git history lacks commit.
+func releaseBinaries(t *testing.T, what, commit, ldflags string) release {
+	t.Helper()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(root, "bin", "previous", previousRelease)
+	dir := filepath.Join(root, "bin", "previous", commit)
 	start := time.Now()
-	p, err := binaries.BuildAt(root, previousRelease, dir,
-		"-X github.com/readymesh/readymesh/sessiond.Version="+previousAgentVersion)
+	p, err := binaries.BuildAt(root, commit, dir, ldflags)
 	if errors.Is(err, binaries.ErrNoCommit) {
-		msg := "cannot build the previous release to check compatibility with: " + err.Error()
+		msg := "cannot build the " + what + " to check compatibility with: " + err.Error()
 		if os.Getenv("READYMESH_REQUIRE_NETNS") == "1" {
 			t.Fatal(msg + " (READYMESH_REQUIRE_NETNS=1)")
 		}
 		t.Skip("skipping: " + msg)
 	}
 	if err != nil {
-		t.Fatalf("previous release: %v", err)
+		t.Fatalf("%s: %v", what, err)
 	}
-	t.Logf("previous release %.7s: binaries ready in %s after %s", previousRelease, dir, time.Since(start).Round(time.Millisecond))
+	t.Logf("%s %.7s: binaries ready in %s after %s", what, commit, dir, time.Since(start).Round(time.Millisecond))
 	return release{name: "old", Paths: p}
 }
 
