@@ -108,13 +108,11 @@ func TestAwayMixedCluster(t *testing.T) {
 	if h := cards[1].Reachability.Broker; h != "eu-2" {
 		t.Fatalf("the agent is held by %q, want eu-2, the broker its token came from", h)
 	}
-	// On the old broker, presence only: a 0.3.0 broker refuses to import
-	// the machine record of an agent of this tree once it has checked in
-	// (its snapshot has fields 0.3.0 does not know, so it is not "in its
-	// stored form" there), which is why the README upgrades every broker
-	// before the agents. The test logs whether it holds the check-in.
-	oc := onBrokers(t, []brokerView{oldView}, pc.full(), "online on the 0.3.0 broker", began, func(c wire.Card) bool {
-		return c.Reachability.Online
+	// The old broker holds the agent's check-in too: an agent at the
+	// defaults (not metered, policy normal, no unclean end) sends no
+	// field 0.3.0 does not know, so its record replicates there.
+	oc := onBrokers(t, []brokerView{oldView}, pc.full(), "online and checked in on the 0.3.0 broker", began, func(c wire.Card) bool {
+		return c.Reachability.Online && c.Readiness.CheckInSeq > 0
 	})[0]
 	t.Logf("the 0.3.0 broker holds check-in %d of the agent (eu-2 holds %d)", oc.Readiness.CheckInSeq, cards[1].Readiness.CheckInSeq)
 

@@ -253,8 +253,15 @@ func (a *Agent) udpFallback(offered []ma.Multiaddr, got ma.Multiaddr) *time.Time
 func (a *Agent) applyAway(snap *wire.Snapshot) {
 	mode, every := a.onMetered()
 	a.mu.Lock()
-	snap.Runtime.OnMetered, snap.Runtime.Metered = mode, a.metered
+	metered := a.metered
 	a.mu.Unlock()
+	if metered || mode != wire.MeteredNormal {
+		// Only when they say something: a broker before 0.4.0 refuses a
+		// snapshot with fields it does not know (it stores snapshots in
+		// its own encoding), and an agent at the defaults must keep
+		// checking in with it during a rolling upgrade.
+		snap.Runtime.OnMetered, snap.Runtime.Metered = mode, metered
+	}
 	if a.isQuiet() {
 		// Readiness judges staleness by the cadence the agent reports.
 		snap.Runtime.CheckInIntervalSec = int(every / time.Second)
