@@ -263,15 +263,16 @@ func (c *testClient) raw(proto protocol.ID, data []byte, closeWrite bool, reply 
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(5 * time.Second))
 	start := time.Now()
-	if _, err := s.Write(data); err != nil {
-		c.t.Fatalf("write %s: %v", proto, err)
-	}
-	if closeWrite {
+	// A broker that refuses a request before reading it all (one over its
+	// limit) answers and stops reading, so the write may fail while the
+	// refusal is already on its way back: read it either way.
+	_, werr := s.Write(data)
+	if closeWrite && werr == nil {
 		// May fail when the broker has already answered; see call.
 		s.CloseWrite()
 	}
 	if err := wire.NewReader(s).Read(wire.MaxReply, reply); err != nil {
-		c.t.Fatalf("read %s reply: %v", proto, err)
+		c.t.Fatalf("read %s reply: %v (the write: %v)", proto, err, werr)
 	}
 	return time.Since(start)
 }
