@@ -136,8 +136,8 @@ func TestPolicyOps(t *testing.T) {
 			t.Errorf("pc-2 after its own is cleared: %+v, want acme's %+v", ack.Policy, quiet)
 		}
 		admin.withT(t).mustTech(wire.OpPolicyClear, wire.PolicyScope{Client: "acme"}, nil)
-		if ack := pc2.withT(t).checkIn(3, testSnapshot("host")); ack.Policy != nil {
-			t.Errorf("pc-2 with no policy set: ack carries %+v", *ack.Policy)
+		if ack := pc2.withT(t).checkIn(3, testSnapshot("host")); ack.Policy == nil || *ack.Policy != (wire.AgentPolicy{}) {
+			t.Errorf("pc-2 with no policy set: ack carries %+v, want an empty policy", ack.Policy)
 		}
 		if !tb.auditHas(t, wire.AuditMeteredPolicy, "admin", "client acme: cleared (was quiet") {
 			t.Error("the clear was not audited")
@@ -168,7 +168,7 @@ func TestPolicyReplicated(t *testing.T) {
 	}
 	admin.mustTech(wire.OpPolicyClear, wire.PolicyScope{Machine: "pc-1"}, nil)
 	waitFor(t, 20*time.Second, "b2 to hold the clear", func() bool { return inForce() == wire.AgentPolicy{} })
-	if ack := via.checkIn(2, testSnapshot("host")); ack.Policy != nil {
-		t.Errorf("b2's ack after the clear carries %+v", *ack.Policy)
+	if ack := via.checkIn(2, testSnapshot("host")); ack.Policy == nil || *ack.Policy != (wire.AgentPolicy{}) {
+		t.Errorf("b2's ack after the clear carries %+v, want an empty policy", ack.Policy)
 	}
 }

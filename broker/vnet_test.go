@@ -133,7 +133,7 @@ func runVnetAgent(t *testing.T, n *vnet.Net, tok wire.Token, name string) string
 		t.Fatalf("enrol on the vnet: %v", err)
 	}
 	lg := newTestLog(t, "agent:")
-	a, err := sessiond.New(sessiond.Config{StateDir: dir, Net: n, Logger: slog.New(lg),
+	a, err := sessiond.New(sessiond.Config{StateDir: dir, Net: n, SystemBus: sessiond.NoSystemBus, Logger: slog.New(lg),
 		Inventory: filepath.Join("..", "integration", "demo", "fixtures", "acme-fs01.json")})
 	if err != nil {
 		t.Fatal(err)

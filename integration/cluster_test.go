@@ -351,6 +351,11 @@ func (a *agent) runArgs() []string {
 	if a.fixture != "" {
 		args = append(args, "--inventory", a.fixture)
 	}
+	if a.bin == "" {
+		// This tree's agent: the host's sleep and metered network are
+		// not the test's (the away tests give a bus of their own).
+		args = append(args, "--system-bus", "none")
+	}
 	args = append(args, a.extra...)
 	return args
 }

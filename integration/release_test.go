@@ -198,6 +198,9 @@ func enrollOf(t *testing.T, r release, base, token string, issuer *broker) *relA
 		t.Fatalf("%s sessiond: enroll %s: unexpected output %q", r.name, name, res.stdout)
 	}
 	a.client, a.id = m[2], m[3]
+	if r.Sessiond != bins.sessiond {
+		a.bin = r.Sessiond // an older release's flags: runArgs adds none of this tree's
+	}
 	return &relAgent{agent: a, rel: r, holder: issuer.name}
 }
 

@@ -34,7 +34,7 @@ func TestKillStorm(t *testing.T) {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	inventory := fixture(t, "linux-ready.json")
 	for _, dir := range dirs {
-		a, err := sessiond.New(sessiond.Config{StateDir: dir, Inventory: inventory, CheckInInterval: 2 * time.Second,
+		a, err := sessiond.New(sessiond.Config{StateDir: dir, Inventory: inventory, SystemBus: sessiond.NoSystemBus, CheckInInterval: 2 * time.Second,
 			SessionAddr: "127.0.0.1:0"})
 		if err != nil {
 			t.Fatal(err)

@@ -61,10 +61,8 @@ type Agent struct {
 	helloAt    time.Time
 	udpBlocked time.Time
 
-	// leaveCh carries leaving notices to the bridge goroutine (goAway);
 	// quietKick asks for the quiet-mode decision again, and modeKick
 	// tells the check-in loop that quiet mode began or ended.
-	leaveCh   chan leaveRequest
 	quietKick chan struct{}
 	modeKick  chan struct{}
 
@@ -88,6 +86,10 @@ type Agent struct {
 	// local database, kept here so heartbeats do not read it each time.
 	ackedSeq atomic.Uint64
 
+	// policyMu orders learnPolicy's writes to memory and the database;
+	// it is taken before mu, never inside it.
+	policyMu sync.Mutex
+
 	// mu guards all following fields: the bridge's state, and the STUN
 	// server the session upkeep refreshes the reflexive address with.
 	mu        sync.Mutex
@@ -105,6 +107,11 @@ type Agent struct {
 	hold        holdState
 	holdChanged chan struct{}
 	returned    *wire.Returned
+	// shutdown is the notice of a shutdown logind announced (at
+	// shutdownAt) and did not cancel: a stop that follows within
+	// shutdownMemory is that shutdown.
+	shutdown   *wire.Leaving
+	shutdownAt time.Time
 	// policy is the fleet's policy for this agent and metered whether
 	// the connection is metered now (quiet.go).
 	policy  wire.AgentPolicy
@@ -127,7 +134,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	cfg.setDefaults()
 	a := &Agent{cfg: cfg, log: cfg.Logger, demand: make(chan chan checkInResult), upChanged: make(chan struct{}),
-		statusKick: make(chan struct{}, 1), leaveCh: make(chan leaveRequest), holdChanged: make(chan struct{}),
+		statusKick: make(chan struct{}, 1), holdChanged: make(chan struct{}),
 		quietKick: make(chan struct{}, 1), modeKick: make(chan struct{}, 1)}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -218,12 +225,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.stopRun = cancel
 	a.mu.Unlock()
 	a.startRun()
-	sys, err := sysevents.Start(ctx, sysevents.Config{Bus: a.cfg.SystemBus, Logger: a.log})
-	if err != nil {
-		return fmt.Errorf("sessiond: %w", err)
+	var sys *sysevents.Watcher // nil: the machine is not watched
+	if a.cfg.SystemBus != NoSystemBus {
+		var err error
+		if sys, err = sysevents.Start(ctx, sysevents.Config{Bus: a.cfg.SystemBus, Logger: a.log}); err != nil {
+			return fmt.Errorf("sessiond: %w", err)
+		}
+		defer sys.Close()
+		a.setMetered(sys.Metered())
 	}
-	defer sys.Close()
-	a.setMetered(sys.Metered())
 	var wg sync.WaitGroup
 	for _, f := range []func(context.Context){a.runBridge, a.runCheckIns, a.runSessionUpkeep,
 		a.runControl, func(ctx context.Context) { a.runSystem(ctx, sys) }} {

@@ -34,17 +34,20 @@ const (
 	// shutdownHold bounds the hold after a shutdown notice: a shutdown
 	// that has not come by then was cancelled, and the agent reconnects.
 	shutdownHold = 2 * time.Minute
+	// asleepHold bounds the hold after a sleep notice, in the time the
+	// machine is awake (Go's timers stop with the monotonic clock while
+	// Linux and macOS sleep; Windows' fire at the resume): a resume that
+	// was never announced (the bus restarted meanwhile) does not keep
+	// the agent away for good.
+	asleepHold = 2 * time.Minute
+	// shutdownMemory is how long after a shutdown was announced a stop
+	// still counts as that shutdown: updates installing can hold a
+	// shutdown up long after logind announced it.
+	shutdownMemory = time.Hour
 )
 
 // errLeft ends a presence stream that was closed after a leaving notice.
 var errLeft = errors.New("bridge closed after a leaving notice")
-
-// leaveRequest asks the bridge goroutine to send a leaving notice and
-// close the presence stream; done closes once it did (or could not).
-type leaveRequest struct {
-	leaving wire.Leaving
-	done    chan struct{}
-}
 
 // holdState is why the bridge is held down, if it is.
 type holdState struct {
@@ -52,30 +55,24 @@ type holdState struct {
 	until   time.Time     // zero: until released
 }
 
-// goAway holds the bridge down with l as the reason and, if the bridge is
-// up, has it send l and close. It returns once the broker acknowledged
-// the notice, the bridge was down anyway, or leaveTimeout passed.
+// goAway holds the bridge down with l as the reason; the bridge
+// goroutine, which watches the hold, sends l on a last heartbeat and
+// closes the presence stream. It returns once the bridge is down (the
+// broker acknowledged the notice, or could not be told), or leaveTimeout
+// passed: the hold stays either way, so a slow link still closes.
 func (a *Agent) goAway(ctx context.Context, l wire.Leaving, hold time.Duration) {
 	a.setHold(&l, hold)
-	req := leaveRequest{leaving: l, done: make(chan struct{})}
 	limit := time.NewTimer(leaveTimeout)
 	defer limit.Stop()
 	for {
 		up, _, changed := a.bridgeState()
 		if !up {
-			return // nothing to tell: the broker saw the bridge go already
+			return
 		}
 		select {
-		case a.leaveCh <- req:
-			select {
-			case <-req.done:
-			case <-limit.C:
-				a.log.Warn("the leaving notice was not acknowledged in time", "reason", l.Reason)
-			case <-ctx.Done():
-			}
-			return
 		case <-changed:
 		case <-limit.C:
+			a.log.Warn("the bridge did not close in time after the leaving notice", "reason", l.Reason)
 			return
 		case <-ctx.Done():
 			return
@@ -129,20 +126,26 @@ func (a *Agent) waitHold(ctx context.Context) {
 			return
 		}
 		var expire <-chan time.Time
+		var t *time.Timer
 		if !until.IsZero() {
-			t := time.NewTimer(time.Until(until))
-			defer t.Stop()
+			t = time.NewTimer(time.Until(until))
 			expire = t.C
 		}
 		select {
 		case <-ctx.Done():
-			return
 		case <-changed:
 		case <-expire:
 			if a.comeBack(l.Reason, nil) {
 				a.runResumed()
 				a.log.Info("still running long after the notice; reconnecting", "reason", l.Reason)
+				a.kickQuiet() // a metered connection keeps it down, as quiet
 			}
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if ctx.Err() != nil {
+			return
 		}
 	}
 }
@@ -173,10 +176,13 @@ func (a *Agent) stopNotice(ctx context.Context) wire.Leaving {
 		return wire.Leaving{Reason: wire.AwayShutdown, Detail: "the system is shutting down"}
 	}
 	a.mu.Lock()
-	staged, held := a.staged != nil, a.hold.leaving
+	staged, shutdown := a.staged != nil, a.shutdown
+	if time.Since(a.shutdownAt) > shutdownMemory {
+		shutdown = nil
+	}
 	a.mu.Unlock()
-	if held != nil && held.Reason == wire.AwayShutdown {
-		return *held // announced by logind before the stop
+	if shutdown != nil {
+		return *shutdown // announced by logind before the stop
 	}
 	if staged {
 		return wire.Leaving{Reason: wire.AwayStopped, Detail: "restarting into an agent update",

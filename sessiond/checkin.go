@@ -33,6 +33,7 @@ func (a *Agent) runCheckIns(ctx context.Context) {
 	reason := "start" // resolved to enroll, reboot or restart with the snapshot
 	var waiters []chan checkInResult
 	retry := bridge.Backoff{Min: time.Second, Max: time.Minute}
+	quietRetry := bridge.Backoff{Min: time.Minute, Max: time.Minute}
 	var retryC <-chan time.Time
 	for {
 		if reason != "" && retryC == nil {
@@ -47,14 +48,18 @@ func (a *Agent) runCheckIns(ctx context.Context) {
 			if err != nil {
 				wait := retry.Next()
 				if a.isQuiet() {
-					// A quiet agent retries sparingly: every retry is
-					// traffic on a metered link.
-					wait = max(wait, time.Minute)
+					// A quiet agent retries sparingly, every retry being
+					// traffic on a metered link: from a minute, doubling
+					// up to a quarter of its quiet interval.
+					_, every := a.onMetered()
+					quietRetry.Max = max(every/4, time.Minute)
+					wait = max(quietRetry.Next(), time.Minute)
 				}
 				a.log.Warn("check-in failed; will retry", "reason", used, "err", err, "in", wait.Round(time.Millisecond))
 				retryC = time.After(wait)
 			} else {
 				retry.Reset()
+				quietRetry.Reset()
 				reason = ""
 			}
 		}
@@ -71,6 +76,13 @@ func (a *Agent) runCheckIns(ctx context.Context) {
 				// Quiet mode began or ended: the cadence changes now.
 				quiet = q
 				tick.Reset(a.checkInEvery(quiet))
+				if quiet {
+					// One quiet check-in at once: the broker learns the
+					// quiet cadence (readiness judges staleness by it)
+					// and that the machine is quiet, even if no notice
+					// could be sent (it woke on a metered link).
+					reason = pick(reason, wire.ReasonInterval)
+				}
 			}
 		case <-netc:
 			if !a.isQuiet() {

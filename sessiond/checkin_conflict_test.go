@@ -25,7 +25,7 @@ func TestCheckInConflictBounds(t *testing.T) {
 	defer cancel()
 	enrollOnVnet(ctx, t, state, info, agentNet)
 	<-broker.enrolledFrom
-	a, err := New(Config{StateDir: state, Net: agentNet})
+	a, err := New(Config{StateDir: state, Net: agentNet, SystemBus: NoSystemBus})
 	if err != nil {
 		t.Fatal(err)
 	}

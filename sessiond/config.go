@@ -42,6 +42,10 @@ func DefaultStateDir(goos string) string {
 	return "/var/lib/readymesh/sessiond"
 }
 
+// NoSystemBus, as Config.SystemBus (sessiond run --system-bus none),
+// watches no system events.
+const NoSystemBus = "none"
+
 // Config configures an agent.
 type Config struct {
 	// StateDir holds the key, the local database (DBFile), agent.json and
@@ -112,7 +116,9 @@ type Config struct {
 	// SystemBus is the D-Bus system bus address the agent watches for
 	// sleep, shutdown and metered connections on Linux (logind and
 	// NetworkManager). Empty means $DBUS_SYSTEM_BUS_ADDRESS, else the
-	// default system bus.
+	// default system bus. NoSystemBus watches nothing on any system: for
+	// agents that play another machine (tests, the demo), whose host's
+	// sleep and network are not theirs.
 	SystemBus string
 	// RecordRun records this run in the state directory (package
 	// lastrun), so the next run can tell how it ended: cleanly, or not

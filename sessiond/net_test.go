@@ -45,7 +45,7 @@ func TestAgentSocketsFromNet(t *testing.T) {
 	if got := <-broker.enrolledFrom; !strings.HasPrefix(got, "/ip4/"+agentIP+"/udp/") {
 		t.Errorf("the enrolment came from %s, not the agent's vnet address", got)
 	}
-	a, err := New(Config{StateDir: state, Net: agentNet})
+	a, err := New(Config{StateDir: state, Net: agentNet, SystemBus: NoSystemBus})
 	if err != nil {
 		t.Fatal(err)
 	}

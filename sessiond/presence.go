@@ -234,14 +234,16 @@ func (a *Agent) heartbeats(ctx context.Context, s network.Stream, r *wire.Reader
 	}
 	for {
 		overdue.Reset(w.until(time.Now()))
+		_, _, holdCh := a.held()
 		select {
 		case <-ctx.Done():
 			leave(a.stopNotice(ctx))
 			return nil
-		case req := <-a.leaveCh:
-			leave(req.leaving)
-			close(req.done)
-			return errLeft
+		case <-holdCh:
+			if l, _, _ := a.held(); l != nil {
+				leave(*l)
+				return errLeft
+			}
 		case err := <-readErr:
 			return fmt.Errorf("presence: %w", err)
 		case ack := <-acks:

@@ -56,14 +56,19 @@ func (a *Agent) isQuiet() bool {
 	return l != nil && l.Reason == wire.AwayQuiet
 }
 
-// learnPolicy keeps the fleet's policy for this agent (nil: none is set)
-// and has the quiet-mode decision made again if it changed. It never
+// learnPolicy keeps the fleet's policy for this agent (empty: none is
+// set; nil: the broker did not say) and has the quiet-mode decision made again if it changed. It never
 // blocks: the bridge goroutine calls it.
 func (a *Agent) learnPolicy(p *wire.AgentPolicy) {
-	var np wire.AgentPolicy
-	if p != nil {
-		np = *p
+	if p == nil {
+		return // a broker before 0.4.0 says nothing of policies
 	}
+	np := *p
+	// Memory and the database change together, in the order the
+	// brokers' words arrived (the bridge and the check-in loop both
+	// call this).
+	a.policyMu.Lock()
+	defer a.policyMu.Unlock()
 	a.mu.Lock()
 	changed := a.policy != np
 	a.policy = np
@@ -102,9 +107,8 @@ func (a *Agent) decideQuiet(ctx context.Context) {
 	switch {
 	case quiet && l == nil:
 		_, every := a.onMetered()
-		back := time.Now().Add(every).UTC().Truncate(time.Second)
 		a.log.Info("the connection is metered: going quiet", "check_in_every", every)
-		a.goAway(ctx, wire.Leaving{Reason: wire.AwayQuiet, Detail: "on a metered connection", ExpectedBack: &back}, 0)
+		a.goAway(ctx, *a.quietLeaving(), 0)
 		a.kickCheckIns()
 	case !quiet && l != nil && l.Reason == wire.AwayQuiet:
 		what := wire.ReturnedUnmetered
@@ -117,6 +121,14 @@ func (a *Agent) decideQuiet(ctx context.Context) {
 		a.comeBack(wire.AwayQuiet, &wire.Returned{What: what, At: time.Now().UTC()})
 		a.kickCheckIns()
 	}
+}
+
+// quietLeaving is the notice of an agent going quiet: on a metered
+// connection, back at its next quiet check-in.
+func (a *Agent) quietLeaving() *wire.Leaving {
+	_, every := a.onMetered()
+	back := time.Now().Add(every).UTC().Truncate(time.Second)
+	return &wire.Leaving{Reason: wire.AwayQuiet, Detail: "on a metered connection", ExpectedBack: &back}
 }
 
 // kickCheckIns tells the check-in loop that quiet mode began or ended.
@@ -150,6 +162,8 @@ func (a *Agent) quietCheckIn(ctx context.Context, reason string) (uint64, string
 	seq, err := a.sendCompact(ctx, ai.ID, reason, snap, pend)
 	if err == nil {
 		a.brokers.succeeded()
+	} else {
+		a.brokers.failed() // refused or cut off: the next one tries another broker
 	}
 	return seq, reason, err
 }

@@ -14,6 +14,10 @@ import (
 // ctx is done. Before the machine sleeps or shuts down it has the bridge
 // say so, and only then lets the system go on (Event.Release).
 func (a *Agent) runSystem(ctx context.Context, w *sysevents.Watcher) {
+	var events <-chan sysevents.Event // nil: nothing watched (Config.SystemBus "none")
+	if w != nil {
+		events = w.Events()
+	}
 	a.decideQuiet(ctx)
 	alive := time.NewTicker(clockCheck)
 	defer alive.Stop()
@@ -30,11 +34,15 @@ func (a *Agent) runSystem(ctx context.Context, w *sysevents.Watcher) {
 			last = time.Now()
 		case <-a.quietKick:
 			a.decideQuiet(ctx)
-		case ev, ok := <-w.Events():
+		case ev, ok := <-events:
 			if !ok {
-				return
+				events = nil // the watcher closed: nothing more to hear
+				continue
 			}
 			a.onSystemEvent(ctx, ev)
+			if ev.Kind == sysevents.Resume {
+				last = time.Now() // the sleep was told: the clocks need not
+			}
 		}
 	}
 }
@@ -47,7 +55,7 @@ func (a *Agent) onSystemEvent(ctx context.Context, ev sysevents.Event) {
 		if detail == "" {
 			detail = "the machine is going to sleep"
 		}
-		a.goAway(ctx, wire.Leaving{Reason: wire.AwayAsleep, Detail: detail}, 0)
+		a.goAway(ctx, wire.Leaving{Reason: wire.AwayAsleep, Detail: detail}, asleepHold)
 		a.runStopped(wire.AwayAsleep)
 		ev.Release()
 	case sysevents.Shutdown:
@@ -60,22 +68,33 @@ func (a *Agent) onSystemEvent(ctx context.Context, ev sysevents.Event) {
 		} else if ev.Detail != "" {
 			l.Detail = "the machine is shutting down (" + ev.Detail + ")"
 		}
+		a.mu.Lock()
+		a.shutdown, a.shutdownAt = &l, time.Now()
+		a.mu.Unlock()
 		a.goAway(ctx, l, shutdownHold)
 		a.runStopped(wire.AwayShutdown)
 		ev.Release()
 	case sysevents.Resume:
 		a.runResumed()
+		cancelled := ev.Detail == "shutdown cancelled"
+		if cancelled {
+			a.mu.Lock()
+			a.shutdown = nil
+			a.mu.Unlock()
+		}
 		if a.quietNow() {
-			// Woken on a metered connection: stay down, as quiet.
-			a.comeBack(wire.AwayAsleep, nil)
-			a.decideQuiet(ctx)
+			// Woken on a metered connection: the hold becomes quiet in
+			// one step, so the bridge never comes up in between; a quiet
+			// check-in tells the broker.
+			a.setHold(a.quietLeaving(), 0)
+			a.kickCheckIns()
 			return
 		}
-		what := wire.ReturnedResumed
-		if ev.Detail == "shutdown cancelled" {
-			what = wire.ReturnedRestarted
+		var r *wire.Returned // a cancelled shutdown: nothing happened
+		if !cancelled {
+			r = &wire.Returned{What: wire.ReturnedResumed, At: ev.At.UTC(), Detail: ev.Detail}
 		}
-		if !a.comeBack("", &wire.Returned{What: what, At: ev.At.UTC(), Detail: ev.Detail}) {
+		if !a.comeBack("", r) {
 			a.log.Info("resumed, though no sleep was announced")
 		}
 	case sysevents.Metered:
@@ -121,7 +140,16 @@ func sleptBetween(prev, now time.Time) time.Duration {
 // resumed, and how long it slept.
 func (a *Agent) sleptUnannounced(now time.Time, slept time.Duration) {
 	if l, _, _ := a.held(); l != nil {
-		return // announced (asleep) or held for another reason: said already
+		if l.Reason == wire.AwayAsleep {
+			// Announced, but no resume came (the bus restarted while the
+			// machine slept): the clocks say it is awake.
+			a.log.Info("awake again, though no resume was announced", "slept", slept.Round(time.Second))
+			a.comeBack(wire.AwayAsleep, &wire.Returned{What: wire.ReturnedResumed, At: now.UTC(),
+				Detail: fmt.Sprintf("slept about %s", slept.Round(time.Minute))})
+			a.runResumed()
+			a.kickQuiet()
+		}
+		return
 	}
 	a.log.Info("the machine slept without notice (the clocks show it)", "slept", slept.Round(time.Second))
 	a.mu.Lock()

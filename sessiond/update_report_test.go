@@ -194,7 +194,7 @@ func TestTrustReleaseKey(t *testing.T) {
 		t.Error("pinned a key in a directory no agent was enrolled in")
 	}
 	// A running agent holds the database: the pin goes through it.
-	a, err := New(Config{StateDir: e.state, Net: e.agentNet, Inventory: fixture(t), Logger: testLogger(t)})
+	a, err := New(Config{StateDir: e.state, Net: e.agentNet, SystemBus: NoSystemBus, Inventory: fixture(t), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

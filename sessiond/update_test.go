@@ -72,7 +72,7 @@ func newUpdateRig(t *testing.T, pinned string, blob []byte) *updateRig {
 	defer cancel()
 	r := &updateRig{broker: broker, exe: update.PathsFor(filepath.Join(t.TempDir(), "sessiond")), old: []byte("the running agent"), blob: blob}
 	os.WriteFile(r.exe.Exe, r.old, 0o755)
-	a, err := New(Config{StateDir: e.state, Net: e.agentNet, Executable: r.exe.Exe, Inventory: fixture(t),
+	a, err := New(Config{StateDir: e.state, Net: e.agentNet, SystemBus: NoSystemBus, Executable: r.exe.Exe, Inventory: fixture(t),
 		DownloadChunkTimeout: 2 * time.Second, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -335,7 +335,7 @@ func TestRunHandsOver(t *testing.T) {
 	servePresence(e.broker)
 	exe := update.PathsFor(filepath.Join(t.TempDir(), "sessiond"))
 	os.WriteFile(exe.Exe, []byte("the running agent"), 0o755)
-	a, err := New(Config{StateDir: e.state, Net: e.agentNet, Executable: exe.Exe, Inventory: fixture(t), Logger: testLogger(t)})
+	a, err := New(Config{StateDir: e.state, Net: e.agentNet, SystemBus: NoSystemBus, Executable: exe.Exe, Inventory: fixture(t), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

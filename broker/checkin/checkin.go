@@ -98,18 +98,15 @@ func (in *Intake) Serve(s *serve.Stream, ci *wire.CheckIn) (any, error) {
 }
 
 // policy is the fleet's metered-connection policy for machine id, for its
-// ack: a quiet agent has no presence stream and learns a change here. Nil
-// when none is set.
+// ack: a quiet agent has no presence stream and learns a change here. An
+// empty policy when none is set; nil only for an unknown machine.
 func (in *Intake) policy(id string) *wire.AgentPolicy {
 	m, ok := in.store.Machine(id)
 	if !ok {
 		return nil
 	}
 	p := in.store.AgentPolicy(&m)
-	if p == (wire.AgentPolicy{}) {
-		return nil
-	}
-	return &p
+	return &p // an empty one too: "none is set", which nil would not say
 }
 
 // code is the code of a check-in the store refused.

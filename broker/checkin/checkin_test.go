@@ -110,14 +110,15 @@ func (r *rig) checkIn(t *testing.T, seq uint64) wire.CheckInAck {
 }
 
 // Every acked check-in carries the policy in force for the machine: none,
-// its client's, its own, and none again once both are cleared. A retried
+// its client's, its own, and an empty one (none is set) before and once
+// both are cleared. A retried
 // check-in's ack carries it too.
 func TestAckCarriesPolicy(t *testing.T) {
 	r := newRig(t)
 	quiet := wire.AgentPolicy{OnMetered: wire.MeteredQuiet, QuietCheckInSec: 6 * 3600}
 	normal := wire.AgentPolicy{OnMetered: wire.MeteredNormal}
-	if ack := r.checkIn(t, 1); ack.Policy != nil {
-		t.Errorf("no policy set: ack carries %+v", *ack.Policy)
+	if ack := r.checkIn(t, 1); ack.Policy == nil || *ack.Policy != (wire.AgentPolicy{}) {
+		t.Errorf("no policy set: ack carries %+v, want an empty policy", ack.Policy)
 	}
 	if _, err := r.st.SetPolicy(store.ClientScope("acme"), quiet, "admin", r.now); err != nil {
 		t.Fatal(err)
@@ -139,8 +140,8 @@ func TestAckCarriesPolicy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if ack := r.checkIn(t, 4); ack.Policy != nil {
-		t.Errorf("policies cleared: ack carries %+v", *ack.Policy)
+	if ack := r.checkIn(t, 4); ack.Policy == nil || *ack.Policy != (wire.AgentPolicy{}) {
+		t.Errorf("policies cleared: ack carries %+v, want an empty policy", ack.Policy)
 	}
 	r.repl.mu.Lock()
 	defer r.repl.mu.Unlock()

@@ -121,9 +121,15 @@ func (l *Layer) note(id string) (awayNote, bool) {
 	return n, ok
 }
 
-// setNote records n about id, made now.
+// setNote records n about id, stamped now, or just after the newest note
+// this broker knows when that one is stamped later (its broker's clock
+// runs ahead of this one's): a note always replaces the one it follows.
 func (l *Layer) setNote(id string, n awayNote) {
-	l.notes.SetNote(id, l.cfg.Now(), n.encode())
+	at := l.cfg.Now()
+	if cur, _, ok := l.notes.Note(id); ok && !at.After(cur) {
+		at = cur.Add(time.Millisecond)
+	}
+	l.notes.SetNote(id, at, n.encode())
 }
 
 // arrived writes the note of a machine whose bridge opened here at since.

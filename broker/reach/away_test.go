@@ -281,3 +281,31 @@ func TestPolicyInAcks(t *testing.T) {
 		t.Errorf("after a clear the ack carries %+v, want an empty policy", p)
 	}
 }
+
+// TestNoteFollowsAhead: a note this broker writes replaces the newest it
+// knows even when that one was stamped ahead of this broker's clock
+// (another broker's clock runs fast).
+func TestNoteFollowsAhead(t *testing.T) {
+	l, _ := newLayer(nil)
+	notes := &localNotes{}
+	l.SetNotes(notes)
+	l.cfg.Now = func() time.Time { return t0 }
+	notes.SetNote("m1", t0.Add(2*time.Minute), awayNote{Reason: wire.AwayLost, Since: t0}.encode())
+	l.setNote("m1", awayNote{Reason: wire.AwayAsleep, Since: t0})
+	at, _, _ := notes.Note("m1")
+	if n, ok := l.note("m1"); !ok || n.Reason != wire.AwayAsleep || !at.After(t0.Add(2*time.Minute)) {
+		t.Errorf("note %+v at %v, want asleep just after the note stamped ahead", n, at)
+	}
+}
+
+// TestLeavingWithdrawn: a heartbeat without a notice after one with it
+// withdraws it: the agent stayed, and a later silence is lost.
+func TestLeavingWithdrawn(t *testing.T) {
+	tb := newTable()
+	gen := tb.open("m1", newStream(t, quicAddr), t0, nil)
+	tb.beat("m1", gen, t0.Add(time.Second), &wire.Leaving{Reason: wire.AwayAsleep})
+	tb.beat("m1", gen, t0.Add(2*time.Second), nil)
+	if r, ok := tb.close("m1", gen); !ok || r.leaving != nil {
+		t.Errorf("row %+v, want no notice left", r.leaving)
+	}
+}

@@ -119,9 +119,10 @@ func (l *Layer) heartbeats(s *serve.Stream, m *store.Machine, gen uint64) string
 		ReconnectSpreadMS: reconnectSpread(l.deps.Store.Count(), len(list.brokers), l.cfg.AcceptRate).Milliseconds()}
 	var policy wire.AgentPolicy // the policy this agent was told
 	if l.deps.Policy != nil {
-		if policy = l.deps.Policy(m); policy != (wire.AgentPolicy{}) {
-			reply.Policy = &policy
-		}
+		// Always, an empty one too: an agent reads a missing policy as
+		// an older broker's silence, not as "none is set".
+		policy = l.deps.Policy(m)
+		reply.Policy = &policy
 	}
 	sent := list.digest // the broker list this agent has now
 	s.SetWriteDeadline(time.Now().Add(helloTimeout))

@@ -58,15 +58,13 @@ func (t *table) open(id string, s network.Stream, now time.Time, hello *wire.Hel
 }
 
 // beat records a heartbeat on stream gen of id, and the leaving notice
-// it carries, if any.
+// it carries (nil: none, or no longer).
 func (t *table) beat(id string, gen uint64, now time.Time, leaving *wire.Leaving) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if r := t.rows[id]; r != nil && r.gen == gen {
 		r.lastBeat = now
-		if leaving != nil {
-			r.leaving = leaving
-		}
+		r.leaving = leaving // a later heartbeat without one: the agent stayed
 	}
 }
 

@@ -108,7 +108,9 @@ func (d *demo) enroll(ctx context.Context, m machine, token string) error {
 	}
 	args := []string{"sessiond", "run", "--state", state, "--reconnect-max", "5s", "--session-addr", "127.0.0.1:0"}
 	if m.fixture != "" {
-		args = append(args, "--inventory", filepath.Join(d.cfg.fixtures, m.fixture))
+		// A fixture plays another machine: this host's sleep and
+		// network are not its own.
+		args = append(args, "--inventory", filepath.Join(d.cfg.fixtures, m.fixture), "--system-bus", "none")
 	}
 	cmd, logf, err := d.start(m.name, args...)
 	if err != nil {

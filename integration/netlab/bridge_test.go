@@ -171,7 +171,7 @@ func (f *fleet) agentProc(t *testing.T, ns, name string, extra ...string) (strin
 		"--name", name, "--state", state).CombinedOutput(); err != nil {
 		t.Fatalf("enrol %s: %v: %s", name, err, out)
 	}
-	p := start(t, f.lab, ns, "sessiond", append([]string{"run", "--state", state, "--reconnect-max", "2s"}, extra...)...)
+	p := start(t, f.lab, ns, "sessiond", append([]string{"run", "--state", state, "--reconnect-max", "2s", "--system-bus", "none"}, extra...)...)
 	p.run(t, name)
 	return state, p
 }

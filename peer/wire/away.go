@@ -60,8 +60,30 @@ func (l *Leaving) Validate() error {
 	if err := validAwayDetail("leaving", l.Detail); err != nil {
 		return err
 	}
-	if l.ExpectedBack != nil && l.ExpectedBack.After(time.Now().Add(maxAwayAhead)) {
-		return errors.New("leaving: expected_back is more than 31 days ahead")
+	if b := l.ExpectedBack; b != nil {
+		now := time.Now()
+		switch {
+		case b.After(now.Add(maxAwayAhead)):
+			return errors.New("leaving: expected_back is more than 31 days ahead")
+		case b.Before(now.Add(-time.Hour)):
+			return errors.New("leaving: expected_back is in the past")
+		}
+	}
+	return nil
+}
+
+// maxClockAhead is how far ahead of the receiver's clock a time an agent
+// reports may lie: clocks disagree, not by days.
+const maxClockAhead = 24 * time.Hour
+
+// validPast checks a time an agent says something happened at: set, and
+// not ahead of now by more than clocks disagree.
+func validPast(what string, t time.Time) error {
+	switch {
+	case t.IsZero():
+		return fmt.Errorf("%s is not set", what)
+	case t.After(time.Now().Add(maxClockAhead)):
+		return fmt.Errorf("%s is more than a day ahead", what)
 	}
 	return nil
 }
@@ -105,6 +127,9 @@ func (r *Returned) Validate() error {
 	case ReturnedResumed, ReturnedBooted, ReturnedUnclean, ReturnedRestarted, ReturnedUnmetered, ReturnedPolicy:
 	default:
 		return fmt.Errorf("returned: %q is not resumed, booted, unclean, restarted, unmetered or policy", r.What)
+	}
+	if err := validPast("returned: at", r.At); err != nil {
+		return err
 	}
 	return validAwayDetail("returned", r.Detail)
 }

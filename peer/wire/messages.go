@@ -173,7 +173,14 @@ func (m *Hello) Validate() error {
 		return errors.New("hello: machine_id is empty")
 	}
 	if m.Returned != nil {
-		return m.Returned.Validate()
+		if err := m.Returned.Validate(); err != nil {
+			return fmt.Errorf("hello: %w", err)
+		}
+	}
+	if m.UDPBlockedSince != nil {
+		if err := validPast("hello: udp_blocked_since", *m.UDPBlockedSince); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -186,9 +186,15 @@ func (s *Snapshot) Validate() error {
 		return errors.New("snapshot: hostname is empty")
 	}
 	if s.LastUncleanEnd != nil {
+		if err := validPast("snapshot: last_unclean_end.at", s.LastUncleanEnd.At); err != nil {
+			return err
+		}
 		if err := validAwayDetail("snapshot: last_unclean_end", s.LastUncleanEnd.Detail); err != nil {
 			return err
 		}
+	}
+	if s.Runtime.CheckInIntervalSec > maxCheckInIntervalSec {
+		return fmt.Errorf("snapshot: runtime.check_in_interval_s %d is over 31 days", s.Runtime.CheckInIntervalSec)
 	}
 	switch s.Runtime.OnMetered {
 	case "", MeteredNormal, MeteredQuiet:
@@ -253,3 +259,7 @@ func isSHA256Hex(s string) bool {
 	}
 	return true
 }
+
+// maxCheckInIntervalSec bounds the check-in interval a snapshot reports:
+// brokers compute times with it.
+const maxCheckInIntervalSec = 31 * 24 * 3600

@@ -73,7 +73,7 @@ func defineRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.StringVar(&r.cfg.SessionAddr, "session-addr", "", "UDP `address` of the live-session socket (default: any address, a port the kernel picks)")
 	fs.StringVar(&r.cfg.OnMetered, "on-metered", wire.MeteredNormal, "what to do on a metered connection until the fleet sets a policy (meshctl policy set): normal, or quiet (no bridge; a compact check-in every --quiet-interval)")
 	fs.DurationVar(&r.cfg.QuietInterval, "quiet-interval", 6*time.Hour, "check-in `interval` in quiet mode, unless the fleet's policy sets one")
-	fs.StringVar(&r.cfg.SystemBus, "system-bus", "", "D-Bus system bus `address` to watch for sleep, shutdown and metered connections (Linux; default: $DBUS_SYSTEM_BUS_ADDRESS, else the system's)")
+	fs.StringVar(&r.cfg.SystemBus, "system-bus", "", "D-Bus system bus `address` to watch for sleep, shutdown and metered connections (Linux; default: $DBUS_SYSTEM_BUS_ADDRESS, else the system's; none watches nothing, for agents that play another machine)")
 	fs.StringVar(&r.level, "log-level", "info", "log `level`")
 	fs.StringVar(&r.log, "log", "", "append the log to `file` instead of stderr, moving it to FILE.1 past 10 MiB (a Windows service has no stderr)")
 	flagfile.DefineConfig(fs, "sessiond")

@@ -47,7 +47,7 @@ func TestResumeTrial(t *testing.T) {
 			os.WriteFile(p.New, []byte("new"), 0o755)
 			tc.write(state, p)
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			cfg := sessiond.Config{StateDir: state, Logger: log}
+			cfg := sessiond.Config{StateDir: state, Logger: log, SystemBus: sessiond.NoSystemBus}
 			done, err := resumeTrial(context.Background(), cfg, update.Config{StateDir: state, Logger: log})
 			if done || err != nil {
 				t.Fatalf("resumeTrial = %v, %v; want the agent to run", done, err)
