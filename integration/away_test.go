@@ -4,10 +4,8 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,37 +43,15 @@ func startAwayCluster(t *testing.T, base string) ([]*broker, []*tech) {
 }
 
 // everywhere polls machine's card on every admin's broker at once until
-// ok accepts it on all, and logs how long each took from start.
+// ok accepts it on all (see onBrokers); the brokers are named eu-1, eu-2…
+// in the admins' order.
 func everywhere(t *testing.T, admins []*tech, machine, what string, start time.Time, ok func(wire.Card) bool) []wire.Card {
 	t.Helper()
-	cards := make([]wire.Card, len(admins))
-	took := make([]time.Duration, len(admins))
-	var wg sync.WaitGroup
+	views := make([]brokerView, len(admins))
 	for i, a := range admins {
-		wg.Go(func() {
-			deadline := time.Now().Add(awayTimeout)
-			for time.Now().Before(deadline) {
-				r := a.run("show", machine, "--json")
-				var c wire.Card
-				if r.err == nil && json.Unmarshal([]byte(r.stdout), &c) == nil && ok(c) {
-					cards[i], took[i] = c, time.Since(start)
-					return
-				}
-				cards[i] = c
-				time.Sleep(20 * time.Millisecond)
-			}
-		})
+		views[i] = brokerView{b: &broker{name: fmt.Sprintf("eu-%d", i+1)}, tech: a}
 	}
-	wg.Wait()
-	var seen []string
-	for i, c := range cards {
-		if took[i] == 0 {
-			t.Fatalf("%s: the card on broker %d never showed %s within %s; last reachability %+v", machine, i+1, what, awayTimeout, c.Reachability)
-		}
-		seen = append(seen, fmt.Sprintf("eu-%d %s", i+1, took[i].Round(time.Millisecond)))
-	}
-	t.Logf("%s on every broker: %s", what, strings.Join(seen, ", "))
-	return cards
+	return onBrokers(t, views, machine, what+" on every broker", start, ok)
 }
 
 // offlineFor accepts a card offline for reason with a detail containing
