@@ -29,20 +29,7 @@ func TestImportPolicyOfRemovedMachine(t *testing.T) {
 	}{{"the removed side pulls first", true}, {"the setting side pulls first", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			east, west := setup(t)
-			if tc.eastFirst {
-				pull(t, east.Store, west.Store)
-				assertPolicies(t, "east after pulling the policy", east.Store, "client:acme")
-				pull(t, west.Store, east.Store)
-			} else {
-				pull(t, west.Store, east.Store)
-				assertPolicies(t, "west after pulling the removal", west.Store, "client:acme")
-				pull(t, east.Store, west.Store)
-			}
-			assertPolicies(t, "east", east.Store, "client:acme")
-			assertPolicies(t, "west", west.Store, "client:acme")
-			converge(t, east.Store, west.Store)
-			assertConverged(t, east.Store, west.Store)
-			assertPolicies(t, "east converged", east.Store, "client:acme")
+			exchangeEitherWay(t, east, west, tc.eastFirst, "removal")
 		})
 	}
 	t.Run("the setting side is gone", func(t *testing.T) {
@@ -87,20 +74,7 @@ func TestImportPolicyOfDeletedClient(t *testing.T) {
 	}{{"the deleting side pulls first", true}, {"the setting side pulls first", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			east, west := setup(t)
-			if tc.eastFirst {
-				pull(t, east.Store, west.Store)
-				assertPolicies(t, "east after pulling the policy", east.Store, "client:acme")
-				pull(t, west.Store, east.Store)
-			} else {
-				pull(t, west.Store, east.Store)
-				assertPolicies(t, "west after pulling the deletion", west.Store, "client:acme")
-				pull(t, east.Store, west.Store)
-			}
-			assertPolicies(t, "east", east.Store, "client:acme")
-			assertPolicies(t, "west", west.Store, "client:acme")
-			converge(t, east.Store, west.Store)
-			assertConverged(t, east.Store, west.Store)
-			assertPolicies(t, "east converged", east.Store, "client:acme")
+			exchangeEitherWay(t, east, west, tc.eastFirst, "deletion")
 			west.reopen(t)
 			assertPolicies(t, "west after reopen", west.Store, "client:acme")
 		})
@@ -161,4 +135,26 @@ func TestImportPolicyOfClientCreatedAgain(t *testing.T) {
 	mustImport(t, fresh.at(3*time.Minute), exportOne(t, west.Store, Key{KindPolicy, "client:globex"}))
 	mustImport(t, fresh.Store, exportOne(t, west.Store, Key{KindClient, "globex"}))
 	assertPolicies(t, "fresh", fresh.Store, "client:globex")
+}
+
+// exchangeEitherWay lets east and west pull from each other, east first or
+// west first, and checks after each step and once converged that only
+// acme's client policy is in force on both: the removal (or deletion,
+// what) east made wins over the policy west set.
+func exchangeEitherWay(t *testing.T, east, west *broker, eastFirst bool, what string) {
+	t.Helper()
+	if eastFirst {
+		pull(t, east.Store, west.Store)
+		assertPolicies(t, "east after pulling the policy", east.Store, "client:acme")
+		pull(t, west.Store, east.Store)
+	} else {
+		pull(t, west.Store, east.Store)
+		assertPolicies(t, "west after pulling the "+what, west.Store, "client:acme")
+		pull(t, east.Store, west.Store)
+	}
+	assertPolicies(t, "east", east.Store, "client:acme")
+	assertPolicies(t, "west", west.Store, "client:acme")
+	converge(t, east.Store, west.Store)
+	assertConverged(t, east.Store, west.Store)
+	assertPolicies(t, "east converged", east.Store, "client:acme")
 }
